@@ -219,6 +219,7 @@ def _quarantine(self:Store, conn, raw:pd.DataFrame, rej:pd.DataFrame, now):
     for r in rej.itertuples():
         payload = raw.loc[r.row].to_dict() if r.row in raw.index else {}
         if isinstance(payload, pd.DataFrame): payload = payload.iloc[0].to_dict()
+        payload = {k: ("<redacted>" if "password" in str(k) and v is not None else v) for k, v in dict(payload).items()}
         payload = {k: (None if (v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA) else str(v)) for k, v in dict(payload).items()}
         rows.append(dict(ts=now, entity=r.entity, source=r.source, row=str(r.row), field=r.field or "", value=r.value, reason=r.reason,
                          athlete_id=payload.get("athlete_id"), payload=json.dumps(payload, default=str)))
@@ -251,7 +252,7 @@ def read(self:Store, entity:str, # entity name, or 'quarantine' / 'audit'
     "Rows of `entity` as a typed DataFrame, filtered by athletes and dates."
     if entity not in self.tables: raise NotFoundError(f"no table {entity!r} in the store", hint=f"tables: {sorted(self.tables)}")
     t = self.tables[entity]
-    q = sa.select(*[c for c in t.c if c.name not in ("loaded_at", "payload")])
+    q = sa.select(*[c for c in t.c if c.name != "loaded_at"])
     if isinstance(athlete_ids, str): athlete_ids = [athlete_ids]
     if athlete_ids is not None and "athlete_id" in t.c: q = q.where(t.c.athlete_id.in_([str(a) for a in athlete_ids]))
     dcol = next((c for c in ("date", "game_date", "onset_date", "ts") if c in t.c), None)
