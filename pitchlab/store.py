@@ -135,6 +135,16 @@ class Store:
     @property
     def dialect(self)->str: return self.engine.dialect.name
 
+    def exists(self)->bool:
+        "Do all of pitchlab's tables exist in this database?"
+        try: have = set(sa.inspect(self.engine).get_table_names())
+        except sa.exc.OperationalError as e:
+            raise StoreError(f"cannot open the store at {self!r}: {e.orig}", hint="check PITCHLAB_DB_URL and that the server is running") from e
+        return set(self.tables) <= have
+
+    def _need_tables(self):
+        if not self.exists(): raise StoreError(f"the store at {self!r} has no pitchlab tables yet", hint="run `pitchlab init` (or Store(...).create())")
+
 # %% ../nbs/02_store.ipynb
 def _existing(self, conn, entity:str, df:pd.DataFrame)->pd.DataFrame:
     "Stored rows that share natural keys with `df` (read in chunks of the first key column)."
@@ -179,6 +189,8 @@ def write(self:Store, entity:str, # entity name, e.g. 'sessions'
          )->LoadReport:
     "Validate and upsert `df` into `entity`: new keys inserted, changed rows updated, bad rows quarantined."
     if entity not in ENTITIES or entity == "audit": raise ValidationError(f"cannot write entity {entity!r}", hint=f"use one of {sorted(set(ENTITIES) - {'audit'})}")
+    if not isinstance(df, pd.DataFrame): raise ValidationError(f"{entity}: expected a DataFrame, got {type(df).__name__}")
+    self._need_tables()
     source = source or "unknown"
     ent, t = ENTITIES[entity], self.tables[entity]
     valid, rej = validate(entity, df, source=source)
@@ -251,6 +263,7 @@ def read(self:Store, entity:str, # entity name, or 'quarantine' / 'audit'
         )->pd.DataFrame:
     "Rows of `entity` as a typed DataFrame, filtered by athletes and dates."
     if entity not in self.tables: raise NotFoundError(f"no table {entity!r} in the store", hint=f"tables: {sorted(self.tables)}")
+    self._need_tables()
     t = self.tables[entity]
     q = sa.select(*[c for c in t.c if c.name != "loaded_at"])
     if isinstance(athlete_ids, str): athlete_ids = [athlete_ids]
@@ -275,6 +288,7 @@ def quarantine(self:Store, entity:str|None=None # only rejects of this entity
 
 def counts(self:Store)->pd.Series:
     "Number of rows in every table."
+    self._need_tables()
     with self.engine.connect() as conn:
         return pd.Series({n: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for n, t in self.tables.items()}, name="rows")
 
