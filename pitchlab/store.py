@@ -295,7 +295,7 @@ def counts(self:Store)->pd.Series:
 Store.log, Store.read, Store.quarantine, Store.counts = log, read, quarantine, counts
 
 # %% ../nbs/02_store.ipynb
-_PERSONAL = ["sessions", "pitches", "wellness", "cycle_logs", "injuries", "users", "athletes"]
+_PERSONAL = [n for n, e in ENTITIES.items() if "athlete_id" in e.columns and n not in ("audit", "users", "athletes")] + ["users", "athletes"]
 
 def export_athlete(self:Store, athlete_id:str, # the athlete whose data to export
                    path:str|Path|None=None, # zip file to write (default: the data home's exports folder)
