@@ -154,6 +154,16 @@ ENTITIES = {e.name: e for e in [
         _F("metrics", nullable=True, doc="JSON object of the measured values (angles, events, heights)"),
         _F("feedback", nullable=True, doc="what to work on, in words"), _F("source", doc="pitchlab.pose version")),
         key=("athlete_id", "video_sha256", "movement"), refs={"athlete_id": "athletes"}, doc="the technique scores of one analysed video"),
+    Entity("predictions", (
+        _F("athlete_id", doc="who the prediction is about"), _F("date", _d, unit="date", doc="the day scored"),
+        _F("horizon_days", _i, min=1, max=90, unit="days", doc="injury onset within this many days"),
+        _F("model_name", doc="registered model that made it"), _F("model_version", doc="its version in the registry"),
+        _F("risk", _f, min=0, max=1, unit="probability", doc="predicted risk"),
+        _F("lower", _f, True, 0, 1, unit="probability", doc="lower end of the credible or confidence interval"),
+        _F("upper", _f, True, 0, 1, unit="probability", doc="upper end of the interval"),
+        _F("factors", nullable=True, doc="JSON list of the top contributing factors"), _F("source", doc="what scored it: predict, dashboard, pipeline")),
+        key=("athlete_id", "date", "horizon_days", "model_name", "model_version"), refs={"athlete_id": "athletes"},
+        doc="one stored risk prediction, traceable to the model version that made it"),
     Entity("wellness", (
         _F("athlete_id", doc="who reported"), _F("date", _d, unit="date", doc="day the report covers"),
         _F("sleep_hours", _f, True, 0, 24, unit="h", doc="hours slept"),

@@ -126,11 +126,27 @@ class Store:
     def __repr__(self): return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     def create(self)->"Store":
-        "Create any missing tables (idempotent) and return self."
-        try: METADATA.create_all(self.engine)
+        "Create missing tables and add missing nullable columns (idempotent); return self."
+        try:
+            METADATA.create_all(self.engine)
+            self._add_new_columns()
         except sa.exc.OperationalError as e:
             raise StoreError(f"cannot open the store at {self!r}: {e.orig}", hint="check PITCHLAB_DB_URL and that the server is running") from e
         return self
+
+    def _add_new_columns(self):
+        "Additive migration: columns the contracts gained since the store was made are added (nullable only)."
+        insp = sa.inspect(self.engine)
+        with self.engine.begin() as conn:
+            for name, t in self.tables.items():
+                have = {c["name"] for c in insp.get_columns(name)}
+                for c in t.columns:
+                    if c.name in have: continue
+                    if not c.nullable:
+                        raise StoreError(f"the store's table {name!r} lacks the required column {c.name!r}, which cannot be added in place",
+                                         hint="export the data, recreate the store (`pitchlab init` on a new PITCHLAB_DB_URL) and load it again")
+                    ctype = c.type.compile(dialect=self.engine.dialect)
+                    conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{c.name}" {ctype}'))
 
     @property
     def dialect(self)->str: return self.engine.dialect.name

@@ -137,3 +137,19 @@ def test_several_processes_write_one_sqlite_file(tmp_path):
     assert st.counts()["sessions"] == 600
     with st.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_create_adds_columns_the_contracts_gained(db_url):
+    import sqlalchemy as sa
+    st = Store(db_url).create()
+    with st.engine.begin() as c:
+        c.execute(sa.text("ALTER TABLE sessions DROP COLUMN tss"))
+        c.execute(sa.text("DROP TABLE pose_results"))
+    assert not st.exists()
+    st.create()
+    assert st.exists()
+    cols = {c["name"] for c in sa.inspect(st.engine).get_columns("sessions")}
+    assert "tss" in cols
+    _base(st)
+    rep = st.write("sessions", BAD_BATCH.loc[[2]].assign(tss=42.0), source="a.csv")
+    assert rep.inserted == 1 and st.read("sessions").tss.tolist() == [42.0]
