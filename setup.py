@@ -24,7 +24,7 @@ setuptools.setup(
     url=cfg["git_url"],
     packages=setuptools.find_packages(include=["pitchlab", "pitchlab.*"]),
     include_package_data=True,
-    package_data={"pitchlab": ["rules/*.yaml", "data/*"]},
+    package_data={"pitchlab": ["rulesets/*.yaml"]},
     python_requires=">=" + cfg["min_python"],
     install_requires=requirements,
     extras_require={"dev": dev_requirements},
