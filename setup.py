@@ -22,7 +22,7 @@ setuptools.setup(
     author_email=cfg["author_email"],
     license="Apache-2.0",
     url=cfg["git_url"],
-    packages=setuptools.find_packages(include=["pitchlab", "pitchlab.*"]),
+    packages=setuptools.find_namespace_packages(include=["pitchlab", "pitchlab.*"], exclude=["*.__pycache__"]),
     include_package_data=True,
     package_data={"pitchlab": ["rulesets/*.yaml"]},
     python_requires=">=" + cfg["min_python"],
