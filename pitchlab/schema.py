@@ -211,13 +211,16 @@ def _coerce(s:pd.Series, kind:str):
     if kind in ("int", "float"):
         vals = s
         if vals.dtype == object or pd.api.types.is_string_dtype(vals):
-            vals = vals.astype(str).str.replace(",", "", regex=False).str.strip()
-        num = pd.to_numeric(vals.where(present), errors="coerce")
-        bad = present & num.isna()
+            txt = vals.astype(str).str.strip()
+            thousands = txt.str.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
+            vals = txt.where(~thousands, txt.str.replace(",", "", regex=False))
+        num = pd.to_numeric(vals.where(present), errors="coerce").astype("float64")
+        bad = present & (num.isna() | ~np.isfinite(num.fillna(0)))
+        num = num.where(~bad)
         if kind == "int":
-            frac = num.notna() & (num != np.round(num))
+            frac = num.notna() & ((num != np.round(num)) | (num.abs() > 2**53))
             return num.where(~frac).round().astype("Int64"), bad | frac
-        return num.astype("float64"), bad
+        return num, bad
     if kind in ("date", "datetime"):
         dt = pd.to_datetime(s.where(present), errors="coerce", format="mixed") if s.dtype == object or pd.api.types.is_string_dtype(s) else pd.to_datetime(s.where(present), errors="coerce")
         if getattr(dt.dt, "tz", None) is not None: dt = dt.dt.tz_convert("UTC").dt.tz_localize(None)
