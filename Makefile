@@ -34,13 +34,13 @@ demo: setup
 
 ## test: the whole suite: notebooks (slow cells included), then pytest (slow and PostgreSQL tests included)
 test: setup system-deps
-	$(BIN)/nbdev_test --flags "slow postgres" --n_workers 2
+	$(BIN)/nbdev_test --flags "slow postgres" --n_workers 2 --skip_folder_re "^(pipelines|[_.].*)$$"
 	@$(BIN)/python -m pytest tests --runslow -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is missing" >&2; exit 1; fi; exit $$rc
 
 ## test-quick: notebooks and pytest without the slow checks
 test-quick: setup
-	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/nbdev_test --n_workers 2 --skip_folder_re "^(pipelines|[_.].*)$$"
 	$(BIN)/python -m pytest tests -x -q
 
 ## lab: JupyterLab on the notebooks with the pitchlab kernel

@@ -86,7 +86,8 @@ def run(pipeline:str, # name of a notebook in nbs/pipelines (without .ipynb), or
                                 cwd=str(src.parent), execution_timeout=timeout, log_output=False)
             status, error = "succeeded", None
         except Exception as e:
-            status, error = "failed", f"{type(e).__name__}: {e}"[:20000]
+            head = f"{e.ename}: {e.evalue}" if hasattr(e, "ename") else f"{type(e).__name__}: {e}"
+            status, error = "failed", (head + "\n" + str(e))[:20000]
         finally:
             if env_before is None: os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
     result = json.loads(res_file.read_text()) if res_file.is_file() else {}

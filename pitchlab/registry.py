@@ -14,7 +14,7 @@ from .core import NotFoundError, PitchlabError, settings
 
 # %% auto 0
 __all__ = ['Gate', 'feature_profile', 'drift', 'assert_deidentified', 'Registry', 'log_model', 'log_failure', 'versions',
-           'champion', 'promote', 'rollback', 'load', 'profile', 'load_champion', 'Champion']
+           'champion', 'promote', 'rollback', 'load', 'profile', 'load_champion', 'PickledModel', 'Champion']
 
 # %% ../nbs/40_registry.ipynb
 @dataclass
@@ -298,6 +298,21 @@ def load_champion(name:str="injury_risk", uri:str|None=None):
     return Registry(uri).load(name)
 
 Registry.load, Registry.profile = load, profile
+
+# %% ../nbs/40_registry.ipynb
+class PickledModel:
+    "Registry adapter for a fitted model with `predict_proba(frame)`: saved with joblib (load only artifacts you trust)."
+    def __init__(self, model): self.model = model
+    def fit(self, df): self.model.fit(df); return self
+    def predict_proba(self, X:pd.DataFrame)->np.ndarray: return np.asarray(self.model.predict_proba(X), dtype=float)
+    def predict(self, X:pd.DataFrame)->pd.DataFrame: return pd.DataFrame({"risk": self.predict_proba(X)}, index=X.index)
+    def save(self, folder):
+        import joblib
+        joblib.dump(self.model, Path(folder)/"model.joblib")
+    @classmethod
+    def load(cls, folder):
+        import joblib
+        return cls(joblib.load(Path(folder)/"model.joblib"))
 
 # %% ../nbs/40_registry.ipynb
 class Champion:

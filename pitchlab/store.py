@@ -159,7 +159,10 @@ class Store:
         return set(self.tables) <= have
 
     def _need_tables(self):
-        if not self.exists(): raise StoreError(f"the store at {self!r} has no pitchlab tables yet", hint="run `pitchlab init` (or Store(...).create())")
+        "Raise if this is not a pitchlab store; bring an older pitchlab store up to the current contracts (additive only)."
+        if self.exists(): return
+        if "teams" in set(sa.inspect(self.engine).get_table_names()): self.create(); return
+        raise StoreError(f"the store at {self!r} has no pitchlab tables yet", hint="run `pitchlab init` (or Store(...).create())")
 
 # %% ../nbs/02_store.ipynb
 def _existing(self, conn, entity:str, df:pd.DataFrame)->pd.DataFrame:

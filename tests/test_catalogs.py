@@ -10,7 +10,7 @@ SMALL = dict(seed=3, n_teams=3, athletes_per_team=4, seasons=1)
 
 @pytest.fixture
 def demo_home(home):
-    cli.demo(seed=SMALL["seed"], athletes_per_team=SMALL["athletes_per_team"], seasons=SMALL["seasons"], quiet=True)
+    cli.demo(seed=SMALL["seed"], athletes_per_team=SMALL["athletes_per_team"], seasons=SMALL["seasons"], quiet=True, train=False)
     return home
 
 
