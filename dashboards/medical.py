@@ -1,0 +1,11 @@
+"""pitchlab for medical staff: the coach's pages plus menstrual-cycle and injury detail of their teams (every view audited).
+
+Served like dashboards/app.py (see its docstring).
+"""
+import panel as pn
+
+from pitchlab.dash.components import serve_app
+
+if pn.state.served:
+    pn.extension("tabulator")
+    serve_app(roles=("medical",), title="pitchlab: medical").servable(title="pitchlab: medical")

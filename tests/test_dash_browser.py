@@ -1,0 +1,245 @@
+"""The real dashboards in a real browser: `panel serve dashboards/*.py` with pitchlab's local sign-in on 127.0.0.1 and
+a free port, against a temporary PITCHLAB_HOME holding a small synthetic cohort; Playwright drives Debian's Chromium
+(/usr/bin/chromium; `.ci/browser-deps.sh` installs it). Each role signs in, opens its pages, changes an athlete, moves
+a what-if slider, presses Retrain, and we check what a person sees. Screenshots of every page go to docs/screenshots/.
+Everything is bounded: start-up and every wait have timeouts, and the server is killed in teardown."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run"]
+PASSWORD = "browser-test-password"
+WAIT = 45_000  # ms: the longest any element may take to appear
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    "A served dashboard on a temporary data home: its URL, store and who is who."
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run .ci/browser-deps.sh (Debian's chromium package)")
+    from pitchlab.dash.auth import hash_password
+    from pitchlab.store import Store
+    from pitchlab.synth import make_cohort
+    home = tmp_path_factory.mktemp("dash-browser") / "home"
+    home.mkdir()
+    store = Store(f"sqlite:///{home / 'pitchlab.db'}", actor="test").create()
+    c = make_cohort(n_teams=2, athletes_per_team=6, seasons=1, seed=41)
+    for n in ("teams", "athletes", "sessions", "pitches", "wellness", "cycle_logs", "injuries"):
+        store.write(n, getattr(c, n), source="synthetic")
+    t1, t2 = c.teams.team_id
+    team1 = c.athletes.query("team_id == @t1")
+    own = team1.query("sex == 'F'").athlete_id.iloc[0]
+    h = hash_password(PASSWORD)
+    store.write("users", pd.DataFrame([
+        dict(username="coach", display_name="Cora Coach", role="coach", team_ids=t1, password_hash=h),
+        dict(username="med", display_name="Mo Medic", role="medical", team_ids=f"{t1},{t2}", password_hash=h),
+        dict(username="ath", display_name="Ann Athlete", role="athlete", athlete_id=own, password_hash=h),
+        dict(username="root", display_name="Ada Admin", role="admin", password_hash=h)]), source="test")
+    port = _free_port()
+    env = dict(os.environ, PITCHLAB_HOME=str(home), PANEL_COOKIE_SECRET="test-" + os.urandom(16).hex(),
+               PITCHLAB_RETRAIN_BACKEND="stub", TF_CPP_MIN_LOG_LEVEL="3")
+    for k in ("PITCHLAB_DB_URL", "PITCHLAB_DASH_USER", "PANEL_OAUTH_PROVIDER", "PANEL_BASIC_AUTH"): env.pop(k, None)
+    cmd = [str(Path(sys.executable).parent / "panel"), "serve", *[str(ROOT / "dashboards" / f) for f in ("app.py", "coach.py", "medical.py", "athlete.py")],
+           "--plugins", "pitchlab.dash.auth", "--oauth-provider", "pitchlab",
+           "--address", "127.0.0.1", "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
+    log = open(home / "serve.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                if urllib.request.urlopen(base + "/login", timeout=5).status == 200: break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() - t0 > 90:
+                pytest.fail("panel serve did not start:\n" + (home / "serve.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield dict(base=base, store=store, cohort=c, t1=t1, t2=t2, own=own, team1=team1, home=home)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try: proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL); proc.wait(15)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pw = pytest.importorskip("playwright.sync_api")
+    pw.expect.set_options(timeout=WAIT)  # pages load their data after the shell arrives: allow for a busy machine
+    with pw.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+        try: yield b
+        finally: b.close()
+
+
+def sign_in(browser, site, user, path="/app", password=PASSWORD):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(WAIT)
+    page.goto(site["base"] + path)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    return page
+
+
+def tab(page, name):
+    page.locator(".pitchlab-nav .bk-btn", has_text=name).first.click()
+
+
+def nav(page):
+    page.wait_for_selector(".pitchlab-nav .bk-btn")
+    return [t.strip() for t in page.locator(".pitchlab-nav .bk-btn").all_inner_texts()]
+
+
+def shoot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    time.sleep(0.5)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_wrong_password_stays_on_the_login_page(browser, site):
+    page = sign_in(browser, site, "coach", password="not-the-password")
+    page.wait_for_url(re.compile(r".*/login\?.*error=.*"))
+    assert "Invalid username or password" in page.content()
+    assert page.locator(".pitchlab-nav").count() == 0
+    page.context.close()
+    assert site["store"].read("audit").query("action == 'login_failed'").actor.iloc[-1] == "coach"
+
+
+def test_coach(browser, site):
+    from playwright.sync_api import expect
+    page = sign_in(browser, site, "coach")
+    assert nav(page) == ["Team board", "Athlete", "What-if", "Compare", "Pose", "Models", "Entry forms"]
+    expect(page.locator(".tabulator-row")).to_have_count(len(site["team1"]))  # only the coach's own team
+    text = page.locator(".pitchlab-board").inner_text()
+    for n in site["cohort"].athletes.query("team_id == @site['t2']").name:
+        assert n not in text
+    expect(page.get_by_text("risk: ACWR rule until a model is promoted").first).to_be_visible()
+    shoot(page, "coach-board")
+
+    tab(page, "Athlete")
+    page.wait_for_selector(".pitchlab-drilldown-plots canvas")
+    expect(page.get_by_text("injury and cycle detail: medical staff and the athlete only")).to_be_visible()
+    target = site["team1"].iloc[2]
+    sel = page.locator("select", has=page.locator("option", has_text=target.athlete_id)).first
+    assert sel.locator("option").count() == len(site["team1"])
+    sel.select_option(label=f"{target['name']} ({target.athlete_id})")
+    expect(page.get_by_text(f"{target['name']} ({target.athlete_id})").last).to_be_visible()
+    page.wait_for_selector(".pitchlab-drilldown-plots canvas")
+    shoot(page, "coach-athlete")
+
+    tab(page, "What-if")
+    page.wait_for_selector(".pitchlab-day .noUi-handle")
+    summary = page.get_by_text(re.compile(r"planned load [\d,]+ AU"))
+    total = lambda: int(re.search(r"planned load ([\d,]+) AU", summary.inner_text()).group(1).replace(",", ""))
+    day = page.locator(".pitchlab-day .bk-slider-value").first
+    value = lambda: int(day.inner_text().replace(",", ""))
+    t0, v0 = total(), value()
+    handle = page.locator(".pitchlab-day .noUi-handle").first
+    handle.focus()
+    for _ in range(30): handle.press("ArrowRight")  # +10 AU a press
+    time.sleep(1.0)
+    v1 = value()
+    assert v1 == v0 + 300
+    expect(summary).to_contain_text(f"planned load {t0 - v0 + v1:,} AU", timeout=WAIT)  # the plan follows the slider
+    time.sleep(1.0)
+    assert value() == v1 and total() == t0 - v0 + v1  # and nothing undoes the move afterwards
+    shoot(page, "coach-whatif")
+
+    for name, shot, wait in (("Compare", "coach-compare", "canvas"), ("Pose", "coach-pose", ".bk-btn"),
+                             ("Models", "coach-models", ".pitchlab-versions"), ("Entry forms", "coach-forms", ".pitchlab-forms")):
+        tab(page, name)
+        page.wait_for_selector(wait)
+        shoot(page, shot)
+    tab(page, "Models")
+    assert page.locator("button", has_text="Retrain").first.is_disabled()  # coaches see versions, cannot retrain
+    page.context.close()
+    cyc = site["store"].read("audit").query("entity == 'cycle_logs'")
+    assert "coach" not in set(cyc.actor)
+
+
+def test_medical_sees_the_cycle_overlay_and_it_is_audited(browser, site):
+    from playwright.sync_api import expect
+    before = len(site["store"].read("audit"))
+    page = sign_in(browser, site, "med")
+    page.wait_for_selector(".tabulator-row")
+    expect(page.locator(".tabulator-row")).to_have_count(len(site["cohort"].athletes))  # both teams
+    tab(page, "Athlete")
+    page.wait_for_selector(".pitchlab-drilldown-plots canvas")
+    own = site["team1"].set_index("athlete_id").loc[site["own"]]
+    sel = page.locator("select", has=page.locator("option", has_text=site["own"])).first
+    sel.select_option(label=f"{own['name']} ({site['own']})")
+    expect(page.get_by_text(re.compile("cycle phase shaded")).first).to_be_visible()
+    page.wait_for_selector(".pitchlab-drilldown-plots canvas")
+    shoot(page, "medical-athlete")
+    page.context.close()
+    audit = site["store"].read("audit").iloc[before:]
+    mine = audit.query("entity == 'cycle_logs' and athlete_id == @site['own']")
+    assert len(mine) >= 1 and set(mine.actor) == {"med"}
+
+
+def test_athlete_sees_only_their_own(browser, site):
+    from playwright.sync_api import expect
+    page = sign_in(browser, site, "ath")
+    page.wait_for_selector(".pitchlab-drilldown-plots canvas")
+    assert nav(page) == ["My data", "Pose", "Entry forms"]
+    opts = page.locator("select", has=page.locator("option", has_text=site["own"])).first.locator("option").all_inner_texts()
+    assert len(opts) == 1 and site["own"] in opts[0]
+    expect(page.get_by_text(re.compile("cycle phase shaded")).first).to_be_visible()
+    assert page.locator(".tabulator-row").count() == 0
+    shoot(page, "athlete-mydata")
+    tab(page, "Entry forms")
+    page.wait_for_selector(".pitchlab-forms")
+    expect(page.locator(".bk-tab", has_text="Cycle log")).to_be_visible()
+    page.locator("button", has_text="Save session").first.click()
+    expect(page.get_by_text(re.compile(r"session saved for"))).to_be_visible()
+    shoot(page, "athlete-forms")
+    page.goto(site["base"] + "/coach")
+    expect(page.get_by_text(re.compile("this dashboard is for coach, admin"))).to_be_visible()
+    page.context.close()
+    s = site["store"].read("sessions", [site["own"]]).query("source == 'form'")
+    assert list(s.entered_by) == ["ath"] and s.load.iloc[0] == 300.0  # 60 min x RPE 5
+
+
+def test_admin_retrains_with_live_progress(browser, site):
+    from playwright.sync_api import expect
+    page = sign_in(browser, site, "root")
+    page.wait_for_selector(".tabulator-row")
+    tab(page, "Models")
+    page.wait_for_selector(".pitchlab-versions")
+    btn = page.locator("button", has_text="Retrain").first
+    assert btn.is_enabled()
+    btn.click()
+    status = page.locator(".pitchlab-retrain-status")
+    expect(status).to_contain_text("step", timeout=WAIT)  # live progress while it runs
+    expect(status).to_contain_text("registered (stub)", timeout=WAIT)
+    expect(page.locator(".pitchlab-versions .tabulator-row")).to_have_count(1)
+    shoot(page, "admin-models")
+    page.context.close()
+    assert "retrain" in set(site["store"].read("audit").query("actor == 'root'").action)
