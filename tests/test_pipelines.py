@@ -85,9 +85,14 @@ def test_a_second_retrain_is_refused_while_one_runs(cohort_home):
 def test_a_killed_retrain_leaves_registry_and_champion_and_the_next_one_runs(cohort_home):
     reg = Registry()
     before_champ, before_versions = reg.champion("injury_risk"), len(reg.versions("injury_risk"))
-    p = subprocess.Popen([PITCHLAB, "retrain", "--param", "model=bayes", "--param", "draws=400", "--param", "tune=400",
+    p = subprocess.Popen([PITCHLAB, "retrain", "--param", "model=bayes", "--param", "draws=50000", "--param", "tune=50000",
                           "--param", f"gate={OPEN_GATE}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    time.sleep(12)  # inside the notebook: kernel started, features built, sampling under way
+    lock = cohort_home / "locks" / "retrain_injury_risk.lock"
+    for _ in range(600):  # the runner holds the lock: the notebook is starting
+        if lock.is_file() and lock.read_text().strip():
+            break
+        time.sleep(0.1)
+    time.sleep(10)  # inside the notebook: kernel started, features built, sampling under way (50,000 draws cannot be done)
     assert p.poll() is None, "the retrain ended before it could be killed"
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(30)
