@@ -203,7 +203,7 @@ def main():
     p.add_argument("--sessions", type=int, default=20, help="concurrent sessions (default 20)")
     p.add_argument("--athletes", type=int, default=50, help="athletes in the team (default 50)")
     p.add_argument("--timeout", type=float, default=90, help="seconds allowed for start-up and for each session (default 90)")
-    p.add_argument("--procs", type=int, default=1, help="server processes, `panel serve --num-procs` (default 1; Bokeh's processes share one socket, so the kernel balances them poorly)")
+    p.add_argument("--procs", type=int, default=2, help="server processes, `panel serve --num-procs` (default 2, as `pitchlab serve` runs on 2 cores; Bokeh's processes share one socket)")
     p.add_argument("--threads", type=int, default=0, help="`panel serve --num-threads` (default 0: the app loads each page on the event loop)")
     p.add_argument("--keep", action="store_true", help="keep the temporary data home and server log")
     args = p.parse_args()

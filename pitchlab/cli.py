@@ -188,7 +188,9 @@ def info(): print(summary())
 
 # %% ../nbs/90_cli.ipynb
 def serve_command(port:int=5006, address:str="127.0.0.1", apps:tuple=("app", "coach", "medical", "athlete"),
-                  origin:str|None=None, oauth:str|None=None)->tuple[list, dict]:
+                  origin:str|None=None, oauth:str|None=None,
+                  procs:int|None=None, # server processes (default: the machine's cores, at most 4)
+                 )->tuple[list, dict]:
     "The `panel serve` command line and environment for pitchlab's dashboards."
     import secrets
     import pitchlab
@@ -204,12 +206,13 @@ def serve_command(port:int=5006, address:str="127.0.0.1", apps:tuple=("app", "co
         env["PANEL_COOKIE_SECRET"] = f.read_text().strip()
     cmd = [str(Path(sys.executable).parent/"panel"), "serve", *[str(dash/f"{a}.py") for a in apps],
            "--plugins", "pitchlab.dash.auth", "--oauth-provider", oauth or "pitchlab", "--setup", str(dash/"warm.py"),
-           "--address", address, "--port", str(port), "--allow-websocket-origin", origin or f"{address}:{port}"]
+           "--address", address, "--port", str(port), "--allow-websocket-origin", origin or f"{address}:{port}",
+           "--num-procs", str(procs or min(os.cpu_count() or 1, 4))]
     return cmd, env
 
-def serve(port:int=5006, address:str="127.0.0.1", origin:str|None=None)->int:
+def serve(port:int=5006, address:str="127.0.0.1", origin:str|None=None, procs:int|None=None)->int:
     "Serve the dashboards until interrupted."
-    cmd, env = serve_command(port, address, origin=origin)
+    cmd, env = serve_command(port, address, origin=origin, procs=procs)
     print(f"pitchlab dashboards on http://{address}:{port}/app (coach: /coach, medical: /medical, athlete: /athlete); Ctrl-C stops", flush=True)
     try: return subprocess.call(cmd, env=env)
     except KeyboardInterrupt: return 0
@@ -234,6 +237,7 @@ def _parser():
     v = sub.add_parser("serve", help="serve the dashboards (sign-in, roles) with panel serve")
     v.add_argument("--port", type=int, default=5006); v.add_argument("--address", default="127.0.0.1")
     v.add_argument("--origin", default=None, help="allowed websocket origin host:port (default address:port)")
+    v.add_argument("--procs", type=int, default=None, help="server processes (default: the machine's cores, at most 4)")
     for name in _PLUGINS:
         try: mod = importlib.import_module(name)
         except ModuleNotFoundError as e:
@@ -251,7 +255,7 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
         elif args.cmd == "demo": demo(seed=args.seed, force=args.force, n_teams=args.teams, athletes_per_team=args.athletes_per_team, seasons=args.seasons, train=not args.no_train)
         elif args.cmd == "info": info()
         elif args.cmd == "setup-models": setup_models()
-        elif args.cmd == "serve": return serve(args.port, args.address, args.origin)
+        elif args.cmd == "serve": return serve(args.port, args.address, args.origin, args.procs)
         else: return int(args.func(args) or 0)
     except PitchlabError as e:
         print(f"pitchlab {args.cmd}: {e}", file=sys.stderr)
