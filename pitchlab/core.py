@@ -4,13 +4,13 @@
 
 # %% ../nbs/00_core.ipynb 1
 from __future__ import annotations
-import os
+import contextlib, os, sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto 0
 __all__ = ['PitchlabError', 'ConfigError', 'ValidationError', 'NotFoundError', 'AccessDenied', 'StoreError', 'project_root',
-           'Settings', 'settings', 'quiet_tensorflow']
+           'Settings', 'settings', 'quiet_tensorflow', 'quiet_stderr']
 
 # %% ../nbs/00_core.ipynb
 class PitchlabError(Exception):
@@ -119,3 +119,16 @@ def quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+@contextlib.contextmanager
+def quiet_stderr():
+    "Send file descriptor 2 to /dev/null for the block: C++ log lines (absl, TensorFlow Lite) bypass Python logging."
+    try: sys.stderr.flush()
+    except Exception: pass
+    try: fd = os.dup(2)
+    except OSError: yield; return
+    try:
+        with open(os.devnull, "w") as null: os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(fd, 2); os.close(fd)

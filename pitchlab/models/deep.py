@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..core import ConfigError, NotFoundError, ValidationError, quiet_tensorflow
+from ..core import ConfigError, NotFoundError, ValidationError, quiet_tensorflow, quiet_stderr
 from ..features import FEATURE_VERSION, build_features
 
 # %% auto 0
@@ -21,19 +21,7 @@ __all__ = ['SEQUENCE_FEATURES', 'SESSION_TYPES', 'TODAY_WELLNESS', 'QUALITY_DAY_
            'session_quality_table', 'SessionQuality']
 
 # %% ../../nbs/35_deep.ipynb
-@contextlib.contextmanager
-def _quiet_fd2():
-    "Send file descriptor 2 to /dev/null for the block: TensorFlow's absl and cudart-stub lines bypass Python logging."
-    import sys
-    try: sys.stderr.flush()
-    except Exception: pass
-    try: fd = os.dup(2)
-    except OSError: yield; return
-    try:
-        with open(os.devnull, "w") as null: os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(fd, 2); os.close(fd)
+_quiet_fd2 = quiet_stderr # silence C++ log lines on fd 2 (pitchlab.core)
 
 def import_keras():
     "TensorFlow and Keras 3, imported on first use with their log noise silenced; returns `(tf, keras)`."

@@ -8,7 +8,7 @@ import contextlib, os
 from pathlib import Path
 import numpy as np
 import xarray as xr
-from ..core import NotFoundError, ValidationError, project_root, quiet_tensorflow, settings
+from ..core import NotFoundError, ValidationError, project_root, quiet_tensorflow, settings, quiet_stderr
 
 # %% auto 0
 __all__ = ['LANDMARKS', 'COORDS', 'FACE', 'SKELETON', 'IMAGE_SUFFIXES', 'pose_model_path', 'video_info', 'iter_frames',
@@ -206,16 +206,7 @@ def _select(tracks:list, n_frames:int, subject="first", max_lost:int=15, width:f
     return out
 
 # %% ../../nbs/50_pose_landmarks.ipynb
-@contextlib.contextmanager
-def _quiet_stderr():
-    "Silence C++ log lines (TensorFlow Lite, absl) written straight to file descriptor 2."
-    try: fd = os.dup(2)
-    except OSError: yield; return
-    try:
-        with open(os.devnull, "w") as null: os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(fd, 2); os.close(fd)
+_quiet_stderr = quiet_stderr # silence C++ log lines on fd 2 (pitchlab.core)
 
 def _landmarker(model, video:bool, num_poses:int, min_confidence:float):
     "A MediaPipe PoseLandmarker (VIDEO or IMAGE mode) for the model file."
