@@ -259,15 +259,20 @@ class DataAccess:
         self.store.log(action, entity, athlete_id=athlete_id, detail=detail, actor=self.user.username)
 
 # %% ../../nbs/60_dash_auth.ipynb
+def _default_store():
+    from pitchlab.store import Store
+    return Store(settings().db_url)
+
+def _user_rows(username:str, store=None)->pd.DataFrame:
+    "Rows of the users table whose username matches, ignoring case and surrounding spaces."
+    u = (store or _default_store()).read("users")
+    return u[u["username"].str.lower() == str(username).strip().lower()]
+
 def load_user(username:str, # sign-in name
               store=None, # a Store (default: the configured store)
              )->User|None:
     "The User row of `username` from the users table (None if there is none)."
-    if store is None:
-        from pitchlab.store import Store
-        store = Store(settings().db_url)
-    u = store.read("users")
-    hit = u[u["username"].str.lower() == str(username).strip().lower()]
+    hit = _user_rows(username, store)
     return User.from_row(hit.iloc[0]) if len(hit) else None
 
 def login(username:str, # what the person typed as username
@@ -275,11 +280,8 @@ def login(username:str, # what the person typed as username
           store=None, # a Store (default: the configured store)
          )->User|None:
     "Check a local sign-in against the users table: the User, or None; both outcomes are audited."
-    if store is None:
-        from pitchlab.store import Store
-        store = Store(settings().db_url)
-    u = store.read("users")
-    hit = u[u["username"].str.lower() == str(username).strip().lower()]
+    store = store or _default_store()
+    hit = _user_rows(username, store)
     h = hit["password_hash"].iloc[0] if len(hit) else None
     ok = verify_password(None if h is None or pd.isna(h) else str(h), password)
     name = str(hit["username"].iloc[0]) if len(hit) else str(username)[:80]
