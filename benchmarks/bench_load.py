@@ -2,9 +2,10 @@
 
 Three ways in one run, on the same data:
 
-* pitchlab: the fused numba kernel over the dense athlete x date array (`kernel`), and the whole path from a long
-  session table to an xarray.Dataset (`e2e`, `daily_metrics(sessions)`);
-* pandas: the idiomatic reference, `groupby().rolling()` / `groupby().ewm()` on the daily long table (`kernel`), and
+* pitchlab: the fused numba kernel over the dense athlete x date array (`kernel`, with the threads `daily_metrics`
+  uses by default: one per core; also shown on one thread), and the whole path from a long session table to an
+  xarray.Dataset (`e2e`, `daily_metrics(sessions)` with its defaults);
+* pandas: the idiomatic reference (pandas runs it on one thread), `groupby().rolling()` / `groupby().ewm()` on the daily long table (`kernel`), and
   long session table -> daily calendar -> metrics -> Dataset (`e2e`);
 * floor: one read of the input and one write of every output array with NumPy (what no kernel can beat), allocated
   as pitchlab allocates its outputs (one slab); also shown with one new NumPy array per output.
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pitchlab.load import METRICS, _metrics_block, _span_index, calendar, daily_metrics, ewma_lambda
+from pitchlab.load import METRICS, _metrics_block, _span_index, calendar, daily_metrics, ewma_lambda, kernel_threads
 
 OPTS = dict(acute=7, chronic=28, lam_a=ewma_lambda(7), lam_c=ewma_lambda(28), seed_first=True, seed_value=0.0,
             k_ctl=1 - math.exp(-1 / 42), k_atl=1 - math.exp(-1 / 7), tsb_next=True, ddof=1, min_days=1,
@@ -141,16 +142,18 @@ def main():
         assert rel < 1e-8, f"{m}: pitchlab and pandas differ by {rel:.2e}"
     print(f"agreement with pandas on all {len(METRICS)} metrics: max scaled difference {worst:.1e}")
 
-    fast = timeit({"kernel": lambda: _metrics_block(load, first, last, zeros, zeros, **OPTS),
+    nt = kernel_threads(args.athletes, args.days)
+    fast = timeit({"kernel": lambda: _metrics_block(load, first, last, zeros, zeros, **OPTS, threads=nt),
+                   "kernel_1t": lambda: _metrics_block(load, first, last, zeros, zeros, **OPTS, threads=1),
                    "floor": lambda: floor(load, len(METRICS)), "arrays": lambda: floor_arrays(load, len(METRICS)),
                    "e2e": lambda: daily_metrics(sessions)}, args.repeats)
     slow = timeit({"kernel": lambda: pandas_kernel(daily), "e2e": lambda: pandas_e2e(sessions)}, max(3, args.repeats // 2))
-    print(f"kernel : pitchlab {fast['kernel']:8.4f} s   pandas {slow['kernel']:8.4f} s   floor {fast['floor']:8.4f} s "
+    print(f"kernel : pitchlab {fast['kernel']:8.4f} s ({nt} threads; one thread {fast['kernel_1t']:.4f} s)   pandas {slow['kernel']:8.4f} s   floor {fast['floor']:8.4f} s "
           f"(one array per output: {fast['arrays']:.4f} s)")
     print(f"e2e    : pitchlab {fast['e2e']:8.4f} s   pandas {slow['e2e']:8.4f} s   (long sessions table -> xarray.Dataset)")
     kx, ex = slow["kernel"] / fast["kernel"], slow["e2e"] / fast["e2e"]
     fr, fs = fast["kernel"] / fast["floor"], fast["kernel"] / fast["arrays"]
-    print(f"ratios : kernel {kx:.1f}x pandas (bar 30x), e2e {ex:.1f}x pandas (bar 10x), "
+    print(f"ratios : kernel {kx:.1f}x pandas (bar 30x; one thread {slow['kernel'] / fast['kernel_1t']:.1f}x), e2e {ex:.1f}x pandas (bar 10x), "
           f"kernel / floor {fr:.2f} (bar 2; against one array per output {fs:.2f})")
     print(f"BENCH load kernel_x_pandas={kx:.1f} e2e_x_pandas={ex:.1f} floor_ratio={fr:.2f}")
 

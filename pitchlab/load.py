@@ -6,6 +6,9 @@
 from __future__ import annotations
 import enum
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -13,9 +16,9 @@ from numba import njit
 from .core import ConfigError, ValidationError
 
 # %% auto 0
-__all__ = ['EWMA_CONVENTIONS', 'METRICS', 'srpe', 'ewma_lambda', 'calendar', 'QC', 'explain_qc', 'daily_metrics',
-           'example_sessions', 'to_frame', 'project_pmc', 'banister', 'fit_banister', 'trimp', 'trimp_from_hr',
-           'normalized_power', 'intensity_factor', 'tss', 'power_summary', 'player_load', 'wellness_z',
+__all__ = ['EWMA_CONVENTIONS', 'METRICS', 'srpe', 'ewma_lambda', 'calendar', 'QC', 'explain_qc', 'kernel_threads',
+           'daily_metrics', 'example_sessions', 'to_frame', 'project_pmc', 'banister', 'fit_banister', 'trimp',
+           'trimp_from_hr', 'normalized_power', 'intensity_factor', 'tss', 'power_summary', 'player_load', 'wellness_z',
            'random_denominator_test']
 
 # %% ../nbs/10_load.ipynb
@@ -232,18 +235,49 @@ METRICS = ("acute_load", "chronic_load", "chronic_uncoupled", "acwr_rolling", "a
 _WEEK = 7  # days in the week of weekly load, monotony, strain, week-to-week change and ramp rate
 
 @njit(cache=True, error_model="numpy", nogil=True)
+def _ratios(s, e, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_, mono_, strain_, q_):
+    "Second pass over a row, still in cache: ratios, monotony, strain, week change and their QC bits (vectorised by LLVM)."
+    nan = np.nan
+    n = e - s + 1
+    if n <= 0: return
+    am_, cm_, um_, ea_, oc_ = acute_[s:e + 1], chronic_[s:e + 1], unc_[s:e + 1], ewa_[s:e + 1], ewc_[s:e + 1]
+    r1, r2, r3, wk, mo, st, qq = rac_[s:e + 1], rau_[s:e + 1], rew_[s:e + 1], week_[s:e + 1], mono_[s:e + 1], strain_[s:e + 1], q_[s:e + 1]
+    for k in range(n):
+        am = am_[k]; cm = cm_[k]; um = um_[k]; oc = oc_[k]
+        r1[k] = am / cm if cm > 0.0 else nan
+        r2[k] = am / um if um > 0.0 else nan
+        r3[k] = ea_[k] / oc if oc > 0.0 else nan
+        var = mo[k]
+        mono = st[k] / np.sqrt(var) if var > 0.0 else nan
+        mo[k] = mono; st[k] = wk[k] * mono
+        f = qq[k]
+        if cm == 0.0 or um == 0.0 or oc == 0.0: f |= 32
+        if var == 0.0: f |= 64
+        qq[k] = f
+    wc = wchg_[s:e + 1]
+    for k in range(min(n, 2 * _WEEK - 1)): wc[k] = nan
+    for k in range(2 * _WEEK - 1, n):
+        weekly = wk[k]; prev = wk[k - _WEEK]
+        wc[k] = (weekly - prev) / prev * 100.0 if (prev > 0.0 and weekly == weekly) else nan
+        if prev == 0.0 and weekly == weekly: qq[k] |= 128
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_value, k_ctl, k_atl, ctl, atl,
               tsb_next, ddof, min_days, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_, mono_,
-              strain_, ctl_, atl_, tsb_, ramp_, q_):
+              strain_, ctl_, atl_, tsb_, ramp_, q_, lnz):
     "`_load_kernel` for a row whose days are all reported: the same numbers without the missing-day bookkeeping."
     nan = np.nan
     sa = 0.0; sc = 0.0; su = 0.0; sw = 0.0; qw = 0.0
     za = 0; zc = 0; zu = 0; zw = 0
     ea = seed_value; ec = seed_value
-    for t in range(s, e + 1):
+    ts = s + max(chronic, _WEEK, min_days - 1)  # from here every window is full: the steady loop below
+    lastnz = s - chronic - 1  # the last day with a non-zero load (before the row: none)
+    for t in range(s, min(e, ts - 1) + 1):
         h = t - s + 1
         x = x_[t]
         nz = 1 if x != 0.0 else 0
+        if nz: lastnz = t
+        lnz[t] = lastnz
         sa += x; sc += x; sw += x; qw += x * x
         za += nz; zc += nz; zw += nz
         j = t - _WEEK
@@ -269,28 +303,15 @@ def _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_valu
         cm = sc * inv[nc] if hist else nan
         um = su * inv[nu] if (nu > 0 and hist) else nan
         acute_[t] = am; chronic_[t] = cm; unc_[t] = um
-        r = nan
-        if cm == 0.0: flag |= 32
-        elif cm > 0.0: r = am / cm
-        rac_[t] = r
-        r = nan
-        if um == 0.0: flag |= 32
-        elif um > 0.0: r = am / um
-        rau_[t] = r
         if t == s and seed_first:
             ea = x; ec = x
         else:
             ea = lam_a * x + (1.0 - lam_a) * ea
             ec = lam_c * x + (1.0 - lam_c) * ec
-        oc = ec if hist else nan
-        ewa_[t] = ea; ewc_[t] = oc
-        r = nan
-        if oc == 0.0: flag |= 32
-        elif oc > 0.0: r = ea / oc
-        rew_[t] = r
+        ewa_[t] = ea; ewc_[t] = ec if hist else nan
         nw = min(_WEEK, h)
         mean = sw * inv[nw]
-        weekly = sw; mono = nan; strain = nan
+        var = nan
         if h >= _WEEK:
             ss = qw - sw * mean
             if ss <= 1e-6 * qw:
@@ -301,18 +322,8 @@ def _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_valu
                 for j in range(t - nw + 1, t + 1):
                     y = x_[j]; ss += (y - mean) * (y - mean)
                 if mx == mn: ss = 0.0
-            if ss > 0.0:
-                mono = mean / np.sqrt(ss * inv[nw - ddof])
-                strain = weekly * mono
-            else:
-                flag |= 64
-        week_[t] = weekly; mono_[t] = mono; strain_[t] = strain
-        wc = nan
-        if h >= 2 * _WEEK:
-            prev = week_[t - _WEEK]
-            if prev == 0.0: flag |= 128
-            elif prev > 0.0: wc = (weekly - prev) / prev * 100.0
-        wchg_[t] = wc
+            var = ss * inv[nw - ddof]
+        week_[t] = sw; mono_[t] = var; strain_[t] = mean
         tsb = ctl - atl
         ctl += k_ctl * (x - ctl)
         atl += k_atl * (x - atl)
@@ -320,17 +331,61 @@ def _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_valu
         ctl_[t] = ctl; atl_[t] = atl; tsb_[t] = tsb
         ramp_[t] = ctl - ctl_[t - _WEEK] if h > _WEEK else nan
         q_[t] = flag
+    ia = inv[acute]; ic = inv[chronic]; iu = inv[chronic - acute]; iw = inv[_WEEK]; iv = inv[_WEEK - ddof]
+    ka = 1.0 - lam_a; kc = 1.0 - lam_c
+    ua = np.uintp(acute); uc = np.uintp(chronic); uw = np.uintp(_WEEK)
+    for t in range(ts, e + 1):  # the same arithmetic, in the same order, without the warm-up branches
+        u = np.uintp(t)  # unsigned indices: no negative-index wraparound
+        x = x_[u]
+        if x != 0.0: lastnz = t
+        lnz[u] = lastnz
+        sa += x; sc += x; sw += x; qw += x * x
+        y = x_[u - uw]
+        sw -= y; qw -= y * y
+        y = x_[u - ua]
+        sa -= y; su += y
+        y = x_[u - uc]
+        sc -= y; su -= y
+        # a window without a non-zero load has a sum of exactly 0 (running sums would leave rounding residue)
+        if lastnz <= t - acute: sa = 0.0
+        if lastnz <= t - chronic: sc = 0.0
+        if lnz[u - ua] <= t - chronic: su = 0.0
+        if lastnz <= t - _WEEK: sw = 0.0; qw = 0.0
+        acute_[u] = sa * ia; chronic_[u] = sc * ic; unc_[u] = su * iu
+        ea = lam_a * x + ka * ea
+        ec = lam_c * x + kc * ec
+        ewa_[u] = ea; ewc_[u] = ec
+        mean = sw * iw
+        ss = qw - sw * mean
+        if ss <= 1e-6 * qw:
+            mn = np.inf; mx = -np.inf; sx = 0.0
+            for j in range(t - _WEEK + 1, t + 1):
+                y = x_[j]; sx += y; mn = min(mn, y); mx = max(mx, y)
+            mean = sx / _WEEK; ss = 0.0
+            for j in range(t - _WEEK + 1, t + 1):
+                y = x_[j]; ss += (y - mean) * (y - mean)
+            if mx == mn: ss = 0.0
+        week_[u] = sw; mono_[u] = ss * iv; strain_[u] = mean
+        tsb = ctl - atl
+        ctl += k_ctl * (x - ctl)
+        atl += k_atl * (x - atl)
+        if not tsb_next: tsb = ctl - atl
+        ctl_[u] = ctl; atl_[u] = atl; tsb_[u] = tsb
+        ramp_[u] = ctl - ctl_[u - uw]
+        q_[u] = 0
+    _ratios(s, e, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_, mono_, strain_, q_)
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, seed_value, k_ctl, k_atl,
-                 ctl0, atl0, tsb_next, ddof, min_days, max_missing, out, qc):
-    "Fused pass over (athlete, date): rolling and uncoupled ACWR, EWMA, week, monotony, strain, CTL/ATL/TSB, ramp."
+                 ctl0, atl0, tsb_next, ddof, min_days, max_missing, out, qc, lo, hi):
+    "Fused pass over athletes `lo` to `hi` - 1, all dates: rolling and uncoupled ACWR, EWMA, week, monotony, strain, CTL/ATL/TSB, ramp."
     n_ath, n_days = load.shape
     nan = np.nan
     inv = np.empty(chronic + 2)  # 1/n for window counts: a multiplication instead of a division per mean
     inv[0] = nan
     for q in range(1, chronic + 2): inv[q] = 1.0 / q
-    for i in range(n_ath):
+    lnz = np.empty(n_days, np.int64)  # scratch: last non-zero day up to each day
+    for i in range(lo, hi):
         s, e = first[i], last[i]
         x_ = load[i]; q_ = qc[i]
         acute_, chronic_, unc_, rac_, rau_ = out[0, i], out[1, i], out[2, i], out[3, i], out[4, i]
@@ -353,7 +408,7 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
         if full:  # every day reported: the lean loop (about 15% faster)
             _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_value, k_ctl, k_atl, ctl, atl,
                       tsb_next, ddof, min_days, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_,
-                      mono_, strain_, ctl_, atl_, tsb_, ramp_, q_)
+                      mono_, strain_, ctl_, atl_, tsb_, ramp_, q_, lnz)
             continue
         for t in range(s, e + 1):
             h = t - s + 1
@@ -400,14 +455,6 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
             cm = sc * inv[cc] if (c_ok and hist) else nan
             um = su * inv[cu] if (u_ok and hist) else nan
             acute_[t] = am; chronic_[t] = cm; unc_[t] = um
-            r = nan
-            if cm == 0.0: flag |= 32
-            elif cm > 0.0: r = am / cm
-            rac_[t] = r
-            r = nan
-            if um == 0.0: flag |= 32
-            elif um > 0.0: r = am / um
-            rau_[t] = r
             # exponentially weighted moving averages (an unreported day carries them forward)
             if rep:
                 if not seeded:
@@ -422,13 +469,9 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
             oa = ea if (seeded and a_ok) else nan
             oc = ec if (seeded and c_ok and hist) else nan
             ewa_[t] = oa; ewc_[t] = oc
-            r = nan
-            if oc == 0.0: flag |= 32
-            elif oc > 0.0: r = oa / oc
-            rew_[t] = r
             # the week: weekly load, monotony, strain, week-to-week change
             nw = min(_WEEK, h)
-            weekly = nan; mono = nan; strain = nan
+            weekly = nan; var = nan; mean = nan
             if cw > 0 and (nw - cw) <= max_missing * nw:
                 mean = sw * inv[cw]
                 weekly = sw if cw == nw else mean * nw
@@ -445,20 +488,10 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
                             y = x_[j]
                             if y == y: ss += (y - mean) * (y - mean)
                         if mx == mn: ss = 0.0  # every reported load of the week equal: SD exactly 0
-                    if ss > 0.0:
-                        mono = mean / np.sqrt(ss * inv[cw - ddof])
-                        strain = weekly * mono
-                    else:
-                        flag |= 64
+                    var = ss * inv[cw - ddof]
             else:
                 flag |= 16
-            week_[t] = weekly; mono_[t] = mono; strain_[t] = strain
-            wc = nan
-            if h >= 2 * _WEEK and weekly == weekly:
-                prev = week_[t - _WEEK]
-                if prev == 0.0: flag |= 128
-                elif prev > 0.0: wc = (weekly - prev) / prev * 100.0
-            wchg_[t] = wc
+            week_[t] = weekly; mono_[t] = var; strain_[t] = mean
             # fitness-fatigue (an unreported day carries CTL and ATL forward)
             tsb = ctl - atl
             if rep:
@@ -468,20 +501,54 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
             ctl_[t] = ctl; atl_[t] = atl; tsb_[t] = tsb
             ramp_[t] = ctl - ctl_[t - _WEEK] if h > _WEEK else nan
             q_[t] = flag
+        _ratios(s, e, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_, mono_, strain_, q_)
 
 # %% ../nbs/10_load.ipynb
+def kernel_threads(n_athletes:int, # athletes in the block
+                   n_days:int, # dates in the block
+                   threads:int|None=None, # asked for (at most one per athlete); None: one per core this process may use, for large blocks
+                  )->int:
+    "Threads the metric kernel runs on for a block of athletes."
+    if threads is not None:
+        if int(threads) < 1: raise ConfigError(f"threads must be >= 1 or None, got {threads}")
+        return int(max(1, min(int(threads), n_athletes)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    # handing work to a thread costs about what the kernel spends on 15,000 athlete-days (measured on 2 cores):
+    # a thread gets at least 25,000 athlete-days
+    return int(max(1, min(cores, n_athletes // 2, (n_athletes * n_days) // 25_000)))
+
+_POOL: dict = {}
+_POOL_LOCK = threading.Lock()
+
+def _pool(n:int)->ThreadPoolExecutor:
+    "One shared pool of worker threads per size (the kernels release the GIL, so the threads run at once)."
+    with _POOL_LOCK:
+        if n not in _POOL: _POOL[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="pitchlab-load")
+        return _POOL[n]
+
 def _metrics_block(load, first, last, ctl0, atl0, acute=7, chronic=28, lam_a=0.25, lam_c=2/29, seed_first=True,
                    seed_value=0.0, k_ctl=1-math.exp(-1/42), k_atl=1-math.exp(-1/7), tsb_next=True, ddof=1,
-                   min_days=1, max_missing=0.25):
-    "NumPy in, NumPy out: the fused kernel on one block of athletes (any number of them, all dates)."
+                   min_days=1, max_missing=0.25, threads=1):
+    "NumPy in, NumPy out: the fused kernel on one block of athletes (any number of them, all dates), split over threads."
     load = np.ascontiguousarray(load, dtype=np.float64)
     n_ath, n_days = load.shape
     out = np.empty((len(METRICS), n_ath, n_days))
     qc = np.empty((n_ath, n_days), dtype=np.uint8)
-    _load_kernel(load, np.asarray(first, np.int64), np.asarray(last, np.int64), int(acute), int(chronic),
-                 float(lam_a), float(lam_c), bool(seed_first), float(seed_value), float(k_ctl), float(k_atl),
-                 np.asarray(ctl0, np.float64), np.asarray(atl0, np.float64), bool(tsb_next), int(ddof),
-                 int(min_days), float(max_missing), out, qc)
+    first, last = np.asarray(first, np.int64), np.asarray(last, np.int64)
+    ctl0, atl0 = np.asarray(ctl0, np.float64), np.asarray(atl0, np.float64)
+    def run(a, b):
+        _load_kernel(load, first, last, int(acute), int(chronic), float(lam_a), float(lam_c), bool(seed_first),
+                     float(seed_value), float(k_ctl), float(k_atl), ctl0, atl0, bool(tsb_next), int(ddof),
+                     int(min_days), float(max_missing), out, qc, a, b)
+    n = kernel_threads(n_ath, n_days, threads)
+    if n == 1: run(0, n_ath)
+    else:  # contiguous blocks of athletes with about equal numbers of in-span days; this thread runs the first
+        work = np.cumsum(np.maximum(last - first + 1, 0) + 1)
+        cut = np.searchsorted(work, work[-1] * np.arange(1, n) / n).tolist()
+        edges = [0] + cut + [n_ath]
+        jobs = [_pool(n - 1).submit(run, a, b) for a, b in zip(edges[1:-1], edges[2:])]
+        run(edges[0], edges[1])
+        for j in jobs: j.result()
     return (*out, qc)
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -571,6 +638,7 @@ def daily_metrics(sessions:pd.DataFrame|xr.Dataset, # long table of sessions (se
                   tsb:str="next_day", # 'next_day': TSB_t = CTL_(t-1) - ATL_(t-1) (GoldenCheetah); 'same_day': CTL_t - ATL_t
                   min_days:int=1, # days of history before chronic metrics and ratios are given (1: R package ACWR; 28: full windows only)
                   max_missing:float=0.25, # largest share of unreported days a window may hold; more gives NaN and a QC flag
+                  threads:int|None=None, # threads of the metric kernel (None: one per core for in-memory data; 1 per block of a Dask-backed calendar, which Dask runs in parallel)
                   **calendar_options, # passed to `calendar` when `sessions` is a table: reported, start, end, main_sport
                  )->xr.Dataset:
     "Daily load metrics of every athlete: ACWR (rolling, uncoupled, EWMA), weekly load and change, monotony, strain, CTL/ATL/TSB, ramp rate, role splits."
@@ -590,6 +658,8 @@ def daily_metrics(sessions:pd.DataFrame|xr.Dataset, # long table of sessions (se
                 seed_first=isinstance(ewma_seed, str), seed_value=0.0 if isinstance(ewma_seed, str) else float(ewma_seed),
                 k_ctl=1 - math.exp(-1 / ctl_days), k_atl=1 - math.exp(-1 / atl_days), tsb_next=tsb == "next_day",
                 ddof=int(ddof), min_days=int(min_days), max_missing=float(max_missing))
+    if threads is not None: kernel_threads(1, 1, threads)  # checks the value
+    opts["threads"] = threads if cal["load"].chunks is None else (threads or 1)
     first, last = _span_index(cal)
     seeds = [xr.DataArray(_per_athlete(v, ids, n), dims="athlete_id", coords={"athlete_id": ids})
              for v, n in ((ctl0, "ctl0"), (atl0, "atl0"))]

@@ -8,8 +8,9 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pitchlab.core import ConfigError, ValidationError
-from pitchlab.load import (METRICS, QC, calendar, daily_metrics, ewma_lambda, explain_qc, normalized_power,
-                           power_summary, project_pmc, random_denominator_test, to_frame, tss, wellness_z)
+from pitchlab.load import (METRICS, QC, calendar, daily_metrics, ewma_lambda, example_sessions, explain_qc,
+                           kernel_threads, normalized_power, power_summary, project_pmc, random_denominator_test,
+                           to_frame, tss, wellness_z)
 
 HYP = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -154,6 +155,42 @@ def test_seeded_pmc_and_same_day_tsb_match_pandas(cohort, ctl0, atl0):
     ds = daily_metrics(sessions, ctl0=ctl0, atl0=atl0, tsb="same_day")
     ref = pandas_reference(sessions, ctl0=ctl0, atl0=atl0, tsb="same_day")
     assert_matches_reference(ds, ref, metrics=("ctl", "atl", "tsb", "ramp_rate"))
+
+
+@HYP
+@given(cohorts(with_reported=True), st.integers(2, 5))
+def test_threads_give_the_same_numbers_bit_for_bit(cohort, threads):
+    sessions, reported = cohort
+    one = daily_metrics(sessions, reported=reported, threads=1)
+    many = daily_metrics(sessions, reported=reported, threads=threads)
+    for m in (*METRICS, "qc"):
+        np.testing.assert_array_equal(one[m].values, many[m].values, err_msg=m)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_long_seasons_with_layoffs_match_pandas(threads):
+    "Spans far past the chronic window (the kernel's steady loop), with a 40-day layoff, a late starter, gaps."
+    s = example_sessions(n_athletes=6, n_days=300, seed=3)
+    layoff = (s["athlete_id"] == "P002") & s["date"].between("2024-04-01", "2024-05-10")
+    s.loc[layoff, "load"] = 0.0
+    s = s[~((s["athlete_id"] == "P004") & (s["date"] < "2024-06-01"))]
+    rep = s[["athlete_id", "date"]].drop_duplicates()
+    rep = rep[~((rep["athlete_id"] == "P005") & rep["date"].dt.day.isin([3, 4, 17]))]
+    for reported in (None, rep):
+        ds = daily_metrics(s, reported=reported, threads=threads)
+        assert_matches_reference(ds, pandas_reference(s, reported))
+    d = daily_metrics(s, threads=threads).sel(athlete_id="P002", date="2024-05-10")
+    assert float(d["chronic_load"]) == 0.0 and QC.ZERO_CHRONIC in QC(int(d["qc"]))  # exactly 0 after 28 rest days
+
+
+def test_kernel_threads():
+    assert kernel_threads(40, 400, threads=3) == 3
+    assert kernel_threads(2, 400, threads=8) == 2  # at most one per athlete
+    assert kernel_threads(4, 100) == 1  # a small block stays on the calling thread
+    import os
+    assert kernel_threads(2000, 730) == min(len(os.sched_getaffinity(0)), 1000)
+    with pytest.raises(ConfigError, match="threads must be >= 1"):
+        daily_metrics(one_athlete([1.0, 2.0]), threads=0)
 
 
 # ----------------------------------------------------------------------------------------------- reference numbers
