@@ -262,6 +262,21 @@ def _ratios(s, e, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, w
         if prev == 0.0 and weekly == weekly: qq[k] |= 128
 
 @njit(cache=True, error_model="numpy", nogil=True)
+def _exact_week(x_, t, nw):
+    "Mean and sum of squared deviations of the reported loads of days t-nw+1..t, two-pass: exactly 0 if all are equal."
+    mn = np.inf; mx = -np.inf; sx = 0.0; n = 0
+    for j in range(t - nw + 1, t + 1):
+        y = x_[j]
+        if y == y:
+            sx += y; n += 1; mn = min(mn, y); mx = max(mx, y)
+    mean = sx / n; ss = 0.0
+    for j in range(t - nw + 1, t + 1):
+        y = x_[j]
+        if y == y: ss += (y - mean) * (y - mean)
+    if mx == mn: ss = 0.0  # every reported load of the week equal: SD exactly 0
+    return mean, ss
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_value, k_ctl, k_atl, ctl, atl,
               tsb_next, ddof, min_days, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_, mono_,
               strain_, ctl_, atl_, tsb_, ramp_, q_, lnz):
@@ -314,14 +329,7 @@ def _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_valu
         var = nan
         if h >= _WEEK:
             ss = qw - sw * mean
-            if ss <= 1e-6 * qw:
-                mn = np.inf; mx = -np.inf; sx = 0.0
-                for j in range(t - nw + 1, t + 1):
-                    y = x_[j]; sx += y; mn = min(mn, y); mx = max(mx, y)
-                mean = sx / nw; ss = 0.0
-                for j in range(t - nw + 1, t + 1):
-                    y = x_[j]; ss += (y - mean) * (y - mean)
-                if mx == mn: ss = 0.0
+            if ss <= 1e-6 * qw: mean, ss = _exact_week(x_, t, nw)  # near-constant week: running sums cancel
             var = ss * inv[nw - ddof]
         week_[t] = sw; mono_[t] = var; strain_[t] = mean
         tsb = ctl - atl
@@ -357,14 +365,7 @@ def _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_valu
         ewa_[u] = ea; ewc_[u] = ec
         mean = sw * iw
         ss = qw - sw * mean
-        if ss <= 1e-6 * qw:
-            mn = np.inf; mx = -np.inf; sx = 0.0
-            for j in range(t - _WEEK + 1, t + 1):
-                y = x_[j]; sx += y; mn = min(mn, y); mx = max(mx, y)
-            mean = sx / _WEEK; ss = 0.0
-            for j in range(t - _WEEK + 1, t + 1):
-                y = x_[j]; ss += (y - mean) * (y - mean)
-            if mx == mn: ss = 0.0
+        if ss <= 1e-6 * qw: mean, ss = _exact_week(x_, t, _WEEK)
         week_[u] = sw; mono_[u] = ss * iv; strain_[u] = mean
         tsb = ctl - atl
         ctl += k_ctl * (x - ctl)
@@ -381,9 +382,10 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
     "Fused pass over athletes `lo` to `hi` - 1, all dates: rolling and uncoupled ACWR, EWMA, week, monotony, strain, CTL/ATL/TSB, ramp."
     n_ath, n_days = load.shape
     nan = np.nan
-    inv = np.empty(chronic + 2)  # 1/n for window counts: a multiplication instead of a division per mean
+    m = max(chronic, _WEEK) + 2  # window counts go up to the chronic window or the week
+    inv = np.empty(m)  # 1/n for window counts: a multiplication instead of a division per mean
     inv[0] = nan
-    for q in range(1, chronic + 2): inv[q] = 1.0 / q
+    for q in range(1, m): inv[q] = 1.0 / q
     lnz = np.empty(n_days, np.int64)  # scratch: last non-zero day up to each day
     for i in range(lo, hi):
         s, e = first[i], last[i]
@@ -477,17 +479,8 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
                 weekly = sw if cw == nw else mean * nw
                 if h >= _WEEK and cw - ddof > 0:
                     ss = qw - sw * mean
-                    if ss <= 1e-6 * qw:  # (near-)constant week: running sums cancel, recompute exactly (two-pass)
-                        mn = np.inf; mx = -np.inf; sx = 0.0
-                        for j in range(t - nw + 1, t + 1):
-                            y = x_[j]
-                            if y == y:
-                                sx += y; mn = min(mn, y); mx = max(mx, y)
-                        mean = sx / cw; ss = 0.0
-                        for j in range(t - nw + 1, t + 1):
-                            y = x_[j]
-                            if y == y: ss += (y - mean) * (y - mean)
-                        if mx == mn: ss = 0.0  # every reported load of the week equal: SD exactly 0
+                    if ss <= 1e-6 * qw:  # (near-)constant week: running sums cancel, recompute exactly
+                        mean, ss = _exact_week(x_, t, nw)
                     var = ss * inv[cw - ddof]
             else:
                 flag |= 16

@@ -158,6 +158,17 @@ def test_seeded_pmc_and_same_day_tsb_match_pandas(cohort, ctl0, atl0):
 
 
 @HYP
+@given(cohorts(with_reported=True), st.sampled_from([(1, 2), (2, 4), (3, 5), (5, 6), (7, 21), (10, 40)]),
+       st.sampled_from([0, 1]), st.sampled_from([1, 10]))
+def test_any_window_lengths_match_pandas(cohort, windows, ddof, min_days):
+    "Windows shorter than the 7-day week (monotony, strain) and longer than the default ones."
+    sessions, reported = cohort
+    acute, chronic = windows
+    opts = dict(acute=acute, chronic=chronic, ddof=ddof, min_days=min_days)
+    assert_matches_reference(daily_metrics(sessions, reported=reported, **opts), pandas_reference(sessions, reported, **opts))
+
+
+@HYP
 @given(cohorts(with_reported=True), st.integers(2, 5))
 def test_threads_give_the_same_numbers_bit_for_bit(cohort, threads):
     sessions, reported = cohort
