@@ -435,9 +435,9 @@ def team_board(frames:dict, # output of team_frames
     v = violations if violations is not None else pd.DataFrame(columns=VIOLATION_COLUMNS)
     if len(v) and as_of is not None:
         v = v[pd.to_datetime(v["date"]) > pd.Timestamp(as_of) - pd.Timedelta(days=recent_days)]
-    b["violations"] = b["athlete_id"].map(v.groupby("athlete_id")["message"].agg(lambda s: "; ".join(dict.fromkeys(map(str, s))))).fillna("") if len(v) else ""
+    b["violations"] = b["athlete_id"].map(v.groupby("athlete_id")["message"].agg(lambda s: "; ".join(dict.fromkeys(map(str, s))))).astype(object).fillna("") if len(v) else ""
     b["n_violations"] = b["athlete_id"].map(v.groupby("athlete_id").size()).fillna(0).astype(int) if len(v) else 0
-    b["wellness"] = b["athlete_id"].map(frames["wellness_flags"]).fillna("")
+    b["wellness"] = b["athlete_id"].map(frames["wellness_flags"]).astype(object).fillna("")  # no flags: a float column
     pose = frames["pose"]
     b["pose"] = b["athlete_id"].map(pose.groupby("athlete_id")["score"].last()) if len(pose) else np.nan
     keep = ["athlete_id", "name", "team", "team_id", "sport", "role", "position", "level", "risk", "lower", "upper", "acwr", "trend",
