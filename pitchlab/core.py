@@ -86,6 +86,8 @@ class Settings:
     @property
     def pose_model(self)->Path: return self.models_dir/"pose_landmarker_full.task"
     @property
+    def face_model(self)->Path: return self.models_dir/"face_landmarker.task"
+    @property
     def is_sqlite(self)->bool: return self.db_url.startswith("sqlite")
 
     def ensure(self)->"Settings":

@@ -89,3 +89,71 @@ def test_bystanders_faces_are_found_by_the_four_person_pass():
     faces = people_faces(DEMO, stop=70)
     her = [f for f in faces[60:70] for b in f if b[0] > 0.7]  # the passer-by on the right, frames 60-69
     assert len(her) >= 5
+
+
+# ---------- the face finder: faces whose body the pose model does not find ----------
+
+def test_installed_face_model_is_the_checksummed_one(monkeypatch, tmp_path):
+    from pitchlab.cli import FACE_MODEL, _sha256
+    from pitchlab.core import NotFoundError
+    from pitchlab.pose.landmarks import face_model_path
+    p = face_model_path()
+    assert p.name == "face_landmarker.task" and _sha256(p) == FACE_MODEL["sha256"]
+    monkeypatch.setenv("PITCHLAB_FACE_MODEL", str(tmp_path / "gone.task"))
+    with pytest.raises(NotFoundError) as e:
+        face_model_path()
+    assert "PITCHLAB_FACE_MODEL" in str(e.value) and "setup-models" in e.value.hint
+
+
+def test_face_finder_and_pose_agree_on_the_photo():
+    from pitchlab.pose.privacy import detected_faces, people_faces
+    (f,), = detected_faces(PHOTO)
+    (p,), = people_faces(PHOTO)
+    inter = max(0, min(f[2], p[2]) - max(f[0], p[0])) * max(0, min(f[3], p[3]) - max(f[1], p[1]))
+    assert inter > 0.5 * (p[2] - p[0]) * (p[3] - p[1])
+
+
+@pytest.fixture(scope="module")
+def pasted(tmp_path_factory):
+    "30 frames of the shared video (640 x 360) with the astronaut's face in grey, 50 px high and no body, pasted top left."
+    import cv2
+    from pitchlab.pose.landmarks import iter_frames, landmarks
+    from pitchlab.pose.privacy import face_boxes
+    img = cv2.imread(str(PHOTO))
+    (x0, y0, x1, y1), = face_boxes(landmarks(PHOTO), pad=0.3)[0]
+    face = cv2.cvtColor(cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    h = 50; w = round(face.shape[1] / face.shape[0] * h)
+    small = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
+    frames = []
+    for _, _, f in iter_frames(DEMO, max_side=640, stop=30):
+        f = f.copy(); f[30:30 + h, 30:30 + w] = small; frames.append(f)
+    return write_clip(tmp_path_factory.mktemp("pasted") / "pasted.mp4", frames), (30, 30, 30 + w, 30 + h)
+
+
+def test_face_finder_finds_a_face_without_a_body_in_every_frame(pasted):
+    from pitchlab.pose.privacy import detected_faces, people_faces
+    clip, (x0, y0, x1, y1) = pasted
+    W, H = 640, 360
+    found = detected_faces(clip, every=1)
+    covers = lambda ext: any(e[0] * W < x1 and e[2] * W > x0 and e[1] * H < y1 and e[3] * H > y0 for e in ext)
+    assert len(found) == 30 and all(covers(f) for f in found)
+    assert not any(covers(f) for f in people_faces(clip))  # the 4-person pose pass does not find it: no body
+    assert not any(covers(f) for f in detected_faces(clip, every=1, tile=None))  # too small for the whole frame: the tiles find it
+    assert [bool(f) for f in detected_faces(clip, every=3)[:7]] == [True, False, False, True, False, False, True]
+
+
+def test_overlay_blurs_the_face_without_a_body(pasted, tmp_path):
+    import cv2
+    from pitchlab.pose.landmarks import iter_frames, landmarks
+    from pitchlab.pose.privacy import write_overlay
+    clip, (x0, y0, x1, y1) = pasted
+    out = write_overlay(clip, landmarks(clip), tmp_path / "overlay.mp4")  # everyone=True: pose pass + face finder
+    src = [f for _, _, f in iter_frames(clip)]
+    got = [f for _, _, f in iter_frames(out)]
+    assert len(got) == len(src) == 30
+    lap = lambda a: float(np.abs(cv2.Laplacian(cv2.cvtColor(a[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), cv2.CV_64F)).mean())
+    ratios = [lap(g) / lap(s) for g, s in zip(got, src)]
+    assert max(ratios) < 0.35, [round(r, 2) for r in ratios]  # the face's detail is gone in every frame
+    without = write_overlay(clip, landmarks(clip), tmp_path / "pose_only.mp4", faces=[[]] * 30)  # the athlete's own face only
+    kept = [f for _, _, f in iter_frames(without)]
+    assert min(lap(g) / lap(s) for g, s in zip(kept, src)) > 0.6  # without the face finder it would have stayed sharp

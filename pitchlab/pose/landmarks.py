@@ -11,8 +11,8 @@ import xarray as xr
 from ..core import NotFoundError, ValidationError, project_root, quiet_tensorflow, settings, quiet_stderr
 
 # %% auto 0
-__all__ = ['LANDMARKS', 'COORDS', 'FACE', 'SKELETON', 'IMAGE_SUFFIXES', 'pose_model_path', 'video_info', 'iter_frames',
-           'landmarks', 'world_landmarks', 'landmarks_table']
+__all__ = ['LANDMARKS', 'COORDS', 'FACE', 'SKELETON', 'IMAGE_SUFFIXES', 'pose_model_path', 'face_model_path', 'video_info',
+           'iter_frames', 'landmarks', 'world_landmarks', 'landmarks_table']
 
 # %% ../../nbs/50_pose_landmarks.ipynb
 LANDMARKS = ("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
@@ -29,7 +29,7 @@ SKELETON = (("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 
 # %% ../../nbs/50_pose_landmarks.ipynb
-_MODEL_HINT = "run `pitchlab setup-models` (it installs pose_landmarker_full.task, checksum-verified, into the data home)"
+_MODEL_HINT = "run `pitchlab setup-models` (it installs pose_landmarker_full.task and face_landmarker.task, checksum-verified, into the data home)"
 
 def _clone_roots()->list:
     "Roots of the pitchlab clone around the working directory and around the installed package."
@@ -37,18 +37,28 @@ def _clone_roots()->list:
     roots = [project_root(), project_root(Path(pitchlab.__file__).resolve().parent)]
     return [r for i, r in enumerate(roots) if r is not None and r not in roots[:i]]
 
+def _model_file(model, env:str, installed:Path, what:str)->Path:
+    "A MediaPipe model file: `model`, else the environment variable `env`, else the data home, else this clone's data/home."
+    for name, given in (("the model argument", model), (env, os.environ.get(env))):
+        if given:
+            p = Path(given).expanduser()
+            if not p.is_file(): raise NotFoundError(f"the {what} named by {name} does not exist: {p}", hint=_MODEL_HINT)
+            return p
+    tried = [installed] + [r/"data"/"home"/"models"/installed.name for r in _clone_roots()]
+    for p in tried:
+        if p.is_file(): return p
+    raise NotFoundError(f"MediaPipe's {what} is not installed; looked in " + ", ".join(map(str, tried)), hint=_MODEL_HINT)
+
 def pose_model_path(model:str|Path|None=None, # a `.task` file; default: `PITCHLAB_POSE_MODEL`, the data home, this clone
                    )->Path:
     "Where MediaPipe's pose model is: `model`, else `PITCHLAB_POSE_MODEL`, else the data home, else this clone's data/home."
-    for name, given in (("the model argument", model), ("PITCHLAB_POSE_MODEL", os.environ.get("PITCHLAB_POSE_MODEL"))):
-        if given:
-            p = Path(given).expanduser()
-            if not p.is_file(): raise NotFoundError(f"the pose model named by {name} does not exist: {p}", hint=_MODEL_HINT)
-            return p
-    tried = [settings().pose_model] + [r/"data"/"home"/"models"/"pose_landmarker_full.task" for r in _clone_roots()]
-    for p in tried:
-        if p.is_file(): return p
-    raise NotFoundError("MediaPipe's pose model is not installed; looked in " + ", ".join(map(str, tried)), hint=_MODEL_HINT)
+    return _model_file(model, "PITCHLAB_POSE_MODEL", settings().pose_model, "pose model")
+
+def face_model_path(model:str|Path|None=None, # a `.task` file; default: `PITCHLAB_FACE_MODEL`, the data home, this clone
+                   )->Path:
+    "Where MediaPipe's face landmarker (the face finder of `pitchlab.pose.privacy`) is, looked up like the pose model."
+    return _model_file(model, "PITCHLAB_FACE_MODEL", settings().face_model, "face model")
+
 
 # %% ../../nbs/50_pose_landmarks.ipynb
 def _check_file(path)->Path:

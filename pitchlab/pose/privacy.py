@@ -12,7 +12,8 @@ from ..core import ValidationError
 from .landmarks import FACE, LANDMARKS, SKELETON, iter_frames
 
 # %% auto 0
-__all__ = ['LABELS', 'face_boxes', 'people_faces', 'blur_boxes', 'draw_pose', 'overlay_frames', 'write_overlay', 'overlay_image']
+__all__ = ['LABELS', 'face_boxes', 'people_faces', 'detected_faces', 'bystander_faces', 'blur_boxes', 'draw_pose',
+           'overlay_frames', 'write_overlay', 'overlay_image']
 
 # %% ../../nbs/54_pose_privacy.ipynb
 def _face_extents(da:xr.DataArray)->list:
@@ -67,6 +68,75 @@ def people_faces(path:str|Path, # the video or image
     "Per frame, the normalised face extents of everyone MediaPipe tracks (up to `num_poses` people)."
     from pitchlab.pose.landmarks import landmarks
     return _face_extents(landmarks(path, num_poses=num_poses, max_side=max_side, model=model, min_confidence=0.3, stop=stop))
+
+def _starts(n:int, size:int)->list:
+    "Starts of windows of `size` covering 0..n in half-window steps, the last flush with the end."
+    if size >= n: return [0]
+    s = list(range(0, n - size + 1, max(1, size//2)))
+    return s if s[-1] == n - size else s + [n - size]
+
+def _distinct(ext:list, share:float=0.5)->list:
+    "Face extents without repeats: an extent mostly inside a larger one already kept is dropped."
+    area = lambda e: max(e[2] - e[0], 0)*max(e[3] - e[1], 0)
+    kept = []
+    for e in sorted(ext, key=area, reverse=True):
+        inter = [max(min(e[2], k[2]) - max(e[0], k[0]), 0)*max(min(e[3], k[3]) - max(e[1], k[1]), 0) for k in kept]
+        if not any(i > share*area(e) for i in inter): kept.append(e)
+    return kept
+
+def detected_faces(path:str|Path, # the video or image
+                   every:int=3, # look in every n-th frame (`face_boxes` holds a box over 5 frames)
+                   tile:float=0.5, # also look in overlapping square tiles of this share of the shorter side (small faces); None: whole frames only
+                   max_side:int=1280, # frames are downscaled to this longer side first
+                   min_confidence:float=0.5, # MediaPipe's face detection and presence thresholds
+                   max_faces:int=4, # faces per window
+                   model:str|Path|None=None, # face model (default: `face_model_path()`)
+                   stop:int|None=None, # only the first `stop` frames
+                  )->list:
+    "Per frame, normalised extents of every face MediaPipe's face landmarker finds, body or no body (eyes-to-mouth band, as from the pose)."
+    import cv2, mediapipe as mp
+    from pitchlab.pose.landmarks import face_model_path, _quiet_stderr
+    from pitchlab.core import quiet_tensorflow
+    if every < 1: raise ValidationError(f"every must be >= 1, got {every}")
+    quiet_tensorflow()
+    with _quiet_stderr():
+        from mediapipe.tasks.python import BaseOptions, vision
+        opts = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(face_model_path(model))),
+                                            running_mode=vision.RunningMode.IMAGE, num_faces=max_faces,
+                                            min_face_detection_confidence=min_confidence, min_face_presence_confidence=min_confidence)
+        finder = vision.FaceLandmarker.create_from_options(opts)
+    out = []
+    with finder:
+        for i, _, frame in iter_frames(path, max_side=max_side, stop=stop):
+            found = []
+            if i % every == 0:
+                H, W = frame.shape[:2]
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                wins = [(0, 0, W, H)]
+                if tile:
+                    S = int(round(min(H, W)*tile))
+                    wins += [(x, y, S, S) for y in _starts(H, S) for x in _starts(W, S)]
+                for x, y, w, h in wins:
+                    r = finder.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb[y:y+h, x:x+w])))
+                    for face in r.face_landmarks:
+                        pts = np.array([(q.x, q.y) for q in face])
+                        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+                        y0, y1 = y0 + 0.35*(y1 - y0), y0 + 0.75*(y1 - y0)  # the mesh spans brow to chin: keep eyes to mouth
+                        found.append(((x + x0*w)/W, (y + y0*h)/H, (x + x1*w)/W, (y + y1*h)/H))
+            out.append(_distinct(found))
+    return out
+
+def bystander_faces(path:str|Path, # the video or image
+                    max_side:int=640, # inference size of the pose pass
+                    stop:int|None=None, # only the first `stop` frames
+                    every:int=3, # the face finder's frame step (`detected_faces`)
+                   )->list:
+    "Per frame, the face extents of everyone in view: a 4-person pose pass (`people_faces`) and the face finder (`detected_faces`)."
+    a = people_faces(path, max_side=max_side, stop=stop)
+    b = detected_faces(path, every=every, stop=stop)
+    n = max(len(a), len(b))
+    a, b = list(a) + [[]]*(n - len(a)), list(b) + [[]]*(n - len(b))
+    return [list(x) + list(y) for x, y in zip(a, b)]
 
 def blur_boxes(frame:np.ndarray, # a BGR (or grey) frame; not modified
                boxes:list, # (x0, y0, x1, y1) pixel boxes
@@ -143,15 +213,15 @@ def overlay_frames(path:str|Path, # the video (or image) the landmarks came from
                    events:dict|None=None, # label -> time in s, shown for 0.3 s around each event
                    max_side:int|None=640, # downscale frames so the longer side is at most this
                    frames=None, # only these frame indices (default: all)
-                   everyone:bool=True, # also find bystanders' faces with a 4-person pass (`people_faces`)
+                   everyone:bool=True, # also find bystanders' faces: a 4-person pose pass and the face finder (`bystander_faces`)
                    background:str="keep", # 'keep', or 'blur' everything outside the athlete's body box too
-                   faces:list|None=None, # bystanders' faces already found by `people_faces` (skips the pass)
+                   faces:list|None=None, # bystanders' faces already found (`bystander_faces`, `people_faces`): skips the passes
                   ):
     "Yield (index, time, BGR frame) with faces blurred first, then skeleton, angle labels and events drawn."
     if background not in ("keep", "blur"): raise ValidationError(f"background must be 'keep' or 'blur', got {background!r}")
     want = None if frames is None else set(int(f) for f in np.atleast_1d(frames))
     upto = None if want is None else max(want, default=-1) + 6  # the hold of `face_boxes` looks 5 frames ahead
-    if faces is None and everyone: faces = people_faces(path, max_side=max_side or 640, stop=upto)
+    if faces is None and everyone: faces = bystander_faces(path, max_side=max_side or 640, stop=upto)
     boxes = face_boxes(da, extra=faces)
     W, H = float(da.attrs["width"]), float(da.attrs["height"])
     xy_all = np.stack([da.sel(coord="x").values*W, da.sel(coord="y").values*H], -1)
@@ -175,9 +245,9 @@ def write_overlay(path:str|Path, # the source video
                   events:dict|None=None, # label -> time, s
                   max_side:int=640, # longer side of the written frames (GIFs: at most 360)
                   every:int=1, # keep every n-th frame (GIFs default to every 2nd at 30 fps)
-                  everyone:bool=True, # blur bystanders' faces too (a 4-person pass)
+                  everyone:bool=True, # blur bystanders' faces too (`bystander_faces`)
                   background:str="keep", # 'blur' also blurs everything outside the athlete
-                  faces:list|None=None, # bystanders' faces from `people_faces`, if already found
+                  faces:list|None=None, # bystanders' faces from `bystander_faces`, if already found
                  )->Path:
     "Write an overlay video or GIF (faces blurred, skeleton, angles, events); returns its path."
     import cv2
@@ -212,9 +282,9 @@ def overlay_image(path:str|Path, # the source video or image
                   events:dict|None=None, # label -> time, s
                   max_side:int=480, # longer side of the image
                   fmt:str=".jpg", # .jpg or .png
-                  everyone:bool=True, # blur bystanders' faces too (a 4-person pass over the video up to this frame)
+                  everyone:bool=True, # blur bystanders' faces too (`bystander_faces` over the video up to this frame)
                   background:str="keep", # 'blur' also blurs everything outside the athlete
-                  faces:list|None=None, # bystanders' faces from `people_faces`, if already found
+                  faces:list|None=None, # bystanders' faces from `bystander_faces`, if already found
                  )->bytes:
     "One overlay frame (faces blurred) encoded as JPEG or PNG bytes, small enough for a notebook or a report."
     import cv2
