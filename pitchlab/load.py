@@ -519,6 +519,13 @@ def _pool(n:int)->ThreadPoolExecutor:
         if n not in _POOL: _POOL[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="pitchlab-load")
         return _POOL[n]
 
+def _forget_pools():
+    "In a forked child the pools' threads do not exist (work handed to them would wait forever): start afresh."
+    global _POOL_LOCK
+    _POOL.clear(); _POOL_LOCK = threading.Lock()
+
+if hasattr(os, "register_at_fork"): os.register_at_fork(after_in_child=_forget_pools)
+
 def _metrics_block(load, first, last, ctl0, atl0, acute=7, chronic=28, lam_a=0.25, lam_c=2/29, seed_first=True,
                    seed_value=0.0, k_ctl=1-math.exp(-1/42), k_atl=1-math.exp(-1/7), tsb_next=True, ddof=1,
                    min_days=1, max_missing=0.25, threads=1):

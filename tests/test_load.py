@@ -426,3 +426,17 @@ def test_normalized_power_of_the_shared_edge810_ride():
                 p.append(m.get_value("power") if m.has_field("power") else np.nan)
     s = power_summary(np.array(p, dtype=float), pd.DatetimeIndex(t).values, ftp=315)
     assert abs(s["np"] - 301.1) <= 1.0 and abs(s["tss"] - 119.2) <= 0.03 * 119.2
+
+
+def _acwr_in_child(sessions):
+    return daily_metrics(sessions, threads=2)["acwr_ewma"].values
+
+
+def test_threads_work_in_a_forked_child():
+    "A process forked after the kernel's thread pool started (multiprocessing, servers) gets a pool of its own."
+    import multiprocessing as mp
+    s = example_sessions(n_athletes=8, n_days=200, seed=2)
+    parent = daily_metrics(s, threads=2)["acwr_ewma"].values  # the pool's threads now run in this process
+    with mp.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_acwr_in_child, (s,)).get(timeout=60)
+    np.testing.assert_array_equal(child, parent)
