@@ -315,10 +315,9 @@ def test_pose_page_with_the_real_scorer(world):
     "The Pose page scores the sample video with pitchlab.pose (MediaPipe), stores the score and shows the plots."
     import hashlib
     from pathlib import Path
-    from pitchlab.core import settings
     video = Path(__file__).resolve().parents[1] / "data" / "samples" / "pose" / "sports2d_demo.mp4"
-    if not settings().pose_model.is_file():
-        pytest.fail(f"the pose model is missing at {settings().pose_model}: run `make pose-model` (pitchlab setup-models)")
+    from pitchlab.pose.landmarks import pose_model_path
+    pose_model_path()  # NotFoundError with the way to install it if the model is missing
     data = data_store(world)
     data.athlete = world["bowler"]
     page = C.PosePage(data=data, scorer=C.LibraryPoseScorer(), movement="jump")
@@ -336,3 +335,12 @@ def test_pose_page_with_the_real_scorer(world):
     h = page.history().set_index("video_sha256")
     row = h.loc[hashlib.sha256(video.read_bytes()).hexdigest()]
     assert row.movement == "jump" and row.score == pytest.approx(r["score"])
+
+
+def test_pose_scorer_note_finds_the_models_as_the_scorer_does(monkeypatch, tmp_path):
+    "An empty data home falls back to the clone's models (no false 'not installed'); a wrong PITCHLAB_POSE_MODEL is named."
+    monkeypatch.setenv("PITCHLAB_HOME", str(tmp_path / "home"))
+    assert C.LibraryPoseScorer().note == ""
+    monkeypatch.setenv("PITCHLAB_POSE_MODEL", str(tmp_path / "gone.task"))
+    note = C.LibraryPoseScorer().note
+    assert "PITCHLAB_POSE_MODEL" in note and "gone.task" in note and "pitchlab setup-models" in note

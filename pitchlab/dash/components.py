@@ -276,8 +276,12 @@ class LibraryPoseScorer(PoseScorer):
     available = True
     @property
     def note(self)->str:
-        m = settings().pose_model
-        return "" if m.is_file() else f"the pose model is not installed ({m}): run `pitchlab setup-models`"
+        "Why scoring cannot run here ('' when it can): the models are looked up as the scorer will (env, data home, clone)."
+        from pitchlab.core import NotFoundError
+        from pitchlab.pose.landmarks import pose_model_path, face_model_path
+        try: pose_model_path(); face_model_path()
+        except NotFoundError as e: return e.message + (f": {e.hint}" if e.hint else "")
+        return ""
 
     def score(self, video_path, movement, athlete_id, progress=None, height_m=None, overlay=True):
         import tempfile as _tf
