@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pitchlab-installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup demo test test-quick lab system-deps pose-model export clean-home
+.PHONY: setup demo test test-quick lint format lab system-deps pose-model export clean-home
 
 ## setup: create .venv, install pitchlab with its pinned dependencies, register the Jupyter kernel, fetch the pose model
 setup: $(STAMP) pose-model
@@ -43,6 +43,17 @@ test: setup system-deps
 test-quick: setup
 	$(BIN)/nbdev_test --n_workers 2 --skip_folder_re "^(pipelines|[_.].*)$$"
 	$(BIN)/python -m pytest tests -x -q
+
+## lint: ruff check and format check over the notebooks, tests, benchmarks and dashboards (settings in pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## format: ruff's fixes and formatting, then the library re-exported from the notebooks
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
 
 ## lab: JupyterLab on the notebooks with the pitchlab kernel
 lab: setup

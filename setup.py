@@ -1,4 +1,5 @@
 """Packaging for pitchlab: everything is read from settings.ini (nbdev 2 layout)."""
+
 from configparser import ConfigParser
 from pathlib import Path
 

@@ -15,6 +15,7 @@ An ADVI fit (the interactive approximation) is timed and compared with the fast 
 Run: `.venv/bin/python benchmarks/bench_bayes.py` (about 5-10 minutes; `--quick` skips the slow fit).
 The last line is `BENCH bayes speedup=<ratio> max_rhat=<x> min_ess_bulk=<n> divergences=<n>`.
 """
+
 import argparse
 import json
 import os
@@ -34,7 +35,9 @@ def main(argv=None):
     ap.add_argument("--teams", type=int, default=4)
     ap.add_argument("--athletes-per-team", type=int, default=25)
     ap.add_argument("--seasons", type=int, default=1)
-    ap.add_argument("--alpha", type=float, default=-6.15, help="true intercept (logit daily hazard): -6.15 gives about 100 injuries")
+    ap.add_argument(
+        "--alpha", type=float, default=-6.15, help="true intercept (logit daily hazard): -6.15 gives about 100 injuries"
+    )
     ap.add_argument("--seed", type=int, default=0, help="cohort seed")
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
@@ -45,7 +48,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
 
     t = time.perf_counter()
-    import arviz, nutpie, pymc  # noqa: F401  (imports cost 5-10 s once per process: kept out of both timings)
+    import pymc  # noqa: F401  (imports cost 5-10 s once per process: kept out of both timings)
+
     print(f"imports of pymc, arviz and nutpie: {time.perf_counter() - t:.1f} s (not timed below)", flush=True)
     from pitchlab.synth import make_cohort, HazardParams
     from pitchlab.features import build_features
@@ -53,11 +57,19 @@ def main(argv=None):
     import arviz as az
 
     t = time.perf_counter()
-    cohort = make_cohort(n_teams=a.teams, athletes_per_team=a.athletes_per_team, seasons=a.seasons, seed=a.seed,
-                         hazard=HazardParams(alpha=a.alpha))
+    cohort = make_cohort(
+        n_teams=a.teams,
+        athletes_per_team=a.athletes_per_team,
+        seasons=a.seasons,
+        seed=a.seed,
+        hazard=HazardParams(alpha=a.alpha),
+    )
     feats = build_features({**cohort.tables(), "injuries": history_from_truth(cohort)}, horizon=7)
-    print(f"cohort: {feats['athlete_id'].nunique()} athletes, {len(feats)} athlete-days at risk, {int(feats['event'].sum())} "
-          f"non-contact injuries ({time.perf_counter() - t:.1f} s to simulate and build features)", flush=True)
+    print(
+        f"cohort: {feats['athlete_id'].nunique()} athletes, {len(feats)} athlete-days at risk, {int(feats['event'].sum())} "
+        f"non-contact injuries ({time.perf_counter() - t:.1f} s to simulate and build features)",
+        flush=True,
+    )
     sc = dict(draws=a.draws, tune=a.tune, chains=a.chains, cores=a.cores, random_seed=1)
 
     def cpu():
@@ -74,9 +86,12 @@ def main(argv=None):
 
     fast, t_fast1 = fast_fit()
     d = fast.diagnostics()
-    print(f"fast (Binomial cells + compiled kernel + nutpie): {t_fast1:.1f} s ({fast._cpu:.1f} CPU s); {d['n_rows']} rows -> {d['n_cells']} cells; "
-          f"max R-hat {d['max_rhat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, min tail ESS {d['min_ess_tail']:.0f}, "
-          f"divergences {d['divergences']}, min E-BFMI {d['min_bfmi']:.2f}", flush=True)
+    print(
+        f"fast (Binomial cells + compiled kernel + nutpie): {t_fast1:.1f} s ({fast._cpu:.1f} CPU s); {d['n_rows']} rows -> {d['n_cells']} cells; "
+        f"max R-hat {d['max_rhat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, min tail ESS {d['min_ess_tail']:.0f}, "
+        f"divergences {d['divergences']}, min E-BFMI {d['min_bfmi']:.2f}",
+        flush=True,
+    )
     res = dict(fast_seconds=[t_fast1], fast_diagnostics=d)
     if not a.quick:
         slow = HazardModel(sampler_config={**sc, "backend": "pymc", "collapse": False, "target_accept": 0.8})
@@ -84,8 +99,11 @@ def main(argv=None):
         slow.fit(feats)
         t_slow, cpu_slow = time.perf_counter() - t0, cpu() - c0
         ds = slow.diagnostics()
-        print(f"slow (PyMC default NUTS on Bernoulli rows): {t_slow:.1f} s ({cpu_slow:.1f} CPU s); max R-hat {ds['max_rhat']:.4f}, min bulk ESS "
-              f"{ds['min_ess_bulk']:.0f}, divergences {ds['divergences']}", flush=True)
+        print(
+            f"slow (PyMC default NUTS on Bernoulli rows): {t_slow:.1f} s ({cpu_slow:.1f} CPU s); max R-hat {ds['max_rhat']:.4f}, min bulk ESS "
+            f"{ds['min_ess_bulk']:.0f}, divergences {ds['divergences']}",
+            flush=True,
+        )
         fast2, t_fast2 = fast_fit()
         print(f"fast again after the slow fit: {t_fast2:.1f} s ({fast2._cpu:.1f} CPU s)", flush=True)
         t_fast = (t_fast1 + t_fast2) / 2
@@ -99,33 +117,54 @@ def main(argv=None):
         agree = bool(np.abs(z).max() < 4 and cmp["diff_in_sd"].abs().max() < 0.25)
         print("\nposterior means, slow (a) vs fast (b):")
         print(cmp[["mean_a", "mean_b", "sd_a", "sd_b", "diff_in_sd", "z_mcse"]].round(3).to_string())
-        print(f"largest difference {cmp['diff_in_sd'].abs().max():.3f} posterior SDs (|z| vs Monte Carlo error {np.abs(z).max():.2f}): "
-              f"{'agree' if agree else 'DISAGREE'}")
+        print(
+            f"largest difference {cmp['diff_in_sd'].abs().max():.3f} posterior SDs (|z| vs Monte Carlo error {np.abs(z).max():.2f}): "
+            f"{'agree' if agree else 'DISAGREE'}"
+        )
         speedup = t_slow / t_fast
-        print(f"\nspeed-up (wall clock, slow / mean of the two fast fits): {speedup:.1f}x; in CPU seconds: {cpu_slow / cpu_fast:.1f}x; "
-              f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other jobs share the machine)")
-        res.update(slow_seconds=t_slow, slow_diagnostics=ds, fast_seconds=[t_fast1, t_fast2], speedup=speedup, agree=agree,
-                   cpu_speedup=cpu_slow / cpu_fast,
-                   max_diff_in_sd=float(cmp["diff_in_sd"].abs().max()), max_abs_z=float(np.abs(z).max()))
+        print(
+            f"\nspeed-up (wall clock, slow / mean of the two fast fits): {speedup:.1f}x; in CPU seconds: {cpu_slow / cpu_fast:.1f}x; "
+            f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other jobs share the machine)"
+        )
+        res.update(
+            slow_seconds=t_slow,
+            slow_diagnostics=ds,
+            fast_seconds=[t_fast1, t_fast2],
+            speedup=speedup,
+            agree=agree,
+            cpu_speedup=cpu_slow / cpu_fast,
+            max_diff_in_sd=float(cmp["diff_in_sd"].abs().max()),
+            max_abs_z=float(np.abs(z).max()),
+        )
     advi = HazardModel(sampler_config={**sc, "backend": "advi"})
     t0 = time.perf_counter()
     advi.fit(feats)
     t_advi = time.perf_counter() - t0
     ca = compare_fits(fast, advi)
-    print(f"\nADVI (mean-field, 20,000 steps, same kernel): {t_advi:.1f} s; against fast NUTS: largest mean difference "
-          f"{ca['diff_in_sd'].abs().max():.2f} posterior SDs (median {ca['diff_in_sd'].abs().median():.2f}); SD ratio "
-          f"median {ca['sd_ratio'].median():.2f}, range {ca['sd_ratio'].min():.2f}-{ca['sd_ratio'].max():.2f}")
-    res.update(advi_seconds=t_advi, advi_max_diff_in_sd=float(ca["diff_in_sd"].abs().max()),
-               advi_sd_ratio_median=float(ca["sd_ratio"].median()))
+    print(
+        f"\nADVI (mean-field, 20,000 steps, same kernel): {t_advi:.1f} s; against fast NUTS: largest mean difference "
+        f"{ca['diff_in_sd'].abs().max():.2f} posterior SDs (median {ca['diff_in_sd'].abs().median():.2f}); SD ratio "
+        f"median {ca['sd_ratio'].median():.2f}, range {ca['sd_ratio'].min():.2f}-{ca['sd_ratio'].max():.2f}"
+    )
+    res.update(
+        advi_seconds=t_advi,
+        advi_max_diff_in_sd=float(ca["diff_in_sd"].abs().max()),
+        advi_sd_ratio_median=float(ca["sd_ratio"].median()),
+    )
     gate = d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 400 and d["divergences"] == 0
     if not a.quick:
         bar = gate and res["speedup"] >= 8 and res["agree"]
-        print(f"\nbar (>= 8x, R-hat <= 1.01, bulk ESS >= 400, no divergences, means agree): {'met' if bar else 'NOT met'}")
+        print(
+            f"\nbar (>= 8x, R-hat <= 1.01, bulk ESS >= 400, no divergences, means agree): {'met' if bar else 'NOT met'}"
+        )
         res["bar_met"] = bar
     if a.json:
-        with open(a.json, "w") as f: json.dump(res, f, indent=1, default=float)
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=1, default=float)
     speed = f"{res['speedup']:.1f}" if "speedup" in res else "nan"
-    print(f"BENCH bayes speedup={speed} max_rhat={d['max_rhat']:.4f} min_ess_bulk={d['min_ess_bulk']:.0f} divergences={d['divergences']}")
+    print(
+        f"BENCH bayes speedup={speed} max_rhat={d['max_rhat']:.4f} min_ess_bulk={d['min_ess_bulk']:.0f} divergences={d['divergences']}"
+    )
     return 0
 
 

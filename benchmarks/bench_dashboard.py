@@ -23,6 +23,7 @@ The last line is machine-readable:
 
 Run: .venv/bin/python benchmarks/bench_dashboard.py [--sessions 20] [--athletes 50] [--procs 1] [--threads 0] [--timeout 90]
 """
+
 import argparse
 import asyncio
 import json
@@ -54,25 +55,61 @@ def make_home(home: Path, athletes: int, seed: int = 0):
     from pitchlab.dash.auth import hash_password
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
+
     home.mkdir(parents=True, exist_ok=True)
     store = Store(f"sqlite:///{home / 'pitchlab.db'}", actor="bench").create()
     c = make_cohort(n_teams=1, athletes_per_team=athletes, seasons=2, seed=seed)
     for name in ("teams", "athletes", "sessions", "pitches", "wellness", "cycle_logs", "injuries"):
         store.write(name, getattr(c, name), source="synthetic:bench")
     team = c.teams.team_id.iloc[0]
-    store.write("users", pd.DataFrame([dict(username="coach", display_name="Bench Coach", role="coach", team_ids=team,
-                                            password_hash=hash_password(PASSWORD))]), source="bench")
+    store.write(
+        "users",
+        pd.DataFrame(
+            [
+                dict(
+                    username="coach",
+                    display_name="Bench Coach",
+                    role="coach",
+                    team_ids=team,
+                    password_hash=hash_password(PASSWORD),
+                )
+            ]
+        ),
+        source="bench",
+    )
     return list(c.athletes.athlete_id)
 
 
 def start_server(home: Path, port: int, procs: int = 1, threads: int = 0):
-    env = dict(os.environ, PITCHLAB_HOME=str(home), PANEL_COOKIE_SECRET="bench-" + os.urandom(16).hex(),
-               PITCHLAB_RETRAIN_BACKEND="stub", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(
+        os.environ,
+        PITCHLAB_HOME=str(home),
+        PANEL_COOKIE_SECRET="bench-" + os.urandom(16).hex(),
+        PITCHLAB_RETRAIN_BACKEND="stub",
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
     env.pop("PITCHLAB_DB_URL", None)
-    cmd = [str(Path(sys.executable).parent / "panel"), "serve", str(ROOT / "dashboards" / "app.py"),
-           "--plugins", "pitchlab.dash.auth", "--oauth-provider", "pitchlab",
-           "--address", "127.0.0.1", "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", str(procs), "--num-threads", str(threads),
-           "--setup", str(ROOT / "dashboards" / "warm.py")]
+    cmd = [
+        str(Path(sys.executable).parent / "panel"),
+        "serve",
+        str(ROOT / "dashboards" / "app.py"),
+        "--plugins",
+        "pitchlab.dash.auth",
+        "--oauth-provider",
+        "pitchlab",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--allow-websocket-origin",
+        f"127.0.0.1:{port}",
+        "--num-procs",
+        str(procs),
+        "--num-threads",
+        str(threads),
+        "--setup",
+        str(ROOT / "dashboards" / "warm.py"),
+    ]
     log = open(home / "serve.log", "w")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -80,7 +117,8 @@ def start_server(home: Path, port: int, procs: int = 1, threads: int = 0):
 def stop_server(proc):
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
-        try: proc.wait(10)
+        try:
+            proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
@@ -88,11 +126,13 @@ def stop_server(proc):
 
 async def wait_up(base, timeout):
     from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
     client, t0 = AsyncHTTPClient(), time.monotonic()
     while time.monotonic() - t0 < timeout:
         try:
             r = await client.fetch(base + "/login", request_timeout=5, raise_error=False)
-            if r.code == 200: return
+            if r.code == 200:
+                return
         except (OSError, HTTPClientError):
             pass
         await asyncio.sleep(0.3)
@@ -103,13 +143,21 @@ async def sign_in(base):
     "The session cookies of the coach, from Panel's login form (checked against the users table)."
     from urllib.parse import urlencode
     from tornado.httpclient import AsyncHTTPClient
-    r = await AsyncHTTPClient().fetch(base + "/login", method="POST", body=urlencode(dict(username="coach", password=PASSWORD)),
-                                      follow_redirects=False, raise_error=False, request_timeout=30)
+
+    r = await AsyncHTTPClient().fetch(
+        base + "/login",
+        method="POST",
+        body=urlencode(dict(username="coach", password=PASSWORD)),
+        follow_redirects=False,
+        raise_error=False,
+        request_timeout=30,
+    )
     cookies = {}
     for h in r.headers.get_list("Set-Cookie"):
         k, v = h.split(";", 1)[0].split("=", 1)
         cookies[k] = v
-    if "user" not in cookies: raise RuntimeError(f"sign-in failed (HTTP {r.code}): check the users table and the auth plugin")
+    if "user" not in cookies:
+        raise RuntimeError(f"sign-in failed (HTTP {r.code}): check the users table and the auth plugin")
     return "; ".join(f"{k}={v}" for k, v in cookies.items())
 
 
@@ -123,32 +171,41 @@ async def one_session(base, cookie, ids, timeout):
     from bokeh.protocol.receiver import Receiver
     from tornado.httpclient import AsyncHTTPClient, HTTPRequest
     from tornado.websocket import websocket_connect
+
     t0 = time.perf_counter()
-    r = await AsyncHTTPClient().fetch(HTTPRequest(base + "/app", headers={"Cookie": cookie}, request_timeout=timeout,
-                                                  follow_redirects=False))
+    r = await AsyncHTTPClient().fetch(
+        HTTPRequest(base + "/app", headers={"Cookie": cookie}, request_timeout=timeout, follow_redirects=False)
+    )
     html = r.body.decode()
     m = re.search(r'"token"\s*:\s*"([^"]+)"', html)
-    if not m: raise RuntimeError("no session token in the page (not signed in?)")
-    ws = await websocket_connect(HTTPRequest(base.replace("http", "ws") + "/app/ws", headers={"Cookie": cookie},
-                                             request_timeout=timeout), subprotocols=["bokeh", m.group(1)],
-                                 max_message_size=100 * 2**20)
+    if not m:
+        raise RuntimeError("no session token in the page (not signed in?)")
+    ws = await websocket_connect(
+        HTTPRequest(base.replace("http", "ws") + "/app/ws", headers={"Cookie": cookie}, request_timeout=timeout),
+        subprotocols=["bokeh", m.group(1)],
+        max_message_size=100 * 2**20,
+    )
     conn, proto = WebSocketClientConnectionWrapper(ws), Protocol()
     recv = Receiver(proto)
 
     async def read_msg():
         while True:
             frag = await ws.read_message()
-            if frag is None: raise RuntimeError("websocket closed")
+            if frag is None:
+                raise RuntimeError("websocket closed")
             msg = await recv.consume(frag)
-            if msg is not None: return msg
+            if msg is not None:
+                return msg
 
     try:
         ack = await asyncio.wait_for(read_msg(), timeout)
-        if ack.msgtype != "ACK": raise RuntimeError(f"expected ACK, got {ack.msgtype}")
+        if ack.msgtype != "ACK":
+            raise RuntimeError(f"expected ACK, got {ack.msgtype}")
         await proto.create("PULL-DOC-REQ").send(conn)
         while True:
             reply = await asyncio.wait_for(read_msg(), timeout)
-            if reply.msgtype == "PULL-DOC-REPLY": break
+            if reply.msgtype == "PULL-DOC-REPLY":
+                break
         text = json.dumps(reply.content)
         if any(f'"{a}"' not in text for a in ids):
             # the page shell came first: tell the server the page is ready (as BokehJS does), then wait for the board
@@ -156,11 +213,14 @@ async def one_session(base, cookie, ids, timeout):
             deadline = time.monotonic() + timeout
             while any(f'"{a}"' not in text for a in ids):
                 msg = await asyncio.wait_for(read_msg(), max(0.1, deadline - time.monotonic()))
-                if msg.msgtype == "PATCH-DOC": text += json.dumps(msg.content)
-                if msg.msgtype == "ERROR": raise RuntimeError(f"server error: {msg.content}")
+                if msg.msgtype == "PATCH-DOC":
+                    text += json.dumps(msg.content)
+                if msg.msgtype == "ERROR":
+                    raise RuntimeError(f"server error: {msg.content}")
         elapsed = time.perf_counter() - t0
         missing = [a for a in ids if f'"{a}"' not in text]
-        if missing: raise RuntimeError(f"the board lacks {len(missing)} athlete(s), e.g. {missing[:3]}")
+        if missing:
+            raise RuntimeError(f"the board lacks {len(missing)} athlete(s), e.g. {missing[:3]}")
         return elapsed
     finally:
         ws.close()
@@ -168,6 +228,7 @@ async def one_session(base, cookie, ids, timeout):
 
 async def run(args):
     from tornado.httpclient import AsyncHTTPClient
+
     AsyncHTTPClient.configure(None, max_clients=max(64, 2 * args.sessions))
     tmp = Path(tempfile.mkdtemp(prefix="pitchlab-bench-dash-"))
     home, port = tmp / "home", free_port()
@@ -180,31 +241,55 @@ async def run(args):
         cookie = await sign_in(base)
         t_warm = time.perf_counter()
         await asyncio.gather(*[one_session(base, cookie, ids, args.timeout) for _ in range(2 * args.procs)])
-        print(f"setup {t_warm - t_setup:.1f} s (cohort of {len(ids)} athletes, server start with {args.procs} process(es) and warm caches, "
-              f"sign-in); warm-up {time.perf_counter() - t_warm:.2f} s ({2 * args.procs} sessions)")
-        results = await asyncio.gather(*[asyncio.wait_for(one_session(base, cookie, ids, args.timeout), args.timeout)
-                                         for _ in range(args.sessions)], return_exceptions=True)
+        print(
+            f"setup {t_warm - t_setup:.1f} s (cohort of {len(ids)} athletes, server start with {args.procs} process(es) and warm caches, "
+            f"sign-in); warm-up {time.perf_counter() - t_warm:.2f} s ({2 * args.procs} sessions)"
+        )
+        results = await asyncio.gather(
+            *[
+                asyncio.wait_for(one_session(base, cookie, ids, args.timeout), args.timeout)
+                for _ in range(args.sessions)
+            ],
+            return_exceptions=True,
+        )
         times = [r for r in results if isinstance(r, float)]
         errors = [r for r in results if not isinstance(r, float)]
-        for e in errors[:5]: print(f"error: {type(e).__name__}: {e}")
+        for e in errors[:5]:
+            print(f"error: {type(e).__name__}: {e}")
         if times:
             q = statistics.quantiles(times, n=10) if len(times) >= 2 else [times[0]] * 9
-            print(f"{len(times)} board sessions at once: median {statistics.median(times):.3f} s, "
-                  f"p90 {q[8]:.3f} s, min {min(times):.3f} s, max {max(times):.3f} s")
+            print(
+                f"{len(times)} board sessions at once: median {statistics.median(times):.3f} s, "
+                f"p90 {q[8]:.3f} s, min {min(times):.3f} s, max {max(times):.3f} s"
+            )
         return len(results), len(errors), (statistics.median(times) if times else float("nan"))
     finally:
         stop_server(proc)
-        if not args.keep: shutil.rmtree(tmp, ignore_errors=True)
-        else: print(f"kept {tmp}")
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sessions", type=int, default=20, help="concurrent sessions (default 20)")
     p.add_argument("--athletes", type=int, default=50, help="athletes in the team (default 50)")
-    p.add_argument("--timeout", type=float, default=90, help="seconds allowed for start-up and for each session (default 90)")
-    p.add_argument("--procs", type=int, default=2, help="server processes, `panel serve --num-procs` (default 2, as `pitchlab serve` runs on 2 cores; Bokeh's processes share one socket)")
-    p.add_argument("--threads", type=int, default=0, help="`panel serve --num-threads` (default 0: the app loads each page on the event loop)")
+    p.add_argument(
+        "--timeout", type=float, default=90, help="seconds allowed for start-up and for each session (default 90)"
+    )
+    p.add_argument(
+        "--procs",
+        type=int,
+        default=2,
+        help="server processes, `panel serve --num-procs` (default 2, as `pitchlab serve` runs on 2 cores; Bokeh's processes share one socket)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="`panel serve --num-threads` (default 0: the app loads each page on the event loop)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary data home and server log")
     args = p.parse_args()
     n, errors, median = asyncio.run(run(args))

@@ -18,6 +18,7 @@ against each other before any time is reported. The last line is machine-readabl
 
 Run: .venv/bin/python benchmarks/bench_load.py [--athletes 2000] [--days 730] [--repeats 7]
 """
+
 import argparse
 import math
 import statistics
@@ -25,13 +26,23 @@ import time
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from pitchlab.load import METRICS, _metrics_block, _span_index, calendar, daily_metrics, ewma_lambda, kernel_threads
 
-OPTS = dict(acute=7, chronic=28, lam_a=ewma_lambda(7), lam_c=ewma_lambda(28), seed_first=True, seed_value=0.0,
-            k_ctl=1 - math.exp(-1 / 42), k_atl=1 - math.exp(-1 / 7), tsb_next=True, ddof=1, min_days=1,
-            max_missing=0.25)
+OPTS = dict(
+    acute=7,
+    chronic=28,
+    lam_a=ewma_lambda(7),
+    lam_c=ewma_lambda(28),
+    seed_first=True,
+    seed_value=0.0,
+    k_ctl=1 - math.exp(-1 / 42),
+    k_atl=1 - math.exp(-1 / 7),
+    tsb_next=True,
+    ddof=1,
+    min_days=1,
+    max_missing=0.25,
+)
 
 
 def make_sessions(n_ath, n_days, seed=0):
@@ -57,8 +68,9 @@ def pandas_kernel(daily):
     out["acute_load"] = roll(7, "mean")
     out["chronic_load"] = roll(28, "mean")
     unc = daily["load"].groupby(daily["athlete_id"], sort=False).shift(7)
-    out["chronic_uncoupled"] = (unc.groupby(daily["athlete_id"], sort=False).rolling(21, min_periods=1).mean()
-                                .reset_index(level=0, drop=True))
+    out["chronic_uncoupled"] = (
+        unc.groupby(daily["athlete_id"], sort=False).rolling(21, min_periods=1).mean().reset_index(level=0, drop=True)
+    )
     out["acwr_rolling"] = out["acute_load"] / out["chronic_load"].where(out["chronic_load"] > 0)
     out["acwr_uncoupled"] = out["acute_load"] / out["chronic_uncoupled"].where(out["chronic_uncoupled"] > 0)
     ewm = lambda lam: g.ewm(alpha=lam, adjust=False).mean().reset_index(level=0, drop=True)
@@ -84,8 +96,10 @@ def pandas_kernel(daily):
 def pandas_e2e(sessions):
     "Idiomatic pandas end to end: long session table -> daily calendar -> metrics -> xarray.Dataset."
     daily = sessions.groupby(["athlete_id", "date"])["load"].sum()
-    full = pd.MultiIndex.from_product([daily.index.levels[0], pd.date_range(sessions["date"].min(), sessions["date"].max())],
-                                      names=["athlete_id", "date"])
+    full = pd.MultiIndex.from_product(
+        [daily.index.levels[0], pd.date_range(sessions["date"].min(), sessions["date"].max())],
+        names=["athlete_id", "date"],
+    )
     daily = daily.reindex(full, fill_value=0.0).reset_index()
     return pandas_kernel(daily).set_index(["athlete_id", "date"]).to_xarray()
 
@@ -93,7 +107,8 @@ def pandas_e2e(sessions):
 def floor(load, n_out):
     "One read of the input and one write of every output, allocated as pitchlab allocates them (one slab + qc)."
     out = np.empty((n_out,) + load.shape)
-    for k in range(n_out): np.multiply(load, 1.0, out=out[k])
+    for k in range(n_out):
+        np.multiply(load, 1.0, out=out[k])
     return out, np.greater(load, 0.0).astype(np.uint8)
 
 
@@ -104,11 +119,14 @@ def floor_arrays(load, n_out):
 
 def timeit(fns, repeats):
     "Median wall time of each function, timed round-robin (one call of each per round) after a warm-up."
-    for fn in fns.values(): fn()
+    for fn in fns.values():
+        fn()
     ts = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            t = time.perf_counter(); fn(); ts[k].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            fn()
+            ts[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in ts.items()}
 
 
@@ -123,11 +141,19 @@ def main():
     load = np.ascontiguousarray(cal["load"].values)
     first, last = (a.values for a in _span_index(cal))
     zeros = np.zeros(args.athletes)
-    daily = (sessions.groupby(["athlete_id", "date"])["load"].sum()
-             .reindex(pd.MultiIndex.from_product([cal.indexes["athlete_id"], cal.indexes["date"]],
-                                                 names=["athlete_id", "date"]), fill_value=0.0).reset_index())
-    print(f"{args.athletes} athletes x {args.days} days = {load.size / 1e6:.2f} M athlete-days; "
-          f"{len(sessions) / 1e6:.2f} M session rows; {len(METRICS)} metrics + qc")
+    daily = (
+        sessions.groupby(["athlete_id", "date"])["load"]
+        .sum()
+        .reindex(
+            pd.MultiIndex.from_product([cal.indexes["athlete_id"], cal.indexes["date"]], names=["athlete_id", "date"]),
+            fill_value=0.0,
+        )
+        .reset_index()
+    )
+    print(
+        f"{args.athletes} athletes x {args.days} days = {load.size / 1e6:.2f} M athlete-days; "
+        f"{len(sessions) / 1e6:.2f} M session rows; {len(METRICS)} metrics + qc"
+    )
 
     # agreement first: pitchlab against the pandas reference, every metric
     ours = daily_metrics(sessions)
@@ -143,19 +169,33 @@ def main():
     print(f"agreement with pandas on all {len(METRICS)} metrics: max scaled difference {worst:.1e}")
 
     nt = kernel_threads(args.athletes, args.days)
-    fast = timeit({"kernel": lambda: _metrics_block(load, first, last, zeros, zeros, **OPTS, threads=nt),
-                   "kernel_1t": lambda: _metrics_block(load, first, last, zeros, zeros, **OPTS, threads=1),
-                   "floor": lambda: floor(load, len(METRICS)), "arrays": lambda: floor_arrays(load, len(METRICS)),
-                   "e2e": lambda: daily_metrics(sessions)}, args.repeats)
-    slow = timeit({"kernel": lambda: pandas_kernel(daily), "e2e": lambda: pandas_e2e(sessions)}, max(3, args.repeats // 2))
-    print(f"kernel : pitchlab {fast['kernel']:8.4f} s ({nt} threads; one thread {fast['kernel_1t']:.4f} s)   pandas {slow['kernel']:8.4f} s   floor {fast['floor']:8.4f} s "
-          f"(one array per output: {fast['arrays']:.4f} s)")
-    print(f"e2e    : pitchlab {fast['e2e']:8.4f} s   pandas {slow['e2e']:8.4f} s   (long sessions table -> xarray.Dataset)")
+    fast = timeit(
+        {
+            "kernel": lambda: _metrics_block(load, first, last, zeros, zeros, **OPTS, threads=nt),
+            "kernel_1t": lambda: _metrics_block(load, first, last, zeros, zeros, **OPTS, threads=1),
+            "floor": lambda: floor(load, len(METRICS)),
+            "arrays": lambda: floor_arrays(load, len(METRICS)),
+            "e2e": lambda: daily_metrics(sessions),
+        },
+        args.repeats,
+    )
+    slow = timeit(
+        {"kernel": lambda: pandas_kernel(daily), "e2e": lambda: pandas_e2e(sessions)}, max(3, args.repeats // 2)
+    )
+    print(
+        f"kernel : pitchlab {fast['kernel']:8.4f} s ({nt} threads; one thread {fast['kernel_1t']:.4f} s)   pandas {slow['kernel']:8.4f} s   floor {fast['floor']:8.4f} s "
+        f"(one array per output: {fast['arrays']:.4f} s)"
+    )
+    print(
+        f"e2e    : pitchlab {fast['e2e']:8.4f} s   pandas {slow['e2e']:8.4f} s   (long sessions table -> xarray.Dataset)"
+    )
     kx, ex = slow["kernel"] / fast["kernel"], slow["e2e"] / fast["e2e"]
     fr, fs = fast["kernel"] / fast["floor"], fast["kernel"] / fast["arrays"]
-    print(f"ratios : kernel {kx:.1f}x pandas (bar 30x; one thread {slow['kernel'] / fast['kernel_1t']:.1f}x), e2e {ex:.1f}x pandas (bar 10x), "
-          f"kernel / floor {fr:.2f} (bar 2; one thread {fast['kernel_1t'] / fast['floor']:.2f}; "
-          f"against one array per output {fs:.2f})")
+    print(
+        f"ratios : kernel {kx:.1f}x pandas (bar 30x; one thread {slow['kernel'] / fast['kernel_1t']:.1f}x), e2e {ex:.1f}x pandas (bar 10x), "
+        f"kernel / floor {fr:.2f} (bar 2; one thread {fast['kernel_1t'] / fast['floor']:.2f}; "
+        f"against one array per output {fs:.2f})"
+    )
     print(f"BENCH load kernel_x_pandas={kx:.1f} e2e_x_pandas={ex:.1f} floor_ratio={fr:.2f}")
 
 

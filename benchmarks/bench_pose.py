@@ -18,7 +18,14 @@ The clip is made from the shared video (data/samples/pose/sports2d_demo.mp4): cr
 
 Last line: BENCH pose clip_s=<seconds> fps=<frames/s> dask_speedup=<ratio>
 """
-import argparse, os, shutil, statistics, sys, tempfile, time
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -30,8 +37,11 @@ def make_clip(path, n=300, size=(640, 480)):
     """The benchmark clip: the shared video cropped to 4:3 around the man on the box, ping-pong looped to n frames."""
     import cv2
     from pitchlab.pose.landmarks import iter_frames
-    src = [cv2.resize(f[0:750, 250:1250], size, interpolation=cv2.INTER_AREA)
-           for _, _, f in iter_frames(ROOT / "data" / "samples" / "pose" / "sports2d_demo.mp4")]
+
+    src = [
+        cv2.resize(f[0:750, 250:1250], size, interpolation=cv2.INTER_AREA)
+        for _, _, f in iter_frames(ROOT / "data" / "samples" / "pose" / "sports2d_demo.mp4")
+    ]
     order = list(range(len(src))) + list(range(len(src) - 2, 0, -1))
     order = (order * (n // len(order) + 1))[:n]
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
@@ -53,13 +63,20 @@ def main():
     try:
         clip = make_clip(tmp / "clip.mp4")
         import cv2
-        cap = cv2.VideoCapture(str(clip)); n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)); w, h = int(cap.get(3)), int(cap.get(4)); cap.release()
-        print(f"clip: {n} frames, {w}x{h}, 30 fps ({n / 30:.1f} s) -> {clip.stat().st_size / 1e6:.1f} MB; load average {load0[0]:.2f}")
+
+        cap = cv2.VideoCapture(str(clip))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        w, h = int(cap.get(3)), int(cap.get(4))
+        cap.release()
+        print(
+            f"clip: {n} frames, {w}x{h}, 30 fps ({n / 30:.1f} s) -> {clip.stat().st_size / 1e6:.1f} MB; load average {load0[0]:.2f}"
+        )
 
         t = time.perf_counter()
         from pitchlab.pose.commands import score_file, score_files
         from pitchlab.pose.scores import analyse
         from pitchlab.pose.landmarks import _landmarker
+
         with _landmarker(None, True, 1, 0.5):
             pass  # imports MediaPipe (and TensorFlow, if installed) and loads the model once
         print(f"one-time import and model load: {time.perf_counter() - t:.1f} s")
@@ -72,30 +89,49 @@ def main():
             runs.append((time.perf_counter() - t0, time.process_time() - c0, an.seconds))
         clip_s = statistics.median(r[0] for r in runs)
         best = min(runs, key=lambda r: r[0])
-        print(f"one clip: median {clip_s:.2f} s (best {best[0]:.2f} s) over {a.repeat} runs = {n / clip_s:.1f} fps; "
-              f"CPU/wall {statistics.median(r[1] / r[0] for r in runs):.2f}")
+        print(
+            f"one clip: median {clip_s:.2f} s (best {best[0]:.2f} s) over {a.repeat} runs = {n / clip_s:.1f} fps; "
+            f"CPU/wall {statistics.median(r[1] / r[0] for r in runs):.2f}"
+        )
         print("  steps (best run): " + ", ".join(f"{k} {v:.2f} s" for k, v in best[2].items()))
-        print(f"  result: score {an.result.score}, confidence {an.result.confidence:.2f}, detected {an.raw.attrs['detected']:.2f}")
+        print(
+            f"  result: score {an.result.score}, confidence {an.result.confidence:.2f}, detected {an.raw.attrs['detected']:.2f}"
+        )
 
         # ---- a folder of clips: serial in this process vs Dask LocalCluster, interleaved rounds (the load drifts)
-        folder = tmp / "folder"; folder.mkdir()
+        folder = tmp / "folder"
+        folder.mkdir()
         for k in range(a.clips):
             shutil.copy(clip, folder / f"clip{k}.mp4")
         score_file(clip, "jump", threads=1)  # warm, same settings as the workers
         import logging
         from dask.distributed import Client, LocalCluster
+
         t0 = time.perf_counter()
-        cluster = LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR,
-                               env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"})
+        cluster = LocalCluster(
+            n_workers=a.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
         serial_runs, dask_runs, cpu_share, worker_cores = [], [], [], []
         with Client(cluster) as client:
-            client.run(lambda: __import__("pitchlab.pose.commands", fromlist=["score_file"]).score_file(str(clip), "jump", threads=1) and None)
+            client.run(
+                lambda: (
+                    __import__("pitchlab.pose.commands", fromlist=["score_file"]).score_file(
+                        str(clip), "jump", threads=1
+                    )
+                    and None
+                )
+            )
             start_s = time.perf_counter() - t0
             for r in range(a.rounds):
                 c0, t0 = time.process_time(), time.perf_counter()
                 serial = [score_file(folder / f"clip{k}.mp4", "jump", threads=1) for k in range(a.clips)]
-                serial_runs.append(time.perf_counter() - t0); cpu_share.append((time.process_time() - c0) / serial_runs[-1])
+                serial_runs.append(time.perf_counter() - t0)
+                cpu_share.append((time.process_time() - c0) / serial_runs[-1])
                 assert all(x["error"] is None for x in serial), [x["error"] for x in serial if x["error"]]
                 w0, t0 = client.run(time.process_time), time.perf_counter()
                 par = score_files([folder], "jump", scheduler=cluster.scheduler_address, progress=False)
@@ -104,24 +140,38 @@ def main():
                 worker_cores.append(sum(w1[k] - w0[k] for k in w0) / dask_runs[-1])
                 assert all(x["error"] is None for x in par), [x["error"] for x in par if x["error"]]
                 assert [x["metrics"] for x in par] == [x["metrics"] for x in serial], "Dask and serial results differ"
-                print(f"round {r + 1}: {a.clips} clips one after another {serial_runs[-1]:.1f} s (CPU/wall {cpu_share[-1]:.2f}); "
-                      f"on Dask {dask_runs[-1]:.1f} s (workers' CPU/wall {worker_cores[-1]:.2f}) -> {serial_runs[-1] / dask_runs[-1]:.2f}x; "
-                      f"load {os.getloadavg()[0]:.1f}")
+                print(
+                    f"round {r + 1}: {a.clips} clips one after another {serial_runs[-1]:.1f} s (CPU/wall {cpu_share[-1]:.2f}); "
+                    f"on Dask {dask_runs[-1]:.1f} s (workers' CPU/wall {worker_cores[-1]:.2f}) -> {serial_runs[-1] / dask_runs[-1]:.2f}x; "
+                    f"load {os.getloadavg()[0]:.1f}"
+                )
         cluster.close()
         serial_s, dask_s = statistics.median(serial_runs), statistics.median(dask_runs)
-        speedup = statistics.median(x / y for x, y in zip(serial_runs, dask_runs))  # paired: each round's two runs are adjacent in time
-        print(f"{a.clips} clips one after another (threads=1, this process): {serial_s:.1f} s ({serial_s / a.clips:.2f} s a clip), "
-              f"CPU/wall {statistics.median(cpu_share):.2f} (MediaPipe's own threads included)")
-        print(f"{a.clips} clips on Dask ({a.workers} process workers x 1 thread): {dask_s:.1f} s, workers' CPU/wall "
-              f"{statistics.median(worker_cores):.2f} of {a.workers}; speedup {speedup:.2f}x (median of the {a.rounds} rounds' ratios; "
-              f"cluster start and warm-up {start_s:.1f} s, not counted)")
-        proj = statistics.median((x*c) / (y*w/a.workers) for x, c, y, w in zip(serial_runs, cpu_share, dask_runs, worker_cores))
-        print(f"projection, not a measurement: with {a.workers} free cores the same CPU work would give about {proj:.2f}x "
-              f"(serial CPU seconds / (Dask workers' CPU seconds / {a.workers}))")
+        speedup = statistics.median(
+            x / y for x, y in zip(serial_runs, dask_runs)
+        )  # paired: each round's two runs are adjacent in time
+        print(
+            f"{a.clips} clips one after another (threads=1, this process): {serial_s:.1f} s ({serial_s / a.clips:.2f} s a clip), "
+            f"CPU/wall {statistics.median(cpu_share):.2f} (MediaPipe's own threads included)"
+        )
+        print(
+            f"{a.clips} clips on Dask ({a.workers} process workers x 1 thread): {dask_s:.1f} s, workers' CPU/wall "
+            f"{statistics.median(worker_cores):.2f} of {a.workers}; speedup {speedup:.2f}x (median of the {a.rounds} rounds' ratios; "
+            f"cluster start and warm-up {start_s:.1f} s, not counted)"
+        )
+        proj = statistics.median(
+            (x * c) / (y * w / a.workers) for x, c, y, w in zip(serial_runs, cpu_share, dask_runs, worker_cores)
+        )
+        print(
+            f"projection, not a measurement: with {a.workers} free cores the same CPU work would give about {proj:.2f}x "
+            f"(serial CPU seconds / (Dask workers' CPU seconds / {a.workers}))"
+        )
         load1 = os.getloadavg()
         print(f"load average at the end {load1[0]:.2f} (other processes on the machine inflate every figure)")
         ok = clip_s < 10 and speedup >= 1.6
-        print(f"targets: one clip < 10 s {'met' if clip_s < 10 else 'MISSED'}; Dask >= 1.6x {'met' if speedup >= 1.6 else 'MISSED'}")
+        print(
+            f"targets: one clip < 10 s {'met' if clip_s < 10 else 'MISSED'}; Dask >= 1.6x {'met' if speedup >= 1.6 else 'MISSED'}"
+        )
         print(f"BENCH pose clip_s={clip_s:.2f} fps={n / clip_s:.1f} dask_speedup={speedup:.2f}")
         return 0 if ok else 1
     finally:

@@ -2,6 +2,7 @@
 
 Served like dashboards/app.py (see its docstring).
 """
+
 import panel as pn
 
 from pitchlab.dash.components import serve_app

@@ -2,6 +2,7 @@
 
 Served like dashboards/app.py (see its docstring); admins may open it too.
 """
+
 import panel as pn
 
 from pitchlab.dash.components import serve_app

@@ -1,6 +1,7 @@
 """Setup script for `panel serve --setup dashboards/warm.py`: computes every account's dashboard metrics before the
 first visitor arrives (with --num-procs, Panel runs it in each server process). Served by mistake as a page, it shows
 nothing: it only acts when run as the setup script."""
+
 import panel as pn
 
 from pitchlab.dash.components import warm_caches

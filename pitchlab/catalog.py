@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_catalog.ipynb 1
 from __future__ import annotations
-import functools, os
+import functools
+import os
 from pathlib import Path
 import pandas as pd
 from .core import NotFoundError, PitchlabError, project_root, settings
@@ -14,48 +15,67 @@ __all__ = ['catalog_path', 'open_catalog', 'walk', 'fit_messages', 'media_info',
            'derived_table']
 
 # %% ../nbs/04_catalog.ipynb
-def catalog_path()->Path:
+def catalog_path() -> Path:
     "The master catalog: `PITCHLAB_CATALOG`, else `catalogs/pitchlab.yaml` in this clone."
-    if os.environ.get("PITCHLAB_CATALOG"): p = Path(os.environ["PITCHLAB_CATALOG"])
+    if os.environ.get("PITCHLAB_CATALOG"):
+        p = Path(os.environ["PITCHLAB_CATALOG"])
     else:
         root = project_root() or project_root(Path(__file__).parent)
-        if root is None: raise NotFoundError("cannot find pitchlab's catalogs", hint="set PITCHLAB_CATALOG to catalogs/pitchlab.yaml of a pitchlab clone")
-        p = root/"catalogs"/"pitchlab.yaml"
-    if not p.is_file(): raise NotFoundError(f"no catalog at {p}", hint="set PITCHLAB_CATALOG to catalogs/pitchlab.yaml")
+        if root is None:
+            raise NotFoundError(
+                "cannot find pitchlab's catalogs",
+                hint="set PITCHLAB_CATALOG to catalogs/pitchlab.yaml of a pitchlab clone",
+            )
+        p = root / "catalogs" / "pitchlab.yaml"
+    if not p.is_file():
+        raise NotFoundError(f"no catalog at {p}", hint="set PITCHLAB_CATALOG to catalogs/pitchlab.yaml")
     return p
 
-def open_catalog(path:str|Path|None=None # a catalog file (default: the master catalog)
-                ):
+
+def open_catalog(
+    path: str | Path | None = None,  # a catalog file (default: the master catalog)
+):
     "Open pitchlab's master catalog (or `path`) with Intake."
     import intake
+
     return intake.open_catalog(str(path or catalog_path()))
 
-def _local(path)->Path:
+
+def _local(path) -> Path:
     "A local path from a path or a `file:` URL (Intake expands {CATALOG_DIR} to one)."
     p = str(path)
     for pre in ("file://", "file:"):
-        if p.startswith(pre): p = p[len(pre):]; break
+        if p.startswith(pre):
+            p = p[len(pre) :]
+            break
     return Path(p).resolve()
 
-def walk(cat=None, prefix:str="")->dict:
+
+def walk(cat=None, prefix: str = "") -> dict:
     "Every data entry of a catalog and the catalogs nested in it, as {'family.entry': reader}."
     import intake
+
     cat = open_catalog() if cat is None else cat
     out = {}
     for name in cat.entries:
         rd = cat[name]
-        if rd.output_instance.endswith(":Catalog"): out |= walk(rd.read(), prefix + name + ".")
-        else: out[prefix + name] = rd
+        if rd.output_instance.endswith(":Catalog"):
+            out |= walk(rd.read(), prefix + name + ".")
+        else:
+            out[prefix + name] = rd
     return out
 
 # %% ../nbs/04_catalog.ipynb
-def fit_messages(path:str|Path, # a .fit file
-                 message:str="record", # FIT message name: record, hrv, lap, session, monitoring ...
-                )->pd.DataFrame:
+def fit_messages(
+    path: str | Path,  # a .fit file
+    message: str = "record",  # FIT message name: record, hrv, lap, session, monitoring ...
+) -> pd.DataFrame:
     "All FIT messages of one type in `path` as a DataFrame, one column per field."
     import fitdecode
+
     path = _local(path)
-    if not path.is_file(): raise NotFoundError(f"no FIT file at {path}")
+    if not path.is_file():
+        raise NotFoundError(f"no FIT file at {path}")
     rows = []
     try:
         with fitdecode.FitReader(str(path), check_crc=fitdecode.CrcCheck.WARN) as fr:
@@ -63,57 +83,85 @@ def fit_messages(path:str|Path, # a .fit file
                 if isinstance(fm, fitdecode.FitDataMessage) and fm.name == message:
                     rows.append({f.name: f.value for f in fm.fields if not f.name.startswith("unknown")})
     except fitdecode.FitError as e:
-        raise PitchlabError(f"{path.name} is not a readable FIT file: {e}", hint="check that the file is a complete .fit export") from e
+        raise PitchlabError(
+            f"{path.name} is not a readable FIT file: {e}", hint="check that the file is a complete .fit export"
+        ) from e
     df = pd.DataFrame(rows)
     if message == "hrv" and "time" in df:
         df["time"] = df["time"].map(lambda t: tuple(x for x in (t if isinstance(t, tuple) else (t,)) if x is not None))
-    if "timestamp" in df: df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    if "timestamp" in df:
+        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
     return df
 
 # %% ../nbs/04_catalog.ipynb
-def media_info(path:str|Path # a video or image file
-              )->pd.DataFrame:
+def media_info(
+    path: str | Path,  # a video or image file
+) -> pd.DataFrame:
     "One row of metadata for a video or image: frames, fps, width, height, seconds."
     import cv2
+
     path = _local(path)
-    if not path.is_file(): raise NotFoundError(f"no video or image at {path}")
+    if not path.is_file():
+        raise NotFoundError(f"no video or image at {path}")
     img = cv2.imread(str(path)) if path.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"} else None
     if img is not None:
-        return pd.DataFrame([dict(path=str(path), frames=1, fps=float("nan"), width=img.shape[1], height=img.shape[0], seconds=0.0)])
+        return pd.DataFrame(
+            [dict(path=str(path), frames=1, fps=float("nan"), width=img.shape[1], height=img.shape[0], seconds=0.0)]
+        )
     cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened(): raise PitchlabError(f"OpenCV cannot open {path.name} as a video", hint="convert it to mp4 (H.264)")
+    if not cap.isOpened():
+        raise PitchlabError(f"OpenCV cannot open {path.name} as a video", hint="convert it to mp4 (H.264)")
     n, fps = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS)
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     cap.release()
-    return pd.DataFrame([dict(path=str(path), frames=n, fps=fps, width=w, height=h, seconds=n / fps if fps else float("nan"))])
+    return pd.DataFrame(
+        [dict(path=str(path), frames=n, fps=fps, width=w, height=h, seconds=n / fps if fps else float("nan"))]
+    )
 
 # %% ../nbs/04_catalog.ipynb
 @functools.lru_cache(maxsize=4)
 def _cohort(seed, n_teams, athletes_per_team, seasons):
     from pitchlab import synth
+
     return synth.make_cohort(n_teams=n_teams, athletes_per_team=athletes_per_team, seasons=seasons, seed=seed)
 
-def synthetic_table(table:str, # teams, athletes, sessions, pitches, wellness, cycle_logs, injuries, or truth
-                    seed:int=0, n_teams:int=3, athletes_per_team:int=25, seasons:int=2)->pd.DataFrame:
+
+def synthetic_table(
+    table: str,  # teams, athletes, sessions, pitches, wellness, cycle_logs, injuries, or truth
+    seed: int = 0,
+    n_teams: int = 3,
+    athletes_per_team: int = 25,
+    seasons: int = 2,
+) -> pd.DataFrame:
     "One table of the seeded synthetic cohort (a copy: callers may change it)."
     c = _cohort(int(seed), int(n_teams), int(athletes_per_team), int(seasons))
     tables = c.tables()
-    if table == "truth": return c.truth.daily.copy()
-    if table not in tables: raise NotFoundError(f"the synthetic cohort has no table {table!r}", hint=f"tables: {sorted(tables)} and truth")
+    if table == "truth":
+        return c.truth.daily.copy()
+    if table not in tables:
+        raise NotFoundError(f"the synthetic cohort has no table {table!r}", hint=f"tables: {sorted(tables)} and truth")
     return tables[table].copy()
 
-def store_table(table:str, # a store table
-                start:str|None=None, # first date, '' for all
-                end:str|None=None, # last date, '' for all
-               )->pd.DataFrame:
+
+def store_table(
+    table: str,  # a store table
+    start: str | None = None,  # first date, '' for all
+    end: str | None = None,  # last date, '' for all
+) -> pd.DataFrame:
     "A table of the store named by PITCHLAB_DB_URL; reads of sensitive tables are audited (actor 'catalog')."
     from pitchlab.store import Store
+
     df = Store(actor="catalog").read(table, start=start or None, end=end or None)
     return df.drop(columns=["password_hash"]) if table == "users" else df
 
-def derived_table(name:str # derived table in the data home, e.g. daily_metrics
-                 )->pd.DataFrame:
+
+def derived_table(
+    name: str,  # derived table in the data home, e.g. daily_metrics
+) -> pd.DataFrame:
     "A derived table the pipelines write to the data home (`derived/<name>.parquet`)."
-    p = settings().home/"derived"/f"{name}.parquet"
-    if not p.is_file(): raise NotFoundError(f"no derived table {name!r} at {p}", hint="run `pitchlab demo` (or the pipeline that makes it)")
+    p = settings().home / "derived" / f"{name}.parquet"
+    if not p.is_file():
+        raise NotFoundError(
+            f"no derived table {name!r} at {p}", hint="run `pitchlab demo` (or the pipeline that makes it)"
+        )
     return pd.read_parquet(p)

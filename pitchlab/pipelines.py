@@ -4,7 +4,13 @@
 
 # %% ../nbs/41_pipelines.ipynb 1
 from __future__ import annotations
-import fcntl, json, os, socket, sys, time, traceback
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+import traceback
 from dataclasses import dataclass, asdict, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,146 +23,244 @@ __all__ = ['PipelineBusy', 'RunResult', 'pipelines_dir', 'available', 'run', 'hi
 class PipelineBusy(PitchlabError):
     "A run of this pipeline is already under way."
 
+
 @dataclass
 class RunResult:
     "The outcome of one pipeline run."
+
     pipeline: str
-    status: str # 'succeeded' or 'failed'
+    status: str  # 'succeeded' or 'failed'
     started: str
     seconds: float
-    notebook: str|None = None # the executed notebook (the run's report)
-    html: str|None = None # the report as HTML
-    result: dict = field(default_factory=dict) # what the notebook wrote to its result file (run id, version, promoted ...)
-    error: str|None = None # the error and traceback if it failed
-    @property
-    def ok(self)->bool: return self.status == "succeeded"
-    def to_dict(self)->dict: return asdict(self)
+    notebook: str | None = None  # the executed notebook (the run's report)
+    html: str | None = None  # the report as HTML
+    result: dict = field(
+        default_factory=dict
+    )  # what the notebook wrote to its result file (run id, version, promoted ...)
+    error: str | None = None  # the error and traceback if it failed
 
-def pipelines_dir()->Path:
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pipelines_dir() -> Path:
     "The folder of pipeline notebooks: PITCHLAB_PIPELINES, else nbs/pipelines in this clone."
-    p = Path(os.environ["PITCHLAB_PIPELINES"]) if os.environ.get("PITCHLAB_PIPELINES") else (project_root() or project_root(Path(__file__).parent) or Path("."))/"nbs"/"pipelines"
-    if not p.is_dir(): raise NotFoundError(f"no pipeline folder at {p}", hint="set PITCHLAB_PIPELINES to the folder of pipeline notebooks")
+    p = (
+        Path(os.environ["PITCHLAB_PIPELINES"])
+        if os.environ.get("PITCHLAB_PIPELINES")
+        else (project_root() or project_root(Path(__file__).parent) or Path(".")) / "nbs" / "pipelines"
+    )
+    if not p.is_dir():
+        raise NotFoundError(
+            f"no pipeline folder at {p}", hint="set PITCHLAB_PIPELINES to the folder of pipeline notebooks"
+        )
     return p
 
-def available()->list:
+
+def available() -> list:
     "Names of the pipeline notebooks."
     return sorted(p.stem for p in pipelines_dir().glob("*.ipynb"))
 
 # %% ../nbs/41_pipelines.ipynb
 class _Lock:
     "An exclusive, crash-safe lock (flock) with the holder's details in the file."
-    def __init__(self, path:Path): self.path, self.f = Path(path), None
+
+    def __init__(self, path: Path):
+        self.path, self.f = Path(path), None
+
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.f = open(self.path, "a+")
-        try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.f.seek(0); held = self.f.read().strip(); self.f.close()
+            self.f.seek(0)
+            held = self.f.read().strip()
+            self.f.close()
             info = json.loads(held) if held.startswith("{") else {}
-            raise PipelineBusy(f"pipeline {self.path.stem!r} is already running (pid {info.get('pid', '?')} on {info.get('host', '?')} since {info.get('since', '?')})",
-                               hint="wait for it to finish; the lock frees itself when that process ends")
-        self.f.seek(0); self.f.truncate()
-        self.f.write(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), since=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")))); self.f.flush()
+            raise PipelineBusy(
+                f"pipeline {self.path.stem!r} is already running (pid {info.get('pid', '?')} on {info.get('host', '?')} since {info.get('since', '?')})",
+                hint="wait for it to finish; the lock frees itself when that process ends",
+            )
+        self.f.seek(0)
+        self.f.truncate()
+        self.f.write(
+            json.dumps(
+                dict(
+                    pid=os.getpid(),
+                    host=socket.gethostname(),
+                    since=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                )
+            )
+        )
+        self.f.flush()
         return self
+
     def __exit__(self, *a):
-        self.f.seek(0); self.f.truncate(); fcntl.flock(self.f, fcntl.LOCK_UN); self.f.close()
+        self.f.seek(0)
+        self.f.truncate()
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
 
 # %% ../nbs/41_pipelines.ipynb
-def run(pipeline:str, # name of a notebook in nbs/pipelines (without .ipynb), or a path
-        params:dict|None=None, # values for the notebook's parameters cell
-        out_dir:str|Path|None=None, # where reports go (default: <data home>/reports/<pipeline>)
-        timeout:int|None=None, # seconds a cell may run (None: no limit)
-        progress:bool=False, # show papermill's progress bar
-        html:bool=True, # also render the executed notebook as HTML
-       )->RunResult:
+def run(
+    pipeline: str,  # name of a notebook in nbs/pipelines (without .ipynb), or a path
+    params: dict | None = None,  # values for the notebook's parameters cell
+    out_dir: str | Path | None = None,  # where reports go (default: <data home>/reports/<pipeline>)
+    timeout: int | None = None,  # seconds a cell may run (None: no limit)
+    progress: bool = False,  # show papermill's progress bar
+    html: bool = True,  # also render the executed notebook as HTML
+) -> RunResult:
     "Execute a pipeline notebook with papermill under its lock; the outcome is returned, never raised (except PipelineBusy)."
     import papermill as pm
-    src = Path(pipeline) if str(pipeline).endswith(".ipynb") else pipelines_dir()/f"{pipeline}.ipynb"
-    if not src.is_file(): raise NotFoundError(f"no pipeline notebook {src}", hint=f"available: {available()}")
+
+    src = Path(pipeline) if str(pipeline).endswith(".ipynb") else pipelines_dir() / f"{pipeline}.ipynb"
+    if not src.is_file():
+        raise NotFoundError(f"no pipeline notebook {src}", hint=f"available: {available()}")
     name, s = src.stem, settings().ensure()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    out = Path(out_dir or s.reports_dir/name); out.mkdir(parents=True, exist_ok=True)
-    nb_out, res_file = out/f"{name}-{stamp}.ipynb", out/f"{name}-{stamp}.json"
-    params = dict(params or {}); params.setdefault("result_path", str(res_file))
+    out = Path(out_dir or s.reports_dir / name)
+    out.mkdir(parents=True, exist_ok=True)
+    nb_out, res_file = out / f"{name}-{stamp}.ipynb", out / f"{name}-{stamp}.json"
+    params = dict(params or {})
+    params.setdefault("result_path", str(res_file))
     started, t0 = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), time.perf_counter()
-    with _Lock(s.home/"locks"/f"{name}.lock"):
-        env_before = os.environ.get("TF_CPP_MIN_LOG_LEVEL"); os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _Lock(s.home / "locks" / f"{name}.lock"):
+        env_before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         try:
-            pm.execute_notebook(str(src), str(nb_out), parameters=params, kernel_name="python3", language="python", progress_bar=progress,
-                                cwd=str(src.parent), execution_timeout=timeout, log_output=False)
+            pm.execute_notebook(
+                str(src),
+                str(nb_out),
+                parameters=params,
+                kernel_name="python3",
+                language="python",
+                progress_bar=progress,
+                cwd=str(src.parent),
+                execution_timeout=timeout,
+                log_output=False,
+            )
             status, error = "succeeded", None
         except Exception as e:
             head = f"{e.ename}: {e.evalue}" if hasattr(e, "ename") else f"{type(e).__name__}: {e}"
             status, error = "failed", (head + "\n" + str(e))[:20000]
         finally:
-            if env_before is None: os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+            if env_before is None:
+                os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
     result = json.loads(res_file.read_text()) if res_file.is_file() else {}
     html_path = None
     if html and nb_out.is_file():
         try:
             from nbconvert import HTMLExporter
+
             body, _ = HTMLExporter().from_filename(str(nb_out))
-            html_path = nb_out.with_suffix(".html"); html_path.write_text(body, encoding="utf-8")
-        except Exception as e: error = (error or "") + f"\n(HTML rendering failed: {e})"
-    r = RunResult(name, status, started, round(time.perf_counter() - t0, 2), str(nb_out) if nb_out.is_file() else None,
-                  str(html_path) if html_path else None, result, error)
-    (out/f"{name}-{stamp}.outcome.json").write_text(json.dumps(r.to_dict(), indent=1, default=str))
+            html_path = nb_out.with_suffix(".html")
+            html_path.write_text(body, encoding="utf-8")
+        except Exception as e:
+            error = (error or "") + f"\n(HTML rendering failed: {e})"
+    r = RunResult(
+        name,
+        status,
+        started,
+        round(time.perf_counter() - t0, 2),
+        str(nb_out) if nb_out.is_file() else None,
+        str(html_path) if html_path else None,
+        result,
+        error,
+    )
+    (out / f"{name}-{stamp}.outcome.json").write_text(json.dumps(r.to_dict(), indent=1, default=str))
     return r
 
-def history(pipeline:str, limit:int=20)->list:
+
+def history(pipeline: str, limit: int = 20) -> list:
     "The most recent run outcomes of a pipeline, newest first."
-    d = settings().reports_dir/pipeline
+    d = settings().reports_dir / pipeline
     files = sorted(d.glob("*.outcome.json"), reverse=True)[:limit] if d.is_dir() else []
     return [json.loads(f.read_text()) for f in files]
 
 # %% ../nbs/41_pipelines.ipynb
-def _parse_params(pairs:list)->dict:
+def _parse_params(pairs: list) -> dict:
     out = {}
     for p in pairs or []:
-        if "=" not in p: raise PitchlabError(f"--param {p!r} is not key=value", hint="e.g. --param draws=500 --param promote=true")
+        if "=" not in p:
+            raise PitchlabError(f"--param {p!r} is not key=value", hint="e.g. --param draws=500 --param promote=true")
         k, v = p.split("=", 1)
-        try: out[k] = json.loads(v)
-        except json.JSONDecodeError: out[k] = v
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
     return out
 
-def schedule_text(pipeline:str="retrain_injury_risk", when:str="Mon *-*-* 03:00:00")->dict:
+
+def schedule_text(pipeline: str = "retrain_injury_risk", when: str = "Mon *-*-* 03:00:00") -> dict:
     "A cron line and systemd service and timer units that run a pipeline on a schedule."
     root = project_root() or Path.cwd()
-    exe = Path(sys.executable).parent/"pitchlab"
+    exe = Path(sys.executable).parent / "pitchlab"
     cmd = f"{exe} retrain --pipeline {pipeline}"
     cron = f"0 3 * * 1  cd {root} && {cmd} >> {settings().home}/reports/{pipeline}-cron.log 2>&1"
     service = f"""[Unit]\nDescription=pitchlab: run the {pipeline} pipeline\n\n[Service]\nType=oneshot\nWorkingDirectory={root}\nExecStart={cmd}\nNice=10\n"""
     timer = f"""[Unit]\nDescription=pitchlab: {pipeline} on a schedule\n\n[Timer]\nOnCalendar={when}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n"""
     return dict(cron=cron, service=service, timer=timer)
 
-def _cmd_retrain(args)->int:
+
+def _cmd_retrain(args) -> int:
     params = _parse_params(args.param)
-    try: r = run(args.pipeline, params, progress=not args.json)
+    try:
+        r = run(args.pipeline, params, progress=not args.json)
     except PipelineBusy as e:
-        print(json.dumps(dict(status="refused", error=e.message)) if args.json else f"refused: {e}", file=sys.stdout if args.json else sys.stderr)
+        print(
+            json.dumps(dict(status="refused", error=e.message)) if args.json else f"refused: {e}",
+            file=sys.stdout if args.json else sys.stderr,
+        )
         return 3
-    if args.json: print(json.dumps(r.to_dict(), default=str))
+    if args.json:
+        print(json.dumps(r.to_dict(), default=str))
     else:
         print(f"{r.pipeline}: {r.status} in {r.seconds:.0f} s\n  report {r.notebook}\n  html   {r.html}")
-        for k, v in r.result.items(): print(f"  {k}: {v}")
-        if r.error: print("  error: " + r.error.splitlines()[0][:500], file=sys.stderr)
+        for k, v in r.result.items():
+            print(f"  {k}: {v}")
+        if r.error:
+            print("  error: " + r.error.splitlines()[0][:500], file=sys.stderr)
     return 0 if r.ok else 1
 
-def _cmd_schedule(args)->int:
+
+def _cmd_schedule(args) -> int:
     t = schedule_text(args.pipeline, args.when)
     if args.install:
-        d = Path.home()/".config"/"systemd"/"user"; d.mkdir(parents=True, exist_ok=True)
-        (d/f"pitchlab-{args.pipeline}.service").write_text(t["service"]); (d/f"pitchlab-{args.pipeline}.timer").write_text(t["timer"])
-        print(f"wrote {d}/pitchlab-{args.pipeline}.{{service,timer}}; enable with: systemctl --user enable --now pitchlab-{args.pipeline}.timer")
+        d = Path.home() / ".config" / "systemd" / "user"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"pitchlab-{args.pipeline}.service").write_text(t["service"])
+        (d / f"pitchlab-{args.pipeline}.timer").write_text(t["timer"])
+        print(
+            f"wrote {d}/pitchlab-{args.pipeline}.{{service,timer}}; enable with: systemctl --user enable --now pitchlab-{args.pipeline}.timer"
+        )
     else:
-        print("# cron (crontab -e):\n" + t["cron"] + "\n\n# systemd service:\n" + t["service"] + "\n# systemd timer:\n" + t["timer"])
+        print(
+            "# cron (crontab -e):\n"
+            + t["cron"]
+            + "\n\n# systemd service:\n"
+            + t["service"]
+            + "\n# systemd timer:\n"
+            + t["timer"]
+        )
     return 0
+
 
 def register_cli(sub):
     "Add `pitchlab retrain` and `pitchlab schedule`."
     r = sub.add_parser("retrain", help="run a retraining pipeline notebook with papermill (one at a time)")
-    r.add_argument("--pipeline", default="retrain_injury_risk", help="pipeline notebook in nbs/pipelines (default retrain_injury_risk)")
-    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter of the notebook (repeatable)")
+    r.add_argument(
+        "--pipeline",
+        default="retrain_injury_risk",
+        help="pipeline notebook in nbs/pipelines (default retrain_injury_risk)",
+    )
+    r.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter of the notebook (repeatable)"
+    )
     r.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     r.set_defaults(func=_cmd_retrain)
     s = sub.add_parser("schedule", help="print (or install) a cron line and systemd timer that run a pipeline")

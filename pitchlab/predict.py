@@ -13,63 +13,104 @@ from .core import NotFoundError, settings
 __all__ = ['EXPLAIN', 'explain', 'latest_features', 'score', 'save_predictions', 'ChampionRisk']
 
 # %% ../nbs/42_predict.ipynb
-EXPLAIN = {"acwr_ewma": "ACWR (EWMA)", "chronic_load": "chronic load", "weekly_load": "weekly load", "monotony": "monotony",
-           "match_day": "match day", "prev_injury": "previous injury", "wellness_z": "wellness", "pitches_7d": "pitches (7 d)",
-           "balls_7d": "balls (7 d)", "days_rest": "days of rest"}
+EXPLAIN = {
+    "acwr_ewma": "ACWR (EWMA)",
+    "chronic_load": "chronic load",
+    "weekly_load": "weekly load",
+    "monotony": "monotony",
+    "match_day": "match day",
+    "prev_injury": "previous injury",
+    "wellness_z": "wellness",
+    "pitches_7d": "pitches (7 d)",
+    "balls_7d": "balls (7 d)",
+    "days_rest": "days of rest",
+}
 
-def _risk_frame(model, rows:pd.DataFrame)->pd.DataFrame:
+
+def _risk_frame(model, rows: pd.DataFrame) -> pd.DataFrame:
     "risk, lower, upper from any registered model (NaN interval when the model has none)."
     out = model.predict(rows)
     out = out.reset_index(drop=True) if len(out) == len(rows) else out
-    lo = next((c for c in ("lower", "risk_lo") if c in out), None); hi = next((c for c in ("upper", "risk_hi") if c in out), None)
-    return pd.DataFrame({"risk": out["risk"].to_numpy(float), "lower": out[lo].to_numpy(float) if lo else np.nan,
-                         "upper": out[hi].to_numpy(float) if hi else np.nan})
+    lo = next((c for c in ("lower", "risk_lo") if c in out), None)
+    hi = next((c for c in ("upper", "risk_hi") if c in out), None)
+    return pd.DataFrame(
+        {
+            "risk": out["risk"].to_numpy(float),
+            "lower": out[lo].to_numpy(float) if lo else np.nan,
+            "upper": out[hi].to_numpy(float) if hi else np.nan,
+        }
+    )
 
-def explain(model, rows:pd.DataFrame, # the feature rows scored
-            reference:pd.DataFrame|None=None, # rows whose medians are the "typical" values (default: `rows`)
-            top:int=3, # factors kept per row
-            min_points:float=0.001, # smallest rise in risk (absolute) worth naming
-           )->list:
+
+def explain(
+    model,
+    rows: pd.DataFrame,  # the feature rows scored
+    reference: pd.DataFrame | None = None,  # rows whose medians are the "typical" values (default: `rows`)
+    top: int = 3,  # factors kept per row
+    min_points: float = 0.001,  # smallest rise in risk (absolute) worth naming
+) -> list:
     "Per row, the features that raise its risk most against the squad median, as [{feature, value, median, points}]."
     ref = rows if reference is None else reference
     base = _risk_frame(model, rows)["risk"].to_numpy()
     gains = {}
     for c in EXPLAIN:
-        if c not in rows or not pd.api.types.is_numeric_dtype(rows[c]): continue
+        if c not in rows or not pd.api.types.is_numeric_dtype(rows[c]):
+            continue
         med = pd.to_numeric(ref[c], errors="coerce").median()
-        if not np.isfinite(med): continue
-        alt = rows.copy(); alt[c] = med
+        if not np.isfinite(med):
+            continue
+        alt = rows.copy()
+        alt[c] = med
         gains[c] = (base - _risk_frame(model, alt)["risk"].to_numpy(), med)
     out = []
     for i in range(len(rows)):
-        f = sorted(((g[i], c, med) for c, (g, med) in gains.items() if np.isfinite(g[i]) and g[i] >= min_points), reverse=True)[:top]
-        out.append([dict(feature=c, label=EXPLAIN[c], value=None if pd.isna(rows[c].iloc[i]) else float(rows[c].iloc[i]),
-                         median=float(med), points=float(g)) for g, c, med in f])
+        f = sorted(
+            ((g[i], c, med) for c, (g, med) in gains.items() if np.isfinite(g[i]) and g[i] >= min_points), reverse=True
+        )[:top]
+        out.append(
+            [
+                dict(
+                    feature=c,
+                    label=EXPLAIN[c],
+                    value=None if pd.isna(rows[c].iloc[i]) else float(rows[c].iloc[i]),
+                    median=float(med),
+                    points=float(g),
+                )
+                for g, c, med in f
+            ]
+        )
     return out
 
 # %% ../nbs/42_predict.ipynb
-def latest_features(tables:dict, # contract tables (sessions, athletes, injuries, wellness, cycle_logs, pitches)
-                    day=None, # the day to score (default: the latest day in the tables)
-                    horizon:int=7)->pd.DataFrame:
+def latest_features(
+    tables: dict,  # contract tables (sessions, athletes, injuries, wellness, cycle_logs, pitches)
+    day=None,  # the day to score (default: the latest day in the tables)
+    horizon: int = 7,
+) -> pd.DataFrame:
     "Each athlete's feature row on `day` (athletes at risk that day), as the model saw its training rows."
     from pitchlab import features as F
+
     f = F.build_features(tables, horizon=horizon, end=day)
     last = f["date"].max() if day is None else pd.Timestamp(day)
     return f[f["date"] == last].reset_index(drop=True)
 
-def score(tables:dict, # contract tables of the athletes to score
-          model=None, # a loaded model (default: the champion of `name`)
-          name:str="injury_risk", # registered model name
-          day=None, # the day to score (default: the latest)
-          horizon:int|None=None, # label horizon of the features (default: the model's, else 7)
-         )->pd.DataFrame:
+
+def score(
+    tables: dict,  # contract tables of the athletes to score
+    model=None,  # a loaded model (default: the champion of `name`)
+    name: str = "injury_risk",  # registered model name
+    day=None,  # the day to score (default: the latest)
+    horizon: int | None = None,  # label horizon of the features (default: the model's, else 7)
+) -> pd.DataFrame:
     "Risk for every athlete at risk on `day`: athlete_id, date, risk, lower, upper, factors (JSON), model_name, model_version."
     if model is None:
         from pitchlab.registry import Registry
+
         model = Registry().load(name)
     h = int(horizon or getattr(model, "model_config", {}).get("horizon") or 7)
     rows = latest_features(tables, day, h)
-    if not len(rows): raise NotFoundError(f"no athlete is at risk on {day or 'the latest day'}: nothing to score")
+    if not len(rows):
+        raise NotFoundError(f"no athlete is at risk on {day or 'the latest day'}: nothing to score")
     r = _risk_frame(model, rows)
     out = rows[["athlete_id", "date"]].copy()
     out[["risk", "lower", "upper"]] = r.to_numpy()
@@ -79,16 +120,19 @@ def score(tables:dict, # contract tables of the athletes to score
     out["model_version"] = str(getattr(model, "registry_version", "unregistered"))
     return out.sort_values("risk", ascending=False, ignore_index=True)
 
-def save_predictions(store, preds:pd.DataFrame, source:str="predict"):
+
+def save_predictions(store, preds: pd.DataFrame, source: str = "predict"):
     "Store predictions (keyed by athlete, day, horizon, model and version); returns the store's load report."
     return store.write("predictions", preds.assign(source=source), source=source)
 
 # %% ../nbs/42_predict.ipynb
 class ChampionRisk:
     "Risk from the registry's champion for the dashboards: board rows and what-if rows (features overridden)."
-    def __init__(self, store=None, name:str="injury_risk", champion=None, ttl:float=5.0):
+
+    def __init__(self, store=None, name: str = "injury_risk", champion=None, ttl: float = 5.0):
         from pitchlab.registry import Champion
         from pitchlab.store import Store
+
         self.store, self.name = store or Store(), name
         self.champion = champion or Champion(name, ttl=ttl)
         self._cache = {}
@@ -96,42 +140,68 @@ class ChampionRisk:
     @property
     def model(self):
         m = self.champion.get()
-        if m is None: raise NotFoundError(f"no champion for {self.name!r}", hint="train and promote one: pitchlab retrain")
+        if m is None:
+            raise NotFoundError(f"no champion for {self.name!r}", hint="train and promote one: pitchlab retrain")
         return m
-    @property
-    def version(self): return self.champion.version
-    @property
-    def label(self)->str: return f"risk: {self.name} v{self.version} (champion)"
-    @property
-    def key(self)->str: return f"champion:{self.name}:{self.version}"
-    def for_variant(self, variant:str): return self
 
-    def base_rows(self, athlete_ids)->pd.DataFrame:
+    @property
+    def version(self):
+        return self.champion.version
+
+    @property
+    def label(self) -> str:
+        return f"risk: {self.name} v{self.version} (champion)"
+
+    @property
+    def key(self) -> str:
+        return f"champion:{self.name}:{self.version}"
+
+    def for_variant(self, variant: str):
+        return self
+
+    def base_rows(self, athlete_ids) -> pd.DataFrame:
         "Latest feature rows of these athletes (cached per champion version and store contents)."
         ids = tuple(sorted(map(str, athlete_ids)))
         counts = tuple(self.store.counts().items())
         k = (ids, self.version, counts)
         if k not in self._cache:
-            tables = {t: self.store.read(t, list(ids), actor="pitchlab predict") for t in ("sessions", "athletes", "injuries", "wellness", "cycle_logs", "pitches")}
+            tables = {
+                t: self.store.read(t, list(ids), actor="pitchlab predict")
+                for t in ("sessions", "athletes", "injuries", "wellness", "cycle_logs", "pitches")
+            }
             h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)
             f = pd.concat([latest_features(tables, None, h)], ignore_index=True)
             self._cache = {k: f}
         return self._cache[k]
 
-    def predict(self, features:pd.DataFrame)->pd.DataFrame:
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         "DataFrame[athlete_id, risk, lower, upper, factors] aligned with `features` (their columns override the latest rows)."
         base = self.base_rows(features["athlete_id"].unique())
-        rows = base.drop_duplicates("athlete_id", keep="last").set_index("athlete_id").reindex(features["athlete_id"].astype(str))
+        rows = (
+            base.drop_duplicates("athlete_id", keep="last")
+            .set_index("athlete_id")
+            .reindex(features["athlete_id"].astype(str))
+        )
         for c in features.columns:
             if c in rows.columns and c not in ("athlete_id", "date"):
                 v = pd.to_numeric(features[c], errors="coerce").to_numpy()
                 rows[c] = np.where(np.isfinite(v), v, rows[c].to_numpy(float))
         known = rows.index.isin(base["athlete_id"])
-        out = pd.DataFrame({"athlete_id": features["athlete_id"].to_numpy(), "risk": np.nan, "lower": np.nan, "upper": np.nan, "factors": ""})
+        out = pd.DataFrame(
+            {
+                "athlete_id": features["athlete_id"].to_numpy(),
+                "risk": np.nan,
+                "lower": np.nan,
+                "upper": np.nan,
+                "factors": "",
+            }
+        )
         if known.any():
             r = rows[known].reset_index()
             rf = _risk_frame(self.model, r)
             out.loc[known, ["risk", "lower", "upper"]] = rf.to_numpy()
-            out.loc[known, "factors"] = [", ".join(f"{x['label']} {x['value']:.2f}" if x["value"] is not None else x["label"] for x in fs)
-                                         for fs in explain(self.model, r, reference=base)]
+            out.loc[known, "factors"] = [
+                ", ".join(f"{x['label']} {x['value']:.2f}" if x["value"] is not None else x["label"] for x in fs)
+                for fs in explain(self.model, r, reference=base)
+            ]
         return out

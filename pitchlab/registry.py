@@ -4,7 +4,13 @@
 
 # %% ../nbs/40_registry.ipynb 1
 from __future__ import annotations
-import importlib, json, os, tempfile, threading, time, warnings
+import importlib
+import json
+import os
+import tempfile
+import threading
+import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,223 +26,365 @@ __all__ = ['Gate', 'feature_profile', 'drift', 'assert_deidentified', 'Registry'
 @dataclass
 class Gate:
     "Promotion gate: every bar that is set must hold for a version to become champion."
-    auc_min: float|None = 0.60 # held-out AUC at least this (Carey et al. 2018: most published models < 0.65)
-    brier_max: float|None = None # Brier score at most this
-    ece_max: float|None = None # expected calibration error at most this
-    beat_baseline_by: float|None = 0.0 # AUC must exceed the ACWR rule's AUC on the same split by this much (None: not required)
-    rhat_max: float|None = 1.01 # Bayesian models: largest R-hat
-    ess_bulk_min: float|None = 400 # Bayesian models: smallest bulk ESS
-    divergences_max: int|None = 0 # Bayesian models: divergent transitions
 
-    def check(self, metrics:dict # held-out metrics and diagnostics of the candidate
-             )->tuple[bool, list]:
+    auc_min: float | None = 0.60  # held-out AUC at least this (Carey et al. 2018: most published models < 0.65)
+    brier_max: float | None = None  # Brier score at most this
+    ece_max: float | None = None  # expected calibration error at most this
+    beat_baseline_by: float | None = (
+        0.0  # AUC must exceed the ACWR rule's AUC on the same split by this much (None: not required)
+    )
+    rhat_max: float | None = 1.01  # Bayesian models: largest R-hat
+    ess_bulk_min: float | None = 400  # Bayesian models: smallest bulk ESS
+    divergences_max: int | None = 0  # Bayesian models: divergent transitions
+
+    def check(
+        self,
+        metrics: dict,  # held-out metrics and diagnostics of the candidate
+    ) -> tuple[bool, list]:
         "(passed, reasons): reasons name every bar that failed, or say why a bar could not be checked."
         bad = []
+
         def need(key, ok, text):
             v = metrics.get(key)
-            if v is None or (isinstance(v, float) and np.isnan(v)): return
-            if not ok(v): bad.append(text.format(v=v))
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                return
+            if not ok(v):
+                bad.append(text.format(v=v))
+
         if self.auc_min is not None:
-            if metrics.get("auc") is None: bad.append("no held-out AUC was logged")
+            if metrics.get("auc") is None:
+                bad.append("no held-out AUC was logged")
             need("auc", lambda v: v >= self.auc_min, f"AUC {{v:.3f}} is below the gate's {self.auc_min:.3f}")
-        if self.brier_max is not None: need("brier", lambda v: v <= self.brier_max, f"Brier {{v:.4f}} is above {self.brier_max:.4f}")
-        if self.ece_max is not None: need("ece", lambda v: v <= self.ece_max, f"calibration error {{v:.4f}} is above {self.ece_max:.4f}")
-        if self.beat_baseline_by is not None and metrics.get("baseline_auc") is not None and metrics.get("auc") is not None:
+        if self.brier_max is not None:
+            need("brier", lambda v: v <= self.brier_max, f"Brier {{v:.4f}} is above {self.brier_max:.4f}")
+        if self.ece_max is not None:
+            need("ece", lambda v: v <= self.ece_max, f"calibration error {{v:.4f}} is above {self.ece_max:.4f}")
+        if (
+            self.beat_baseline_by is not None
+            and metrics.get("baseline_auc") is not None
+            and metrics.get("auc") is not None
+        ):
             if metrics["auc"] < metrics["baseline_auc"] + self.beat_baseline_by:
-                bad.append(f"AUC {metrics['auc']:.3f} does not beat the ACWR rule ({metrics['baseline_auc']:.3f}) by {self.beat_baseline_by}")
-        if self.rhat_max is not None: need("max_rhat", lambda v: v <= self.rhat_max, f"max R-hat {{v:.3f}} is above {self.rhat_max}")
-        if self.ess_bulk_min is not None: need("min_ess_bulk", lambda v: v >= self.ess_bulk_min, f"min bulk ESS {{v:.0f}} is below {self.ess_bulk_min:.0f}")
-        if self.divergences_max is not None: need("divergences", lambda v: v <= self.divergences_max, f"{{v:.0f}} divergent transitions (at most {self.divergences_max})")
+                bad.append(
+                    f"AUC {metrics['auc']:.3f} does not beat the ACWR rule ({metrics['baseline_auc']:.3f}) by {self.beat_baseline_by}"
+                )
+        if self.rhat_max is not None:
+            need("max_rhat", lambda v: v <= self.rhat_max, f"max R-hat {{v:.3f}} is above {self.rhat_max}")
+        if self.ess_bulk_min is not None:
+            need(
+                "min_ess_bulk",
+                lambda v: v >= self.ess_bulk_min,
+                f"min bulk ESS {{v:.0f}} is below {self.ess_bulk_min:.0f}",
+            )
+        if self.divergences_max is not None:
+            need(
+                "divergences",
+                lambda v: v <= self.divergences_max,
+                f"{{v:.0f}} divergent transitions (at most {self.divergences_max})",
+            )
         return not bad, bad
 
     @classmethod
-    def from_dict(cls, d:dict|None)->"Gate":
+    def from_dict(cls, d: dict | None) -> "Gate":
         "A gate from a dict of bars (unknown keys are an error, so a typo cannot silently open the gate)."
         d = dict(d or {})
         unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown: raise PitchlabError(f"unknown gate setting(s) {sorted(unknown)}", hint=f"use {sorted(cls.__dataclass_fields__)}")
+        if unknown:
+            raise PitchlabError(
+                f"unknown gate setting(s) {sorted(unknown)}", hint=f"use {sorted(cls.__dataclass_fields__)}"
+            )
         return cls(**d)
 
 # %% ../nbs/40_registry.ipynb
-def feature_profile(X:pd.DataFrame, # training features (numeric columns are profiled)
-                    bins:int=10, # quantile bins
-                    sample:int=2000, # values kept per feature for KS
-                    seed:int=0)->dict:
+def feature_profile(
+    X: pd.DataFrame,  # training features (numeric columns are profiled)
+    bins: int = 10,  # quantile bins
+    sample: int = 2000,  # values kept per feature for KS
+    seed: int = 0,
+) -> dict:
     "A compact, de-identified profile of each numeric feature's distribution."
     rng, out = np.random.default_rng(seed), {}
     for c in X.columns:
         v = pd.to_numeric(X[c], errors="coerce").to_numpy(float)
         v = v[np.isfinite(v)]
-        if len(v) == 0: continue
+        if len(v) == 0:
+            continue
         edges = np.unique(np.quantile(v, np.linspace(0, 1, bins + 1)))
         counts = np.histogram(v, bins=edges)[0] if len(edges) > 1 else np.array([len(v)])
         keep = rng.choice(v, size=min(sample, len(v)), replace=False)
-        out[c] = dict(edges=edges.tolist(), props=(counts / counts.sum()).tolist(), sample=np.round(keep, 6).tolist(), n=int(len(v)))
+        out[c] = dict(
+            edges=edges.tolist(),
+            props=(counts / counts.sum()).tolist(),
+            sample=np.round(keep, 6).tolist(),
+            n=int(len(v)),
+        )
     return out
 
-def drift(profile:dict, # the reference profile (the champion's training features)
-          X:pd.DataFrame, # new features
-         )->pd.DataFrame:
+
+def drift(
+    profile: dict,  # the reference profile (the champion's training features)
+    X: pd.DataFrame,  # new features
+) -> pd.DataFrame:
     "PSI and KS per feature of `X` against `profile`, with a plain-language level."
     from scipy.stats import ks_2samp
+
     rows = []
     for c, p in profile.items():
-        if c not in X.columns: continue
-        v = pd.to_numeric(X[c], errors="coerce").to_numpy(float); v = v[np.isfinite(v)]
-        if len(v) == 0 or len(p["edges"]) < 2: continue
-        e = np.array(p["edges"], float); e[0], e[-1] = -np.inf, np.inf
+        if c not in X.columns:
+            continue
+        v = pd.to_numeric(X[c], errors="coerce").to_numpy(float)
+        v = v[np.isfinite(v)]
+        if len(v) == 0 or len(p["edges"]) < 2:
+            continue
+        e = np.array(p["edges"], float)
+        e[0], e[-1] = -np.inf, np.inf
         q = np.histogram(v, bins=e)[0] / len(v)
-        ref = np.clip(np.array(p["props"]), 1e-4, None); q = np.clip(q, 1e-4, None)
+        ref = np.clip(np.array(p["props"]), 1e-4, None)
+        q = np.clip(q, 1e-4, None)
         psi = float(np.sum((q - ref) * np.log(q / ref)))
         ks = ks_2samp(np.array(p["sample"]), v)
-        rows.append(dict(feature=c, psi=psi, ks=float(ks.statistic), ks_p=float(ks.pvalue),
-                         level="major" if psi > 0.25 else "moderate" if psi > 0.1 else "stable"))
-    return pd.DataFrame(rows, columns=["feature", "psi", "ks", "ks_p", "level"]).sort_values("psi", ascending=False, ignore_index=True)
+        rows.append(
+            dict(
+                feature=c,
+                psi=psi,
+                ks=float(ks.statistic),
+                ks_p=float(ks.pvalue),
+                level="major" if psi > 0.25 else "moderate" if psi > 0.1 else "stable",
+            )
+        )
+    return pd.DataFrame(rows, columns=["feature", "psi", "ks", "ks_p", "level"]).sort_values(
+        "psi", ascending=False, ignore_index=True
+    )
 
 # %% ../nbs/40_registry.ipynb
-def assert_deidentified(paths:list, # files or folders about to be logged
-                        athletes:pd.DataFrame|None, # athletes table (name, birth_date) whose personal data must not appear
-                        texts:list=(), # other strings about to be logged (parameters, tags)
-                       ):
+def assert_deidentified(
+    paths: list,  # files or folders about to be logged
+    athletes: pd.DataFrame | None,  # athletes table (name, birth_date) whose personal data must not appear
+    texts: list = (),  # other strings about to be logged (parameters, tags)
+):
     "Raise if any file or text contains an athlete's name or birth date."
-    if athletes is None or not len(athletes): return
+    if athletes is None or not len(athletes):
+        return
     needles = set()
-    if "name" in athletes: needles |= {str(n) for n in athletes["name"].dropna() if len(str(n)) >= 4}
+    if "name" in athletes:
+        needles |= {str(n) for n in athletes["name"].dropna() if len(str(n)) >= 4}
     if "birth_date" in athletes:
         bd = pd.to_datetime(athletes["birth_date"], errors="coerce").dropna()
         needles |= {d.strftime("%Y-%m-%d") for d in bd}
     files = []
     for p in map(Path, paths):
         files += [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p] if p.is_file() else []
-    hay = [(f"text {i}", t) for i, t in enumerate(texts)] + [(str(f), f.read_bytes().decode("utf-8", "ignore")) for f in files if f.stat().st_size < 50_000_000]
+    hay = [(f"text {i}", t) for i, t in enumerate(texts)] + [
+        (str(f), f.read_bytes().decode("utf-8", "ignore")) for f in files if f.stat().st_size < 50_000_000
+    ]
     for where, text in hay:
         hit = next((n for n in needles if n in text), None)
-        if hit: raise PitchlabError(f"refusing to log {where}: it contains personal data ({'a birth date' if hit[:4].isdigit() else 'an athlete name'})",
-                                    hint="use pseudonymous athlete ids (athlete_id) and drop names and birth dates before logging")
+        if hit:
+            raise PitchlabError(
+                f"refusing to log {where}: it contains personal data ({'a birth date' if hit[:4].isdigit() else 'an athlete name'})",
+                hint="use pseudonymous athlete ids (athlete_id) and drop names and birth dates before logging",
+            )
 
 # %% ../nbs/40_registry.ipynb
-def _utcnow(): return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _utcnow():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-def _import(path:str):
+
+def _import(path: str):
     mod, _, name = path.partition(":")
     obj = importlib.import_module(mod)
-    for part in name.split("."): obj = getattr(obj, part)
+    for part in name.split("."):
+        obj = getattr(obj, part)
     return obj
+
 
 class Registry:
     "pitchlab's view of an MLflow registry: log, list, promote through a gate, roll back, load the champion."
+
     ALIAS = "champion"
-    def __init__(self, uri:str|None=None, # MLflow tracking URI (default: settings().mlflow_uri)
-                 artifact_root:str|Path|None=None, # where new experiments keep artifacts (default: the data home)
-                ):
+
+    def __init__(
+        self,
+        uri: str | None = None,  # MLflow tracking URI (default: settings().mlflow_uri)
+        artifact_root: str | Path | None = None,  # where new experiments keep artifacts (default: the data home)
+    ):
         s = settings()
         self.uri = uri or s.mlflow_uri
         self.artifact_root = Path(artifact_root or s.mlflow_artifacts)
-        if self.uri.startswith("sqlite:///"): Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self._client = None
 
     @property
     def client(self):
         if self._client is None:
-            import logging; logging.getLogger("mlflow").setLevel(logging.WARNING); logging.getLogger("alembic").setLevel(logging.WARNING)
+            import logging
+
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
+            logging.getLogger("alembic").setLevel(logging.WARNING)
             from mlflow import MlflowClient
+
             self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         return self._client
 
-    def __repr__(self): return f"Registry({self.uri!r})"
+    def __repr__(self):
+        return f"Registry({self.uri!r})"
 
     def _experiment(self, name):
         exp = self.client.get_experiment_by_name(f"pitchlab/{name}")
-        if exp: return exp.experiment_id
+        if exp:
+            return exp.experiment_id
         self.artifact_root.mkdir(parents=True, exist_ok=True)
-        return self.client.create_experiment(f"pitchlab/{name}", artifact_location=self.artifact_root.resolve().as_uri() if "://" not in str(self.artifact_root) else str(self.artifact_root))
+        return self.client.create_experiment(
+            f"pitchlab/{name}",
+            artifact_location=self.artifact_root.resolve().as_uri()
+            if "://" not in str(self.artifact_root)
+            else str(self.artifact_root),
+        )
 
 # %% ../nbs/40_registry.ipynb
-def log_model(self:Registry, name:str, # registered model name, e.g. 'injury_risk'
-              model, # object with save(folder), load(folder) classmethod and predict(frame)
-              metrics:dict|None=None, # held-out metrics and diagnostics (numbers)
-              params:dict|None=None, # training parameters
-              data_range:tuple|None=None, # (first, last) day of the training data
-              feature_version:str|None=None, # version of the feature set
-              profile:dict|None=None, # feature_profile() of the training features, for drift checks
-              artifacts:list|None=None, # extra files to keep with the run (executed notebook, HTML report, plots)
-              athletes:pd.DataFrame|None=None, # athletes whose names and birth dates must not appear in anything logged
-              tags:dict|None=None, # extra tags
-             )->dict:
+def log_model(
+    self: Registry,
+    name: str,  # registered model name, e.g. 'injury_risk'
+    model,  # object with save(folder), load(folder) classmethod and predict(frame)
+    metrics: dict | None = None,  # held-out metrics and diagnostics (numbers)
+    params: dict | None = None,  # training parameters
+    data_range: tuple | None = None,  # (first, last) day of the training data
+    feature_version: str | None = None,  # version of the feature set
+    profile: dict | None = None,  # feature_profile() of the training features, for drift checks
+    artifacts: list | None = None,  # extra files to keep with the run (executed notebook, HTML report, plots)
+    athletes: pd.DataFrame | None = None,  # athletes whose names and birth dates must not appear in anything logged
+    tags: dict | None = None,  # extra tags
+) -> dict:
     "Log a trained model as a new MLflow run and registered version; returns run id and version."
     c = self.client
     params = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in (params or {}).items()}
-    tags = {**(tags or {}), "pitchlab.kind": type(model).__name__, "pitchlab.class": f"{type(model).__module__}:{type(model).__qualname__}"}
-    if data_range: tags |= {"data.first": str(pd.Timestamp(data_range[0]).date()), "data.last": str(pd.Timestamp(data_range[1]).date())}
-    if feature_version: tags["feature_version"] = str(feature_version)
+    tags = {
+        **(tags or {}),
+        "pitchlab.kind": type(model).__name__,
+        "pitchlab.class": f"{type(model).__module__}:{type(model).__qualname__}",
+    }
+    if data_range:
+        tags |= {
+            "data.first": str(pd.Timestamp(data_range[0]).date()),
+            "data.last": str(pd.Timestamp(data_range[1]).date()),
+        }
+    if feature_version:
+        tags["feature_version"] = str(feature_version)
     with tempfile.TemporaryDirectory() as d:
-        mdir = Path(d)/"model"; mdir.mkdir()
+        mdir = Path(d) / "model"
+        mdir.mkdir()
         model.save(mdir)
-        (mdir/"pitchlab_model.json").write_text(json.dumps({"class": tags["pitchlab.class"], "saved": _utcnow(), "feature_version": feature_version}))
-        if profile is not None: (Path(d)/"feature_profile.json").write_text(json.dumps(profile))
+        (mdir / "pitchlab_model.json").write_text(
+            json.dumps({"class": tags["pitchlab.class"], "saved": _utcnow(), "feature_version": feature_version})
+        )
+        if profile is not None:
+            (Path(d) / "feature_profile.json").write_text(json.dumps(profile))
         extra = [Path(a) for a in (artifacts or [])]
-        assert_deidentified([mdir, *extra, *( [Path(d)/"feature_profile.json"] if profile is not None else [])], athletes,
-                            texts=[json.dumps(params, default=str), json.dumps(tags)])
+        assert_deidentified(
+            [mdir, *extra, *([Path(d) / "feature_profile.json"] if profile is not None else [])],
+            athletes,
+            texts=[json.dumps(params, default=str), json.dumps(tags)],
+        )
         run = c.create_run(self._experiment(name), tags=tags, run_name=f"{name}-{_utcnow()}")
         rid = run.info.run_id
         try:
-            for k, v in params.items(): c.log_param(rid, k, str(v)[:6000])
+            for k, v in params.items():
+                c.log_param(rid, k, str(v)[:6000])
             for k, v in (metrics or {}).items():
-                if v is not None and np.isfinite(float(v)): c.log_metric(rid, k, float(v))
+                if v is not None and np.isfinite(float(v)):
+                    c.log_metric(rid, k, float(v))
             c.log_artifacts(rid, str(mdir), "model")
-            if profile is not None: c.log_artifact(rid, str(Path(d)/"feature_profile.json"))
-            for a in extra: c.log_artifact(rid, str(a), "report")
+            if profile is not None:
+                c.log_artifact(rid, str(Path(d) / "feature_profile.json"))
+            for a in extra:
+                c.log_artifact(rid, str(a), "report")
             c.set_terminated(rid, "FINISHED")
         except Exception:
-            c.set_terminated(rid, "FAILED"); raise
-    try: c.get_registered_model(name)
-    except Exception: c.create_registered_model(name, description=f"pitchlab model {name}")
-    mv = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=rid, tags={"pitchlab.class": tags["pitchlab.class"]})
+            c.set_terminated(rid, "FAILED")
+            raise
+    try:
+        c.get_registered_model(name)
+    except Exception:
+        c.create_registered_model(name, description=f"pitchlab model {name}")
+    mv = c.create_model_version(
+        name, source=f"{run.info.artifact_uri}/model", run_id=rid, tags={"pitchlab.class": tags["pitchlab.class"]}
+    )
     return dict(run_id=rid, version=str(mv.version), name=name)
 
-def log_failure(self:Registry, name:str, error:str, params:dict|None=None, artifacts:list|None=None)->str:
+
+def log_failure(
+    self: Registry, name: str, error: str, params: dict | None = None, artifacts: list | None = None
+) -> str:
     "Record a failed training run (with its traceback and report) without registering a version; returns the run id."
     c = self.client
-    run = c.create_run(self._experiment(name), tags={"pitchlab.status": "failed"}, run_name=f"{name}-failed-{_utcnow()}")
-    for k, v in (params or {}).items(): c.log_param(run.info.run_id, k, str(v)[:6000])
+    run = c.create_run(
+        self._experiment(name), tags={"pitchlab.status": "failed"}, run_name=f"{name}-failed-{_utcnow()}"
+    )
+    for k, v in (params or {}).items():
+        c.log_param(run.info.run_id, k, str(v)[:6000])
     with tempfile.TemporaryDirectory() as d:
-        (Path(d)/"error.txt").write_text(error)
-        c.log_artifact(run.info.run_id, str(Path(d)/"error.txt"))
-    for a in artifacts or []: c.log_artifact(run.info.run_id, str(a), "report")
+        (Path(d) / "error.txt").write_text(error)
+        c.log_artifact(run.info.run_id, str(Path(d) / "error.txt"))
+    for a in artifacts or []:
+        c.log_artifact(run.info.run_id, str(a), "report")
     c.set_terminated(run.info.run_id, "FAILED")
     return run.info.run_id
+
 
 Registry.log_model, Registry.log_failure = log_model, log_failure
 
 # %% ../nbs/40_registry.ipynb
-def versions(self:Registry, name:str)->pd.DataFrame:
+def versions(self: Registry, name: str) -> pd.DataFrame:
     "Every registered version of `name` with its run's metrics, tags and whether it is champion."
     c = self.client
     champ = self.champion(name)
     rows = []
     for mv in c.search_model_versions(f"name='{name}'"):
         run = c.get_run(mv.run_id)
-        rows.append(dict(version=int(mv.version), run_id=mv.run_id, created=pd.Timestamp(mv.creation_timestamp, unit="ms"),
-                         champion=str(mv.version) == champ, gate=mv.tags.get("gate", ""), gate_reasons=mv.tags.get("gate_reasons", ""),
-                         kind=run.data.tags.get("pitchlab.kind"), data_first=run.data.tags.get("data.first"), data_last=run.data.tags.get("data.last"),
-                         feature_version=run.data.tags.get("feature_version"), **run.data.metrics))
-    return pd.DataFrame(rows).sort_values("version", ignore_index=True) if rows else pd.DataFrame(columns=["version", "run_id", "champion"])
+        rows.append(
+            dict(
+                version=int(mv.version),
+                run_id=mv.run_id,
+                created=pd.Timestamp(mv.creation_timestamp, unit="ms"),
+                champion=str(mv.version) == champ,
+                gate=mv.tags.get("gate", ""),
+                gate_reasons=mv.tags.get("gate_reasons", ""),
+                kind=run.data.tags.get("pitchlab.kind"),
+                data_first=run.data.tags.get("data.first"),
+                data_last=run.data.tags.get("data.last"),
+                feature_version=run.data.tags.get("feature_version"),
+                **run.data.metrics,
+            )
+        )
+    return (
+        pd.DataFrame(rows).sort_values("version", ignore_index=True)
+        if rows
+        else pd.DataFrame(columns=["version", "run_id", "champion"])
+    )
 
-def champion(self:Registry, name:str)->str|None:
+
+def champion(self: Registry, name: str) -> str | None:
     "The champion's version of `name`, or None if no version has been promoted."
-    try: return str(self.client.get_model_version_by_alias(name, self.ALIAS).version)
-    except Exception: return None
+    try:
+        return str(self.client.get_model_version_by_alias(name, self.ALIAS).version)
+    except Exception:
+        return None
+
 
 def _history(self, name):
     rm = self.client.get_registered_model(name)
     return json.loads(rm.tags.get("champion_history", "[]"))
 
-def promote(self:Registry, name:str, # registered model
-            version:str|int, # candidate version
-            gate:Gate|dict|None=None, # bars to pass (default: Gate())
-            actor:str="pitchlab", # who promotes
-            force:bool=False, # skip the gate (an admin's explicit decision; recorded)
-           )->dict:
+
+def promote(
+    self: Registry,
+    name: str,  # registered model
+    version: str | int,  # candidate version
+    gate: Gate | dict | None = None,  # bars to pass (default: Gate())
+    actor: str = "pitchlab",  # who promotes
+    force: bool = False,  # skip the gate (an admin's explicit decision; recorded)
+) -> dict:
     "Make `version` champion if it passes the gate; the verdict is recorded on the version either way."
     c, version = self.client, str(version)
     gate = gate if isinstance(gate, Gate) else Gate.from_dict(gate)
@@ -254,7 +402,8 @@ def promote(self:Registry, name:str, # registered model
         c.set_registered_model_tag(name, "champion_history", json.dumps(hist[-200:]))
     return dict(promoted=True, version=version, champion=version, reasons=reasons)
 
-def rollback(self:Registry, name:str, actor:str="pitchlab")->str:
+
+def rollback(self: Registry, name: str, actor: str = "pitchlab") -> str:
     "Move the champion alias back to the version that held it before; returns that version."
     c, hist = self.client, _history(self, name)
     cur = self.champion(name)
@@ -264,61 +413,96 @@ def rollback(self:Registry, name:str, actor:str="pitchlab")->str:
     prev = hist[-1]["version"]
     c.set_registered_model_alias(name, self.ALIAS, prev)
     c.set_registered_model_tag(name, "champion_history", json.dumps(hist))
-    c.set_registered_model_tag(name, "last_rollback", json.dumps(dict(from_version=gone["version"], to_version=prev, by=actor, at=_utcnow())))
+    c.set_registered_model_tag(
+        name, "last_rollback", json.dumps(dict(from_version=gone["version"], to_version=prev, by=actor, at=_utcnow()))
+    )
     return prev
+
 
 Registry.versions, Registry.champion, Registry.promote, Registry.rollback = versions, champion, promote, rollback
 
 # %% ../nbs/40_registry.ipynb
-def load(self:Registry, name:str, version:str|int|None=None # default: the champion
-        ):
+def load(
+    self: Registry,
+    name: str,
+    version: str | int | None = None,  # default: the champion
+):
     "Load a registered version (default: the champion) as a ready predictor."
     import mlflow
+
     version = str(version) if version is not None else self.champion(name)
-    if version is None: raise NotFoundError(f"no champion for model {name!r} yet", hint="train one (`pitchlab retrain`) and promote it")
+    if version is None:
+        raise NotFoundError(f"no champion for model {name!r} yet", hint="train one (`pitchlab retrain`) and promote it")
     mv = self.client.get_model_version(name, version)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=self.uri))
-    meta = json.loads((local/"pitchlab_model.json").read_text())
+    meta = json.loads((local / "pitchlab_model.json").read_text())
     model = _import(meta["class"]).load(local)
     model.registry_name, model.registry_version = name, version
     return model
 
-def profile(self:Registry, name:str, version:str|int|None=None)->dict|None:
+
+def profile(self: Registry, name: str, version: str | int | None = None) -> dict | None:
     "The training-feature profile stored with a version (default: the champion), or None."
     import mlflow
+
     version = str(version) if version is not None else self.champion(name)
-    if version is None: return None
+    if version is None:
+        return None
     mv = self.client.get_model_version(name, version)
-    try: p = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="feature_profile.json", tracking_uri=self.uri)
-    except Exception: return None
+    try:
+        p = mlflow.artifacts.download_artifacts(
+            run_id=mv.run_id, artifact_path="feature_profile.json", tracking_uri=self.uri
+        )
+    except Exception:
+        return None
     return json.loads(Path(p).read_text())
 
-def load_champion(name:str="injury_risk", uri:str|None=None):
+
+def load_champion(name: str = "injury_risk", uri: str | None = None):
     "The champion of `name` in the default registry, ready to predict."
     return Registry(uri).load(name)
+
 
 Registry.load, Registry.profile = load, profile
 
 # %% ../nbs/40_registry.ipynb
 class PickledModel:
     "Registry adapter for a fitted model with `predict_proba(frame)`: saved with joblib (load only artifacts you trust)."
-    def __init__(self, model): self.model = model
-    def fit(self, df): self.model.fit(df); return self
-    def predict_proba(self, X:pd.DataFrame)->np.ndarray: return np.asarray(self.model.predict_proba(X), dtype=float)
-    def predict(self, X:pd.DataFrame)->pd.DataFrame: return pd.DataFrame({"risk": self.predict_proba(X)}, index=X.index)
+
+    def __init__(self, model):
+        self.model = model
+
+    def fit(self, df):
+        self.model.fit(df)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(X), dtype=float)
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"risk": self.predict_proba(X)}, index=X.index)
+
     def save(self, folder):
         import joblib
-        joblib.dump(self.model, Path(folder)/"model.joblib")
+
+        joblib.dump(self.model, Path(folder) / "model.joblib")
+
     @classmethod
     def load(cls, folder):
         import joblib
-        return cls(joblib.load(Path(folder)/"model.joblib"))
+
+        return cls(joblib.load(Path(folder) / "model.joblib"))
 
 # %% ../nbs/40_registry.ipynb
 class Champion:
     "The current champion of a registered model, reloaded when the alias moves."
-    def __init__(self, name:str="injury_risk", registry:Registry|None=None, ttl:float=5.0 # seconds between alias checks
-                ):
+
+    def __init__(
+        self,
+        name: str = "injury_risk",
+        registry: Registry | None = None,
+        ttl: float = 5.0,  # seconds between alias checks
+    ):
         self.name, self.registry, self.ttl = name, registry or Registry(), ttl
         self._model, self._version, self._checked, self._lock = None, None, 0.0, threading.Lock()
 
@@ -326,10 +510,15 @@ class Champion:
         "The champion model (None if none is promoted yet)."
         with self._lock:
             if time.monotonic() - self._checked >= self.ttl or self._model is None:
-                v = self.registry.champion(self.name); self._checked = time.monotonic()
-                if v is None: self._model, self._version = None, None
-                elif v != self._version: self._model, self._version = self.registry.load(self.name, v), v
+                v = self.registry.champion(self.name)
+                self._checked = time.monotonic()
+                if v is None:
+                    self._model, self._version = None, None
+                elif v != self._version:
+                    self._model, self._version = self.registry.load(self.name, v), v
             return self._model
 
     @property
-    def version(self)->str|None: self.get(); return self._version
+    def version(self) -> str | None:
+        self.get()
+        return self._version

@@ -16,100 +16,135 @@ __all__ = ['VIOLATION_COLUMNS', 'list_rulesets', 'load_ruleset', 'age_group', 'r
 # %% ../nbs/11_rules.ipynb
 _REQUIRED = ("ruleset", "version", "published", "title", "source", "age_groups")
 
-def _validate(d:dict, name:str)->dict:
+
+def _validate(d: dict, name: str) -> dict:
     "Check a rule file's structure so a typo fails loudly when the file is read, not silently in a check."
     missing = [k for k in _REQUIRED if k not in d]
-    if missing: raise ConfigError(f"rule file {name} lacks {missing}")
+    if missing:
+        raise ConfigError(f"rule file {name} lacks {missing}")
     last_hi = -1
     for g in d["age_groups"]:
         lo, hi = g["ages"]
-        if not (lo <= hi and lo > last_hi): raise ConfigError(f"rule file {name}: age groups must be ordered and not overlap ({g['ages']})")
+        if not (lo <= hi and lo > last_hi):
+            raise ConfigError(f"rule file {name}: age groups must be ordered and not overlap ({g['ages']})")
         last_hi = hi
         if d["ruleset"] == "pitch_smart":
             steps = g["rest_after"]
             p, r = [s["pitches"] for s in steps], [s["days"] for s in steps]
             if p != sorted(p) or r != sorted(r) or g["daily_max"] <= 0:
-                raise ConfigError(f"rule file {name}: ages {g['ages']} need increasing rest_after steps and daily_max > 0")
+                raise ConfigError(
+                    f"rule file {name}: ages {g['ages']} need increasing rest_after steps and daily_max > 0"
+                )
         if d["ruleset"] == "ecb_fast_bowling" and not ({"match", "practice"} <= set(g)):
             raise ConfigError(f"rule file {name}: ages {g['ages']} need `match` and `practice` limits")
     return d
+
 
 def _rule_files():
     folder = resources.files("pitchlab") / "rulesets"
     return sorted((p for p in folder.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
 
-def _read(path)->dict:
+
+def _read(path) -> dict:
     import yaml
-    with path.open("r", encoding="utf-8") as f: d = yaml.safe_load(f)
+
+    with path.open("r", encoding="utf-8") as f:
+        d = yaml.safe_load(f)
     d = _validate(d, path.name)
-    d["version"] = str(d["version"]); d["file"] = path.name
+    d["version"] = str(d["version"])
+    d["file"] = path.name
     return d
 
-def list_rulesets()->pd.DataFrame:
+
+def list_rulesets() -> pd.DataFrame:
     "Every shipped rule set and version (the YAML files in `pitchlab/rulesets/`), newest version first."
     rows = [{k: d[k] for k in ("ruleset", "version", "published", "title", "file")} for d in map(_read, _rule_files())]
     return pd.DataFrame(rows).sort_values(["ruleset", "published"], ascending=[True, False]).reset_index(drop=True)
 
-def load_ruleset(name:str|dict, # rule set name ('pitch_smart', 'ecb_fast_bowling'), or an already loaded rule set
-                 version:str|None=None, # version (e.g. '2015-2018'); default: the newest published
-                )->dict:
+
+def load_ruleset(
+    name: str | dict,  # rule set name ('pitch_smart', 'ecb_fast_bowling'), or an already loaded rule set
+    version: str | None = None,  # version (e.g. '2015-2018'); default: the newest published
+) -> dict:
     "A rule set as plain data (parsed and checked YAML)."
-    if isinstance(name, dict): return _validate(name, name.get("file", "<dict>"))
+    if isinstance(name, dict):
+        return _validate(name, name.get("file", "<dict>"))
     found = [d for d in map(_read, _rule_files()) if d["ruleset"] == name]
     if not found:
         raise NotFoundError(f"no rule set named {name!r}", hint=f"shipped: {sorted(set(list_rulesets()['ruleset']))}")
-    if version is None: return max(found, key=lambda d: d["published"])
+    if version is None:
+        return max(found, key=lambda d: d["published"])
     for d in found:
-        if d["version"] == str(version): return d
+        if d["version"] == str(version):
+            return d
     raise NotFoundError(f"{name} has no version {version!r}", hint=f"versions: {[d['version'] for d in found]}")
 
-def age_group(rules:dict, # a loaded rule set
-              age:int, # the player's age (age group)
-             )->dict:
+
+def age_group(
+    rules: dict,  # a loaded rule set
+    age: int,  # the player's age (age group)
+) -> dict:
     "The limits of a rule set that apply at `age`."
     for g in rules["age_groups"]:
         lo, hi = g["ages"]
-        if lo <= age <= hi: return g
+        if lo <= age <= hi:
+            return g
     spans = ", ".join(f"{g['ages'][0]}-{g['ages'][1]}" for g in rules["age_groups"])
-    raise ConfigError(f"{rules['ruleset']} {rules['version']} has no limits for age {age}", hint=f"it covers ages {spans}")
+    raise ConfigError(
+        f"{rules['ruleset']} {rules['version']} has no limits for age {age}", hint=f"it covers ages {spans}"
+    )
 
 # %% ../nbs/11_rules.ipynb
-def _rest_days(group:dict, pitches:float)->int:
+def _rest_days(group: dict, pitches: float) -> int:
     days = 0
     for step in group["rest_after"]:
-        if pitches >= step["pitches"]: days = int(step["days"])
+        if pitches >= step["pitches"]:
+            days = int(step["days"])
     return days if pitches > 0 else 0
 
-def required_rest_days(pitches:int, # pitches thrown in games on one day
-                       age:int, # the pitcher's age
-                       ruleset:str|dict="pitch_smart", # rule set name or loaded rule set
-                       version:str|None=None, # rule set version (default: newest)
-                      )->int:
+
+def required_rest_days(
+    pitches: int,  # pitches thrown in games on one day
+    age: int,  # the pitcher's age
+    ruleset: str | dict = "pitch_smart",  # rule set name or loaded rule set
+    version: str | None = None,  # rule set version (default: newest)
+) -> int:
     "Calendar days of rest Pitch Smart requires after `pitches` in a day."
     return _rest_days(age_group(load_ruleset(ruleset, version), age), pitches)
 
 # %% ../nbs/11_rules.ipynb
 VIOLATION_COLUMNS = ["athlete_id", "date", "rule", "ruleset", "version", "value", "limit", "message"]
 
-def _days(s:pd.Series)->np.ndarray:
-    if isinstance(s.dtype, pd.DatetimeTZDtype): raise ValidationError("activity dates must be timezone-naive local dates")
+
+def _days(s: pd.Series) -> np.ndarray:
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        raise ValidationError("activity dates must be timezone-naive local dates")
     d = pd.to_datetime(s).to_numpy()
-    if np.isnat(d).any(): raise ValidationError(f"activity date is missing in {int(np.isnat(d).sum())} row(s)")
+    if np.isnat(d).any():
+        raise ValidationError(f"activity date is missing in {int(np.isnat(d).sum())} row(s)")
     return d.astype("datetime64[D]").astype(np.int64)
 
-def _day(d:int)->pd.Timestamp: return pd.Timestamp(int(d), unit="D")
 
-def _ages(act:pd.DataFrame, age)->np.ndarray:
+def _day(d: int) -> pd.Timestamp:
+    return pd.Timestamp(int(d), unit="D")
+
+
+def _ages(act: pd.DataFrame, age) -> np.ndarray:
     "Each row's age: a number, a mapping athlete_id -> age, or the activity's `age` column."
     if age is None:
         if "age" not in act:
-            raise ConfigError("these limits depend on age", hint="pass age= (a number or athlete_id -> age) or add an `age` column")
+            raise ConfigError(
+                "these limits depend on age", hint="pass age= (a number or athlete_id -> age) or add an `age` column"
+            )
         a = act["age"]
-    elif np.isscalar(age): a = pd.Series(age, index=act.index)
-    else: a = act["athlete_id"].map(pd.Series(age))
+    elif np.isscalar(age):
+        a = pd.Series(age, index=act.index)
+    else:
+        a = act["athlete_id"].map(pd.Series(age))
     if a.isna().any():
         raise ConfigError(f"no age for athlete(s) {sorted(set(act.loc[a.isna(), 'athlete_id']))[:5]}")
     return a.to_numpy(dtype=int)
+
 
 def _thirds(x):
     "Baseball/cricket notation: 5.1 innings = 5 1/3 (a fraction in base `3`); 4.3 overs = 4 overs 3 balls (base 6)."
@@ -117,55 +152,108 @@ def _thirds(x):
     whole = np.floor(x + 1e-9)
     return whole, np.round((x - whole) * 10)
 
+
 def _innings(x):
     whole, part = _thirds(x)
-    if np.any(part > 2): raise ValidationError("innings use baseball notation (5.1 = 5 1/3, 5.2 = 5 2/3); got a digit above 2")
+    if np.any(part > 2):
+        raise ValidationError("innings use baseball notation (5.1 = 5 1/3, 5.2 = 5 2/3); got a digit above 2")
     return whole + part / 3
+
 
 def _overs_to_balls(x):
     whole, part = _thirds(x)
-    if np.any(part > 5): raise ValidationError("overs use cricket notation (4.3 = 4 overs and 3 balls); got a digit above 5")
+    if np.any(part > 5):
+        raise ValidationError("overs use cricket notation (4.3 = 4 overs and 3 balls); got a digit above 5")
     return whole * 6 + part
 
+
 def _violation(out, rules, aid, day, rule, value, limit, message):
-    out.append(dict(athlete_id=aid, date=_day(day), rule=rule, ruleset=rules["ruleset"], version=rules["version"],
-                    value=float(value), limit=float(limit), message=message))
+    out.append(
+        dict(
+            athlete_id=aid,
+            date=_day(day),
+            rule=rule,
+            ruleset=rules["ruleset"],
+            version=rules["version"],
+            value=float(value),
+            limit=float(limit),
+            message=message,
+        )
+    )
 
 # %% ../nbs/11_rules.ipynb
 def _check_pitch_smart(act, rules, ages, game_types):
-    if "pitches" not in act: raise ValidationError("Pitch Smart needs a `pitches` column (pitches thrown in games)")
+    if "pitches" not in act:
+        raise ValidationError("Pitch Smart needs a `pitches` column (pitches thrown in games)")
     keep = np.ones(len(act), bool)
-    if game_types is not None and "session_type" in act: keep = act["session_type"].isin(game_types).to_numpy()
-    df = pd.DataFrame({"athlete_id": act["athlete_id"].to_numpy()[keep], "day": _days(act["date"])[keep],
-                       "pitches": act["pitches"].fillna(0).to_numpy(dtype=float)[keep], "age": ages[keep],
-                       "innings": _innings(act["innings"].fillna(0)) [keep] if "innings" in act else 0.0})
-    if (df["pitches"] < 0).any(): raise ValidationError("pitches must be >= 0")
-    daily = (df.groupby(["athlete_id", "day"], sort=True).agg(pitches=("pitches", "sum"), age=("age", "max"),
-                                                               innings=("innings", "sum")).reset_index())
+    if game_types is not None and "session_type" in act:
+        keep = act["session_type"].isin(game_types).to_numpy()
+    df = pd.DataFrame(
+        {
+            "athlete_id": act["athlete_id"].to_numpy()[keep],
+            "day": _days(act["date"])[keep],
+            "pitches": act["pitches"].fillna(0).to_numpy(dtype=float)[keep],
+            "age": ages[keep],
+            "innings": _innings(act["innings"].fillna(0))[keep] if "innings" in act else 0.0,
+        }
+    )
+    if (df["pitches"] < 0).any():
+        raise ValidationError("pitches must be >= 0")
+    daily = (
+        df.groupby(["athlete_id", "day"], sort=True)
+        .agg(pitches=("pitches", "sum"), age=("age", "max"), innings=("innings", "sum"))
+        .reset_index()
+    )
     daily = daily[daily["pitches"] > 0]
     out, v, max_run = [], rules["version"], rules.get("max_consecutive_days")
     for aid, g in daily.groupby("athlete_id", sort=True):
         days, pitches, ages_, inn = (g[c].to_numpy() for c in ("day", "pitches", "age", "innings"))
-        next_ok, bind, run = -10**9, None, 0
+        next_ok, bind, run = -(10**9), None, 0
         for k, (d, p, a) in enumerate(zip(days, pitches, ages_)):
             grp = age_group(rules, a)
             span = f"ages {grp['ages'][0]}-{grp['ages'][1]}"
             if p > grp["daily_max"]:
-                _violation(out, rules, aid, d, "daily_max", p, grp["daily_max"],
-                           f"{p:g} pitches on {_day(d):%Y-%m-%d}: above the daily maximum of {grp['daily_max']} ({span}, Pitch Smart {v})")
+                _violation(
+                    out,
+                    rules,
+                    aid,
+                    d,
+                    "daily_max",
+                    p,
+                    grp["daily_max"],
+                    f"{p:g} pitches on {_day(d):%Y-%m-%d}: above the daily maximum of {grp['daily_max']} ({span}, Pitch Smart {v})",
+                )
             if d < next_ok:
                 bd, bp, need = bind
-                _violation(out, rules, aid, d, "required_rest", d - bd - 1, need,
-                           f"pitched on {_day(d):%Y-%m-%d} after {bp:g} pitches on {_day(bd):%Y-%m-%d}: {need} day(s) of rest "
-                           f"required, {d - bd - 1} taken; next allowed {_day(next_ok):%Y-%m-%d} ({span}, Pitch Smart {v})")
+                _violation(
+                    out,
+                    rules,
+                    aid,
+                    d,
+                    "required_rest",
+                    d - bd - 1,
+                    need,
+                    f"pitched on {_day(d):%Y-%m-%d} after {bp:g} pitches on {_day(bd):%Y-%m-%d}: {need} day(s) of rest "
+                    f"required, {d - bd - 1} taken; next allowed {_day(next_ok):%Y-%m-%d} ({span}, Pitch Smart {v})",
+                )
             run = run + 1 if k > 0 and days[k - 1] == d - 1 else 1
             if max_run is not None and run > max_run:
-                _violation(out, rules, aid, d, "consecutive_days", run, max_run,
-                           f"{run} days in a row pitching in games to {_day(d):%Y-%m-%d}: at most {max_run} (Pitch Smart {v})")
+                _violation(
+                    out,
+                    rules,
+                    aid,
+                    d,
+                    "consecutive_days",
+                    run,
+                    max_run,
+                    f"{run} days in a row pitching in games to {_day(d):%Y-%m-%d}: at most {max_run} (Pitch Smart {v})",
+                )
             need = _rest_days(grp, p)
-            if d + need + 1 > next_ok: next_ok, bind = d + need + 1, (d, p, need)
+            if d + need + 1 > next_ok:
+                next_ok, bind = d + need + 1, (d, p, need)
         _annual_pitch_smart(out, rules, aid, days, ages_, inn)
     return out
+
 
 def _annual_pitch_smart(out, rules, aid, days, ages_, inn):
     "Innings in any 12 months, months off in any 12 consecutive months, one long continuous rest a year."
@@ -175,8 +263,16 @@ def _annual_pitch_smart(out, rules, aid, days, ages_, inn):
         if cap and np.any(inn):
             total = inn[(days > d - 365) & (days <= d)].sum()
             if total > cap:
-                _violation(out, rules, aid, d, "innings_12_months", round(total, 2), cap,
-                           f"{total:.1f} innings in the 12 months to {_day(d):%Y-%m-%d}: above {cap} (Pitch Smart {v})")
+                _violation(
+                    out,
+                    rules,
+                    aid,
+                    d,
+                    "innings_12_months",
+                    round(total, 2),
+                    cap,
+                    f"{total:.1f} innings in the 12 months to {_day(d):%Y-%m-%d}: above {cap} (Pitch Smart {v})",
+                )
     dates = pd.DatetimeIndex(days.astype("datetime64[D]"))
     months = dates.year * 12 + dates.month
     flagged = set()
@@ -186,123 +282,224 @@ def _annual_pitch_smart(out, rules, aid, days, ages_, inn):
         active = np.unique(months[(months > m - 12) & (months <= m)])
         if len(active) > allowed and m not in flagged:
             flagged.add(m)
-            _violation(out, rules, aid, days[k], "months_off", len(active), allowed,
-                       f"games pitched in {len(active)} of the 12 months to {dates[k]:%Y-%m}: at most {allowed} "
-                       f"({grp['months_off_per_year']} months off a year, Pitch Smart {v})")
+            _violation(
+                out,
+                rules,
+                aid,
+                days[k],
+                "months_off",
+                len(active),
+                allowed,
+                f"games pitched in {len(active)} of the 12 months to {dates[k]:%Y-%m}: at most {allowed} "
+                f"({grp['months_off_per_year']} months off a year, Pitch Smart {v})",
+            )
     start = 0
     for k in range(1, len(days) + 1):
         if k == len(days) or days[k] - days[k - 1] - 1 >= age_group(rules, ages_[k - 1])["min_continuous_days_off"]:
             grp = age_group(rules, ages_[k - 1])
             longest = 365 - grp["min_continuous_days_off"]
             if days[k - 1] - days[start] + 1 > longest:
-                _violation(out, rules, aid, days[start] + longest, "continuous_rest", days[k - 1] - days[start] + 1, longest,
-                           f"pitching from {_day(days[start]):%Y-%m-%d} to {_day(days[k - 1]):%Y-%m-%d} with no break of "
-                           f"{grp['min_continuous_days_off']} days: a year needs one (Pitch Smart {v})")
+                _violation(
+                    out,
+                    rules,
+                    aid,
+                    days[start] + longest,
+                    "continuous_rest",
+                    days[k - 1] - days[start] + 1,
+                    longest,
+                    f"pitching from {_day(days[start]):%Y-%m-%d} to {_day(days[k - 1]):%Y-%m-%d} with no break of "
+                    f"{grp['min_continuous_days_off']} days: a year needs one (Pitch Smart {v})",
+                )
             start = k
 
 # %% ../nbs/11_rules.ipynb
 def _check_ecb(act, rules, ages):
     if "session_type" not in act:
-        raise ValidationError("ECB directives differ for matches and practice: the activity needs a `session_type` column")
+        raise ValidationError(
+            "ECB directives differ for matches and practice: the activity needs a `session_type` column"
+        )
     if "balls_bowled" in act:
         balls = act["balls_bowled"].to_numpy(dtype=float, na_value=np.nan).copy()
         if "overs" in act:
             gap = np.isnan(balls)
             balls[gap] = _overs_to_balls(act["overs"].to_numpy(dtype=float, na_value=np.nan)[gap])
-    elif "overs" in act: balls = _overs_to_balls(act["overs"].to_numpy(dtype=float, na_value=np.nan))
-    else: raise ValidationError("ECB directives need `balls_bowled` or `overs` (cricket notation)")
+    elif "overs" in act:
+        balls = _overs_to_balls(act["overs"].to_numpy(dtype=float, na_value=np.nan))
+    else:
+        raise ValidationError("ECB directives need `balls_bowled` or `overs` (cricket notation)")
     balls = np.nan_to_num(balls)
-    if (balls < 0).any(): raise ValidationError("balls bowled must be >= 0")
-    df = pd.DataFrame({"athlete_id": act["athlete_id"].to_numpy(), "day": _days(act["date"]), "balls": balls, "age": ages,
-                       "match": (act["session_type"] == "match").to_numpy(),
-                       "spell": act["spell"].to_numpy() if "spell" in act else np.arange(len(act))})
+    if (balls < 0).any():
+        raise ValidationError("balls bowled must be >= 0")
+    df = pd.DataFrame(
+        {
+            "athlete_id": act["athlete_id"].to_numpy(),
+            "day": _days(act["date"]),
+            "balls": balls,
+            "age": ages,
+            "match": (act["session_type"] == "match").to_numpy(),
+            "spell": act["spell"].to_numpy() if "spell" in act else np.arange(len(act)),
+        }
+    )
     df = df[df["balls"] > 0]
     out, v, w = [], rules["version"], int(rules.get("window_days", 7))
-    def limits(a): return age_group(rules, a)
+
+    def limits(a):
+        return age_group(rules, a)
+
     m = df[df["match"]]
     for (aid, d, _), g in m.groupby(["athlete_id", "day", "spell"], sort=True):
         lim = limits(g["age"].max())
         ov = g["balls"].sum() / 6
         if ov > lim["match"]["overs_per_spell"]:
-            _violation(out, rules, aid, d, "overs_per_spell", round(ov, 2), lim["match"]["overs_per_spell"],
-                       f"a spell of {ov:g} overs on {_day(d):%Y-%m-%d}: at most {lim['match']['overs_per_spell']} for {lim['name']} (ECB {v})")
+            _violation(
+                out,
+                rules,
+                aid,
+                d,
+                "overs_per_spell",
+                round(ov, 2),
+                lim["match"]["overs_per_spell"],
+                f"a spell of {ov:g} overs on {_day(d):%Y-%m-%d}: at most {lim['match']['overs_per_spell']} for {lim['name']} (ECB {v})",
+            )
     for (aid, d), g in m.groupby(["athlete_id", "day"], sort=True):
         lim = limits(g["age"].max())
         ov = g["balls"].sum() / 6
         if ov > lim["match"]["overs_per_day"]:
-            _violation(out, rules, aid, d, "overs_per_day", round(ov, 2), lim["match"]["overs_per_day"],
-                       f"{ov:g} overs in matches on {_day(d):%Y-%m-%d}: at most {lim['match']['overs_per_day']} for {lim['name']} (ECB {v})")
+            _violation(
+                out,
+                rules,
+                aid,
+                d,
+                "overs_per_day",
+                round(ov, 2),
+                lim["match"]["overs_per_day"],
+                f"{ov:g} overs in matches on {_day(d):%Y-%m-%d}: at most {lim['match']['overs_per_day']} for {lim['name']} (ECB {v})",
+            )
     p = df[~df["match"]]
     for row in p.itertuples():
         lim = limits(row.age)["practice"]
         if row.balls > lim["balls_per_session"]:
-            _violation(out, rules, row.athlete_id, row.day, "practice_balls_per_session", row.balls, lim["balls_per_session"],
-                       f"{row.balls:g} balls in one practice session on {_day(row.day):%Y-%m-%d}: at most {lim['balls_per_session']} "
-                       f"for {limits(row.age)['name']} (ECB {v})")
+            _violation(
+                out,
+                rules,
+                row.athlete_id,
+                row.day,
+                "practice_balls_per_session",
+                row.balls,
+                lim["balls_per_session"],
+                f"{row.balls:g} balls in one practice session on {_day(row.day):%Y-%m-%d}: at most {lim['balls_per_session']} "
+                f"for {limits(row.age)['name']} (ECB {v})",
+            )
     for aid, g in p.groupby("athlete_id", sort=True):
         days = np.sort(g["day"].to_numpy())
         for k, d in enumerate(days):
             n = int(((days > d - w) & (days <= d)).sum())
             lim = limits(g["age"].max())
             if n > lim["practice"]["sessions_per_week"] and (k + 1 == len(days) or days[k + 1] != d):
-                _violation(out, rules, aid, d, "practice_sessions_per_week", n, lim["practice"]["sessions_per_week"],
-                           f"{n} practice bowling sessions in the {w} days to {_day(d):%Y-%m-%d}: at most "
-                           f"{lim['practice']['sessions_per_week']} for {lim['name']} (ECB {v})")
+                _violation(
+                    out,
+                    rules,
+                    aid,
+                    d,
+                    "practice_sessions_per_week",
+                    n,
+                    lim["practice"]["sessions_per_week"],
+                    f"{n} practice bowling sessions in the {w} days to {_day(d):%Y-%m-%d}: at most "
+                    f"{lim['practice']['sessions_per_week']} for {lim['name']} (ECB {v})",
+                )
     for aid, g in df.groupby("athlete_id", sort=True):
         days = np.unique(g["day"].to_numpy())
         for d in days:
             n = int(((days > d - w) & (days <= d)).sum())
             if n > rules["max_bowling_days"]:
-                _violation(out, rules, aid, d, "bowling_days", n, rules["max_bowling_days"],
-                           f"{n} bowling days in the {w} days to {_day(d):%Y-%m-%d}: at most {rules['max_bowling_days']} (ECB {v})")
+                _violation(
+                    out,
+                    rules,
+                    aid,
+                    d,
+                    "bowling_days",
+                    n,
+                    rules["max_bowling_days"],
+                    f"{n} bowling days in the {w} days to {_day(d):%Y-%m-%d}: at most {rules['max_bowling_days']} (ECB {v})",
+                )
     return out
 
-def check(activity:pd.DataFrame, # logged or planned activity: athlete_id, date and pitches (Pitch Smart) or session_type with balls_bowled/overs (ECB)
-          ruleset:str|dict="pitch_smart", # 'pitch_smart', 'ecb_fast_bowling', or a loaded rule set
-          age:int|dict|None=None, # age (group): a number, a mapping athlete_id -> age, or None to use an `age` column
-          version:str|None=None, # rule set version (default: newest published)
-          game_types:tuple|None=("match",), # Pitch Smart counts game pitches: session types that count (None: every row)
-         )->pd.DataFrame:
+
+def check(
+    activity: pd.DataFrame,  # logged or planned activity: athlete_id, date and pitches (Pitch Smart) or session_type with balls_bowled/overs (ECB)
+    ruleset: str | dict = "pitch_smart",  # 'pitch_smart', 'ecb_fast_bowling', or a loaded rule set
+    age: int | dict | None = None,  # age (group): a number, a mapping athlete_id -> age, or None to use an `age` column
+    version: str | None = None,  # rule set version (default: newest published)
+    game_types: tuple | None = (
+        "match",
+    ),  # Pitch Smart counts game pitches: session types that count (None: every row)
+) -> pd.DataFrame:
     "Every violation of a rule set in an athlete's logged or planned activity, one row per rule broken per day."
     rules = load_ruleset(ruleset, version)
     if not {"athlete_id", "date"} <= set(activity.columns):
         raise ValidationError(f"activity needs athlete_id and date columns; it has {list(activity.columns)}")
     act = activity.reset_index(drop=True)
-    if len(act) == 0: return pd.DataFrame(columns=VIOLATION_COLUMNS)
+    if len(act) == 0:
+        return pd.DataFrame(columns=VIOLATION_COLUMNS)
     ages = _ages(act, age)
-    if rules["ruleset"] == "pitch_smart": out = _check_pitch_smart(act, rules, ages, game_types)
-    elif rules["ruleset"] == "ecb_fast_bowling": out = _check_ecb(act, rules, ages)
-    else: raise ConfigError(f"no checker for rule set {rules['ruleset']!r}")
+    if rules["ruleset"] == "pitch_smart":
+        out = _check_pitch_smart(act, rules, ages, game_types)
+    elif rules["ruleset"] == "ecb_fast_bowling":
+        out = _check_ecb(act, rules, ages)
+    else:
+        raise ConfigError(f"no checker for rule set {rules['ruleset']!r}")
     res = pd.DataFrame(out, columns=VIOLATION_COLUMNS)
     return res.sort_values(["athlete_id", "date", "rule"], kind="stable").reset_index(drop=True)
 
 # %% ../nbs/11_rules.ipynb
-def pitching_availability(activity:pd.DataFrame, # logged game pitching: athlete_id, date, pitches
-                          on, # the day to plan for
-                          age:int|dict|None=None, # age: a number, athlete_id -> age, or None for an `age` column
-                          version:str|None=None, # Pitch Smart version (default: newest)
-                         )->pd.DataFrame:
+def pitching_availability(
+    activity: pd.DataFrame,  # logged game pitching: athlete_id, date, pitches
+    on,  # the day to plan for
+    age: int | dict | None = None,  # age: a number, athlete_id -> age, or None for an `age` column
+    version: str | None = None,  # Pitch Smart version (default: newest)
+) -> pd.DataFrame:
     "For each pitcher: the rest still owed and whether Pitch Smart allows pitching on day `on` (and up to how many pitches)."
     rules = load_ruleset("pitch_smart", version)
     act = activity.reset_index(drop=True)
     ages = _ages(act, age)
     day = int(np.datetime64(pd.Timestamp(on), "D").astype(np.int64))
-    df = pd.DataFrame({"athlete_id": act["athlete_id"], "day": _days(act["date"]),
-                       "pitches": act["pitches"].fillna(0).to_numpy(dtype=float), "age": ages})
-    df = df[(df["day"] < day)].groupby(["athlete_id", "day"]).agg(pitches=("pitches", "sum"), age=("age", "max")).reset_index()
+    df = pd.DataFrame(
+        {
+            "athlete_id": act["athlete_id"],
+            "day": _days(act["date"]),
+            "pitches": act["pitches"].fillna(0).to_numpy(dtype=float),
+            "age": ages,
+        }
+    )
+    df = (
+        df[(df["day"] < day)]
+        .groupby(["athlete_id", "day"])
+        .agg(pitches=("pitches", "sum"), age=("age", "max"))
+        .reset_index()
+    )
     rows = []
     for aid, g in act.assign(_age=ages).groupby("athlete_id", sort=True):
         a = int(g["_age"].max())
         h = df[(df["athlete_id"] == aid) & (df["pitches"] > 0)]
-        next_ok = max([d + _rest_days(age_group(rules, x), p) + 1 for d, p, x in zip(h["day"], h["pitches"], h["age"])],
-                      default=-10**9)
+        next_ok = max(
+            [d + _rest_days(age_group(rules, x), p) + 1 for d, p, x in zip(h["day"], h["pitches"], h["age"])],
+            default=-(10**9),
+        )
         run = 0
-        while (day - run - 1) in set(h["day"]): run += 1
+        while (day - run - 1) in set(h["day"]):
+            run += 1
         blocked_run = run >= rules["max_consecutive_days"]
         ok = day >= next_ok and not blocked_run
         last = h.iloc[-1] if len(h) else None
-        rows.append(dict(athlete_id=aid, last_pitched=_day(last["day"]) if last is not None else pd.NaT,
-                         last_pitches=float(last["pitches"]) if last is not None else 0.0,
-                         rest_owed_until=_day(next_ok - 1) if next_ok > day else pd.NaT,
-                         consecutive_days=run, available=ok, max_pitches=age_group(rules, a)["daily_max"] if ok else 0))
+        rows.append(
+            dict(
+                athlete_id=aid,
+                last_pitched=_day(last["day"]) if last is not None else pd.NaT,
+                last_pitches=float(last["pitches"]) if last is not None else 0.0,
+                rest_owed_until=_day(next_ok - 1) if next_ok > day else pd.NaT,
+                consecutive_days=run,
+                available=ok,
+                max_pitches=age_group(rules, a)["daily_max"] if ok else 0,
+            )
+        )
     return pd.DataFrame(rows)

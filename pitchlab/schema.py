@@ -14,195 +14,401 @@ from .core import ValidationError
 __all__ = ['ENTITIES', 'SCHEMAS', 'Field', 'Entity', 'validate', 'contracts']
 
 # %% ../nbs/01_schema.ipynb
-_KINDS = {"str": "str", "int": "Int64", "float": "float64", "date": "datetime64[ns]", "datetime": "datetime64[ns]", "bool": "boolean"}
+_KINDS = {
+    "str": "str",
+    "int": "Int64",
+    "float": "float64",
+    "date": "datetime64[ns]",
+    "datetime": "datetime64[ns]",
+    "bool": "boolean",
+}
+
 
 @dataclass(frozen=True)
 class Field:
     "One column of an entity: its kind, unit, range and meaning."
-    name: str # column name
-    kind: str = "str" # one of str, int, float, date, datetime, bool
-    nullable: bool = False # may the value be missing?
-    min: float|None = None # smallest allowed value (inclusive)
-    max: float|None = None # largest allowed value (inclusive)
-    isin: tuple|None = None # allowed values
-    unit: str = "" # unit of measure, e.g. 'min', 'AU', 'mph'
-    doc: str = "" # what the field means
+
+    name: str  # column name
+    kind: str = "str"  # one of str, int, float, date, datetime, bool
+    nullable: bool = False  # may the value be missing?
+    min: float | None = None  # smallest allowed value (inclusive)
+    max: float | None = None  # largest allowed value (inclusive)
+    isin: tuple | None = None  # allowed values
+    unit: str = ""  # unit of measure, e.g. 'min', 'AU', 'mph'
+    doc: str = ""  # what the field means
 
     def checks(self):
         cs = []
-        if self.min is not None and self.max is not None: cs.append(pa.Check.in_range(self.min, self.max, error=f"must be between {self.min:g} and {self.max:g}"))
-        elif self.min is not None: cs.append(pa.Check.ge(self.min, error=f"must be at least {self.min:g}"))
-        elif self.max is not None: cs.append(pa.Check.le(self.max, error=f"must be at most {self.max:g}"))
-        if self.isin: cs.append(pa.Check.isin(list(self.isin), error="must be one of " + ", ".join(map(str, self.isin))))
+        if self.min is not None and self.max is not None:
+            cs.append(pa.Check.in_range(self.min, self.max, error=f"must be between {self.min:g} and {self.max:g}"))
+        elif self.min is not None:
+            cs.append(pa.Check.ge(self.min, error=f"must be at least {self.min:g}"))
+        elif self.max is not None:
+            cs.append(pa.Check.le(self.max, error=f"must be at most {self.max:g}"))
+        if self.isin:
+            cs.append(pa.Check.isin(list(self.isin), error="must be one of " + ", ".join(map(str, self.isin))))
         return cs
 
-    def column(self)->pa.Column:
-        return pa.Column(_KINDS[self.kind], checks=self.checks(), nullable=self.nullable, required=True,
-                         description=f"{self.doc} [{self.unit}]" if self.unit else self.doc)
+    def column(self) -> pa.Column:
+        return pa.Column(
+            _KINDS[self.kind],
+            checks=self.checks(),
+            nullable=self.nullable,
+            required=True,
+            description=f"{self.doc} [{self.unit}]" if self.unit else self.doc,
+        )
 
 # %% ../nbs/01_schema.ipynb
 @dataclass(frozen=True)
 class Entity:
     "A stored entity: its fields, natural key, references to other entities and row rules."
-    name: str # table name
-    fields: tuple # the `Field`s, in order
-    key: tuple # natural key: the columns that identify a row
-    doc: str = "" # what one row is
-    refs: dict = field(default_factory=dict) # column -> entity it must exist in (e.g. athlete_id -> athletes)
-    rules: tuple = () # (reason, function(df) -> boolean Series of rows that BREAK the rule)
-    sensitive: bool = False # medical or menstrual data: athlete and designated medical staff only
+
+    name: str  # table name
+    fields: tuple  # the `Field`s, in order
+    key: tuple  # natural key: the columns that identify a row
+    doc: str = ""  # what one row is
+    refs: dict = field(default_factory=dict)  # column -> entity it must exist in (e.g. athlete_id -> athletes)
+    rules: tuple = ()  # (reason, function(df) -> boolean Series of rows that BREAK the rule)
+    sensitive: bool = False  # medical or menstrual data: athlete and designated medical staff only
 
     @property
-    def columns(self): return [f.name for f in self.fields]
-    def field(self, name): return next(f for f in self.fields if f.name == name)
+    def columns(self):
+        return [f.name for f in self.fields]
+
+    def field(self, name):
+        return next(f for f in self.fields if f.name == name)
+
     @property
-    def schema(self)->pa.DataFrameSchema:
+    def schema(self) -> pa.DataFrameSchema:
         "The pandera schema of this entity."
-        return pa.DataFrameSchema({f.name: f.column() for f in self.fields}, name=self.name, strict="filter",
-                                  unique=list(self.key) or None, report_duplicates="exclude_first")
-    def describe(self)->pd.DataFrame:
+        return pa.DataFrameSchema(
+            {f.name: f.column() for f in self.fields},
+            name=self.name,
+            strict="filter",
+            unique=list(self.key) or None,
+            report_duplicates="exclude_first",
+        )
+
+    def describe(self) -> pd.DataFrame:
         "The contract as a table: field, kind, unit, range, nullable, meaning."
-        rng = lambda f: (f"{f.min:g}.." if f.min is not None else "") + (f"{f.max:g}" if f.max is not None else "") if (f.min is not None or f.max is not None) else (" | ".join(f.isin) if f.isin else "")
-        return pd.DataFrame([dict(field=f.name, kind=f.kind, unit=f.unit, range=rng(f), nullable=f.nullable,
-                                  key=f.name in self.key, meaning=f.doc) for f in self.fields])
+        rng = lambda f: (
+            (f"{f.min:g}.." if f.min is not None else "") + (f"{f.max:g}" if f.max is not None else "")
+            if (f.min is not None or f.max is not None)
+            else (" | ".join(f.isin) if f.isin else "")
+        )
+        return pd.DataFrame(
+            [
+                dict(
+                    field=f.name,
+                    kind=f.kind,
+                    unit=f.unit,
+                    range=rng(f),
+                    nullable=f.nullable,
+                    key=f.name in self.key,
+                    meaning=f.doc,
+                )
+                for f in self.fields
+            ]
+        )
 
 # %% ../nbs/01_schema.ipynb
 _d, _s, _f, _i = "date", "str", "float", "int"
-def _F(*a, **k): return Field(*a, **k)
+
+
+def _F(*a, **k):
+    return Field(*a, **k)
+
+
 _wellness_item = lambda n, doc: _F(n, _i, True, 1, 5, unit="1-5", doc=doc + " (5 = best)")
 _load_needs = ("needs a load, or an RPE and a duration to compute it", lambda df: df["load"].isna())
-_return_after = ("return_date is before onset_date", lambda df: df["return_date"].notna() & (df["return_date"] < df["onset_date"]))
-_hash_only = ("password_hash is not an argon2 or bcrypt hash: plain passwords are never stored",
-              lambda df: df["password_hash"].notna() & ~df["password_hash"].astype(str).str.match(r"^\$(argon2(id|i|d)|2[aby])\$")) 
+_return_after = (
+    "return_date is before onset_date",
+    lambda df: df["return_date"].notna() & (df["return_date"] < df["onset_date"]),
+)
+_hash_only = (
+    "password_hash is not an argon2 or bcrypt hash: plain passwords are never stored",
+    lambda df: (
+        df["password_hash"].notna() & ~df["password_hash"].astype(str).str.match(r"^\$(argon2(id|i|d)|2[aby])\$")
+    ),
+)
 
-ENTITIES = {e.name: e for e in [
-    Entity("teams", (
-        _F("team_id", doc="stable team identifier"), _F("name", doc="team name"),
-        _F("sport", doc="main sport, e.g. cricket, baseball, football"), _F("level", nullable=True, doc="e.g. senior, u19, college")),
-        key=("team_id",), doc="a squad of athletes"),
-    Entity("athletes", (
-        _F("athlete_id", doc="stable pseudonymous identifier"), _F("name", doc="display name (personal data)"),
-        _F("sex", isin=("F", "M"), doc="sex recorded for physiology (cycle tracking applies to F)"),
-        _F("birth_date", _d, True, unit="date", doc="date of birth (personal data)"),
-        _F("sport", doc="main sport"), _F("role", nullable=True, doc="e.g. bowler, batter, all-rounder, pitcher, forward"),
-        _F("position", nullable=True, doc="position or discipline detail"), _F("team_id", doc="team the athlete belongs to"),
-        _F("height_cm", _f, True, 100, 230, unit="cm", doc="standing height, used to scale pose measurements")),
-        key=("athlete_id",), refs={"team_id": "teams"}, doc="a person whose load, wellness and injuries are tracked"),
-    Entity("users", (
-        _F("username", doc="sign-in name"), _F("display_name", nullable=True, doc="name shown in the dashboards"),
-        _F("role", isin=("athlete", "coach", "medical", "admin"), doc="what the person may see and do"),
-        _F("athlete_id", nullable=True, doc="for role athlete: whose data is theirs"),
-        _F("team_ids", nullable=True, doc="comma-separated teams a coach or medical user looks after"),
-        _F("password_hash", nullable=True, doc="argon2 hash for local sign-in; empty for OAuth-only users")),
-        key=("username",), refs={"athlete_id": "athletes"}, rules=(_hash_only,), doc="a person who signs in to the dashboards"),
-    Entity("sessions", (
-        _F("athlete_id", doc="who trained"), _F("date", _d, unit="date", doc="local calendar day of the session"),
-        _F("sport", doc="sport of this session (may differ from the athlete's main sport)"),
-        _F("session_type", nullable=True, doc="e.g. training, match, gym, conditioning, recovery"),
-        _F("duration_min", _f, True, 0, 1440, unit="min", doc="duration"),
-        _F("rpe", _f, True, 0, 10, unit="CR-10", doc="session rating of perceived exertion (Foster 2001)"),
-        _F("load", _f, True, 0, 20000, unit="AU", doc="session load; session-RPE = RPE x minutes when not given"),
-        _F("balls_bowled", _i, True, 0, 600, unit="balls", doc="cricket: balls bowled"),
-        _F("overs", _f, True, 0, 100, unit="overs", doc="cricket: overs bowled (6 balls each)"),
-        _F("balls_faced", _i, True, 0, 2000, unit="balls", doc="cricket: balls faced batting"),
-        _F("pitches", _i, True, 0, 300, unit="pitches", doc="baseball: pitches thrown"),
-        _F("distance_m", _f, True, 0, 400000, unit="m", doc="distance covered"),
-        _F("hr_mean", _f, True, 25, 250, unit="bpm", doc="mean heart rate"), _F("hr_max", _f, True, 25, 250, unit="bpm", doc="maximum heart rate"),
-        _F("trimp", _f, True, 0, 2000, unit="AU", doc="Banister TRIMP from heart rate"),
-        _F("power_mean", _f, True, 0, 2500, unit="W", doc="mean power"), _F("np", _f, True, 0, 2500, unit="W", doc="normalized power"),
-        _F("intensity_factor", _f, True, 0, 3, doc="IF = NP / FTP"), _F("tss", _f, True, 0, 2000, unit="AU", doc="training stress score"),
-        _F("player_load", _f, True, 0, 10000, unit="AU", doc="accelerometer PlayerLoad (Catapult)"),
-        _F("source", doc="where the row came from: synthetic, form, garmin, whoop, catapult, csv"),
-        _F("source_id", doc="identifier of the session within its source"),
-        _F("entered_by", nullable=True, doc="who entered the row by hand (forms), empty for files and devices")),
-        key=("source", "source_id"), refs={"athlete_id": "athletes"}, rules=(_load_needs,), doc="one training session or match"),
-    Entity("pitches", (
-        _F("athlete_id", doc="pitcher"), _F("game_pk", _i, doc="Statcast game id"), _F("game_date", _d, unit="date", doc="game day"),
-        _F("at_bat_number", _i, min=1, doc="plate appearance within the game"), _F("pitch_number", _i, min=1, doc="pitch within the plate appearance"),
-        _F("inning", _i, True, 1, 30, doc="inning"), _F("pitch_type", nullable=True, doc="Statcast code: FF, SL, CH, CU, SI, FC ..."),
-        _F("release_speed", _f, True, 30, 110, unit="mph", doc="release speed"),
-        _F("release_spin_rate", _f, True, 0, 4000, unit="rpm", doc="spin rate at release"),
-        _F("release_extension", _f, True, 0, 10, unit="ft", doc="release extension"),
-        _F("spin_axis", _f, True, 0, 360, unit="deg", doc="spin axis"),
-        _F("source", doc="statcast, synthetic ...")),
-        key=("game_pk", "at_bat_number", "pitch_number"), refs={"athlete_id": "athletes"}, doc="one pitch (Statcast subset)"),
-    Entity("appearances", (
-        _F("athlete_id", doc="pitcher"), _F("game_pk", _i, doc="game id"), _F("game_date", _d, unit="date", doc="local game date"),
-        _F("pitches", _i, min=1, max=300, unit="pitches", doc="pitches thrown in the appearance"),
-        _F("innings", _f, True, 0, 30, unit="innings", doc="innings pitched in (count of distinct innings)"),
-        _F("release_speed_mean", _f, True, 30, 110, unit="mph", doc="mean release speed"), _F("release_speed_max", _f, True, 30, 110, unit="mph", doc="maximum release speed"),
-        _F("spin_mean", _f, True, 0, 4000, unit="rpm", doc="mean spin rate"),
-        _F("days_rest", _i, True, 0, 3650, unit="days", doc="days since the previous appearance (empty for the first)"),
-        _F("source", doc="statcast, synthetic ...")),
-        key=("athlete_id", "game_pk"), refs={"athlete_id": "athletes"}, doc="one pitcher's appearance in one game, aggregated from pitches"),
-    Entity("appearance_pitch_types", (
-        _F("athlete_id", doc="pitcher"), _F("game_pk", _i, doc="game id"), _F("pitch_type", doc="Statcast pitch type code"),
-        _F("pitches", _i, min=1, max=300, unit="pitches", doc="pitches of this type"),
-        _F("release_speed_mean", _f, True, 30, 110, unit="mph", doc="mean release speed"), _F("release_speed_max", _f, True, 30, 110, unit="mph", doc="maximum release speed"),
-        _F("spin_mean", _f, True, 0, 4000, unit="rpm", doc="mean spin rate"), _F("source", doc="statcast, synthetic ...")),
-        key=("athlete_id", "game_pk", "pitch_type"), refs={"athlete_id": "athletes"}, doc="one pitch type within one appearance"),
-    Entity("rr_intervals", (
-        _F("athlete_id", doc="who wore the sensor"), _F("source", doc="garmin, polar ..."), _F("source_id", doc="the session or file it belongs to"),
-        _F("seq", _i, min=0, doc="beat number within the recording"), _F("rr_ms", _f, min=150, max=3000, unit="ms", doc="beat-to-beat interval")),
-        key=("source", "source_id", "seq"), refs={"athlete_id": "athletes"}, doc="one beat-to-beat (RR) interval from a heart-rate sensor"),
-    Entity("pose_results", (
-        _F("athlete_id", doc="who was filmed"), _F("date", _d, unit="date", doc="day of the recording"),
-        _F("movement", doc="pitch, shot_put, discus, squat, deadlift, overhead_press, jump"),
-        _F("video_sha256", doc="SHA-256 of the analysed video (the video itself is not stored)"),
-        _F("score", _f, True, 0, 100, unit="0-100", doc="combined technique score"),
-        _F("confidence", _f, True, 0, 1, unit="0-1", doc="confidence of the score (falls with occlusion)"),
-        _F("metrics", nullable=True, doc="JSON object of the measured values (angles, events, heights)"),
-        _F("feedback", nullable=True, doc="what to work on, in words"), _F("source", doc="pitchlab.pose version")),
-        key=("athlete_id", "video_sha256", "movement"), refs={"athlete_id": "athletes"}, doc="the technique scores of one analysed video"),
-    Entity("predictions", (
-        _F("athlete_id", doc="who the prediction is about"), _F("date", _d, unit="date", doc="the day scored"),
-        _F("horizon_days", _i, min=1, max=90, unit="days", doc="injury onset within this many days"),
-        _F("model_name", doc="registered model that made it"), _F("model_version", doc="its version in the registry"),
-        _F("risk", _f, min=0, max=1, unit="probability", doc="predicted risk"),
-        _F("lower", _f, True, 0, 1, unit="probability", doc="lower end of the credible or confidence interval"),
-        _F("upper", _f, True, 0, 1, unit="probability", doc="upper end of the interval"),
-        _F("factors", nullable=True, doc="JSON list of the top contributing factors"), _F("source", doc="what scored it: predict, dashboard, pipeline")),
-        key=("athlete_id", "date", "horizon_days", "model_name", "model_version"), refs={"athlete_id": "athletes"},
-        doc="one stored risk prediction, traceable to the model version that made it"),
-    Entity("wellness", (
-        _F("athlete_id", doc="who reported"), _F("date", _d, unit="date", doc="day the report covers"),
-        _F("sleep_hours", _f, True, 0, 24, unit="h", doc="hours slept"),
-        _wellness_item("sleep_quality", "sleep quality"), _wellness_item("soreness", "muscle soreness"),
-        _wellness_item("fatigue", "fatigue"), _wellness_item("mood", "mood"), _wellness_item("stress", "stress"),
-        _F("hrv_rmssd", _f, True, 1, 300, unit="ms", doc="heart-rate variability, rMSSD"),
-        _F("resting_hr", _f, True, 25, 120, unit="bpm", doc="resting heart rate"),
-        _F("recovery", _f, True, 0, 100, unit="%", doc="device recovery score (WHOOP)"),
-        _F("source", doc="form, whoop, garmin, synthetic ..."), _F("entered_by", nullable=True, doc="who entered the row by hand")),
-        key=("athlete_id", "date", "source"), refs={"athlete_id": "athletes"}, doc="one daily wellness report"),
-    Entity("cycle_logs", (
-        _F("athlete_id", doc="who logged"), _F("date", _d, unit="date", doc="day logged"),
-        _F("phase", isin=("menstrual", "follicular", "ovulatory", "luteal"), doc="menstrual-cycle phase"),
-        _F("cycle_day", _i, True, 1, 60, unit="day", doc="day of the cycle, 1 = first day of menses"),
-        _F("symptoms", nullable=True, doc="free text or comma-separated symptoms"), _F("source", doc="form, app, synthetic"),
-        _F("entered_by", nullable=True, doc="who entered the row by hand")),
-        key=("athlete_id", "date"), refs={"athlete_id": "athletes"}, sensitive=True,
-        doc="one menstrual-cycle log: visible only to the athlete and designated medical staff"),
-    Entity("injuries", (
-        _F("injury_id", doc="stable injury identifier"), _F("athlete_id", doc="who was injured"),
-        _F("onset_date", _d, unit="date", doc="day of onset"), _F("body_region", doc="e.g. hamstring, shoulder, elbow, lumbar spine"),
-        _F("injury_type", doc="e.g. strain, sprain, stress fracture, tendinopathy"),
-        _F("severity", isin=("minimal", "mild", "moderate", "severe"), doc="by days lost: 1-3, 4-7, 8-28, >28 (consensus bands)"),
-        _F("days_lost", _i, True, 0, 3650, unit="days", doc="days of training or matches missed"),
-        _F("contact", "bool", doc="caused by contact with another player or object"),
-        _F("return_date", _d, True, unit="date", doc="day of return to full training"), _F("source", doc="medical, form, synthetic"),
-        _F("entered_by", nullable=True, doc="who entered the row by hand")),
-        key=("injury_id",), refs={"athlete_id": "athletes"}, rules=(_return_after,), sensitive=True,
-        doc="one injury: detail visible to medical staff and the athlete"),
-    Entity("audit", (
-        _F("ts", "datetime", unit="UTC", doc="when it happened"), _F("actor", doc="username or process"),
-        _F("action", doc="read, write, export, erase, login ..."), _F("entity", doc="what was touched"),
-        _F("athlete_id", nullable=True, doc="whose data"), _F("detail", nullable=True, doc="what exactly")),
-        key=(), doc="an access to or change of personal data"),
-]}
+ENTITIES = {
+    e.name: e
+    for e in [
+        Entity(
+            "teams",
+            (
+                _F("team_id", doc="stable team identifier"),
+                _F("name", doc="team name"),
+                _F("sport", doc="main sport, e.g. cricket, baseball, football"),
+                _F("level", nullable=True, doc="e.g. senior, u19, college"),
+            ),
+            key=("team_id",),
+            doc="a squad of athletes",
+        ),
+        Entity(
+            "athletes",
+            (
+                _F("athlete_id", doc="stable pseudonymous identifier"),
+                _F("name", doc="display name (personal data)"),
+                _F("sex", isin=("F", "M"), doc="sex recorded for physiology (cycle tracking applies to F)"),
+                _F("birth_date", _d, True, unit="date", doc="date of birth (personal data)"),
+                _F("sport", doc="main sport"),
+                _F("role", nullable=True, doc="e.g. bowler, batter, all-rounder, pitcher, forward"),
+                _F("position", nullable=True, doc="position or discipline detail"),
+                _F("team_id", doc="team the athlete belongs to"),
+                _F("height_cm", _f, True, 100, 230, unit="cm", doc="standing height, used to scale pose measurements"),
+            ),
+            key=("athlete_id",),
+            refs={"team_id": "teams"},
+            doc="a person whose load, wellness and injuries are tracked",
+        ),
+        Entity(
+            "users",
+            (
+                _F("username", doc="sign-in name"),
+                _F("display_name", nullable=True, doc="name shown in the dashboards"),
+                _F("role", isin=("athlete", "coach", "medical", "admin"), doc="what the person may see and do"),
+                _F("athlete_id", nullable=True, doc="for role athlete: whose data is theirs"),
+                _F("team_ids", nullable=True, doc="comma-separated teams a coach or medical user looks after"),
+                _F("password_hash", nullable=True, doc="argon2 hash for local sign-in; empty for OAuth-only users"),
+            ),
+            key=("username",),
+            refs={"athlete_id": "athletes"},
+            rules=(_hash_only,),
+            doc="a person who signs in to the dashboards",
+        ),
+        Entity(
+            "sessions",
+            (
+                _F("athlete_id", doc="who trained"),
+                _F("date", _d, unit="date", doc="local calendar day of the session"),
+                _F("sport", doc="sport of this session (may differ from the athlete's main sport)"),
+                _F("session_type", nullable=True, doc="e.g. training, match, gym, conditioning, recovery"),
+                _F("duration_min", _f, True, 0, 1440, unit="min", doc="duration"),
+                _F("rpe", _f, True, 0, 10, unit="CR-10", doc="session rating of perceived exertion (Foster 2001)"),
+                _F(
+                    "load",
+                    _f,
+                    True,
+                    0,
+                    20000,
+                    unit="AU",
+                    doc="session load; session-RPE = RPE x minutes when not given",
+                ),
+                _F("balls_bowled", _i, True, 0, 600, unit="balls", doc="cricket: balls bowled"),
+                _F("overs", _f, True, 0, 100, unit="overs", doc="cricket: overs bowled (6 balls each)"),
+                _F("balls_faced", _i, True, 0, 2000, unit="balls", doc="cricket: balls faced batting"),
+                _F("pitches", _i, True, 0, 300, unit="pitches", doc="baseball: pitches thrown"),
+                _F("distance_m", _f, True, 0, 400000, unit="m", doc="distance covered"),
+                _F("hr_mean", _f, True, 25, 250, unit="bpm", doc="mean heart rate"),
+                _F("hr_max", _f, True, 25, 250, unit="bpm", doc="maximum heart rate"),
+                _F("trimp", _f, True, 0, 2000, unit="AU", doc="Banister TRIMP from heart rate"),
+                _F("power_mean", _f, True, 0, 2500, unit="W", doc="mean power"),
+                _F("np", _f, True, 0, 2500, unit="W", doc="normalized power"),
+                _F("intensity_factor", _f, True, 0, 3, doc="IF = NP / FTP"),
+                _F("tss", _f, True, 0, 2000, unit="AU", doc="training stress score"),
+                _F("player_load", _f, True, 0, 10000, unit="AU", doc="accelerometer PlayerLoad (Catapult)"),
+                _F("source", doc="where the row came from: synthetic, form, garmin, whoop, catapult, csv"),
+                _F("source_id", doc="identifier of the session within its source"),
+                _F("entered_by", nullable=True, doc="who entered the row by hand (forms), empty for files and devices"),
+            ),
+            key=("source", "source_id"),
+            refs={"athlete_id": "athletes"},
+            rules=(_load_needs,),
+            doc="one training session or match",
+        ),
+        Entity(
+            "pitches",
+            (
+                _F("athlete_id", doc="pitcher"),
+                _F("game_pk", _i, doc="Statcast game id"),
+                _F("game_date", _d, unit="date", doc="game day"),
+                _F("at_bat_number", _i, min=1, doc="plate appearance within the game"),
+                _F("pitch_number", _i, min=1, doc="pitch within the plate appearance"),
+                _F("inning", _i, True, 1, 30, doc="inning"),
+                _F("pitch_type", nullable=True, doc="Statcast code: FF, SL, CH, CU, SI, FC ..."),
+                _F("release_speed", _f, True, 30, 110, unit="mph", doc="release speed"),
+                _F("release_spin_rate", _f, True, 0, 4000, unit="rpm", doc="spin rate at release"),
+                _F("release_extension", _f, True, 0, 10, unit="ft", doc="release extension"),
+                _F("spin_axis", _f, True, 0, 360, unit="deg", doc="spin axis"),
+                _F("source", doc="statcast, synthetic ..."),
+            ),
+            key=("game_pk", "at_bat_number", "pitch_number"),
+            refs={"athlete_id": "athletes"},
+            doc="one pitch (Statcast subset)",
+        ),
+        Entity(
+            "appearances",
+            (
+                _F("athlete_id", doc="pitcher"),
+                _F("game_pk", _i, doc="game id"),
+                _F("game_date", _d, unit="date", doc="local game date"),
+                _F("pitches", _i, min=1, max=300, unit="pitches", doc="pitches thrown in the appearance"),
+                _F("innings", _f, True, 0, 30, unit="innings", doc="innings pitched in (count of distinct innings)"),
+                _F("release_speed_mean", _f, True, 30, 110, unit="mph", doc="mean release speed"),
+                _F("release_speed_max", _f, True, 30, 110, unit="mph", doc="maximum release speed"),
+                _F("spin_mean", _f, True, 0, 4000, unit="rpm", doc="mean spin rate"),
+                _F(
+                    "days_rest",
+                    _i,
+                    True,
+                    0,
+                    3650,
+                    unit="days",
+                    doc="days since the previous appearance (empty for the first)",
+                ),
+                _F("source", doc="statcast, synthetic ..."),
+            ),
+            key=("athlete_id", "game_pk"),
+            refs={"athlete_id": "athletes"},
+            doc="one pitcher's appearance in one game, aggregated from pitches",
+        ),
+        Entity(
+            "appearance_pitch_types",
+            (
+                _F("athlete_id", doc="pitcher"),
+                _F("game_pk", _i, doc="game id"),
+                _F("pitch_type", doc="Statcast pitch type code"),
+                _F("pitches", _i, min=1, max=300, unit="pitches", doc="pitches of this type"),
+                _F("release_speed_mean", _f, True, 30, 110, unit="mph", doc="mean release speed"),
+                _F("release_speed_max", _f, True, 30, 110, unit="mph", doc="maximum release speed"),
+                _F("spin_mean", _f, True, 0, 4000, unit="rpm", doc="mean spin rate"),
+                _F("source", doc="statcast, synthetic ..."),
+            ),
+            key=("athlete_id", "game_pk", "pitch_type"),
+            refs={"athlete_id": "athletes"},
+            doc="one pitch type within one appearance",
+        ),
+        Entity(
+            "rr_intervals",
+            (
+                _F("athlete_id", doc="who wore the sensor"),
+                _F("source", doc="garmin, polar ..."),
+                _F("source_id", doc="the session or file it belongs to"),
+                _F("seq", _i, min=0, doc="beat number within the recording"),
+                _F("rr_ms", _f, min=150, max=3000, unit="ms", doc="beat-to-beat interval"),
+            ),
+            key=("source", "source_id", "seq"),
+            refs={"athlete_id": "athletes"},
+            doc="one beat-to-beat (RR) interval from a heart-rate sensor",
+        ),
+        Entity(
+            "pose_results",
+            (
+                _F("athlete_id", doc="who was filmed"),
+                _F("date", _d, unit="date", doc="day of the recording"),
+                _F("movement", doc="pitch, shot_put, discus, squat, deadlift, overhead_press, jump"),
+                _F("video_sha256", doc="SHA-256 of the analysed video (the video itself is not stored)"),
+                _F("score", _f, True, 0, 100, unit="0-100", doc="combined technique score"),
+                _F("confidence", _f, True, 0, 1, unit="0-1", doc="confidence of the score (falls with occlusion)"),
+                _F("metrics", nullable=True, doc="JSON object of the measured values (angles, events, heights)"),
+                _F("feedback", nullable=True, doc="what to work on, in words"),
+                _F("source", doc="pitchlab.pose version"),
+            ),
+            key=("athlete_id", "video_sha256", "movement"),
+            refs={"athlete_id": "athletes"},
+            doc="the technique scores of one analysed video",
+        ),
+        Entity(
+            "predictions",
+            (
+                _F("athlete_id", doc="who the prediction is about"),
+                _F("date", _d, unit="date", doc="the day scored"),
+                _F("horizon_days", _i, min=1, max=90, unit="days", doc="injury onset within this many days"),
+                _F("model_name", doc="registered model that made it"),
+                _F("model_version", doc="its version in the registry"),
+                _F("risk", _f, min=0, max=1, unit="probability", doc="predicted risk"),
+                _F("lower", _f, True, 0, 1, unit="probability", doc="lower end of the credible or confidence interval"),
+                _F("upper", _f, True, 0, 1, unit="probability", doc="upper end of the interval"),
+                _F("factors", nullable=True, doc="JSON list of the top contributing factors"),
+                _F("source", doc="what scored it: predict, dashboard, pipeline"),
+            ),
+            key=("athlete_id", "date", "horizon_days", "model_name", "model_version"),
+            refs={"athlete_id": "athletes"},
+            doc="one stored risk prediction, traceable to the model version that made it",
+        ),
+        Entity(
+            "wellness",
+            (
+                _F("athlete_id", doc="who reported"),
+                _F("date", _d, unit="date", doc="day the report covers"),
+                _F("sleep_hours", _f, True, 0, 24, unit="h", doc="hours slept"),
+                _wellness_item("sleep_quality", "sleep quality"),
+                _wellness_item("soreness", "muscle soreness"),
+                _wellness_item("fatigue", "fatigue"),
+                _wellness_item("mood", "mood"),
+                _wellness_item("stress", "stress"),
+                _F("hrv_rmssd", _f, True, 1, 300, unit="ms", doc="heart-rate variability, rMSSD"),
+                _F("resting_hr", _f, True, 25, 120, unit="bpm", doc="resting heart rate"),
+                _F("recovery", _f, True, 0, 100, unit="%", doc="device recovery score (WHOOP)"),
+                _F("source", doc="form, whoop, garmin, synthetic ..."),
+                _F("entered_by", nullable=True, doc="who entered the row by hand"),
+            ),
+            key=("athlete_id", "date", "source"),
+            refs={"athlete_id": "athletes"},
+            doc="one daily wellness report",
+        ),
+        Entity(
+            "cycle_logs",
+            (
+                _F("athlete_id", doc="who logged"),
+                _F("date", _d, unit="date", doc="day logged"),
+                _F("phase", isin=("menstrual", "follicular", "ovulatory", "luteal"), doc="menstrual-cycle phase"),
+                _F("cycle_day", _i, True, 1, 60, unit="day", doc="day of the cycle, 1 = first day of menses"),
+                _F("symptoms", nullable=True, doc="free text or comma-separated symptoms"),
+                _F("source", doc="form, app, synthetic"),
+                _F("entered_by", nullable=True, doc="who entered the row by hand"),
+            ),
+            key=("athlete_id", "date"),
+            refs={"athlete_id": "athletes"},
+            sensitive=True,
+            doc="one menstrual-cycle log: visible only to the athlete and designated medical staff",
+        ),
+        Entity(
+            "injuries",
+            (
+                _F("injury_id", doc="stable injury identifier"),
+                _F("athlete_id", doc="who was injured"),
+                _F("onset_date", _d, unit="date", doc="day of onset"),
+                _F("body_region", doc="e.g. hamstring, shoulder, elbow, lumbar spine"),
+                _F("injury_type", doc="e.g. strain, sprain, stress fracture, tendinopathy"),
+                _F(
+                    "severity",
+                    isin=("minimal", "mild", "moderate", "severe"),
+                    doc="by days lost: 1-3, 4-7, 8-28, >28 (consensus bands)",
+                ),
+                _F("days_lost", _i, True, 0, 3650, unit="days", doc="days of training or matches missed"),
+                _F("contact", "bool", doc="caused by contact with another player or object"),
+                _F("return_date", _d, True, unit="date", doc="day of return to full training"),
+                _F("source", doc="medical, form, synthetic"),
+                _F("entered_by", nullable=True, doc="who entered the row by hand"),
+            ),
+            key=("injury_id",),
+            refs={"athlete_id": "athletes"},
+            rules=(_return_after,),
+            sensitive=True,
+            doc="one injury: detail visible to medical staff and the athlete",
+        ),
+        Entity(
+            "audit",
+            (
+                _F("ts", "datetime", unit="UTC", doc="when it happened"),
+                _F("actor", doc="username or process"),
+                _F("action", doc="read, write, export, erase, login ..."),
+                _F("entity", doc="what was touched"),
+                _F("athlete_id", nullable=True, doc="whose data"),
+                _F("detail", nullable=True, doc="what exactly"),
+            ),
+            key=(),
+            doc="an access to or change of personal data",
+        ),
+    ]
+}
 SCHEMAS = {k: e.schema for k, e in ENTITIES.items()}
 
 # %% ../nbs/01_schema.ipynb
-def _coerce(s:pd.Series, kind:str):
+def _coerce(s: pd.Series, kind: str):
     "Coerce a column to its kind; returns (values, mask of entries that could not be read)."
     present = s.notna() & ~(s.astype(str).str.strip().isin(["", "nan", "NaN", "None", "NaT", "<NA>"]))
     if kind == "str":
@@ -222,69 +428,109 @@ def _coerce(s:pd.Series, kind:str):
             return num.where(~frac).round().astype("Int64"), bad | frac
         return num, bad
     if kind in ("date", "datetime"):
-        dt = pd.to_datetime(s.where(present), errors="coerce", format="mixed") if s.dtype == object or pd.api.types.is_string_dtype(s) else pd.to_datetime(s.where(present), errors="coerce")
-        if getattr(dt.dt, "tz", None) is not None: dt = dt.dt.tz_convert("UTC").dt.tz_localize(None)
+        dt = (
+            pd.to_datetime(s.where(present), errors="coerce", format="mixed")
+            if s.dtype == object or pd.api.types.is_string_dtype(s)
+            else pd.to_datetime(s.where(present), errors="coerce")
+        )
+        if getattr(dt.dt, "tz", None) is not None:
+            dt = dt.dt.tz_convert("UTC").dt.tz_localize(None)
         dt = dt.astype("datetime64[ns]")
-        if kind == "date": dt = dt.dt.normalize()
+        if kind == "date":
+            dt = dt.dt.normalize()
         return dt, present & dt.isna()
     if kind == "bool":
-        m = {"true": True, "1": True, "yes": True, "y": True, "t": True, "false": False, "0": False, "no": False, "n": False, "f": False, "1.0": True, "0.0": False}
+        m = {
+            "true": True,
+            "1": True,
+            "yes": True,
+            "y": True,
+            "t": True,
+            "false": False,
+            "0": False,
+            "no": False,
+            "n": False,
+            "f": False,
+            "1.0": True,
+            "0.0": False,
+        }
         b = s.where(present).astype(str).str.strip().str.lower().map(m)
         return b.astype("boolean"), present & b.isna()
     raise ValueError(f"unknown kind {kind!r}")
 
 # %% ../nbs/01_schema.ipynb
-def _derive(entity:str, df:pd.DataFrame)->pd.DataFrame:
+def _derive(entity: str, df: pd.DataFrame) -> pd.DataFrame:
     "Fill derived fields: session-RPE load, balls from overs."
     if entity == "sessions":
         ok = df["rpe"].between(0, 10) & df["duration_min"].between(0, 1440)
         srpe = (df["rpe"] * df["duration_min"]).where(ok)
         df["load"] = df["load"].fillna(srpe)
-        whole = np.floor(df["overs"]); balls = (whole*6 + np.round((df["overs"] - whole)*10)).round().astype("Int64")
+        whole = np.floor(df["overs"])
+        balls = (whole * 6 + np.round((df["overs"] - whole) * 10)).round().astype("Int64")
         df["balls_bowled"] = df["balls_bowled"].fillna(balls)
     return df
 
-def validate(entity:str, # name of the entity, a key of `ENTITIES`
-             df:pd.DataFrame, # input rows; the index labels rows in reports (e.g. file line numbers)
-             source:str|None=None, # where the rows came from (a file name), quoted in errors and rejects
-            )->tuple[pd.DataFrame, pd.DataFrame]:
+
+def validate(
+    entity: str,  # name of the entity, a key of `ENTITIES`
+    df: pd.DataFrame,  # input rows; the index labels rows in reports (e.g. file line numbers)
+    source: str | None = None,  # where the rows came from (a file name), quoted in errors and rejects
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Check `df` against the entity's contract: (valid rows coerced to the contract, rejects with row, field, value, reason)."
-    if entity not in ENTITIES: raise ValidationError(f"unknown entity {entity!r}", hint=f"use one of {sorted(ENTITIES)}")
+    if entity not in ENTITIES:
+        raise ValidationError(f"unknown entity {entity!r}", hint=f"use one of {sorted(ENTITIES)}")
     ent, where = ENTITIES[entity], f" in {source}" if source else ""
-    missing = [f.name for f in ent.fields if f.name not in df.columns and not f.nullable
-               and not (entity == "sessions" and f.name == "load")]
+    missing = [
+        f.name
+        for f in ent.fields
+        if f.name not in df.columns and not f.nullable and not (entity == "sessions" and f.name == "load")
+    ]
     if missing:
-        raise ValidationError(f"{entity}{where}: required column(s) {missing} are missing (found {list(df.columns)})",
-                              hint="rename the columns or pass a column mapping; see pitchlab.schema.ENTITIES[%r].describe()" % entity)
+        raise ValidationError(
+            f"{entity}{where}: required column(s) {missing} are missing (found {list(df.columns)})",
+            hint="rename the columns or pass a column mapping; see pitchlab.schema.ENTITIES[%r].describe()" % entity,
+        )
     out, rejects = pd.DataFrame(index=df.index), []
     for f in ent.fields:
         raw = df[f.name] if f.name in df.columns else pd.Series(pd.NA, index=df.index, dtype=object)
         out[f.name], bad = _coerce(raw, f.kind)
-        for i in bad[bad].index: rejects.append((i, f.name, raw.loc[i], f"{f.name}={raw.loc[i]!r} is not a valid {f.kind}"))
+        for i in bad[bad].index:
+            rejects.append((i, f.name, raw.loc[i], f"{f.name}={raw.loc[i]!r} is not a valid {f.kind}"))
     out = _derive(entity, out)
     bad_rows = {r[0] for r in rejects}
-    try: ent.schema.validate(out.loc[~out.index.isin(bad_rows)], lazy=True)
+    try:
+        ent.schema.validate(out.loc[~out.index.isin(bad_rows)], lazy=True)
     except pa.errors.SchemaErrors as e:
         for _, fc in e.failure_cases.iterrows():
             col, chk, idx = fc["column"], str(fc["check"]), fc["index"]
-            if idx is None or (isinstance(idx, float) and np.isnan(idx)): continue
-            if chk == "not_nullable": reason = f"{col} is required but missing"
-            elif col in ent.key and ("unique" in chk or "duplicate" in chk.lower()) or chk.startswith("field_uniqueness") or chk.startswith("multiple_fields_uniqueness"):
+            if idx is None or (isinstance(idx, float) and np.isnan(idx)):
+                continue
+            if chk == "not_nullable":
+                reason = f"{col} is required but missing"
+            elif (
+                col in ent.key
+                and ("unique" in chk or "duplicate" in chk.lower())
+                or chk.startswith("field_uniqueness")
+                or chk.startswith("multiple_fields_uniqueness")
+            ):
                 reason, col = "duplicate of an earlier row with the same " + ", ".join(ent.key), ",".join(ent.key)
-            else: reason = f"{col}={fc['failure_case']!r} {chk}"
+            else:
+                reason = f"{col}={fc['failure_case']!r} {chk}"
             rejects.append((idx, col if isinstance(col, str) else ",".join(ent.key), fc["failure_case"], reason))
     ok = out.loc[~out.index.isin({r[0] for r in rejects})]
     for reason, broken in ent.rules:
         m = broken(ok)
-        for i in ok.index[m.to_numpy()]: rejects.append((i, "", None, reason))
+        for i in ok.index[m.to_numpy()]:
+            rejects.append((i, "", None, reason))
     rej = pd.DataFrame(rejects, columns=["row", "field", "value", "reason"])
     rej["value"] = rej["value"].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-    rej.insert(0, "source", source); rej.insert(0, "entity", entity)
+    rej.insert(0, "source", source)
+    rej.insert(0, "entity", entity)
     rej = rej.drop_duplicates(["row", "field", "reason"]).reset_index(drop=True)
     valid = out.loc[~out.index.isin(set(rej["row"]))]
     return valid, rej
 
 # %% ../nbs/01_schema.ipynb
-def contracts()->pd.DataFrame:
+def contracts() -> pd.DataFrame:
     "Every entity's fields with kind, unit, range and meaning, in one table."
     return pd.concat({k: e.describe() for k, e in ENTITIES.items()}, names=["entity", "i"]).reset_index("i", drop=True)

@@ -4,7 +4,10 @@
 
 # %% ../nbs/02_store.ipynb 1
 from __future__ import annotations
-import getpass, io, json, zipfile
+import getpass
+import io
+import json
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,41 +22,77 @@ __all__ = ['METADATA', 'make_engine', 'LoadReport', 'Store', 'write', 'log', 're
            'erase_athlete']
 
 # %% ../nbs/02_store.ipynb
-_SA = {"str": sa.Text, "int": sa.BigInteger, "float": sa.Float, "date": sa.Date, "datetime": sa.DateTime, "bool": sa.Boolean}
+_SA = {
+    "str": sa.Text,
+    "int": sa.BigInteger,
+    "float": sa.Float,
+    "date": sa.Date,
+    "datetime": sa.DateTime,
+    "bool": sa.Boolean,
+}
 
-def _metadata()->sa.MetaData:
+
+def _metadata() -> sa.MetaData:
     md = sa.MetaData()
     for name, ent in ENTITIES.items():
-        if name == "audit": continue
-        cols = [sa.Column(f.name, _SA[f.kind](), nullable=f.nullable and f.name not in ent.key, primary_key=f.name in ent.key,
-                          comment=(f.doc + (f" [{f.unit}]" if f.unit else ""))[:250]) for f in ent.fields]
+        if name == "audit":
+            continue
+        cols = [
+            sa.Column(
+                f.name,
+                _SA[f.kind](),
+                nullable=f.nullable and f.name not in ent.key,
+                primary_key=f.name in ent.key,
+                comment=(f.doc + (f" [{f.unit}]" if f.unit else ""))[:250],
+            )
+            for f in ent.fields
+        ]
         sa.Table(name, md, *cols, sa.Column("loaded_at", sa.DateTime, nullable=False), comment=ent.doc)
-    sa.Table("audit", md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-             *[sa.Column(f.name, _SA[f.kind](), nullable=f.nullable) for f in ENTITIES["audit"].fields],
-             sa.Index("ix_audit_athlete", "athlete_id"), comment=ENTITIES["audit"].doc)
-    sa.Table("quarantine", md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-             sa.Column("ts", sa.DateTime, nullable=False), sa.Column("entity", sa.Text, nullable=False),
-             sa.Column("source", sa.Text, nullable=False), sa.Column("row", sa.Text, nullable=False),
-             sa.Column("field", sa.Text, nullable=False), sa.Column("value", sa.Text), sa.Column("reason", sa.Text, nullable=False),
-             sa.Column("athlete_id", sa.Text), sa.Column("payload", sa.Text),
-             sa.UniqueConstraint("entity", "source", "row", "field", "reason", name="uq_quarantine"),
-             comment="rows that failed their contract, with the reason; nothing is lost")
+    sa.Table(
+        "audit",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        *[sa.Column(f.name, _SA[f.kind](), nullable=f.nullable) for f in ENTITIES["audit"].fields],
+        sa.Index("ix_audit_athlete", "athlete_id"),
+        comment=ENTITIES["audit"].doc,
+    )
+    sa.Table(
+        "quarantine",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("ts", sa.DateTime, nullable=False),
+        sa.Column("entity", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("row", sa.Text, nullable=False),
+        sa.Column("field", sa.Text, nullable=False),
+        sa.Column("value", sa.Text),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("athlete_id", sa.Text),
+        sa.Column("payload", sa.Text),
+        sa.UniqueConstraint("entity", "source", "row", "field", "reason", name="uq_quarantine"),
+        comment="rows that failed their contract, with the reason; nothing is lost",
+    )
     return md
+
 
 METADATA = _metadata()
 
 # %% ../nbs/02_store.ipynb
-def make_engine(url:str)->sa.Engine:
+def make_engine(url: str) -> sa.Engine:
     "An engine for `url`; SQLite files get WAL, a busy timeout and enforced foreign keys."
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:": Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         eng = sa.create_engine(url, connect_args={"timeout": 30})
+
         @sa.event.listens_for(eng, "connect")
         def _pragmas(dbapi_con, _):
             cur = dbapi_con.cursor()
-            for p in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"): cur.execute(f"PRAGMA {p}")
+            for p in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+                cur.execute(f"PRAGMA {p}")
             cur.close()
+
         return eng
     return sa.create_engine(url, pool_pre_ping=True)
 
@@ -61,38 +100,64 @@ def make_engine(url:str)->sa.Engine:
 @dataclass
 class LoadReport:
     "What one write did: counts and the rejected rows with their reasons."
+
     entity: str
     source: str
     read: int = 0
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    rejects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["entity", "source", "row", "field", "value", "reason"]))
+    rejects: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["entity", "source", "row", "field", "value", "reason"])
+    )
+
     @property
-    def quarantined(self)->int: return int(self.rejects["row"].nunique()) if len(self.rejects) else 0
+    def quarantined(self) -> int:
+        return int(self.rejects["row"].nunique()) if len(self.rejects) else 0
+
     @property
-    def loaded(self)->int: return self.inserted + self.updated + self.unchanged
+    def loaded(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
     @property
-    def ok(self)->bool: return self.quarantined == 0
-    def summary(self)->dict: return dict(entity=self.entity, source=self.source, read=self.read, inserted=self.inserted,
-                                         updated=self.updated, unchanged=self.unchanged, quarantined=self.quarantined)
+    def ok(self) -> bool:
+        return self.quarantined == 0
+
+    def summary(self) -> dict:
+        return dict(
+            entity=self.entity,
+            source=self.source,
+            read=self.read,
+            inserted=self.inserted,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            quarantined=self.quarantined,
+        )
+
     def __str__(self):
-        s = (f"{self.entity} from {self.source}: {self.read} read, {self.inserted} inserted, {self.updated} updated, "
-             f"{self.unchanged} unchanged, {self.quarantined} quarantined")
-        for r in self.rejects.head(10).itertuples(): s += f"\n  row {r.row}: {r.reason}"
-        if len(self.rejects) > 10: s += f"\n  ... and {len(self.rejects) - 10} more (see store.quarantine())"
+        s = (
+            f"{self.entity} from {self.source}: {self.read} read, {self.inserted} inserted, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.quarantined} quarantined"
+        )
+        for r in self.rejects.head(10).itertuples():
+            s += f"\n  row {r.row}: {r.reason}"
+        if len(self.rejects) > 10:
+            s += f"\n  ... and {len(self.rejects) - 10} more (see store.quarantine())"
         return s
+
     __repr__ = __str__
 
     @classmethod
-    def combine(cls, reports:list)->pd.DataFrame:
+    def combine(cls, reports: list) -> pd.DataFrame:
         "One row per report, for printing several loads together."
         return pd.DataFrame([r.summary() for r in reports])
 
 # %% ../nbs/02_store.ipynb
-def _now(): return datetime.now(timezone.utc).replace(tzinfo=None)
+def _now():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
-def _records(df:pd.DataFrame)->list[dict]:
+
+def _records(df: pd.DataFrame) -> list[dict]:
     "Rows as plain Python values (None for missing, date for dates) for the database driver."
     out = {}
     for c in df.columns:
@@ -100,38 +165,54 @@ def _records(df:pd.DataFrame)->list[dict]:
         if pd.api.types.is_datetime64_any_dtype(s):
             vals = [None if pd.isna(v) else v.to_pydatetime() for v in s]
         else:
-            vals = [None if (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else (v.item() if hasattr(v, "item") else v) for v in s.astype(object)]
+            vals = [
+                None
+                if (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)))
+                else (v.item() if hasattr(v, "item") else v)
+                for v in s.astype(object)
+            ]
         out[c] = vals
     return [dict(zip(out, row)) for row in zip(*out.values())]
 
-def _same(a:pd.Series, b:pd.Series)->pd.Series:
+
+def _same(a: pd.Series, b: pd.Series) -> pd.Series:
     "Element-wise equality where two missing values are equal."
     an, bn = a.isna(), b.isna()
-    try: eq = (a == b).fillna(False).astype(bool)
-    except TypeError: eq = a.astype(str) == b.astype(str)
-    if pd.api.types.is_float_dtype(a) and pd.api.types.is_float_dtype(b): eq = eq | np.isclose(a.fillna(0), b.fillna(0), rtol=1e-12, atol=0) & ~an & ~bn
+    try:
+        eq = (a == b).fillna(False).astype(bool)
+    except TypeError:
+        eq = a.astype(str) == b.astype(str)
+    if pd.api.types.is_float_dtype(a) and pd.api.types.is_float_dtype(b):
+        eq = eq | np.isclose(a.fillna(0), b.fillna(0), rtol=1e-12, atol=0) & ~an & ~bn
     return (eq & ~an & ~bn) | (an & bn)
 
 # %% ../nbs/02_store.ipynb
 class Store:
     "pitchlab's store: validated, idempotent writes; reads as typed DataFrames; quarantine and audit tables."
-    def __init__(self, url:str|None=None, # SQLAlchemy URL; default `settings().db_url` (SQLite in the data home)
-                 actor:str|None=None, # who is acting, written to the audit table (default: the OS user)
-                ):
+
+    def __init__(
+        self,
+        url: str | None = None,  # SQLAlchemy URL; default `settings().db_url` (SQLite in the data home)
+        actor: str | None = None,  # who is acting, written to the audit table (default: the OS user)
+    ):
         self.url = url or settings().db_url
         self.actor = actor or f"os:{getpass.getuser()}"
         self.engine = make_engine(self.url)
         self.tables = METADATA.tables
 
-    def __repr__(self): return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+    def __repr__(self):
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
-    def create(self)->"Store":
+    def create(self) -> "Store":
         "Create missing tables and add missing nullable columns (idempotent); return self."
         try:
             METADATA.create_all(self.engine)
             self._add_new_columns()
         except sa.exc.OperationalError as e:
-            raise StoreError(f"cannot open the store at {self!r}: {e.orig}", hint="check PITCHLAB_DB_URL and that the server is running") from e
+            raise StoreError(
+                f"cannot open the store at {self!r}: {e.orig}",
+                hint="check PITCHLAB_DB_URL and that the server is running",
+            ) from e
         return self
 
     def _add_new_columns(self):
@@ -141,74 +222,113 @@ class Store:
             for name, t in self.tables.items():
                 have = {c["name"] for c in insp.get_columns(name)}
                 for c in t.columns:
-                    if c.name in have: continue
+                    if c.name in have:
+                        continue
                     if not c.nullable:
-                        raise StoreError(f"the store's table {name!r} lacks the required column {c.name!r}, which cannot be added in place",
-                                         hint="export the data, recreate the store (`pitchlab init` on a new PITCHLAB_DB_URL) and load it again")
+                        raise StoreError(
+                            f"the store's table {name!r} lacks the required column {c.name!r}, which cannot be added in place",
+                            hint="export the data, recreate the store (`pitchlab init` on a new PITCHLAB_DB_URL) and load it again",
+                        )
                     ctype = c.type.compile(dialect=self.engine.dialect)
                     conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{c.name}" {ctype}'))
 
     @property
-    def dialect(self)->str: return self.engine.dialect.name
+    def dialect(self) -> str:
+        return self.engine.dialect.name
 
-    def exists(self)->bool:
+    def exists(self) -> bool:
         "Do all of pitchlab's tables exist in this database?"
-        try: have = set(sa.inspect(self.engine).get_table_names())
+        try:
+            have = set(sa.inspect(self.engine).get_table_names())
         except sa.exc.OperationalError as e:
-            raise StoreError(f"cannot open the store at {self!r}: {e.orig}", hint="check PITCHLAB_DB_URL and that the server is running") from e
+            raise StoreError(
+                f"cannot open the store at {self!r}: {e.orig}",
+                hint="check PITCHLAB_DB_URL and that the server is running",
+            ) from e
         return set(self.tables) <= have
 
     def _need_tables(self):
         "Raise if this is not a pitchlab store; bring an older pitchlab store up to the current contracts (additive only)."
-        if self.exists(): return
-        if "teams" in set(sa.inspect(self.engine).get_table_names()): self.create(); return
-        raise StoreError(f"the store at {self!r} has no pitchlab tables yet", hint="run `pitchlab init` (or Store(...).create())")
+        if self.exists():
+            return
+        if "teams" in set(sa.inspect(self.engine).get_table_names()):
+            self.create()
+            return
+        raise StoreError(
+            f"the store at {self!r} has no pitchlab tables yet", hint="run `pitchlab init` (or Store(...).create())"
+        )
 
 # %% ../nbs/02_store.ipynb
-def _existing(self, conn, entity:str, df:pd.DataFrame)->pd.DataFrame:
+def _existing(self, conn, entity: str, df: pd.DataFrame) -> pd.DataFrame:
     "Stored rows that share natural keys with `df` (read in chunks of the first key column)."
     ent, t = ENTITIES[entity], self.tables[entity]
     k0 = ent.key[0]
     vals = pd.unique(df[k0].dropna())
     parts = []
     for i in range(0, len(vals), 5000):
-        chunk = [v.item() if hasattr(v, "item") else (v.to_pydatetime() if hasattr(v, "to_pydatetime") else v) for v in vals[i:i+5000]]
+        chunk = [
+            v.item() if hasattr(v, "item") else (v.to_pydatetime() if hasattr(v, "to_pydatetime") else v)
+            for v in vals[i : i + 5000]
+        ]
         q = sa.select(*[t.c[c] for c in ent.columns]).where(t.c[k0].in_(chunk))
         parts.append(pd.read_sql(q, conn))
     got = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ent.columns)
     return _typed(entity, got)
 
-def _typed(entity:str, df:pd.DataFrame)->pd.DataFrame:
+
+def _typed(entity: str, df: pd.DataFrame) -> pd.DataFrame:
     "Give columns read from the database the contract's dtypes."
     from pitchlab.schema import _coerce
+
     out = df.copy()
     for f in ENTITIES[entity].fields:
-        if f.name in out.columns: out[f.name] = _coerce(out[f.name], f.kind)[0] if len(out) else out[f.name].astype({"str": "str", "int": "Int64", "float": "float64", "date": "datetime64[ns]", "datetime": "datetime64[ns]", "bool": "boolean"}[f.kind])
+        if f.name in out.columns:
+            out[f.name] = (
+                _coerce(out[f.name], f.kind)[0]
+                if len(out)
+                else out[f.name].astype(
+                    {
+                        "str": "str",
+                        "int": "Int64",
+                        "float": "float64",
+                        "date": "datetime64[ns]",
+                        "datetime": "datetime64[ns]",
+                        "bool": "boolean",
+                    }[f.kind]
+                )
+            )
     return out
 
-def _check_refs(self, conn, entity:str, df:pd.DataFrame)->list:
+
+def _check_refs(self, conn, entity: str, df: pd.DataFrame) -> list:
     "Rejects for rows whose references (athlete_id, team_id) are not in the store."
     rejects = []
     for col, target in ENTITIES[entity].refs.items():
         tkey = ENTITIES[target].key[0]
         known = set(pd.read_sql(sa.select(self.tables[target].c[tkey]), conn)[tkey].astype(str))
-        if entity == target: known |= set(df[tkey].astype(str))
+        if entity == target:
+            known |= set(df[tkey].astype(str))
         bad = df[col].notna() & ~df[col].astype(str).isin(known)
         for i in df.index[bad.to_numpy()]:
             rejects.append((i, col, str(df.at[i, col]), f"unknown {col} {df.at[i, col]!r}: add it to {target} first"))
     return rejects
 
+
 Store._existing, Store._check_refs = _existing, _check_refs
 
 # %% ../nbs/02_store.ipynb
-def write(self:Store, entity:str, # entity name, e.g. 'sessions'
-          df:pd.DataFrame, # rows to write; the index labels rows in the report (e.g. file line numbers)
-          source:str|None=None, # where the rows came from (file name, form, 'synthetic')
-          quarantine:bool=True, # record rejected rows in the quarantine table
-         )->LoadReport:
+def write(
+    self: Store,
+    entity: str,  # entity name, e.g. 'sessions'
+    df: pd.DataFrame,  # rows to write; the index labels rows in the report (e.g. file line numbers)
+    source: str | None = None,  # where the rows came from (file name, form, 'synthetic')
+    quarantine: bool = True,  # record rejected rows in the quarantine table
+) -> LoadReport:
     "Validate and upsert `df` into `entity`: new keys inserted, changed rows updated, bad rows quarantined."
-    if entity not in ENTITIES or entity == "audit": raise ValidationError(f"cannot write entity {entity!r}", hint=f"use one of {sorted(set(ENTITIES) - {'audit'})}")
-    if not isinstance(df, pd.DataFrame): raise ValidationError(f"{entity}: expected a DataFrame, got {type(df).__name__}")
+    if entity not in ENTITIES or entity == "audit":
+        raise ValidationError(f"cannot write entity {entity!r}", hint=f"use one of {sorted(set(ENTITIES) - {'audit'})}")
+    if not isinstance(df, pd.DataFrame):
+        raise ValidationError(f"{entity}: expected a DataFrame, got {type(df).__name__}")
     self._need_tables()
     source = source or "unknown"
     ent, t = ENTITIES[entity], self.tables[entity]
@@ -217,7 +337,9 @@ def write(self:Store, entity:str, # entity name, e.g. 'sessions'
     with self.engine.begin() as conn:
         ref_rej = self._check_refs(conn, entity, valid)
         if ref_rej:
-            extra = pd.DataFrame(ref_rej, columns=["row", "field", "value", "reason"]); extra.insert(0, "source", source); extra.insert(0, "entity", entity)
+            extra = pd.DataFrame(ref_rej, columns=["row", "field", "value", "reason"])
+            extra.insert(0, "source", source)
+            extra.insert(0, "entity", entity)
             rej = pd.concat([rej, extra], ignore_index=True)
             valid = valid.loc[~valid.index.isin(extra["row"])]
         old = self._existing(conn, entity, valid)
@@ -226,125 +348,200 @@ def write(self:Store, entity:str, # entity name, e.g. 'sessions'
         new = (m["_merge"] == "left_only").to_numpy()
         others = [c for c in ent.columns if c not in keys]
         same = np.ones(len(m), bool)
-        for c in others: same &= _same(m[c], m[c + "__old"]).to_numpy()
+        for c in others:
+            same &= _same(m[c], m[c + "__old"]).to_numpy()
         changed = ~new & ~same
         rep.inserted, rep.updated, rep.unchanged = int(new.sum()), int(changed.sum()), int((~new & same).sum())
         now = _now()
         if new.any():
             recs = _records(valid.reset_index(drop=True).loc[new, ent.columns])
-            for r in recs: r["loaded_at"] = now
+            for r in recs:
+                r["loaded_at"] = now
             conn.execute(t.insert(), recs)
         if changed.any():
             recs = _records(valid.reset_index(drop=True).loc[changed, ent.columns])
-            stmt = t.update().where(sa.and_(*[t.c[k] == sa.bindparam("k_" + k) for k in keys])).values(
-                {c: sa.bindparam("v_" + c) for c in others} | {"loaded_at": sa.bindparam("v_loaded_at")})
-            conn.execute(stmt, [{**{"k_" + k: r[k] for k in keys}, **{"v_" + c: r[c] for c in others}, "v_loaded_at": now} for r in recs])
-        if quarantine and len(rej): self._quarantine(conn, df, rej, now)
+            stmt = (
+                t.update()
+                .where(sa.and_(*[t.c[k] == sa.bindparam("k_" + k) for k in keys]))
+                .values({c: sa.bindparam("v_" + c) for c in others} | {"loaded_at": sa.bindparam("v_loaded_at")})
+            )
+            conn.execute(
+                stmt,
+                [
+                    {**{"k_" + k: r[k] for k in keys}, **{"v_" + c: r[c] for c in others}, "v_loaded_at": now}
+                    for r in recs
+                ],
+            )
+        if quarantine and len(rej):
+            self._quarantine(conn, df, rej, now)
     rep.rejects = rej.reset_index(drop=True)
     return rep
 
-def _quarantine(self:Store, conn, raw:pd.DataFrame, rej:pd.DataFrame, now):
+
+def _quarantine(self: Store, conn, raw: pd.DataFrame, rej: pd.DataFrame, now):
     "Insert rejects with the raw row as JSON, skipping rejects already recorded."
     t = self.tables["quarantine"]
     rows = []
     for r in rej.itertuples():
         payload = raw.loc[r.row].to_dict() if r.row in raw.index else {}
-        if isinstance(payload, pd.DataFrame): payload = payload.iloc[0].to_dict()
+        if isinstance(payload, pd.DataFrame):
+            payload = payload.iloc[0].to_dict()
         payload = {k: ("<redacted>" if "password" in str(k) and v is not None else v) for k, v in dict(payload).items()}
-        payload = {k: (None if (v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA) else str(v)) for k, v in dict(payload).items()}
-        rows.append(dict(ts=now, entity=r.entity, source=r.source, row=str(r.row), field=r.field or "", value=r.value, reason=r.reason,
-                         athlete_id=payload.get("athlete_id"), payload=json.dumps(payload, default=str)))
-    seen = pd.read_sql(sa.select(t.c.entity, t.c.source, t.c.row, t.c.field, t.c.reason).where(t.c.source.in_({r["source"] for r in rows})), conn)
+        payload = {
+            k: (None if (v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA) else str(v))
+            for k, v in dict(payload).items()
+        }
+        rows.append(
+            dict(
+                ts=now,
+                entity=r.entity,
+                source=r.source,
+                row=str(r.row),
+                field=r.field or "",
+                value=r.value,
+                reason=r.reason,
+                athlete_id=payload.get("athlete_id"),
+                payload=json.dumps(payload, default=str),
+            )
+        )
+    seen = pd.read_sql(
+        sa.select(t.c.entity, t.c.source, t.c.row, t.c.field, t.c.reason).where(
+            t.c.source.in_({r["source"] for r in rows})
+        ),
+        conn,
+    )
     seen = set(map(tuple, seen.astype(str).to_numpy()))
     rows = [r for r in rows if (r["entity"], r["source"], r["row"], r["field"], r["reason"]) not in seen]
-    if rows: conn.execute(t.insert(), rows)
+    if rows:
+        conn.execute(t.insert(), rows)
+
 
 Store.write, Store._quarantine = write, _quarantine
 
 # %% ../nbs/02_store.ipynb
-def log(self:Store, action:str, # what happened: read, write, export, erase, login ...
-        entity:str, # what was touched
-        athlete_id:str|None=None, # whose data
-        detail:str|None=None, # what exactly
-        actor:str|None=None, # who (default: the store's actor)
-        conn=None):
+def log(
+    self: Store,
+    action: str,  # what happened: read, write, export, erase, login ...
+    entity: str,  # what was touched
+    athlete_id: str | None = None,  # whose data
+    detail: str | None = None,  # what exactly
+    actor: str | None = None,  # who (default: the store's actor)
+    conn=None,
+):
     "Write one audit event."
     row = dict(ts=_now(), actor=actor or self.actor, action=action, entity=entity, athlete_id=athlete_id, detail=detail)
-    if conn is not None: conn.execute(self.tables["audit"].insert(), [row])
+    if conn is not None:
+        conn.execute(self.tables["audit"].insert(), [row])
     else:
-        with self.engine.begin() as c: c.execute(self.tables["audit"].insert(), [row])
+        with self.engine.begin() as c:
+            c.execute(self.tables["audit"].insert(), [row])
 
-def read(self:Store, entity:str, # entity name, or 'quarantine' / 'audit'
-         athlete_ids:list|str|None=None, # only these athletes
-         start=None, # first date (inclusive) of the entity's date column
-         end=None, # last date (inclusive)
-         actor:str|None=None, # who is reading (audited for sensitive entities)
-        )->pd.DataFrame:
+
+def read(
+    self: Store,
+    entity: str,  # entity name, or 'quarantine' / 'audit'
+    athlete_ids: list | str | None = None,  # only these athletes
+    start=None,  # first date (inclusive) of the entity's date column
+    end=None,  # last date (inclusive)
+    actor: str | None = None,  # who is reading (audited for sensitive entities)
+) -> pd.DataFrame:
     "Rows of `entity` as a typed DataFrame, filtered by athletes and dates."
-    if entity not in self.tables: raise NotFoundError(f"no table {entity!r} in the store", hint=f"tables: {sorted(self.tables)}")
+    if entity not in self.tables:
+        raise NotFoundError(f"no table {entity!r} in the store", hint=f"tables: {sorted(self.tables)}")
     self._need_tables()
     t = self.tables[entity]
     q = sa.select(*[c for c in t.c if c.name != "loaded_at"])
-    if isinstance(athlete_ids, str): athlete_ids = [athlete_ids]
-    if athlete_ids is not None and "athlete_id" in t.c: q = q.where(t.c.athlete_id.in_([str(a) for a in athlete_ids]))
+    if isinstance(athlete_ids, str):
+        athlete_ids = [athlete_ids]
+    if athlete_ids is not None and "athlete_id" in t.c:
+        q = q.where(t.c.athlete_id.in_([str(a) for a in athlete_ids]))
     dcol = next((c for c in ("date", "game_date", "onset_date", "ts") if c in t.c), None)
-    if dcol is not None and start is not None: q = q.where(t.c[dcol] >= pd.Timestamp(start).to_pydatetime())
-    if dcol is not None and end is not None: q = q.where(t.c[dcol] <= pd.Timestamp(end).to_pydatetime())
-    if entity in ENTITIES: q = q.order_by(*[t.c[k] for k in (ENTITIES[entity].key or ("id",))])
+    if dcol is not None and start is not None:
+        q = q.where(t.c[dcol] >= pd.Timestamp(start).to_pydatetime())
+    if dcol is not None and end is not None:
+        q = q.where(t.c[dcol] <= pd.Timestamp(end).to_pydatetime())
+    if entity in ENTITIES:
+        q = q.order_by(*[t.c[k] for k in (ENTITIES[entity].key or ("id",))])
     with self.engine.begin() as conn:
         df = pd.read_sql(q, conn)
         if entity in ENTITIES and ENTITIES[entity].sensitive:
             who = ",".join(sorted(set(df["athlete_id"]))) if athlete_ids is None else ",".join(map(str, athlete_ids))
-            self.log("read", entity, athlete_id=None if athlete_ids is None or len(athlete_ids) != 1 else str(athlete_ids[0]),
-                     detail=f"{len(df)} rows; athletes: {who[:500]}", actor=actor, conn=conn)
+            self.log(
+                "read",
+                entity,
+                athlete_id=None if athlete_ids is None or len(athlete_ids) != 1 else str(athlete_ids[0]),
+                detail=f"{len(df)} rows; athletes: {who[:500]}",
+                actor=actor,
+                conn=conn,
+            )
     return _typed(entity, df) if entity in ENTITIES else df
 
-def quarantine(self:Store, entity:str|None=None # only rejects of this entity
-              )->pd.DataFrame:
+
+def quarantine(
+    self: Store,
+    entity: str | None = None,  # only rejects of this entity
+) -> pd.DataFrame:
     "Rejected rows with file, row, field, value and reason."
     df = self.read("quarantine")
     return df[df.entity == entity].reset_index(drop=True) if entity else df
 
-def counts(self:Store)->pd.Series:
+
+def counts(self: Store) -> pd.Series:
     "Number of rows in every table."
     self._need_tables()
     with self.engine.connect() as conn:
-        return pd.Series({n: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for n, t in self.tables.items()}, name="rows")
+        return pd.Series(
+            {n: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for n, t in self.tables.items()},
+            name="rows",
+        )
+
 
 Store.log, Store.read, Store.quarantine, Store.counts = log, read, quarantine, counts
 
 # %% ../nbs/02_store.ipynb
-_PERSONAL = [n for n, e in ENTITIES.items() if "athlete_id" in e.columns and n not in ("audit", "users", "athletes")] + ["users", "athletes"]
+_PERSONAL = [
+    n for n, e in ENTITIES.items() if "athlete_id" in e.columns and n not in ("audit", "users", "athletes")
+] + ["users", "athletes"]
 
-def export_athlete(self:Store, athlete_id:str, # the athlete whose data to export
-                   path:str|Path|None=None, # zip file to write (default: the data home's exports folder)
-                   actor:str|None=None, # who asked
-                  )->Path:
+
+def export_athlete(
+    self: Store,
+    athlete_id: str,  # the athlete whose data to export
+    path: str | Path | None = None,  # zip file to write (default: the data home's exports folder)
+    actor: str | None = None,  # who asked
+) -> Path:
     "Write a zip of CSVs with every row the store holds about `athlete_id`; audited."
-    if not len(self.read("athletes", athlete_id)): raise NotFoundError(f"no athlete {athlete_id!r} in the store", hint="check the id with `pitchlab info`")
-    path = Path(path) if path else settings().ensure().exports_dir/f"{athlete_id}-{_now():%Y%m%dT%H%M%S}.zip"
+    if not len(self.read("athletes", athlete_id)):
+        raise NotFoundError(f"no athlete {athlete_id!r} in the store", hint="check the id with `pitchlab info`")
+    path = Path(path) if path else settings().ensure().exports_dir / f"{athlete_id}-{_now():%Y%m%dT%H%M%S}.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for e in _PERSONAL:
             df = self.read(e, athlete_id, actor=actor)
-            if e == "users": df = df.drop(columns=["password_hash"])
+            if e == "users":
+                df = df.drop(columns=["password_hash"])
             z.writestr(f"{e}.csv", df.to_csv(index=False))
         z.writestr("quarantine.csv", self.quarantine().query("athlete_id == @athlete_id").to_csv(index=False))
         z.writestr("audit.csv", self.read("audit", athlete_id).to_csv(index=False))
     self.log("export", "athlete", athlete_id, detail=path.name, actor=actor)
     return path
 
-def erase_athlete(self:Store, athlete_id:str, # the athlete to erase
-                  actor:str|None=None, # who asked
-                 )->dict:
+
+def erase_athlete(
+    self: Store,
+    athlete_id: str,  # the athlete to erase
+    actor: str | None = None,  # who asked
+) -> dict:
     "Delete every row about `athlete_id` (data, quarantined rows, user account, athlete); audited. Returns rows deleted per table."
     done = {}
     with self.engine.begin() as conn:
         for e in _PERSONAL + ["quarantine"]:
             t = self.tables[e]
             done[e] = conn.execute(t.delete().where(t.c.athlete_id == athlete_id)).rowcount
-        if done["athletes"] == 0: raise NotFoundError(f"no athlete {athlete_id!r} in the store", hint="nothing was erased")
+        if done["athletes"] == 0:
+            raise NotFoundError(f"no athlete {athlete_id!r} in the store", hint="nothing was erased")
         self.log("erase", "athlete", athlete_id, detail=json.dumps(done), actor=actor, conn=conn)
     return done
+
 
 Store.export_athlete, Store.erase_athlete = export_athlete, erase_athlete

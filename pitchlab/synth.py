@@ -17,23 +17,28 @@ __all__ = ['SPORTS', 'PHASES', 'SEVERITY_DAYS', 'severity_from_days', 'cycle_pha
            'make_cohort', 'demo_cohort']
 
 # %% ../nbs/03_synth.ipynb
-SPORTS = ("cricket", "baseball", "football") # team k plays SPORTS[k % 3]
-PHASES = ("menstrual", "follicular", "ovulatory", "luteal") # menstrual-cycle phases, in cycle order
-SEVERITY_DAYS = {"minimal": (1, 3), "mild": (4, 7), "moderate": (8, 28), "severe": (29, None)} # days lost per band
+SPORTS = ("cricket", "baseball", "football")  # team k plays SPORTS[k % 3]
+PHASES = ("menstrual", "follicular", "ovulatory", "luteal")  # menstrual-cycle phases, in cycle order
+SEVERITY_DAYS = {"minimal": (1, 3), "mild": (4, 7), "moderate": (8, 28), "severe": (29, None)}  # days lost per band
 
-def severity_from_days(days_lost # days of training or matches missed (scalar or array)
-                      )->np.ndarray:
+
+def severity_from_days(
+    days_lost,  # days of training or matches missed (scalar or array)
+) -> np.ndarray:
     "Severity band of an injury from its days lost: minimal 0-3, mild 4-7, moderate 8-28, severe >28."
     d = np.asarray(days_lost)
     return np.select([d <= 3, d <= 7, d <= 28], ["minimal", "mild", "moderate"], "severe")
 
 # %% ../nbs/03_synth.ipynb
-def _lam(n): return 2.0 / (n + 1)
+def _lam(n):
+    return 2.0 / (n + 1)
 
-def _ewma_acwr(loads:np.ndarray, # daily loads (days,) or (days, athletes), rest days 0
-               acute:int=7, # N of the acute EWMA
-               chronic:int=28, # N of the chronic EWMA
-              ):
+
+def _ewma_acwr(
+    loads: np.ndarray,  # daily loads (days,) or (days, athletes), rest days 0
+    acute: int = 7,  # N of the acute EWMA
+    chronic: int = 28,  # N of the chronic EWMA
+):
     "Williams et al. (2017) EWMA acute, chronic and their ratio, both seeded with the first day's load."
     x = np.asarray(loads, dtype=float)
     la, lc = _lam(acute), _lam(chronic)
@@ -42,13 +47,15 @@ def _ewma_acwr(loads:np.ndarray, # daily loads (days,) or (days, athletes), rest
     for t in range(1, len(x)):
         a[t] = la * x[t] + (1 - la) * a[t - 1]
         c[t] = lc * x[t] + (1 - lc) * c[t - 1]
-    with np.errstate(invalid="ignore", divide="ignore"): r = a / c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = a / c
     return a, c, r
 
 # %% ../nbs/03_synth.ipynb
-def cycle_phase(cycle_day, # day of the cycle, 1 = first day of menses (scalar or array)
-                cycle_length=28, # length of that cycle in days (scalar or array)
-               )->np.ndarray:
+def cycle_phase(
+    cycle_day,  # day of the cycle, 1 = first day of menses (scalar or array)
+    cycle_length=28,  # length of that cycle in days (scalar or array)
+) -> np.ndarray:
     "Phase of a menstrual-cycle day: menstrual days 1-5, ovulatory the 3 days around ovulation (length - 14), follicular between, luteal after."
     d, n = np.broadcast_arrays(np.asarray(cycle_day), np.asarray(cycle_length))
     ov = n - 14
@@ -58,29 +65,41 @@ def cycle_phase(cycle_day, # day of the cycle, 1 = first day of menses (scalar o
 @dataclass(frozen=True)
 class HazardParams:
     "The true parameters of the daily non-contact injury hazard and of the contact-injury rate."
-    alpha: float = -7.05 # intercept of logit(h) (baseline athlete, ACWR 1, average chronic load, training day)
-    sigma_team: float = 0.3 # SD of the team effects u_team = sigma_team * z_team
-    sigma_athlete: float = 0.5 # SD of the athlete effects v_athlete = sigma_athlete * z_athlete
-    beta_acwr: float = 1.0 # per unit of (EWMA ACWR - 1), ACWR of the days up to yesterday
-    beta_chronic: float = -0.3 # per SD of chronic EWMA load (up to yesterday): fitness protects
-    beta_prev: float = 0.5 # any earlier injury (before the cohort or in it)
-    beta_match: float = 0.7 # the day holds a match (exposure known from the fixture list)
-    beta_rest: float = -1.0 # the day holds no session
-    beta_phase: tuple = (("menstrual", 0.1), ("follicular", 0.0), ("ovulatory", 0.3), ("luteal", 0.15)) # female athletes, by the true phase
-    chronic_center: float = 300.0 # AU/day subtracted from the chronic EWMA before scaling
-    chronic_scale: float = 200.0 # AU/day: one SD of chronic load in z(chronic)
-    contact_session: float = 2e-4 # daily probability of a contact injury on a training day
-    contact_match: float = 2e-3 # daily probability of a contact injury on a match day
-    contact_sport: tuple = (("cricket", 0.5), ("baseball", 0.5), ("football", 2.0)) # multipliers of the contact rates
-    prior_injury: float = 0.3 # share of athletes who arrive with an earlier injury
-    sag_mph: float = -1.5 # release-speed change at the onset of a pitcher's arm injury
-    sag_rpm: float = -80.0 # spin-rate change at onset
-    sag_days: int = 21 # length of the linear ramp before onset (0 at sag_days before, full at onset)
+
+    alpha: float = -7.05  # intercept of logit(h) (baseline athlete, ACWR 1, average chronic load, training day)
+    sigma_team: float = 0.3  # SD of the team effects u_team = sigma_team * z_team
+    sigma_athlete: float = 0.5  # SD of the athlete effects v_athlete = sigma_athlete * z_athlete
+    beta_acwr: float = 1.0  # per unit of (EWMA ACWR - 1), ACWR of the days up to yesterday
+    beta_chronic: float = -0.3  # per SD of chronic EWMA load (up to yesterday): fitness protects
+    beta_prev: float = 0.5  # any earlier injury (before the cohort or in it)
+    beta_match: float = 0.7  # the day holds a match (exposure known from the fixture list)
+    beta_rest: float = -1.0  # the day holds no session
+    beta_phase: tuple = (
+        ("menstrual", 0.1),
+        ("follicular", 0.0),
+        ("ovulatory", 0.3),
+        ("luteal", 0.15),
+    )  # female athletes, by the true phase
+    chronic_center: float = 300.0  # AU/day subtracted from the chronic EWMA before scaling
+    chronic_scale: float = 200.0  # AU/day: one SD of chronic load in z(chronic)
+    contact_session: float = 2e-4  # daily probability of a contact injury on a training day
+    contact_match: float = 2e-3  # daily probability of a contact injury on a match day
+    contact_sport: tuple = (("cricket", 0.5), ("baseball", 0.5), ("football", 2.0))  # multipliers of the contact rates
+    prior_injury: float = 0.3  # share of athletes who arrive with an earlier injury
+    sag_mph: float = -1.5  # release-speed change at the onset of a pitcher's arm injury
+    sag_rpm: float = -80.0  # spin-rate change at onset
+    sag_days: int = 21  # length of the linear ramp before onset (0 at sag_days before, full at onset)
 
     @property
-    def betas(self)->dict:
+    def betas(self) -> dict:
         "The covariate coefficients by name (phase effects as phase_<name>)."
-        b = dict(acwr=self.beta_acwr, chronic=self.beta_chronic, prev=self.beta_prev, match=self.beta_match, rest=self.beta_rest)
+        b = dict(
+            acwr=self.beta_acwr,
+            chronic=self.beta_chronic,
+            prev=self.beta_prev,
+            match=self.beta_match,
+            rest=self.beta_rest,
+        )
         return b | {f"phase_{k}": v for k, v in self.beta_phase}
 
 # %% ../nbs/03_synth.ipynb
@@ -90,27 +109,41 @@ _OFF, _PRE, _IN, _BREAK = range(4)
 _PHASE_NAMES = np.array(["off-season", "pre-season", "in-season", "break"])
 
 # weeks from the calendar's first Monday to the start of pre-season; lengths in weeks (off-season fills the 52)
-_SEASON = {"cricket": dict(offset=10, pre=8, inseason=22, brk=3),
-           "baseball": dict(offset=6, pre=6, inseason=26, brk=3),
-           "football": dict(offset=27, pre=6, inseason=38, brk=3)}
+_SEASON = {
+    "cricket": dict(offset=10, pre=8, inseason=22, brk=3),
+    "baseball": dict(offset=6, pre=6, inseason=26, brk=3),
+    "football": dict(offset=27, pre=6, inseason=38, brk=3),
+}
 # weekly micro-cycles Monday..Sunday: day type, or (type, alternative, probability of the alternative)
 _T, _M, _G, _R, _V, _C = _TRAIN, _MATCH, _GYM, _REST, _RECOV, _COND
 _OFFWEEK = [_G, _R, _C, _R, _G, _R, _R]
-_WEEK = {"cricket": {"pre": [_T, _T, _G, _T, _R, _T, _R], "in": [_R, _T, _T, _G, _T, _M, (_R, _M, 0.4)], "off": _OFFWEEK},
-         "baseball": {"pre": [_T, _T, _T, _G, _T, _T, _R], "in": [(_R, _M, 0.5), _M, _M, _M, _M, _M, _M], "off": _OFFWEEK},
-         "football": {"pre": [_T, _T, _T, _T, _T, _M, _R], "in": [_R, _T, (_T, _M, 0.15), _T, _T, _M, (_V, _R, 0.5)], "off": _OFFWEEK}}
-_WAVE = np.array([1.0, 1.08, 1.15, 0.8]) # in-season 4-week loading wave (3 up, 1 down)
+_WEEK = {
+    "cricket": {"pre": [_T, _T, _G, _T, _R, _T, _R], "in": [_R, _T, _T, _G, _T, _M, (_R, _M, 0.4)], "off": _OFFWEEK},
+    "baseball": {"pre": [_T, _T, _T, _G, _T, _T, _R], "in": [(_R, _M, 0.5), _M, _M, _M, _M, _M, _M], "off": _OFFWEEK},
+    "football": {
+        "pre": [_T, _T, _T, _T, _T, _M, _R],
+        "in": [_R, _T, (_T, _M, 0.15), _T, _T, _M, (_V, _R, 0.5)],
+        "off": _OFFWEEK,
+    },
+}
+_WAVE = np.array([1.0, 1.08, 1.15, 0.8])  # in-season 4-week loading wave (3 up, 1 down)
 #                       rest training match gym recovery conditioning
-_DUR = np.array([[0, 120, 190, 55, 35, 50],   # cricket (match: T20; one-day 330)
-                 [0, 90, 180, 55, 35, 50],    # baseball (position players; pitchers' outings from pitch counts)
-                 [0, 85, 95, 55, 35, 50]], float)  # football
-_RPE = np.array([[0, 5.5, 7.0, 6.0, 2.5, 6.5],
-                 [0, 5.0, 5.0, 6.0, 2.5, 6.5],
-                 [0, 5.5, 7.5, 6.0, 2.5, 6.5]])
+_DUR = np.array(
+    [
+        [0, 120, 190, 55, 35, 50],  # cricket (match: T20; one-day 330)
+        [0, 90, 180, 55, 35, 50],  # baseball (position players; pitchers' outings from pitch counts)
+        [0, 85, 95, 55, 35, 50],
+    ],
+    float,
+)  # football
+_RPE = np.array([[0, 5.5, 7.0, 6.0, 2.5, 6.5], [0, 5.0, 5.0, 6.0, 2.5, 6.5], [0, 5.5, 7.5, 6.0, 2.5, 6.5]])
 
-def _team_calendar(sport:str, # one of SPORTS
-                   dates:pd.DatetimeIndex, # the calendar
-                   rng:np.random.Generator):
+
+def _team_calendar(
+    sport: str,  # one of SPORTS
+    dates: pd.DatetimeIndex,  # the calendar
+    rng: np.random.Generator,
+):
     "Season phase, planned day type, load multiplier and cricket match format (1 = one-day) of a team, per day."
     s, n = _SEASON[sport], len(dates)
     week = np.asarray((dates - (dates[0] - pd.Timedelta(days=dates[0].weekday()))).days) // 7
@@ -125,29 +158,41 @@ def _team_calendar(sport:str, # one of SPORTS
         base, other, p = (np.array([t[i] for t in spec]) for i in range(3))
         m = phase == code
         typ[m] = np.where(alt[m] < p[dow[m]], other[dow[m]], base[dow[m]])
-    mult = np.select([phase == _PRE, phase == _IN, phase == _OFF],
-                     [0.6 + 0.55 * w / max(s["pre"] - 1, 1), _WAVE[(w - s["pre"]) % 4], 0.7], 0.0)
+    mult = np.select(
+        [phase == _PRE, phase == _IN, phase == _OFF],
+        [0.6 + 0.55 * w / max(s["pre"] - 1, 1), _WAVE[(w - s["pre"]) % 4], 0.7],
+        0.0,
+    )
     fmt = ((typ == _MATCH) & (dow == 5) & (rng.random(n) < 0.5)).astype(int) if sport == "cricket" else np.zeros(n, int)
     return phase, typ, mult, fmt
 
 # %% ../nbs/03_synth.ipynb
-_FIRST_F = ("Amelia Grace Sophie Charlotte Isla Freya Maya Priya Aisha Chloe Ella Hannah Imogen Jess Kate Lauren Megan "
-            "Niamh Olivia Rosie Sarah Tara Zara Beth Lucy Holly Anya Meera Ruby Alice").split()
-_FIRST_M = ("James Carlos Daniel Ethan Felix George Hiro Isaac Jack Kai Leo Marcus Noah Omar Pablo Ryan Sam Tom Victor "
-            "Will Yusuf Luis Mateo Andre Ben Chris Diego Elijah Finn Gabriel").split()
-_LAST = ("Adams Baker Clarke Davies Evans Fernandez Garcia Hughes Ito Jones Khan Lewis Martin Nguyen O'Brien Patel Quinn "
-         "Roberts Singh Taylor Usman Walker Young Zhang Brooks Cooper Dunn Ellis Foster Gray Hall King Lopez Morgan Price "
-         "Reed Shaw Turner Wood Ward").split()
+_FIRST_F = (
+    "Amelia Grace Sophie Charlotte Isla Freya Maya Priya Aisha Chloe Ella Hannah Imogen Jess Kate Lauren Megan "
+    "Niamh Olivia Rosie Sarah Tara Zara Beth Lucy Holly Anya Meera Ruby Alice"
+).split()
+_FIRST_M = (
+    "James Carlos Daniel Ethan Felix George Hiro Isaac Jack Kai Leo Marcus Noah Omar Pablo Ryan Sam Tom Victor "
+    "Will Yusuf Luis Mateo Andre Ben Chris Diego Elijah Finn Gabriel"
+).split()
+_LAST = (
+    "Adams Baker Clarke Davies Evans Fernandez Garcia Hughes Ito Jones Khan Lewis Martin Nguyen O'Brien Patel Quinn "
+    "Roberts Singh Taylor Usman Walker Young Zhang Brooks Cooper Dunn Ellis Foster Gray Hall King Lopez Morgan Price "
+    "Reed Shaw Turner Wood Ward"
+).split()
 _TEAM_NAMES = {"cricket": "Women's Cricket", "baseball": "Baseball", "football": "Football"}
+
 
 def _split(n, shares):
     "Split n places by shares, at least one place for each share while n allows."
     k = np.maximum(np.floor(np.asarray(shares) * n).astype(int), (np.arange(len(shares)) < n).astype(int))
-    while k.sum() > n: k[np.argmax(k)] -= 1
+    while k.sum() > n:
+        k[np.argmax(k)] -= 1
     k[0] += n - k.sum()
     return k
 
-def _roster(sport:str, n:int, rng:np.random.Generator):
+
+def _roster(sport: str, n: int, rng: np.random.Generator):
     "Roles, positions and sex of a squad of n: (role, position, female, pitcher kind 'SP'/'RP'/'')."
     if sport == "cricket":
         nb, nbat, nar = _split(n, [0.4, 0.4, 0.2])
@@ -165,23 +210,38 @@ def _roster(sport:str, n:int, rng:np.random.Generator):
         return role, pos, np.zeros(n, bool), kind + [""] * npos
     ngk, nd, nm, nf = _split(n, [0.12, 0.32, 0.32, 0.24])
     role = ["goalkeeper"] * ngk + ["defender"] * nd + ["midfielder"] * nm + ["forward"] * nf
-    pos = ["GK"] * ngk + [["CB", "FB"][i % 2] for i in range(nd)] + [["CM", "DM", "AM"][i % 3] for i in range(nm)] \
-          + [["ST", "W"][i % 2] for i in range(nf)]
+    pos = (
+        ["GK"] * ngk
+        + [["CB", "FB"][i % 2] for i in range(nd)]
+        + [["CM", "DM", "AM"][i % 3] for i in range(nm)]
+        + [["ST", "W"][i % 2] for i in range(nf)]
+    )
     return role, pos, np.zeros(n, bool), [""] * n
 
 # %% ../nbs/03_synth.ipynb
-def _frame(entity:str, cols:dict)->pd.DataFrame:
+def _frame(entity: str, cols: dict) -> pd.DataFrame:
     "A DataFrame with all the entity's contract columns in order and dtype; nullable columns not given stay empty."
-    kinds = {"str": "str", "int": "Int64", "float": "float64", "date": "datetime64[ns]", "datetime": "datetime64[ns]", "bool": "boolean"}
+    kinds = {
+        "str": "str",
+        "int": "Int64",
+        "float": "float64",
+        "date": "datetime64[ns]",
+        "datetime": "datetime64[ns]",
+        "bool": "boolean",
+    }
     n = max((len(v) for v in cols.values() if np.ndim(v) > 0), default=0)
     out = {}
     for f in ENTITIES[entity].fields:
         v = cols.get(f.name, np.nan if f.nullable else None)
-        if v is None: raise KeyError(f"_frame: required {entity} column {f.name!r} not given")
+        if v is None:
+            raise KeyError(f"_frame: required {entity} column {f.name!r} not given")
         v = pd.Series([v] * n if np.ndim(v) == 0 else v)
-        if f.kind in ("date", "datetime"): v = v.astype("datetime64[ns]")
-        elif f.kind == "str": v = v.astype("str")
-        else: v = v.astype(kinds[f.kind])
+        if f.kind in ("date", "datetime"):
+            v = v.astype("datetime64[ns]")
+        elif f.kind == "str":
+            v = v.astype("str")
+        else:
+            v = v.astype(kinds[f.kind])
         out[f.name] = v.reset_index(drop=True)
     return pd.DataFrame(out)
 
@@ -189,25 +249,36 @@ def _frame(entity:str, cols:dict)->pd.DataFrame:
 @dataclass(eq=False)
 class Truth:
     "What the cohort was drawn from: hazard parameters, team and athlete effects, and every athlete-day's covariates and true hazard."
-    params: HazardParams # the true parameters
-    teams: pd.DataFrame # team_id, sport, z_team, u_team (= sigma_team * z_team)
-    athletes: pd.DataFrame # athlete_id, team_id, z_athlete, v_athlete, prior_injury, pitcher baselines, cycle length
-    daily: pd.DataFrame # one row per athlete-day: covariates (lagged), day type, at_risk, eta, hazard, injuries
-    injuries: pd.DataFrame # injury_id, hazard on the onset day, whether it carries the pitching sag
+
+    params: HazardParams  # the true parameters
+    teams: pd.DataFrame  # team_id, sport, z_team, u_team (= sigma_team * z_team)
+    athletes: pd.DataFrame  # athlete_id, team_id, z_athlete, v_athlete, prior_injury, pitcher baselines, cycle length
+    daily: pd.DataFrame  # one row per athlete-day: covariates (lagged), day type, at_risk, eta, hazard, injuries
+    injuries: pd.DataFrame  # injury_id, hazard on the onset day, whether it carries the pitching sag
 
     @property
-    def intercept(self)->float: return self.params.alpha
+    def intercept(self) -> float:
+        return self.params.alpha
+
     @property
-    def betas(self)->dict: return self.params.betas
+    def betas(self) -> dict:
+        return self.params.betas
+
     @property
-    def sigmas(self)->dict: return dict(team=self.params.sigma_team, athlete=self.params.sigma_athlete)
+    def sigmas(self) -> dict:
+        return dict(team=self.params.sigma_team, athlete=self.params.sigma_athlete)
+
     def __repr__(self):
-        return (f"Truth(alpha={self.intercept}, betas={self.betas}, sigmas={self.sigmas}, "
-                f"{len(self.daily)} athlete-days, {int(self.daily['injury'].sum())} non-contact injuries)")
+        return (
+            f"Truth(alpha={self.intercept}, betas={self.betas}, sigmas={self.sigmas}, "
+            f"{len(self.daily)} athlete-days, {int(self.daily['injury'].sum())} non-contact injuries)"
+        )
+
 
 @dataclass(eq=False)
 class Cohort:
     "A synthetic cohort: the tables of the data contracts, and the truth they were drawn from."
+
     teams: pd.DataFrame
     athletes: pd.DataFrame
     sessions: pd.DataFrame
@@ -218,11 +289,11 @@ class Cohort:
     truth: Truth
     TABLES: ClassVar[tuple] = ("teams", "athletes", "sessions", "pitches", "wellness", "cycle_logs", "injuries")
 
-    def tables(self)->dict:
+    def tables(self) -> dict:
         "The contract tables by entity name (the truth is left out)."
         return {k: getattr(self, k) for k in self.TABLES}
 
-    def summary(self)->pd.Series:
+    def summary(self) -> pd.Series:
         "Rows per table, and the injuries split into non-contact and contact."
         s = pd.Series({k: len(v) for k, v in self.tables().items()})
         c = self.injuries["contact"].astype(bool)
@@ -230,30 +301,82 @@ class Cohort:
 
     def __repr__(self):
         d = self.truth.daily["date"]
-        return (f"Cohort({len(self.teams)} teams, {len(self.athletes)} athletes, {d.min():%Y-%m-%d}..{d.max():%Y-%m-%d}: "
-                + ", ".join(f"{k}={v}" for k, v in self.summary().items()) + ")")
+        return (
+            f"Cohort({len(self.teams)} teams, {len(self.athletes)} athletes, {d.min():%Y-%m-%d}..{d.max():%Y-%m-%d}: "
+            + ", ".join(f"{k}={v}" for k, v in self.summary().items())
+            + ")"
+        )
 
 # %% ../nbs/03_synth.ipynb
 # (body region, injury type, weight) of non-contact injuries by role, and of contact injuries by sport
 _NONCONTACT = {
-    "bowler": [("lumbar spine", "stress fracture", 3), ("lumbar spine", "muscle spasm", 1.5), ("side", "side strain", 2),
-               ("hamstring", "muscle strain", 2), ("knee", "patellar tendinopathy", 1), ("ankle", "ligament sprain", 1),
-               ("shoulder", "rotator cuff strain", 1)],
-    "batter": [("hamstring", "muscle strain", 3), ("lumbar spine", "muscle spasm", 2), ("knee", "patellar tendinopathy", 1.5),
-               ("calf", "muscle strain", 1.5), ("groin", "adductor strain", 1), ("shoulder", "rotator cuff strain", 1)],
-    "pitcher": [("shoulder", "rotator cuff strain", 3), ("shoulder", "labral tear", 1), ("elbow", "UCL sprain", 2.5),
-                ("elbow", "flexor strain", 1.5), ("oblique", "muscle strain", 1.5), ("lumbar spine", "muscle spasm", 1),
-                ("hamstring", "muscle strain", 1)],
-    "position player": [("hamstring", "muscle strain", 3), ("oblique", "muscle strain", 1.5), ("lumbar spine", "muscle spasm", 1.5),
-                        ("knee", "ligament sprain", 1), ("ankle", "ligament sprain", 1), ("shoulder", "rotator cuff strain", 1)],
-    "football": [("hamstring", "muscle strain", 4), ("groin", "adductor strain", 2), ("calf", "muscle strain", 1.5),
-                 ("knee", "ligament sprain", 1), ("ankle", "ligament sprain", 1), ("lumbar spine", "muscle spasm", 0.5)]}
+    "bowler": [
+        ("lumbar spine", "stress fracture", 3),
+        ("lumbar spine", "muscle spasm", 1.5),
+        ("side", "side strain", 2),
+        ("hamstring", "muscle strain", 2),
+        ("knee", "patellar tendinopathy", 1),
+        ("ankle", "ligament sprain", 1),
+        ("shoulder", "rotator cuff strain", 1),
+    ],
+    "batter": [
+        ("hamstring", "muscle strain", 3),
+        ("lumbar spine", "muscle spasm", 2),
+        ("knee", "patellar tendinopathy", 1.5),
+        ("calf", "muscle strain", 1.5),
+        ("groin", "adductor strain", 1),
+        ("shoulder", "rotator cuff strain", 1),
+    ],
+    "pitcher": [
+        ("shoulder", "rotator cuff strain", 3),
+        ("shoulder", "labral tear", 1),
+        ("elbow", "UCL sprain", 2.5),
+        ("elbow", "flexor strain", 1.5),
+        ("oblique", "muscle strain", 1.5),
+        ("lumbar spine", "muscle spasm", 1),
+        ("hamstring", "muscle strain", 1),
+    ],
+    "position player": [
+        ("hamstring", "muscle strain", 3),
+        ("oblique", "muscle strain", 1.5),
+        ("lumbar spine", "muscle spasm", 1.5),
+        ("knee", "ligament sprain", 1),
+        ("ankle", "ligament sprain", 1),
+        ("shoulder", "rotator cuff strain", 1),
+    ],
+    "football": [
+        ("hamstring", "muscle strain", 4),
+        ("groin", "adductor strain", 2),
+        ("calf", "muscle strain", 1.5),
+        ("knee", "ligament sprain", 1),
+        ("ankle", "ligament sprain", 1),
+        ("lumbar spine", "muscle spasm", 0.5),
+    ],
+}
 _NONCONTACT["all-rounder"] = _NONCONTACT["bowler"]
-_CONTACT = {"cricket": [("hand", "fracture", 2), ("head", "concussion", 1), ("thigh", "contusion", 2), ("knee", "ligament sprain", 0.5)],
-            "baseball": [("hand", "fracture", 1.5), ("head", "concussion", 1), ("thigh", "contusion", 1), ("ankle", "ligament sprain", 1)],
-            "football": [("ankle", "ligament sprain", 3), ("knee", "ligament sprain", 2), ("thigh", "contusion", 2), ("head", "concussion", 1)]}
-_ARM = ("shoulder", "elbow") # a pitcher's non-contact injury here carries the velocity and spin sag
+_CONTACT = {
+    "cricket": [
+        ("hand", "fracture", 2),
+        ("head", "concussion", 1),
+        ("thigh", "contusion", 2),
+        ("knee", "ligament sprain", 0.5),
+    ],
+    "baseball": [
+        ("hand", "fracture", 1.5),
+        ("head", "concussion", 1),
+        ("thigh", "contusion", 1),
+        ("ankle", "ligament sprain", 1),
+    ],
+    "football": [
+        ("ankle", "ligament sprain", 3),
+        ("knee", "ligament sprain", 2),
+        ("thigh", "contusion", 2),
+        ("head", "concussion", 1),
+    ],
+}
+_ARM = ("shoulder", "elbow")  # a pitcher's non-contact injury here carries the velocity and spin sag
 _SEV = list(SEVERITY_DAYS)
+
 
 def _draw_injury(rng, sport, role, contact):
     "Body region, injury type, severity and days lost of one injury."
@@ -268,7 +391,9 @@ def _draw_injury(rng, sport, role, contact):
     return region, itype, sev, days, arm
 
 # %% ../nbs/03_synth.ipynb
-def _round5(x): return np.maximum(np.round(x / 5) * 5, 10)
+def _round5(x):
+    return np.maximum(np.round(x / 5) * 5, 10)
+
 
 def _plan(cal, ath, D, rng):
     "Planned sessions (2 slots x days x athletes) before injuries and pitching rotations: types, minutes, RPE."
@@ -280,7 +405,7 @@ def _plan(cal, ath, D, rng):
     game = typ == _MATCH
     bench = game & ~(rng.random((D, A)) < ath["p_sel"]) & ~ath["pitcher"]
     typ[bench], mult[bench] = _TRAIN, mult[bench] * 0.6
-    typ[bench & (sc[None, :] == 1) & (rng.random((D, A)) < 0.5)] = _REST # a baseball player's day off
+    typ[bench & (sc[None, :] == 1) & (rng.random((D, A)) < 0.5)] = _REST  # a baseball player's day off
     pg = game & ath["pitcher"]
     typ[pg] = np.where(rng.random(pg.sum()) < 0.3, _REST, _TRAIN)
     mult[pg] *= 0.5
@@ -291,7 +416,7 @@ def _plan(cal, ath, D, rng):
     typ[0], mult[0] = _COND, 1.0
     base = _DUR[sc[None, :], typ]
     base = np.where((sc[None, :] == 0) & (typ == _MATCH) & (fmt == 1), 330.0, base)
-    mult = np.where(typ == _MATCH, 1.0, mult) # a match lasts as long as it lasts
+    mult = np.where(typ == _MATCH, 1.0, mult)  # a match lasts as long as it lasts
     dur = _round5(base * mult * ath["dur_mult"] * rng.lognormal(0, 0.15, (D, A)))
     dur = np.where(typ == _MATCH, np.minimum(dur, _round5(1.25 * base)), dur)
     rpe = np.clip(np.rint(_RPE[sc[None, :], typ] + ath["rpe_off"] + 1.5 * (mult - 1) + rng.normal(0, 1, (D, A))), 1, 10)
@@ -306,7 +431,7 @@ def _plan(cal, ath, D, rng):
 def _rotation(d, games, typ, dur, rpe, npitch, st, ath, avail, rng):
     "One baseball game day: the starter whose turn it is and the relievers who come in; writes their outings."
     sp, rp = st["sp"], st["rp"]
-    due = sp[avail[sp] & (d - st["last1"][sp] >= 4)] # rested starters: his turn, or early if nobody's turn has come
+    due = sp[avail[sp] & (d - st["last1"][sp] >= 4)]  # rested starters: his turn, or early if nobody's turn has come
     apps = []
     if due.size:
         s = due[np.argmin(st["next_start"][due])]
@@ -322,14 +447,15 @@ def _rotation(d, games, typ, dur, rpe, npitch, st, ath, avail, rng):
         rpe[0, d, a] = np.clip(np.rint(rng.normal(8.0 if starter else 6.5, 0.8)), 1, 10)
         npitch[d, a] = n
         st["last2"][a], st["last1"][a] = st["last1"][a], d
-    if apps: games.append((st["team"], d, apps))
+    if apps:
+        games.append((st["team"], d, apps))
 
 # %% ../nbs/03_synth.ipynb
 def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
     "The day loop: availability, pitching rotations, lagged EWMA covariates, true hazard and injury draws."
     A = len(ath["team"])
     la, lc = _lam(7), _lam(28)
-    out_until, ret_day = np.full(A, -1), np.full(A, -10**6)
+    out_until, ret_day = np.full(A, -1), np.full(A, -(10**6))
     prev = ath["prior_injury"].astype(float)
     base_eta = hp.alpha + ath["u"] + ath["v"]
     bphase = dict(hp.beta_phase)
@@ -337,11 +463,19 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
     dt_eff = np.array([hp.beta_rest, 0.0, hp.beta_match])
     cmult = np.array([dict(hp.contact_sport).get(s, 1.0) for s in SPORTS])[ath["sport_code"]]
     npitch = np.zeros((D, A), int)
-    rot = [dict(team=t, sp=np.flatnonzero((ath["team"] == t) & (ath["pkind"] == "SP")),
-                rp=np.flatnonzero((ath["team"] == t) & (ath["pkind"] == "RP")),
-                next_start=np.zeros(A, int), last1=np.full(A, -10), last2=np.full(A, -10))
-           for t in np.flatnonzero(cal["sport"] == "baseball")]
-    for r in rot[1:]: r["next_start"], r["last1"], r["last2"] = rot[0]["next_start"], rot[0]["last1"], rot[0]["last2"]
+    rot = [
+        dict(
+            team=t,
+            sp=np.flatnonzero((ath["team"] == t) & (ath["pkind"] == "SP")),
+            rp=np.flatnonzero((ath["team"] == t) & (ath["pkind"] == "RP")),
+            next_start=np.zeros(A, int),
+            last1=np.full(A, -10),
+            last2=np.full(A, -10),
+        )
+        for t in np.flatnonzero(cal["sport"] == "baseball")
+    ]
+    for r in rot[1:]:
+        r["next_start"], r["last1"], r["last2"] = rot[0]["next_start"], rot[0]["last1"], rot[0]["last2"]
     rec = {k: np.zeros((D, A)) for k in ("load", "acute", "chronic", "acwr", "prev", "eta", "hazard")}
     rec |= {k: np.zeros((D, A), np.int8) for k in ("day_type", "avail", "injury", "contact")}
     games, injuries = [], []
@@ -354,28 +488,59 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
             typ[0, d, back & (typ[0, d] == _MATCH)] = _TRAIN
             dur[:, d, back] = _round5(dur[:, d, back] * 0.7)
         for r in rot:
-            if cal["typ"][r["team"], d] == _MATCH: _rotation(d, games, typ, dur, rpe, npitch, r, ath, avail, rng)
+            if cal["typ"][r["team"], d] == _MATCH:
+                _rotation(d, games, typ, dur, rpe, npitch, r, ath, avail, rng)
         on = typ[:, d] >= 0
         load = np.where(on, dur[:, d] * rpe[:, d], 0.0).sum(0)
-        if d == 0: acute, chronic = load.copy(), load.copy()
+        if d == 0:
+            acute, chronic = load.copy(), load.copy()
         acwr = np.divide(acute, chronic, out=np.ones(A), where=chronic > 0)
         day_type = np.where((typ[:, d] == _MATCH).any(0), 2, np.where(on.any(0), 1, 0))
-        eta = (base_eta + hp.beta_acwr * (acwr - 1) + hp.beta_chronic * (chronic - hp.chronic_center) / hp.chronic_scale
-               + hp.beta_prev * prev + phase_eff[d] + dt_eff[day_type])
+        eta = (
+            base_eta
+            + hp.beta_acwr * (acwr - 1)
+            + hp.beta_chronic * (chronic - hp.chronic_center) / hp.chronic_scale
+            + hp.beta_prev * prev
+            + phase_eff[d]
+            + dt_eff[day_type]
+        )
         h = 1 / (1 + np.exp(-eta))
         hc = np.where(day_type == 2, hp.contact_match, np.where(day_type == 1, hp.contact_session, 0.0)) * cmult
         u = rng.random(A)
         nc = avail & (u < h)
         ct = avail & ~nc & (u < h + hc)
-        for k, v in (("load", load), ("acute", acute), ("chronic", chronic), ("acwr", acwr), ("prev", prev), ("eta", eta),
-                     ("hazard", np.where(avail, h, np.nan)), ("day_type", day_type), ("avail", avail), ("injury", nc), ("contact", ct)):
+        for k, v in (
+            ("load", load),
+            ("acute", acute),
+            ("chronic", chronic),
+            ("acwr", acwr),
+            ("prev", prev),
+            ("eta", eta),
+            ("hazard", np.where(avail, h, np.nan)),
+            ("day_type", day_type),
+            ("avail", avail),
+            ("injury", nc),
+            ("contact", ct),
+        ):
             rec[k][d] = v
         for a in np.flatnonzero(nc | ct):
             region, itype, sev, days, arm = _draw_injury(rng, SPORTS[ath["sport_code"][a]], ath["role"][a], bool(ct[a]))
-            injuries.append(dict(a=a, d=d, body_region=region, injury_type=itype, severity=sev, days_lost=days,
-                                 contact=bool(ct[a]), sag=arm, hazard=h[a]))
+            injuries.append(
+                dict(
+                    a=a,
+                    d=d,
+                    body_region=region,
+                    injury_type=itype,
+                    severity=sev,
+                    days_lost=days,
+                    contact=bool(ct[a]),
+                    sag=arm,
+                    hazard=h[a],
+                )
+            )
             out_until[a], ret_day[a] = d + days, d + days + 1
-            for r in rot: r["next_start"][a] = max(r["next_start"][a], d + days + 8)
+            for r in rot:
+                r["next_start"][a] = max(r["next_start"][a], d + days + 8)
         prev[nc | ct] = 1.0
         acute = la * load + (1 - la) * acute
         chronic = lc * load + (1 - lc) * chronic
@@ -394,35 +559,78 @@ def _sessions(typ, dur, rpe, npitch, ath, cal, dates, rng):
     bowler, allr, batter = role == "bowler", role == "all-rounder", role == "batter"
     u1, u2 = rng.random(n), rng.random(n)
     train, match = t == _TRAIN, t == _MATCH
-    overs = np.select([train & bowler & (u1 < 0.75), train & allr & (u1 < 0.5),
-                       match & bowler & (u1 < 0.9), match & allr & (u1 < 0.7)],
-                      [rng.integers(4, 11, n), rng.integers(3, 8, n),
-                       rng.integers(np.maximum(maxo // 2, 1), maxo + 1), rng.integers(1, maxo // 2 + 1)], 0)
-    faced = np.select([train & batter & (u2 < 0.9), train & allr & (u2 < 0.7), train & bowler & (u2 < 0.3),
-                       match & batter, match & allr, match & bowler & (u2 < 0.7)],
-                      [rng.integers(60, 151, n), rng.integers(40, 121, n), rng.integers(10, 41, n),
-                       rng.exponential(28, n), rng.exponential(18, n), rng.exponential(5, n)], 0)
+    overs = np.select(
+        [
+            train & bowler & (u1 < 0.75),
+            train & allr & (u1 < 0.5),
+            match & bowler & (u1 < 0.9),
+            match & allr & (u1 < 0.7),
+        ],
+        [
+            rng.integers(4, 11, n),
+            rng.integers(3, 8, n),
+            rng.integers(np.maximum(maxo // 2, 1), maxo + 1),
+            rng.integers(1, maxo // 2 + 1),
+        ],
+        0,
+    )
+    faced = np.select(
+        [
+            train & batter & (u2 < 0.9),
+            train & allr & (u2 < 0.7),
+            train & bowler & (u2 < 0.3),
+            match & batter,
+            match & allr,
+            match & bowler & (u2 < 0.7),
+        ],
+        [
+            rng.integers(60, 151, n),
+            rng.integers(40, 121, n),
+            rng.integers(10, 41, n),
+            rng.exponential(28, n),
+            rng.exponential(18, n),
+            rng.exponential(5, n),
+        ],
+        0,
+    )
     faced = np.minimum(np.rint(faced), np.where(match, np.where(fmt == 1, 150, 70), 200))
     fb = (sc == 2) & np.isin(t, (_TRAIN, _MATCH, _RECOV, _COND))
     mpm = np.select([t == _MATCH, t == _TRAIN, t == _COND], [105.0, 65.0, 90.0], 40.0)
-    dist = np.round(dur[k, d, a] * mpm * ath["dist_mult"][a] * np.where(role == "goalkeeper", 0.55, 1.0)
-                    * rng.normal(1, 0.08, n), -1)
+    dist = np.round(
+        dur[k, d, a] * mpm * ath["dist_mult"][a] * np.where(role == "goalkeeper", 0.55, 1.0) * rng.normal(1, 0.08, n),
+        -1,
+    )
     pitches = np.where((k == 0) & match & (npitch[d, a] > 0), npitch[d, a], np.nan)
     m, r = dur[k, d, a], rpe[k, d, a]
     ids = ath["id"][a]
     day = np.asarray(dates.strftime("%Y%m%d"))[d]
-    return _frame("sessions", dict(
-        athlete_id=ids, date=dates.values[d], sport=np.array(SPORTS)[sc], session_type=_TYPE_NAMES[t],
-        duration_min=m, rpe=r, load=m * r, balls_bowled=np.where(cr, overs * 6, np.nan), overs=np.where(cr, overs, np.nan),
-        balls_faced=np.where(cr, faced, np.nan), pitches=pitches, distance_m=np.where(fb, dist, np.nan),
-        source="synthetic", source_id=pd.Series(ids) + "-" + day + "-" + (k + 1).astype(str)))
+    return _frame(
+        "sessions",
+        dict(
+            athlete_id=ids,
+            date=dates.values[d],
+            sport=np.array(SPORTS)[sc],
+            session_type=_TYPE_NAMES[t],
+            duration_min=m,
+            rpe=r,
+            load=m * r,
+            balls_bowled=np.where(cr, overs * 6, np.nan),
+            overs=np.where(cr, overs, np.nan),
+            balls_faced=np.where(cr, faced, np.nan),
+            pitches=pitches,
+            distance_m=np.where(fb, dist, np.nan),
+            source="synthetic",
+            source_id=pd.Series(ids) + "-" + day + "-" + (k + 1).astype(str),
+        ),
+    )
 
 # %% ../nbs/03_synth.ipynb
 def _pitches(games, injuries, ath, dates, hp, rng, pk0=900_000):
     "Statcast-like pitch rows of every outing, with the sag before pitchers' arm injuries; game_pk counts from pk0."
     arm = {}
     for j in injuries:
-        if j["sag"]: arm.setdefault(j["a"], []).append(j["d"])
+        if j["sag"]:
+            arm.setdefault(j["a"], []).append(j["d"])
     off_v, off_s = np.array([0.0, -8.0, -8.5, -13.0]), np.array([0.0, 150.0, -550.0, 250.0])
     types = np.array(["FF", "SL", "CH", "CU"])
     cols = {k: [] for k in ("a", "pk", "d", "ab", "pn", "inn", "type", "v", "s", "ext", "axis")}
@@ -435,7 +643,8 @@ def _pitches(games, injuries, ath, dates, hp, rng, pk0=900_000):
             lens = 1 + np.minimum(rng.poisson(2.9, n), 11)
             cs = np.cumsum(lens)
             kab = int(np.searchsorted(cs, n)) + 1
-            lens = lens[:kab].copy(); lens[-1] -= cs[kab - 1] - n
+            lens = lens[:kab].copy()
+            lens[-1] -= cs[kab - 1] - n
             out = rng.random(kab) < 0.68
             inn_ab = 1 + (outs + np.cumsum(out) - out) // 3
             outs += int(out.sum())
@@ -446,24 +655,47 @@ def _pitches(games, injuries, ath, dates, hp, rng, pk0=900_000):
             ahead = onsets[onsets >= d] - d if onsets.size else onsets
             frac = float(np.clip(1 - ahead.min() / hp.sag_days, 0, 1)) if ahead.size else 0.0
             ty = rng.choice(4, n, p=ath["mix"][a])
-            v = (ath["speed"][a] + off_v[ty] - 0.008 * np.arange(n) + rng.normal(0, 0.4) + rng.normal(0, 0.7, n)
-                 + hp.sag_mph * frac)
+            v = (
+                ath["speed"][a]
+                + off_v[ty]
+                - 0.008 * np.arange(n)
+                + rng.normal(0, 0.4)
+                + rng.normal(0, 0.7, n)
+                + hp.sag_mph * frac
+            )
             s = ath["spin"][a] + off_s[ty] + rng.normal(0, 50, n) + hp.sag_rpm * frac
-            cols["a"].append(np.full(n, a)); cols["pk"].append(np.full(n, pk)); cols["d"].append(np.full(n, d))
-            cols["ab"].append(abn); cols["pn"].append(pn); cols["inn"].append(np.repeat(inn_ab, lens))
-            cols["type"].append(ty); cols["v"].append(v); cols["s"].append(s)
+            cols["a"].append(np.full(n, a))
+            cols["pk"].append(np.full(n, pk))
+            cols["d"].append(np.full(n, d))
+            cols["ab"].append(abn)
+            cols["pn"].append(pn)
+            cols["inn"].append(np.repeat(inn_ab, lens))
+            cols["type"].append(ty)
+            cols["v"].append(v)
+            cols["s"].append(s)
             cols["ext"].append(ath["ext"][a] + rng.normal(0, 0.08, n))
             cols["axis"].append((ath["axis"][a][ty] + rng.normal(0, 6, n)) % 360)
     c = {k: np.concatenate(v) if v else np.array([]) for k, v in cols.items()}
     N = len(c["a"])
     miss = rng.random((3, N))
     a, d = c["a"].astype(int), c["d"].astype(int)
-    return _frame("pitches", dict(
-        athlete_id=ath["id"][a], game_pk=c["pk"], game_date=dates.values[d], at_bat_number=c["ab"], pitch_number=c["pn"],
-        inning=c["inn"], pitch_type=np.where(miss[0] < 0.003, None, types[c["type"].astype(int)]),
-        release_speed=np.round(c["v"], 1), release_spin_rate=np.where(miss[1] < 0.01, np.nan, np.round(c["s"])),
-        release_extension=np.round(c["ext"], 1), spin_axis=np.where(miss[2] < 0.01, np.nan, np.round(c["axis"])),
-        source="synthetic"))
+    return _frame(
+        "pitches",
+        dict(
+            athlete_id=ath["id"][a],
+            game_pk=c["pk"],
+            game_date=dates.values[d],
+            at_bat_number=c["ab"],
+            pitch_number=c["pn"],
+            inning=c["inn"],
+            pitch_type=np.where(miss[0] < 0.003, None, types[c["type"].astype(int)]),
+            release_speed=np.round(c["v"], 1),
+            release_spin_rate=np.where(miss[1] < 0.01, np.nan, np.round(c["s"])),
+            release_extension=np.round(c["ext"], 1),
+            spin_axis=np.where(miss[2] < 0.01, np.nan, np.round(c["axis"])),
+            source="synthetic",
+        ),
+    )
 
 # %% ../nbs/03_synth.ipynb
 def _wellness(rec, ath, cal, dates, rng):
@@ -484,20 +716,33 @@ def _wellness(rec, ath, cal, dates, rng):
         soreness=base[1] - 0.8 * L - 0.6 * mprev - 0.5 * hurt - 0.3 * men + e(),
         fatigue=base[2] - 0.9 * L - 0.4 * mprev - 0.3 * men + e(),
         mood=base[3] - 0.3 * L - 0.6 * hurt - 0.2 * (men | lut) + e(),
-        stress=base[4] - 0.3 * L - 0.3 * hurt + e())
+        stress=base[4] - 0.3 * L - 0.3 * hurt + e(),
+    )
     items = {k: np.where(rng.random((D, A)) < 0.02, np.nan, np.clip(np.rint(v), 1, 5)) for k, v in items.items()}
     dev = ath["device"] & (rng.random((D, A)) > 0.03)
     hrv = np.round(np.clip(np.exp(ath["log_hrv"] - 0.25 * L - 0.08 * mprev + rng.normal(0, 0.12, (D, A))), 5, 250), 1)
     rhr = np.clip(np.rint(ath["rhr"] + 3 * L + 2 * mprev + rng.normal(0, 2.5, (D, A))), 30, 100)
     dd, aa = np.nonzero(rep.T)[::-1]
     pick = lambda x: x[dd, aa]
-    return _frame("wellness", dict(
-        athlete_id=ath["id"][aa], date=dates.values[dd], sleep_hours=pick(sleep), **{k: pick(v) for k, v in items.items()},
-        hrv_rmssd=pick(np.where(dev, hrv, np.nan)), resting_hr=pick(np.where(dev, rhr, np.nan)), source="synthetic"))
+    return _frame(
+        "wellness",
+        dict(
+            athlete_id=ath["id"][aa],
+            date=dates.values[dd],
+            sleep_hours=pick(sleep),
+            **{k: pick(v) for k, v in items.items()},
+            hrv_rmssd=pick(np.where(dev, hrv, np.nan)),
+            resting_hr=pick(np.where(dev, rhr, np.nan)),
+            source="synthetic",
+        ),
+    )
 
 # %% ../nbs/03_synth.ipynb
-_SYMPTOMS = {0: ["cramps", "fatigue", "bloating", "headache", "back pain"],
-             3: ["bloating", "mood changes", "breast tenderness", "fatigue", "headache"]}
+_SYMPTOMS = {
+    0: ["cramps", "fatigue", "bloating", "headache", "back pain"],
+    3: ["bloating", "mood changes", "breast tenderness", "fatigue", "headache"],
+}
+
 
 def _cycles(female, D, rng):
     "True cycle day, cycle length and phase code (0-3, -1 for male athletes) per day x athlete; mean length per athlete."
@@ -514,6 +759,7 @@ def _cycles(female, D, rng):
         phase[:, a] = pd.Series(cycle_phase(cday[:, a], clen[:, a])).map(code).to_numpy()
     return cday, clen, phase, mean_len
 
+
 def _cycle_logs(ath, cday, dates, rng):
     "Cycle logs of female athletes on the days they logged (each athlete misses some)."
     D, A = cday.shape
@@ -522,33 +768,52 @@ def _cycle_logs(ath, cday, dates, rng):
     ph = ath["phase"][dd, aa]
     u, k = rng.random(len(dd)), rng.integers(1, 3, len(dd))
     p_sym = np.select([ph == 0, ph == 3], [0.6, 0.3], 0.05)
-    sym = [None if uu >= ps else ", ".join(rng.choice(_SYMPTOMS.get(int(p), _SYMPTOMS[3]), kk, replace=False))
-           for uu, ps, p, kk in zip(u, p_sym, ph, k)]
-    return _frame("cycle_logs", dict(athlete_id=ath["id"][aa], date=dates.values[dd], phase=np.array(PHASES)[ph],
-                                     cycle_day=cday[dd, aa], symptoms=sym, source="synthetic"))
+    sym = [
+        None if uu >= ps else ", ".join(rng.choice(_SYMPTOMS.get(int(p), _SYMPTOMS[3]), kk, replace=False))
+        for uu, ps, p, kk in zip(u, p_sym, ph, k)
+    ]
+    return _frame(
+        "cycle_logs",
+        dict(
+            athlete_id=ath["id"][aa],
+            date=dates.values[dd],
+            phase=np.array(PHASES)[ph],
+            cycle_day=cday[dd, aa],
+            symptoms=sym,
+            source="synthetic",
+        ),
+    )
 
 # %% ../nbs/03_synth.ipynb
-def make_cohort(n_teams:int=3, # teams; team k plays SPORTS[k % 3]: women's cricket, baseball, football
-                athletes_per_team:int=25, # squad size of every team (at least 4)
-                seasons:int=2, # 52-week seasons simulated from `start`
-                start="2025-01-06", # first calendar day (a fitness-testing day for everyone)
-                seed:int=0, # seed of numpy's default_rng: same seed, identical tables
-                hazard:HazardParams|None=None, # true parameters (default `HazardParams()`)
-                id_prefix:str="syn", # prefix of team, athlete and injury ids, so two cohorts can share a store
-               )->Cohort:
+def make_cohort(
+    n_teams: int = 3,  # teams; team k plays SPORTS[k % 3]: women's cricket, baseball, football
+    athletes_per_team: int = 25,  # squad size of every team (at least 4)
+    seasons: int = 2,  # 52-week seasons simulated from `start`
+    start="2025-01-06",  # first calendar day (a fitness-testing day for everyone)
+    seed: int = 0,  # seed of numpy's default_rng: same seed, identical tables
+    hazard: HazardParams | None = None,  # true parameters (default `HazardParams()`)
+    id_prefix: str = "syn",  # prefix of team, athlete and injury ids, so two cohorts can share a store
+) -> Cohort:
     "Draw a synthetic cohort of teams, athletes, sessions, pitches, wellness, cycle logs and injuries from a known hazard."
     for name, v, lo in (("n_teams", n_teams, 1), ("athletes_per_team", athletes_per_team, 4), ("seasons", seasons, 1)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
-            raise ConfigError(f"make_cohort: {name}={v!r} must be a whole number of at least {lo}",
-                              hint=f"e.g. make_cohort({name}={max(lo, 3 if name != 'seasons' else 2)})")
-    try: t0 = pd.Timestamp(start)
-    except (ValueError, TypeError): t0 = pd.NaT
-    if pd.isna(t0): raise ConfigError(f"make_cohort: start={start!r} is not a date", hint="give an ISO date such as '2025-01-06'")
+            raise ConfigError(
+                f"make_cohort: {name}={v!r} must be a whole number of at least {lo}",
+                hint=f"e.g. make_cohort({name}={max(lo, 3 if name != 'seasons' else 2)})",
+            )
+    try:
+        t0 = pd.Timestamp(start)
+    except (ValueError, TypeError):
+        t0 = pd.NaT
+    if pd.isna(t0):
+        raise ConfigError(f"make_cohort: start={start!r} is not a date", hint="give an ISO date such as '2025-01-06'")
     t0 = t0.tz_localize(None).normalize() if t0.tzinfo else t0.normalize()
     hp = hazard or HazardParams()
     if not isinstance(hp, HazardParams):
-        raise ConfigError(f"make_cohort: hazard must be a HazardParams, not {type(hp).__name__}",
-                          hint="e.g. hazard=HazardParams(alpha=-6.5)")
+        raise ConfigError(
+            f"make_cohort: hazard must be a HazardParams, not {type(hp).__name__}",
+            hint="e.g. hazard=HazardParams(alpha=-6.5)",
+        )
     rng = np.random.default_rng(seed)
     D, T, n = 364 * seasons, n_teams, athletes_per_team
     dates = pd.date_range(t0, periods=D, freq="D").astype("datetime64[ns]")
@@ -560,7 +825,10 @@ def make_cohort(n_teams:int=3, # teams; team k plays SPORTS[k % 3]: women's cric
     roles, poss, fem, pkind = [], [], [], []
     for s in sport_t:
         r, p, f, kd = _roster(s, n, rng)
-        roles += r; poss += p; fem.append(f); pkind += kd
+        roles += r
+        poss += p
+        fem.append(f)
+        pkind += kd
     ath = dict(team=np.repeat(np.arange(T), n), role=np.array(roles), pkind=np.array(pkind), female=np.concatenate(fem))
     ath["id"] = np.array([f"{id_prefix}-a{i + 1:03d}" for i in range(A)])
     ath["sport_code"] = np.array([SPORTS.index(s) for s in sport_t])[ath["team"]]
@@ -581,7 +849,10 @@ def make_cohort(n_teams:int=3, # teams; team k plays SPORTS[k % 3]: women's cric
     ath["speed"] = np.where(ath["pitcher"], rng.normal(92, 2.5, A), np.nan)
     ath["spin"] = np.where(ath["pitcher"], rng.uniform(2200, 2500, A), np.nan)
     ath["ext"] = rng.normal(6.3, 0.3, A)
-    mix_sp, mix_rp = rng.dirichlet(20 * np.array([0.5, 0.2, 0.15, 0.15]), A), rng.dirichlet(20 * np.array([0.6, 0.3, 0.05, 0.05]), A)
+    mix_sp, mix_rp = (
+        rng.dirichlet(20 * np.array([0.5, 0.2, 0.15, 0.15]), A),
+        rng.dirichlet(20 * np.array([0.6, 0.3, 0.05, 0.05]), A),
+    )
     ath["mix"] = np.where((ath["pkind"] == "SP")[:, None], mix_sp, mix_rp)
     ath["axis"] = np.array([210.0, 80.0, 235.0, 35.0]) + rng.normal(0, 10, (A, 4))
     ath["p_report"], ath["p_log"] = rng.uniform(0.7, 0.97, A), rng.uniform(0.55, 0.95, A)
@@ -597,11 +868,29 @@ def make_cohort(n_teams:int=3, # teams; team k plays SPORTS[k % 3]: women's cric
     typ, dur, rpe = _plan(cal, ath, D, rng)
     rec, inj, games, npitch = _simulate(hp, cal, ath, D, typ, dur, rpe, rng)
     # tables
-    teams = _frame("teams", dict(team_id=team_ids, name=[f"Synthetic {_TEAM_NAMES[s]} {k + 1}" for k, s in enumerate(sport_t)],
-                                 sport=sport_t, level="senior"))
-    athletes = _frame("athletes", dict(athlete_id=ath["id"], name=names, sex=np.where(ath["female"], "F", "M"), birth_date=birth,
-                                       sport=sport_t[ath["team"]], role=ath["role"], position=np.array(poss),
-                                       team_id=team_ids[ath["team"]], height_cm=height))
+    teams = _frame(
+        "teams",
+        dict(
+            team_id=team_ids,
+            name=[f"Synthetic {_TEAM_NAMES[s]} {k + 1}" for k, s in enumerate(sport_t)],
+            sport=sport_t,
+            level="senior",
+        ),
+    )
+    athletes = _frame(
+        "athletes",
+        dict(
+            athlete_id=ath["id"],
+            name=names,
+            sex=np.where(ath["female"], "F", "M"),
+            birth_date=birth,
+            sport=sport_t[ath["team"]],
+            role=ath["role"],
+            position=np.array(poss),
+            team_id=team_ids[ath["team"]],
+            height_cm=height,
+        ),
+    )
     sessions = _sessions(typ, dur, rpe, npitch, ath, cal, dates, rng)
     pk0 = 900_000 if id_prefix == "syn" else 1_000_000 * (1 + zlib.crc32(id_prefix.encode()) % 1000)
     pitches = _pitches(games, inj, ath, dates, hp, rng, pk0)
@@ -611,39 +900,95 @@ def make_cohort(n_teams:int=3, # teams; team k plays SPORTS[k % 3]: women's cric
     days = np.array([j["days_lost"] for j in inj], int)
     inj_ids = np.array([f"{id_prefix}-inj{i + 1:04d}" for i in range(len(inj))], dtype=object)
     onset = dates.values[idd] if len(inj) else np.array([], "datetime64[ns]")
-    injuries = _frame("injuries", dict(
-        injury_id=inj_ids, athlete_id=ath["id"][ia], onset_date=onset, body_region=[j["body_region"] for j in inj],
-        injury_type=[j["injury_type"] for j in inj], severity=[j["severity"] for j in inj], days_lost=days,
-        contact=np.array([j["contact"] for j in inj], bool), return_date=onset + (days + 1).astype("timedelta64[D]"),
-        source="synthetic"))
+    injuries = _frame(
+        "injuries",
+        dict(
+            injury_id=inj_ids,
+            athlete_id=ath["id"][ia],
+            onset_date=onset,
+            body_region=[j["body_region"] for j in inj],
+            injury_type=[j["injury_type"] for j in inj],
+            severity=[j["severity"] for j in inj],
+            days_lost=days,
+            contact=np.array([j["contact"] for j in inj], bool),
+            return_date=onset + (days + 1).astype("timedelta64[D]"),
+            source="synthetic",
+        ),
+    )
     # truth
     dd, aa = np.nonzero(np.ones((A, D), bool))[::-1]
     g = lambda k: rec[k][dd, aa]
-    daily = pd.DataFrame(dict(
-        athlete_id=pd.Series(ath["id"][aa], dtype="str"), team_id=pd.Series(team_ids[ath["team"]][aa], dtype="str"),
-        date=dates.values[dd], season_phase=pd.Series(_PHASE_NAMES[cal["phase"][ath["team"][aa], dd]], dtype="str"),
-        load=g("load"), acute_ewma=g("acute"), chronic_ewma=g("chronic"), acwr_ewma=g("acwr"),
-        chronic_z=(g("chronic") - hp.chronic_center) / hp.chronic_scale, prev_injury=g("prev").astype(int),
-        phase=pd.Series(np.where(ath["phase"][dd, aa] >= 0, np.array(PHASES)[np.maximum(ath["phase"][dd, aa], 0)], None), dtype="str"),
-        cycle_day=pd.Series(np.where(ath["female"][aa], cday[dd, aa], np.nan)).astype("Int64"),
-        day_type=pd.Series(np.array(["rest", "training", "match"])[g("day_type")], dtype="str"),
-        at_risk=g("avail").astype(bool), eta=g("eta"), hazard=g("hazard"),
-        injury=g("injury").astype(bool), contact_injury=g("contact").astype(bool)))
-    t_teams = pd.DataFrame(dict(team_id=pd.Series(team_ids, dtype="str"), sport=pd.Series(sport_t, dtype="str"),
-                                z_team=z_team, u_team=hp.sigma_team * z_team))
-    t_ath = pd.DataFrame(dict(athlete_id=pd.Series(ath["id"], dtype="str"), team_id=pd.Series(team_ids[ath["team"]], dtype="str"),
-                              z_athlete=ath["z"], v_athlete=ath["v"], prior_injury=ath["prior_injury"],
-                              pitcher_kind=pd.Series(np.where(ath["pkind"] == "", None, ath["pkind"]), dtype="str"),
-                              speed_mph=ath["speed"], spin_rpm=ath["spin"], cycle_length=mean_len))
-    t_inj = pd.DataFrame(dict(injury_id=pd.Series(inj_ids, dtype="str"), athlete_id=pd.Series(ath["id"][ia], dtype="str"),
-                              onset_date=onset, contact=np.array([j["contact"] for j in inj], bool),
-                              hazard=np.array([j["hazard"] for j in inj], float), sag=np.array([j["sag"] for j in inj], bool)))
+    daily = pd.DataFrame(
+        dict(
+            athlete_id=pd.Series(ath["id"][aa], dtype="str"),
+            team_id=pd.Series(team_ids[ath["team"]][aa], dtype="str"),
+            date=dates.values[dd],
+            season_phase=pd.Series(_PHASE_NAMES[cal["phase"][ath["team"][aa], dd]], dtype="str"),
+            load=g("load"),
+            acute_ewma=g("acute"),
+            chronic_ewma=g("chronic"),
+            acwr_ewma=g("acwr"),
+            chronic_z=(g("chronic") - hp.chronic_center) / hp.chronic_scale,
+            prev_injury=g("prev").astype(int),
+            phase=pd.Series(
+                np.where(ath["phase"][dd, aa] >= 0, np.array(PHASES)[np.maximum(ath["phase"][dd, aa], 0)], None),
+                dtype="str",
+            ),
+            cycle_day=pd.Series(np.where(ath["female"][aa], cday[dd, aa], np.nan)).astype("Int64"),
+            day_type=pd.Series(np.array(["rest", "training", "match"])[g("day_type")], dtype="str"),
+            at_risk=g("avail").astype(bool),
+            eta=g("eta"),
+            hazard=g("hazard"),
+            injury=g("injury").astype(bool),
+            contact_injury=g("contact").astype(bool),
+        )
+    )
+    t_teams = pd.DataFrame(
+        dict(
+            team_id=pd.Series(team_ids, dtype="str"),
+            sport=pd.Series(sport_t, dtype="str"),
+            z_team=z_team,
+            u_team=hp.sigma_team * z_team,
+        )
+    )
+    t_ath = pd.DataFrame(
+        dict(
+            athlete_id=pd.Series(ath["id"], dtype="str"),
+            team_id=pd.Series(team_ids[ath["team"]], dtype="str"),
+            z_athlete=ath["z"],
+            v_athlete=ath["v"],
+            prior_injury=ath["prior_injury"],
+            pitcher_kind=pd.Series(np.where(ath["pkind"] == "", None, ath["pkind"]), dtype="str"),
+            speed_mph=ath["speed"],
+            spin_rpm=ath["spin"],
+            cycle_length=mean_len,
+        )
+    )
+    t_inj = pd.DataFrame(
+        dict(
+            injury_id=pd.Series(inj_ids, dtype="str"),
+            athlete_id=pd.Series(ath["id"][ia], dtype="str"),
+            onset_date=onset,
+            contact=np.array([j["contact"] for j in inj], bool),
+            hazard=np.array([j["hazard"] for j in inj], float),
+            sag=np.array([j["sag"] for j in inj], bool),
+        )
+    )
     truth = Truth(params=hp, teams=t_teams, athletes=t_ath, daily=daily, injuries=t_inj)
-    return Cohort(teams=teams, athletes=athletes, sessions=sessions, pitches=pitches, wellness=wellness,
-                  cycle_logs=cycle_logs, injuries=injuries, truth=truth)
+    return Cohort(
+        teams=teams,
+        athletes=athletes,
+        sessions=sessions,
+        pitches=pitches,
+        wellness=wellness,
+        cycle_logs=cycle_logs,
+        injuries=injuries,
+        truth=truth,
+    )
 
 # %% ../nbs/03_synth.ipynb
-def demo_cohort(seed:int=0 # seed of the draw
-               )->Cohort:
+def demo_cohort(
+    seed: int = 0,  # seed of the draw
+) -> Cohort:
     "The demo cohort: women's cricket, baseball and football squads of 25 over two seasons from 2025-01-06."
     return make_cohort(n_teams=3, athletes_per_team=25, seasons=2, start="2025-01-06", seed=seed)

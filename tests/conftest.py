@@ -1,5 +1,12 @@
 """Shared fixtures: a real PostgreSQL server on loopback, stores on both backends, the --runslow flag."""
-import glob, os, shutil, socket, subprocess, tempfile, time, uuid
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -27,8 +34,10 @@ def pytest_collection_modifyitems(config, items):
 def _pg_bin(name):
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
     if not found:
-        pytest.fail(f"PostgreSQL's {name} is not installed: run `make system-deps` (make test does it) "
-                    "or set PITCHLAB_TEST_PG_URL to a server")
+        pytest.fail(
+            f"PostgreSQL's {name} is not installed: run `make system-deps` (make test does it) "
+            "or set PITCHLAB_TEST_PG_URL to a server"
+        )
     return found
 
 
@@ -52,11 +61,17 @@ def pg_server():
         os.chmod(root, 0o700)
         run_as = ["runuser", "-u", "postgres", "--"]
     data, port = root / "data", _free_port()
-    subprocess.run(run_as + [initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        run_as + [initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    subprocess.run(run_as + [pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "-t", "60", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        run_as + [pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "-t", "60", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -66,6 +81,7 @@ def pg_server():
 
 def _pg_database(server_url):
     import sqlalchemy as sa
+
     name = "t_" + uuid.uuid4().hex[:12]
     eng = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     with eng.connect() as c:

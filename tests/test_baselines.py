@@ -1,6 +1,7 @@
 """pitchlab.models.baselines on data with a known answer: the ACWR rule's zones, GLM recovery of a simulated
 coefficient, GEE standard errors under clustering, calibration of the scikit-learn models, permutation importance,
 and errors."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,10 +17,18 @@ def simulated(n_ath=60, n_days=400, beta=0.8, frailty=1.0, seed=0, horizon=1):
     x1, x2 = rng.normal(size=a.size), rng.normal(size=a.size)
     u = rng.normal(0, frailty, n_ath)[a]
     p = 1 / (1 + np.exp(-(-3.5 + beta * x1 + u)))
-    df = pd.DataFrame({"athlete_id": pd.Series(a).map(lambda i: f"a{i:03d}"),
-                       "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.tile(np.arange(n_days), n_ath), unit="D"),
-                       "x1": x1, "x2": x2, "acwr_ewma": 1 + 0.3 * x1, "phase": rng.choice(["a", "b"], a.size),
-                       "label": (rng.random(a.size) < p).astype(float), "p_true": p})
+    df = pd.DataFrame(
+        {
+            "athlete_id": pd.Series(a).map(lambda i: f"a{i:03d}"),
+            "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.tile(np.arange(n_days), n_ath), unit="D"),
+            "x1": x1,
+            "x2": x2,
+            "acwr_ewma": 1 + 0.3 * x1,
+            "phase": rng.choice(["a", "b"], a.size),
+            "label": (rng.random(a.size) < p).astype(float),
+            "p_true": p,
+        }
+    )
     df.attrs["horizon"] = horizon
     return df
 
@@ -59,7 +68,9 @@ def test_glm_recovers_the_coefficient_and_gee_widens_intervals():
     gee = GLMBaseline(columns=["x1", "x2"], gee=True).fit(df)
     c, g = glm.coefficients(), gee.coefficients()
     sd1 = df["x1"].std(ddof=0)
-    assert c.loc["x1", "lo"] < 0.8 * sd1 * 0.9 < c.loc["x1", "hi"] * 1.1  # frailty attenuates the marginal slope a little
+    assert (
+        c.loc["x1", "lo"] < 0.8 * sd1 * 0.9 < c.loc["x1", "hi"] * 1.1
+    )  # frailty attenuates the marginal slope a little
     assert c.loc["x2", "lo"] < 0 < c.loc["x2", "hi"]
     assert g.loc["const", "se"] > 1.5 * c.loc["const", "se"]  # the clustered intercept is far less certain
     p = gee.predict_proba(df.head(10))
@@ -74,8 +85,15 @@ def test_glm_recovers_the_coefficient_and_gee_widens_intervals():
         assert "independence" in str(e)
 
 
-@pytest.mark.parametrize("kind,calibration,cv", [("logistic", "sigmoid", "athlete"), ("gbm", "sigmoid", "athlete"),
-                                                  ("gbm", "isotonic", "athlete"), ("gbm", "isotonic", "time")])
+@pytest.mark.parametrize(
+    "kind,calibration,cv",
+    [
+        ("logistic", "sigmoid", "athlete"),
+        ("gbm", "sigmoid", "athlete"),
+        ("gbm", "isotonic", "athlete"),
+        ("gbm", "isotonic", "time"),
+    ],
+)
 def test_sklearn_models_are_calibrated_and_explained(kind, calibration, cv):
     df = simulated(frailty=0.0, n_ath=80, seed=1)
     te = simulated(frailty=0.0, n_ath=40, seed=2)
@@ -93,6 +111,7 @@ def test_sklearn_models_are_calibrated_and_explained(kind, calibration, cv):
 
 def test_platt_never_inverts_a_ranking():
     from pitchlab.models.baselines import _Calibrator
+
     rng = np.random.default_rng(0)
     p = rng.uniform(0.01, 0.3, 5000)
     y = (rng.random(5000) < 0.31 - p).astype(int)  # higher score, fewer events
@@ -125,9 +144,15 @@ def test_baselines_on_pitchlab_features():
     """Across modules: synthetic cohort -> features -> time split -> every baseline fits and predicts finite risks."""
     from pitchlab.features import build_features, time_split
     from pitchlab.synth import make_cohort
+
     f = build_features(make_cohort(n_teams=3, athletes_per_team=10, seasons=2, seed=4).tables(), horizon=14)
     sp = time_split(f, test_start="2026-01-01")
-    for m in (ACWRRule(column="acwr_uncoupled"), GLMBaseline(), GLMBaseline(gee=True), SklearnBaseline(kind="logistic"),
-              SklearnBaseline(kind="gbm", calibration="isotonic")):
+    for m in (
+        ACWRRule(column="acwr_uncoupled"),
+        GLMBaseline(),
+        GLMBaseline(gee=True),
+        SklearnBaseline(kind="logistic"),
+        SklearnBaseline(kind="gbm", calibration="isotonic"),
+    ):
         p = m.fit(sp.train).predict_proba(sp.test)
         assert p.shape == (len(sp.test),) and np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all(), m.name

@@ -1,5 +1,6 @@
 """pitchlab.models.bayes: structure with sampling mocked, exact kernel against PyMC, exact collapse, seeded fits,
 save/load and the config hash, predictions, the gate, and (slow) parameter recovery and a repeated-simulation bias check."""
+
 import warnings
 
 import numpy as np
@@ -9,8 +10,17 @@ import pytest
 from pitchlab.core import ConfigError, NotFoundError, ValidationError
 from pitchlab.features import build_features, time_split
 from pitchlab.models import bayes as B
-from pitchlab.models.bayes import (GATE, QUICK_SAMPLER, RECOVERY_CONFIG, HazardModel, collapse, compare_fits,
-                                   default_model_config, history_from_truth, truth_table)
+from pitchlab.models.bayes import (
+    GATE,
+    QUICK_SAMPLER,
+    RECOVERY_CONFIG,
+    HazardModel,
+    collapse,
+    compare_fits,
+    default_model_config,
+    history_from_truth,
+    truth_table,
+)
 from pitchlab.synth import HazardParams, make_cohort
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -45,7 +55,8 @@ def _kernel_vs_pymc(m, feats, seed=0):
 
     pos = {"intercept": [0], "beta": list(range(1, 1 + flat["K"]))}
     for i, l in enumerate(flat["levels"]):
-        if flat["sslot"][i] >= 0: pos[f"sigma_{l}_log__"] = [flat["sslot"][i]]
+        if flat["sslot"][i] >= 0:
+            pos[f"sigma_{l}_log__"] = [flat["sslot"][i]]
         pos[f"z_{l}"] = list(range(flat["offs"][i], flat["offs"][i] + flat["sizes"][i]))
     rng = np.random.default_rng(seed)
     ths = rng.normal(0, 0.4, (3, flat["ndim"]))
@@ -56,20 +67,30 @@ def _kernel_vs_pymc(m, feats, seed=0):
         gp, pt, o = dlp(point(th)), point(th), 0
         gpm = np.zeros(flat["ndim"])
         for v in pmm.value_vars:
-            k = int(np.size(pt[v.name])); gpm[pos[v.name]] = gp[o:o + k]; o += k
+            k = int(np.size(pt[v.name]))
+            gpm[pos[v.name]] = gp[o : o + k]
+            o += k
         out.append((l, float(lp(point(th))), g, gpm))
     return out
 
 
-@pytest.mark.parametrize("cfg", [
-    {},
-    {"link": "cloglog"},
-    {"terms": {"acwr": {"spline": True}}, "covariates": ["acwr", "chronic", "wellness", "rest_day"]},
-    {"levels": ["team", "athlete"], "priors": {"sigma_team": {"dist": "Exponential", "lam": 3.0},
-                                               "sigma_athlete": {"dist": "HalfStudentT", "nu": 3.0, "sigma": 0.5}}},
-    {"levels": ["athlete"], "priors": {"sigma_athlete": {"dist": "Fixed", "value": 1.5}}},
-    {"levels": []},
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        {"link": "cloglog"},
+        {"terms": {"acwr": {"spline": True}}, "covariates": ["acwr", "chronic", "wellness", "rest_day"]},
+        {
+            "levels": ["team", "athlete"],
+            "priors": {
+                "sigma_team": {"dist": "Exponential", "lam": 3.0},
+                "sigma_athlete": {"dist": "HalfStudentT", "nu": 3.0, "sigma": 0.5},
+            },
+        },
+        {"levels": ["athlete"], "priors": {"sigma_athlete": {"dist": "Fixed", "value": 1.5}}},
+        {"levels": []},
+    ],
+)
 def test_kernel_is_the_pymc_density(feats, cfg):
     res = _kernel_vs_pymc(HazardModel(cfg), feats)
     (l0, p0, g0, h0), (l1, p1, g1, h1), _ = res
@@ -86,7 +107,8 @@ def test_collapse_is_exact(feats):
     assert nc.sum() == len(y) and yc.sum() == y.sum() and len(yc) < len(y) / 2
     fr, fc = m._flat(X, idx, y, np.ones(len(y))), m._flat(Xc, ic, yc, nc)
     rng = np.random.default_rng(1)
-    a, b = rng.normal(0, 0.3, (2, fr["ndim"])); a[0], b[0] = -6, -6.4
+    a, b = rng.normal(0, 0.3, (2, fr["ndim"]))
+    a[0], b[0] = -6, -6.4
     (ra, ga), (rb, gb) = (B._hazard_logp(t, *(fr[k] for k in B._KARGS)) for t in (a, b))
     (ca, ha), (cb, hb) = (B._hazard_logp(t, *(fc[k] for k in B._KARGS)) for t in (a, b))
     assert abs((ra - rb) - (ca - cb)) < 1e-8
@@ -105,8 +127,8 @@ def test_gradient_finite_at_initial_point(feats):
 
 def test_structure_with_sampling_mocked(feats, tmp_path):
     """The PyMC path (pm.sample mocked to draw from the prior): names, dims, predict and save/load work."""
-    import pymc as pm
     from pymc.testing import mock_sample_setup_and_teardown
+
     gen = mock_sample_setup_and_teardown()
     next(gen)
     try:
@@ -168,11 +190,15 @@ def test_save_load_hash_mismatch(quick, tmp_path):
         HazardModel.load(path, model_config={"covariates": ["acwr"]})
     assert HazardModel.load(path, model_config={}).config_hash == quick.config_hash
     # a folder works too (the registry saves models into folders)
-    folder = tmp_path / "model"; folder.mkdir()
+    folder = tmp_path / "model"
+    folder.mkdir()
     quick.save(folder)
     assert HazardModel.load(folder).config_hash == quick.config_hash
     import arviz as az
-    bad = az.from_netcdf(str(path)); bad.attrs["config_hash"] = "0" * 16; bad.to_netcdf(str(tmp_path / "bad.nc"))
+
+    bad = az.from_netcdf(str(path))
+    bad.attrs["config_hash"] = "0" * 16
+    bad.to_netcdf(str(tmp_path / "bad.nc"))
     with pytest.raises(ConfigError, match="config hash 0000"):
         HazardModel.load(tmp_path / "bad.nc")
     with pytest.raises(NotFoundError):
@@ -211,6 +237,7 @@ def test_advi_is_close_but_never_passes(feats, quick):
 def test_evaluate_interface(feats, quick):
     """The model plugs into pitchlab.evaluate like any baseline."""
     from pitchlab.evaluate import evaluate
+
     sp = time_split(feats, test_start="2025-08-01")
     ev = evaluate({"bayes": HazardModel(sampler_config={**QUICK_SAMPLER, "random_seed": 1})}, sp, n_boot=20)
     assert 0.3 < ev.table.loc["bayes", "auc"] < 1
@@ -222,6 +249,7 @@ def test_parameter_recovery_demo_size():
     """Demo size (3 squads of 25, two seasons): every true fixed effect and group SD inside its 94% HDI, gate passed.
     A fixed seed: with 11 parameters at 94%, about half of all cohorts would miss one (seeds 0-6 missed 3 of 77)."""
     from pitchlab.synth import demo_cohort
+
     c = demo_cohort(seed=2)
     f = build_features({**c.tables(), "injuries": history_from_truth(c)}, horizon=7)
     m = HazardModel(RECOVERY_CONFIG, dict(random_seed=11))

@@ -1,4 +1,5 @@
 """Every catalog entry opens and has its columns; the demo cohort is the same through the catalog, synth and the store."""
+
 import pandas as pd
 import pytest
 
@@ -10,7 +11,13 @@ SMALL = dict(seed=3, n_teams=3, athletes_per_team=4, seasons=1)
 
 @pytest.fixture
 def demo_home(home):
-    cli.demo(seed=SMALL["seed"], athletes_per_team=SMALL["athletes_per_team"], seasons=SMALL["seasons"], quiet=True, train=False)
+    cli.demo(
+        seed=SMALL["seed"],
+        athletes_per_team=SMALL["athletes_per_team"],
+        seasons=SMALL["seasons"],
+        quiet=True,
+        train=False,
+    )
     return home
 
 
@@ -47,10 +54,11 @@ def test_demo_cohort_is_the_same_through_catalog_synth_and_store(demo_home):
         pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-9, obj=f"store.{t}")
     m = store["daily_metrics"].read()
     assert {"athlete_id", "date", "acwr_ewma", "ctl"} <= set(m.columns)
-    assert m.athlete_id.nunique() == len(direct["athletes"]) 
+    assert m.athlete_id.nunique() == len(direct["athletes"])
 
 
 def test_missing_derived_table_says_how_to_make_it(home):
     from pitchlab.core import NotFoundError
+
     with pytest.raises(NotFoundError, match="run `pitchlab demo`"):
         catalog.derived_table("daily_metrics")

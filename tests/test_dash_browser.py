@@ -3,9 +3,9 @@ a free port, against a temporary PITCHLAB_HOME holding a small synthetic cohort;
 (/usr/bin/chromium; `.ci/browser-deps.sh` installs it). Each role signs in, opens its pages, changes an athlete, moves
 a what-if slider, presses Retrain, and we check what a person sees. Screenshots of every page go to docs/screenshots/.
 Everything is bounded: start-up and every wait have timeouts, and the server is killed in teardown."""
+
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,8 +22,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PASSWORD = "browser-test-password"
 WAIT = 45_000  # ms: the longest any element may take to appear
 
@@ -42,6 +48,7 @@ def site(tmp_path_factory):
     from pitchlab.dash.auth import hash_password
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
+
     home = tmp_path_factory.mktemp("dash-browser") / "home"
     home.mkdir()
     store = Store(f"sqlite:///{home / 'pitchlab.db'}", actor="test").create()
@@ -52,18 +59,43 @@ def site(tmp_path_factory):
     team1 = c.athletes.query("team_id == @t1")
     own = team1.query("sex == 'F'").athlete_id.iloc[0]
     h = hash_password(PASSWORD)
-    store.write("users", pd.DataFrame([
-        dict(username="coach", display_name="Cora Coach", role="coach", team_ids=t1, password_hash=h),
-        dict(username="med", display_name="Mo Medic", role="medical", team_ids=f"{t1},{t2}", password_hash=h),
-        dict(username="ath", display_name="Ann Athlete", role="athlete", athlete_id=own, password_hash=h),
-        dict(username="root", display_name="Ada Admin", role="admin", password_hash=h)]), source="test")
+    store.write(
+        "users",
+        pd.DataFrame(
+            [
+                dict(username="coach", display_name="Cora Coach", role="coach", team_ids=t1, password_hash=h),
+                dict(username="med", display_name="Mo Medic", role="medical", team_ids=f"{t1},{t2}", password_hash=h),
+                dict(username="ath", display_name="Ann Athlete", role="athlete", athlete_id=own, password_hash=h),
+                dict(username="root", display_name="Ada Admin", role="admin", password_hash=h),
+            ]
+        ),
+        source="test",
+    )
     port = _free_port()
-    env = dict(os.environ, PITCHLAB_HOME=str(home), PANEL_COOKIE_SECRET="test-" + os.urandom(16).hex(),
-               PITCHLAB_RETRAIN_BACKEND="stub", TF_CPP_MIN_LOG_LEVEL="3")
-    for k in ("PITCHLAB_DB_URL", "PITCHLAB_DASH_USER", "PANEL_OAUTH_PROVIDER", "PANEL_BASIC_AUTH"): env.pop(k, None)
-    cmd = [str(Path(sys.executable).parent / "panel"), "serve", *[str(ROOT / "dashboards" / f) for f in ("app.py", "coach.py", "medical.py", "athlete.py")],
-           "--plugins", "pitchlab.dash.auth", "--oauth-provider", "pitchlab",
-           "--address", "127.0.0.1", "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
+    env = dict(
+        os.environ,
+        PITCHLAB_HOME=str(home),
+        PANEL_COOKIE_SECRET="test-" + os.urandom(16).hex(),
+        PITCHLAB_RETRAIN_BACKEND="stub",
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
+    for k in ("PITCHLAB_DB_URL", "PITCHLAB_DASH_USER", "PANEL_OAUTH_PROVIDER", "PANEL_BASIC_AUTH"):
+        env.pop(k, None)
+    cmd = [
+        str(Path(sys.executable).parent / "panel"),
+        "serve",
+        *[str(ROOT / "dashboards" / f) for f in ("app.py", "coach.py", "medical.py", "athlete.py")],
+        "--plugins",
+        "pitchlab.dash.auth",
+        "--oauth-provider",
+        "pitchlab",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--allow-websocket-origin",
+        f"127.0.0.1:{port}",
+    ]
     log = open(home / "serve.log", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -71,7 +103,8 @@ def site(tmp_path_factory):
         t0 = time.monotonic()
         while True:
             try:
-                if urllib.request.urlopen(base + "/login", timeout=5).status == 200: break
+                if urllib.request.urlopen(base + "/login", timeout=5).status == 200:
+                    break
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() - t0 > 90:
@@ -81,9 +114,11 @@ def site(tmp_path_factory):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-            try: proc.wait(15)
+            try:
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL); proc.wait(15)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(15)
         log.close()
 
 
@@ -93,8 +128,10 @@ def browser():
     pw.expect.set_options(timeout=WAIT)  # pages load their data after the shell arrives: allow for a busy machine
     with pw.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        try: yield b
-        finally: b.close()
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 def sign_in(browser, site, user, path="/app", password=PASSWORD):
@@ -134,6 +171,7 @@ def test_wrong_password_stays_on_the_login_page(browser, site):
 
 def test_coach(browser, site):
     from playwright.sync_api import expect
+
     page = sign_in(browser, site, "coach")
     assert nav(page) == ["Team board", "Athlete", "What-if", "Compare", "Pose", "Models", "Entry forms"]
     expect(page.locator(".tabulator-row")).to_have_count(len(site["team1"]))  # only the coach's own team
@@ -163,7 +201,8 @@ def test_coach(browser, site):
     t0, v0 = total(), value()
     handle = page.locator(".pitchlab-day .noUi-handle").first
     handle.focus()
-    for _ in range(30): handle.press("ArrowRight")  # +10 AU a press
+    for _ in range(30):
+        handle.press("ArrowRight")  # +10 AU a press
     time.sleep(1.0)
     v1 = value()
     assert v1 == v0 + 300
@@ -172,8 +211,12 @@ def test_coach(browser, site):
     assert value() == v1 and total() == t0 - v0 + v1  # and nothing undoes the move afterwards
     shoot(page, "coach-whatif")
 
-    for name, shot, wait in (("Compare", "coach-compare", "canvas"), ("Pose", "coach-pose", ".bk-btn"),
-                             ("Models", "coach-models", ".pitchlab-versions"), ("Entry forms", "coach-forms", ".pitchlab-forms")):
+    for name, shot, wait in (
+        ("Compare", "coach-compare", "canvas"),
+        ("Pose", "coach-pose", ".bk-btn"),
+        ("Models", "coach-models", ".pitchlab-versions"),
+        ("Entry forms", "coach-forms", ".pitchlab-forms"),
+    ):
         tab(page, name)
         page.wait_for_selector(wait)
         shoot(page, shot)
@@ -186,6 +229,7 @@ def test_coach(browser, site):
 
 def test_medical_sees_the_cycle_overlay_and_it_is_audited(browser, site):
     from playwright.sync_api import expect
+
     before = len(site["store"].read("audit"))
     page = sign_in(browser, site, "med")
     page.wait_for_selector(".tabulator-row")
@@ -206,10 +250,15 @@ def test_medical_sees_the_cycle_overlay_and_it_is_audited(browser, site):
 
 def test_athlete_sees_only_their_own(browser, site):
     from playwright.sync_api import expect
+
     page = sign_in(browser, site, "ath")
     page.wait_for_selector(".pitchlab-drilldown-plots canvas")
     assert nav(page) == ["My data", "Pose", "Entry forms"]
-    opts = page.locator("select", has=page.locator("option", has_text=site["own"])).first.locator("option").all_inner_texts()
+    opts = (
+        page.locator("select", has=page.locator("option", has_text=site["own"]))
+        .first.locator("option")
+        .all_inner_texts()
+    )
     assert len(opts) == 1 and site["own"] in opts[0]
     expect(page.get_by_text(re.compile("cycle phase shaded")).first).to_be_visible()
     assert page.locator(".tabulator-row").count() == 0
@@ -229,6 +278,7 @@ def test_athlete_sees_only_their_own(browser, site):
 
 def test_admin_retrains_with_live_progress(browser, site):
     from playwright.sync_api import expect
+
     page = sign_in(browser, site, "root")
     page.wait_for_selector(".tabulator-row")
     tab(page, "Models")

@@ -1,5 +1,6 @@
 """Dashboard components driven through their params: board numbers against pitchlab.load, cache and invalidation,
 what-if projections, rules and the risk budget, forms, models, pose, compare, and faults (athletes without data)."""
+
 import time
 
 import numpy as np
@@ -18,8 +19,11 @@ class NoRules(C.RuleChecker):
 
 class DailyPitchLimit(C.RuleChecker):
     "More than 80 pitches in a day breaks the rule (a stand-in with a known answer)."
+
     @property
-    def available(self): return True
+    def available(self):
+        return True
+
     def check(self, activity, athletes):
         a = activity.groupby(["athlete_id", "date"], as_index=False)["pitches"].sum()
         a = a[a["pitches"].fillna(0) > 80]
@@ -28,18 +32,29 @@ class DailyPitchLimit(C.RuleChecker):
 
 class FakeScorer(C.PoseScorer):
     available, note = True, ""
-    def __init__(self, fail=False): self.fail = fail
+
+    def __init__(self, fail=False):
+        self.fail = fail
+
     def score(self, video_path, movement, athlete_id, progress=None):
         progress(0.5, "half way")
-        if self.fail: raise RuntimeError("no person found in the video")
-        return dict(score=64.0, confidence=0.7, metrics={"knee": 150}, feedback="stride longer",
-                    angles=pd.DataFrame({"time_s": [0, 0.1, 0.2], "knee": [150, 140, 130]}), source="test")
+        if self.fail:
+            raise RuntimeError("no person found in the video")
+        return dict(
+            score=64.0,
+            confidence=0.7,
+            metrics={"knee": 150},
+            feedback="stride longer",
+            angles=pd.DataFrame({"time_s": [0, 0.1, 0.2], "knee": [150, 140, 130]}),
+            source="test",
+        )
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
+
     home = tmp_path_factory.mktemp("dash-comp")
     store = Store(f"sqlite:///{home / 'store.db'}", actor="test").create()
     c = make_cohort(n_teams=2, athletes_per_team=6, seasons=1, seed=31)
@@ -47,9 +62,15 @@ def world(tmp_path_factory):
         store.write(n, getattr(c, n), source="synthetic")
     t1, t2 = c.teams.team_id
     coach = User("cora", "coach", team_ids=f"{t1},{t2}")
-    return dict(store=store, cohort=c, t1=t1, t2=t2, coach=coach,
-                pitcher=c.athletes.query("role == 'pitcher'").athlete_id.iloc[0],
-                bowler=c.athletes.query("sport == 'cricket'").athlete_id.iloc[0])
+    return dict(
+        store=store,
+        cohort=c,
+        t1=t1,
+        t2=t2,
+        coach=coach,
+        pitcher=c.athletes.query("role == 'pitcher'").athlete_id.iloc[0],
+        bowler=c.athletes.query("sport == 'cricket'").athlete_id.iloc[0],
+    )
 
 
 def data_store(world, user=None, rules=None):
@@ -82,6 +103,7 @@ def test_board_filters_sort_and_csv(world):
 def test_board_numbers_match_pitchlab_load(world):
     "ACWR, CTL and monotony on the board equal pitchlab.load on each athlete's sessions with rest days to the team's last day."
     from pitchlab import load
+
     data = data_store(world)
     as_of = data.as_of
     ses = world["store"].read("sessions", list(data.roster.athlete_id))
@@ -91,18 +113,29 @@ def test_board_numbers_match_pitchlab_load(world):
         m = load.to_frame(load.daily_metrics(pd.concat([g[["athlete_id", "date", "load"]], rest], ignore_index=True)))
         last = m[m.date == as_of].iloc[0]
         row = data.board_all.set_index("athlete_id").loc[aid]
-        np.testing.assert_allclose([row.acwr, row.ctl, row.monotony], [last.acwr_ewma, last.ctl, last.monotony], rtol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(
+            [row.acwr, row.ctl, row.monotony], [last.acwr_ewma, last.ctl, last.monotony], rtol=1e-9, equal_nan=True
+        )
         assert row.days_since == (as_of - g.date.max()).days
     data.variant = "acwr_uncoupled"
-    assert np.allclose(data.board_all.set_index("athlete_id").chronic,
-                       data.frames["now"].set_index("athlete_id").chronic_uncoupled.reindex(data.board_all.athlete_id), equal_nan=True)
+    assert np.allclose(
+        data.board_all.set_index("athlete_id").chronic,
+        data.frames["now"].set_index("athlete_id").chronic_uncoupled.reindex(data.board_all.athlete_id),
+        equal_nan=True,
+    )
 
 
 @hsettings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(*[st.one_of(st.none(), st.floats(0, 5))] * 3), min_size=1, max_size=20),
-       st.sampled_from(list(C.VARIANTS)))
+@given(
+    st.lists(st.tuples(*[st.one_of(st.none(), st.floats(0, 5))] * 3), min_size=1, max_size=20),
+    st.sampled_from(list(C.VARIANTS)),
+)
 def test_acwr_rule_risk_properties(rows, variant):
-    f = pd.DataFrame(rows, columns=list(C.VARIANTS)).astype(float).assign(athlete_id=[f"a{i}" for i in range(len(rows))])
+    f = (
+        pd.DataFrame(rows, columns=list(C.VARIANTS))
+        .astype(float)
+        .assign(athlete_id=[f"a{i}" for i in range(len(rows))])
+    )
     r = C.AcwrRuleRisk(variant).predict(f)
     ok = r.risk.notna()
     assert (r.risk.isna() == f[variant].isna()).all()
@@ -161,7 +194,6 @@ def test_athlete_forms_include_cycle_log(world):
 
 
 def test_whatif_projection_follows_the_plan(world):
-    from pitchlab import load
     data = data_store(world)
     data.athlete = world["pitcher"]
     w = C.WhatIfPlanner(data=data)
@@ -174,7 +206,9 @@ def test_whatif_projection_follows_the_plan(world):
     w.horizon = 14
     assert len(w.plan) == 14 and len(w._sliders) == 14
     with pytest.raises(ValidationError, match="after"):
-        C.project_plan(data.frames, world["pitcher"], w.plan.assign(date=w.plan.date - pd.Timedelta(days=30)), C.AcwrRuleRisk())
+        C.project_plan(
+            data.frames, world["pitcher"], w.plan.assign(date=w.plan.date - pd.Timedelta(days=30)), C.AcwrRuleRisk()
+        )
 
 
 def test_whatif_rules_and_largest_plan_within_budget(world):
@@ -218,10 +252,13 @@ def test_models_page_stub_flow(world):
     for _ in range(2):
         m.param.trigger("retrain")
         t0 = time.time()
-        while not m.poll()["done"] and time.time() - t0 < 10: time.sleep(0.01)
+        while not m.poll()["done"] and time.time() - t0 < 10:
+            time.sleep(0.01)
     assert list(m._table.value.version) == ["1", "2"] and m.progress == 1.0
-    m.version = "1"; m.param.trigger("promote")
-    m.version = "2"; m.param.trigger("promote")
+    m.version = "1"
+    m.param.trigger("promote")
+    m.version = "2"
+    m.param.trigger("promote")
     assert m._table.value.set_index("version").champion.to_dict() == {"1": False, "2": True}
     m.param.trigger("rollback")
     assert m.status == "rolled back: version 1 is champion"
@@ -229,7 +266,8 @@ def test_models_page_stub_flow(world):
     assert acts[-5:] == ["retrain", "retrain", "promote", "promote", "rollback"]
     coach_page = C.ModelsPage(data=data_store(world), backend=C.StubRetrainBackend())
     for ev in ("retrain", "promote", "rollback"):
-        with pytest.raises(AccessDenied): coach_page.param.trigger(ev)
+        with pytest.raises(AccessDenied):
+            coach_page.param.trigger(ev)
     with pytest.raises(AccessDenied):
         C.ModelsPage(data=data_store(world, User("ann", "athlete", athlete_id=world["bowler"])))
 
@@ -240,7 +278,8 @@ def test_pose_page(world):
     page = C.PosePage(data=data, scorer=FakeScorer())
     page.upload.value, page.upload.filename = b"\x00\x01video", "bowl.mp4"
     page.param.trigger("score_video")
-    while not page._job["job"]["done"]: time.sleep(0.01)
+    while not page._job["job"]["done"]:
+        time.sleep(0.01)
     page.poll()
     assert page.status == "score 64 stored" and page.history().score.tolist() == [64.0]
     stored = world["store"].read("pose_results", [world["bowler"]])
@@ -248,7 +287,8 @@ def test_pose_page(world):
     bad = C.PosePage(data=data, scorer=FakeScorer(fail=True))
     bad.upload.value = b"x"
     bad.param.trigger("score_video")
-    while not bad._job["job"]["done"]: time.sleep(0.01)
+    while not bad._job["job"]["done"]:
+        time.sleep(0.01)
     bad.poll()
     assert bad.status.startswith("scoring failed: RuntimeError: no person found")
     none = C.PosePage(data=data, scorer=C.PoseScorer())
@@ -275,7 +315,9 @@ def test_compare_and_drilldown(world):
 def test_athlete_without_any_data(world):
     "A new athlete with no sessions yet shows on the board with empty metrics instead of breaking it."
     store = world["store"]
-    new = pd.DataFrame([dict(athlete_id="new-001", name="New Signing", sex="M", sport="cricket", role="batter", team_id=world["t1"])])
+    new = pd.DataFrame(
+        [dict(athlete_id="new-001", name="New Signing", sex="M", sport="cricket", role="batter", team_id=world["t1"])]
+    )
     store.write("athletes", new, source="test")
     data = data_store(world)
     row = data.board_all.set_index("athlete_id").loc["new-001"]
@@ -288,12 +330,18 @@ def test_athlete_without_any_data(world):
 def test_empty_store(tmp_path):
     "A store with a team but no sessions yet: the pages open and say so."
     from pitchlab.store import Store
+
     store = Store(f"sqlite:///{tmp_path / 'empty.db'}").create()
     store.write("teams", pd.DataFrame([dict(team_id="t", name="T", sport="cricket")]), source="test")
-    store.write("athletes", pd.DataFrame([dict(athlete_id="a", name="A", sex="F", sport="cricket", team_id="t")]), source="test")
-    app = C.App(access=DataAccess(store, User("c", "coach", team_ids="t")), rules=NoRules(), backend=C.StubRetrainBackend())
+    store.write(
+        "athletes", pd.DataFrame([dict(athlete_id="a", name="A", sex="F", sport="cricket", team_id="t")]), source="test"
+    )
+    app = C.App(
+        access=DataAccess(store, User("c", "coach", team_ids="t")), rules=NoRules(), backend=C.StubRetrainBackend()
+    )
     assert app.data.as_of is None and len(app.data.board) == 1
-    for p in app.pages: app.show(p)
+    for p in app.pages:
+        app.show(p)
 
 
 def test_serve_app_without_sign_in_shows_a_notice(world, monkeypatch):
@@ -301,7 +349,9 @@ def test_serve_app_without_sign_in_shows_a_notice(world, monkeypatch):
     monkeypatch.delenv("PITCHLAB_DASH_USER", raising=False)
     out = C.serve_app()
     assert "pitchlab-denied" in out.css_classes and "nobody is signed in" in out[0].object
-    world["store"].write("users", pd.DataFrame([dict(username="cora", role="coach", team_ids=world["t1"])]), source="test")
+    world["store"].write(
+        "users", pd.DataFrame([dict(username="cora", role="coach", team_ids=world["t1"])]), source="test"
+    )
     C._TOKENS.clear()  # page loads reuse a look at the tables for up to 2 s; this test does not wait
     monkeypatch.setenv("PITCHLAB_DASH_USER", "cora")
     app = C.serve_app(roles=("coach",), rules=NoRules())
@@ -315,8 +365,10 @@ def test_pose_page_with_the_real_scorer(world):
     "The Pose page scores the sample video with pitchlab.pose (MediaPipe), stores the score and shows the plots."
     import hashlib
     from pathlib import Path
+
     video = Path(__file__).resolve().parents[1] / "data" / "samples" / "pose" / "sports2d_demo.mp4"
     from pitchlab.pose.landmarks import pose_model_path
+
     pose_model_path()  # NotFoundError with the way to install it if the model is missing
     data = data_store(world)
     data.athlete = world["bowler"]

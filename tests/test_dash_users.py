@@ -1,9 +1,9 @@
 """`pitchlab users add|list|set-role|passwd|remove` through the real command line, against a fresh data home."""
+
 import io
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 from pitchlab import cli
@@ -15,6 +15,7 @@ from pitchlab.dash.users import _ROLES, list_users
 def store(home):
     "A fresh data home (conftest's `home`) with two teams of four."
     from pitchlab.synth import make_cohort
+
     st = cli.init(quiet=True)
     c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=5)
     for n in ("teams", "athletes"):
@@ -39,9 +40,26 @@ def test_add_list_login_set_role_passwd_remove(store, monkeypatch, capsys):
     a1 = store.cohort.athletes.athlete_id.iloc[0]
     r = lambda argv, stdin="": run(argv, stdin, monkeypatch, capsys)
     assert r(["users", "add", "root", "--role", "admin", "--password-stdin"], "admin-password-1\n")[0] == 0
-    rc, out = r(["users", "add", "cora", "--role", "coach", "--teams", f"{t1}, {t2}", "--display-name", "Cora", "--password-stdin"], "cora-password-1\n")
+    rc, out = r(
+        [
+            "users",
+            "add",
+            "cora",
+            "--role",
+            "coach",
+            "--teams",
+            f"{t1}, {t2}",
+            "--display-name",
+            "Cora",
+            "--password-stdin",
+        ],
+        "cora-password-1\n",
+    )
     assert rc == 0 and "teams" in out
-    assert r(["users", "add", "ann", "--role", "athlete", "--athlete-id", a1, "--password-stdin"], "ann-password-12\n")[0] == 0
+    assert (
+        r(["users", "add", "ann", "--role", "athlete", "--athlete-id", a1, "--password-stdin"], "ann-password-12\n")[0]
+        == 0
+    )
     assert r(["users", "add", "sso@club.org", "--role", "medical", "--teams", t1, "--no-password"])[0] == 0
     rc, out = r(["users", "list"])
     assert rc == 0 and "argon2" not in out and "cora-password" not in out
@@ -56,7 +74,10 @@ def test_add_list_login_set_role_passwd_remove(store, monkeypatch, capsys):
     rc, out = r(["users", "list", "--role", "athlete"])
     assert "ann" in out and "cora" not in out
     assert r(["users", "set-role", "cora", "medical", "--teams", t2])[0] == 0
-    assert (login("cora", "cora-password-1", store).role, login("cora", "cora-password-1", store).team_ids) == ("medical", (t2,))
+    assert (login("cora", "cora-password-1", store).role, login("cora", "cora-password-1", store).team_ids) == (
+        "medical",
+        (t2,),
+    )
     assert r(["users", "passwd", "cora", "--password-stdin"], "a-new-password-2\n")[0] == 0
     assert login("cora", "cora-password-1", store) is None and login("cora", "a-new-password-2", store) is not None
     assert r(["users", "remove", "ann", "--yes"])[0] == 0
@@ -65,18 +86,25 @@ def test_add_list_login_set_role_passwd_remove(store, monkeypatch, capsys):
     assert {"user_add", "user_set_role", "user_passwd", "user_remove"} <= set(audit.action)
 
 
-@pytest.mark.parametrize("argv,stdin,message", [
-    (["users", "add", "zed", "--role", "coach", "--teams", "no-such-team", "--no-password"], "", "unknown team"),
-    (["users", "add", "zed", "--role", "coach", "--no-password"], "", "--teams"),
-    (["users", "add", "al", "--role", "athlete", "--no-password"], "", "--athlete-id"),
-    (["users", "add", "al", "--role", "athlete", "--athlete-id", "ghost", "--no-password"], "", "no athlete 'ghost'"),
-    (["users", "add", "bo", "--role", "admin", "--password-stdin"], "short\n", "at least"),
-    (["users", "add", "bo", "--role", "admin", "--password-stdin"], "", "nothing was read"),
-    (["users", "add", "bo b", "--role", "admin", "--no-password"], "", "without spaces"),
-    (["users", "set-role", "ghost", "admin"], "", "no user 'ghost'"),
-    (["users", "remove", "ghost", "--yes"], "", "no user 'ghost'"),
-    (["users", "add", "bo", "--role", "admin"], "", "--password-stdin"),  # no terminal to prompt on
-])
+@pytest.mark.parametrize(
+    "argv,stdin,message",
+    [
+        (["users", "add", "zed", "--role", "coach", "--teams", "no-such-team", "--no-password"], "", "unknown team"),
+        (["users", "add", "zed", "--role", "coach", "--no-password"], "", "--teams"),
+        (["users", "add", "al", "--role", "athlete", "--no-password"], "", "--athlete-id"),
+        (
+            ["users", "add", "al", "--role", "athlete", "--athlete-id", "ghost", "--no-password"],
+            "",
+            "no athlete 'ghost'",
+        ),
+        (["users", "add", "bo", "--role", "admin", "--password-stdin"], "short\n", "at least"),
+        (["users", "add", "bo", "--role", "admin", "--password-stdin"], "", "nothing was read"),
+        (["users", "add", "bo b", "--role", "admin", "--no-password"], "", "without spaces"),
+        (["users", "set-role", "ghost", "admin"], "", "no user 'ghost'"),
+        (["users", "remove", "ghost", "--yes"], "", "no user 'ghost'"),
+        (["users", "add", "bo", "--role", "admin"], "", "--password-stdin"),  # no terminal to prompt on
+    ],
+)
 def test_mistakes_exit_2_with_a_message(store, monkeypatch, capsys, argv, stdin, message):
     rc, out = run(argv, stdin, monkeypatch, capsys)
     assert rc == 2 and message in out
@@ -96,8 +124,10 @@ def test_no_store_yet(home, monkeypatch, capsys):
 
 def test_cli_import_stays_light():
     "Parsing `pitchlab users` imports neither pandas nor panel (keeps `pitchlab --help` quick)."
-    code = "import sys, argparse, pitchlab.dash.users as u; p = argparse.ArgumentParser(); u.register_cli(p.add_subparsers()); " \
-           "print('pandas' in sys.modules, 'panel' in sys.modules)"
+    code = (
+        "import sys, argparse, pitchlab.dash.users as u; p = argparse.ArgumentParser(); u.register_cli(p.add_subparsers()); "
+        "print('pandas' in sys.modules, 'panel' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
 

@@ -1,5 +1,6 @@
 """pitchlab.evaluate: metrics against scikit-learn on random data (ties, weights), bootstrap by athlete, decision
 curves, and the comparison on a shared split."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,8 +8,20 @@ from hypothesis import given, settings, strategies as st
 from sklearn import metrics as skm
 
 from pitchlab.core import ConfigError, ValidationError
-from pitchlab.evaluate import (METRICS, Evaluation, all_metrics, bootstrap_metrics, brier, calibration_table, ece,
-                               evaluate, log_loss, net_benefit, pr_auc, precision_at_k, roc_auc)
+from pitchlab.evaluate import (
+    METRICS,
+    Evaluation,
+    bootstrap_metrics,
+    brier,
+    calibration_table,
+    ece,
+    evaluate,
+    log_loss,
+    net_benefit,
+    pr_auc,
+    precision_at_k,
+    roc_auc,
+)
 
 
 @st.composite
@@ -75,20 +88,32 @@ def test_bootstrap_resamples_athletes():
 
 class Fixed:
     """A model whose risk is a column of the rows (fitting does nothing), to test the plumbing."""
-    def __init__(self, col): self.col, self.fitted = col, False
-    def fit(self, df): self.fitted = True; return self
-    def predict_proba(self, df): return df[self.col].to_numpy()
+
+    def __init__(self, col):
+        self.col, self.fitted = col, False
+
+    def fit(self, df):
+        self.fitted = True
+        return self
+
+    def predict_proba(self, df):
+        return df[self.col].to_numpy()
 
 
 def _split():
     from pitchlab.features import Split
+
     rng = np.random.default_rng(3)
     rows = []
     for part, start in (("train", "2024-01-01"), ("test", "2024-07-01")):
         n = 3000
-        d = pd.DataFrame({"athlete_id": rng.choice([f"a{i}" for i in range(30)], n),
-                          "date": pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 150, n), unit="D"),
-                          "good": rng.uniform(0, 0.1, n)})
+        d = pd.DataFrame(
+            {
+                "athlete_id": rng.choice([f"a{i}" for i in range(30)], n),
+                "date": pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 150, n), unit="D"),
+                "good": rng.uniform(0, 0.1, n),
+            }
+        )
         d["label"] = (rng.random(n) < d["good"]).astype(float)
         d["noise"] = rng.uniform(0, 0.1, n)
         rows.append(d)
@@ -107,7 +132,11 @@ def test_evaluate_same_split_for_all():
     for m in ("auc", "pr_auc", "brier", "log_loss"):  # ECE is biased upwards by noise, and so is its bootstrap
         assert ((t[f"{m}_lo"] <= t[m] + 1e-12) & (t[m] <= t[f"{m}_hi"] + 1e-12)).all(), m
     m = ev.metrics("good", baseline="noise")
-    assert m["auc"] == t.loc["good", "auc"] and m["baseline_auc"] == t.loc["noise", "auc"] and m["n_test_rows"] == len(sp.test)
+    assert (
+        m["auc"] == t.loc["good", "auc"]
+        and m["baseline_auc"] == t.loc["noise", "auc"]
+        and m["n_test_rows"] == len(sp.test)
+    )
     d = ev.difference("good", "noise")
     assert d["lo"] > 0
     dc = ev.decision_curve()
@@ -115,6 +144,7 @@ def test_evaluate_same_split_for_all():
     assert ev.calibration(5).loc["good"].shape[0] == 5
     assert "auc" in ev.summary().columns
     import matplotlib
+
     matplotlib.use("Agg")
     assert ev.plot_calibration() is not None and ev.plot_decision_curve() is not None
 

@@ -1,13 +1,23 @@
 """pitchlab.features across modules and against brute force: leakage (future perturbation), labels, at-risk days,
 cycle phase carry-forward, splits, bad input."""
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from pitchlab.core import ConfigError, ValidationError
-from pitchlab.features import (FEATURE_VERSION, FEATURES, Split, assert_causal, assert_no_leakage, build_features,
-                               perturb_future, time_folds, time_split)
+from pitchlab.features import (
+    FEATURE_VERSION,
+    FEATURES,
+    Split,
+    assert_causal,
+    assert_no_leakage,
+    build_features,
+    perturb_future,
+    time_folds,
+    time_split,
+)
 from pitchlab.load import example_sessions
 from pitchlab.synth import make_cohort
 
@@ -42,6 +52,7 @@ def test_perturbation_does_change_the_future(cohort):
 def test_a_leaky_feature_is_caught(cohort, monkeypatch):
     """A feature built with a centred rolling window (peeking 3 days ahead) must fail assert_causal."""
     import pitchlab.features as F
+
     real = F._shift
 
     def leaky(a, lag):
@@ -62,8 +73,11 @@ def test_columns_version_and_truth(cohort, feats):
     nc = (~cohort.injuries["contact"].astype(bool)).sum()
     assert feats["event"].sum() == nc
     # load features are the hazard's own (lagged) covariates
-    j = feats.merge(cohort.truth.daily[["athlete_id", "date", "acwr_ewma", "prev_injury", "day_type"]],
-                    on=["athlete_id", "date"], suffixes=("", "_t"))
+    j = feats.merge(
+        cohort.truth.daily[["athlete_id", "date", "acwr_ewma", "prev_injury", "day_type"]],
+        on=["athlete_id", "date"],
+        suffixes=("", "_t"),
+    )
     ok = j["acwr_ewma"].notna()
     np.testing.assert_allclose(j.loc[ok, "acwr_ewma"], j.loc[ok, "acwr_ewma_t"], rtol=1e-9)
     assert (j["match_day"] == (j["day_type"] == "match")).all()
@@ -86,18 +100,26 @@ def _brute_labels(onsets, contact, n_days, h):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(onsets=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 6), st.booleans()), max_size=4),
-       h=st.sampled_from([1, 3, 7, 14]))
+@given(
+    onsets=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 6), st.booleans()), max_size=4),
+    h=st.sampled_from([1, 3, 7, 14]),
+)
 def test_labels_and_risk_against_brute_force(onsets, h):
     days = pd.date_range("2024-01-01", periods=60)
     s = pd.DataFrame({"athlete_id": "a", "date": days[::2], "load": 300.0})
-    inj = pd.DataFrame({"athlete_id": "a", "onset_date": [days[o] for o, _, _ in onsets],
-                        "days_lost": [d for _, d, _ in onsets], "contact": [c for _, _, c in onsets]})
+    inj = pd.DataFrame(
+        {
+            "athlete_id": "a",
+            "onset_date": [days[o] for o, _, _ in onsets],
+            "days_lost": [d for _, d, _ in onsets],
+            "contact": [c for _, _, c in onsets],
+        }
+    )
     f = build_features({"sessions": s, "injuries": inj}, horizon=h, end=days[-1], include_not_at_risk=True)
     # at risk: not strictly inside (onset, onset + days_lost + 1)
     risk = np.ones(60, bool)
     for o, d, _ in onsets:
-        risk[o + 1:o + d + 1] = False
+        risk[o + 1 : o + d + 1] = False
     assert f["at_risk"].tolist() == risk.tolist()
     valid = [(o, c) for o, _, c in onsets if risk[o]]
     want = _brute_labels([o for o, _ in valid], [c for _, c in valid], 60, h)
@@ -111,8 +133,12 @@ def test_labels_and_risk_against_brute_force(onsets, h):
 def test_cycle_phase_carry_forward_and_none():
     days = pd.date_range("2024-01-01", periods=40)
     s = pd.DataFrame({"athlete_id": ["f", "m"] * 20, "date": np.repeat(days[::2], 2), "load": 200.0})
-    logs = pd.DataFrame({"athlete_id": "f", "date": days[[3, 20]], "phase": ["menstrual", "luteal"], "cycle_day": [2, 19]})
-    f = build_features({"sessions": s, "cycle_logs": logs}, end=days[-1], cycle_carry_days=5).set_index(["athlete_id", "date"])
+    logs = pd.DataFrame(
+        {"athlete_id": "f", "date": days[[3, 20]], "phase": ["menstrual", "luteal"], "cycle_day": [2, 19]}
+    )
+    f = build_features({"sessions": s, "cycle_logs": logs}, end=days[-1], cycle_carry_days=5).set_index(
+        ["athlete_id", "date"]
+    )
     fp = f.loc["f", "cycle_phase"]
     assert (f.loc["m", "cycle_phase"] == "none").all()
     assert (fp.iloc[:3] == "none").all()
@@ -130,7 +156,9 @@ def test_split_purges_and_holds_out(feats):
     assert not sp.train["athlete_id"].isin(sp.holdout).any()
     assert set(sp.holdout) <= set(sp.test["athlete_id"])
     assert sp.train["label"].notna().all() and sp.test["label"].notna().all()
-    assert sp.purged == int(((feats["date"] >= "2025-08-26") & (feats["date"] < "2025-09-01") & feats["label"].notna()).sum())
+    assert sp.purged == int(
+        ((feats["date"] >= "2025-08-26") & (feats["date"] < "2025-09-01") & feats["label"].notna()).sum()
+    )
     folds = time_folds(feats, n_folds=3)
     for f in folds:
         assert_no_leakage(f)
@@ -165,11 +193,18 @@ def test_bad_input_is_explained():
 
 def test_spans_and_lag():
     s = example_sessions(2, 60)
-    spans = pd.DataFrame({"athlete_id": ["P001", "P002"], "start": pd.to_datetime(["2024-01-01", "2024-01-10"]),
-                          "end": pd.to_datetime(["2024-01-31", "2024-02-29"])})
+    spans = pd.DataFrame(
+        {
+            "athlete_id": ["P001", "P002"],
+            "start": pd.to_datetime(["2024-01-01", "2024-01-10"]),
+            "end": pd.to_datetime(["2024-01-31", "2024-02-29"]),
+        }
+    )
     f = build_features({"sessions": s}, spans=spans)
     g = f.groupby("athlete_id")["date"].agg(["min", "max"])
     assert g.loc["P001", "max"] == pd.Timestamp("2024-01-31") and g.loc["P002", "min"] == pd.Timestamp("2024-01-10")
     f0 = build_features({"sessions": s}, lag=0).set_index(["athlete_id", "date"])["acwr_ewma"]
     f1 = build_features({"sessions": s}, lag=1).set_index(["athlete_id", "date"])["acwr_ewma"]
-    np.testing.assert_allclose(f1.groupby(level=0).shift(-1).dropna(), f0.loc[f1.groupby(level=0).shift(-1).dropna().index])
+    np.testing.assert_allclose(
+        f1.groupby(level=0).shift(-1).dropna(), f0.loc[f1.groupby(level=0).shift(-1).dropna().index]
+    )

@@ -1,25 +1,41 @@
 """The common ingestion contract: file refusal with the file's name, line numbers, athlete matching, time zones, the report."""
+
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from pitchlab.core import ConfigError, NotFoundError, PitchlabError, ValidationError
-from pitchlab.ingest.base import (IngestReport, decode_text, duration_minutes, guard_numbers, heart_rate_params, local_dates,
-                                  match_athletes, read_bytes, read_table, run_files, to_number, write_frames)
-from pitchlab.store import LoadReport, Store
+from pitchlab.core import ConfigError, NotFoundError, ValidationError
+from pitchlab.ingest.base import (
+    IngestReport,
+    decode_text,
+    duration_minutes,
+    guard_numbers,
+    heart_rate_params,
+    local_dates,
+    match_athletes,
+    read_bytes,
+    read_table,
+    run_files,
+    to_number,
+    write_frames,
+)
+from pitchlab.store import Store
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"), (b" \n\n\t\n", "is empty"),
-    (b"PK\x03\x04\x14\x00\x06\x00" + bytes(100), "is a ZIP archive"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100), "old Excel .xls"),
-    (bytes(range(256)) * 4, "holds binary data"),
-    ("game_pk,name\n1,Jos\u00e9\n".encode("cp1252"), "is not utf-8 text: byte 0xe9 on line 2"),
-    ("a,b\n1,2\n".encode("utf-16-le"), "holds binary data"),
-    (bytes([0x1b, 0x07, 0x08] * 40) + b"a,b\n", "does not look like text"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b" \n\n\t\n", "is empty"),
+        (b"PK\x03\x04\x14\x00\x06\x00" + bytes(100), "is a ZIP archive"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100), "old Excel .xls"),
+        (bytes(range(256)) * 4, "holds binary data"),
+        ("game_pk,name\n1,Jos\u00e9\n".encode("cp1252"), "is not utf-8 text: byte 0xe9 on line 2"),
+        ("a,b\n1,2\n".encode("utf-16-le"), "holds binary data"),
+        (bytes([0x1B, 0x07, 0x08] * 40) + b"a,b\n", "does not look like text"),
+    ],
+)
 def test_unreadable_files_are_refused_with_their_name(tmp_path, content, message):
     p = tmp_path / "week 9.csv"
     p.write_bytes(content)
@@ -83,17 +99,22 @@ def test_numbers_and_durations_from_text():
 
 def test_local_dates_follow_the_time_zone():
     ts = pd.Series(pd.to_datetime(["2025-03-30 00:30", "2025-03-30 23:30"], utc=True))
-    assert local_dates(ts, "Europe/London").dt.day.tolist() == [30, 31]   # BST starts 30 March
+    assert local_dates(ts, "Europe/London").dt.day.tolist() == [30, 31]  # BST starts 30 March
     assert local_dates(ts, "America/New_York").dt.day.tolist() == [29, 30]
     naive = pd.Series(pd.to_datetime(["2025-03-30 23:30"]))
-    assert local_dates(naive, None).dt.day.tolist() == [30]                   # wall-clock times stay put
+    assert local_dates(naive, None).dt.day.tolist() == [30]  # wall-clock times stay put
     with pytest.raises(ConfigError, match="unknown time zone"):
         local_dates(ts, "Nowhere/Special")
 
 
 def test_match_athletes_by_id_then_unique_name_never_guessing():
-    ath = pd.DataFrame(dict(athlete_id=["a1", "a2", "a3", "a4"], name=["Ann Kerr", "Bea Moss", "Bea Moss", "Zo\u00eb Li"],
-                            team_id=["t1", "t1", "t2", "t1"]))
+    ath = pd.DataFrame(
+        dict(
+            athlete_id=["a1", "a2", "a3", "a4"],
+            name=["Ann Kerr", "Bea Moss", "Bea Moss", "Zo\u00eb Li"],
+            team_id=["t1", "t1", "t2", "t1"],
+        )
+    )
     vals = pd.Series(["a1", " ann  KERR ", "Bea Moss", "zoe li", "Q", None], index=[10, 11, 12, 13, 14, 15])
     ids, unknown = match_athletes(ath, vals, file="f.csv")
     assert ids.tolist()[:5] == ["a1", "a1", "Bea Moss", "a4", "Q"] and pd.isna(ids.iloc[5])
@@ -106,8 +127,12 @@ def test_match_athletes_by_id_then_unique_name_never_guessing():
 
 
 def test_heart_rate_parameters_say_where_they_came_from():
-    p = heart_rate_params(dict(sex="F", birth_date=pd.Timestamp("1995-01-01")), on=pd.Timestamp("2025-01-01", tz="UTC"),
-                          device=dict(hr_rest=48, hr_max=None), hr_max=None)
+    p = heart_rate_params(
+        dict(sex="F", birth_date=pd.Timestamp("1995-01-01")),
+        on=pd.Timestamp("2025-01-01", tz="UTC"),
+        device=dict(hr_rest=48, hr_max=None),
+        hr_max=None,
+    )
     assert p["origin"] == dict(hr_rest="device", hr_max="athlete age (Tanaka)", sex="athlete")
     assert p["hr_max"] == pytest.approx(208 - 0.7 * 30, abs=0.05)
     q = heart_rate_params(dict(sex="F"), hr_rest=55, hr_max=180, sex="M")
@@ -117,12 +142,27 @@ def test_heart_rate_parameters_say_where_they_came_from():
 
 
 def test_guard_numbers_turns_overflows_and_ambiguous_commas_into_rejects_not_crashes():
-    df = pd.DataFrame(dict(game_pk=["1", "1e300", "inf", "-inf", "99999999999999999999", 5, "1,5"],
-                           release_speed=["95.1", "1,234.5", "1,5", "1.234,5", "NA", "x", "-"]))
+    df = pd.DataFrame(
+        dict(
+            game_pk=["1", "1e300", "inf", "-inf", "99999999999999999999", 5, "1,5"],
+            release_speed=["95.1", "1,234.5", "1,5", "1.234,5", "NA", "x", "-"],
+        )
+    )
     g = guard_numbers("pitches", df)
     assert g.game_pk.tolist()[0] == "1" and g.game_pk.tolist()[5] == 5
-    assert all(str(v).endswith("(out of range)") for v in g.game_pk.iloc[1:5]) and g.game_pk.iloc[6] == "1,5 (unreadable number)"
-    assert g.release_speed.tolist() == ["95.1", "1,234.5", "1,5 (unreadable number)", "1.234,5 (unreadable number)", "NA", "x", "-"]
+    assert (
+        all(str(v).endswith("(out of range)") for v in g.game_pk.iloc[1:5])
+        and g.game_pk.iloc[6] == "1,5 (unreadable number)"
+    )
+    assert g.release_speed.tolist() == [
+        "95.1",
+        "1,234.5",
+        "1,5 (unreadable number)",
+        "1.234,5 (unreadable number)",
+        "NA",
+        "x",
+        "-",
+    ]
     assert guard_numbers("pitches", pd.DataFrame(dict(game_pk=[1, 2]))).game_pk.tolist() == [1, 2]
 
 
@@ -130,11 +170,23 @@ def test_report_sums_loads_and_serialises(tmp_path):
     st = Store(f"sqlite:///{tmp_path}/s.db").create()
     st.write("teams", pd.DataFrame([dict(team_id="t", name="T", sport="football")]))
     st.write("athletes", pd.DataFrame([dict(athlete_id="a", name="A", sex="F", sport="football", team_id="t")]))
-    s = pd.DataFrame(dict(athlete_id=["a", "a", "zz"], date="2025-01-01", sport="football", duration_min=60, rpe=[5, 11, 5],
-                          source="csv", source_id=["1", "2", "3"]), index=[2, 3, 4])
+    s = pd.DataFrame(
+        dict(
+            athlete_id=["a", "a", "zz"],
+            date="2025-01-01",
+            sport="football",
+            duration_min=60,
+            rpe=[5, 11, 5],
+            source="csv",
+            source_id=["1", "2", "3"],
+        ),
+        index=[2, 3, 4],
+    )
     rep = write_frames(st, {"sessions": s}, "s.csv", IngestReport("csv", files=["s.csv"], read=3))
     d = json.loads(rep.to_json())
-    assert {k: d[k] for k in ("read", "loaded", "inserted", "updated", "quarantined")} == dict(read=3, loaded=1, inserted=1, updated=0, quarantined=2)
+    assert {k: d[k] for k in ("read", "loaded", "inserted", "updated", "quarantined")} == dict(
+        read=3, loaded=1, inserted=1, updated=0, quarantined=2
+    )
     assert d["errors"] == [] and d["entities"]["sessions"]["quarantined"] == 2
     assert sorted(r["row"] for r in d["rejects"]) == [3, 4]
     assert "s.csv line 3 [sessions.rpe]" in str(rep)
@@ -154,6 +206,7 @@ def test_run_files_raises_or_collects_and_never_collects_config_errors(tmp_path)
 
     def config_problem(p):
         raise ConfigError("bad option")
+
     with pytest.raises(ConfigError):
         run_files("csv", [good], config_problem, on_error="collect")
     with pytest.raises(ConfigError, match="no csv files"):

@@ -1,4 +1,5 @@
 """FIT ingestion on the shared Garmin files: NP/TSS against the devices, TRIMP, RR intervals, time zones, refusals."""
+
 from pathlib import Path
 
 import numpy as np
@@ -78,12 +79,21 @@ def test_rr_intervals_and_rmssd():
 def test_folder_of_fit_files_loads_once_skips_monitoring_and_dates_locally(db_url):
     st = Store(db_url).create()
     st.write("teams", pd.DataFrame([dict(team_id="c", name="Cycling", sport="other")]))
-    st.write("athletes", pd.DataFrame([dict(athlete_id="r1", name="Rider", sex="M", birth_date="1985-01-01", sport="other", team_id="c")]))
+    st.write(
+        "athletes",
+        pd.DataFrame(
+            [dict(athlete_id="r1", name="Rider", sex="M", birth_date="1985-01-01", sport="other", team_id="c")]
+        ),
+    )
     files = sorted(FIT.glob("*.fit"))
     rep = ingest_fit(st, files, athlete="r1", tz="America/Los_Angeles")
-    assert rep.skipped == [dict(file="MonitoringFile.fit", reason="a monitoring_b file (daily monitoring, no activity): no session to load")]
+    assert rep.skipped == [
+        dict(
+            file="MonitoringFile.fit", reason="a monitoring_b file (daily monitoring, no activity): no session to load"
+        )
+    ]
     assert rep.read == 6 and rep.entities().loc["sessions", "inserted"] == 5 and rep.quarantined == 1
-    assert "needs a load" in rep.rejects().reason.iloc[0]                     # Activity.fit: no HR, no power
+    assert "needs a load" in rep.rejects().reason.iloc[0]  # Activity.fit: no HR, no power
     s = st.read("sessions").set_index("source_id")
     trainer = s.loc["3818583228-20111102T125419Z"]
     assert (trainer.sport, trainer.date, trainer.hr_max) == ("cycling", pd.Timestamp("2011-11-02"), 176.0)
@@ -98,7 +108,7 @@ def test_folder_of_fit_files_loads_once_skips_monitoring_and_dates_locally(db_ur
 
 
 def test_time_zone_moves_the_session_date(tmp_path):
-    fit = read_fit(FIT / "garmin-edge-820-bike.fit")        # 16:10 UTC on 12 June 2017
+    fit = read_fit(FIT / "garmin-edge-820-bike.fit")  # 16:10 UTC on 12 June 2017
     assert fit_frames(fit, "r1", tz="UTC")[0]["sessions"].date.iloc[0] == pd.Timestamp("2017-06-12")
     assert fit_frames(fit, "r1", tz="Pacific/Kiritimati")[0]["sessions"].date.iloc[0] == pd.Timestamp("2017-06-13")
 
@@ -110,9 +120,14 @@ def test_unknown_athlete_is_listed_and_nothing_created(tmp_path):
     assert st.counts()["athletes"] == 0 and rep.quarantined == 1 + 113
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"), (b"date,rpe\n2025-01-01,5\n", "is a text file"), (bytes(range(256)), "not a FIT file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"date,rpe\n2025-01-01,5\n", "is a text file"),
+        (bytes(range(256)), "not a FIT file"),
+    ],
+)
 def test_non_fit_files_are_refused_by_name(tmp_path, content, message):
     p = tmp_path / "ride.fit"
     p.write_bytes(content)

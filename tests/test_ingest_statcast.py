@@ -1,5 +1,5 @@
 """Statcast ingestion on the shared files and the newer-layout fixture, on SQLite and PostgreSQL."""
-import csv, io
+
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 
 from pitchlab.core import ConfigError, ValidationError, project_root
-from pitchlab.ingest.statcast import (appearances_from_pitches, ingest_statcast, pitcher_trends, pitches_frame,
-                                      read_statcast, stored_pitcher_trends)
+from pitchlab.ingest.statcast import (
+    appearances_from_pitches,
+    ingest_statcast,
+    pitcher_trends,
+    pitches_frame,
+    read_statcast,
+    stored_pitcher_trends,
+)
 from pitchlab.store import Store
 
 ROOT = project_root(Path(__file__).parent)
@@ -19,8 +25,15 @@ NEWER = ROOT / "tests/data/ingest/statcast_newer_layout.csv"
 
 def _store(url):
     st = Store(url).create()
-    st.write("teams", pd.DataFrame([dict(team_id="chc", name="Chicago Cubs", sport="baseball"),
-                                    dict(team_id="mlb", name="MLB", sport="baseball")]))
+    st.write(
+        "teams",
+        pd.DataFrame(
+            [
+                dict(team_id="chc", name="Chicago Cubs", sport="baseball"),
+                dict(team_id="mlb", name="MLB", sport="baseball"),
+            ]
+        ),
+    )
     return st
 
 
@@ -38,7 +51,10 @@ def test_darvish_loads_with_the_right_counts_and_means_and_reloads_unchanged(db_
     assert apps.days_rest.tolist()[1:] == [9, 5, 6, 7] and pd.isna(apps.days_rest.iloc[0])
     assert apps.innings.tolist() == [7.0, 6.0, 6.0, 6.0, 6.0]
     types = st.read("appearance_pitch_types")
-    assert types.groupby("game_pk").pitches.sum().sort_index().tolist() == apps.set_index("game_pk").pitches.sort_index().tolist()
+    assert (
+        types.groupby("game_pk").pitches.sum().sort_index().tolist()
+        == apps.set_index("game_pk").pitches.sort_index().tolist()
+    )
     ses = st.read("sessions").sort_values("date")
     assert ses.pitches.tolist() == [86, 94, 83, 77, 98] and ses.load.tolist() == [86.0, 94.0, 83.0, 77.0, 98.0]
     assert set(ses.session_type) == {"match"} and set(ses.sport) == {"baseball"} and set(ses.source) == {"statcast"}
@@ -76,9 +92,19 @@ def test_game_file_appearances_match_a_plain_groupby(tmp_path):
     st = _store(f"sqlite:///{tmp_path}/s.db")
     ingest_statcast(st, GAME, team="mlb", create_athletes=True)
     raw = pd.read_csv(GAME)
-    want = raw.groupby("pitcher").agg(n=("pitch_number", "size"), v=("release_speed", "mean"), vmax=("release_speed", "max"),
-                                      spin=("release_spin_rate", "mean"), inn=("inning", "nunique"))
-    got = st.read("appearances").assign(pitcher=lambda d: d.athlete_id.str[6:].astype(int)).set_index("pitcher").sort_index()
+    want = raw.groupby("pitcher").agg(
+        n=("pitch_number", "size"),
+        v=("release_speed", "mean"),
+        vmax=("release_speed", "max"),
+        spin=("release_spin_rate", "mean"),
+        inn=("inning", "nunique"),
+    )
+    got = (
+        st.read("appearances")
+        .assign(pitcher=lambda d: d.athlete_id.str[6:].astype(int))
+        .set_index("pitcher")
+        .sort_index()
+    )
     assert got.pitches.tolist() == want.n.tolist()
     np.testing.assert_allclose(got.release_speed_mean, want.v, rtol=1e-12)
     np.testing.assert_allclose(got.release_speed_max, want.vmax, rtol=1e-12)
@@ -108,7 +134,9 @@ def test_missing_required_columns_are_named(tmp_path):
     raw = pd.read_csv(DARVISH, dtype=str, keep_default_na=False)
     p = tmp_path / "no_ab.csv"
     raw.drop(columns=["at_bat_number"]).to_csv(p, index=False)
-    with pytest.raises(ValidationError, match=r"no_ab.csv lacks required Statcast column\(s\): missing \['at_bat_number'\]"):
+    with pytest.raises(
+        ValidationError, match=r"no_ab.csv lacks required Statcast column\(s\): missing \['at_bat_number'\]"
+    ):
         read_statcast(p)
     q = tmp_path / "other.csv"
     q.write_text("date,rpe\n2025-01-01,5\n")
@@ -125,7 +153,7 @@ def test_out_of_order_loading_gives_the_same_days_rest(tmp_path):
     ingest_statcast(st, late, team="chc", create_athletes=True)
     assert pd.isna(st.read("appearances").sort_values("game_date").days_rest.iloc[0])
     rep = ingest_statcast(st, early)
-    assert rep.entities().loc["appearances", "updated"] == 1           # 12 July: rest now known (9 days)
+    assert rep.entities().loc["appearances", "updated"] == 1  # 12 July: rest now known (9 days)
     assert st.read("appearances").sort_values("game_date").days_rest.tolist()[1:] == [9, 5, 6, 7]
 
 
@@ -134,7 +162,7 @@ def test_a_truncated_copy_loaded_later_does_not_shrink_appearances(tmp_path):
     ingest_statcast(st, DARVISH, team="chc", create_athletes=True)
     text = DARVISH.read_text()
     cut = tmp_path / "cut.csv"
-    cut.write_text(text[: len(text) // 3])                 # ends inside a row
+    cut.write_text(text[: len(text) // 3])  # ends inside a row
     rep = ingest_statcast(st, cut)
     assert rep.entities().loc["pitches", "quarantined"] <= 1
     assert st.read("appearances").sort_values("game_date").pitches.tolist() == [86, 94, 83, 77, 98]
@@ -143,8 +171,8 @@ def test_a_truncated_copy_loaded_later_does_not_shrink_appearances(tmp_path):
 
 def test_bad_readings_are_quarantined_but_the_pitch_still_counts(tmp_path):
     raw = pd.read_csv(DARVISH, dtype=str, keep_default_na=False)
-    raw.loc[0, "release_speed"] = "197.3"                 # radar glitch
-    raw.loc[1, "release_spin_rate"] = "null"              # Savant's own "no value"
+    raw.loc[0, "release_speed"] = "197.3"  # radar glitch
+    raw.loc[1, "release_spin_rate"] = "null"  # Savant's own "no value"
     p = tmp_path / "glitch.csv"
     raw.to_csv(p, index=False)
     st = _store(f"sqlite:///{tmp_path}/s.db")
@@ -152,7 +180,7 @@ def test_bad_readings_are_quarantined_but_the_pitch_still_counts(tmp_path):
     rej = rep.rejects()
     assert rej[["row", "field"]].values.tolist() == [[2, "release_speed"]]
     apps = st.read("appearances").set_index("game_pk")
-    assert apps.loc[566619, "pitches"] == 98                # the glitched pitch is still a pitch
+    assert apps.loc[566619, "pitches"] == 98  # the glitched pitch is still a pitch
     assert apps.loc[566619, "release_speed_max"] < 110
     assert len(st.read("pitches")) == 437
 
@@ -164,7 +192,9 @@ def test_trends_compare_each_appearance_with_the_earlier_ones():
     ff = tr[tr.pitch_type == "FF"].sort_values("game_date").reset_index(drop=True)
     assert ff.speed_baseline.isna().tolist() == [True, True, False, False, False]
     assert ff.speed_baseline[2] == pytest.approx(ff.release_speed_mean[:2].mean())
-    assert ff.speed_z[3] == pytest.approx((ff.release_speed_mean[3] - ff.release_speed_mean[1:3].mean()) / ff.release_speed_mean[1:3].std())
+    assert ff.speed_z[3] == pytest.approx(
+        (ff.release_speed_mean[3] - ff.release_speed_mean[1:3].mean()) / ff.release_speed_mean[1:3].std()
+    )
     assert ff.n_baseline.tolist() == [0, 1, 2, 2, 2]
     with pytest.raises(ConfigError):
         pitcher_trends(types, window=2, min_history=3)
@@ -174,6 +204,7 @@ def test_trends_compare_each_appearance_with_the_earlier_ones():
 def test_catalog_entries_read_the_ingested_tables(home):
     import intake
     from pitchlab.core import settings
+
     st = _store(settings().db_url)
     ingest_statcast(st, DARVISH, team="chc", create_athletes=True)
     cat = intake.open_catalog(str(ROOT / "catalogs/ingested.yaml"))

@@ -1,4 +1,5 @@
 """pitchlab.load against plain pandas on random cohorts (hypothesis), the published worked examples, and bad input."""
+
 import math
 
 import numpy as np
@@ -8,16 +9,43 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pitchlab.core import ConfigError, ValidationError
-from pitchlab.load import (METRICS, QC, calendar, daily_metrics, ewma_lambda, example_sessions, explain_qc,
-                           kernel_threads, normalized_power, power_summary, project_pmc, random_denominator_test,
-                           to_frame, tss, wellness_z)
+from pitchlab.load import (
+    METRICS,
+    QC,
+    calendar,
+    daily_metrics,
+    ewma_lambda,
+    example_sessions,
+    explain_qc,
+    kernel_threads,
+    normalized_power,
+    power_summary,
+    project_pmc,
+    random_denominator_test,
+    to_frame,
+    tss,
+    wellness_z,
+)
 
 HYP = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # ----------------------------------------------------------------------------------------------- pandas reference
-def pandas_reference(sessions, reported=None, acute=7, chronic=28, ewma="williams", ddof=1, min_days=1,
-                     max_missing=0.25, ctl_days=42, atl_days=7, ctl0=0.0, atl0=0.0, tsb="next_day"):
+def pandas_reference(
+    sessions,
+    reported=None,
+    acute=7,
+    chronic=28,
+    ewma="williams",
+    ddof=1,
+    min_days=1,
+    max_missing=0.25,
+    ctl_days=42,
+    atl_days=7,
+    ctl0=0.0,
+    atl0=0.0,
+    tsb="next_day",
+):
     "The metric set of `daily_metrics` written plainly with pandas, athlete by athlete (long table out)."
     lam_a, lam_c = ewma_lambda(acute, ewma), ewma_lambda(chronic, ewma)
     k_ctl, k_atl = 1 - math.exp(-1 / ctl_days), 1 - math.exp(-1 / atl_days)
@@ -26,16 +54,20 @@ def pandas_reference(sessions, reported=None, acute=7, chronic=28, ewma="william
     for aid in ids:
         g = sessions[sessions["athlete_id"] == aid]
         daily = g.groupby("date")["load"].sum(min_count=1)
-        rep_days = set(daily.index) | (set() if reported is None else set(reported.loc[reported["athlete_id"] == aid, "date"]))
+        rep_days = set(daily.index) | (
+            set() if reported is None else set(reported.loc[reported["athlete_id"] == aid, "date"])
+        )
         idx = pd.date_range(min(rep_days), max(rep_days))
         s = daily.reindex(idx).fillna(0.0)
         s[daily.reindex(idx).isna() & idx.isin(daily.index)] = np.nan  # a session of unknown load
-        if reported is not None: s[~idx.isin(list(rep_days))] = np.nan
+        if reported is not None:
+            s[~idx.isin(list(rep_days))] = np.nan
         h = pd.Series(np.arange(1, len(s) + 1), index=idx)
 
         def window(w):
             r = s.rolling(w, min_periods=1)
             return r.mean(), r.count(), np.minimum(w, h)
+
         am, ca, na = window(acute)
         cm, cc, nc = window(chronic)
         a_ok = (ca > 0) & (na - ca <= max_missing * na)
@@ -59,7 +91,8 @@ def pandas_reference(sessions, reported=None, acute=7, chronic=28, ewma="william
         wsum = s.rolling(7, min_periods=1).sum()
         d["weekly_load"] = wsum.where(cw == nw, wm * nw).where(w_ok)
         sd = s.rolling(7, min_periods=1).apply(
-            lambda v: np.std(v[~np.isnan(v)], ddof=ddof) if (~np.isnan(v)).sum() > ddof else np.nan, raw=True)
+            lambda v: np.std(v[~np.isnan(v)], ddof=ddof) if (~np.isnan(v)).sum() > ddof else np.nan, raw=True
+        )
         const = s.rolling(7, min_periods=1).max() == s.rolling(7, min_periods=1).min()
         d["monotony"] = (wm / sd).where(w_ok & (h >= 7) & (cw - ddof > 0) & ~const)
         d["strain"] = d["weekly_load"] * d["monotony"]
@@ -76,15 +109,17 @@ def pandas_reference(sessions, reported=None, acute=7, chronic=28, ewma="william
 
 
 def assert_matches_reference(ds, ref, metrics=METRICS, rtol=1e-9):
-    got = to_frame(ds, ["load", *metrics]).merge(ref, on=["athlete_id", "date"], suffixes=("", "_ref"), how="outer",
-                                                 indicator=True)
+    got = to_frame(ds, ["load", *metrics]).merge(
+        ref, on=["athlete_id", "date"], suffixes=("", "_ref"), how="outer", indicator=True
+    )
     assert (got["_merge"] == "both").all(), "the calendars differ"
     for m in ("load", *metrics):
         a, b = got[m].to_numpy(float), got[m + "_ref"].to_numpy(float)
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"{m}: NaN pattern differs")
         ok = ~np.isnan(a)
-        np.testing.assert_allclose(a[ok], b[ok], rtol=rtol, atol=1e-9 * max(1.0, np.abs(b[ok]).max(initial=0)),
-                                   err_msg=m)
+        np.testing.assert_allclose(
+            a[ok], b[ok], rtol=rtol, atol=1e-9 * max(1.0, np.abs(b[ok]).max(initial=0)), err_msg=m
+        )
 
 
 # ----------------------------------------------------------------------------------------------- random cohorts
@@ -99,7 +134,8 @@ def cohorts(draw, with_reported=False):
         for k in range(length):
             day = t0 + pd.Timedelta(days=start + k)
             unreported = with_reported and 0 < k < length - 1 and draw(st.booleans()) and draw(st.booleans())
-            if unreported: continue
+            if unreported:
+                continue
             rep_rows.append((f"A{a}", day))
             n_sess = draw(st.sampled_from([0, 0, 1, 1, 1, 2])) if 0 < k < length - 1 else 1
             for _ in range(n_sess):
@@ -117,8 +153,13 @@ def test_kernel_matches_pandas(cohort):
 
 
 @HYP
-@given(cohorts(with_reported=True), st.sampled_from([0, 1]), st.sampled_from(["williams", "goldencheetah"]),
-       st.sampled_from([1, 28]), st.sampled_from([0.0, 0.25, 0.5]))
+@given(
+    cohorts(with_reported=True),
+    st.sampled_from([0, 1]),
+    st.sampled_from(["williams", "goldencheetah"]),
+    st.sampled_from([1, 28]),
+    st.sampled_from([0.0, 0.25, 0.5]),
+)
 def test_kernel_matches_pandas_with_unreported_days(cohort, ddof, ewma, min_days, max_missing):
     sessions, reported = cohort
     opts = dict(ddof=ddof, ewma=ewma, min_days=min_days, max_missing=max_missing)
@@ -158,14 +199,20 @@ def test_seeded_pmc_and_same_day_tsb_match_pandas(cohort, ctl0, atl0):
 
 
 @HYP
-@given(cohorts(with_reported=True), st.sampled_from([(1, 2), (2, 4), (3, 5), (5, 6), (7, 21), (10, 40)]),
-       st.sampled_from([0, 1]), st.sampled_from([1, 10]))
+@given(
+    cohorts(with_reported=True),
+    st.sampled_from([(1, 2), (2, 4), (3, 5), (5, 6), (7, 21), (10, 40)]),
+    st.sampled_from([0, 1]),
+    st.sampled_from([1, 10]),
+)
 def test_any_window_lengths_match_pandas(cohort, windows, ddof, min_days):
     "Windows shorter than the 7-day week (monotony, strain) and longer than the default ones."
     sessions, reported = cohort
     acute, chronic = windows
     opts = dict(acute=acute, chronic=chronic, ddof=ddof, min_days=min_days)
-    assert_matches_reference(daily_metrics(sessions, reported=reported, **opts), pandas_reference(sessions, reported, **opts))
+    assert_matches_reference(
+        daily_metrics(sessions, reported=reported, **opts), pandas_reference(sessions, reported, **opts)
+    )
 
 
 @HYP
@@ -199,6 +246,7 @@ def test_kernel_threads():
     assert kernel_threads(2, 400, threads=8) == 2  # at most one per athlete
     assert kernel_threads(4, 100) == 1  # a small block stays on the calling thread
     import os
+
     assert kernel_threads(2000, 730) == min(len(os.sched_getaffinity(0)), 1000)
     with pytest.raises(ConfigError, match="threads must be >= 1"):
         daily_metrics(one_athlete([1.0, 2.0]), threads=0)
@@ -211,9 +259,12 @@ def one_athlete(loads, start="2024-01-01"):
 
 def test_williams_worked_example_athlete_1():
     d = daily_metrics(one_athlete([30.0] * 21 + [50.0] * 7)).isel(athlete_id=0)
-    np.testing.assert_allclose(d["ewma_acute"].values[21:],
-                               [35.0, 38.75, 41.5625, 43.6719, 45.2539, 46.4404, 47.3303], atol=5e-5)
-    np.testing.assert_array_equal(np.round(d["acwr_rolling"].values[21:], 2), [1.06, 1.13, 1.19, 1.25, 1.31, 1.37, 1.43])
+    np.testing.assert_allclose(
+        d["ewma_acute"].values[21:], [35.0, 38.75, 41.5625, 43.6719, 45.2539, 46.4404, 47.3303], atol=5e-5
+    )
+    np.testing.assert_array_equal(
+        np.round(d["acwr_rolling"].values[21:], 2), [1.06, 1.13, 1.19, 1.25, 1.31, 1.37, 1.43]
+    )
     assert round(float(d["acwr_ewma"][-1]), 4) == 1.2497
     assert round(float(d["acwr_uncoupled"][-1]), 2) == 1.67
     assert round(float(d["acwr_rolling"][-1]), 2) == 1.43
@@ -231,7 +282,8 @@ def test_smoothing_conventions():
     assert math.isclose(ewma_lambda(42, "goldencheetah"), 1 - math.exp(-1 / 42))
     assert ewma_lambda(7, "trainingpeaks") == 1 / 7
     assert math.isclose(ewma_lambda(14, "athlytics"), 1 - 2 ** (-1 / 14))
-    with pytest.raises(ConfigError): ewma_lambda(7, "excel")
+    with pytest.raises(ConfigError):
+        ewma_lambda(7, "excel")
 
 
 def test_pmc_recursion_and_next_day_tsb():
@@ -243,7 +295,8 @@ def test_pmc_recursion_and_next_day_tsb():
     for x in loads:
         tsb.append(c - t_)
         c, t_ = x * (1 - a) + c * a, x * (1 - b) + t_ * b
-        ctl.append(c); atl.append(t_)
+        ctl.append(c)
+        atl.append(t_)
     np.testing.assert_allclose(d["ctl"].values, ctl, rtol=1e-12)
     np.testing.assert_allclose(d["atl"].values, atl, rtol=1e-12)
     np.testing.assert_allclose(d["tsb"].values, tsb, rtol=1e-12)
@@ -252,7 +305,9 @@ def test_pmc_recursion_and_next_day_tsb():
 def test_projection_continues_the_recursion():
     full = daily_metrics(one_athlete([200.0] * 30 + [350.0, 0, 0, 420.0, 0, 0]))
     head = daily_metrics(one_athlete([200.0] * 30))
-    plan = pd.DataFrame({"athlete_id": "1", "date": pd.to_datetime(["2024-01-31", "2024-02-03"]), "load": [350.0, 420.0]})
+    plan = pd.DataFrame(
+        {"athlete_id": "1", "date": pd.to_datetime(["2024-01-31", "2024-02-03"]), "load": [350.0, 420.0]}
+    )
     p = project_pmc(head, plan, end="2024-02-05")
     for v in ("ctl", "atl", "tsb"):
         np.testing.assert_allclose(p[v].values[0], full[v].values[0, 30:], rtol=1e-12)
@@ -313,8 +368,15 @@ def test_missing_or_timezone_dates_are_errors():
 
 
 def test_exact_duplicate_sessions_raise_but_distinct_sessions_are_summed():
-    s = pd.DataFrame({"athlete_id": "1", "date": pd.to_datetime(["2024-01-01"] * 2 + ["2024-01-02"]),
-                      "load": [100.0, 100.0, 50.0], "source": "form", "source_id": ["x1", "x1", "x2"]})
+    s = pd.DataFrame(
+        {
+            "athlete_id": "1",
+            "date": pd.to_datetime(["2024-01-01"] * 2 + ["2024-01-02"]),
+            "load": [100.0, 100.0, 50.0],
+            "source": "form",
+            "source_id": ["x1", "x1", "x2"],
+        }
+    )
     with pytest.raises(ValidationError, match="duplicates"):
         daily_metrics(s)
     ok = daily_metrics(s.assign(source_id=["x1", "x3", "x2"]))
@@ -327,25 +389,41 @@ def test_missing_columns_and_bad_options():
         daily_metrics(pd.DataFrame({"athlete_id": ["1"], "load": [3.0]}))
     with pytest.raises(ValidationError, match="`load` column"):
         daily_metrics(pd.DataFrame({"athlete_id": ["1"], "date": [pd.Timestamp("2024-01-01")]}))
-    with pytest.raises(ConfigError): daily_metrics(one_athlete([1.0]), acute=28, chronic=7)
-    with pytest.raises(ConfigError): daily_metrics(one_athlete([1.0]), ddof=2)
-    with pytest.raises(ConfigError): daily_metrics(one_athlete([1.0]), max_missing=1.5)
+    with pytest.raises(ConfigError):
+        daily_metrics(one_athlete([1.0]), acute=28, chronic=7)
+    with pytest.raises(ConfigError):
+        daily_metrics(one_athlete([1.0]), ddof=2)
+    with pytest.raises(ConfigError):
+        daily_metrics(one_athlete([1.0]), max_missing=1.5)
 
 
 def test_srpe_filled_from_rpe_and_duration():
-    s = pd.DataFrame({"athlete_id": "1", "date": pd.to_datetime(["2024-01-01", "2024-01-02"]), "rpe": [6, 7],
-                      "duration_min": [60, 30], "load": [np.nan, 100.0]})
+    s = pd.DataFrame(
+        {
+            "athlete_id": "1",
+            "date": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+            "rpe": [6, 7],
+            "duration_min": [60, 30],
+            "load": [np.nan, 100.0],
+        }
+    )
     np.testing.assert_array_equal(calendar(s)["load"].values[0], [360.0, 100.0])
     with pytest.raises(ValidationError, match="CR-10"):
         calendar(s.assign(rpe=[15, 7]))
 
 
 def test_single_day_athlete_is_documented_not_a_nan_storm():
-    s = pd.concat([one_athlete([100.0] * 20), pd.DataFrame({"athlete_id": ["solo"], "date": [pd.Timestamp("2024-01-10")],
-                                                            "load": [250.0]})])
+    s = pd.concat(
+        [
+            one_athlete([100.0] * 20),
+            pd.DataFrame({"athlete_id": ["solo"], "date": [pd.Timestamp("2024-01-10")], "load": [250.0]}),
+        ]
+    )
     ds = daily_metrics(s)
     solo = ds.sel(athlete_id="solo")
-    assert int(np.isfinite(solo["acwr_rolling"]).sum()) == 1 and float(solo["acwr_rolling"].sel(date="2024-01-10")) == 1.0
+    assert (
+        int(np.isfinite(solo["acwr_rolling"]).sum()) == 1 and float(solo["acwr_rolling"].sel(date="2024-01-10")) == 1.0
+    )
     assert explain_qc(int(solo["qc"].sel(date="2024-01-10"))) == ["WARMUP"]
     assert int(np.isfinite(ds.sel(athlete_id="1")["acwr_rolling"]).sum()) == 20  # the other athlete is untouched
 
@@ -368,11 +446,18 @@ def test_pitch_counts_match_pandas(cohort):
 
 
 @HYP
-@given(st.lists(st.one_of(st.none(), st.integers(1, 5)), min_size=1, max_size=60), st.integers(2, 10), st.integers(2, 14))
+@given(
+    st.lists(st.one_of(st.none(), st.integers(1, 5)), min_size=1, max_size=60), st.integers(2, 10), st.integers(2, 14)
+)
 def test_wellness_z_matches_pandas(values, min_periods, window):
     min_periods = min(min_periods, window)
-    w = pd.DataFrame({"athlete_id": "1", "date": pd.date_range("2024-01-01", periods=len(values)),
-                      "soreness": [np.nan if v is None else float(v) for v in values]})
+    w = pd.DataFrame(
+        {
+            "athlete_id": "1",
+            "date": pd.date_range("2024-01-01", periods=len(values)),
+            "soreness": [np.nan if v is None else float(v) for v in values],
+        }
+    )
     z = wellness_z(w, window=window, min_periods=min_periods)
     s = w.set_index("date")["soreness"]
     base = s.shift(1).rolling(window, min_periods=min_periods)
@@ -386,7 +471,7 @@ def test_normalized_power_known_traces():
     assert math.isclose(normalized_power(np.tile([100.0, 300.0], 900)), 200.0, rel_tol=1e-12)
     step = np.r_[np.full(1800, 100.0), np.full(1800, 300.0)]
     ramp = np.r_[np.full(1771, 100.0), 100 + 200 * np.arange(1, 30) / 30, np.full(1771, 300.0)]
-    assert math.isclose(normalized_power(step, np.arange(3600)), np.mean(ramp ** 4) ** 0.25, rel_tol=1e-12)
+    assert math.isclose(normalized_power(step, np.arange(3600)), np.mean(ramp**4) ** 0.25, rel_tol=1e-12)
     # 1 Hz records with a 60 s recording gap: the gap counts as 0 W, so NP falls
     t = np.r_[np.arange(600), np.arange(660, 1260)]
     assert normalized_power(np.full(1200, 250.0), t) < 250.0
@@ -400,8 +485,15 @@ def test_random_denominator_test_separates_a_real_chronic_effect():
     sessions = []
     for a in range(12):
         base = rng.uniform(100, 600)
-        sessions.append(pd.DataFrame({"athlete_id": f"A{a}", "date": pd.date_range("2024-01-01", periods=150),
-                                      "load": base * rng.lognormal(0, 0.5, 150)}))
+        sessions.append(
+            pd.DataFrame(
+                {
+                    "athlete_id": f"A{a}",
+                    "date": pd.date_range("2024-01-01", periods=150),
+                    "load": base * rng.lognormal(0, 0.5, 150),
+                }
+            )
+        )
     ds = daily_metrics(pd.concat(sessions))
     acwr = ds["acwr_rolling"].fillna(1.0).values
     outcome = xr.DataArray((acwr > np.nanpercentile(acwr, 90)).astype(float), coords=ds["load"].coords)
@@ -415,9 +507,11 @@ def test_random_denominator_test_separates_a_real_chronic_effect():
 def test_normalized_power_of_the_shared_edge810_ride():
     "REFERENCES: Edge810 (FTP 315) recomputed NP 301.1 W, TSS 119.2 (device 301 / 118.7); tolerance 1 W and 3%."
     from pathlib import Path
+
     fitdecode = pytest.importorskip("fitdecode")
     path = Path("/work/shared/data/fit/Edge810-Vector-2013-08-16-15-35-10.fit")
-    if not path.exists(): pytest.skip("shared FIT file not present")
+    if not path.exists():
+        pytest.skip("shared FIT file not present")
     t, p = [], []
     with fitdecode.FitReader(str(path)) as fr:
         for m in fr:
@@ -435,6 +529,7 @@ def _acwr_in_child(sessions):
 def test_threads_work_in_a_forked_child():
     "A process forked after the kernel's thread pool started (multiprocessing, servers) gets a pool of its own."
     import multiprocessing as mp
+
     s = example_sessions(n_athletes=8, n_days=200, seed=2)
     parent = daily_metrics(s, threads=2)["acwr_ewma"].values  # the pool's threads now run in this process
     with mp.get_context("fork").Pool(1) as pool:

@@ -1,4 +1,5 @@
 """pitchlab.load on a Dask-backed calendar, run on a dask.distributed LocalCluster: same numbers as in memory."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,7 +28,8 @@ def sessions():
     late = s["athlete_id"] == "P003"  # an athlete who starts mid-season
     s = s[~late | (s["date"] >= "2024-03-01")]
     return pd.concat([s, s.iloc[:40].assign(load=lambda x: x["load"] * 0.5)]).assign(
-        pitches=lambda x: (x["load"] // 20).astype(int))
+        pitches=lambda x: (x["load"] // 20).astype(int)
+    )
 
 
 @pytest.mark.timeout(180)

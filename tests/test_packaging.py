@@ -1,5 +1,7 @@
 """The project's own files declare and install what it needs, consistently."""
-import configparser, re
+
+import configparser
+import re
 from pathlib import Path
 
 import yaml
@@ -39,7 +41,7 @@ def test_environment_yml_declares_the_same_dependencies_as_settings_ini():
     ini_d, conda_d = dict(ini), dict(conda)
     # dask[distributed] in settings.ini is dask + distributed on conda-forge
     ini_d["distributed"] = ini_d["dask"]
-    assert sorted(ini_d) == sorted(conda_d), (set(ini_d) ^ set(conda_d))
+    assert sorted(ini_d) == sorted(conda_d), set(ini_d) ^ set(conda_d)
     for name, ver in ini_d.items():
         assert conda_d[name] == ver, f"{name}: settings.ini says {ver!r}, environment.yml {conda_d[name]!r}"
 
@@ -57,6 +59,7 @@ def test_settings_ini_keeps_what_nbdev_and_papermill_need():
 
 def test_the_installed_package_matches_its_settings():
     import importlib.metadata as md
+
     d, _ = _settings()
     assert md.version("pitchlab") == d["version"]
     eps = {e.name: e.value for e in md.entry_points(group="console_scripts") if e.name == "pitchlab"}

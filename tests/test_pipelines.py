@@ -1,5 +1,11 @@
 """Retraining through papermill and the MLflow registry, as operators use it: gate, rollback, lock, crash, privacy."""
-import json, os, signal, subprocess, sys, time
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,10 +64,15 @@ def test_gate_rollback_and_privacy(cohort_home):
 
     # the report and every artifact carry pseudonymous ids, never names or birth dates
     from pitchlab.store import Store
+
     athletes = Store().read("athletes")
     names, births = set(athletes.name), {d.strftime("%Y-%m-%d") for d in athletes.birth_date.dropna()}
     texts = [Path(first["notebook"]).read_text(), Path(first["html"]).read_text()]
-    texts += [p.read_text(errors="ignore") for p in (cohort_home / "mlflow").rglob("*") if p.is_file() and p.suffix in (".json", ".txt", ".yaml", ".ipynb", ".html", "")]
+    texts += [
+        p.read_text(errors="ignore")
+        for p in (cohort_home / "mlflow").rglob("*")
+        if p.is_file() and p.suffix in (".json", ".txt", ".yaml", ".ipynb", ".html", "")
+    ]
     blob = "\n".join(texts)
     assert "syn-" in Path(first["notebook"]).read_text() or True
     assert not [n for n in names if n in blob], "an athlete name reached a report or artifact"
@@ -69,8 +80,12 @@ def test_gate_rollback_and_privacy(cohort_home):
 
 
 def test_a_second_retrain_is_refused_while_one_runs(cohort_home):
-    slow = subprocess.Popen([PITCHLAB, "retrain", "--json", "--param", "model=glm", "--param", "promote=false"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow = subprocess.Popen(
+        [PITCHLAB, "retrain", "--json", "--param", "model=glm", "--param", "promote=false"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lock = cohort_home / "locks" / "retrain_injury_risk.lock"
     for _ in range(300):
         if lock.is_file() and lock.read_text().strip():
@@ -85,14 +100,31 @@ def test_a_second_retrain_is_refused_while_one_runs(cohort_home):
 def test_a_killed_retrain_leaves_registry_and_champion_and_the_next_one_runs(cohort_home):
     reg = Registry()
     before_champ, before_versions = reg.champion("injury_risk"), len(reg.versions("injury_risk"))
-    p = subprocess.Popen([PITCHLAB, "retrain", "--param", "model=bayes", "--param", "draws=50000", "--param", "tune=50000",
-                          "--param", f"gate={OPEN_GATE}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        [
+            PITCHLAB,
+            "retrain",
+            "--param",
+            "model=bayes",
+            "--param",
+            "draws=50000",
+            "--param",
+            "tune=50000",
+            "--param",
+            f"gate={OPEN_GATE}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     lock = cohort_home / "locks" / "retrain_injury_risk.lock"
     for _ in range(600):  # the runner holds the lock: the notebook is starting
         if lock.is_file() and lock.read_text().strip():
             break
         time.sleep(0.1)
-    time.sleep(10)  # inside the notebook: kernel started, features built, sampling under way (50,000 draws cannot be done)
+    time.sleep(
+        10
+    )  # inside the notebook: kernel started, features built, sampling under way (50,000 draws cannot be done)
     assert p.poll() is None, "the retrain ended before it could be killed"
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(30)
@@ -110,12 +142,15 @@ def test_session_quality_retrain_and_weekly_report(cohort_home):
     assert out["result"]["mae"] > 0 and out["result"]["version"] == "1"
     assert out["result"]["promoted"] == (out["result"]["mae"] < out["result"]["baseline_mae"])
 
-    r = subprocess.run([PITCHLAB, "retrain", "--json", "--pipeline", "weekly_report"], capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [PITCHLAB, "retrain", "--json", "--pipeline", "weekly_report"], capture_output=True, text=True, timeout=900
+    )
     rep = json.loads(r.stdout.strip().splitlines()[-1])
     assert r.returncode == 0 and rep["status"] == "succeeded", rep.get("error")
     assert rep["result"]["athletes"] == 30 and rep["result"]["flags"] == sum(rep["result"]["by_kind"].values())
     html = Path(rep["html"]).read_text()
     assert "Flags" in html and "EWMA ACWR" in html
     from pitchlab.store import Store
+
     names = set(Store().read("athletes").name)
     assert not [n for n in names if n in html], "the weekly report must carry pseudonymous ids only"

@@ -1,4 +1,5 @@
 """Cleaning landmarks: properties that must hold for any input, checked with hypothesis."""
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -20,16 +21,29 @@ def smooth_landmarks(n=90, fps=30.0, f1=0.8, f2=0.5, phase=0.0):
     right = np.array([n.startswith("right") for n in LANDMARKS])
     x = x + 0.15 * right
     v = np.stack([x, y, np.zeros_like(x), np.full_like(x, 0.9)], -1)
-    w = v.copy(); w[..., :3] *= 1.7
-    return xr.DataArray(v, dims=("frame", "landmark", "coord"),
-                        coords=dict(frame=np.arange(n), landmark=list(LANDMARKS), coord=["x", "y", "z", "visibility"],
-                                    time=("frame", t), world=(("frame", "landmark", "coord"), w)),
-                        attrs=dict(fps=fps, width=640, height=480))
+    w = v.copy()
+    w[..., :3] *= 1.7
+    return xr.DataArray(
+        v,
+        dims=("frame", "landmark", "coord"),
+        coords=dict(
+            frame=np.arange(n),
+            landmark=list(LANDMARKS),
+            coord=["x", "y", "z", "visibility"],
+            time=("frame", t),
+            world=(("frame", "landmark", "coord"), w),
+        ),
+        attrs=dict(fps=fps, width=640, height=480),
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 80), st.integers(1, 6), st.sampled_from(list(C.SWAP_GROUPS))), min_size=1, max_size=4),
-       st.floats(0, 6.28))
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 80), st.integers(1, 6), st.sampled_from(list(C.SWAP_GROUPS))), min_size=1, max_size=4
+    ),
+    st.floats(0, 6.28),
+)
 def test_swapped_limbs_are_put_back(swaps, phase):
     truth = smooth_landmarks(phase=phase)
     v = truth.values.copy()
@@ -40,8 +54,11 @@ def test_swapped_limbs_are_put_back(swaps, phase):
         sl = slice(start, min(start + length, 89))
         for arr in (v, w):
             a, b = arr[sl][:, li].copy(), arr[sl][:, ri].copy()
-            sub = arr[sl]; sub[:, li], sub[:, ri] = b, a; arr[sl] = sub
-    broken = truth.copy(data=v); broken["world"] = (("frame", "landmark", "coord"), w)
+            sub = arr[sl]
+            sub[:, li], sub[:, ri] = b, a
+            arr[sl] = sub
+    broken = truth.copy(data=v)
+    broken["world"] = (("frame", "landmark", "coord"), w)
     fixed = C.fix_swaps(broken)
     np.testing.assert_allclose(fixed.values, truth.values, atol=1e-12)
     np.testing.assert_allclose(fixed.world.values, truth.world.values, atol=1e-12)
@@ -64,7 +81,7 @@ def test_only_interior_gaps_up_to_max_gap_are_filled(gaps, max_gap):
     v = truth.values.copy()
     col = LANDMARKS.index("left_knee")
     for s, n in gaps:
-        v[s:s + n, col, :3] = np.nan
+        v[s : s + n, col, :3] = np.nan
     out = C.interpolate_gaps(truth.copy(data=v), max_gap=max_gap).values[:, col, 0]
     miss = np.isnan(v[:, col, 0])
     d = np.diff(np.r_[0, miss.astype(int), 0])
@@ -72,7 +89,9 @@ def test_only_interior_gaps_up_to_max_gap_are_filled(gaps, max_gap):
         interior = a > 0 and b < len(miss)
         if interior and b - a <= max_gap:
             assert np.isfinite(out[a:b]).all()
-            np.testing.assert_allclose(out[a:b], truth.values[a:b, col, 0], atol=0.04)  # a chord of a slow sine: close to it
+            np.testing.assert_allclose(
+                out[a:b], truth.values[a:b, col, 0], atol=0.04
+            )  # a chord of a slow sine: close to it
         else:
             assert np.isnan(out[a:b]).all()
     assert np.array_equal(out[~miss], v[~miss, col, 0])
@@ -89,16 +108,23 @@ def test_butterworth_keeps_constants_and_removes_nothing_slow(c, cutoff, n):
 
 def test_butterworth_gaps_and_nyquist():
     da = smooth_landmarks()
-    v = da.values.copy(); v[40:45] = np.nan
+    v = da.values.copy()
+    v[40:45] = np.nan
     out = C.butterworth(da.copy(data=v), 6.0)
     assert np.isnan(out.values[40:45, :, :3]).all() and np.isfinite(out.values[:40, :, :3]).all()
     with pytest.raises(ValidationError, match="Nyquist"):
         C.butterworth(da, 15.0)  # 15 Hz at 30 fps
-    assert C.cutoff_for("pitch", 30.0) == 12.0 and C.cutoff_for("pitch", 240.0) == 20.0 and C.cutoff_for("squat", 30) == 6.0
+    assert (
+        C.cutoff_for("pitch", 30.0) == 12.0
+        and C.cutoff_for("pitch", 240.0) == 20.0
+        and C.cutoff_for("squat", 30) == 6.0
+    )
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(3, 86), st.floats(0.15, 0.4), st.sampled_from(["x", "y"]))  # a full window; spikes well above the trend
+@given(
+    st.integers(3, 86), st.floats(0.15, 0.4), st.sampled_from(["x", "y"])
+)  # a full window; spikes well above the trend
 def test_hampel_removes_a_spike_and_leaves_the_rest(at, size, coord):
     truth = smooth_landmarks()
     v = truth.values.copy()
@@ -106,7 +132,8 @@ def test_hampel_removes_a_spike_and_leaves_the_rest(at, size, coord):
     v[at, col, ci] += size
     out = C.hampel(truth.copy(data=v)).values
     assert abs(out[at, col, ci] - truth.values[at, col, ci]) < 0.02  # replaced by its window median
-    rest = np.ones(v.shape, bool); rest[max(0, at - 3):at + 4, col] = False
+    rest = np.ones(v.shape, bool)
+    rest[max(0, at - 3) : at + 4, col] = False
     assert np.abs(out - truth.values)[rest].max() < 1e-3
 
 
@@ -125,14 +152,16 @@ def test_clean_pipeline_handles_all_faults_at_once():
     rng = np.random.default_rng(3)
     v = truth.values.copy()
     v[..., :2] += rng.normal(0, 0.003, v[..., :2].shape)
-    v[30, LANDMARKS.index("left_knee"), 1] += 0.3          # outlier
-    v[50:54] = np.nan                                       # short gap
-    v[70, :, 3] = 0.1                                       # unsure frame
+    v[30, LANDMARKS.index("left_knee"), 1] += 0.3  # outlier
+    v[50:54] = np.nan  # short gap
+    v[70, :, 3] = 0.1  # unsure frame
     legs = [LANDMARKS.index(f"{s}_{p}") for s in ("left", "right") for p in C.SWAP_GROUPS["legs"]]
-    v[20:23, legs] = v[20:23][:, legs[4:] + legs[:4]]     # swapped legs
+    v[20:23, legs] = v[20:23][:, legs[4:] + legs[:4]]  # swapped legs
     out = C.clean(truth.copy(data=v), "squat")
     assert not np.isnan(out.values[..., :3]).any()
     assert np.abs(out.values - truth.values)[..., :2].mean() < 0.003
-    assert out.attrs["swaps"] >= 3 and out.attrs["cutoff_hz"] == 6.0 and out.attrs["masked_points"] == 5 * 33  # the unsure frame and the 4 missing ones
+    assert (
+        out.attrs["swaps"] >= 3 and out.attrs["cutoff_hz"] == 6.0 and out.attrs["masked_points"] == 5 * 33
+    )  # the unsure frame and the 4 missing ones
     with pytest.raises(ValidationError, match="unknown movement"):
         C.clean(truth, "curling")

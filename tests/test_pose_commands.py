@@ -1,4 +1,5 @@
 """`pitchlab pose score`: the command line, the store, outputs kept (and not kept), bad files, Dask folders."""
+
 import json
 import subprocess
 import sys
@@ -20,15 +21,36 @@ def clip(tmp_path_factory):
 @pytest.fixture
 def store_with_athlete(home):
     from pitchlab.store import Store
+
     st = Store().create()
-    st.write("teams", pd.DataFrame([dict(team_id="T1", name="Jumpers", sport="athletics", level="senior")]), source="test")
-    st.write("athletes", pd.DataFrame([dict(athlete_id="A1", name="Box Jumper", sex="M", birth_date=pd.Timestamp("2000-01-01"),
-                                            sport="athletics", role="jumper", position=None, team_id="T1", height_cm=178.0)]), source="test")
+    st.write(
+        "teams", pd.DataFrame([dict(team_id="T1", name="Jumpers", sport="athletics", level="senior")]), source="test"
+    )
+    st.write(
+        "athletes",
+        pd.DataFrame(
+            [
+                dict(
+                    athlete_id="A1",
+                    name="Box Jumper",
+                    sex="M",
+                    birth_date=pd.Timestamp("2000-01-01"),
+                    sport="athletics",
+                    role="jumper",
+                    position=None,
+                    team_id="T1",
+                    height_cm=178.0,
+                )
+            ]
+        ),
+        source="test",
+    )
     return st
 
 
 def run(argv, capsys):
     from pitchlab import cli
+
     rc = cli.main(argv)
     out = capsys.readouterr()
     return rc, out.out, out.err
@@ -36,8 +58,25 @@ def run(argv, capsys):
 
 def test_score_stores_one_row_per_video_and_is_idempotent(clip, store_with_athlete, capsys, tmp_path):
     from pitchlab.pose.commands import sha256_file
-    rc, out, err = run(["pose", "score", str(clip), "--movement", "jump", "--athlete", "A1", "--height", "1.78",
-                        "--date", "2026-05-01", "--out", str(tmp_path / "out")], capsys)
+
+    rc, out, err = run(
+        [
+            "pose",
+            "score",
+            str(clip),
+            "--movement",
+            "jump",
+            "--athlete",
+            "A1",
+            "--height",
+            "1.78",
+            "--date",
+            "2026-05-01",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert "box.mp4:" in out and "stored: 1 new" in out
     rows = store_with_athlete.read("pose_results")
@@ -50,18 +89,38 @@ def test_score_stores_one_row_per_video_and_is_idempotent(clip, store_with_athle
     assert written == ["box.jump.angles.png", "box.jump.json", "box.jump.landmarks.parquet"]  # no video by default
     lm = pd.read_parquet(tmp_path / "out" / "box.jump.landmarks.parquet")
     assert len(lm) == 60 * 33 and {"x", "y", "visibility", "world_x"} <= set(lm.columns)
-    rc, out, _ = run(["pose", "score", str(clip), "--movement", "jump", "--athlete", "A1", "--height", "1.78", "--date", "2026-05-01"], capsys)
+    rc, out, _ = run(
+        [
+            "pose",
+            "score",
+            str(clip),
+            "--movement",
+            "jump",
+            "--athlete",
+            "A1",
+            "--height",
+            "1.78",
+            "--date",
+            "2026-05-01",
+        ],
+        capsys,
+    )
     assert rc == 0 and "stored: 0 new" in out
     assert len(store_with_athlete.read("pose_results")) == 1  # same video, same movement: the same row
 
 
 def test_json_output_and_overlay(clip, home, capsys, tmp_path):
-    rc, out, err = run(["pose", "score", str(clip), "--movement", "squat", "--json", "--out", str(tmp_path), "--overlay"], capsys)
+    rc, out, err = run(
+        ["pose", "score", str(clip), "--movement", "squat", "--json", "--out", str(tmp_path), "--overlay"], capsys
+    )
     assert rc == 0, err
     res = json.loads(out)
     assert len(res) == 1 and res[0]["file"].endswith("box.mp4") and res[0]["error"] is None
     assert res[0]["metrics"]["movement"] == "squat" and res[0]["frames"] == 60
-    assert any(p.endswith(".overlay.mp4") for p in res[0]["outputs"]) and (tmp_path / "box.squat.overlay.mp4").stat().st_size > 10_000
+    assert (
+        any(p.endswith(".overlay.mp4") for p in res[0]["outputs"])
+        and (tmp_path / "box.squat.overlay.mp4").stat().st_size > 10_000
+    )
 
 
 def test_unknown_athlete_is_not_stored_and_says_why(clip, store_with_athlete, capsys):
@@ -72,13 +131,19 @@ def test_unknown_athlete_is_not_stored_and_says_why(clip, store_with_athlete, ca
 
 def test_bad_files_fail_clearly_and_the_batch_goes_on(clip, home, capsys, tmp_path):
     import numpy as np
-    d = tmp_path / "batch"; d.mkdir()
+
+    d = tmp_path / "batch"
+    d.mkdir()
     write_clip(d / "a_nobody.mp4", [np.full((240, 320, 3), 70, np.uint8)] * 15)
     (d / "b_corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(10_000))
     (d / "c_zero.mp4").write_bytes(b"")
     rc, out, err = run(["pose", "score", str(d), "--movement", "jump", "--serial"], capsys)
     assert rc == 2 and "no video could be scored (3 tried)" in err
-    assert "a_nobody.mp4: FAILED: no person was detected" in err and "b_corrupt.mp4: FAILED" in err and "c_zero.mp4: FAILED: c_zero.mp4 is empty" in err
+    assert (
+        "a_nobody.mp4: FAILED: no person was detected" in err
+        and "b_corrupt.mp4: FAILED" in err
+        and "c_zero.mp4: FAILED: c_zero.mp4 is empty" in err
+    )
     (d / "d_good.mp4").write_bytes(clip.read_bytes())
     rc, out, err = run(["pose", "score", str(d), "--movement", "jump", "--serial"], capsys)
     assert rc == 1 and "d_good.mp4:" in out  # partial success: exit 1, the good file scored
@@ -89,20 +154,27 @@ def test_bad_files_fail_clearly_and_the_batch_goes_on(clip, home, capsys, tmp_pa
 
 
 def test_command_line_stays_light():
-    code = ("import sys, pitchlab.cli; pitchlab.cli._parser(); "
-            "print(sorted(m for m in ('numpy', 'xarray', 'cv2', 'mediapipe', 'dask', 'tensorflow', 'scipy') if m in sys.modules))")
+    code = (
+        "import sys, pitchlab.cli; pitchlab.cli._parser(); "
+        "print(sorted(m for m in ('numpy', 'xarray', 'cv2', 'mediapipe', 'dask', 'tensorflow', 'scipy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     heavy = set(json.loads(out.replace("'", '"')))
-    assert not heavy & {"cv2", "mediapipe", "dask", "tensorflow", "xarray"}, heavy  # pose adds none of these at start-up
+    assert not heavy & {"cv2", "mediapipe", "dask", "tensorflow", "xarray"}, (
+        heavy
+    )  # pose adds none of these at start-up
     from pitchlab.pose.commands import MOVEMENTS
     from pitchlab.pose.scores import MOVEMENTS as M
+
     assert MOVEMENTS == M
 
 
 @pytest.mark.slow
 def test_folder_on_a_local_dask_cluster(clip, home, tmp_path):
     from pitchlab.pose.commands import score_files
-    d = tmp_path / "folder"; (d / "sub").mkdir(parents=True)
+
+    d = tmp_path / "folder"
+    (d / "sub").mkdir(parents=True)
     (d / "one.mp4").write_bytes(clip.read_bytes())
     (d / "sub" / "two.mp4").write_bytes(clip.read_bytes())
     rows = score_files([d], "jump", progress=False)

@@ -1,5 +1,6 @@
 """Pose landmarks from real media: the shared video and photo, phone rotation, variable frame rate, bad files, the model."""
-import os, struct
+
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,11 @@ PHOTO = ROOT / "data" / "samples" / "pose" / "skimage_astronaut.png"
 
 # ---------- small media made at run time ----------
 
+
 def write_clip(path, frames, fps=30.0):
     """Write BGR frames to an MPEG-4 (mp4v) file with OpenCV."""
     import cv2
+
     h, w = frames[0].shape[:2]
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     for f in frames:
@@ -29,15 +32,19 @@ def demo_frames(start=20, stop=60, size=(480, 270)):
     """Frames of the shared video cropped around the man on the box (he fills most of the height), resized."""
     import cv2
     from pitchlab.pose.landmarks import iter_frames
-    return [cv2.resize(f[0:560, 400:1396], size, interpolation=cv2.INTER_AREA)
-            for i, _, f in iter_frames(DEMO, stop=stop) if i >= start]
+
+    return [
+        cv2.resize(f[0:560, 400:1396], size, interpolation=cv2.INTER_AREA)
+        for i, _, f in iter_frames(DEMO, stop=stop)
+        if i >= start
+    ]
 
 
 def _boxes(b, off=0, end=None):
     """(type, offset, size) of the MP4 boxes in b[off:end], recursing into containers."""
     end = len(b) if end is None else end
     while off < end:
-        size, typ = struct.unpack(">I4s", b[off:off + 8])
+        size, typ = struct.unpack(">I4s", b[off : off + 8])
         yield typ.decode("latin1"), off, size
         if typ in (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"):
             yield from _boxes(b, off + 8, off + size)
@@ -50,10 +57,13 @@ def set_rotation(path, degrees):
     off = next(o for t, o, _ in _boxes(b) if t == "tkhd")
     assert b[off + 8] == 0, "tkhd version 0 expected"
     one = 0x10000
-    m = {90: (0, one, 0, -one, 0, 0, 0, 0, 0x40000000), 180: (-one, 0, 0, 0, -one, 0, 0, 0, 0x40000000),
-         270: (0, -one, 0, one, 0, 0, 0, 0, 0x40000000)}[degrees]
+    m = {
+        90: (0, one, 0, -one, 0, 0, 0, 0, 0x40000000),
+        180: (-one, 0, 0, 0, -one, 0, 0, 0, 0x40000000),
+        270: (0, -one, 0, one, 0, 0, 0, 0, 0x40000000),
+    }[degrees]
     start = off + 8 + 4 + 4 * 5 + 8 + 8  # version/flags, 5 fields, reserved, layer/group/volume/reserved
-    b[start:start + 36] = struct.pack(">9i", *m)
+    b[start : start + 36] = struct.pack(">9i", *m)
     Path(path).write_bytes(bytes(b))
 
 
@@ -74,22 +84,24 @@ def set_frame_durations(path, durations):
     grow = len(new) - size
     for t, o, s in boxes:  # enlarge every container holding stts
         if t in ("moov", "trak", "mdia", "minf", "stbl") and o < off < o + s:
-            b[o:o + 4] = struct.pack(">I", s + grow)
-    b[off:off + size] = new
+            b[o : o + 4] = struct.pack(">I", s + grow)
+    b[off : off + size] = new
     Path(path).write_bytes(bytes(b))
 
 
 def timescale(path):
     b = Path(path).read_bytes()
     off = next(o for t, o, _ in _boxes(b) if t == "mdhd")
-    return struct.unpack(">I", b[off + 20:off + 24])[0]
+    return struct.unpack(">I", b[off + 20 : off + 24])[0]
 
 
 # ---------- shared results (MediaPipe is the slow part: run each input once) ----------
 
+
 @pytest.fixture(scope="module")
 def demo():
     from pitchlab.pose.landmarks import landmarks
+
     return landmarks(DEMO)
 
 
@@ -100,8 +112,10 @@ def upright(tmp_path_factory):
 
 # ---------- the model ----------
 
+
 def test_model_found_through_the_clone_when_the_data_home_is_elsewhere(home):
     from pitchlab.pose.landmarks import pose_model_path
+
     p = pose_model_path()
     assert p.name == "pose_landmarker_full.task" and p.stat().st_size == 9_398_198
     assert not str(p).startswith(str(home))
@@ -109,6 +123,7 @@ def test_model_found_through_the_clone_when_the_data_home_is_elsewhere(home):
 
 def test_model_env_var_and_argument(monkeypatch, tmp_path):
     from pitchlab.pose.landmarks import pose_model_path, landmarks
+
     real = pose_model_path()
     monkeypatch.setenv("PITCHLAB_POSE_MODEL", str(real))
     assert pose_model_path() == real
@@ -123,6 +138,7 @@ def test_model_env_var_and_argument(monkeypatch, tmp_path):
 
 def test_model_missing_everywhere_says_how_to_install(monkeypatch, home):
     import pitchlab.pose.landmarks as L
+
     monkeypatch.delenv("PITCHLAB_POSE_MODEL", raising=False)
     monkeypatch.setattr(L, "_clone_roots", lambda: [])
     with pytest.raises(NotFoundError) as e:
@@ -132,8 +148,10 @@ def test_model_missing_everywhere_says_how_to_install(monkeypatch, home):
 
 # ---------- bad input ----------
 
+
 def test_bad_files_give_clear_errors(tmp_path):
     from pitchlab.pose.landmarks import landmarks
+
     (tmp_path / "zero.mp4").write_bytes(b"")
     (tmp_path / "corrupt.mov").write_bytes(np.random.default_rng(1).bytes(50_000))
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG not really")
@@ -152,6 +170,7 @@ def test_bad_files_give_clear_errors(tmp_path):
 
 def test_video_without_a_person_is_all_nan_not_an_error(tmp_path):
     from pitchlab.pose.landmarks import landmarks
+
     frames = [np.full((240, 320, 3), 60 + 2 * i, np.uint8) for i in range(20)]
     da = landmarks(write_clip(tmp_path / "empty.mp4", frames))
     assert da.shape == (20, 33, 4) and da.attrs["detected"] == 0.0 and bool(da.isnull().all())
@@ -160,8 +179,10 @@ def test_video_without_a_person_is_all_nan_not_an_error(tmp_path):
 
 # ---------- the shared photo and video ----------
 
+
 def test_photo_gives_an_upper_body_pose():
     from pitchlab.pose.landmarks import landmarks, world_landmarks
+
     da = landmarks(PHOTO)
     assert da.dims == ("frame", "landmark", "coord") and da.shape == (1, 33, 4)
     assert (da.attrs["kind"], da.attrs["width"], da.attrs["height"]) == ("image", 512, 512)
@@ -172,13 +193,20 @@ def test_photo_gives_an_upper_body_pose():
     sw = float(x.sel(landmark="left_shoulder") - x.sel(landmark="right_shoulder"))
     assert 0.2 < sw < 0.7  # facing the camera, shoulders across a good part of the picture
     w = world_landmarks(da).sel(frame=0)
-    width_m = float(np.linalg.norm(w.sel(landmark="left_shoulder", coord=["x", "y", "z"]) - w.sel(landmark="right_shoulder", coord=["x", "y", "z"])))
+    width_m = float(
+        np.linalg.norm(
+            w.sel(landmark="left_shoulder", coord=["x", "y", "z"])
+            - w.sel(landmark="right_shoulder", coord=["x", "y", "z"])
+        )
+    )
     assert 0.2 < width_m < 0.5 and w.attrs["units"] == "m"
 
 
 def test_demo_video_pose_is_the_man_on_the_box(demo):
     da = demo
-    assert da.shape == (230, 33, 4) and da.attrs["fps"] == 30.0 and (da.attrs["width"], da.attrs["height"]) == (1768, 994)
+    assert (
+        da.shape == (230, 33, 4) and da.attrs["fps"] == 30.0 and (da.attrs["width"], da.attrs["height"]) == (1768, 994)
+    )
     assert np.allclose(da.time.values, np.arange(230) / 30, atol=1e-6)
     assert 0.6 < da.attrs["detected"] < 0.95
     hip_x = da.sel(landmark=["left_hip", "right_hip"], coord="x").mean("landmark")
@@ -187,6 +215,7 @@ def test_demo_video_pose_is_the_man_on_the_box(demo):
     assert bool(hip_x.sel(frame=slice(170, 205)).isnull().all())  # the passer-by is not taken for him
     # plausible body: standing height from the world landmarks, feet below the knees below the hips
     from pitchlab.pose.kinematics import body_height
+
     assert 1.4 < body_height(da.sel(frame=slice(20, 150)), world=True) < 2.0
     y = da.sel(frame=slice(20, 150), coord="y")
     assert bool((y.sel(landmark="left_ankle") > y.sel(landmark="left_knee")).all())
@@ -197,6 +226,7 @@ def test_demo_video_pose_is_the_man_on_the_box(demo):
 
 def test_landmarks_table_is_long_and_complete(demo):
     from pitchlab.pose.landmarks import landmarks_table, LANDMARKS
+
     t = landmarks_table(demo.isel(frame=slice(40, 43)))
     assert len(t) == 3 * 33 and list(t.landmark[:33]) == list(LANDMARKS)
     assert {"frame", "time", "x", "y", "z", "visibility", "world_x", "world_y", "world_z"} <= set(t.columns)
@@ -205,10 +235,12 @@ def test_landmarks_table_is_long_and_complete(demo):
 
 # ---------- phones: rotation and variable frame rate ----------
 
+
 @pytest.mark.parametrize("degrees", [90, 270])
 def test_rotated_phone_video_gives_the_upright_pose(tmp_path, upright, degrees):
     import cv2
     from pitchlab.pose.landmarks import landmarks, video_info
+
     turn = cv2.ROTATE_90_COUNTERCLOCKWISE if degrees == 90 else cv2.ROTATE_90_CLOCKWISE
     stored = write_clip(tmp_path / "phone.mp4", [cv2.rotate(f, turn) for f in demo_frames()])  # sensor-oriented frames
     set_rotation(stored, degrees)
@@ -224,20 +256,25 @@ def test_rotated_phone_video_gives_the_upright_pose(tmp_path, upright, degrees):
 
 def test_variable_frame_rate_uses_presentation_times(tmp_path, upright):
     from pitchlab.pose.landmarks import landmarks
+
     clip = write_clip(tmp_path / "vfr.mp4", demo_frames(20, 50))
     ts = timescale(clip)
-    durations = [ts // 30] * 10 + [ts // 20] * 10 + [ts // 60] * 10  # 30 fps, a dip to 20 fps, a burst at 60 fps (same total)
+    durations = (
+        [ts // 30] * 10 + [ts // 20] * 10 + [ts // 60] * 10
+    )  # 30 fps, a dip to 20 fps, a burst at 60 fps (same total)
     set_frame_durations(clip, durations)
     da = landmarks(clip)
     expected = np.concatenate([[0], np.cumsum(durations)[:-1]]) / ts
     assert np.allclose(da.time.values, expected, atol=2e-3)
     assert np.all(np.diff(da.time.values) > 0) and da.attrs["detected"] > 0.9
     from pitchlab.pose.kinematics import velocity
+
     v = velocity(da.sel(landmark="nose", coord="x"))
     assert np.isfinite(v.values).sum() > 20  # derivatives use the real times
 
 
 # ---------- keeping the athlete when others are in view ----------
+
 
 def _cand(cx, cy, size=0.3):
     """One fake MediaPipe person (33, 4) centred at (cx, cy), normalised."""
@@ -251,24 +288,30 @@ def _cand(cx, cy, size=0.3):
 
 def test_tracks_reject_a_person_appearing_where_the_athlete_vanished():
     from pitchlab.pose.landmarks import _tracks, _select
+
     cands = []
     for f in range(100):
         if f < 40:
-            cands.append(_cand(0.3 + 0.001 * f, 0.4)[None])       # athlete
+            cands.append(_cand(0.3 + 0.001 * f, 0.4)[None])  # athlete
         elif f < 60:
-            cands.append(_cand(0.8, 0.7)[None])                     # someone else, the very next frame
+            cands.append(_cand(0.8, 0.7)[None])  # someone else, the very next frame
         elif f < 80:
-            cands.append(np.zeros((0, 33, 4)))                      # nobody
+            cands.append(np.zeros((0, 33, 4)))  # nobody
         else:
-            cands.append(_cand(0.5, 0.4)[None])                     # athlete back after a long gap
+            cands.append(_cand(0.5, 0.4)[None])  # athlete back after a long gap
     pick = _select(_tracks(cands, 640, 480), 100, "first")
     assert (pick[:40] == 0).all() and (pick[40:60] == -1).all() and (pick[60:80] == -1).all() and (pick[80:] == 0).all()
 
 
 def test_tracks_keep_the_athlete_among_two_people():
     from pitchlab.pose.landmarks import _tracks, _select
-    cands = [np.stack([_cand(0.2, 0.5), _cand(0.7 - 0.005 * f, 0.5)]) if f % 2 else np.stack([_cand(0.7 - 0.005 * f, 0.5), _cand(0.2, 0.5)])
-             for f in range(50)]  # MediaPipe's order flips every frame
+
+    cands = [
+        np.stack([_cand(0.2, 0.5), _cand(0.7 - 0.005 * f, 0.5)])
+        if f % 2
+        else np.stack([_cand(0.7 - 0.005 * f, 0.5), _cand(0.2, 0.5)])
+        for f in range(50)
+    ]  # MediaPipe's order flips every frame
     tr = _tracks(cands, 640, 480)
     assert len(tr) == 2
     pick = _select(tr, 50, (0.2, 0.5))  # the athlete is the one near (0.2, 0.5)

@@ -1,5 +1,4 @@
 """Privacy: faces blurred in every written frame (face pixels change, the rest does not), bystanders included."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,26 +12,33 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def photo():
     import cv2
     from pitchlab.pose.landmarks import landmarks
+
     return landmarks(PHOTO), cv2.imread(str(PHOTO))
 
 
 def test_blur_changes_the_face_and_nothing_else(photo):
     from pitchlab.pose.privacy import blur_boxes, face_boxes
+
     da, img = photo
-    (x0, y0, x1, y1), = face_boxes(da)[0]
+    ((x0, y0, x1, y1),) = face_boxes(da)[0]
     W, H = da.attrs["width"], da.attrs["height"]
-    face = da.sel(frame=0, landmark=["nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left", "mouth_right"],
-                  coord=["x", "y"]).values * [W, H]
+    face = da.sel(
+        frame=0,
+        landmark=["nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left", "mouth_right"],
+        coord=["x", "y"],
+    ).values * [W, H]
     assert (face[:, 0] > x0).all() and (face[:, 0] < x1).all() and (face[:, 1] > y0).all() and (face[:, 1] < y1).all()
     assert (y1 - y0) < 0.6 * H and (x1 - x0) < 0.6 * W  # the face, not the whole picture
     out = blur_boxes(img, [(x0, y0, x1, y1)])
     changed = np.abs(out.astype(int) - img).sum(-1) > 0
-    inside = np.zeros(changed.shape, bool); inside[y0:y1, x0:x1] = True
-    assert not changed[~inside].any()              # the rest did not change at all
-    assert changed[inside].mean() > 0.8            # nearly every face pixel did
+    inside = np.zeros(changed.shape, bool)
+    inside[y0:y1, x0:x1] = True
+    assert not changed[~inside].any()  # the rest did not change at all
+    assert changed[inside].mean() > 0.8  # nearly every face pixel did
     assert np.abs(out.astype(int) - img)[inside].mean() > 10
     # detail is gone: the blurred face has far less high-frequency energy than the original
     import cv2
+
     lap = lambda a: float(np.abs(cv2.Laplacian(cv2.cvtColor(a[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), cv2.CV_64F)).mean())
     assert lap(out) < 0.3 * lap(img)
     assert np.array_equal(blur_boxes(img, []), img) and blur_boxes(img, [(5, 5, 5, 5)]).tobytes() == img.tobytes()
@@ -41,19 +47,21 @@ def test_blur_changes_the_face_and_nothing_else(photo):
 def test_face_boxes_hold_over_short_gaps_and_merge():
     from pitchlab.pose.kinematics import stick_figure
     from pitchlab.pose.privacy import face_boxes
+
     da = stick_figure(20, view="front", height_px=300)
-    v = da.values.copy(); v[8:11, :11, :2] = np.nan  # three frames without the face
+    v = da.values.copy()
+    v[8:11, :11, :2] = np.nan  # three frames without the face
     fb = face_boxes(da.copy(data=v), hold=5)
     assert all(len(b) == 1 for b in fb)  # held through the gap, one box a frame
     assert fb[9] == fb[0]
 
 
 def test_written_overlay_video_has_the_face_blurred(tmp_path):
-    import cv2
     from pitchlab.pose.landmarks import landmarks, iter_frames
     from pitchlab.pose.clean import clean
     from pitchlab.pose.kinematics import joint_angles
     from pitchlab.pose.privacy import write_overlay, face_boxes
+
     clip = write_clip(tmp_path / "clip.mp4", demo_frames(20, 50))
     raw = landmarks(clip)
     cl = clean(raw, "jump")
@@ -69,12 +77,14 @@ def test_written_overlay_video_has_the_face_blurred(tmp_path):
         assert inside > 8 and far < 4, (i, inside, far)
     gif = write_overlay(clip, cl, tmp_path / "overlay.gif", everyone=False)
     from PIL import Image
+
     assert Image.open(gif).n_frames == 15 and max(Image.open(gif).size) <= 360
 
 
 def test_strict_mode_blurs_everything_but_the_athlete(tmp_path):
     from pitchlab.pose.landmarks import landmarks, iter_frames
     from pitchlab.pose.privacy import overlay_frames
+
     clip = write_clip(tmp_path / "clip.mp4", demo_frames(20, 30))
     raw = landmarks(clip)
     plain = [f for _, _, f in iter_frames(clip)]
@@ -86,6 +96,7 @@ def test_strict_mode_blurs_everything_but_the_athlete(tmp_path):
 
 def test_bystanders_faces_are_found_by_the_four_person_pass():
     from pitchlab.pose.privacy import people_faces
+
     faces = people_faces(DEMO, stop=70)
     her = [f for f in faces[60:70] for b in f if b[0] > 0.7]  # the passer-by on the right, frames 60-69
     assert len(her) >= 5
@@ -93,10 +104,12 @@ def test_bystanders_faces_are_found_by_the_four_person_pass():
 
 # ---------- the face finder: faces whose body the pose model does not find ----------
 
+
 def test_installed_face_model_is_the_checksummed_one(monkeypatch, tmp_path):
     from pitchlab.cli import FACE_MODEL, _sha256
     from pitchlab.core import NotFoundError
     from pitchlab.pose.landmarks import face_model_path
+
     p = face_model_path()
     assert p.name == "face_landmarker.task" and _sha256(p) == FACE_MODEL["sha256"]
     monkeypatch.setenv("PITCHLAB_FACE_MODEL", str(tmp_path / "gone.task"))
@@ -107,8 +120,9 @@ def test_installed_face_model_is_the_checksummed_one(monkeypatch, tmp_path):
 
 def test_face_finder_and_pose_agree_on_the_photo():
     from pitchlab.pose.privacy import detected_faces, people_faces
-    (f,), = detected_faces(PHOTO)
-    (p,), = people_faces(PHOTO)
+
+    ((f,),) = detected_faces(PHOTO)
+    ((p,),) = people_faces(PHOTO)
     inter = max(0, min(f[2], p[2]) - max(f[0], p[0])) * max(0, min(f[3], p[3]) - max(f[1], p[1]))
     assert inter > 0.5 * (p[2] - p[0]) * (p[3] - p[1])
 
@@ -119,26 +133,33 @@ def pasted(tmp_path_factory):
     import cv2
     from pitchlab.pose.landmarks import iter_frames, landmarks
     from pitchlab.pose.privacy import face_boxes
+
     img = cv2.imread(str(PHOTO))
-    (x0, y0, x1, y1), = face_boxes(landmarks(PHOTO), pad=0.3)[0]
+    ((x0, y0, x1, y1),) = face_boxes(landmarks(PHOTO), pad=0.3)[0]
     face = cv2.cvtColor(cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-    h = 50; w = round(face.shape[1] / face.shape[0] * h)
+    h = 50
+    w = round(face.shape[1] / face.shape[0] * h)
     small = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
     frames = []
     for _, _, f in iter_frames(DEMO, max_side=640, stop=30):
-        f = f.copy(); f[30:30 + h, 30:30 + w] = small; frames.append(f)
+        f = f.copy()
+        f[30 : 30 + h, 30 : 30 + w] = small
+        frames.append(f)
     return write_clip(tmp_path_factory.mktemp("pasted") / "pasted.mp4", frames), (30, 30, 30 + w, 30 + h)
 
 
 def test_face_finder_finds_a_face_without_a_body_in_every_frame(pasted):
     from pitchlab.pose.privacy import detected_faces, people_faces
+
     clip, (x0, y0, x1, y1) = pasted
     W, H = 640, 360
     found = detected_faces(clip, every=1)
     covers = lambda ext: any(e[0] * W < x1 and e[2] * W > x0 and e[1] * H < y1 and e[3] * H > y0 for e in ext)
     assert len(found) == 30 and all(covers(f) for f in found)
     assert not any(covers(f) for f in people_faces(clip))  # the 4-person pose pass does not find it: no body
-    assert not any(covers(f) for f in detected_faces(clip, every=1, tile=None))  # too small for the whole frame: the tiles find it
+    assert not any(
+        covers(f) for f in detected_faces(clip, every=1, tile=None)
+    )  # too small for the whole frame: the tiles find it
     assert [bool(f) for f in detected_faces(clip, every=3)[:7]] == [True, False, False, True, False, False, True]
 
 
@@ -146,6 +167,7 @@ def test_overlay_blurs_the_face_without_a_body(pasted, tmp_path):
     import cv2
     from pitchlab.pose.landmarks import iter_frames, landmarks
     from pitchlab.pose.privacy import write_overlay
+
     clip, (x0, y0, x1, y1) = pasted
     out = write_overlay(clip, landmarks(clip), tmp_path / "overlay.mp4")  # everyone=True: pose pass + face finder
     src = [f for _, _, f in iter_frames(clip)]
@@ -154,6 +176,8 @@ def test_overlay_blurs_the_face_without_a_body(pasted, tmp_path):
     lap = lambda a: float(np.abs(cv2.Laplacian(cv2.cvtColor(a[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), cv2.CV_64F)).mean())
     ratios = [lap(g) / lap(s) for g, s in zip(got, src)]
     assert max(ratios) < 0.35, [round(r, 2) for r in ratios]  # the face's detail is gone in every frame
-    without = write_overlay(clip, landmarks(clip), tmp_path / "pose_only.mp4", faces=[[]] * 30)  # the athlete's own face only
+    without = write_overlay(
+        clip, landmarks(clip), tmp_path / "pose_only.mp4", faces=[[]] * 30
+    )  # the athlete's own face only
     kept = [f for _, _, f in iter_frames(without)]
     assert min(lap(g) / lap(s) for g, s in zip(kept, src)) > 0.6  # without the face finder it would have stayed sharp

@@ -1,8 +1,8 @@
 """Technique scores: band scoring, confidence, each movement on synthetic athletes with known faults, and the real video."""
+
 import json
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -28,14 +28,19 @@ def test_band_score_is_100_inside_and_falls_linearly_outside(v, lo, width, tol):
 
 
 def test_combine_weights_by_confidence_and_reports_what_could_be_read():
-    ms = [S.measure("depth", 10, "squat", 1.0, "side"), S.measure("trunk_lean", 65, "squat", 1.0, "side"),
-          S.measure("knee_valgus", float("nan"), "squat", 1.0, "front")]
+    ms = [
+        S.measure("depth", 10, "squat", 1.0, "side"),
+        S.measure("trunk_lean", 65, "squat", 1.0, "side"),
+        S.measure("knee_valgus", float("nan"), "squat", 1.0, "front"),
+    ]
     score, conf = S.combine(ms)
     assert score == 50.0  # (100 + 0) / 2; the missing measure does not count
     assert math.isclose(conf, 2 / 3, abs_tol=1e-3)  # three measures of weight 1, two read with confidence 1
     assert S.combine([]) == (None, 0.0)
     hidden = S.measure("depth", 10, "squat", 0.1, "side")
-    assert hidden.confidence == pytest.approx(0.1) and S.measure("knee_valgus", 5, "squat", 1.0, "side").confidence == pytest.approx(0.3)
+    assert hidden.confidence == pytest.approx(0.1) and S.measure(
+        "knee_valgus", 5, "squat", 1.0, "side"
+    ).confidence == pytest.approx(0.3)
 
 
 def test_reference_ranges_are_documented():
@@ -48,14 +53,22 @@ def test_reference_ranges_are_documented():
         S.reference_table("curling")
 
 
-@pytest.mark.parametrize("movement,good,bad,fault", [
-    ("squat", dict(depth=120, lean=35), dict(depth=75, lean=25), "depth"),
-    ("squat", dict(depth=120, lean=35), dict(depth=120, lean=70), "trunk_lean"),
-    ("squat", dict(depth=120, lean=30, view="front"), dict(depth=120, lean=30, valgus=20, view="front"), "knee_valgus"),
-    ("squat", dict(depth=120, lean=30, view="front"), dict(depth=120, lean=30, asym=25, view="front"), "symmetry"),
-    ("deadlift", dict(), dict(hips_first=True), "hips_first"),
-    ("overhead_press", dict(lean=0), dict(lean=25), "lean_back"),
-])
+@pytest.mark.parametrize(
+    "movement,good,bad,fault",
+    [
+        ("squat", dict(depth=120, lean=35), dict(depth=75, lean=25), "depth"),
+        ("squat", dict(depth=120, lean=35), dict(depth=120, lean=70), "trunk_lean"),
+        (
+            "squat",
+            dict(depth=120, lean=30, view="front"),
+            dict(depth=120, lean=30, valgus=20, view="front"),
+            "knee_valgus",
+        ),
+        ("squat", dict(depth=120, lean=30, view="front"), dict(depth=120, lean=30, asym=25, view="front"), "symmetry"),
+        ("deadlift", dict(), dict(hips_first=True), "hips_first"),
+        ("overhead_press", dict(lean=0), dict(lean=25), "lean_back"),
+    ],
+)
 def test_lifts_good_and_faulty(movement, good, bad, fault):
     g = S.score(K.synthetic_lift(movement, **good), movement)
     b = S.score(K.synthetic_lift(movement, **bad), movement)
@@ -68,7 +81,12 @@ def test_lifts_good_and_faulty(movement, good, bad, fault):
 def test_pitch_measures_are_read_at_foot_plant_and_release():
     r = S.score(K.synthetic_pitch(elbow=95, abduction=85, stride=0.82, tilt=30), "pitch")
     v = {m.name: m.value for m in r.measures}
-    assert abs(v["elbow_fp"] - 95) < 1 and abs(v["shoulder_fp"] - 85) < 1 and abs(v["stride"] - 82) < 3 and abs(v["trunk_release"] - 30) < 2
+    assert (
+        abs(v["elbow_fp"] - 95) < 1
+        and abs(v["shoulder_fp"] - 85) < 1
+        and abs(v["stride"] - 82) < 3
+        and abs(v["trunk_release"] - 30) < 2
+    )
     assert r.score > 90 and r.events["foot_plant"] < r.events["release"]
     bad = S.score(K.synthetic_pitch(elbow=150, abduction=45, stride=0.55, tilt=5), "pitch")
     assert {"elbow_fp", "shoulder_fp", "stride", "trunk_release"} <= set(bad.faults) and bad.score < 20
@@ -99,7 +117,9 @@ def test_confidence_falls_when_the_measures_landmarks_are_hidden():
     da = K.synthetic_lift("squat", depth=120, lean=35)
     seen = S.score(da, "squat")
     v = da.values.copy()
-    legs = [K.LANDMARKS.index(f"{s}_{p}") for s in ("left", "right") for p in ("hip", "knee", "ankle", "heel", "foot_index")]
+    legs = [
+        K.LANDMARKS.index(f"{s}_{p}") for s in ("left", "right") for p in ("hip", "knee", "ankle", "heel", "foot_index")
+    ]
     v[:, legs, 3] = 0.05
     hidden = S.score(da.copy(data=v), "squat")
     depth = lambda r: next(m for m in r.measures if m.name == "depth").confidence
@@ -125,9 +145,13 @@ def test_scores_refuse_a_photo_and_unknown_movements():
 
 
 def test_pose_science_does_not_import_the_store():
-    import subprocess, sys
-    code = ("import sys; import pitchlab.pose.landmarks, pitchlab.pose.clean, pitchlab.pose.kinematics, pitchlab.pose.scores, "
-            "pitchlab.pose.privacy; bad = sorted(m for m in sys.modules if m.startswith('pitchlab.') and not m.startswith('pitchlab.pose') "
-            "and m != 'pitchlab.core'); print(bad)")
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import pitchlab.pose.landmarks, pitchlab.pose.clean, pitchlab.pose.kinematics, pitchlab.pose.scores, "
+        "pitchlab.pose.privacy; bad = sorted(m for m in sys.modules if m.startswith('pitchlab.') and not m.startswith('pitchlab.pose') "
+        "and m != 'pitchlab.core'); print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", f"pitchlab.pose.* imported {out}"

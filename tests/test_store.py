@@ -1,5 +1,8 @@
 """The store on both backends (SQLite file and a real PostgreSQL server): validation, quarantine, idempotence, privacy."""
-import json, multiprocessing as mp, zipfile
+
+import json
+import multiprocessing as mp
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -11,17 +14,36 @@ from pitchlab.store import Store
 
 def _base(st):
     st.write("teams", pd.DataFrame({"team_id": ["T1"], "name": ["Women's XI"], "sport": ["cricket"]}), source="setup")
-    st.write("athletes", pd.DataFrame({"athlete_id": ["A1", "A2"], "name": ["Ann", "Bea"], "sex": "F",
-                                       "birth_date": ["2001-04-02", "1999-11-30"], "sport": "cricket",
-                                       "role": ["bowler", "batter"], "team_id": "T1"}), source="setup")
+    st.write(
+        "athletes",
+        pd.DataFrame(
+            {
+                "athlete_id": ["A1", "A2"],
+                "name": ["Ann", "Bea"],
+                "sex": "F",
+                "birth_date": ["2001-04-02", "1999-11-30"],
+                "sport": "cricket",
+                "role": ["bowler", "batter"],
+                "team_id": "T1",
+            }
+        ),
+        source="setup",
+    )
 
 
-BAD_BATCH = pd.DataFrame({
-    "athlete_id": ["A1", "A1", "A2", "A9", "A1", "A2"],
-    "date": ["2025-03-01", "2025-03-02", "2025-03-02", "2025-03-02", "2025-03-01", "2025-03-03"],
-    "sport": "cricket", "duration_min": [60, -5, 90, 45, 60, 75], "rpe": [5, 6, 11, 4, 5, 6],
-    "balls_bowled": [36, None, None, 24, 36, None], "source": "csv",
-    "source_id": ["s1", "s2", "s3", "s4", "s1", "s6"]}, index=range(2, 8))
+BAD_BATCH = pd.DataFrame(
+    {
+        "athlete_id": ["A1", "A1", "A2", "A9", "A1", "A2"],
+        "date": ["2025-03-01", "2025-03-02", "2025-03-02", "2025-03-02", "2025-03-01", "2025-03-03"],
+        "sport": "cricket",
+        "duration_min": [60, -5, 90, 45, 60, 75],
+        "rpe": [5, 6, 11, 4, 5, 6],
+        "balls_bowled": [36, None, None, 24, 36, None],
+        "source": "csv",
+        "source_id": ["s1", "s2", "s3", "s4", "s1", "s6"],
+    },
+    index=range(2, 8),
+)
 
 
 def test_bad_batch_loads_good_rows_quarantines_the_rest_and_is_idempotent(db_url):
@@ -61,9 +83,20 @@ def test_changed_row_updates_in_place(db_url):
 def test_types_round_trip(db_url):
     st = Store(db_url).create()
     _base(st)
-    inj = pd.DataFrame({"injury_id": ["i1"], "athlete_id": ["A1"], "onset_date": ["2025-05-02"], "body_region": ["hamstring"],
-                        "injury_type": ["strain"], "severity": ["moderate"], "days_lost": [12], "contact": [False],
-                        "return_date": ["2025-05-14"], "source": ["medical"]})
+    inj = pd.DataFrame(
+        {
+            "injury_id": ["i1"],
+            "athlete_id": ["A1"],
+            "onset_date": ["2025-05-02"],
+            "body_region": ["hamstring"],
+            "injury_type": ["strain"],
+            "severity": ["moderate"],
+            "days_lost": [12],
+            "contact": [False],
+            "return_date": ["2025-05-14"],
+            "source": ["medical"],
+        }
+    )
     st.write("injuries", inj, source="medical")
     got = st.read("injuries", actor="medical:lee")
     assert got.dtypes["onset_date"] == np.dtype("datetime64[ns]")
@@ -77,13 +110,26 @@ def test_types_round_trip(db_url):
 def test_sensitive_reads_are_audited_and_plain_passwords_refused(db_url):
     st = Store(db_url, actor="coach:kim").create()
     _base(st)
-    st.write("cycle_logs", pd.DataFrame({"athlete_id": ["A1", "A1"], "date": ["2025-03-01", "2025-03-02"],
-                                         "phase": ["luteal", "luteal"], "cycle_day": [22, 23], "source": "form"}), source="form")
+    st.write(
+        "cycle_logs",
+        pd.DataFrame(
+            {
+                "athlete_id": ["A1", "A1"],
+                "date": ["2025-03-01", "2025-03-02"],
+                "phase": ["luteal", "luteal"],
+                "cycle_day": [22, 23],
+                "source": "form",
+            }
+        ),
+        source="form",
+    )
     n0 = len(st.read("audit"))
     st.read("cycle_logs", "A1")
     a = st.read("audit")
     assert len(a) == n0 + 1 and a.iloc[-1]["athlete_id"] == "A1" and a.iloc[-1]["actor"] == "coach:kim"
-    rep = st.write("users", pd.DataFrame({"username": ["kim"], "role": ["coach"], "password_hash": ["hunter2"]}), source="cli")
+    rep = st.write(
+        "users", pd.DataFrame({"username": ["kim"], "role": ["coach"], "password_hash": ["hunter2"]}), source="cli"
+    )
     assert rep.quarantined == 1 and "plain passwords are never stored" in rep.rejects.reason[0]
     assert len(st.read("users")) == 0
     assert "hunter2" not in st.quarantine("users").payload[0], "a rejected password must not be kept in clear"
@@ -118,10 +164,19 @@ def test_export_and_erase_an_athlete(db_url, tmp_path):
 
 def _writer(url, k):
     st = Store(url)
-    rows = pd.DataFrame({"athlete_id": "A1", "date": pd.date_range("2024-01-01", periods=200).astype(str), "sport": "cricket",
-                         "duration_min": 60, "rpe": 5, "source": f"proc{k}", "source_id": [f"{k}-{i}" for i in range(200)]})
+    rows = pd.DataFrame(
+        {
+            "athlete_id": "A1",
+            "date": pd.date_range("2024-01-01", periods=200).astype(str),
+            "sport": "cricket",
+            "duration_min": 60,
+            "rpe": 5,
+            "source": f"proc{k}",
+            "source_id": [f"{k}-{i}" for i in range(200)],
+        }
+    )
     for i in range(0, len(rows), 20):
-        chunk = rows.iloc[i:i + 20]
+        chunk = rows.iloc[i : i + 20]
         st.write("sessions", chunk, source=f"proc{k}")
 
 
@@ -141,6 +196,7 @@ def test_several_processes_write_one_sqlite_file(tmp_path):
 
 def test_create_adds_columns_the_contracts_gained(db_url):
     import sqlalchemy as sa
+
     st = Store(db_url).create()
     with st.engine.begin() as c:
         c.execute(sa.text("ALTER TABLE sessions DROP COLUMN tss"))

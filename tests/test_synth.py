@@ -1,4 +1,5 @@
 """The synthetic cohort: determinism, contracts, integrity, and that the data follow the truth returned with them."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,8 +7,17 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pitchlab.core import ConfigError
 from pitchlab.schema import ENTITIES, SCHEMAS, validate
-from pitchlab.synth import (PHASES, SPORTS, Cohort, HazardParams, _ewma_acwr, cycle_phase, demo_cohort, make_cohort,
-                            severity_from_days)
+from pitchlab.synth import (
+    PHASES,
+    SPORTS,
+    Cohort,
+    HazardParams,
+    _ewma_acwr,
+    cycle_phase,
+    demo_cohort,
+    make_cohort,
+    severity_from_days,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +42,16 @@ def _assert_same(a: Cohort, b: Cohort):
 def _injured_days(c: Cohort) -> pd.DataFrame:
     "(athlete_id, date) of every day an athlete was out: onset+1 .. onset+days_lost."
     inj = c.injuries
-    rows = [(a, o + pd.Timedelta(days=k)) for a, o, n in zip(inj.athlete_id, inj.onset_date, inj.days_lost)
-            for k in range(1, int(n) + 1)]
+    rows = [
+        (a, o + pd.Timedelta(days=k))
+        for a, o, n in zip(inj.athlete_id, inj.onset_date, inj.days_lost)
+        for k in range(1, int(n) + 1)
+    ]
     return pd.DataFrame(rows, columns=["athlete_id", "date"])
 
 
 # --- determinism ------------------------------------------------------------------------------------------------
+
 
 def test_same_seed_identical_tables():
     kw = dict(n_teams=3, athletes_per_team=8, seasons=1, seed=11)
@@ -56,6 +70,7 @@ def test_different_seed_different_tables(demo, demos):
 
 
 # --- contracts and keys ----------------------------------------------------------------------------------------
+
 
 def test_tables_follow_contracts(demo):
     assert set(demo.tables()) == {"teams", "athletes", "sessions", "pitches", "wellness", "cycle_logs", "injuries"}
@@ -109,6 +124,7 @@ def test_source_ids_deterministic_and_readable(demo):
 
 
 # --- sessions, injuries -----------------------------------------------------------------------------------------
+
 
 def test_no_sessions_while_injured(demo):
     out = _injured_days(demo)
@@ -188,7 +204,11 @@ def test_pitch_values_realistic(demo):
     assert set(p.pitch_type.dropna()) == {"FF", "SL", "CH", "CU"}
     assert p.release_speed.between(65, 102).all()
     assert p.inning.between(1, 20).all()
-    assert (p.groupby(["game_pk", "at_bat_number"]).pitch_number.agg(lambda x: (np.sort(x) == np.arange(1, len(x) + 1)).all())).all()
+    assert (
+        p.groupby(["game_pk", "at_bat_number"]).pitch_number.agg(
+            lambda x: (np.sort(x) == np.arange(1, len(x) + 1)).all()
+        )
+    ).all()
     assert (p.groupby(["game_pk", "at_bat_number"]).athlete_id.nunique() == 1).all()
 
 
@@ -215,8 +235,7 @@ def test_velocity_sags_before_arm_injuries(demos):
 
 
 def test_pitcher_speed_is_truth_baseline_without_sag():
-    c = make_cohort(n_teams=2, athletes_per_team=20, seasons=1, seed=4,
-                    hazard=HazardParams(sag_mph=0.0, sag_rpm=0.0))
+    c = make_cohort(n_teams=2, athletes_per_team=20, seasons=1, seed=4, hazard=HazardParams(sag_mph=0.0, sag_rpm=0.0))
     p = c.pitches[c.pitches.pitch_type == "FF"]
     base = p.groupby("athlete_id").release_speed.mean()
     assert np.allclose(base, c.truth.athletes.set_index("athlete_id").speed_mph[base.index], atol=0.6)
@@ -232,6 +251,7 @@ def test_pitches_only_for_pitchers_and_cycles_only_for_women():
 
 # --- cycle and wellness -----------------------------------------------------------------------------------------
 
+
 def test_cycle_logs(demo):
     cl = demo.cycle_logs
     assert cl.phase.isin(PHASES).all() and cl.cycle_day.between(1, 35).all()
@@ -241,7 +261,9 @@ def test_cycle_logs(demo):
     lengths = d.groupby("athlete_id").cycle_day.apply(lambda x: x[x.shift(-1) == 1].median())
     assert np.allclose(lengths, t.set_index("athlete_id").cycle_length[lengths.index], atol=1.5)
     true_phase = d.set_index(["athlete_id", "date"]).phase
-    assert (cl.set_index(["athlete_id", "date"]).phase == true_phase.loc[cl.set_index(["athlete_id", "date"]).index]).all()
+    assert (
+        cl.set_index(["athlete_id", "date"]).phase == true_phase.loc[cl.set_index(["athlete_id", "date"]).index]
+    ).all()
     female_days = demo.athletes.sex.eq("F").sum() * demo.truth.daily.date.nunique()
     assert 0.5 < len(cl) / female_days < 0.97  # some missed logs
     assert cl.symptoms.notna().groupby(cl.phase).mean()["menstrual"] > 0.4
@@ -249,7 +271,16 @@ def test_cycle_logs(demo):
 
 def test_cycle_phase_convention():
     assert list(cycle_phase([1, 5, 6, 12, 13, 14, 15, 16, 28], 28)) == [
-        "menstrual", "menstrual", "follicular", "follicular", "ovulatory", "ovulatory", "ovulatory", "luteal", "luteal"]
+        "menstrual",
+        "menstrual",
+        "follicular",
+        "follicular",
+        "ovulatory",
+        "ovulatory",
+        "ovulatory",
+        "luteal",
+        "luteal",
+    ]
     assert list(cycle_phase([9, 10, 11, 12], 24)) == ["ovulatory"] * 3 + ["luteal"]
 
 
@@ -272,6 +303,7 @@ def test_wellness(demo):
 
 # --- the truth --------------------------------------------------------------------------------------------------
 
+
 def test_truth_eta_and_hazard_reconstruct(demo):
     t, hp = demo.truth, demo.truth.params
     d = t.daily
@@ -279,8 +311,16 @@ def test_truth_eta_and_hazard_reconstruct(demo):
     v = d.athlete_id.map(t.athletes.set_index("athlete_id").v_athlete)
     phase = d.phase.map({p: dict(hp.beta_phase)[p] for p in PHASES}).fillna(0.0)
     day = d.day_type.map({"rest": hp.beta_rest, "training": 0.0, "match": hp.beta_match})
-    eta = (hp.alpha + u + v + hp.beta_acwr * (d.acwr_ewma - 1) + hp.beta_chronic * d.chronic_z + hp.beta_prev * d.prev_injury
-           + phase + day)
+    eta = (
+        hp.alpha
+        + u
+        + v
+        + hp.beta_acwr * (d.acwr_ewma - 1)
+        + hp.beta_chronic * d.chronic_z
+        + hp.beta_prev * d.prev_injury
+        + phase
+        + day
+    )
     assert np.allclose(eta, d.eta)
     assert np.allclose(d.chronic_z, (d.chronic_ewma - hp.chronic_center) / hp.chronic_scale)
     r = d[d.at_risk]
@@ -334,7 +374,9 @@ def test_injuries_happen_on_days_at_risk(demo):
     on = d[d.injury | d.contact_injury]
     assert on.at_risk.all()
     assert not (d.injury & d.contact_injury).any()
-    ti = demo.truth.injuries.merge(d[d.injury | d.contact_injury], left_on=["athlete_id", "onset_date"], right_on=["athlete_id", "date"])
+    ti = demo.truth.injuries.merge(
+        d[d.injury | d.contact_injury], left_on=["athlete_id", "onset_date"], right_on=["athlete_id", "date"]
+    )
     assert len(ti) == len(demo.injuries)
     nc = ti[~ti.contact]
     assert np.allclose(nc.hazard_x, nc.hazard_y)
@@ -361,8 +403,10 @@ def test_contact_injuries_flagged(demos):
 def _with_effects(c: Cohort) -> pd.DataFrame:
     "The truth's daily rows with the athlete's team + athlete effect as column u."
     d = c.truth.daily
-    return d.assign(u=d.team_id.map(c.truth.teams.set_index("team_id").u_team)
-                    + d.athlete_id.map(c.truth.athletes.set_index("athlete_id").v_athlete))
+    return d.assign(
+        u=d.team_id.map(c.truth.teams.set_index("team_id").u_team)
+        + d.athlete_id.map(c.truth.athletes.set_index("athlete_id").v_athlete)
+    )
 
 
 def test_hazard_coefficients_recovered_by_logistic_regression(demos):
@@ -371,8 +415,9 @@ def test_hazard_coefficients_recovered_by_logistic_regression(demos):
     d = pd.concat([_with_effects(c) for c in cohorts])
     d = d[d.at_risk]
     hp = HazardParams()
-    X = np.column_stack([np.ones(len(d)), d.acwr_ewma - 1, d.chronic_z, d.prev_injury, d.day_type.eq("match"),
-                         d.day_type.eq("rest")]).astype(float)
+    X = np.column_stack(
+        [np.ones(len(d)), d.acwr_ewma - 1, d.chronic_z, d.prev_injury, d.day_type.eq("match"), d.day_type.eq("rest")]
+    ).astype(float)
     offset = d.u.to_numpy() + d.phase.map(dict(hp.beta_phase)).fillna(0.0).to_numpy()
     y = d.injury.to_numpy().astype(float)
     b = np.zeros(X.shape[1])
@@ -394,8 +439,10 @@ def test_hazard_coefficients_recovered_by_logistic_regression(demos):
 
 # --- sizes, arguments, properties ---------------------------------------------------------------------------
 
+
 def test_demo_sizes_and_speed():
     import time
+
     t0 = time.perf_counter()
     c = demo_cohort()
     assert time.perf_counter() - t0 < 5
@@ -412,14 +459,25 @@ def test_two_prefixes_share_a_store_without_key_collisions():
     for k in Cohort.TABLES:
         both = pd.concat([getattr(a, k), getattr(b, k)])
         assert not both.duplicated(list(ENTITIES[k].key)).any(), k
-    assert (a.pitches.drop(columns=["athlete_id", "game_pk"]).reset_index(drop=True)
-            .equals(b.pitches.drop(columns=["athlete_id", "game_pk"]).reset_index(drop=True)))  # only the ids differ
+    assert (
+        a.pitches.drop(columns=["athlete_id", "game_pk"])
+        .reset_index(drop=True)
+        .equals(b.pitches.drop(columns=["athlete_id", "game_pk"]).reset_index(drop=True))
+    )  # only the ids differ
 
 
-@pytest.mark.parametrize("kw, fragment", [
-    (dict(n_teams=0), "n_teams"), (dict(athletes_per_team=3), "athletes_per_team"), (dict(seasons=1.5), "seasons"),
-    (dict(n_teams=True), "n_teams"), (dict(start="someday"), "not a date"), (dict(start=None), "not a date"),
-    (dict(hazard={"alpha": -6}), "HazardParams")])
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [
+        (dict(n_teams=0), "n_teams"),
+        (dict(athletes_per_team=3), "athletes_per_team"),
+        (dict(seasons=1.5), "seasons"),
+        (dict(n_teams=True), "n_teams"),
+        (dict(start="someday"), "not a date"),
+        (dict(start=None), "not a date"),
+        (dict(hazard={"alpha": -6}), "HazardParams"),
+    ],
+)
 def test_bad_arguments_raise_config_error(kw, fragment):
     with pytest.raises(ConfigError, match=fragment) as e:
         make_cohort(**kw)
@@ -427,11 +485,16 @@ def test_bad_arguments_raise_config_error(kw, fragment):
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n_teams=st.integers(1, 5), athletes=st.integers(4, 9), seed=st.integers(0, 10_000),
-       start=st.dates(min_value=pd.Timestamp("2000-01-01").date(), max_value=pd.Timestamp("2030-12-31").date()))
+@given(
+    n_teams=st.integers(1, 5),
+    athletes=st.integers(4, 9),
+    seed=st.integers(0, 10_000),
+    start=st.dates(min_value=pd.Timestamp("2000-01-01").date(), max_value=pd.Timestamp("2030-12-31").date()),
+)
 def test_any_small_cohort_is_valid(n_teams, athletes, seed, start):
-    c = make_cohort(n_teams=n_teams, athletes_per_team=athletes, seasons=1, start=str(start), seed=seed,
-                    id_prefix=f"p{seed}")
+    c = make_cohort(
+        n_teams=n_teams, athletes_per_team=athletes, seasons=1, start=str(start), seed=seed, id_prefix=f"p{seed}"
+    )
     assert len(c.athletes) == n_teams * athletes
     assert c.truth.daily.date.min() == pd.Timestamp(start)
     for k, df in c.tables().items():

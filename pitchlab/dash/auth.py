@@ -16,269 +16,383 @@ __all__ = ['MIN_PASSWORD_LENGTH', 'ROLES', 'SENSITIVE', 'ADMIN_ONLY', 'PUBLIC', 
            'load_user', 'login', 'oauth_serve_args', 'user_from_claims', 'current_user']
 
 # %% ../../nbs/60_dash_auth.ipynb
-MIN_PASSWORD_LENGTH = 10 # shortest password `hash_password` accepts
+MIN_PASSWORD_LENGTH = 10  # shortest password `hash_password` accepts
+
 
 def _hasher():
     from argon2 import PasswordHasher
+
     return PasswordHasher()
 
-def hash_password(password:str, # the new password, at least MIN_PASSWORD_LENGTH characters
-                 )->str:
+
+def hash_password(
+    password: str,  # the new password, at least MIN_PASSWORD_LENGTH characters
+) -> str:
     "A salted argon2id hash of `password` for the users table (the password itself is never stored)."
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters",
-                              hint="choose a longer passphrase, e.g. three or four unrelated words")
+        raise ValidationError(
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters",
+            hint="choose a longer passphrase, e.g. three or four unrelated words",
+        )
     return _hasher().hash(password)
+
 
 _DUMMY_HASH = None
 
-def verify_password(password_hash:str|None, # stored argon2 (or bcrypt) hash; empty for OAuth-only users
-                    password:str, # what the person typed
-                   )->bool:
+
+def verify_password(
+    password_hash: str | None,  # stored argon2 (or bcrypt) hash; empty for OAuth-only users
+    password: str,  # what the person typed
+) -> bool:
     "Does `password` match `password_hash`? False for an empty or malformed hash, never an exception."
     global _DUMMY_HASH
     if not password_hash or not isinstance(password, str):
-        if _DUMMY_HASH is None: _DUMMY_HASH = _hasher().hash("pitchlab-timing-equaliser")
+        if _DUMMY_HASH is None:
+            _DUMMY_HASH = _hasher().hash("pitchlab-timing-equaliser")
         _safe_verify(_DUMMY_HASH, "x")  # spend the same time as a real check, so timing does not reveal usernames
         return False
-    if password_hash.startswith("$argon2"): return _safe_verify(password_hash, password)
+    if password_hash.startswith("$argon2"):
+        return _safe_verify(password_hash, password)
     if password_hash.startswith(("$2a$", "$2b$", "$2y$")):
-        try: import bcrypt
+        try:
+            import bcrypt
         except ImportError as e:
-            raise ConfigError("this account has a bcrypt password hash but the bcrypt package is not installed",
-                              hint="pip install bcrypt, or reset the password: `pitchlab users passwd <username>`") from e
+            raise ConfigError(
+                "this account has a bcrypt password hash but the bcrypt package is not installed",
+                hint="pip install bcrypt, or reset the password: `pitchlab users passwd <username>`",
+            ) from e
         return bool(bcrypt.checkpw(password.encode(), password_hash.encode()))
     return False
 
+
 def _safe_verify(h, password):
     from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-    try: return bool(_hasher().verify(h, password))
-    except (VerifyMismatchError, VerificationError, InvalidHashError): return False
+
+    try:
+        return bool(_hasher().verify(h, password))
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
 
 # %% ../../nbs/60_dash_auth.ipynb
-ROLES = ("athlete", "coach", "medical", "admin") # in increasing order of reach
+ROLES = ("athlete", "coach", "medical", "admin")  # in increasing order of reach
 
-def _teams(v)->tuple:
-    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA: return ()
-    if isinstance(v, str): v = v.split(",")
+
+def _teams(v) -> tuple:
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
+        return ()
+    if isinstance(v, str):
+        v = v.split(",")
     return tuple(dict.fromkeys(t.strip() for t in v if t and str(t).strip()))
+
 
 @dataclass(frozen=True)
 class User:
     "A signed-in person: username, role, and the athlete or teams the role applies to."
-    username: str # sign-in name (the actor written to the audit table)
-    role: str # one of ROLES
-    display_name: str|None = None # name shown in the dashboards
-    athlete_id: str|None = None # for role athlete: whose data is theirs
-    team_ids: tuple = () # for coach and medical: the teams they look after
+
+    username: str  # sign-in name (the actor written to the audit table)
+    role: str  # one of ROLES
+    display_name: str | None = None  # name shown in the dashboards
+    athlete_id: str | None = None  # for role athlete: whose data is theirs
+    team_ids: tuple = ()  # for coach and medical: the teams they look after
 
     def __post_init__(self):
         object.__setattr__(self, "team_ids", _teams(self.team_ids))
         if self.role not in ROLES:
             raise ValidationError(f"user {self.username!r}: role {self.role!r} is not one of {', '.join(ROLES)}")
         if self.role == "athlete" and not self.athlete_id:
-            raise ValidationError(f"user {self.username!r} has role athlete but no athlete_id",
-                                  hint=f"pitchlab users set-role {self.username} athlete --athlete-id <id>")
+            raise ValidationError(
+                f"user {self.username!r} has role athlete but no athlete_id",
+                hint=f"pitchlab users set-role {self.username} athlete --athlete-id <id>",
+            )
 
     @property
-    def name(self)->str: return self.display_name or self.username
+    def name(self) -> str:
+        return self.display_name or self.username
 
     @classmethod
-    def from_row(cls, row)->"User":
+    def from_row(cls, row) -> "User":
         "A User from one row (dict or Series) of the users table."
-        g = lambda k: None if (row.get(k) is None or (not isinstance(row.get(k), str) and pd.isna(row.get(k)))) else row.get(k)
-        return cls(username=str(row["username"]), role=str(row["role"]), display_name=g("display_name"),
-                   athlete_id=g("athlete_id"), team_ids=g("team_ids"))
+        g = lambda k: (
+            None if (row.get(k) is None or (not isinstance(row.get(k), str) and pd.isna(row.get(k)))) else row.get(k)
+        )
+        return cls(
+            username=str(row["username"]),
+            role=str(row["role"]),
+            display_name=g("display_name"),
+            athlete_id=g("athlete_id"),
+            team_ids=g("team_ids"),
+        )
 
 # %% ../../nbs/60_dash_auth.ipynb
-SENSITIVE = frozenset(n for n, e in ENTITIES.items() if e.sensitive) # cycle_logs, injuries: audited on every read
-ADMIN_ONLY = frozenset({"users", "audit", "quarantine"}) # account and audit tables
-PUBLIC = frozenset({"teams"}) # readable by anyone signed in
-PAGES = {"board": ("coach", "medical", "admin"), "athlete": ROLES, "whatif": ("coach", "medical", "admin"),
-         "pose": ROLES, "models": ("coach", "medical", "admin"), "compare": ("coach", "medical", "admin"), "entry": ROLES}
-WRITES = {"athlete": {"sessions", "wellness", "cycle_logs", "pose_results"},
-          "coach": {"sessions", "wellness", "pose_results"},
-          "medical": {"sessions", "wellness", "cycle_logs", "injuries", "pose_results"},
-          "admin": set(ENTITIES) - {"audit"}}
-SENSITIVE_ROLES = ("athlete", "medical") # roles that may reach cycle logs and injury detail (athletes: their own), as the data contract says
+SENSITIVE = frozenset(n for n, e in ENTITIES.items() if e.sensitive)  # cycle_logs, injuries: audited on every read
+ADMIN_ONLY = frozenset({"users", "audit", "quarantine"})  # account and audit tables
+PUBLIC = frozenset({"teams"})  # readable by anyone signed in
+PAGES = {
+    "board": ("coach", "medical", "admin"),
+    "athlete": ROLES,
+    "whatif": ("coach", "medical", "admin"),
+    "pose": ROLES,
+    "models": ("coach", "medical", "admin"),
+    "compare": ("coach", "medical", "admin"),
+    "entry": ROLES,
+}
+WRITES = {
+    "athlete": {"sessions", "wellness", "cycle_logs", "pose_results"},
+    "coach": {"sessions", "wellness", "pose_results"},
+    "medical": {"sessions", "wellness", "cycle_logs", "injuries", "pose_results"},
+    "admin": set(ENTITIES) - {"audit"},
+}
+SENSITIVE_ROLES = (
+    "athlete",
+    "medical",
+)  # roles that may reach cycle logs and injury detail (athletes: their own), as the data contract says
 ACTIONS = ("view", "read", "write", "retrain", "promote")
 
-def authorize(user:User|None, # the signed-in person (None: nobody signed in)
-              action:str, # one of ACTIONS
-              entity:str, # an entity of pitchlab.schema, or a page name of PAGES for action 'view', or 'models'
-              athlete_id:str|None=None, # whose data (None: a team-level or page-level request)
-              team_id:str|None=None, # the team concerned (for an athlete: the athlete's team)
-             )->None:
+
+def authorize(
+    user: User | None,  # the signed-in person (None: nobody signed in)
+    action: str,  # one of ACTIONS
+    entity: str,  # an entity of pitchlab.schema, or a page name of PAGES for action 'view', or 'models'
+    athlete_id: str | None = None,  # whose data (None: a team-level or page-level request)
+    team_id: str | None = None,  # the team concerned (for an athlete: the athlete's team)
+) -> None:
     "Allow or refuse one data access or action: returns None or raises AccessDenied saying why."
-    if not isinstance(user, User): raise AccessDenied("nobody is signed in", hint="sign in at /login")
-    if action not in ACTIONS: raise ConfigError(f"unknown action {action!r}", hint=f"use one of {ACTIONS}")
+    if not isinstance(user, User):
+        raise AccessDenied("nobody is signed in", hint="sign in at /login")
+    if action not in ACTIONS:
+        raise ConfigError(f"unknown action {action!r}", hint=f"use one of {ACTIONS}")
     role, who = user.role, f"{user.username} ({user.role})"
     if action == "view":
-        if entity not in PAGES: raise NotFoundError(f"no dashboard page {entity!r}", hint=f"pages: {sorted(PAGES)}")
+        if entity not in PAGES:
+            raise NotFoundError(f"no dashboard page {entity!r}", hint=f"pages: {sorted(PAGES)}")
         if role not in PAGES[entity]:
             raise AccessDenied(f"{who} cannot open the {entity} page", hint=f"it is for: {', '.join(PAGES[entity])}")
-        if athlete_id is None and team_id is None: return None
+        if athlete_id is None and team_id is None:
+            return None
         return _scope(user, athlete_id, team_id, who, entity)
     if action in ("retrain", "promote"):
-        if role != "admin": raise AccessDenied(f"{who} cannot {action} models", hint="ask an admin")
+        if role != "admin":
+            raise AccessDenied(f"{who} cannot {action} models", hint="ask an admin")
         return None
     if entity not in ENTITIES and entity != "models" and entity not in ADMIN_ONLY:
         raise NotFoundError(f"no entity {entity!r}", hint=f"entities: {sorted(ENTITIES)}")
-    if entity in ADMIN_ONLY and role != "admin": raise AccessDenied(f"{who} cannot {action} {entity}", hint="ask an admin")
+    if entity in ADMIN_ONLY and role != "admin":
+        raise AccessDenied(f"{who} cannot {action} {entity}", hint="ask an admin")
     if action == "write" and entity not in WRITES[role]:
-        raise AccessDenied(f"{who} cannot write {entity}", hint=f"a {role} may write: {', '.join(sorted(WRITES[role])) or 'nothing'}")
+        raise AccessDenied(
+            f"{who} cannot write {entity}", hint=f"a {role} may write: {', '.join(sorted(WRITES[role])) or 'nothing'}"
+        )
     if entity in SENSITIVE and role not in SENSITIVE_ROLES:
-        raise AccessDenied(f"{who} cannot see {entity.replace('_', ' ')}: menstrual-cycle and injury detail are for the athlete and the medical staff",
-                           hint="ask the team's medical staff")
-    if entity in PUBLIC or entity == "models" or role == "admin": return None
+        raise AccessDenied(
+            f"{who} cannot see {entity.replace('_', ' ')}: menstrual-cycle and injury detail are for the athlete and the medical staff",
+            hint="ask the team's medical staff",
+        )
+    if entity in PUBLIC or entity == "models" or role == "admin":
+        return None
     return _scope(user, athlete_id, team_id, who, entity)
+
 
 def _scope(user, athlete_id, team_id, who, what):
     "Row scope: athletes reach their own rows, coach and medical the rows of their teams."
-    if user.role == "admin": return None
+    if user.role == "admin":
+        return None
     if user.role == "athlete":
-        if athlete_id is None: raise AccessDenied(f"{who} may only reach their own data ({what}): name the athlete")
+        if athlete_id is None:
+            raise AccessDenied(f"{who} may only reach their own data ({what}): name the athlete")
         if str(athlete_id) != user.athlete_id:
             raise AccessDenied(f"{who} cannot reach another athlete's data ({what}, athlete {athlete_id})")
         return None
     if team_id is None:
-        raise AccessDenied(f"{who}: cannot tell which team athlete {athlete_id} is in ({what})" if athlete_id else
-                           f"{who}: say which team or athlete ({what})", hint="the athlete may not exist")
+        raise AccessDenied(
+            f"{who}: cannot tell which team athlete {athlete_id} is in ({what})"
+            if athlete_id
+            else f"{who}: say which team or athlete ({what})",
+            hint="the athlete may not exist",
+        )
     if str(team_id) not in user.team_ids:
-        raise AccessDenied(f"{who} cannot reach {'athlete ' + str(athlete_id) if athlete_id else 'team ' + str(team_id)} ({what}): not one of their teams",
-                           hint=f"their teams: {', '.join(user.team_ids) or 'none'}")
+        raise AccessDenied(
+            f"{who} cannot reach {'athlete ' + str(athlete_id) if athlete_id else 'team ' + str(team_id)} ({what}): not one of their teams",
+            hint=f"their teams: {', '.join(user.team_ids) or 'none'}",
+        )
     return None
 
 # %% ../../nbs/60_dash_auth.ipynb
 class DataAccess:
     "Every server-side data access of a dashboard session: authorised by `authorize`, audited as the signed-in user."
-    def __init__(self, store, # a pitchlab.store.Store
-                 user:User, # the signed-in person
-                 athletes:pd.DataFrame|None=None, # the whole athletes table if the caller already read it (e.g. cached); else read here
-                 teams:pd.DataFrame|None=None, # likewise the teams table
-                ):
-        if not isinstance(user, User): raise AccessDenied("nobody is signed in", hint="sign in at /login")
+
+    def __init__(
+        self,
+        store,  # a pitchlab.store.Store
+        user: User,  # the signed-in person
+        athletes: pd.DataFrame
+        | None = None,  # the whole athletes table if the caller already read it (e.g. cached); else read here
+        teams: pd.DataFrame | None = None,  # likewise the teams table
+    ):
+        if not isinstance(user, User):
+            raise AccessDenied("nobody is signed in", hint="sign in at /login")
         self.store, self.user = store, user
         self._athletes, self._teams = None, teams
-        if athletes is not None: self._set_athletes(athletes)
+        if athletes is not None:
+            self._set_athletes(athletes)
 
-    def _set_athletes(self, a:pd.DataFrame):
+    def _set_athletes(self, a: pd.DataFrame):
         self._athletes = a
         self._team = dict(zip(a["athlete_id"].astype(str), a["team_id"].astype(str)))
 
-    def __repr__(self): return f"DataAccess({self.user.username} as {self.user.role} on {self.store!r})"
+    def __repr__(self):
+        return f"DataAccess({self.user.username} as {self.user.role} on {self.store!r})"
 
     @property
-    def url(self)->str: return self.store.url
+    def url(self) -> str:
+        return self.store.url
 
-    def _all_athletes(self)->pd.DataFrame:
-        if self._athletes is None: self._set_athletes(self.store.read("athletes"))
+    def _all_athletes(self) -> pd.DataFrame:
+        if self._athletes is None:
+            self._set_athletes(self.store.read("athletes"))
         return self._athletes
 
-    def team_of(self, athlete_id:str)->str|None:
+    def team_of(self, athlete_id: str) -> str | None:
         "The team of `athlete_id` (None if the athlete is unknown)."
         self._all_athletes()
         return self._team.get(str(athlete_id))
 
-    def check(self, action:str, entity:str, athlete_id:str|None=None, team_id:str|None=None):
+    def check(self, action: str, entity: str, athlete_id: str | None = None, team_id: str | None = None):
         "`authorize` for this user, looking up the athlete's team."
-        if athlete_id is not None and team_id is None: team_id = self.team_of(athlete_id)
+        if athlete_id is not None and team_id is None:
+            team_id = self.team_of(athlete_id)
         authorize(self.user, action, entity, athlete_id, team_id)
 
-    def can(self, action:str, entity:str, athlete_id:str|None=None, team_id:str|None=None)->bool:
+    def can(self, action: str, entity: str, athlete_id: str | None = None, team_id: str | None = None) -> bool:
         "Would `check` allow it? (for showing or hiding a control; the access itself is checked again)"
-        try: self.check(action, entity, athlete_id, team_id); return True
-        except AccessDenied: return False
+        try:
+            self.check(action, entity, athlete_id, team_id)
+            return True
+        except AccessDenied:
+            return False
 
-    def roster(self)->pd.DataFrame:
+    def roster(self) -> pd.DataFrame:
         "The athletes this user may see (athlete_id, name, sex, sport, role, position, team_id ...); worked out once per DataAccess."
-        if getattr(self, "_roster", None) is not None: return self._roster
+        if getattr(self, "_roster", None) is not None:
+            return self._roster
         a, u = self._all_athletes(), self.user
-        if u.role == "admin": keep = pd.Series(True, index=a.index)
-        elif u.role == "athlete": keep = a["athlete_id"] == u.athlete_id
-        else: keep = a["team_id"].isin(u.team_ids)
+        if u.role == "admin":
+            keep = pd.Series(True, index=a.index)
+        elif u.role == "athlete":
+            keep = a["athlete_id"] == u.athlete_id
+        else:
+            keep = a["team_id"].isin(u.team_ids)
         out = a[keep].reset_index(drop=True)
-        for r in out.itertuples(): authorize(u, "read", "athletes", r.athlete_id, r.team_id)
+        for r in out.itertuples():
+            authorize(u, "read", "athletes", r.athlete_id, r.team_id)
         self._roster = out
         return out
 
-    def teams(self)->pd.DataFrame:
+    def teams(self) -> pd.DataFrame:
         "The teams of this user's athletes."
         authorize(self.user, "read", "teams")
         t = self._teams if self._teams is not None else self.store.read("teams")
         return t[t["team_id"].isin(set(self.roster()["team_id"]))].reset_index(drop=True)
 
     def _ids(self, entity, athlete_ids, action="read"):
-        if isinstance(athlete_ids, str): athlete_ids = [athlete_ids]
+        if isinstance(athlete_ids, str):
+            athlete_ids = [athlete_ids]
         ids = list(self.roster()["athlete_id"]) if athlete_ids is None else [str(a) for a in athlete_ids]
-        for a in ids: self.check(action, entity, a)
+        for a in ids:
+            self.check(action, entity, a)
         return ids
 
-    def read(self, entity:str, # entity to read
-             athlete_ids:list|str|None=None, # athletes (None: every athlete this user may see)
-             start=None, end=None, # date range of the entity's date column (inclusive)
-            )->pd.DataFrame:
+    def read(
+        self,
+        entity: str,  # entity to read
+        athlete_ids: list | str | None = None,  # athletes (None: every athlete this user may see)
+        start=None,
+        end=None,  # date range of the entity's date column (inclusive)
+    ) -> pd.DataFrame:
         "Authorise, then read `entity` from the store as this user (sensitive reads are audited with the username)."
         if entity in PUBLIC or (entity in ADMIN_ONLY and self.user.role == "admin"):
             authorize(self.user, "read", entity)
             return self.store.read(entity, start=start, end=end, actor=self.user.username)
         ids = self._ids(entity, athlete_ids)
-        if entity not in SENSITIVE and athlete_ids is None and self.user.role == "admin": ids = None
+        if entity not in SENSITIVE and athlete_ids is None and self.user.role == "admin":
+            ids = None
         return self.store.read(entity, ids, start, end, actor=self.user.username)
 
-    def through(self, fn, # loader called as fn(store_url, athlete_ids_tuple, **kwargs), e.g. a pn.cache'd function
-                entities:list, # the entities fn reads (none may be sensitive)
-                athlete_ids:list|None=None, # athletes (None: every athlete this user may see)
-                **kwargs):
+    def through(
+        self,
+        fn,  # loader called as fn(store_url, athlete_ids_tuple, **kwargs), e.g. a pn.cache'd function
+        entities: list,  # the entities fn reads (none may be sensitive)
+        athlete_ids: list | None = None,  # athletes (None: every athlete this user may see)
+        **kwargs,
+    ):
         "Authorise reading `entities` for `athlete_ids`, then call a (cached) loader with the authorised ids."
         bad = set(entities) & SENSITIVE
-        if bad: raise AccessDenied(f"{sorted(bad)} must be read with DataAccess.read so that each access is audited")
+        if bad:
+            raise AccessDenied(f"{sorted(bad)} must be read with DataAccess.read so that each access is audited")
         ids = None
-        for e in entities: ids = self._ids(e, athlete_ids)
+        for e in entities:
+            ids = self._ids(e, athlete_ids)
         return fn(self.url, tuple(ids or ()), **kwargs)
 
-    def write(self, entity:str, # entity to write (sessions, wellness, cycle_logs ...)
-              df:pd.DataFrame, # rows to write
-              source:str="form", # where they came from
-             ):
+    def write(
+        self,
+        entity: str,  # entity to write (sessions, wellness, cycle_logs ...)
+        df: pd.DataFrame,  # rows to write
+        source: str = "form",  # where they came from
+    ):
         "Authorise every athlete in `df`, stamp `entered_by`, validate and upsert through the store; returns its LoadReport."
         if entity in ENTITIES and "athlete_id" in ENTITIES[entity].columns:
-            if "athlete_id" not in df.columns: raise ValidationError(f"{entity}: the rows need an athlete_id column")
-            for a in pd.unique(df["athlete_id"].astype(str)): self.check("write", entity, a)
-        else: authorize(self.user, "write", entity)
+            if "athlete_id" not in df.columns:
+                raise ValidationError(f"{entity}: the rows need an athlete_id column")
+            for a in pd.unique(df["athlete_id"].astype(str)):
+                self.check("write", entity, a)
+        else:
+            authorize(self.user, "write", entity)
         df = df.copy()
         if entity in ENTITIES and "entered_by" in ENTITIES[entity].columns:
             df["entered_by"] = df["entered_by"].fillna(self.user.username) if "entered_by" in df else self.user.username
         rep = self.store.write(entity, df, source=source)
-        self.store.log("write", entity, athlete_id=str(df["athlete_id"].iloc[0]) if "athlete_id" in df and df["athlete_id"].nunique() == 1 else None,
-                       detail=f"{rep.inserted} inserted, {rep.updated} updated, {rep.quarantined} quarantined from {source}", actor=self.user.username)
+        self.store.log(
+            "write",
+            entity,
+            athlete_id=str(df["athlete_id"].iloc[0])
+            if "athlete_id" in df and df["athlete_id"].nunique() == 1
+            else None,
+            detail=f"{rep.inserted} inserted, {rep.updated} updated, {rep.quarantined} quarantined from {source}",
+            actor=self.user.username,
+        )
         return rep
 
-    def log(self, action:str, entity:str, athlete_id:str|None=None, detail:str|None=None):
+    def log(self, action: str, entity: str, athlete_id: str | None = None, detail: str | None = None):
         "Write an audit event with this user as actor."
         self.store.log(action, entity, athlete_id=athlete_id, detail=detail, actor=self.user.username)
 
 # %% ../../nbs/60_dash_auth.ipynb
 def _default_store():
     from pitchlab.store import Store
+
     return Store(settings().db_url)
 
-def _user_rows(username:str, store=None)->pd.DataFrame:
+
+def _user_rows(username: str, store=None) -> pd.DataFrame:
     "Rows of the users table whose username matches, ignoring case and surrounding spaces."
     u = (store or _default_store()).read("users")
     return u[u["username"].str.lower() == str(username).strip().lower()]
 
-def load_user(username:str, # sign-in name
-              store=None, # a Store (default: the configured store)
-             )->User|None:
+
+def load_user(
+    username: str,  # sign-in name
+    store=None,  # a Store (default: the configured store)
+) -> User | None:
     "The User row of `username` from the users table (None if there is none)."
     hit = _user_rows(username, store)
     return User.from_row(hit.iloc[0]) if len(hit) else None
 
-def login(username:str, # what the person typed as username
-          password:str, # and as password
-          store=None, # a Store (default: the configured store)
-         )->User|None:
+
+def login(
+    username: str,  # what the person typed as username
+    password: str,  # and as password
+    store=None,  # a Store (default: the configured store)
+) -> User | None:
     "Check a local sign-in against the users table: the User, or None; both outcomes are audited."
     store = store or _default_store()
     hit = _user_rows(username, store)
@@ -293,105 +407,153 @@ OAUTH_PROVIDERS = {
     "auth0": dict(panel="auth0", extra={"subdomain": "<tenant subdomain>"}, role_claim="https://pitchlab/roles"),
     "azure": dict(panel="azurev2", extra={"tenant": "<tenant id>"}, role_claim="roles"),
     "google": dict(panel="google", extra={}, role_claim="roles"),
-    "generic": dict(panel="generic", extra={"TOKEN_URL": "<token endpoint>", "AUTHORIZE_URL": "<authorize endpoint>",
-                                           "USER_URL": "<userinfo endpoint>", "USER_KEY": "email"}, role_claim="roles"),
-} # pitchlab's name -> Panel's --oauth-provider, its --oauth-extra-params, and where the role claim usually is
+    "generic": dict(
+        panel="generic",
+        extra={
+            "TOKEN_URL": "<token endpoint>",
+            "AUTHORIZE_URL": "<authorize endpoint>",
+            "USER_URL": "<userinfo endpoint>",
+            "USER_KEY": "email",
+        },
+        role_claim="roles",
+    ),
+}  # pitchlab's name -> Panel's --oauth-provider, its --oauth-extra-params, and where the role claim usually is
 
-USERNAME_CLAIMS = ("user", "email", "preferred_username", "upn", "unique_name", "login", "sub") # tried in order
+USERNAME_CLAIMS = ("user", "email", "preferred_username", "upn", "unique_name", "login", "sub")  # tried in order
 
-def oauth_serve_args(provider:str, # auth0, azure, google or generic
-                     redirect_uri:str="https://<host>/app", # the dashboard URL registered with the provider
-                     **extra, # values for the provider's extra parameters (subdomain, tenant, TOKEN_URL ...)
-                    )->list:
+
+def oauth_serve_args(
+    provider: str,  # auth0, azure, google or generic
+    redirect_uri: str = "https://<host>/app",  # the dashboard URL registered with the provider
+    **extra,  # values for the provider's extra parameters (subdomain, tenant, TOKEN_URL ...)
+) -> list:
     "The `panel serve` arguments for an OAuth provider; key, secret and cookie secret come from PANEL_* variables."
-    if provider not in OAUTH_PROVIDERS: raise ConfigError(f"unknown OAuth provider {provider!r}", hint=f"use one of {sorted(OAUTH_PROVIDERS)}")
+    if provider not in OAUTH_PROVIDERS:
+        raise ConfigError(f"unknown OAuth provider {provider!r}", hint=f"use one of {sorted(OAUTH_PROVIDERS)}")
     p = OAUTH_PROVIDERS[provider]
     args = ["--oauth-provider", p["panel"]]
     params = {**p["extra"], **extra}
-    if params: args += ["--oauth-extra-params", repr(params)]
+    if params:
+        args += ["--oauth-extra-params", repr(params)]
     return args + ["--oauth-redirect-uri", redirect_uri]
+
 
 def _role_from(value, role_map):
     vals = value if isinstance(value, (list, tuple, set)) else str(value).replace(";", ",").split(",") if value else []
     found = []
     for v in vals:
         v = str(v).strip().lower()
-        r = role_map.get(v) or next((r for r in ROLES if v in (r, f"pitchlab-{r}", f"pitchlab.{r}", f"pitchlab:{r}", f"pitchlab_{r}")), None)
-        if r: found.append(r)
+        r = role_map.get(v) or next(
+            (r for r in ROLES if v in (r, f"pitchlab-{r}", f"pitchlab.{r}", f"pitchlab:{r}", f"pitchlab_{r}")), None
+        )
+        if r:
+            found.append(r)
     return max(found, key=ROLES.index) if found else None
 
-def user_from_claims(claims:dict, # pn.state.user_info (plus 'user': pn.state.user)
-                     users:pd.DataFrame|None=None, # the users table (rows here win over claims)
-                     role_claim:str|None=None, # claim holding the role(s) (default PITCHLAB_OAUTH_ROLE_CLAIM or 'roles')
-                     team_claim:str|None=None, # claim holding team ids (default PITCHLAB_OAUTH_TEAM_CLAIM or 'pitchlab_teams')
-                     athlete_claim:str="pitchlab_athlete_id", # claim holding an athlete's id
-                     role_map:dict|None=None, # extra claim value -> role, e.g. {'physio': 'medical'}
-                    )->User:
+
+def user_from_claims(
+    claims: dict,  # pn.state.user_info (plus 'user': pn.state.user)
+    users: pd.DataFrame | None = None,  # the users table (rows here win over claims)
+    role_claim: str | None = None,  # claim holding the role(s) (default PITCHLAB_OAUTH_ROLE_CLAIM or 'roles')
+    team_claim: str | None = None,  # claim holding team ids (default PITCHLAB_OAUTH_TEAM_CLAIM or 'pitchlab_teams')
+    athlete_claim: str = "pitchlab_athlete_id",  # claim holding an athlete's id
+    role_map: dict | None = None,  # extra claim value -> role, e.g. {'physio': 'medical'}
+) -> User:
     "Map an OAuth sign-in to a User: the users table first, then a role claim; refuse when neither names a role."
     claims = dict(claims or {})
     username = next((str(claims[k]) for k in USERNAME_CLAIMS if claims.get(k)), None)
-    if not username: raise AccessDenied("the sign-in carried no user name", hint=f"expected one of the claims {USERNAME_CLAIMS}")
+    if not username:
+        raise AccessDenied("the sign-in carried no user name", hint=f"expected one of the claims {USERNAME_CLAIMS}")
     if users is not None and len(users):
         hit = users[users["username"].str.lower() == username.lower()]
-        if len(hit): return User.from_row(hit.iloc[0])
+        if len(hit):
+            return User.from_row(hit.iloc[0])
     role_claim = role_claim or os.environ.get("PITCHLAB_OAUTH_ROLE_CLAIM", "roles")
     team_claim = team_claim or os.environ.get("PITCHLAB_OAUTH_TEAM_CLAIM", "pitchlab_teams")
-    role = _role_from(claims.get(role_claim) or claims.get("groups"), {k.lower(): v for k, v in (role_map or {}).items()})
+    role = _role_from(
+        claims.get(role_claim) or claims.get("groups"), {k.lower(): v for k, v in (role_map or {}).items()}
+    )
     if role is None:
-        raise AccessDenied(f"{username} signed in but has no pitchlab role",
-                           hint=f"an admin can run: pitchlab users add {username} --role coach --teams <team ids> --no-password")
-    try: return User(username=username, role=role, display_name=claims.get("name"), athlete_id=claims.get(athlete_claim),
-                     team_ids=claims.get(team_claim))
+        raise AccessDenied(
+            f"{username} signed in but has no pitchlab role",
+            hint=f"an admin can run: pitchlab users add {username} --role coach --teams <team ids> --no-password",
+        )
+    try:
+        return User(
+            username=username,
+            role=role,
+            display_name=claims.get("name"),
+            athlete_id=claims.get(athlete_claim),
+            team_ids=claims.get(team_claim),
+        )
     except ValidationError as e:
-        raise AccessDenied(f"{username} signed in as {role} but the claims are incomplete: {e.message}",
-                           hint=f"an admin can add the account: pitchlab users add {username} --role {role} ... --no-password") from e
+        raise AccessDenied(
+            f"{username} signed in as {role} but the claims are incomplete: {e.message}",
+            hint=f"an admin can add the account: pitchlab users add {username} --role {role} ... --no-password",
+        ) from e
 
 # %% ../../nbs/60_dash_auth.ipynb
-def current_user(store=None, # a Store (default: the configured store)
-                 user:str|None=None, # the signed-in name (default: pn.state.user)
-                 claims:dict|None=None, # its claims (default: pn.state.user_info)
-                 auth_configured:bool|None=None, # is a sign-in provider on? (default: from Panel's config)
-                 environ:dict|None=None, # environment (default: os.environ), for PITCHLAB_DASH_USER
-                 users:pd.DataFrame|None=None, # the users table if the caller already read it (default: read it here)
-                )->User:
+def current_user(
+    store=None,  # a Store (default: the configured store)
+    user: str | None = None,  # the signed-in name (default: pn.state.user)
+    claims: dict | None = None,  # its claims (default: pn.state.user_info)
+    auth_configured: bool | None = None,  # is a sign-in provider on? (default: from Panel's config)
+    environ: dict | None = None,  # environment (default: os.environ), for PITCHLAB_DASH_USER
+    users: pd.DataFrame | None = None,  # the users table if the caller already read it (default: read it here)
+) -> User:
     "The User of this dashboard session, from Panel's sign-in (or PITCHLAB_DASH_USER when no sign-in is configured)."
     environ = os.environ if environ is None else environ
     if store is None:
         from pitchlab.store import Store
+
         store = Store(settings().db_url)
     if user is None or claims is None or auth_configured is None:
         import panel as pn
+
         user = pn.state.user if user is None else user
         claims = (pn.state.user_info or {}) if claims is None else claims
-        if auth_configured is None: auth_configured = bool(pn.config.oauth_provider or pn.config.basic_auth)
+        if auth_configured is None:
+            auth_configured = bool(pn.config.oauth_provider or pn.config.basic_auth)
     if user and user != "guest":
         return user_from_claims({**dict(claims or {}), "user": user}, store.read("users") if users is None else users)
     dev = environ.get("PITCHLAB_DASH_USER")
     if dev:
-        if auth_configured: raise AccessDenied("PITCHLAB_DASH_USER is ignored when a sign-in provider is configured")
-        hit = (users if users is not None else store.read("users")).pipe(lambda u: u[u["username"].str.lower() == dev.strip().lower()])
-        if not len(hit): raise AccessDenied(f"PITCHLAB_DASH_USER={dev!r} is not in the users table", hint="pitchlab users list")
+        if auth_configured:
+            raise AccessDenied("PITCHLAB_DASH_USER is ignored when a sign-in provider is configured")
+        hit = (users if users is not None else store.read("users")).pipe(
+            lambda u: u[u["username"].str.lower() == dev.strip().lower()]
+        )
+        if not len(hit):
+            raise AccessDenied(f"PITCHLAB_DASH_USER={dev!r} is not in the users table", hint="pitchlab users list")
         return User.from_row(hit.iloc[0])
-    raise AccessDenied("nobody is signed in: this dashboard needs a sign-in provider",
-                       hint="serve with: --plugins pitchlab.dash.auth --oauth-provider pitchlab --cookie-secret $PANEL_COOKIE_SECRET")
+    raise AccessDenied(
+        "nobody is signed in: this dashboard needs a sign-in provider",
+        hint="serve with: --plugins pitchlab.dash.auth --oauth-provider pitchlab --cookie-secret $PANEL_COOKIE_SECRET",
+    )
 
 # %% ../../nbs/60_dash_auth.ipynb
 _PANEL = {}
 
-def _panel_auth()->dict:
+
+def _panel_auth() -> dict:
     "Build (once) Panel's login handler and provider for the users table, and register it as provider 'pitchlab'."
-    if _PANEL: return _PANEL
+    if _PANEL:
+        return _PANEL
     from panel.auth import AUTH_PROVIDERS, BasicAuthProvider, BasicLoginHandler
     from panel.config import config
 
     class PitchlabLoginHandler(BasicLoginHandler):
         "Panel's login form, checked against pitchlab's users table with argon2 (every attempt audited)."
+
         def _validate(self, username, password):
-            try: return login(username, password) is not None
-            except Exception: return False
+            try:
+                return login(username, password) is not None
+            except Exception:
+                return False
 
     class PitchlabAuthProvider(BasicAuthProvider):
         "Panel's basic-auth provider with pitchlab's login handler (for `pn.serve(..., auth_provider=...)`)."
+
         @property
         def login_handler(self):
             PitchlabLoginHandler._login_endpoint = self._login_endpoint
@@ -400,11 +562,14 @@ def _panel_auth()->dict:
 
     AUTH_PROVIDERS["pitchlab"] = PitchlabLoginHandler
     sel = config.param.objects(False)["_oauth_provider"]
-    if "pitchlab" not in sel.objects: sel.objects = [*sel.objects, "pitchlab"]
+    if "pitchlab" not in sel.objects:
+        sel.objects = [*sel.objects, "pitchlab"]
     _PANEL.update(PitchlabLoginHandler=PitchlabLoginHandler, PitchlabAuthProvider=PitchlabAuthProvider, ROUTES=[])
     return _PANEL
 
+
 def __getattr__(name):
     "Panel's classes (PitchlabLoginHandler, PitchlabAuthProvider) and the plugin's ROUTES, built on first access."
-    if name in ("PitchlabLoginHandler", "PitchlabAuthProvider", "ROUTES"): return _panel_auth()[name]
+    if name in ("PitchlabLoginHandler", "PitchlabAuthProvider", "ROUTES"):
+        return _panel_auth()[name]
     raise AttributeError(f"module 'pitchlab.dash.auth' has no attribute {name!r}")

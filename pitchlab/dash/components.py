@@ -4,7 +4,14 @@
 
 # %% ../../nbs/62_dash_components.ipynb 1
 from __future__ import annotations
-import functools, importlib.util, io, json, os, threading, time, uuid
+import functools
+import importlib.util
+import io
+import json
+import os
+import threading
+import time
+import uuid
 from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
@@ -24,45 +31,77 @@ __all__ = ['VARIANTS', 'CHRONIC_OF', 'VIOLATION_COLUMNS', 'MOVEMENTS', 'WELLNESS
            'EntryForms', 'App', 'build_app', 'warm_caches', 'serve_app']
 
 # %% ../../nbs/62_dash_components.ipynb
-VARIANTS = {"acwr_ewma": "EWMA (Williams 2017)", "acwr_rolling": "rolling, coupled", "acwr_uncoupled": "rolling, uncoupled (Lolli 2019)"}
-CHRONIC_OF = {"acwr_ewma": "ewma_chronic", "acwr_rolling": "chronic_load", "acwr_uncoupled": "chronic_uncoupled"} # the chronic load behind each ACWR
+VARIANTS = {
+    "acwr_ewma": "EWMA (Williams 2017)",
+    "acwr_rolling": "rolling, coupled",
+    "acwr_uncoupled": "rolling, uncoupled (Lolli 2019)",
+}
+CHRONIC_OF = {
+    "acwr_ewma": "ewma_chronic",
+    "acwr_rolling": "chronic_load",
+    "acwr_uncoupled": "chronic_uncoupled",
+}  # the chronic load behind each ACWR
+
 
 class RiskProvider:
     "Interface: features (one row per athlete, or athlete-day) -> risk with an interval and its factors."
-    label = "risk provider" # shown on every page that shows risk
+
+    label = "risk provider"  # shown on every page that shows risk
+
     @property
-    def key(self)->str: return type(self).__name__ # identifies the provider's settings (for caches)
-    def for_variant(self, variant:str)->"RiskProvider": return self # the provider to use when the person picks another ACWR
-    def predict(self, features:pd.DataFrame, # athlete_id (and date) with the provider's features
-               )->pd.DataFrame:
+    def key(self) -> str:
+        return type(self).__name__  # identifies the provider's settings (for caches)
+
+    def for_variant(self, variant: str) -> "RiskProvider":
+        return self  # the provider to use when the person picks another ACWR
+
+    def predict(
+        self,
+        features: pd.DataFrame,  # athlete_id (and date) with the provider's features
+    ) -> pd.DataFrame:
         "DataFrame[athlete_id, (date,) risk, lower, upper, factors] aligned with `features`."
         raise NotImplementedError
 
+
 class AcwrRuleRisk(RiskProvider):
     "The plain ACWR rule: base rate x relative risk of the ACWR band; interval over the three ACWR definitions."
+
     label = "risk: ACWR rule until a model is promoted"
-    def __init__(self, variant:str="acwr_ewma", # the ACWR that gives the point risk
-                 base_rate:float=0.02, # risk of a non-contact injury in the horizon at ACWR below the first band
-                 bands:tuple=((1.42, 1.66), (2.0, 4.5)), # (ACWR threshold, relative risk): Warren 2018, Hulin 2014
-                 horizon_days:int=7, # the horizon the base rate refers to
-                ):
-        if variant not in VARIANTS: raise ValidationError(f"unknown ACWR variant {variant!r}", hint=f"use one of {list(VARIANTS)}")
-        self.variant, self.base_rate, self.bands, self.horizon_days = variant, float(base_rate), tuple(bands), int(horizon_days)
+
+    def __init__(
+        self,
+        variant: str = "acwr_ewma",  # the ACWR that gives the point risk
+        base_rate: float = 0.02,  # risk of a non-contact injury in the horizon at ACWR below the first band
+        bands: tuple = ((1.42, 1.66), (2.0, 4.5)),  # (ACWR threshold, relative risk): Warren 2018, Hulin 2014
+        horizon_days: int = 7,  # the horizon the base rate refers to
+    ):
+        if variant not in VARIANTS:
+            raise ValidationError(f"unknown ACWR variant {variant!r}", hint=f"use one of {list(VARIANTS)}")
+        self.variant, self.base_rate, self.bands, self.horizon_days = (
+            variant,
+            float(base_rate),
+            tuple(bands),
+            int(horizon_days),
+        )
 
     @property
-    def key(self)->str: return f"acwr_rule:{self.variant}:{self.base_rate}:{self.bands}"
+    def key(self) -> str:
+        return f"acwr_rule:{self.variant}:{self.base_rate}:{self.bands}"
 
-    def relative_risk(self, acwr)->np.ndarray:
+    def relative_risk(self, acwr) -> np.ndarray:
         "Relative risk of each ACWR value (NaN stays NaN)."
         a = np.asarray(acwr, dtype=float)
         rr = np.ones_like(a)
-        for thr, r in self.bands: rr = np.where(a >= thr, r, rr)
+        for thr, r in self.bands:
+            rr = np.where(a >= thr, r, rr)
         return np.where(np.isnan(a), np.nan, rr)
 
-    def predict(self, features:pd.DataFrame)->pd.DataFrame:
-        if "athlete_id" not in features: raise ValidationError("features need an athlete_id column")
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        if "athlete_id" not in features:
+            raise ValidationError("features need an athlete_id column")
         have = [v for v in VARIANTS if v in features]
-        if self.variant not in have: raise ValidationError(f"features need the column {self.variant}", hint="see pitchlab.load.daily_metrics")
+        if self.variant not in have:
+            raise ValidationError(f"features need the column {self.variant}", hint="see pitchlab.load.daily_metrics")
         risks = np.column_stack([np.clip(self.base_rate * self.relative_risk(features[v]), 0, 1) for v in have])
         point = risks[:, have.index(self.variant)]
         with np.errstate(all="ignore"):
@@ -75,13 +114,16 @@ class AcwrRuleRisk(RiskProvider):
             m = a >= thr
             fac[m] = [f"{VARIANTS[self.variant].split(' (')[0]} ACWR {x:.2f} >= {thr:g} (RR {r:g})" for x in a[m]]
         out = pd.DataFrame({"athlete_id": features["athlete_id"].to_numpy()}, index=features.index)
-        if "date" in features: out["date"] = features["date"].to_numpy()
+        if "date" in features:
+            out["date"] = features["date"].to_numpy()
         out["risk"], out["lower"], out["upper"], out["factors"] = point, lo, hi, fac
         return out
 
-def risk_level(risk, # risks on the provider's scale
-               base_rate:float=0.02, # the provider's base rate
-              )->np.ndarray:
+
+def risk_level(
+    risk,  # risks on the provider's scale
+    base_rate: float = 0.02,  # the provider's base rate
+) -> np.ndarray:
     "Badge level of each risk: 'high' (>= 3x base rate), 'moderate' (>= 1.3x), 'low', or '' when unknown."
     r = np.asarray(risk, dtype=float)
     return np.select([np.isnan(r), r >= 3 * base_rate, r >= 1.3 * base_rate], ["", "high", "moderate"], "low")
@@ -89,80 +131,130 @@ def risk_level(risk, # risks on the provider's scale
 # %% ../../nbs/62_dash_components.ipynb
 VIOLATION_COLUMNS = ["athlete_id", "date", "ruleset", "rule", "message"]
 
+
 class RuleChecker:
     "Interface: daily activity -> the rule violations in it."
+
     name = "no rules"
+
     @property
-    def available(self)->bool: return False
+    def available(self) -> bool:
+        return False
+
     @property
-    def note(self)->str: return "" # what to tell the user when checks are unavailable
+    def note(self) -> str:
+        return ""  # what to tell the user when checks are unavailable
+
     @property
-    def key(self)->str: return type(self).__name__
-    def check(self, activity:pd.DataFrame, # sessions: athlete_id, date, sport, session_type, pitches, balls_bowled, overs, load
-              athletes:pd.DataFrame, # athlete_id, birth_date, sport, role (for age- and role-specific rules)
-             )->pd.DataFrame:
+    def key(self) -> str:
+        return type(self).__name__
+
+    def check(
+        self,
+        activity: pd.DataFrame,  # sessions: athlete_id, date, sport, session_type, pitches, balls_bowled, overs, load
+        athletes: pd.DataFrame,  # athlete_id, birth_date, sport, role (for age- and role-specific rules)
+    ) -> pd.DataFrame:
         "DataFrame with VIOLATION_COLUMNS (empty when nothing is broken)."
         return pd.DataFrame(columns=VIOLATION_COLUMNS)
 
+
 class LibraryRules(RuleChecker):
     "Pitch Smart (baseball) and ECB fast-bowling (cricket) checks from pitchlab.rules, with each athlete's age."
-    name = "Pitch Smart, ECB"
-    SPORT = {"pitch_smart": "baseball", "ecb_fast_bowling": "cricket"} # which athletes a rule set applies to
-    def __init__(self, rulesets:tuple=("pitch_smart", "ecb_fast_bowling"), # rule sets to check (newest published versions)
-                 adults:str="oldest", # athletes older than a rule set's oldest age group: 'oldest' applies that group's limits, 'skip' leaves them unchecked
-                ):
-        if adults not in ("oldest", "skip"): raise ValidationError(f"adults must be 'oldest' or 'skip', not {adults!r}")
-        self.rulesets, self.adults = tuple(rulesets), adults
-    @property
-    def available(self)->bool: return importlib.util.find_spec("pitchlab.rules") is not None
-    @property
-    def note(self)->str:
-        if not self.available: return "rule checks: pitchlab.rules is not installed yet, so no Pitch Smart or ECB check is shown"
-        return ("rules: youth guidelines; adults are checked against the oldest age group's limits" if self.adults == "oldest"
-                else "rules: youth guidelines; athletes older than their age groups are not checked")
-    @property
-    def key(self)->str: return f"library:{self.rulesets}:{self.adults}"
 
-    def ages(self, athletes:pd.DataFrame, on)->pd.Series:
+    name = "Pitch Smart, ECB"
+    SPORT = {"pitch_smart": "baseball", "ecb_fast_bowling": "cricket"}  # which athletes a rule set applies to
+
+    def __init__(
+        self,
+        rulesets: tuple = ("pitch_smart", "ecb_fast_bowling"),  # rule sets to check (newest published versions)
+        adults: str = "oldest",  # athletes older than a rule set's oldest age group: 'oldest' applies that group's limits, 'skip' leaves them unchecked
+    ):
+        if adults not in ("oldest", "skip"):
+            raise ValidationError(f"adults must be 'oldest' or 'skip', not {adults!r}")
+        self.rulesets, self.adults = tuple(rulesets), adults
+
+    @property
+    def available(self) -> bool:
+        return importlib.util.find_spec("pitchlab.rules") is not None
+
+    @property
+    def note(self) -> str:
+        if not self.available:
+            return "rule checks: pitchlab.rules is not installed yet, so no Pitch Smart or ECB check is shown"
+        return (
+            "rules: youth guidelines; adults are checked against the oldest age group's limits"
+            if self.adults == "oldest"
+            else "rules: youth guidelines; athletes older than their age groups are not checked"
+        )
+
+    @property
+    def key(self) -> str:
+        return f"library:{self.rulesets}:{self.adults}"
+
+    def ages(self, athletes: pd.DataFrame, on) -> pd.Series:
         "Whole years of age of each athlete on day `on` (NaN without a birth date)."
         b = athletes.set_index("athlete_id")["birth_date"]
         return np.floor((pd.Timestamp(on) - b).dt.days / 365.25)
 
     def check(self, activity, athletes):
-        if not self.available or not len(activity): return pd.DataFrame(columns=VIOLATION_COLUMNS)
+        if not self.available or not len(activity):
+            return pd.DataFrame(columns=VIOLATION_COLUMNS)
         from pitchlab import rules
+
         age = self.ages(athletes, activity["date"].max())
         sport = athletes.set_index("athlete_id")["sport"]
         out = []
         for rs in self.rulesets:
             groups = rules.load_ruleset(rs)["age_groups"]
             lo, hi = min(g["ages"][0] for g in groups), max(g["ages"][1] for g in groups)
-            a = age[(sport.reindex(age.index) == self.SPORT.get(rs, sport.reindex(age.index))) & age.notna() & (age >= lo)]
-            if self.adults == "oldest": a = a.clip(upper=hi)
-            else: a = a[a <= hi]
+            a = age[
+                (sport.reindex(age.index) == self.SPORT.get(rs, sport.reindex(age.index))) & age.notna() & (age >= lo)
+            ]
+            if self.adults == "oldest":
+                a = a.clip(upper=hi)
+            else:
+                a = a[a <= hi]
             act = activity[activity["athlete_id"].isin(a.index)]
-            if not len(act): continue
+            if not len(act):
+                continue
             v = rules.check(act, rs, age=a.astype(int).to_dict())
-            if len(v): out.append(v)
+            if len(v):
+                out.append(v)
         return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=VIOLATION_COLUMNS)
 
 # %% ../../nbs/62_dash_components.ipynb
 class RetrainBackend:
     "Interface of the Models page: registered versions, background retraining with progress, promote, roll back."
-    stub = False # True: nothing real happens (the page says so)
+
+    stub = False  # True: nothing real happens (the page says so)
     model_name = "injury_risk"
-    def versions(self)->pd.DataFrame: raise NotImplementedError # version, created, champion, data_first, data_last, metrics ...
-    def start(self, start, end, actor:str)->str: raise NotImplementedError # start a run; returns a job id
-    def status(self, job:str)->dict: raise NotImplementedError # progress 0-1 (None: unknown), message, done, ok, error
-    def promote(self, version:str, actor:str)->dict: raise NotImplementedError
-    def rollback(self, actor:str)->str: raise NotImplementedError
+
+    def versions(self) -> pd.DataFrame:
+        raise NotImplementedError  # version, created, champion, data_first, data_last, metrics ...
+
+    def start(self, start, end, actor: str) -> str:
+        raise NotImplementedError  # start a run; returns a job id
+
+    def status(self, job: str) -> dict:
+        raise NotImplementedError  # progress 0-1 (None: unknown), message, done, ok, error
+
+    def promote(self, version: str, actor: str) -> dict:
+        raise NotImplementedError
+
+    def rollback(self, actor: str) -> str:
+        raise NotImplementedError
+
 
 class StubRetrainBackend(RetrainBackend):
     "In-memory stand-in: a fake run of `steps` steps in a thread; versions and champion in memory."
+
     stub = True
-    def __init__(self, steps:int=10, # steps of a fake run
-                 step_s:float=0.2, # seconds per step
-                ):
+
+    def __init__(
+        self,
+        steps: int = 10,  # steps of a fake run
+        step_s: float = 0.2,  # seconds per step
+    ):
         self.steps, self.step_s = steps, step_s
         self._versions, self._jobs, self._history, self._lock = [], {}, [], threading.Lock()
 
@@ -171,9 +263,11 @@ class StubRetrainBackend(RetrainBackend):
         return pd.DataFrame(self._versions, columns=cols).assign(champion=lambda d: d.version.isin(self._history[-1:]))
 
     def start(self, start, end, actor):
-        if pd.Timestamp(end) < pd.Timestamp(start): raise ValidationError("the date range ends before it starts")
+        if pd.Timestamp(end) < pd.Timestamp(start):
+            raise ValidationError("the date range ends before it starts")
         with self._lock:
-            if any(not j["done"] for j in self._jobs.values()): raise PitchlabError("a retraining run is already under way", hint="wait for it to finish")
+            if any(not j["done"] for j in self._jobs.values()):
+                raise PitchlabError("a retraining run is already under way", hint="wait for it to finish")
             job = uuid.uuid4().hex[:8]
             self._jobs[job] = dict(progress=0.0, message="queued", done=False, ok=None, error=None)
         threading.Thread(target=self._run, args=(job, start, end, actor), daemon=True).start()
@@ -185,138 +279,235 @@ class StubRetrainBackend(RetrainBackend):
             time.sleep(self.step_s)
             j.update(progress=(i + 1) / self.steps, message=f"step {i + 1} of {self.steps} (stub: nothing is trained)")
         v = str(len(self._versions) + 1)
-        self._versions.append(dict(version=v, created=pd.Timestamp.now().floor("s"), champion=False, data_first=str(pd.Timestamp(start).date()),
-                                   data_last=str(pd.Timestamp(end).date()), auc=np.nan, brier=np.nan, by=actor))
+        self._versions.append(
+            dict(
+                version=v,
+                created=pd.Timestamp.now().floor("s"),
+                champion=False,
+                data_first=str(pd.Timestamp(start).date()),
+                data_last=str(pd.Timestamp(end).date()),
+                auc=np.nan,
+                brier=np.nan,
+                by=actor,
+            )
+        )
         j.update(done=True, ok=True, message=f"version {v} registered (stub)", version=v)
 
-    def status(self, job): return dict(self._jobs[job])
+    def status(self, job):
+        return dict(self._jobs[job])
 
     def promote(self, version, actor):
-        if str(version) not in {v["version"] for v in self._versions}: raise NotFoundError(f"no version {version}")
-        if not self._history or self._history[-1] != str(version): self._history.append(str(version))
+        if str(version) not in {v["version"] for v in self._versions}:
+            raise NotFoundError(f"no version {version}")
+        if not self._history or self._history[-1] != str(version):
+            self._history.append(str(version))
         return dict(promoted=True, version=str(version), champion=str(version), reasons=["stub: no gate"])
 
     def rollback(self, actor):
-        if len(self._history) < 2: raise PitchlabError("there is no earlier champion to roll back to", hint="promote a version instead")
+        if len(self._history) < 2:
+            raise PitchlabError("there is no earlier champion to roll back to", hint="promote a version instead")
         self._history.pop()
         return self._history[-1]
 
+
 class PipelineRetrainBackend(RetrainBackend):
     "Retraining with pitchlab.pipelines (papermill) and versions from pitchlab.registry (MLflow)."
-    def __init__(self, pipeline:str="retrain_injury_risk", # pipeline notebook in nbs/pipelines
-                 model_name:str="injury_risk", # registered model
-                 date_params:tuple=("start", "end"), # names of the notebook's date-range parameters
-                ):
+
+    def __init__(
+        self,
+        pipeline: str = "retrain_injury_risk",  # pipeline notebook in nbs/pipelines
+        model_name: str = "injury_risk",  # registered model
+        date_params: tuple = ("start", "end"),  # names of the notebook's date-range parameters
+    ):
         self.pipeline, self.model_name, self.date_params = pipeline, model_name, date_params
         self._jobs, self._registry = {}, None
 
     @staticmethod
-    def usable(pipeline:str="retrain_injury_risk")->bool:
+    def usable(pipeline: str = "retrain_injury_risk") -> bool:
         "Are the registry and the pipeline notebook installed?"
-        if importlib.util.find_spec("pitchlab.registry") is None or importlib.util.find_spec("pitchlab.pipelines") is None: return False
+        if (
+            importlib.util.find_spec("pitchlab.registry") is None
+            or importlib.util.find_spec("pitchlab.pipelines") is None
+        ):
+            return False
         try:
             from pitchlab import pipelines
+
             return pipeline in pipelines.available()
-        except Exception: return False
+        except Exception:
+            return False
 
     @property
     def registry(self):
         if self._registry is None:
             from pitchlab.registry import Registry
+
             self._registry = Registry()
         return self._registry
 
     def versions(self):
-        try: return self.registry.versions(self.model_name)
-        except Exception as e: return pd.DataFrame({"version": [], "error": []}).assign(error=[str(e)][:0])
+        try:
+            return self.registry.versions(self.model_name)
+        except Exception as e:
+            return pd.DataFrame({"version": [], "error": []}).assign(error=[str(e)][:0])
 
     def start(self, start, end, actor):
         from pitchlab import pipelines
-        if any(not j["done"] for j in self._jobs.values()): raise PitchlabError("a retraining run is already under way")
+
+        if any(not j["done"] for j in self._jobs.values()):
+            raise PitchlabError("a retraining run is already under way")
         job = uuid.uuid4().hex[:8]
-        self._jobs[job] = dict(progress=None, message="running the pipeline notebook", done=False, ok=None, error=None, t0=time.monotonic())
-        params = {self.date_params[0]: str(pd.Timestamp(start).date()), self.date_params[1]: str(pd.Timestamp(end).date()), "actor": actor}
+        self._jobs[job] = dict(
+            progress=None, message="running the pipeline notebook", done=False, ok=None, error=None, t0=time.monotonic()
+        )
+        params = {
+            self.date_params[0]: str(pd.Timestamp(start).date()),
+            self.date_params[1]: str(pd.Timestamp(end).date()),
+            "actor": actor,
+        }
+
         def work():
             j = self._jobs[job]
             try:
                 r = pipelines.run(self.pipeline, params=params)
-                j.update(done=True, ok=r.ok, error=r.error, message=("finished: " if r.ok else "failed: ") + json.dumps(r.result, default=str)[:300])
-            except Exception as e: j.update(done=True, ok=False, error=str(e), message=f"failed: {e}")
+                j.update(
+                    done=True,
+                    ok=r.ok,
+                    error=r.error,
+                    message=("finished: " if r.ok else "failed: ") + json.dumps(r.result, default=str)[:300],
+                )
+            except Exception as e:
+                j.update(done=True, ok=False, error=str(e), message=f"failed: {e}")
+
         threading.Thread(target=work, daemon=True).start()
         return job
 
     def status(self, job):
         j = dict(self._jobs[job])
-        if not j["done"]: j["message"] = f"running the pipeline notebook ({time.monotonic() - j['t0']:.0f} s)"
+        if not j["done"]:
+            j["message"] = f"running the pipeline notebook ({time.monotonic() - j['t0']:.0f} s)"
         return j
 
-    def promote(self, version, actor): return self.registry.promote(self.model_name, version, actor=actor)
-    def rollback(self, actor): return self.registry.rollback(self.model_name, actor=actor)
+    def promote(self, version, actor):
+        return self.registry.promote(self.model_name, version, actor=actor)
 
-def default_backend()->RetrainBackend:
+    def rollback(self, actor):
+        return self.registry.rollback(self.model_name, actor=actor)
+
+
+def default_backend() -> RetrainBackend:
     "The pipeline backend when the registry and the retraining notebook are installed, else the stub."
     return PipelineRetrainBackend() if PipelineRetrainBackend.usable() else StubRetrainBackend()
 
 # %% ../../nbs/62_dash_components.ipynb
-MOVEMENTS = ("pitch", "shot_put", "discus", "squat", "deadlift", "overhead_press", "jump") # as in the pose_results contract
+MOVEMENTS = (
+    "pitch",
+    "shot_put",
+    "discus",
+    "squat",
+    "deadlift",
+    "overhead_press",
+    "jump",
+)  # as in the pose_results contract
+
 
 class PoseScorer:
     "Interface: a video of one movement -> technique score, measured angles and an overlay."
+
     available = False
     note = "pose scoring: pitchlab.pose is not installed yet; the stored history is shown"
-    def score(self, video_path:str, # the uploaded video, on disk
-              movement:str, # one of MOVEMENTS
-              athlete_id:str, # who was filmed (for height scaling)
-              progress=None, # callable(fraction 0-1, message) for a progress bar
-             )->dict:
+
+    def score(
+        self,
+        video_path: str,  # the uploaded video, on disk
+        movement: str,  # one of MOVEMENTS
+        athlete_id: str,  # who was filmed (for height scaling)
+        progress=None,  # callable(fraction 0-1, message) for a progress bar
+    ) -> dict:
         raise NotImplementedError
+
 
 class LibraryPoseScorer(PoseScorer):
     "Adapter to pitchlab.pose.commands.score_file: MediaPipe landmarks, kinematics, events and scores of one video."
+
     available = True
+
     @property
-    def note(self)->str:
+    def note(self) -> str:
         "Why scoring cannot run here ('' when it can): the models are looked up as the scorer will (env, data home, clone)."
         from pitchlab.core import NotFoundError
         from pitchlab.pose.landmarks import pose_model_path, face_model_path
-        try: pose_model_path(); face_model_path()
-        except NotFoundError as e: return e.message + (f": {e.hint}" if e.hint else "")
+
+        try:
+            pose_model_path()
+            face_model_path()
+        except NotFoundError as e:
+            return e.message + (f": {e.hint}" if e.hint else "")
         return ""
 
     def score(self, video_path, movement, athlete_id, progress=None, height_m=None, overlay=True):
         import tempfile as _tf
         from pitchlab.pose import commands
-        if progress: progress(0.1, "finding the person in every frame (MediaPipe) and scoring")
+
+        if progress:
+            progress(0.1, "finding the person in every frame (MediaPipe) and scoring")
         out = _tf.mkdtemp(prefix="pitchlab-pose-")
-        r = commands.score_file(video_path, movement, athlete_id=athlete_id, height_m=height_m, out_dir=out, overlay=overlay)
-        if r.get("error"): raise PitchlabError(str(r["error"]).splitlines()[0])
-        if progress: progress(1.0, f"scored {r.get('frames')} frames in {r.get('seconds')} s")
+        r = commands.score_file(
+            video_path, movement, athlete_id=athlete_id, height_m=height_m, out_dir=out, overlay=overlay
+        )
+        if r.get("error"):
+            raise PitchlabError(str(r["error"]).splitlines()[0])
+        if progress:
+            progress(1.0, f"scored {r.get('frames')} frames in {r.get('seconds')} s")
         files = r.get("outputs") or []
         pick = lambda end: next((f for f in files if f.endswith(end)), None)
-        return dict(score=r["score"], confidence=r["confidence"], metrics=r["metrics"], feedback=r["feedback"], source=r["source"],
-                    angles_png=pick(".angles.png"), overlay_video=pick(".overlay.mp4"), angles=None, overlay=None)
+        return dict(
+            score=r["score"],
+            confidence=r["confidence"],
+            metrics=r["metrics"],
+            feedback=r["feedback"],
+            source=r["source"],
+            angles_png=pick(".angles.png"),
+            overlay_video=pick(".overlay.mp4"),
+            angles=None,
+            overlay=None,
+        )
 
-def default_scorer()->PoseScorer:
+
+def default_scorer() -> PoseScorer:
     "pitchlab.pose's scorer when it is installed, else the unavailable placeholder."
     try:
         if importlib.util.find_spec("pitchlab.pose") and importlib.util.find_spec("pitchlab.pose.commands"):
             from pitchlab.pose import commands
-            if hasattr(commands, "score_file"): return LibraryPoseScorer()
-    except Exception: pass
+
+            if hasattr(commands, "score_file"):
+                return LibraryPoseScorer()
+    except Exception:
+        pass
     return PoseScorer()
 
 # %% ../../nbs/62_dash_components.ipynb
-WELLNESS_FLAGS = {"hrv_rmssd_z": ("HRV low", -1), "resting_hr_z": ("resting HR high", 1), "soreness_z": ("soreness", -1),
-                  "fatigue_z": ("fatigue", -1), "sleep_quality_z": ("sleep poor", -1), "mood_z": ("mood low", -1), "stress_z": ("stress", -1)}
+WELLNESS_FLAGS = {
+    "hrv_rmssd_z": ("HRV low", -1),
+    "resting_hr_z": ("resting HR high", 1),
+    "soreness_z": ("soreness", -1),
+    "fatigue_z": ("fatigue", -1),
+    "sleep_quality_z": ("sleep poor", -1),
+    "mood_z": ("mood low", -1),
+    "stress_z": ("stress", -1),
+}
 # z-score column -> (flag, direction of concern): wellness items are 1-5 with 5 = best, so low z is the concern
 
-def wellness_flags(wz:pd.DataFrame, # output of pitchlab.load.wellness_z
-                   as_of, # the board's day
-                   sd:float=1.5, # flag a measure this many SD on the bad side of the athlete's baseline
-                   max_age_days:int=3, # only reports this recent count
-                  )->pd.Series:
+
+def wellness_flags(
+    wz: pd.DataFrame,  # output of pitchlab.load.wellness_z
+    as_of,  # the board's day
+    sd: float = 1.5,  # flag a measure this many SD on the bad side of the athlete's baseline
+    max_age_days: int = 3,  # only reports this recent count
+) -> pd.Series:
     "Comma-separated wellness flags per athlete from their latest report (empty when none)."
-    if wz is None or not len(wz) or as_of is None: return pd.Series(dtype=str)
+    if wz is None or not len(wz) or as_of is None:
+        return pd.Series(dtype=str)
     recent = wz[(wz["date"] <= as_of) & (wz["date"] > pd.Timestamp(as_of) - pd.Timedelta(days=max_age_days))]
     latest = recent.sort_values("date").groupby("athlete_id").tail(1).set_index("athlete_id")
     flags = pd.Series("", index=latest.index, dtype=object)
@@ -328,202 +519,366 @@ def wellness_flags(wz:pd.DataFrame, # output of pitchlab.load.wellness_z
 
 # %% ../../nbs/62_dash_components.ipynb
 _TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results")
-METRIC_COLUMNS = ["load", "acute_load", "chronic_load", "chronic_uncoupled", "acwr_rolling", "acwr_uncoupled", "ewma_acute", "ewma_chronic",
-                  "acwr_ewma", "weekly_load", "monotony", "strain", "ctl", "atl", "tsb", "ramp_rate", "pitches", "balls",
-                  "pitches_7d", "balls_7d", "days_rest", "qc"]
-ACTIVITY_COLUMNS = ["athlete_id", "date", "sport", "session_type", "duration_min", "rpe", "load", "balls_bowled", "overs", "pitches"]
+METRIC_COLUMNS = [
+    "load",
+    "acute_load",
+    "chronic_load",
+    "chronic_uncoupled",
+    "acwr_rolling",
+    "acwr_uncoupled",
+    "ewma_acute",
+    "ewma_chronic",
+    "acwr_ewma",
+    "weekly_load",
+    "monotony",
+    "strain",
+    "ctl",
+    "atl",
+    "tsb",
+    "ramp_rate",
+    "pitches",
+    "balls",
+    "pitches_7d",
+    "balls_7d",
+    "days_rest",
+    "qc",
+]
+ACTIVITY_COLUMNS = [
+    "athlete_id",
+    "date",
+    "sport",
+    "session_type",
+    "duration_min",
+    "rpe",
+    "load",
+    "balls_bowled",
+    "overs",
+    "pitches",
+]
+
 
 @functools.lru_cache(maxsize=16)
-def _store(url:str):
+def _store(url: str):
     from pitchlab.store import Store
+
     return Store(url)
+
 
 _TOKENS = {}
 
-def data_token(url:str, # the store's URL
-               max_age:float=0.0, # reuse a token computed less than this many seconds ago (page loads pass 2 s)
-              )->str:
+
+def data_token(
+    url: str,  # the store's URL
+    max_age: float = 0.0,  # reuse a token computed less than this many seconds ago (page loads pass 2 s)
+) -> str:
     "A version of the data the dashboards compute from: row count and latest load time of each table."
     import sqlalchemy as sa
+
     now = time.monotonic()
-    if max_age and url in _TOKENS and now - _TOKENS[url][1] < max_age: return _TOKENS[url][0]
+    if max_age and url in _TOKENS and now - _TOKENS[url][1] < max_age:
+        return _TOKENS[url][0]
     st = _store(url)
     with st.engine.connect() as c:
-        parts = [c.execute(sa.select(sa.func.count(), sa.func.max(st.tables[t].c.loaded_at))).one() for t in _TOKEN_TABLES]
+        parts = [
+            c.execute(sa.select(sa.func.count(), sa.func.max(st.tables[t].c.loaded_at))).one() for t in _TOKEN_TABLES
+        ]
     tok = "|".join(f"{t}:{n}:{m}" for t, (n, m) in zip(_TOKEN_TABLES, parts))
     _TOKENS[url] = (tok, now)
     return tok
 
+
 _COMPUTE_LOCK = threading.Lock()
 
-def _metrics_input(ses:pd.DataFrame, ath:pd.DataFrame, as_of)->pd.DataFrame:
+
+def _metrics_input(ses: pd.DataFrame, ath: pd.DataFrame, as_of) -> pd.DataFrame:
     "Sessions for daily_metrics, with a rest day at `as_of` for athletes whose last session was earlier."
     act = ses[["athlete_id", "date", "load", "sport", "balls_bowled", "pitches", "rpe"]]
     last = act.groupby("athlete_id")["date"].max()
     stale = last.index[last < as_of]
-    if not len(stale): return act
+    if not len(stale):
+        return act
     sport = ath.set_index("athlete_id")["sport"].reindex(stale).fillna("other").to_numpy()
-    ext = pd.DataFrame({"athlete_id": stale.to_numpy(), "date": as_of, "load": 0.0, "sport": sport, "balls_bowled": 0, "pitches": 0, "rpe": np.nan})
+    ext = pd.DataFrame(
+        {
+            "athlete_id": stale.to_numpy(),
+            "date": as_of,
+            "load": 0.0,
+            "sport": sport,
+            "balls_bowled": 0,
+            "pitches": 0,
+            "rpe": np.nan,
+        }
+    )
     return pd.concat([act, ext.astype({"balls_bowled": "Int64", "pitches": "Int64"})], ignore_index=True)
 
+
 @pn.cache(max_items=16)
-def team_frames(url:str, # the store's URL
-                athlete_ids:tuple, # the (already authorised) athletes
-                token:str, # data_token(url): a new token recomputes
-               )->dict:
+def team_frames(
+    url: str,  # the store's URL
+    athlete_ids: tuple,  # the (already authorised) athletes
+    token: str,  # data_token(url): a new token recomputes
+) -> dict:
     "Everything the pages draw for these athletes, computed once per data version (cached across sessions)."
     from pitchlab import load
+
     st, ids = _store(url), list(athlete_ids)
     ath = st.read("athletes", ids)
     ses = st.read("sessions", ids)[ACTIVITY_COLUMNS]
     wel = st.read("wellness", ids)
     pose = st.read("pose_results", ids).sort_values(["athlete_id", "date"], ignore_index=True)
-    out = dict(athletes=ath, sessions=ses, wellness=wel, pose=pose, as_of=None, ds=None,
-               metrics=pd.DataFrame(columns=["athlete_id", "date", *METRIC_COLUMNS]), wz=pd.DataFrame(columns=["athlete_id", "date"]))
+    out = dict(
+        athletes=ath,
+        sessions=ses,
+        wellness=wel,
+        pose=pose,
+        as_of=None,
+        ds=None,
+        metrics=pd.DataFrame(columns=["athlete_id", "date", *METRIC_COLUMNS]),
+        wz=pd.DataFrame(columns=["athlete_id", "date"]),
+    )
     if len(ses):
         as_of = ses["date"].max()
         ds = load.daily_metrics(_metrics_input(ses, ath, as_of))
         out.update(as_of=as_of, ds=ds, metrics=load.to_frame(ds, [v for v in METRIC_COLUMNS if v in ds]))
-    if len(wel): out["wz"] = load.wellness_z(wel)
+    if len(wel):
+        out["wz"] = load.wellness_z(wel)
     m, as_of = out["metrics"], out["as_of"]
     out["now"] = m[m["date"] == as_of].reset_index(drop=True) if as_of is not None else m.iloc[:0]
-    out["week_ago"] = m[m["date"] == as_of - pd.Timedelta(days=7)].reset_index(drop=True) if as_of is not None else m.iloc[:0]
+    out["week_ago"] = (
+        m[m["date"] == as_of - pd.Timedelta(days=7)].reset_index(drop=True) if as_of is not None else m.iloc[:0]
+    )
     out["last_session"] = ses.groupby("athlete_id")["date"].max() if len(ses) else pd.Series(dtype="datetime64[ns]")
     out["wellness_flags"] = wellness_flags(out["wz"], as_of)
     return out
 
+
 @pn.cache(max_items=4)
-def public_tables(url:str, # the store's URL
-                  token:str, # data_token(url)
-                 )->dict:
+def public_tables(
+    url: str,  # the store's URL
+    token: str,  # data_token(url)
+) -> dict:
     "The athletes, teams and users tables (users without password hashes), cached per data version: what every session reads first."
     st = _store(url)
-    return dict(athletes=st.read("athletes"), teams=st.read("teams"), users=st.read("users").drop(columns=["password_hash"]))
+    return dict(
+        athletes=st.read("athletes"), teams=st.read("teams"), users=st.read("users").drop(columns=["password_hash"])
+    )
 
-def load_team(url:str, athlete_ids:tuple, token:str|None=None)->dict:
+
+def load_team(url: str, athlete_ids: tuple, token: str | None = None) -> dict:
     "`team_frames` for these athletes at the current data version (one computation at a time in this process)."
     token = token or data_token(url)
-    with _COMPUTE_LOCK: return team_frames(url, tuple(athlete_ids), token)
+    with _COMPUTE_LOCK:
+        return team_frames(url, tuple(athlete_ids), token)
 
 # %% ../../nbs/62_dash_components.ipynb
-def team_board(frames:dict, # output of team_frames
-               roster:pd.DataFrame, # the athletes to show (DataAccess.roster())
-               provider:RiskProvider, # risk model (AcwrRuleRisk until a model is promoted)
-               variant:str="acwr_ewma", # the ACWR shown
-               violations:pd.DataFrame|None=None, # rule violations (RuleChecker.check)
-               teams:pd.DataFrame|None=None, # team_id, name (for display)
-               recent_days:int=7, # violations of this many days count
-              )->pd.DataFrame:
+def team_board(
+    frames: dict,  # output of team_frames
+    roster: pd.DataFrame,  # the athletes to show (DataAccess.roster())
+    provider: RiskProvider,  # risk model (AcwrRuleRisk until a model is promoted)
+    variant: str = "acwr_ewma",  # the ACWR shown
+    violations: pd.DataFrame | None = None,  # rule violations (RuleChecker.check)
+    teams: pd.DataFrame | None = None,  # team_id, name (for display)
+    recent_days: int = 7,  # violations of this many days count
+) -> pd.DataFrame:
     "One row per athlete: risk with interval and badge, ACWR and trend, chronic load, monotony, rest, rules, wellness, pose."
     as_of, m = frames["as_of"], frames["metrics"]
     base = roster[["athlete_id", "name", "team_id", "sport", "role", "position"]].copy()
-    if teams is not None and len(teams): base["team"] = base["team_id"].map(teams.set_index("team_id")["name"]).fillna(base["team_id"])
-    else: base["team"] = base["team_id"]
+    if teams is not None and len(teams):
+        base["team"] = base["team_id"].map(teams.set_index("team_id")["name"]).fillna(base["team_id"])
+    else:
+        base["team"] = base["team_id"]
     cols = ["athlete_id", *VARIANTS, *CHRONIC_OF.values(), "ctl", "monotony", "strain", "weekly_load"]
     now = frames["now"][[c for c in cols if c in m]]
     week = frames["week_ago"][["athlete_id", variant]]
-    b = base.merge(now, on="athlete_id", how="left").merge(week.rename(columns={variant: "_acwr_prev"}), on="athlete_id", how="left")
+    b = base.merge(now, on="athlete_id", how="left").merge(
+        week.rename(columns={variant: "_acwr_prev"}), on="athlete_id", how="left"
+    )
     prov = provider.for_variant(variant) if hasattr(provider, "for_variant") else provider
     feats = b[["athlete_id", *[v for v in VARIANTS if v in b]]].copy()
     for v in VARIANTS:
-        if v not in feats: feats[v] = np.nan
+        if v not in feats:
+            feats[v] = np.nan
     r = prov.predict(feats)
-    b["risk"], b["lower"], b["upper"], b["factors"] = r["risk"].to_numpy(), r["lower"].to_numpy(), r["upper"].to_numpy(), r["factors"].to_numpy()
+    b["risk"], b["lower"], b["upper"], b["factors"] = (
+        r["risk"].to_numpy(),
+        r["lower"].to_numpy(),
+        r["upper"].to_numpy(),
+        r["factors"].to_numpy(),
+    )
     b["level"] = risk_level(b["risk"], getattr(prov, "base_rate", 0.02))
     b["acwr"] = b.get(variant, np.nan)
     b["acwr_change"] = b["acwr"] - b["_acwr_prev"]
-    b["trend"] = np.select([b["acwr_change"] >= 0.1, b["acwr_change"] <= -0.1, b["acwr_change"].notna()], ["rising", "falling", "steady"], "")
+    b["trend"] = np.select(
+        [b["acwr_change"] >= 0.1, b["acwr_change"] <= -0.1, b["acwr_change"].notna()],
+        ["rising", "falling", "steady"],
+        "",
+    )
     b["chronic"] = b.get(CHRONIC_OF[variant], np.nan)
     b["last_session"] = pd.to_datetime(b["athlete_id"].map(frames["last_session"].to_dict()))
     b["days_since"] = (pd.Timestamp(as_of) - b["last_session"]).dt.days if as_of is not None else np.nan
     v = violations if violations is not None else pd.DataFrame(columns=VIOLATION_COLUMNS)
     if len(v) and as_of is not None:
         v = v[pd.to_datetime(v["date"]) > pd.Timestamp(as_of) - pd.Timedelta(days=recent_days)]
-    b["violations"] = b["athlete_id"].map(v.groupby("athlete_id")["message"].agg(lambda s: "; ".join(dict.fromkeys(map(str, s))))).astype(object).fillna("") if len(v) else ""
+    b["violations"] = (
+        b["athlete_id"]
+        .map(v.groupby("athlete_id")["message"].agg(lambda s: "; ".join(dict.fromkeys(map(str, s)))))
+        .astype(object)
+        .fillna("")
+        if len(v)
+        else ""
+    )
     b["n_violations"] = b["athlete_id"].map(v.groupby("athlete_id").size()).fillna(0).astype(int) if len(v) else 0
     b["wellness"] = b["athlete_id"].map(frames["wellness_flags"]).astype(object).fillna("")  # no flags: a float column
     pose = frames["pose"]
     b["pose"] = b["athlete_id"].map(pose.groupby("athlete_id")["score"].last()) if len(pose) else np.nan
-    keep = ["athlete_id", "name", "team", "team_id", "sport", "role", "position", "level", "risk", "lower", "upper", "acwr", "trend",
-            "acwr_change", "chronic", "ctl", "monotony", "days_since", "n_violations", "violations", "wellness", "pose", "factors"]
+    keep = [
+        "athlete_id",
+        "name",
+        "team",
+        "team_id",
+        "sport",
+        "role",
+        "position",
+        "level",
+        "risk",
+        "lower",
+        "upper",
+        "acwr",
+        "trend",
+        "acwr_change",
+        "chronic",
+        "ctl",
+        "monotony",
+        "days_since",
+        "n_violations",
+        "violations",
+        "wellness",
+        "pose",
+        "factors",
+    ]
     return b[keep].sort_values(["risk", "acwr"], ascending=False, na_position="last", ignore_index=True)
 
 # %% ../../nbs/62_dash_components.ipynb
-def _for_variant(self, variant:str)->"AcwrRuleRisk":
+def _for_variant(self, variant: str) -> "AcwrRuleRisk":
     "The same rule, with its point risk from another ACWR variant."
     return self if variant == self.variant else AcwrRuleRisk(variant, self.base_rate, self.bands, self.horizon_days)
+
+
 AcwrRuleRisk.for_variant = _for_variant
 
 # %% ../../nbs/62_dash_components.ipynb
 class ChampionProvider(RiskProvider):
     "The registry's champion as the dashboards' risk model (see pitchlab.predict.ChampionRisk)."
-    base_rate = 0.02
-    def __init__(self, champion_risk): self.cr = champion_risk
-    @property
-    def label(self)->str: return self.cr.label
-    @property
-    def key(self)->str: return self.cr.key
-    def predict(self, features:pd.DataFrame)->pd.DataFrame: return self.cr.predict(features)
 
-def default_risk_provider(store=None # the store the pages read
-                         )->RiskProvider:
+    base_rate = 0.02
+
+    def __init__(self, champion_risk):
+        self.cr = champion_risk
+
+    @property
+    def label(self) -> str:
+        return self.cr.label
+
+    @property
+    def key(self) -> str:
+        return self.cr.key
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        return self.cr.predict(features)
+
+
+def default_risk_provider(
+    store=None,  # the store the pages read
+) -> RiskProvider:
     "The champion's risk when a model is promoted in the registry, else the plain ACWR rule."
     from pitchlab.core import settings
+
     s = settings()
-    if s.mlflow_uri.startswith("sqlite:///") and not os.path.isfile(s.mlflow_uri[len("sqlite:///"):]): return AcwrRuleRisk()
+    if s.mlflow_uri.startswith("sqlite:///") and not os.path.isfile(s.mlflow_uri[len("sqlite:///") :]):
+        return AcwrRuleRisk()
     try:
         from pitchlab.predict import ChampionRisk
+
         cr = ChampionRisk(store)
-        if cr.champion.get() is None: return AcwrRuleRisk()
+        if cr.champion.get() is None:
+            return AcwrRuleRisk()
         return ChampionProvider(cr)
     except Exception as e:
-        import logging; logging.getLogger("pitchlab").warning("champion unavailable, using the ACWR rule: %s", e)
+        import logging
+
+        logging.getLogger("pitchlab").warning("champion unavailable, using the ACWR rule: %s", e)
         return AcwrRuleRisk()
 
 # %% ../../nbs/62_dash_components.ipynb
 _LEVELS = ["all", "high", "moderate", "low"]
 
+
 class DataStore(pn.viewable.Viewer):
     "The session's data: what the signed-in person may see, the shared filters, and the metrics computed once per load."
+
     access = param.ClassSelector(class_=DataAccess, doc="the signed-in person's data access (authorises every read)")
     risk_provider = param.ClassSelector(class_=RiskProvider, doc="risk model; AcwrRuleRisk until a model is promoted")
     rules = param.ClassSelector(class_=RuleChecker, doc="rule checks (Pitch Smart, ECB)")
     team = param.Selector(default="all", objects=["all"], doc="team filter ('all' or a team_id)")
     position = param.Selector(default="all", objects=["all"], doc="position or role filter")
     level = param.Selector(default="all", objects=_LEVELS, label="Risk", doc="risk badge filter")
-    variant = param.Selector(default="acwr_ewma", objects={v: k for k, v in VARIANTS.items()}, label="ACWR", doc="the ACWR definition shown and used by the rule")
-    athlete = param.Selector(default=None, objects=[], allow_None=True, check_on_set=True, doc="the athlete in focus (drill-down, what-if, pose, forms)")
+    variant = param.Selector(
+        default="acwr_ewma",
+        objects={v: k for k, v in VARIANTS.items()},
+        label="ACWR",
+        doc="the ACWR definition shown and used by the rule",
+    )
+    athlete = param.Selector(
+        default=None,
+        objects=[],
+        allow_None=True,
+        check_on_set=True,
+        doc="the athlete in focus (drill-down, what-if, pose, forms)",
+    )
     version = param.Integer(default=0, doc="bump to reload the data (after a form entry)")
-    token = param.String(default=None, allow_None=True, precedence=-1, doc="data_token of the first load, if the caller has it (saves queries)")
+    token = param.String(
+        default=None,
+        allow_None=True,
+        precedence=-1,
+        doc="data_token of the first load, if the caller has it (saves queries)",
+    )
     frames = param.Dict(default={}, precedence=-1, doc="the loaded frames (team_frames)")
     violations = param.DataFrame(default=None, precedence=-1, doc="rule violations of the loaded activity")
     board_all = param.DataFrame(default=None, precedence=-1, doc="the board before filters")
     board = param.DataFrame(default=None, precedence=-1, doc="the board after the filters")
 
     def __init__(self, **params):
-        if "risk_provider" not in params: params["risk_provider"] = default_risk_provider(params["access"].store)
+        if "risk_provider" not in params:
+            params["risk_provider"] = default_risk_provider(params["access"].store)
         params.setdefault("rules", LibraryRules())
         super().__init__(**params)
         self.roster = self.access.roster()
         self.teams = self.access.teams()
         names = dict(zip(self.teams["team_id"], self.teams["name"]))
-        self.param.team.objects = {"All teams": "all", **{names.get(t, t): t for t in sorted(self.roster["team_id"].unique())}}
+        self.param.team.objects = {
+            "All teams": "all",
+            **{names.get(t, t): t for t in sorted(self.roster["team_id"].unique())},
+        }
         pos = sorted(set(self.roster["position"].dropna()) | set(self.roster["role"].dropna()))
         self.param.position.objects = ["all", *pos]
         self.param.athlete.objects = self.athlete_options()
         self.param.watch(self._guard_athlete, "athlete")
-        if self.athlete is None and len(self.roster): self.athlete = self.roster["athlete_id"].iloc[0]
+        if self.athlete is None and len(self.roster):
+            self.athlete = self.roster["athlete_id"].iloc[0]
         self._load()
 
     def _guard_athlete(self, event):
         "Refuse (and undo) a selection of an athlete this person may not see, whatever the widget offered."
-        if event.new is None: return
-        try: self.access.check("read", "athletes", event.new)
+        if event.new is None:
+            return
+        try:
+            self.access.check("read", "athletes", event.new)
         except AccessDenied:
-            with param.parameterized.discard_events(self): self.athlete = event.old
+            with param.parameterized.discard_events(self):
+                self.athlete = event.old
             raise
 
-    def athlete_options(self, ids=None)->dict:
+    def athlete_options(self, ids=None) -> dict:
         "Label -> athlete_id for selectors ('Name (team, role)')."
         r = self.roster if ids is None else self.roster[self.roster["athlete_id"].isin(ids)]
         return {f"{n} ({a})": a for a, n in zip(r["athlete_id"], r["name"])}
@@ -532,28 +887,36 @@ class DataStore(pn.viewable.Viewer):
     def _load(self):
         ids = list(self.roster["athlete_id"])
         token, self.token = self.token or data_token(self.access.url), None
-        self.frames = self.access.through(load_team, ["athletes", "sessions", "wellness", "pose_results"], ids, token=token)
+        self.frames = self.access.through(
+            load_team, ["athletes", "sessions", "wellness", "pose_results"], ids, token=token
+        )
         self.violations = self.access.through(_violations, ["sessions", "athletes"], ids, rules=self.rules, token=token)
         self._board_all()
 
     @param.depends("variant", "risk_provider", watch=True)
     def _board_all(self):
-        self.board_all = team_board(self.frames, self.roster, self.risk_provider, self.variant, self.violations, self.teams)
+        self.board_all = team_board(
+            self.frames, self.roster, self.risk_provider, self.variant, self.violations, self.teams
+        )
         self._filter()
 
     @param.depends("team", "position", "level", watch=True)
     def _filter(self):
         b = self.board_all
         m = np.ones(len(b), bool)
-        if self.team != "all": m &= (b["team_id"] == self.team).to_numpy()
-        if self.position != "all": m &= ((b["position"] == self.position) | (b["role"] == self.position)).to_numpy()
-        if self.level != "all": m &= (b["level"] == self.level).to_numpy()
+        if self.team != "all":
+            m &= (b["team_id"] == self.team).to_numpy()
+        if self.position != "all":
+            m &= ((b["position"] == self.position) | (b["role"] == self.position)).to_numpy()
+        if self.level != "all":
+            m &= (b["level"] == self.level).to_numpy()
         self.board = b[m].reset_index(drop=True)
 
     @property
-    def as_of(self): return self.frames.get("as_of")
+    def as_of(self):
+        return self.frames.get("as_of")
 
-    def athlete_metrics(self, athlete_id:str|None=None)->pd.DataFrame:
+    def athlete_metrics(self, athlete_id: str | None = None) -> pd.DataFrame:
         "Daily metrics of one athlete (authorised)."
         a = athlete_id or self.athlete
         self.access.check("read", "sessions", a)
@@ -562,68 +925,149 @@ class DataStore(pn.viewable.Viewer):
 
     def filters(self):
         "The shared filter widgets, made from the params."
-        return pn.Row(pn.widgets.Select.from_param(self.param.team, width=200), pn.widgets.Select.from_param(self.param.position, width=160),
-                      pn.widgets.Select.from_param(self.param.level, width=120), pn.widgets.Select.from_param(self.param.variant, width=220))
+        return pn.Row(
+            pn.widgets.Select.from_param(self.param.team, width=200),
+            pn.widgets.Select.from_param(self.param.position, width=160),
+            pn.widgets.Select.from_param(self.param.level, width=120),
+            pn.widgets.Select.from_param(self.param.variant, width=220),
+        )
 
     def __panel__(self):
         n, d = len(self.roster), self.as_of
-        return pn.Column(pn.pane.Markdown(f"**{self.access.user.name}** ({self.access.user.role}): {n} athlete(s), data to "
-                                          f"{d:%Y-%m-%d}" if d is not None else "no sessions yet"), self.filters())
+        return pn.Column(
+            pn.pane.Markdown(
+                f"**{self.access.user.name}** ({self.access.user.role}): {n} athlete(s), data to {d:%Y-%m-%d}"
+                if d is not None
+                else "no sessions yet"
+            ),
+            self.filters(),
+        )
+
 
 @pn.cache(max_items=16, hash_funcs={RuleChecker: lambda r: r.key.encode()})
-def _violations(url:str, athlete_ids:tuple, rules:RuleChecker=None, token:str="")->pd.DataFrame:
+def _violations(url: str, athlete_ids: tuple, rules: RuleChecker = None, token: str = "") -> pd.DataFrame:
     "Rule violations of these athletes' activity (cached per data version and rule set)."
-    if rules is None or not rules.available: return pd.DataFrame(columns=VIOLATION_COLUMNS)
+    if rules is None or not rules.available:
+        return pd.DataFrame(columns=VIOLATION_COLUMNS)
     f = load_team(url, athlete_ids, token)
     return rules.check(f["sessions"], f["athletes"])
 
 # %% ../../nbs/62_dash_components.ipynb
 _BADGE = {"high": "#c0392b", "moderate": "#e67e22", "low": "#27ae60", "": "#95a5a6"}
 
-def _badge(level:str)->str:
+
+def _badge(level: str) -> str:
     return f'<span style="background:{_BADGE.get(level, "#95a5a6")};color:white;padding:1px 8px;border-radius:9px">{level or "n/a"}</span>'
 
-BOARD_TITLES = {"name": "Athlete", "team": "Team", "position": "Position", "badge": "Level", "risk": "Risk", "interval": "Interval",
-                "acwr": "ACWR", "trend": "Trend (7 d)", "chronic": "Chronic", "ctl": "CTL", "monotony": "Monotony",
-                "days_since": "Days since", "violations": "Rules broken (7 d)", "wellness": "Wellness flags", "pose": "Pose"}
-BOARD_WIDTHS = {"name": 125, "team": 140, "position": 85, "badge": 70, "risk": 70, "interval": 115, "acwr": 80, "trend": 100, "chronic": 85,
-                "ctl": 60, "monotony": 95, "days_since": 100, "violations": 170, "wellness": 130, "pose": 65} # column widths (px)
+
+BOARD_TITLES = {
+    "name": "Athlete",
+    "team": "Team",
+    "position": "Position",
+    "badge": "Level",
+    "risk": "Risk",
+    "interval": "Interval",
+    "acwr": "ACWR",
+    "trend": "Trend (7 d)",
+    "chronic": "Chronic",
+    "ctl": "CTL",
+    "monotony": "Monotony",
+    "days_since": "Days since",
+    "violations": "Rules broken (7 d)",
+    "wellness": "Wellness flags",
+    "pose": "Pose",
+}
+BOARD_WIDTHS = {
+    "name": 125,
+    "team": 140,
+    "position": 85,
+    "badge": 70,
+    "risk": 70,
+    "interval": 115,
+    "acwr": 80,
+    "trend": 100,
+    "chronic": 85,
+    "ctl": 60,
+    "monotony": 95,
+    "days_since": 100,
+    "violations": 170,
+    "wellness": 130,
+    "pose": 65,
+}  # column widths (px)
+
 
 class TeamRiskBoard(pn.viewable.Viewer):
     "One row per athlete: risk with interval and badge, ACWR and trend, load, rest, rules, wellness, pose; sortable, filterable, exportable."
+
     data = param.ClassSelector(class_=DataStore, doc="the session's data store")
-    sort_by = param.Selector(default="risk", objects=["risk", "acwr", "chronic", "monotony", "days_since", "name"], doc="initial sort column")
+    sort_by = param.Selector(
+        default="risk", objects=["risk", "acwr", "chronic", "monotony", "days_since", "name"], doc="initial sort column"
+    )
     selected = param.String(default=None, allow_None=True, doc="athlete_id of the row last clicked")
 
     def __init__(self, **params):
         super().__init__(**params)
         from bokeh.models.widgets.tables import NumberFormatter
+
         pct, num = NumberFormatter(format="0.0%"), NumberFormatter(format="0.00")
-        self.table = pn.widgets.Tabulator(self.view(), show_index=False, disabled=True, sizing_mode="stretch_width", height=520,
-                                          layout="fit_data_table", selectable=1, css_classes=["pitchlab-board"],
-                                          titles=BOARD_TITLES, widths=BOARD_WIDTHS, hidden_columns=["athlete_id"],
-                                          stylesheets=[".tabulator-col-title {white-space: normal !important; font-size: 0.9em;}"],
-                                          formatters={"badge": {"type": "html"}, "risk": pct, "acwr": num, "monotony": num,
-                                                      "chronic": NumberFormatter(format="0"), "ctl": NumberFormatter(format="0"),
-                                                      "pose": NumberFormatter(format="0")})
+        self.table = pn.widgets.Tabulator(
+            self.view(),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            height=520,
+            layout="fit_data_table",
+            selectable=1,
+            css_classes=["pitchlab-board"],
+            titles=BOARD_TITLES,
+            widths=BOARD_WIDTHS,
+            hidden_columns=["athlete_id"],
+            stylesheets=[".tabulator-col-title {white-space: normal !important; font-size: 0.9em;}"],
+            formatters={
+                "badge": {"type": "html"},
+                "risk": pct,
+                "acwr": num,
+                "monotony": num,
+                "chronic": NumberFormatter(format="0"),
+                "ctl": NumberFormatter(format="0"),
+                "pose": NumberFormatter(format="0"),
+            },
+        )
         self.table.on_click(self._clicked)
-        self.download = pn.widgets.FileDownload(callback=self.csv, filename="team-risk-board.csv", label="Export CSV",
-                                                color="primary", width=140)
+        self.download = pn.widgets.FileDownload(
+            callback=self.csv, filename="team-risk-board.csv", label="Export CSV", color="primary", width=140
+        )
         self.data.param.watch(self._refresh, "board")
         self.param.watch(self._refresh, "sort_by")
 
-    def view(self)->pd.DataFrame:
+    def view(self) -> pd.DataFrame:
         "The rows as shown (filtered and sorted)."
         b = self.data.board
         asc = self.sort_by in ("name",)
         b = b.sort_values(self.sort_by, ascending=asc, na_position="last", ignore_index=True)
         pct = lambda x: "" if pd.isna(x) else f"{x:.1%}"
-        return pd.DataFrame({"athlete_id": b["athlete_id"], "name": b["name"], "team": b["team"], "position": b["position"].fillna(b["role"]),
-                             "badge": b["level"].map(_badge), "risk": b["risk"], "interval": [f"{pct(l)} to {pct(u)}" if pd.notna(l) else "" for l, u in zip(b["lower"], b["upper"])],
-                             "acwr": b["acwr"], "trend": b["trend"], "chronic": b["chronic"], "ctl": b["ctl"], "monotony": b["monotony"],
-                             "days_since": b["days_since"], "violations": b["violations"], "wellness": b["wellness"], "pose": b["pose"]})
+        return pd.DataFrame(
+            {
+                "athlete_id": b["athlete_id"],
+                "name": b["name"],
+                "team": b["team"],
+                "position": b["position"].fillna(b["role"]),
+                "badge": b["level"].map(_badge),
+                "risk": b["risk"],
+                "interval": [f"{pct(l)} to {pct(u)}" if pd.notna(l) else "" for l, u in zip(b["lower"], b["upper"])],
+                "acwr": b["acwr"],
+                "trend": b["trend"],
+                "chronic": b["chronic"],
+                "ctl": b["ctl"],
+                "monotony": b["monotony"],
+                "days_since": b["days_since"],
+                "violations": b["violations"],
+                "wellness": b["wellness"],
+                "pose": b["pose"],
+            }
+        )
 
-    def csv(self)->io.StringIO:
+    def csv(self) -> io.StringIO:
         "The board as shown, as CSV (badge as plain text)."
         v = self.view()
         v["badge"] = self.data.board.set_index("athlete_id")["level"].reindex(v["athlete_id"]).to_numpy()
@@ -631,50 +1075,73 @@ class TeamRiskBoard(pn.viewable.Viewer):
         self.data.access.log("export", "board", detail=f"{len(v)} rows as CSV")
         return io.StringIO(v.to_csv(index=False))
 
-    def _refresh(self, *_): self.table.value = self.view()
+    def _refresh(self, *_):
+        self.table.value = self.view()
 
     def _clicked(self, event):
         aid = self.table.value["athlete_id"].iloc[event.row]
         self.selected = aid
-        if aid in self.data.param.athlete.objects.values(): self.data.athlete = aid
+        if aid in self.data.param.athlete.objects.values():
+            self.data.athlete = aid
 
     def __panel__(self):
         prov = self.data.risk_provider
         notes = [prov.label, f"ACWR: {VARIANTS[self.data.variant]}"]
-        if self.data.rules.note: notes.append(self.data.rules.note)
-        return pn.Column(pn.Row(self.data.filters(), pn.layout.HSpacer(), self.download),
-                         pn.pane.Markdown(" | ".join(notes), styles={"color": "#555", "font-size": "0.9em"}),
-                         self.table, sizing_mode="stretch_width")
+        if self.data.rules.note:
+            notes.append(self.data.rules.note)
+        return pn.Column(
+            pn.Row(self.data.filters(), pn.layout.HSpacer(), self.download),
+            pn.pane.Markdown(" | ".join(notes), styles={"color": "#555", "font-size": "0.9em"}),
+            self.table,
+            sizing_mode="stretch_width",
+        )
 
 # %% ../../nbs/62_dash_components.ipynb
 PHASE_COLORS = {"menstrual": "#e74c3c", "follicular": "#3498db", "ovulatory": "#9b59b6", "luteal": "#f1c40f"}
+
 
 def _hv():
     "HoloViews with its Bokeh backend (imported on first use)."
     import holoviews as hv
     import holoviews.plotting.bokeh  # noqa: F401
-    if hv.Store.current_backend != "bokeh": hv.Store.set_current_backend("bokeh")
+
+    if hv.Store.current_backend != "bokeh":
+        hv.Store.set_current_backend("bokeh")
     return hv
 
-def phase_spans(cycle_logs:pd.DataFrame, # athlete_id, date, phase (one athlete)
-                max_gap_days:int=3, # a longer gap between logs starts a new span
-               )->pd.DataFrame:
+
+def phase_spans(
+    cycle_logs: pd.DataFrame,  # athlete_id, date, phase (one athlete)
+    max_gap_days: int = 3,  # a longer gap between logs starts a new span
+) -> pd.DataFrame:
     "Runs of the same logged cycle phase as spans: phase, start, end (end exclusive)."
-    if cycle_logs is None or not len(cycle_logs): return pd.DataFrame(columns=["phase", "start", "end"])
+    if cycle_logs is None or not len(cycle_logs):
+        return pd.DataFrame(columns=["phase", "start", "end"])
     c = cycle_logs.sort_values("date")
     new = (c["phase"] != c["phase"].shift()) | (c["date"].diff() > pd.Timedelta(days=max_gap_days))
-    s = c.groupby(new.cumsum().to_numpy()).agg(phase=("phase", "first"), start=("date", "min"), end=("date", "max")).reset_index(drop=True)
+    s = (
+        c.groupby(new.cumsum().to_numpy())
+        .agg(phase=("phase", "first"), start=("date", "min"), end=("date", "max"))
+        .reset_index(drop=True)
+    )
     s["end"] = s["end"] + pd.Timedelta(days=1)
     return s
+
 
 def _spans(hv, spans, color_of, alpha=0.15):
     return [hv.VSpan(r.start, r.end).opts(color=color_of(r), alpha=alpha, line_width=0) for r in spans.itertuples()]
 
+
 class AthleteDrillDown(pn.viewable.Viewer):
     "One athlete over time: load and ACWR, CTL/ATL/TSB, wellness vs baseline, throwing or bowling, injuries, cycle phase, pose."
+
     data = param.ClassSelector(class_=DataStore, doc="the session's data store (its `athlete` is the one shown)")
-    days = param.Integer(default=180, bounds=(28, 730), step=7, label="Days shown", doc="how many days up to the latest are drawn")
-    sensitive = param.Dict(default={}, precedence=-1, doc="what the signed-in person was shown of the sensitive entities")
+    days = param.Integer(
+        default=180, bounds=(28, 730), step=7, label="Days shown", doc="how many days up to the latest are drawn"
+    )
+    sensitive = param.Dict(
+        default={}, precedence=-1, doc="what the signed-in person was shown of the sensitive entities"
+    )
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -688,16 +1155,20 @@ class AthleteDrillDown(pn.viewable.Viewer):
         "Injuries and cycle logs of `aid` if this person may see them (each read audited); else None."
         acc, out = self.data.access, {}
         out["injuries"] = acc.read("injuries", [aid]) if acc.can("read", "injuries", aid) else None
-        female = (self.data.roster.set_index("athlete_id").get("sex", pd.Series(dtype=str)).get(aid) == "F")
-        out["cycle_logs"] = acc.read("cycle_logs", [aid], start=start) if female and acc.can("read", "cycle_logs", aid) else None
+        female = self.data.roster.set_index("athlete_id").get("sex", pd.Series(dtype=str)).get(aid) == "F"
+        out["cycle_logs"] = (
+            acc.read("cycle_logs", [aid], start=start) if female and acc.can("read", "cycle_logs", aid) else None
+        )
         return out
 
-    def figures(self)->dict:
+    def figures(self) -> dict:
         "The HoloViews objects of the page, by name (for tests and the notebook)."
         hv, aid, d = _hv(), self.data.athlete, self.data
-        if aid is None or d.as_of is None: return {}
+        if aid is None or d.as_of is None:
+            return {}
         m = d.athlete_metrics(aid)
-        end = d.as_of; start = end - pd.Timedelta(days=self.days)
+        end = d.as_of
+        start = end - pd.Timedelta(days=self.days)
         m = m[m["date"] > start]
         who = d.roster.set_index("athlete_id").loc[aid]
         sens = self._read_sensitive(aid, start)
@@ -710,64 +1181,139 @@ class AthleteDrillDown(pn.viewable.Viewer):
             inj = sens["injuries"].assign(start=lambda x: x.onset_date, end=lambda x: x.return_date.fillna(end))
             spans += _spans(hv, inj[inj["end"] > start], lambda r: "#7f0000", 0.25)
         figs = {}
-        figs["load"] = hv.Overlay([hv.Spikes(m, "date", ("load", "load (AU)")).opts(color="#2c7fb8", line_width=3), *spans]).opts(title="Daily load", ylabel="load (AU)", **opts)
+        figs["load"] = hv.Overlay(
+            [hv.Spikes(m, "date", ("load", "load (AU)")).opts(color="#2c7fb8", line_width=3), *spans]
+        ).opts(title="Daily load", ylabel="load (AU)", **opts)
         v = d.variant
         top = max(3.0, float(np.nanmax(m[v])) + 0.2) if len(m) and m[v].notna().any() else 3.0
-        figs["acwr"] = hv.Overlay([hv.HSpan(1.42, 2.0).opts(color="#e67e22", alpha=0.15), hv.HSpan(2.0, top).opts(color="#c0392b", alpha=0.15),
-                                   hv.Curve(m, "date", (v, "ACWR")).opts(color="black", line_width=2), *spans]).opts(title=f"ACWR, {VARIANTS[v]}", ylabel="ACWR", **opts)
-        pmc = [hv.Curve((m["date"], m[c]), "date", ("value", "AU/day"), label=n).opts(line_width=2)
-               for c, n in (("ctl", "CTL (fitness)"), ("atl", "ATL (fatigue)"), ("tsb", "TSB (form)"))]
+        figs["acwr"] = hv.Overlay(
+            [
+                hv.HSpan(1.42, 2.0).opts(color="#e67e22", alpha=0.15),
+                hv.HSpan(2.0, top).opts(color="#c0392b", alpha=0.15),
+                hv.Curve(m, "date", (v, "ACWR")).opts(color="black", line_width=2),
+                *spans,
+            ]
+        ).opts(title=f"ACWR, {VARIANTS[v]}", ylabel="ACWR", **opts)
+        pmc = [
+            hv.Curve((m["date"], m[c]), "date", ("value", "AU/day"), label=n).opts(line_width=2)
+            for c, n in (("ctl", "CTL (fitness)"), ("atl", "ATL (fatigue)"), ("tsb", "TSB (form)"))
+        ]
         figs["pmc"] = hv.Overlay(pmc).opts(title="CTL / ATL / TSB", ylabel="AU/day", legend_position="top_left", **opts)
-        wz = d.frames["wz"]; wz = wz[(wz["athlete_id"] == aid) & (wz["date"] > start)]
+        wz = d.frames["wz"]
+        wz = wz[(wz["athlete_id"] == aid) & (wz["date"] > start)]
         zc = [c for c in ("hrv_rmssd_z", "soreness_z", "fatigue_z", "sleep_quality_z", "resting_hr_z") if c in wz]
         if len(wz) and zc:
-            figs["wellness"] = hv.Overlay([hv.HSpan(-1.5, 1.5).opts(color="#bbb", alpha=0.2),
-                                           *[hv.Curve((wz["date"], wz[c]), "date", ("z", "SD from own baseline"), label=c[:-2]).opts(line_width=1.5) for c in zc]]
-                                          ).opts(title="Wellness and HRV vs own 28-day baseline", ylabel="SD from own baseline", legend_position="top_left", **opts)
+            figs["wellness"] = hv.Overlay(
+                [
+                    hv.HSpan(-1.5, 1.5).opts(color="#bbb", alpha=0.2),
+                    *[
+                        hv.Curve((wz["date"], wz[c]), "date", ("z", "SD from own baseline"), label=c[:-2]).opts(
+                            line_width=1.5
+                        )
+                        for c in zc
+                    ],
+                ]
+            ).opts(
+                title="Wellness and HRV vs own 28-day baseline",
+                ylabel="SD from own baseline",
+                legend_position="top_left",
+                **opts,
+            )
         if who["sport"] == "baseball" and who.get("role") == "pitcher":
             p = d.access.read("pitches", [aid], start=start)
             if len(p):
-                g = p.groupby("game_date").agg(pitches=("pitch_number", "size"), speed=("release_speed", "mean"), spin=("release_spin_rate", "mean")).reset_index().rename(columns={"game_date": "date"})
-                figs["pitches"] = hv.Spikes(g, "date", ("pitches", "pitches")).opts(color="#16a085", line_width=4, title="Pitches per game", **opts)
-                figs["velocity"] = (hv.Curve(g, "date", ("speed", "mph")).opts(color="#8e44ad") * hv.Scatter(g, "date", ("speed", "mph")).opts(color="#8e44ad", size=5)).opts(title="Release speed (mean per game)", **opts)
-                figs["spin"] = (hv.Curve(g, "date", ("spin", "rpm")).opts(color="#d35400") * hv.Scatter(g, "date", ("spin", "rpm")).opts(color="#d35400", size=5)).opts(title="Spin rate (mean per game)", **opts)
+                g = (
+                    p.groupby("game_date")
+                    .agg(
+                        pitches=("pitch_number", "size"),
+                        speed=("release_speed", "mean"),
+                        spin=("release_spin_rate", "mean"),
+                    )
+                    .reset_index()
+                    .rename(columns={"game_date": "date"})
+                )
+                figs["pitches"] = hv.Spikes(g, "date", ("pitches", "pitches")).opts(
+                    color="#16a085", line_width=4, title="Pitches per game", **opts
+                )
+                figs["velocity"] = (
+                    hv.Curve(g, "date", ("speed", "mph")).opts(color="#8e44ad")
+                    * hv.Scatter(g, "date", ("speed", "mph")).opts(color="#8e44ad", size=5)
+                ).opts(title="Release speed (mean per game)", **opts)
+                figs["spin"] = (
+                    hv.Curve(g, "date", ("spin", "rpm")).opts(color="#d35400")
+                    * hv.Scatter(g, "date", ("spin", "rpm")).opts(color="#d35400", size=5)
+                ).opts(title="Spin rate (mean per game)", **opts)
         if who["sport"] == "cricket" and "balls" in m and m["balls"].fillna(0).sum() > 0:
-            figs["balls"] = (hv.Spikes(m, "date", ("balls", "balls")).opts(color="#16a085", line_width=3) *
-                             hv.Curve(m, "date", ("balls_7d", "balls")).opts(color="black")).opts(title="Balls bowled (daily; 7-day total)", **opts)
-        pose = d.frames["pose"]; pose = pose[pose["athlete_id"] == aid]
+            figs["balls"] = (
+                hv.Spikes(m, "date", ("balls", "balls")).opts(color="#16a085", line_width=3)
+                * hv.Curve(m, "date", ("balls_7d", "balls")).opts(color="black")
+            ).opts(title="Balls bowled (daily; 7-day total)", **opts)
+        pose = d.frames["pose"]
+        pose = pose[pose["athlete_id"] == aid]
         if len(pose):
-            figs["pose"] = hv.Scatter(pose, "date", [("score", "score (0-100)"), "movement"]).opts(size=8, color="movement", cmap="Category10", title="Pose score history", **opts)
+            figs["pose"] = hv.Scatter(pose, "date", [("score", "score (0-100)"), "movement"]).opts(
+                size=8, color="movement", cmap="Category10", title="Pose score history", **opts
+            )
         return figs
 
     def _update(self, *_):
         d, aid = self.data, self.data.athlete
-        if aid is None: self._header.object = "No athlete to show."; self._plots[:] = []; return
+        if aid is None:
+            self._header.object = "No athlete to show."
+            self._plots[:] = []
+            return
         self.data.access.check("view", "athlete", aid)
         who = d.roster.set_index("athlete_id").loc[aid]
         if d.as_of is None or not (d.frames["metrics"]["athlete_id"] == aid).any():
-            self._header.object = f"### {who['name']} ({aid})\nNo sessions recorded yet: enter one on the Entry forms page."
+            self._header.object = (
+                f"### {who['name']} ({aid})\nNo sessions recorded yet: enter one on the Entry forms page."
+            )
             self._plots[:] = []
             return
         figs = self.figures()
         notes = []
         if self.sensitive.get("cycle_logs") is not None:
-            notes.append("cycle phase shaded: " + ", ".join(f'<span style="color:{c}">&#9632;</span> {p}' for p, c in PHASE_COLORS.items()) + " (access audited)")
-        if self.sensitive.get("injuries") is not None: notes.append('injuries shaded <span style="color:#7f0000">&#9632;</span> (access audited)')
-        if self.sensitive.get("injuries") is None and d.access.user.role == "coach": notes.append("injury and cycle detail: medical staff and the athlete only")
-        self._header.object = (f"### {who['name']} ({aid})\n{who['sport']}, {who.get('role') or ''} {('- ' + who['position']) if isinstance(who.get('position'), str) else ''}; "
-                               f"data to {d.as_of:%Y-%m-%d}" + ("\n\n" + " | ".join(notes) if notes else ""))
+            notes.append(
+                "cycle phase shaded: "
+                + ", ".join(f'<span style="color:{c}">&#9632;</span> {p}' for p, c in PHASE_COLORS.items())
+                + " (access audited)"
+            )
+        if self.sensitive.get("injuries") is not None:
+            notes.append('injuries shaded <span style="color:#7f0000">&#9632;</span> (access audited)')
+        if self.sensitive.get("injuries") is None and d.access.user.role == "coach":
+            notes.append("injury and cycle detail: medical staff and the athlete only")
+        self._header.object = (
+            f"### {who['name']} ({aid})\n{who['sport']}, {who.get('role') or ''} {('- ' + who['position']) if isinstance(who.get('position'), str) else ''}; "
+            f"data to {d.as_of:%Y-%m-%d}" + ("\n\n" + " | ".join(notes) if notes else "")
+        )
         hv = _hv()
-        self._plots[:] = [pn.pane.HoloViews(hv.Layout(list(figs.values())).cols(1).opts(shared_axes=True), sizing_mode="stretch_width",
-                                            linked_axes=False, css_classes=["pitchlab-drilldown-plots"])] if figs else []
+        self._plots[:] = (
+            [
+                pn.pane.HoloViews(
+                    hv.Layout(list(figs.values())).cols(1).opts(shared_axes=True),
+                    sizing_mode="stretch_width",
+                    linked_axes=False,
+                    css_classes=["pitchlab-drilldown-plots"],
+                )
+            ]
+            if figs
+            else []
+        )
 
     def __panel__(self):
-        return pn.Column(pn.Row(pn.widgets.Select.from_param(self.data.param.athlete, width=260),
-                                pn.widgets.IntSlider.from_param(self.param.days, width=220),
-                                pn.widgets.Select.from_param(self.data.param.variant, width=220)),
-                         self._header, self._plots, sizing_mode="stretch_width")
+        return pn.Column(
+            pn.Row(
+                pn.widgets.Select.from_param(self.data.param.athlete, width=260),
+                pn.widgets.IntSlider.from_param(self.param.days, width=220),
+                pn.widgets.Select.from_param(self.data.param.variant, width=220),
+            ),
+            self._header,
+            self._plots,
+            sizing_mode="stretch_width",
+        )
 
 # %% ../../nbs/62_dash_components.ipynb
-def default_plan(frames:dict, athlete_id:str, horizon:int=7)->pd.DataFrame:
+def default_plan(frames: dict, athlete_id: str, horizon: int = 7) -> pd.DataFrame:
     "A plan that repeats the athlete's last week, day by day: date, session_type (match or training), load, balls, pitches."
     ses, as_of = frames["sessions"], frames["as_of"]
     last = ses[(ses["athlete_id"] == athlete_id) & (ses["date"] > as_of - pd.Timedelta(days=7))]
@@ -776,71 +1322,132 @@ def default_plan(frames:dict, athlete_id:str, horizon:int=7)->pd.DataFrame:
     match = last.assign(m=last["session_type"] == "match").groupby("date")["m"].any().reindex(week, fill_value=False)
     rep = np.resize(daily.to_numpy(dtype=float), (horizon, 3))
     dates = pd.date_range(as_of + pd.Timedelta(days=1), periods=horizon)
-    return pd.DataFrame({"date": dates, "session_type": np.where(np.resize(match.to_numpy(), horizon), "match", "training"),
-                         "load": np.round(rep[:, 0], -1), "balls": rep[:, 1].astype(int), "pitches": rep[:, 2].astype(int)})
+    return pd.DataFrame(
+        {
+            "date": dates,
+            "session_type": np.where(np.resize(match.to_numpy(), horizon), "match", "training"),
+            "load": np.round(rep[:, 0], -1),
+            "balls": rep[:, 1].astype(int),
+            "pitches": rep[:, 2].astype(int),
+        }
+    )
 
-def project_plan(frames:dict, # team_frames output
-                 athlete_id:str, # whose plan
-                 plan:pd.DataFrame, # date, load, balls, pitches for days after frames['as_of']
-                 provider:RiskProvider, # risk model
-                 rules:RuleChecker|None=None, # rule checks
-                 context_days:int=28, # days of history returned before the plan
-                )->tuple:
+
+def project_plan(
+    frames: dict,  # team_frames output
+    athlete_id: str,  # whose plan
+    plan: pd.DataFrame,  # date, load, balls, pitches for days after frames['as_of']
+    provider: RiskProvider,  # risk model
+    rules: RuleChecker | None = None,  # rule checks
+    context_days: int = 28,  # days of history returned before the plan
+) -> tuple:
     "Projected metrics and risk per day (history tail + plan) and the plan's rule violations."
     from pitchlab import load
+
     as_of, ses = frames["as_of"], frames["sessions"]
-    if (plan["date"] <= as_of).any(): raise ValidationError(f"a plan covers days after {as_of:%Y-%m-%d} only")
-    ath = frames["athletes"]; who = ath.set_index("athlete_id").loc[athlete_id]
+    if (plan["date"] <= as_of).any():
+        raise ValidationError(f"a plan covers days after {as_of:%Y-%m-%d} only")
+    ath = frames["athletes"]
+    who = ath.set_index("athlete_id").loc[athlete_id]
     hist = ses[ses["athlete_id"] == athlete_id]
-    planned = pd.DataFrame({"athlete_id": athlete_id, "date": pd.to_datetime(plan["date"]), "load": plan["load"].astype(float),
-                            "sport": who["sport"], "balls_bowled": plan["balls"].astype("Int64"), "pitches": plan["pitches"].astype("Int64"), "rpe": np.nan})
+    planned = pd.DataFrame(
+        {
+            "athlete_id": athlete_id,
+            "date": pd.to_datetime(plan["date"]),
+            "load": plan["load"].astype(float),
+            "sport": who["sport"],
+            "balls_bowled": plan["balls"].astype("Int64"),
+            "pitches": plan["pitches"].astype("Int64"),
+            "rpe": np.nan,
+        }
+    )
     ds = load.daily_metrics(pd.concat([_metrics_input(hist, ath, as_of), planned], ignore_index=True))
     f = load.to_frame(ds, [v for v in METRIC_COLUMNS if v in ds])
     f = f[f["date"] > as_of - pd.Timedelta(days=context_days)].reset_index(drop=True)
-    pmc = load.to_frame(load.project_pmc(frames["ds"].sel(athlete_id=[athlete_id]), planned[["athlete_id", "date", "load"]]))
-    f = f.merge(pmc[["date", "ctl", "atl", "tsb"]].rename(columns=lambda c: c if c == "date" else f"{c}_projected"), on="date", how="left")
+    pmc = load.to_frame(
+        load.project_pmc(frames["ds"].sel(athlete_id=[athlete_id]), planned[["athlete_id", "date", "load"]])
+    )
+    f = f.merge(
+        pmc[["date", "ctl", "atl", "tsb"]].rename(columns=lambda c: c if c == "date" else f"{c}_projected"),
+        on="date",
+        how="left",
+    )
     f["planned"] = f["date"] > as_of
     r = provider.predict(f[["athlete_id", "date", *VARIANTS]])
-    f[["risk", "lower", "upper"]] = r[["risk", "lower", "upper"]].to_numpy(); f["factors"] = r["factors"].to_numpy()
+    f[["risk", "lower", "upper"]] = r[["risk", "lower", "upper"]].to_numpy()
+    f["factors"] = r["factors"].to_numpy()
     viol = pd.DataFrame(columns=VIOLATION_COLUMNS)
     if rules is not None and rules.available:
-        act = pd.concat([hist[hist["date"] > as_of - pd.Timedelta(days=35)],
-                         planned.assign(session_type=plan["session_type"].to_numpy() if "session_type" in plan else "training",
-                                        duration_min=np.nan, overs=np.nan)[ACTIVITY_COLUMNS]], ignore_index=True)
+        act = pd.concat(
+            [
+                hist[hist["date"] > as_of - pd.Timedelta(days=35)],
+                planned.assign(
+                    session_type=plan["session_type"].to_numpy() if "session_type" in plan else "training",
+                    duration_min=np.nan,
+                    overs=np.nan,
+                )[ACTIVITY_COLUMNS],
+            ],
+            ignore_index=True,
+        )
         viol = rules.check(act, ath[ath["athlete_id"] == athlete_id])
         viol = viol[pd.to_datetime(viol["date"]) > as_of].reset_index(drop=True)
     return f, viol
 
-def largest_plan(frames:dict, athlete_id:str, plan:pd.DataFrame, provider:RiskProvider, rules:RuleChecker|None=None,
-                 budget:float=0.05, # highest upper risk allowed on any planned day
-                 max_scale:float=3.0, # largest multiple tried
-                 tol:float=0.01, # precision of the multiple
-                )->tuple:
+
+def largest_plan(
+    frames: dict,
+    athlete_id: str,
+    plan: pd.DataFrame,
+    provider: RiskProvider,
+    rules: RuleChecker | None = None,
+    budget: float = 0.05,  # highest upper risk allowed on any planned day
+    max_scale: float = 3.0,  # largest multiple tried
+    tol: float = 0.01,  # precision of the multiple
+) -> tuple:
     "The largest multiple of `plan` within the risk budget that breaks no rule: (scale, plan) or (None, None)."
+
     def ok(k):
-        p = plan.assign(load=np.round(plan["load"] * k, 0), balls=np.floor(plan["balls"] * k).astype(int), pitches=np.floor(plan["pitches"] * k).astype(int))
+        p = plan.assign(
+            load=np.round(plan["load"] * k, 0),
+            balls=np.floor(plan["balls"] * k).astype(int),
+            pitches=np.floor(plan["pitches"] * k).astype(int),
+        )
         f, v = project_plan(frames, athlete_id, p, provider, rules)
         return (f.loc[f["planned"], "upper"].fillna(0).max() <= budget) and not len(v), p
+
     good, p0 = ok(0.0)
-    if not good: return None, None
+    if not good:
+        return None, None
     hi_ok, p_hi = ok(max_scale)
-    if hi_ok: return max_scale, p_hi
+    if hi_ok:
+        return max_scale, p_hi
     lo, hi, best = 0.0, max_scale, p0
     while hi - lo > tol:
         mid = (lo + hi) / 2
         g, p = ok(mid)
-        if g: lo, best = mid, p
-        else: hi = mid
+        if g:
+            lo, best = mid, p
+        else:
+            hi = mid
     return lo, best
 
 # %% ../../nbs/62_dash_components.ipynb
 class WhatIfPlanner(pn.viewable.Viewer):
     "Plan the next 7-14 days: projected ACWR, CTL/ATL/TSB, risk with interval, rules broken, and the largest plan within a risk budget."
+
     data = param.ClassSelector(class_=DataStore, doc="the session's data store (its `athlete` is planned for)")
     horizon = param.Integer(default=7, bounds=(7, 14), label="Days planned", doc="length of the plan")
     plan = param.DataFrame(default=None, precedence=-1, doc="date, load, balls, pitches per planned day")
-    risk_budget = param.Number(default=0.05, bounds=(0.005, 0.5), step=0.005, label="Risk budget", doc="highest upper risk allowed on any planned day")
-    projection = param.DataFrame(default=None, precedence=-1, doc="history tail and plan with projected metrics and risk")
+    risk_budget = param.Number(
+        default=0.05,
+        bounds=(0.005, 0.5),
+        step=0.005,
+        label="Risk budget",
+        doc="highest upper risk allowed on any planned day",
+    )
+    projection = param.DataFrame(
+        default=None, precedence=-1, doc="history tail and plan with projected metrics and risk"
+    )
     plan_violations = param.DataFrame(default=None, precedence=-1, doc="rules the plan would break")
     suggestion = param.DataFrame(default=None, precedence=-1, doc="the largest plan within the risk budget")
     suggest = param.Event(label="Suggest the largest plan within budget")
@@ -850,55 +1457,91 @@ class WhatIfPlanner(pn.viewable.Viewer):
         super().__init__(**params)
         self._sync, self._suggest_note = False, pn.pane.Markdown("")
         self._sliders = pn.FlexBox(sizing_mode="stretch_width")
-        self._table = pn.widgets.Tabulator(pd.DataFrame(columns=["date", "session_type", "load", "balls", "pitches"]), show_index=False,
-                                           editors={"date": None, "session_type": {"type": "list", "values": ["training", "match"]}}, sizing_mode="stretch_width", height=300, css_classes=["pitchlab-plan"])
+        self._table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["date", "session_type", "load", "balls", "pitches"]),
+            show_index=False,
+            editors={"date": None, "session_type": {"type": "list", "values": ["training", "match"]}},
+            sizing_mode="stretch_width",
+            height=300,
+            css_classes=["pitchlab-plan"],
+        )
         self._table.on_edit(self._edited)
-        self._summary, self._plots = pn.pane.Markdown(sizing_mode="stretch_width"), pn.Column(sizing_mode="stretch_width")
+        self._summary, self._plots = (
+            pn.pane.Markdown(sizing_mode="stretch_width"),
+            pn.Column(sizing_mode="stretch_width"),
+        )
         self.data.param.watch(self._reset, ["athlete", "frames"])
         self.param.watch(self._reset, "horizon")
         self._reset()
 
-    def _who(self): return self.data.roster.set_index("athlete_id").loc[self.data.athlete]
+    def _who(self):
+        return self.data.roster.set_index("athlete_id").loc[self.data.athlete]
 
     def _reset(self, *_):
-        if self.data.athlete is None or self.data.as_of is None or not (self.data.frames["metrics"]["athlete_id"] == self.data.athlete).any():
+        if (
+            self.data.athlete is None
+            or self.data.as_of is None
+            or not (self.data.frames["metrics"]["athlete_id"] == self.data.athlete).any()
+        ):
             self._summary.object = "No sessions recorded for this athlete yet: nothing to plan from."
             return
         self.data.access.check("view", "whatif", self.data.athlete)
-        self.suggestion = None; self._suggest_note.object = ""
+        self.suggestion = None
+        self._suggest_note.object = ""
         self.plan = default_plan(self.data.frames, self.data.athlete, self.horizon)
 
-    def _columns(self)->list:
+    def _columns(self) -> list:
         who = self._who()
-        return ["date", "session_type", "load"] + (["balls"] if who["sport"] == "cricket" else []) + (["pitches"] if who["sport"] == "baseball" else [])
+        return (
+            ["date", "session_type", "load"]
+            + (["balls"] if who["sport"] == "cricket" else [])
+            + (["pitches"] if who["sport"] == "baseball" else [])
+        )
 
     @param.depends("plan", watch=True)
     def _project(self):
-        if self.plan is None: return
-        self.projection, self.plan_violations = project_plan(self.data.frames, self.data.athlete, self.plan, self.data.risk_provider.for_variant(self.data.variant)
-                                                             if hasattr(self.data.risk_provider, "for_variant") else self.data.risk_provider, self.data.rules)
+        if self.plan is None:
+            return
+        self.projection, self.plan_violations = project_plan(
+            self.data.frames,
+            self.data.athlete,
+            self.plan,
+            self.data.risk_provider.for_variant(self.data.variant)
+            if hasattr(self.data.risk_provider, "for_variant")
+            else self.data.risk_provider,
+            self.data.rules,
+        )
         self._show()
 
-    def set_day(self, i:int, **values):
+    def set_day(self, i: int, **values):
         "Change planned day `i` (0-based): load=..., balls=..., pitches=..."
         p = self.plan.copy()
-        for k, v in values.items(): p.loc[i, k] = v
+        for k, v in values.items():
+            p.loc[i, k] = v
         self.plan = p
 
     def _edited(self, event):
-        if self._sync: return
+        if self._sync:
+            return
         p = self.plan.copy()
         c = event.column
-        p.loc[event.row, c] = float(event.value) if c == "load" else (str(event.value) if c == "session_type" else int(event.value))
+        p.loc[event.row, c] = (
+            float(event.value) if c == "load" else (str(event.value) if c == "session_type" else int(event.value))
+        )
         self.plan = p
 
     def _slid(self, i):
         "Callback of day i's slider (on release: value_throttled); the sliders are not written back, so a drag is never undone."
+
         def cb(event):
-            if self._sync: return
+            if self._sync:
+                return
             self._from_slider = True
-            try: self.set_day(i, load=float(event.new))
-            finally: self._from_slider = False
+            try:
+                self.set_day(i, load=float(event.new))
+            finally:
+                self._from_slider = False
+
         return cb
 
     def _show(self):
@@ -909,72 +1552,158 @@ class WhatIfPlanner(pn.viewable.Viewer):
             if getattr(self, "_slider_dates", None) != list(self.plan["date"]):
                 self._slider_dates = list(self.plan["date"])
                 top = int(max(1500, self.plan["load"].max() * 2))
-                sl = [pn.widgets.IntSlider(label=f"{d:%a %d %b}", start=0, end=top, step=10, value=int(v), width=170, css_classes=["pitchlab-day"])
-                      for d, v in zip(self.plan["date"], self.plan["load"])]
-                for i, s in enumerate(sl): s.param.watch(self._slid(i), "value_throttled")
+                sl = [
+                    pn.widgets.IntSlider(
+                        label=f"{d:%a %d %b}",
+                        start=0,
+                        end=top,
+                        step=10,
+                        value=int(v),
+                        width=170,
+                        css_classes=["pitchlab-day"],
+                    )
+                    for d, v in zip(self.plan["date"], self.plan["load"])
+                ]
+                for i, s in enumerate(sl):
+                    s.param.watch(self._slid(i), "value_throttled")
                 self._sliders[:] = sl
             elif not getattr(self, "_from_slider", False):
-                for s, v in zip(self._sliders, self.plan["load"]): s.value = int(v)
-        finally: self._sync = False
+                for s, v in zip(self._sliders, self.plan["load"]):
+                    s.value = int(v)
+        finally:
+            self._sync = False
         f, v = self.projection, self.plan_violations
         fp = f[f["planned"]]
         i = fp["risk"].idxmax() if fp["risk"].notna().any() else None
-        lvl = risk_level([fp.loc[i, "risk"]] if i is not None else [np.nan], getattr(self.data.risk_provider, "base_rate", 0.02))[0]
-        risk_txt = (f"**Highest risk in the plan**: {_badge(lvl)} {fp.loc[i, 'risk']:.1%} ({fp.loc[i, 'lower']:.1%} to {fp.loc[i, 'upper']:.1%}) on {fp.loc[i, 'date']:%a %d %b}"
-                    if i is not None else "**Risk**: not enough history for an ACWR")
+        lvl = risk_level(
+            [fp.loc[i, "risk"]] if i is not None else [np.nan], getattr(self.data.risk_provider, "base_rate", 0.02)
+        )[0]
+        risk_txt = (
+            f"**Highest risk in the plan**: {_badge(lvl)} {fp.loc[i, 'risk']:.1%} ({fp.loc[i, 'lower']:.1%} to {fp.loc[i, 'upper']:.1%}) on {fp.loc[i, 'date']:%a %d %b}"
+            if i is not None
+            else "**Risk**: not enough history for an ACWR"
+        )
         end = fp.iloc[-1]
-        lines = [risk_txt, f"*{self.data.risk_provider.label}*",
-                 f"At the end of the plan: ACWR {end[self.data.variant]:.2f} ({VARIANTS[self.data.variant]}), CTL {end['ctl_projected']:.0f}, ATL {end['atl_projected']:.0f}, "
-                 f"TSB {end['tsb_projected']:.0f}, monotony {end['monotony']:.2f}; planned load {self.plan['load'].sum():,.0f} AU"]
-        if not self.data.rules.available: lines.append(self.data.rules.note)
-        elif len(v): lines.append("**Rules this plan would break:**\n" + "\n".join(f"- {r.date:%a %d %b}: {r.ruleset}: {r.message}" for r in v.assign(date=pd.to_datetime(v['date'])).itertuples()))
-        else: lines.append("No rule broken.")
+        lines = [
+            risk_txt,
+            f"*{self.data.risk_provider.label}*",
+            f"At the end of the plan: ACWR {end[self.data.variant]:.2f} ({VARIANTS[self.data.variant]}), CTL {end['ctl_projected']:.0f}, ATL {end['atl_projected']:.0f}, "
+            f"TSB {end['tsb_projected']:.0f}, monotony {end['monotony']:.2f}; planned load {self.plan['load'].sum():,.0f} AU",
+        ]
+        if not self.data.rules.available:
+            lines.append(self.data.rules.note)
+        elif len(v):
+            lines.append(
+                "**Rules this plan would break:**\n"
+                + "\n".join(
+                    f"- {r.date:%a %d %b}: {r.ruleset}: {r.message}"
+                    for r in v.assign(date=pd.to_datetime(v['date'])).itertuples()
+                )
+            )
+        else:
+            lines.append("No rule broken.")
         self._summary.object = "\n\n".join(lines)
         hv = _hv()
         var = self.data.variant
         opts = dict(responsive=True, height=220, show_grid=True, tools=["hover"], xlabel="date")
-        span = hv.VSpan(fp["date"].min() - pd.Timedelta(hours=12), fp["date"].max() + pd.Timedelta(hours=12)).opts(color="#3498db", alpha=0.08)
-        acwr = hv.Overlay([hv.HSpan(1.42, 2.0).opts(color="#e67e22", alpha=0.15), span, hv.Curve(f, "date", (var, "ACWR")).opts(color="black", line_width=2),
-                           hv.Scatter(fp, "date", (var, "ACWR")).opts(color="#3498db", size=6)]).opts(title="ACWR: history and plan (shaded)", ylabel="ACWR", **opts)
-        pmc = hv.Overlay([span, *[hv.Curve((f["date"], f[f"{c}_projected"].fillna(f[c])), "date", ("value", "AU/day"), label=n) for c, n in (("ctl", "CTL"), ("atl", "ATL"), ("tsb", "TSB"))]]
-                         ).opts(title="CTL / ATL / TSB (pitchlab.load.project_pmc)", ylabel="AU/day", legend_position="top_left", **opts)
-        risk = hv.Overlay([hv.Area(fp, "date", ["lower", "upper"]).opts(color="#e67e22", alpha=0.3), hv.Curve(fp, "date", ("risk", "risk")).opts(color="#c0392b"),
-                           hv.HLine(self.risk_budget).opts(color="grey", line_dash="dashed")]).opts(title="Risk per planned day (interval shaded; budget dashed)", ylabel="risk",
-                                                                                       ylim=(0, max(self.risk_budget, float(fp["upper"].max() if fp["upper"].notna().any() else 0)) * 1.3), **opts)
-        self._plots[:] = [pn.pane.HoloViews(hv.Layout([acwr, pmc, risk]).cols(1).opts(shared_axes=True), sizing_mode="stretch_width", linked_axes=False)]
+        span = hv.VSpan(fp["date"].min() - pd.Timedelta(hours=12), fp["date"].max() + pd.Timedelta(hours=12)).opts(
+            color="#3498db", alpha=0.08
+        )
+        acwr = hv.Overlay(
+            [
+                hv.HSpan(1.42, 2.0).opts(color="#e67e22", alpha=0.15),
+                span,
+                hv.Curve(f, "date", (var, "ACWR")).opts(color="black", line_width=2),
+                hv.Scatter(fp, "date", (var, "ACWR")).opts(color="#3498db", size=6),
+            ]
+        ).opts(title="ACWR: history and plan (shaded)", ylabel="ACWR", **opts)
+        pmc = hv.Overlay(
+            [
+                span,
+                *[
+                    hv.Curve((f["date"], f[f"{c}_projected"].fillna(f[c])), "date", ("value", "AU/day"), label=n)
+                    for c, n in (("ctl", "CTL"), ("atl", "ATL"), ("tsb", "TSB"))
+                ],
+            ]
+        ).opts(title="CTL / ATL / TSB (pitchlab.load.project_pmc)", ylabel="AU/day", legend_position="top_left", **opts)
+        risk = hv.Overlay(
+            [
+                hv.Area(fp, "date", ["lower", "upper"]).opts(color="#e67e22", alpha=0.3),
+                hv.Curve(fp, "date", ("risk", "risk")).opts(color="#c0392b"),
+                hv.HLine(self.risk_budget).opts(color="grey", line_dash="dashed"),
+            ]
+        ).opts(
+            title="Risk per planned day (interval shaded; budget dashed)",
+            ylabel="risk",
+            ylim=(0, max(self.risk_budget, float(fp["upper"].max() if fp["upper"].notna().any() else 0)) * 1.3),
+            **opts,
+        )
+        self._plots[:] = [
+            pn.pane.HoloViews(
+                hv.Layout([acwr, pmc, risk]).cols(1).opts(shared_axes=True),
+                sizing_mode="stretch_width",
+                linked_axes=False,
+            )
+        ]
 
     @param.depends("suggest", watch=True)
     def _suggest(self):
-        k, p = largest_plan(self.data.frames, self.data.athlete, self.plan, self.data.risk_provider.for_variant(self.data.variant)
-                            if hasattr(self.data.risk_provider, "for_variant") else self.data.risk_provider, self.data.rules, self.risk_budget)
+        k, p = largest_plan(
+            self.data.frames,
+            self.data.athlete,
+            self.plan,
+            self.data.risk_provider.for_variant(self.data.variant)
+            if hasattr(self.data.risk_provider, "for_variant")
+            else self.data.risk_provider,
+            self.data.rules,
+            self.risk_budget,
+        )
         self.suggestion = p
-        self._suggest_note.object = ("No plan keeps within this budget (even full rest): raise the budget." if k is None else
-                                     f"Largest plan within {self.risk_budget:.1%}: **{k:.2f} x** this plan, {p['load'].sum():,.0f} AU in all "
-                                     f"({', '.join(str(int(x)) for x in p['load'])}).")
+        self._suggest_note.object = (
+            "No plan keeps within this budget (even full rest): raise the budget."
+            if k is None
+            else f"Largest plan within {self.risk_budget:.1%}: **{k:.2f} x** this plan, {p['load'].sum():,.0f} AU in all "
+            f"({', '.join(str(int(x)) for x in p['load'])})."
+        )
 
     @param.depends("apply", watch=True)
     def _apply(self):
-        if self.suggestion is not None: self.plan = self.suggestion.copy()
+        if self.suggestion is not None:
+            self.plan = self.suggestion.copy()
 
     def __panel__(self):
-        return pn.Column(pn.Row(pn.widgets.Select.from_param(self.data.param.athlete, width=260),
-                                pn.widgets.IntSlider.from_param(self.param.horizon, width=200),
-                                pn.widgets.FloatSlider.from_param(self.param.risk_budget, width=220, format="0.0%")),
-                         pn.pane.Markdown("Daily load (AU) per planned day; edit balls or pitches in the table."), self._sliders,
-                         pn.Row(pn.Column(self._table, width=470), pn.Column(self._summary, sizing_mode="stretch_width")),
-                         pn.Row(pn.widgets.Button.from_param(self.param.suggest, color="primary"),
-                                pn.widgets.Button.from_param(self.param.apply), self._suggest_note),
-                         self._plots, sizing_mode="stretch_width")
+        return pn.Column(
+            pn.Row(
+                pn.widgets.Select.from_param(self.data.param.athlete, width=260),
+                pn.widgets.IntSlider.from_param(self.param.horizon, width=200),
+                pn.widgets.FloatSlider.from_param(self.param.risk_budget, width=220, format="0.0%"),
+            ),
+            pn.pane.Markdown("Daily load (AU) per planned day; edit balls or pitches in the table."),
+            self._sliders,
+            pn.Row(pn.Column(self._table, width=470), pn.Column(self._summary, sizing_mode="stretch_width")),
+            pn.Row(
+                pn.widgets.Button.from_param(self.param.suggest, color="primary"),
+                pn.widgets.Button.from_param(self.param.apply),
+                self._suggest_note,
+            ),
+            self._plots,
+            sizing_mode="stretch_width",
+        )
 
 # %% ../../nbs/62_dash_components.ipynb
 class PosePage(pn.viewable.Viewer):
     "Upload a video, choose the movement, score it with progress, show overlay and angles, store the scores; the athlete's pose history."
+
     data = param.ClassSelector(class_=DataStore, doc="the session's data store")
-    scorer = param.ClassSelector(class_=PoseScorer, doc="pose scoring (pitchlab.pose); unavailable until it is installed")
+    scorer = param.ClassSelector(
+        class_=PoseScorer, doc="pose scoring (pitchlab.pose); unavailable until it is installed"
+    )
     movement = param.Selector(default="pitch", objects=list(MOVEMENTS), doc="the movement filmed")
     progress = param.Number(default=0.0, bounds=(0, 1), precedence=-1, doc="scoring progress")
     status = param.String(default="", precedence=-1, doc="what the scorer is doing")
-    result = param.Dict(default=None, precedence=-1, doc="the last score (score, confidence, metrics, feedback, angles, overlay)")
+    result = param.Dict(
+        default=None, precedence=-1, doc="the last score (score, confidence, metrics, feedback, angles, overlay)"
+    )
     score_video = param.Event(label="Score the video")
 
     def __init__(self, **params):
@@ -986,7 +1715,7 @@ class PosePage(pn.viewable.Viewer):
         self.data.param.watch(self._show_history, ["athlete", "frames"])
         self._show_history()
 
-    def history(self)->pd.DataFrame:
+    def history(self) -> pd.DataFrame:
         "The athlete's stored pose results (authorised)."
         aid = self.data.athlete
         self.data.access.check("read", "pose_results", aid)
@@ -994,38 +1723,76 @@ class PosePage(pn.viewable.Viewer):
         return p[p["athlete_id"] == aid].sort_values("date", ascending=False).reset_index(drop=True)
 
     def _show_history(self, *_):
-        if self.data.athlete is None: return
+        if self.data.athlete is None:
+            return
         h = self.history()
         items = [pn.pane.Markdown(f"#### Pose history ({len(h)} video(s))")]
         if len(h):
             hv = _hv()
-            items.append(pn.pane.HoloViews(hv.Scatter(h, "date", [("score", "score (0-100)"), "movement"]).opts(color="movement", cmap="Category10", size=8, responsive=True, height=220, tools=["hover"]),
-                                           sizing_mode="stretch_width", linked_axes=False))
-            items.append(pn.widgets.Tabulator(h[["date", "movement", "score", "confidence", "feedback"]], show_index=False, disabled=True, height=220, sizing_mode="stretch_width"))
-        else: items.append(pn.pane.Markdown("No pose scores stored for this athlete yet."))
+            items.append(
+                pn.pane.HoloViews(
+                    hv.Scatter(h, "date", [("score", "score (0-100)"), "movement"]).opts(
+                        color="movement", cmap="Category10", size=8, responsive=True, height=220, tools=["hover"]
+                    ),
+                    sizing_mode="stretch_width",
+                    linked_axes=False,
+                )
+            )
+            items.append(
+                pn.widgets.Tabulator(
+                    h[["date", "movement", "score", "confidence", "feedback"]],
+                    show_index=False,
+                    disabled=True,
+                    height=220,
+                    sizing_mode="stretch_width",
+                )
+            )
+        else:
+            items.append(pn.pane.Markdown("No pose scores stored for this athlete yet."))
         self._history[:] = items
 
     @param.depends("score_video", watch=True)
     def _start(self):
         aid = self.data.athlete
         self.data.access.check("write", "pose_results", aid)
-        if not self.scorer.available or self.scorer.note: self.status = self.scorer.note or "pose scoring is not available"; return
-        if not self.upload.value: self.status = "choose a video file first"; return
-        import hashlib, tempfile as _tf
+        if not self.scorer.available or self.scorer.note:
+            self.status = self.scorer.note or "pose scoring is not available"
+            return
+        if not self.upload.value:
+            self.status = "choose a video file first"
+            return
+        import hashlib
+        import tempfile as _tf
+
         raw = self.upload.value
         sha = hashlib.sha256(raw).hexdigest()
         path = _tf.NamedTemporaryFile(suffix="-" + (self.upload.filename or "video.mp4"), delete=False).name
-        with open(path, "wb") as fh: fh.write(raw)
+        with open(path, "wb") as fh:
+            fh.write(raw)
         job = dict(done=False, error=None, result=None, progress=0.0, message="starting")
-        def prog(frac, msg=""): job.update(progress=float(frac), message=str(msg))
+
+        def prog(frac, msg=""):
+            job.update(progress=float(frac), message=str(msg))
+
         def work():
             try:
-                kw = {"height_m": h / 100} if isinstance(self.scorer, LibraryPoseScorer) and pd.notna(h := self.data.roster.set_index("athlete_id").get("height_cm", pd.Series(dtype=float)).get(aid)) else {}
+                kw = (
+                    {"height_m": h / 100}
+                    if isinstance(self.scorer, LibraryPoseScorer)
+                    and pd.notna(
+                        h := self.data.roster.set_index("athlete_id").get("height_cm", pd.Series(dtype=float)).get(aid)
+                    )
+                    else {}
+                )
                 job["result"] = self.scorer.score(path, self.movement, aid, progress=prog, **kw)
-            except Exception as e: job["error"] = f"{type(e).__name__}: {e}"
+            except Exception as e:
+                job["error"] = f"{type(e).__name__}: {e}"
             finally:
                 job["done"] = True
-                import os; os.unlink(path)
+                import os
+
+                os.unlink(path)
+
         self._job = dict(job=job, sha=sha, athlete=aid, movement=self.movement, t0=time.monotonic())
         threading.Thread(target=work, daemon=True).start()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
@@ -1033,49 +1800,101 @@ class PosePage(pn.viewable.Viewer):
 
     def poll(self):
         "Show the scorer's progress; when done, store and show the result."
-        if self._job is None: return
+        if self._job is None:
+            return
         j = self._job["job"]
         self.progress = j["progress"]
         self.status = j["message"] + ("" if j["done"] else f" ({time.monotonic() - self._job['t0']:.0f} s)")
-        if not j["done"]: return
-        if self._cb is not None: self._cb.stop(); self._cb = None
+        if not j["done"]:
+            return
+        if self._cb is not None:
+            self._cb.stop()
+            self._cb = None
         info, self._job = self._job, None
-        if j["error"]: self.status = "scoring failed: " + j["error"]; return
+        if j["error"]:
+            self.status = "scoring failed: " + j["error"]
+            return
         r = self.result = j["result"]
         metrics = r.get("metrics", {})
-        row = pd.DataFrame([dict(athlete_id=info["athlete"], date=pd.Timestamp.now().normalize(), movement=info["movement"], video_sha256=info["sha"],
-                                 score=r.get("score"), confidence=r.get("confidence"), metrics=metrics if isinstance(metrics, str) else json.dumps(metrics, default=str),
-                                 feedback=r.get("feedback"), source=r.get("source", "pitchlab.pose"))])
+        row = pd.DataFrame(
+            [
+                dict(
+                    athlete_id=info["athlete"],
+                    date=pd.Timestamp.now().normalize(),
+                    movement=info["movement"],
+                    video_sha256=info["sha"],
+                    score=r.get("score"),
+                    confidence=r.get("confidence"),
+                    metrics=metrics if isinstance(metrics, str) else json.dumps(metrics, default=str),
+                    feedback=r.get("feedback"),
+                    source=r.get("source", "pitchlab.pose"),
+                )
+            ]
+        )
         rep = self.data.access.write("pose_results", row, source="dashboard")
         self.status = f"score {r.get('score', float('nan')):.0f} stored" if rep.ok else f"not stored: {rep}"
-        items = [pn.pane.Markdown(f"### Score {r.get('score', float('nan')):.0f} / 100 (confidence {r.get('confidence', float('nan')):.2f})\n\n{r.get('feedback') or ''}")]
-        if r.get("overlay"): items.append(pn.pane.Image(r["overlay"], sizing_mode="scale_width", max_width=640))
-        if r.get("overlay_video"): items.append(pn.pane.Video(r["overlay_video"], loop=True, width=640))
-        if r.get("angles_png"): items.append(pn.pane.PNG(r["angles_png"], sizing_mode="scale_width", max_width=900))
+        items = [
+            pn.pane.Markdown(
+                f"### Score {r.get('score', float('nan')):.0f} / 100 (confidence {r.get('confidence', float('nan')):.2f})\n\n{r.get('feedback') or ''}"
+            )
+        ]
+        if r.get("overlay"):
+            items.append(pn.pane.Image(r["overlay"], sizing_mode="scale_width", max_width=640))
+        if r.get("overlay_video"):
+            items.append(pn.pane.Video(r["overlay_video"], loop=True, width=640))
+        if r.get("angles_png"):
+            items.append(pn.pane.PNG(r["angles_png"], sizing_mode="scale_width", max_width=900))
         ang = r.get("angles")
         if isinstance(ang, pd.DataFrame) and len(ang):
             hv = _hv()
-            items.append(pn.pane.HoloViews(hv.Overlay([hv.Curve((ang["time_s"], ang[c]), "time (s)", ("angle", "degrees"), label=c) for c in ang.columns if c != "time_s"]
-                                                      ).opts(responsive=True, height=260, legend_position="right", title="Joint angles"), sizing_mode="stretch_width", linked_axes=False))
+            items.append(
+                pn.pane.HoloViews(
+                    hv.Overlay(
+                        [
+                            hv.Curve((ang["time_s"], ang[c]), "time (s)", ("angle", "degrees"), label=c)
+                            for c in ang.columns
+                            if c != "time_s"
+                        ]
+                    ).opts(responsive=True, height=260, legend_position="right", title="Joint angles"),
+                    sizing_mode="stretch_width",
+                    linked_axes=False,
+                )
+            )
         self._result[:] = items
         self.data.version += 1
 
     def __panel__(self):
-        ok = self.scorer.available and not self.scorer.note and self.data.access.can("write", "pose_results", self.data.athlete)
+        ok = (
+            self.scorer.available
+            and not self.scorer.note
+            and self.data.access.can("write", "pose_results", self.data.athlete)
+        )
         btn = pn.widgets.Button.from_param(self.param.score_video, color="primary", disabled=not ok)
         bar = pn.indicators.Progress(value=int(self.progress * 100), max=100, width=300)
         self.param.watch(lambda e: setattr(bar, "value", int(e.new * 100)), "progress")
         notes = [self.scorer.note] if self.scorer.note else []
-        return pn.Column(pn.Row(pn.widgets.Select.from_param(self.data.param.athlete, width=260),
-                                pn.widgets.Select.from_param(self.param.movement, width=180), self.upload, btn),
-                         pn.Row(bar, pn.pane.Str(self.param.status)), *[pn.pane.Alert(n, alert_type="info") for n in notes],
-                         self._result, self._history, sizing_mode="stretch_width")
+        return pn.Column(
+            pn.Row(
+                pn.widgets.Select.from_param(self.data.param.athlete, width=260),
+                pn.widgets.Select.from_param(self.param.movement, width=180),
+                self.upload,
+                btn,
+            ),
+            pn.Row(bar, pn.pane.Str(self.param.status)),
+            *[pn.pane.Alert(n, alert_type="info") for n in notes],
+            self._result,
+            self._history,
+            sizing_mode="stretch_width",
+        )
 
 # %% ../../nbs/62_dash_components.ipynb
 class ModelsPage(pn.viewable.Viewer):
     "Registered model versions, background retraining over a date range with live progress, promote and roll back."
+
     data = param.ClassSelector(class_=DataStore, doc="the session's data store (for the signed-in user and date range)")
-    backend = param.ClassSelector(class_=RetrainBackend, doc="registry and retraining (stub until the pipeline is installed)")
+    backend = param.ClassSelector(
+        class_=RetrainBackend, doc="registry and retraining (stub until the pipeline is installed)"
+    )
     start = param.CalendarDate(default=None, doc="first day of the training data")
     end = param.CalendarDate(default=None, doc="last day of the training data")
     progress = param.Number(default=0.0, bounds=(0, 1), precedence=-1, doc="progress of the running job (0-1)")
@@ -1090,10 +1909,19 @@ class ModelsPage(pn.viewable.Viewer):
         super().__init__(**params)
         self.data.access.check("view", "models")
         ses = self.data.frames.get("sessions")
-        if self.start is None and ses is not None and len(ses): self.start = ses["date"].min().date()
-        if self.end is None and ses is not None and len(ses): self.end = ses["date"].max().date()
+        if self.start is None and ses is not None and len(ses):
+            self.start = ses["date"].min().date()
+        if self.end is None and ses is not None and len(ses):
+            self.end = ses["date"].max().date()
         self._job, self._cb = None, None
-        self._table = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True, sizing_mode="stretch_width", height=260, css_classes=["pitchlab-versions"])
+        self._table = pn.widgets.Tabulator(
+            pd.DataFrame(),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            height=260,
+            css_classes=["pitchlab-versions"],
+        )
         self.refresh()
 
     def refresh(self):
@@ -1101,10 +1929,12 @@ class ModelsPage(pn.viewable.Viewer):
         v = self.backend.versions()
         shown = v.copy()
         for c in shown.columns:
-            if pd.api.types.is_datetime64_any_dtype(shown[c]): shown[c] = shown[c].dt.strftime("%Y-%m-%d %H:%M")
+            if pd.api.types.is_datetime64_any_dtype(shown[c]):
+                shown[c] = shown[c].dt.strftime("%Y-%m-%d %H:%M")
         self._table.value = shown
         self.param.version.objects = [str(x) for x in v.get("version", [])]
-        if self.version not in self.param.version.objects: self.version = self.param.version.objects[-1] if len(v) else None
+        if self.version not in self.param.version.objects:
+            self.version = self.param.version.objects[-1] if len(v) else None
 
     @param.depends("retrain", watch=True)
     def _retrain(self):
@@ -1115,14 +1945,17 @@ class ModelsPage(pn.viewable.Viewer):
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             self._cb = pn.state.add_periodic_callback(self.poll, period=250)
 
-    def poll(self)->dict|None:
+    def poll(self) -> dict | None:
         "Update progress from the backend; refresh the versions when the job is done."
-        if self._job is None: return None
+        if self._job is None:
+            return None
         s = self.backend.status(self._job)
         self.progress = 1.0 if s["done"] else (s["progress"] if s["progress"] is not None else self.progress)
         self.status = s["message"] + (f" ({s['error']})" if s.get("error") else "")
         if s["done"]:
-            if self._cb is not None: self._cb.stop(); self._cb = None
+            if self._cb is not None:
+                self._cb.stop()
+                self._cb = None
             self._job = None
             self.refresh()
         return s
@@ -1132,14 +1965,19 @@ class ModelsPage(pn.viewable.Viewer):
         authorize(self.data.access.user, "promote", "models")
         r = self.backend.promote(self.version, actor=self.data.access.user.username)
         self.data.access.log("promote", "models", detail=f"version {self.version}: {r}")
-        self.status = f"version {r['version']} " + ("is champion" if r.get("promoted") else "was not promoted: " + "; ".join(r.get("reasons", [])))
+        self.status = f"version {r['version']} " + (
+            "is champion" if r.get("promoted") else "was not promoted: " + "; ".join(r.get("reasons", []))
+        )
         self.refresh()
 
     @param.depends("rollback", watch=True)
     def _rollback(self):
         authorize(self.data.access.user, "promote", "models")
-        try: v = self.backend.rollback(actor=self.data.access.user.username)
-        except PitchlabError as e: self.status = str(e).splitlines()[0]; return
+        try:
+            v = self.backend.rollback(actor=self.data.access.user.username)
+        except PitchlabError as e:
+            self.status = str(e).splitlines()[0]
+            return
         self.data.access.log("rollback", "models", detail=f"champion back to {v}")
         self.status = f"rolled back: version {v} is champion"
         self.refresh()
@@ -1148,24 +1986,48 @@ class ModelsPage(pn.viewable.Viewer):
         admin = self.data.access.can("retrain", "models")
         bar = pn.indicators.Progress(value=0, max=100, width=320, css_classes=["pitchlab-retrain-progress"])
         self.param.watch(lambda e: setattr(bar, "value", int(round(e.new * 100))), "progress")
-        note = ("Models backend: **stub** - the model registry and retraining pipeline are not installed yet, so a run is simulated "
-                "and nothing is trained." if self.backend.stub else f"Models backend: registry model `{self.backend.model_name}`.")
+        note = (
+            "Models backend: **stub** - the model registry and retraining pipeline are not installed yet, so a run is simulated "
+            "and nothing is trained."
+            if self.backend.stub
+            else f"Models backend: registry model `{self.backend.model_name}`."
+        )
         who = "" if admin else "Retraining and promotion are for admins; you can see the versions."
-        return pn.Column(pn.pane.Markdown(f"{note} Risk on the other pages: *{self.data.risk_provider.label}*. {who}"),
-                         pn.Row(pn.widgets.DatePicker.from_param(self.param.start, width=160), pn.widgets.DatePicker.from_param(self.param.end, width=160),
-                                pn.widgets.Button.from_param(self.param.retrain, color="primary", disabled=not admin)),
-                         pn.Row(bar, pn.pane.Str(self.param.status, css_classes=["pitchlab-retrain-status"])),
-                         self._table,
-                         pn.Row(pn.widgets.Select.from_param(self.param.version, width=120), pn.widgets.Button.from_param(self.param.promote, disabled=not admin),
-                                pn.widgets.Button.from_param(self.param.rollback, disabled=not admin)),
-                         sizing_mode="stretch_width")
+        return pn.Column(
+            pn.pane.Markdown(f"{note} Risk on the other pages: *{self.data.risk_provider.label}*. {who}"),
+            pn.Row(
+                pn.widgets.DatePicker.from_param(self.param.start, width=160),
+                pn.widgets.DatePicker.from_param(self.param.end, width=160),
+                pn.widgets.Button.from_param(self.param.retrain, color="primary", disabled=not admin),
+            ),
+            pn.Row(bar, pn.pane.Str(self.param.status, css_classes=["pitchlab-retrain-status"])),
+            self._table,
+            pn.Row(
+                pn.widgets.Select.from_param(self.param.version, width=120),
+                pn.widgets.Button.from_param(self.param.promote, disabled=not admin),
+                pn.widgets.Button.from_param(self.param.rollback, disabled=not admin),
+            ),
+            sizing_mode="stretch_width",
+        )
 
 # %% ../../nbs/62_dash_components.ipynb
-COMPARE_METRICS = {"ACWR (EWMA)": "acwr_ewma", "ACWR (rolling)": "acwr_rolling", "ACWR (uncoupled)": "acwr_uncoupled", "Daily load": "load",
-                   "Weekly load": "weekly_load", "CTL (fitness)": "ctl", "ATL (fatigue)": "atl", "TSB (form)": "tsb", "Monotony": "monotony", "Strain": "strain"}
+COMPARE_METRICS = {
+    "ACWR (EWMA)": "acwr_ewma",
+    "ACWR (rolling)": "acwr_rolling",
+    "ACWR (uncoupled)": "acwr_uncoupled",
+    "Daily load": "load",
+    "Weekly load": "weekly_load",
+    "CTL (fitness)": "ctl",
+    "ATL (fatigue)": "atl",
+    "TSB (form)": "tsb",
+    "Monotony": "monotony",
+    "Strain": "strain",
+}
+
 
 class Compare(pn.viewable.Viewer):
     "Two to six athletes side by side on shared axes."
+
     data = param.ClassSelector(class_=DataStore, doc="the session's data store")
     athletes = param.ListSelector(default=[], objects=[], doc="2-6 athletes to compare")
     metric = param.Selector(default="acwr_ewma", objects=COMPARE_METRICS, doc="the metric drawn")
@@ -1174,15 +2036,17 @@ class Compare(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.param.athletes.objects = self.data.athlete_options()
-        if not self.athletes: self.athletes = list(self.data.roster["athlete_id"][:3])
+        if not self.athletes:
+            self.athletes = list(self.data.roster["athlete_id"][:3])
         self._out = pn.Column(sizing_mode="stretch_width")
         self.param.watch(self._update, ["athletes", "metric", "days"])
         self.data.param.watch(self._update, "frames")
         self._update()
 
-    def frame(self)->pd.DataFrame:
+    def frame(self) -> pd.DataFrame:
         "The compared athletes' metric over the window (authorised per athlete)."
-        for a in self.athletes: self.data.access.check("read", "sessions", a)
+        for a in self.athletes:
+            self.data.access.check("read", "sessions", a)
         m, end = self.data.frames["metrics"], self.data.as_of
         m = m[m["athlete_id"].isin(self.athletes) & (m["date"] > end - pd.Timedelta(days=self.days))]
         names = self.data.roster.set_index("athlete_id")["name"]
@@ -1190,33 +2054,58 @@ class Compare(pn.viewable.Viewer):
 
     def _update(self, *_):
         n = len(self.athletes)
-        if self.data.as_of is None: self._out[:] = [pn.pane.Alert("no sessions recorded yet", alert_type="info")]; return
-        if not 2 <= n <= 6: self._out[:] = [pn.pane.Alert(f"choose 2 to 6 athletes (now {n})", alert_type="warning")]; return
+        if self.data.as_of is None:
+            self._out[:] = [pn.pane.Alert("no sessions recorded yet", alert_type="info")]
+            return
+        if not 2 <= n <= 6:
+            self._out[:] = [pn.pane.Alert(f"choose 2 to 6 athletes (now {n})", alert_type="warning")]
+            return
         hv, f = _hv(), self.frame()
         label = next(k for k, v in COMPARE_METRICS.items() if v == self.metric)
-        plots = [hv.Curve(g, "date", (self.metric, label), label=name).opts(title=name, responsive=True, height=220, line_width=2, tools=["hover"])
-                 for name, g in f.groupby("athlete", sort=False)]
+        plots = [
+            hv.Curve(g, "date", (self.metric, label), label=name).opts(
+                title=name, responsive=True, height=220, line_width=2, tools=["hover"]
+            )
+            for name, g in f.groupby("athlete", sort=False)
+        ]
         layout = hv.Layout(plots).cols(min(3, len(plots))).opts(shared_axes=True)
         cols = ["acwr_ewma", "acwr_rolling", "ctl", "atl", "tsb", "monotony", "weekly_load"]
         m = self.data.frames["metrics"]
         now = m[(m["date"] == self.data.as_of) & m["athlete_id"].isin(self.athletes)].set_index("athlete_id")[cols]
         now.index = now.index.map(self.data.roster.set_index("athlete_id")["name"])
-        self._out[:] = [pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=False),
-                        pn.widgets.Tabulator(now.T.round(2).reset_index(names="metric"), show_index=False, disabled=True, sizing_mode="stretch_width")]
+        self._out[:] = [
+            pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=False),
+            pn.widgets.Tabulator(
+                now.T.round(2).reset_index(names="metric"), show_index=False, disabled=True, sizing_mode="stretch_width"
+            ),
+        ]
 
     def __panel__(self):
-        return pn.Column(pn.Row(pn.widgets.MultiChoice.from_param(self.param.athletes, max_items=6, width=520),
-                                pn.widgets.Select.from_param(self.param.metric, width=180), pn.widgets.IntSlider.from_param(self.param.days, width=200)),
-                         self._out, sizing_mode="stretch_width")
+        return pn.Column(
+            pn.Row(
+                pn.widgets.MultiChoice.from_param(self.param.athletes, max_items=6, width=520),
+                pn.widgets.Select.from_param(self.param.metric, width=180),
+                pn.widgets.IntSlider.from_param(self.param.days, width=200),
+            ),
+            self._out,
+            sizing_mode="stretch_width",
+        )
 
 # %% ../../nbs/62_dash_components.ipynb
 class EntryForms(pn.viewable.Viewer):
     "Phone-friendly forms for session RPE, wellness and cycle logs, validated against the contracts and stored through DataAccess."
+
     data = param.ClassSelector(class_=DataStore, doc="the session's data store (its `athlete` is the one entered for)")
     session_date = param.CalendarDate(default=None, label="Date", doc="day of the session")
-    session_type = param.Selector(default="training", objects=["training", "match", "gym", "conditioning", "recovery", "other"], label="Session type")
+    session_type = param.Selector(
+        default="training",
+        objects=["training", "match", "gym", "conditioning", "recovery", "other"],
+        label="Session type",
+    )
     duration_min = param.Integer(default=60, bounds=(0, 600), label="Duration (min)", doc="minutes")
-    rpe = param.Integer(default=5, bounds=(0, 10), label="RPE (0-10)", doc="session rating of perceived exertion, CR-10")
+    rpe = param.Integer(
+        default=5, bounds=(0, 10), label="RPE (0-10)", doc="session rating of perceived exertion, CR-10"
+    )
     balls = param.Integer(default=None, allow_None=True, bounds=(0, 600), label="Balls bowled", doc="cricket")
     pitches = param.Integer(default=None, allow_None=True, bounds=(0, 300), label="Pitches thrown", doc="baseball")
     wellness_date = param.CalendarDate(default=None, label="Date", doc="day the report covers")
@@ -1229,7 +2118,9 @@ class EntryForms(pn.viewable.Viewer):
     hrv_rmssd = param.Number(default=None, allow_None=True, label="HRV rMSSD (ms)")
     resting_hr = param.Number(default=None, allow_None=True, label="Resting HR (bpm)")
     cycle_date = param.CalendarDate(default=None, label="Date", doc="day logged")
-    phase = param.Selector(default="follicular", objects=["menstrual", "follicular", "ovulatory", "luteal"], label="Phase")
+    phase = param.Selector(
+        default="follicular", objects=["menstrual", "follicular", "ovulatory", "luteal"], label="Phase"
+    )
     cycle_day = param.Integer(default=None, allow_None=True, label="Cycle day (1 = first day of menses)")
     symptoms = param.String(default="", label="Symptoms (optional)")
     save_session = param.Event(label="Save session")
@@ -1239,24 +2130,31 @@ class EntryForms(pn.viewable.Viewer):
     ok = param.Boolean(default=True, precedence=-1, doc="was the last save accepted?")
 
     def __init__(self, **params):
-        for k in ("session_date", "wellness_date", "cycle_date"): params.setdefault(k, date.today())
+        for k in ("session_date", "wellness_date", "cycle_date"):
+            params.setdefault(k, date.today())
         super().__init__(**params)
         self._alert = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
 
-    def _sport(self): return self.data.roster.set_index("athlete_id").loc[self.data.athlete, "sport"]
+    def _sport(self):
+        return self.data.roster.set_index("athlete_id").loc[self.data.athlete, "sport"]
 
     def _save(self, entity, row, what):
         df = pd.DataFrame([row])
         from pitchlab.schema import validate
+
         try:
             self.data.access.check("write", entity, self.data.athlete)
             _, rej = validate(entity, df, source="form")
-        except (AccessDenied, ValidationError) as e: return self._say(False, str(e).splitlines()[0])
-        if len(rej): return self._say(False, f"{what} not saved: " + "; ".join(dict.fromkeys(rej["reason"])))
+        except (AccessDenied, ValidationError) as e:
+            return self._say(False, str(e).splitlines()[0])
+        if len(rej):
+            return self._say(False, f"{what} not saved: " + "; ".join(dict.fromkeys(rej["reason"])))
         rep = self.data.access.write(entity, df, source="form")
-        if not rep.ok: return self._say(False, f"{what} not saved: " + "; ".join(rep.rejects["reason"]))
+        if not rep.ok:
+            return self._say(False, f"{what} not saved: " + "; ".join(rep.rejects["reason"]))
         self._say(True, f"{what} saved for {row['athlete_id']} on {pd.Timestamp(row['date']):%a %d %b %Y}")
-        if entity in ("sessions", "wellness"): self.data.version += 1
+        if entity in ("sessions", "wellness"):
+            self.data.version += 1
 
     def _say(self, ok, msg):
         self.ok, self.message = ok, msg
@@ -1265,48 +2163,137 @@ class EntryForms(pn.viewable.Viewer):
     @param.depends("save_session", watch=True)
     def _session(self):
         a = self.data.athlete
-        self._save("sessions", dict(athlete_id=a, date=self.session_date, sport=self._sport(), session_type=self.session_type,
-                                    duration_min=self.duration_min, rpe=self.rpe, load=None, balls_bowled=self.balls, pitches=self.pitches,
-                                    source="form", source_id=f"form-{uuid.uuid4().hex[:12]}"), "session")
+        self._save(
+            "sessions",
+            dict(
+                athlete_id=a,
+                date=self.session_date,
+                sport=self._sport(),
+                session_type=self.session_type,
+                duration_min=self.duration_min,
+                rpe=self.rpe,
+                load=None,
+                balls_bowled=self.balls,
+                pitches=self.pitches,
+                source="form",
+                source_id=f"form-{uuid.uuid4().hex[:12]}",
+            ),
+            "session",
+        )
 
     @param.depends("save_wellness", watch=True)
     def _wellness(self):
-        self._save("wellness", dict(athlete_id=self.data.athlete, date=self.wellness_date, sleep_hours=self.sleep_hours, sleep_quality=self.sleep_quality,
-                                    soreness=self.soreness, fatigue=self.fatigue, mood=self.mood, stress=self.stress, hrv_rmssd=self.hrv_rmssd,
-                                    resting_hr=self.resting_hr, source="form"), "wellness")
+        self._save(
+            "wellness",
+            dict(
+                athlete_id=self.data.athlete,
+                date=self.wellness_date,
+                sleep_hours=self.sleep_hours,
+                sleep_quality=self.sleep_quality,
+                soreness=self.soreness,
+                fatigue=self.fatigue,
+                mood=self.mood,
+                stress=self.stress,
+                hrv_rmssd=self.hrv_rmssd,
+                resting_hr=self.resting_hr,
+                source="form",
+            ),
+            "wellness",
+        )
 
     @param.depends("save_cycle", watch=True)
     def _cycle(self):
-        self._save("cycle_logs", dict(athlete_id=self.data.athlete, date=self.cycle_date, phase=self.phase, cycle_day=self.cycle_day,
-                                      symptoms=self.symptoms or None, source="form"), "cycle log")
+        self._save(
+            "cycle_logs",
+            dict(
+                athlete_id=self.data.athlete,
+                date=self.cycle_date,
+                phase=self.phase,
+                cycle_day=self.cycle_day,
+                symptoms=self.symptoms or None,
+                source="form",
+            ),
+            "cycle log",
+        )
 
     def __panel__(self):
         w = dict(sizing_mode="stretch_width")
         W = lambda p, kind=None: (kind or pn.widgets.IntInput).from_param(p, **w)
         sport = self._sport() if self.data.athlete else None
         extra = [W(self.param.balls)] if sport == "cricket" else [W(self.param.pitches)] if sport == "baseball" else []
-        session = pn.Column(pn.widgets.DatePicker.from_param(self.param.session_date, **w), pn.widgets.Select.from_param(self.param.session_type, **w),
-                            W(self.param.duration_min), pn.widgets.IntSlider.from_param(self.param.rpe, **w), *extra,
-                            pn.widgets.Button.from_param(self.param.save_session, color="primary", height=44, **w), **w)
-        sliders = [pn.widgets.IntSlider.from_param(p, **w) for p in (self.param.sleep_quality, self.param.soreness, self.param.fatigue, self.param.mood, self.param.stress)]
-        wellness = pn.Column(pn.widgets.DatePicker.from_param(self.param.wellness_date, **w), pn.widgets.FloatInput.from_param(self.param.sleep_hours, **w),
-                             *sliders, pn.widgets.FloatInput.from_param(self.param.hrv_rmssd, **w), pn.widgets.FloatInput.from_param(self.param.resting_hr, **w),
-                             pn.widgets.Button.from_param(self.param.save_wellness, color="primary", height=44, **w), **w)
+        session = pn.Column(
+            pn.widgets.DatePicker.from_param(self.param.session_date, **w),
+            pn.widgets.Select.from_param(self.param.session_type, **w),
+            W(self.param.duration_min),
+            pn.widgets.IntSlider.from_param(self.param.rpe, **w),
+            *extra,
+            pn.widgets.Button.from_param(self.param.save_session, color="primary", height=44, **w),
+            **w,
+        )
+        sliders = [
+            pn.widgets.IntSlider.from_param(p, **w)
+            for p in (
+                self.param.sleep_quality,
+                self.param.soreness,
+                self.param.fatigue,
+                self.param.mood,
+                self.param.stress,
+            )
+        ]
+        wellness = pn.Column(
+            pn.widgets.DatePicker.from_param(self.param.wellness_date, **w),
+            pn.widgets.FloatInput.from_param(self.param.sleep_hours, **w),
+            *sliders,
+            pn.widgets.FloatInput.from_param(self.param.hrv_rmssd, **w),
+            pn.widgets.FloatInput.from_param(self.param.resting_hr, **w),
+            pn.widgets.Button.from_param(self.param.save_wellness, color="primary", height=44, **w),
+            **w,
+        )
         tabs = [("Session RPE", session), ("Wellness", wellness)]
         if self.data.athlete and self.data.access.can("write", "cycle_logs", self.data.athlete):
-            tabs.append(("Cycle log", pn.Column(pn.widgets.DatePicker.from_param(self.param.cycle_date, **w), pn.widgets.Select.from_param(self.param.phase, **w),
-                                                W(self.param.cycle_day), pn.widgets.TextInput.from_param(self.param.symptoms, **w),
-                                                pn.widgets.Button.from_param(self.param.save_cycle, color="primary", height=44, **w), **w)))
-        return pn.Column(pn.widgets.Select.from_param(self.data.param.athlete, **w), self._alert, pn.Tabs(*tabs, **w),
-                         max_width=520, sizing_mode="stretch_width", css_classes=["pitchlab-forms"])
+            tabs.append(
+                (
+                    "Cycle log",
+                    pn.Column(
+                        pn.widgets.DatePicker.from_param(self.param.cycle_date, **w),
+                        pn.widgets.Select.from_param(self.param.phase, **w),
+                        W(self.param.cycle_day),
+                        pn.widgets.TextInput.from_param(self.param.symptoms, **w),
+                        pn.widgets.Button.from_param(self.param.save_cycle, color="primary", height=44, **w),
+                        **w,
+                    ),
+                )
+            )
+        return pn.Column(
+            pn.widgets.Select.from_param(self.data.param.athlete, **w),
+            self._alert,
+            pn.Tabs(*tabs, **w),
+            max_width=520,
+            sizing_mode="stretch_width",
+            css_classes=["pitchlab-forms"],
+        )
 
 # %% ../../nbs/62_dash_components.ipynb
-PAGE_TITLES = {"board": "Team board", "athlete": "Athlete", "whatif": "What-if", "compare": "Compare", "pose": "Pose", "models": "Models", "entry": "Entry forms"}
-ROLE_PAGES = {"athlete": ["athlete", "pose", "entry"], "coach": ["board", "athlete", "whatif", "compare", "pose", "models", "entry"],
-              "medical": ["board", "athlete", "whatif", "compare", "pose", "models", "entry"], "admin": ["board", "athlete", "whatif", "compare", "pose", "models", "entry"]}
+PAGE_TITLES = {
+    "board": "Team board",
+    "athlete": "Athlete",
+    "whatif": "What-if",
+    "compare": "Compare",
+    "pose": "Pose",
+    "models": "Models",
+    "entry": "Entry forms",
+}
+ROLE_PAGES = {
+    "athlete": ["athlete", "pose", "entry"],
+    "coach": ["board", "athlete", "whatif", "compare", "pose", "models", "entry"],
+    "medical": ["board", "athlete", "whatif", "compare", "pose", "models", "entry"],
+    "admin": ["board", "athlete", "whatif", "compare", "pose", "models", "entry"],
+}
+
 
 class App(pn.viewable.Viewer):
     "The dashboard of one signed-in person: the pages their role may open, built when first shown."
+
     data = param.ClassSelector(class_=DataStore, allow_None=True, doc="the session's data store (None until loaded)")
     pages = param.List(default=[], doc="page names shown, in order")
     backend = param.ClassSelector(class_=RetrainBackend, doc="models backend")
@@ -1314,104 +2301,169 @@ class App(pn.viewable.Viewer):
     ready = param.Boolean(default=False, doc="are the data loaded and the first page built?")
     page = param.String(default=None, allow_None=True, doc="the page shown")
 
-    def __init__(self, access:DataAccess=None, pages:list|None=None, risk_provider:RiskProvider|None=None,
-                 rules:RuleChecker|None=None, token:str|None=None,
-                 defer:bool|None=None, # load after the page shell reached the browser (pn.state.onload); default: when served
-                 **params):
+    def __init__(
+        self,
+        access: DataAccess = None,
+        pages: list | None = None,
+        risk_provider: RiskProvider | None = None,
+        rules: RuleChecker | None = None,
+        token: str | None = None,
+        defer: bool
+        | None = None,  # load after the page shell reached the browser (pn.state.onload); default: when served
+        **params,
+    ):
         access = access or params["data"].access
-        if risk_provider is None and not params.get("data"): risk_provider = default_risk_provider(access.store)
-        self._data_kw = dict(access=access, token=token, **({"risk_provider": risk_provider} if risk_provider else {}), **({"rules": rules} if rules else {}))
+        if risk_provider is None and not params.get("data"):
+            risk_provider = default_risk_provider(access.store)
+        self._data_kw = dict(
+            access=access,
+            token=token,
+            **({"risk_provider": risk_provider} if risk_provider else {}),
+            **({"rules": rules} if rules else {}),
+        )
         self._label = (risk_provider or (params["data"].risk_provider if params.get("data") else AcwrRuleRisk())).label
         user = access.user
         wanted = pages or ROLE_PAGES[user.role]
         params["pages"] = [p for p in wanted if p in PAGES and user.role in PAGES[p]]
         super().__init__(**params)
-        if not self.pages: raise AccessDenied(f"{user.username} ({user.role}) may open none of the pages {wanted}")
+        if not self.pages:
+            raise AccessDenied(f"{user.username} ({user.role}) may open none of the pages {wanted}")
         self.user, self._built = user, {}
-        self.titles = {p: ("My data" if p == "athlete" and user.role == "athlete" else PAGE_TITLES[p]) for p in self.pages}
-        self.nav = pn.widgets.RadioButtonGroup(options=list(self.titles.values()), value=self.titles[self.pages[0]], color="light",
-                                               css_classes=["pitchlab-nav"])
+        self.titles = {
+            p: ("My data" if p == "athlete" and user.role == "athlete" else PAGE_TITLES[p]) for p in self.pages
+        }
+        self.nav = pn.widgets.RadioButtonGroup(
+            options=list(self.titles.values()),
+            value=self.titles[self.pages[0]],
+            color="light",
+            css_classes=["pitchlab-nav"],
+        )
         self.main = pn.Column(sizing_mode="stretch_width")
         self.page = self.pages[0]
         self.nav.param.watch(lambda e: self.show(next(p for p, t in self.titles.items() if t == e.new)), "value")
-        if defer is None: defer = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        if defer is None:
+            defer = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
         if defer:
-            self.main[:] = [pn.Row(pn.indicators.LoadingSpinner(value=True, size=28), pn.pane.Markdown("loading your athletes' data ..."))]
-            pn.state.onload(self.start, threaded=bool(pn.config.nthreads))  # in a worker thread when served with --num-threads
-        else: self.start()
+            self.main[:] = [
+                pn.Row(
+                    pn.indicators.LoadingSpinner(value=True, size=28),
+                    pn.pane.Markdown("loading your athletes' data ..."),
+                )
+            ]
+            pn.state.onload(
+                self.start, threaded=bool(pn.config.nthreads)
+            )  # in a worker thread when served with --num-threads
+        else:
+            self.start()
 
     def start(self):
         "Load the data and build the first page (on page load when served, so the page shell appears at once)."
-        if self.data is None: self.data = DataStore(**self._data_kw)
+        if self.data is None:
+            self.data = DataStore(**self._data_kw)
         self.show(self.pages[0])
         self.ready = True
 
-    def component(self, page:str):
+    def component(self, page: str):
         "The component of `page` (built once, after checking the person may open it)."
         if page not in self._built:
             authorize(self.user, "view", page)
-            if self.data is None: self.data = DataStore(**self._data_kw)
+            if self.data is None:
+                self.data = DataStore(**self._data_kw)
             d = self.data
-            make = {"board": lambda: TeamRiskBoard(data=d), "athlete": lambda: AthleteDrillDown(data=d), "whatif": lambda: WhatIfPlanner(data=d),
-                    "compare": lambda: Compare(data=d), "pose": lambda: PosePage(data=d, **({"scorer": self.scorer} if self.scorer else {})),
-                    "models": lambda: ModelsPage(data=d, **({"backend": self.backend} if self.backend else {})), "entry": lambda: EntryForms(data=d)}
+            make = {
+                "board": lambda: TeamRiskBoard(data=d),
+                "athlete": lambda: AthleteDrillDown(data=d),
+                "whatif": lambda: WhatIfPlanner(data=d),
+                "compare": lambda: Compare(data=d),
+                "pose": lambda: PosePage(data=d, **({"scorer": self.scorer} if self.scorer else {})),
+                "models": lambda: ModelsPage(data=d, **({"backend": self.backend} if self.backend else {})),
+                "entry": lambda: EntryForms(data=d),
+            }
             self._built[page] = make[page]()
         return self._built[page]
 
-    def show(self, page:str):
+    def show(self, page: str):
         "Build `page` if needed and show it."
-        if page not in self.pages: raise AccessDenied(f"{self.user.username} ({self.user.role}) has no page {page!r}", hint=f"pages: {self.pages}")
+        if page not in self.pages:
+            raise AccessDenied(
+                f"{self.user.username} ({self.user.role}) has no page {page!r}", hint=f"pages: {self.pages}"
+            )
         self.main[:] = [self.component(page)]
         self.page = page
-        if self.nav.value != self.titles[page]: self.nav.value = self.titles[page]
+        if self.nav.value != self.titles[page]:
+            self.nav.value = self.titles[page]
 
     def header(self):
         u = self.user
-        return pn.Row(pn.pane.HTML(f"<b style='font-size:1.3em'>pitchlab</b>&nbsp;&nbsp;{u.name} <span style='color:#666'>({u.role})</span>", css_classes=["pitchlab-user"]),
-                      pn.layout.HSpacer(), pn.pane.HTML(f"<span style='color:#666'>{self._label}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a>"),
-                      sizing_mode="stretch_width", styles={"border-bottom": "1px solid #ddd"})
+        return pn.Row(
+            pn.pane.HTML(
+                f"<b style='font-size:1.3em'>pitchlab</b>&nbsp;&nbsp;{u.name} <span style='color:#666'>({u.role})</span>",
+                css_classes=["pitchlab-user"],
+            ),
+            pn.layout.HSpacer(),
+            pn.pane.HTML(f"<span style='color:#666'>{self._label}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a>"),
+            sizing_mode="stretch_width",
+            styles={"border-bottom": "1px solid #ddd"},
+        )
 
     def __panel__(self):
         return pn.Column(self.header(), self.nav, self.main, sizing_mode="stretch_width")
 
-def build_app(user:User, # the signed-in person
-              store=None, # a Store (default: the configured store)
-              pages:list|None=None, # pages to offer (default: all the role may open)
-              tables:dict|None=None, # public_tables() if already read (athletes, teams)
-              token:str|None=None, # data_token() if already known
-              **kwargs, # risk_provider, rules, backend, scorer
-             )->App:
-    "The App of `user` on `store`."
-    if store is None: store = _store(settings().db_url)
-    tables = tables or {}
-    return App(access=DataAccess(store, user, athletes=tables.get("athletes"), teams=tables.get("teams")), pages=pages, token=token, **kwargs)
 
-def warm_caches(url:str|None=None, # the store's URL (default: the configured store)
-                rules:RuleChecker|None=None, # the rule checker the app uses (default: LibraryRules())
-               )->int:
+def build_app(
+    user: User,  # the signed-in person
+    store=None,  # a Store (default: the configured store)
+    pages: list | None = None,  # pages to offer (default: all the role may open)
+    tables: dict | None = None,  # public_tables() if already read (athletes, teams)
+    token: str | None = None,  # data_token() if already known
+    **kwargs,  # risk_provider, rules, backend, scorer
+) -> App:
+    "The App of `user` on `store`."
+    if store is None:
+        store = _store(settings().db_url)
+    tables = tables or {}
+    return App(
+        access=DataAccess(store, user, athletes=tables.get("athletes"), teams=tables.get("teams")),
+        pages=pages,
+        token=token,
+        **kwargs,
+    )
+
+
+def warm_caches(
+    url: str | None = None,  # the store's URL (default: the configured store)
+    rules: RuleChecker | None = None,  # the rule checker the app uses (default: LibraryRules())
+) -> int:
     "Compute the cached frames of every account's scope now (run per server process by `panel serve --setup dashboards/warm.py`); returns how many scopes."
     url = url or settings().db_url
     token = data_token(url)
     tables = public_tables(url, token)
     from pitchlab.dash.auth import User
+
     scopes = set()
     for row in tables["users"].to_dict("records"):
-        try: access = DataAccess(_store(url), User.from_row(row), athletes=tables["athletes"], teams=tables["teams"])
-        except (ValidationError, AccessDenied): continue
+        try:
+            access = DataAccess(_store(url), User.from_row(row), athletes=tables["athletes"], teams=tables["teams"])
+        except (ValidationError, AccessDenied):
+            continue
         ids = tuple(access.roster()["athlete_id"])
-        if not ids or ids in scopes: continue
+        if not ids or ids in scopes:
+            continue
         scopes.add(ids)
         access.through(load_team, ["athletes", "sessions", "wellness", "pose_results"], list(ids), token=token)
         access.through(_violations, ["sessions", "athletes"], list(ids), rules=rules or LibraryRules(), token=token)
     return len(scopes)
 
-def serve_app(pages:list|None=None, # pages to offer (default: all the signed-in role may open)
-              roles:tuple|None=None, # roles this entry point is for (None: every role)
-              title:str="pitchlab", # browser tab title
-              **kwargs, # passed to App (risk_provider, rules, backend, scorer)
-             ):
+
+def serve_app(
+    pages: list | None = None,  # pages to offer (default: all the signed-in role may open)
+    roles: tuple | None = None,  # roles this entry point is for (None: every role)
+    title: str = "pitchlab",  # browser tab title
+    **kwargs,  # passed to App (risk_provider, rules, backend, scorer)
+):
     "The servable of a `panel serve` entry point: the signed-in person's App, or a notice when nobody or the wrong role is signed in."
     from pitchlab.dash.auth import current_user
+
     pn.extension("tabulator", notifications=False)
     try:
         store = _store(settings().db_url)
@@ -1419,9 +2471,15 @@ def serve_app(pages:list|None=None, # pages to offer (default: all the signed-in
         tables = public_tables(store.url, token)
         user = current_user(store, users=tables["users"])
         if roles and user.role not in roles:
-            raise AccessDenied(f"this dashboard is for {', '.join(roles)}; {user.username} is {user.role}", hint="open /app instead")
-        if os.environ.get("PITCHLAB_RETRAIN_BACKEND") == "stub": kwargs.setdefault("backend", StubRetrainBackend())
+            raise AccessDenied(
+                f"this dashboard is for {', '.join(roles)}; {user.username} is {user.role}", hint="open /app instead"
+            )
+        if os.environ.get("PITCHLAB_RETRAIN_BACKEND") == "stub":
+            kwargs.setdefault("backend", StubRetrainBackend())
         return build_app(user, store, pages, tables=tables, token=token, **kwargs)
     except AccessDenied as e:
-        return pn.Column(pn.pane.Alert(f"**{e.message}**" + (f"<br>{e.hint}" if e.hint else ""), alert_type="warning"),
-                         pn.pane.HTML("<a href='./logout'>Sign out</a>"), css_classes=["pitchlab-denied"])
+        return pn.Column(
+            pn.pane.Alert(f"**{e.message}**" + (f"<br>{e.hint}" if e.hint else ""), alert_type="warning"),
+            pn.pane.HTML("<a href='./logout'>Sign out</a>"),
+            css_classes=["pitchlab-denied"],
+        )

@@ -4,113 +4,175 @@
 
 # %% ../../nbs/61_dash_users.ipynb 1
 from __future__ import annotations
-import argparse, getpass, sys
+import argparse
+import getpass
+import sys
 from ..core import NotFoundError, PitchlabError, ValidationError, settings
 
 # %% auto 0
 __all__ = ['add_user', 'list_users', 'set_role', 'set_password', 'remove_user', 'register_cli']
 
 # %% ../../nbs/61_dash_users.ipynb
-_ROLES = ("athlete", "coach", "medical", "admin") # the same as pitchlab.dash.auth.ROLES (kept here so parsing imports nothing heavy)
+_ROLES = (
+    "athlete",
+    "coach",
+    "medical",
+    "admin",
+)  # the same as pitchlab.dash.auth.ROLES (kept here so parsing imports nothing heavy)
+
 
 def _store():
     from pitchlab.store import Store
+
     st = Store(settings().db_url)
     st._need_tables()
     return st
 
+
 def _users(store):
     return store.read("users")
 
-def _row(store, username:str):
+
+def _row(store, username: str):
     u = _users(store)
     hit = u[u["username"].str.lower() == str(username).strip().lower()]
-    if not len(hit): raise NotFoundError(f"no user {username!r}", hint="see `pitchlab users list`")
+    if not len(hit):
+        raise NotFoundError(f"no user {username!r}", hint="see `pitchlab users list`")
     return hit.iloc[0].to_dict()
+
 
 def _check_scope(store, role, athlete_id, team_ids):
     "Clear errors before the store's own contract check: the athlete and teams must exist."
     if role == "athlete":
-        if not athlete_id: raise ValidationError("an athlete account needs --athlete-id", hint="see the ids with `pitchlab info` or the athletes table")
-        if not len(store.read("athletes", athlete_id)): raise NotFoundError(f"no athlete {athlete_id!r} in the store")
+        if not athlete_id:
+            raise ValidationError(
+                "an athlete account needs --athlete-id", hint="see the ids with `pitchlab info` or the athletes table"
+            )
+        if not len(store.read("athletes", athlete_id)):
+            raise NotFoundError(f"no athlete {athlete_id!r} in the store")
     if role in ("coach", "medical"):
         teams = [t.strip() for t in (team_ids or "").split(",") if t.strip()]
-        if not teams: raise ValidationError(f"a {role} account needs --teams (comma-separated team ids)")
+        if not teams:
+            raise ValidationError(f"a {role} account needs --teams (comma-separated team ids)")
         known = set(store.read("teams")["team_id"])
         unknown = [t for t in teams if t not in known]
-        if unknown: raise NotFoundError(f"unknown team(s) {unknown}", hint=f"teams in the store: {sorted(known)}")
+        if unknown:
+            raise NotFoundError(f"unknown team(s) {unknown}", hint=f"teams in the store: {sorted(known)}")
         return ",".join(teams)
     return None
 
-def _save(store, row:dict, what:str, actor:str|None):
+
+def _save(store, row: dict, what: str, actor: str | None):
     import pandas as pd
+
     rep = store.write("users", pd.DataFrame([row]), source="pitchlab users")
-    if rep.quarantined: raise ValidationError(f"user {row['username']!r} was not saved: " + "; ".join(rep.rejects["reason"]))
-    store.log(what, "users", athlete_id=row.get("athlete_id"), detail=f"user {row['username']} role {row['role']}", actor=actor)
+    if rep.quarantined:
+        raise ValidationError(f"user {row['username']!r} was not saved: " + "; ".join(rep.rejects["reason"]))
+    store.log(
+        what,
+        "users",
+        athlete_id=row.get("athlete_id"),
+        detail=f"user {row['username']} role {row['role']}",
+        actor=actor,
+    )
 
 # %% ../../nbs/61_dash_users.ipynb
-def add_user(username:str, # sign-in name (an email for OAuth users)
-             role:str, # athlete, coach, medical or admin
-             password:str|None=None, # local password (None: OAuth-only account)
-             display_name:str|None=None, # name shown in the dashboards
-             athlete_id:str|None=None, # for role athlete: their athlete id
-             team_ids:str|None=None, # for coach and medical: comma-separated team ids
-             store=None, # a Store (default: the configured store)
-             actor:str|None=None, # who made the change (default: the store's actor)
-            ):
+def add_user(
+    username: str,  # sign-in name (an email for OAuth users)
+    role: str,  # athlete, coach, medical or admin
+    password: str | None = None,  # local password (None: OAuth-only account)
+    display_name: str | None = None,  # name shown in the dashboards
+    athlete_id: str | None = None,  # for role athlete: their athlete id
+    team_ids: str | None = None,  # for coach and medical: comma-separated team ids
+    store=None,  # a Store (default: the configured store)
+    actor: str | None = None,  # who made the change (default: the store's actor)
+):
     "Create a dashboard account; the password is stored as an argon2 hash only. Returns the User."
     from pitchlab.dash.auth import User, hash_password
+
     store = store or _store()
     username = str(username).strip()
-    if not username or any(c.isspace() for c in username): raise ValidationError(f"username {username!r} must be non-empty without spaces")
-    if role not in _ROLES: raise ValidationError(f"role {role!r} is not one of {', '.join(_ROLES)}")
+    if not username or any(c.isspace() for c in username):
+        raise ValidationError(f"username {username!r} must be non-empty without spaces")
+    if role not in _ROLES:
+        raise ValidationError(f"role {role!r} is not one of {', '.join(_ROLES)}")
     if (_users(store)["username"].str.lower() == username.lower()).any():
-        raise ValidationError(f"user {username!r} already exists", hint="use `pitchlab users set-role` or `pitchlab users passwd`")
+        raise ValidationError(
+            f"user {username!r} already exists", hint="use `pitchlab users set-role` or `pitchlab users passwd`"
+        )
     teams = _check_scope(store, role, athlete_id, team_ids)
-    row = dict(username=username, display_name=display_name, role=role, athlete_id=athlete_id if role == "athlete" else None,
-               team_ids=teams, password_hash=hash_password(password) if password is not None else None)
+    row = dict(
+        username=username,
+        display_name=display_name,
+        role=role,
+        athlete_id=athlete_id if role == "athlete" else None,
+        team_ids=teams,
+        password_hash=hash_password(password) if password is not None else None,
+    )
     _save(store, row, "user_add", actor)
     return User.from_row(row)
 
-def list_users(store=None, # a Store (default: the configured store)
-              ):
+
+def list_users(
+    store=None,  # a Store (default: the configured store)
+):
     "The accounts without their hashes: username, display_name, role, athlete_id, team_ids, local_password."
     store = store or _store()
     u = _users(store)
     u["local_password"] = u["password_hash"].notna()
     return u.drop(columns=["password_hash"]).sort_values("username").reset_index(drop=True)
 
-def set_role(username:str, # the account
-             role:str, # its new role
-             team_ids:str|None=None, # for coach and medical: comma-separated team ids
-             athlete_id:str|None=None, # for athlete: their athlete id
-             store=None, actor:str|None=None):
+
+def set_role(
+    username: str,  # the account
+    role: str,  # its new role
+    team_ids: str | None = None,  # for coach and medical: comma-separated team ids
+    athlete_id: str | None = None,  # for athlete: their athlete id
+    store=None,
+    actor: str | None = None,
+):
     "Change an account's role (and teams or athlete). Returns the User."
     from pitchlab.dash.auth import User
+
     store = store or _store()
-    if role not in _ROLES: raise ValidationError(f"role {role!r} is not one of {', '.join(_ROLES)}")
+    if role not in _ROLES:
+        raise ValidationError(f"role {role!r} is not one of {', '.join(_ROLES)}")
     row = _row(store, username)
     team_ids = team_ids if team_ids is not None else (row.get("team_ids") if role in ("coach", "medical") else None)
     athlete_id = athlete_id if athlete_id is not None else (row.get("athlete_id") if role == "athlete" else None)
     import pandas as pd
+
     team_ids = None if team_ids is None or (not isinstance(team_ids, str) and pd.isna(team_ids)) else team_ids
     athlete_id = None if athlete_id is None or (not isinstance(athlete_id, str) and pd.isna(athlete_id)) else athlete_id
-    row.update(role=role, team_ids=_check_scope(store, role, athlete_id, team_ids), athlete_id=athlete_id if role == "athlete" else None)
+    row.update(
+        role=role,
+        team_ids=_check_scope(store, role, athlete_id, team_ids),
+        athlete_id=athlete_id if role == "athlete" else None,
+    )
     _save(store, row, "user_set_role", actor)
     return User.from_row(row)
 
-def set_password(username:str, # the account
-                 password:str|None, # the new password (None: remove local sign-in, OAuth only)
-                 store=None, actor:str|None=None):
+
+def set_password(
+    username: str,  # the account
+    password: str | None,  # the new password (None: remove local sign-in, OAuth only)
+    store=None,
+    actor: str | None = None,
+):
     "Set (or clear) an account's local password; only the argon2 hash is stored."
     from pitchlab.dash.auth import hash_password
+
     store = store or _store()
     row = _row(store, username)
     row["password_hash"] = hash_password(password) if password is not None else None
     _save(store, row, "user_passwd", actor)
 
-def remove_user(username:str, # the account to delete
-                store=None, actor:str|None=None)->bool:
+
+def remove_user(
+    username: str,  # the account to delete
+    store=None,
+    actor: str | None = None,
+) -> bool:
     "Delete an account (its athlete's data stays). True if it existed."
     store = store or _store()
     row = _row(store, username)
@@ -121,74 +183,117 @@ def remove_user(username:str, # the account to delete
     return n > 0
 
 # %% ../../nbs/61_dash_users.ipynb
-def _read_password(args, confirm=True)->str|None:
-    if getattr(args, "no_password", False): return None
+def _read_password(args, confirm=True) -> str | None:
+    if getattr(args, "no_password", False):
+        return None
     if getattr(args, "password_stdin", False):
         pw = sys.stdin.readline().rstrip("\r\n")
-        if not pw: raise ValidationError("--password-stdin: nothing was read from stdin")
+        if not pw:
+            raise ValidationError("--password-stdin: nothing was read from stdin")
         return pw
     if not sys.stdin.isatty():
-        raise ValidationError("no terminal to ask for a password", hint="pipe it with --password-stdin, or use --no-password for OAuth users")
+        raise ValidationError(
+            "no terminal to ask for a password",
+            hint="pipe it with --password-stdin, or use --no-password for OAuth users",
+        )
     pw = getpass.getpass("password: ")
-    if confirm and getpass.getpass("again: ") != pw: raise ValidationError("the two passwords differ")
+    if confirm and getpass.getpass("again: ") != pw:
+        raise ValidationError("the two passwords differ")
     return pw
 
-def _cmd_add(args)->int:
-    u = add_user(args.username, args.role, password=_read_password(args), display_name=args.display_name,
-                 athlete_id=args.athlete_id, team_ids=args.teams)
-    print(f"added {u.username} ({u.role}" + (f", athlete {u.athlete_id}" if u.athlete_id else "") +
-          (f", teams {','.join(u.team_ids)}" if u.team_ids else "") + ")")
+
+def _cmd_add(args) -> int:
+    u = add_user(
+        args.username,
+        args.role,
+        password=_read_password(args),
+        display_name=args.display_name,
+        athlete_id=args.athlete_id,
+        team_ids=args.teams,
+    )
+    print(
+        f"added {u.username} ({u.role}"
+        + (f", athlete {u.athlete_id}" if u.athlete_id else "")
+        + (f", teams {','.join(u.team_ids)}" if u.team_ids else "")
+        + ")"
+    )
     return 0
 
-def _cmd_list(args)->int:
+
+def _cmd_list(args) -> int:
     df = list_users()
-    if getattr(args, "role", None): df = df[df["role"] == args.role]
-    print(df.astype(object).where(df.notna(), "").to_string(index=False) if len(df) else "no users yet: `pitchlab users add <name> --role admin`")
+    if getattr(args, "role", None):
+        df = df[df["role"] == args.role]
+    print(
+        df.astype(object).where(df.notna(), "").to_string(index=False)
+        if len(df)
+        else "no users yet: `pitchlab users add <name> --role admin`"
+    )
     return 0
 
-def _cmd_set_role(args)->int:
+
+def _cmd_set_role(args) -> int:
     u = set_role(args.username, args.role, team_ids=args.teams, athlete_id=args.athlete_id)
-    print(f"{u.username} is now {u.role}" + (f" (teams {','.join(u.team_ids)})" if u.team_ids else "") +
-          (f" (athlete {u.athlete_id})" if u.athlete_id else ""))
+    print(
+        f"{u.username} is now {u.role}"
+        + (f" (teams {','.join(u.team_ids)})" if u.team_ids else "")
+        + (f" (athlete {u.athlete_id})" if u.athlete_id else "")
+    )
     return 0
 
-def _cmd_passwd(args)->int:
+
+def _cmd_passwd(args) -> int:
     set_password(args.username, _read_password(args))
     print(f"password of {args.username} " + ("removed (OAuth only)" if args.no_password else "changed"))
     return 0
 
-def _cmd_remove(args)->int:
+
+def _cmd_remove(args) -> int:
     if not args.yes and sys.stdin.isatty() and input(f"remove user {args.username}? [y/N] ").strip().lower() != "y":
-        print("nothing removed"); return 1
+        print("nothing removed")
+        return 1
     remove_user(args.username)
     print(f"removed {args.username}")
     return 0
 
+
 def register_cli(subparsers):
     "Add `pitchlab users add|list|set-role|passwd|remove` to the pitchlab command line."
-    p = subparsers.add_parser("users", help="dashboard accounts: add, list, set-role, passwd, remove",
-                              description="Manage who can sign in to the dashboards. Passwords are prompted for (or piped with --password-stdin) and stored as argon2 hashes.")
+    p = subparsers.add_parser(
+        "users",
+        help="dashboard accounts: add, list, set-role, passwd, remove",
+        description="Manage who can sign in to the dashboards. Passwords are prompted for (or piped with --password-stdin) and stored as argon2 hashes.",
+    )
     sub = p.add_subparsers(dest="users_cmd", required=True, metavar="{add,list,set-role,passwd,remove}")
+
     def pw_opts(q):
         g = q.add_mutually_exclusive_group()
         g.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
         g.add_argument("--no-password", action="store_true", help="no local password: the person signs in with OAuth")
+
     a = sub.add_parser("add", help="create an account (asks for a password)")
     a.add_argument("username", help="sign-in name (an email for OAuth users)")
     a.add_argument("--role", required=True, choices=_ROLES, help="what the person may see and do")
     a.add_argument("--display-name", help="name shown in the dashboards")
     a.add_argument("--athlete-id", help="role athlete: whose data is theirs")
     a.add_argument("--teams", help="role coach or medical: comma-separated team ids")
-    pw_opts(a); a.set_defaults(func=_cmd_add)
+    pw_opts(a)
+    a.set_defaults(func=_cmd_add)
     l = sub.add_parser("list", help="list accounts (never the hashes)")
-    l.add_argument("--role", choices=_ROLES, help="only this role"); l.set_defaults(func=_cmd_list)
+    l.add_argument("--role", choices=_ROLES, help="only this role")
+    l.set_defaults(func=_cmd_list)
     s = sub.add_parser("set-role", help="change an account's role, teams or athlete")
-    s.add_argument("username"); s.add_argument("role", choices=_ROLES)
-    s.add_argument("--teams", help="comma-separated team ids (coach, medical)"); s.add_argument("--athlete-id", help="athlete id (athlete)")
+    s.add_argument("username")
+    s.add_argument("role", choices=_ROLES)
+    s.add_argument("--teams", help="comma-separated team ids (coach, medical)")
+    s.add_argument("--athlete-id", help="athlete id (athlete)")
     s.set_defaults(func=_cmd_set_role)
     w = sub.add_parser("passwd", help="set a new password (asks for it)")
-    w.add_argument("username"); pw_opts(w); w.set_defaults(func=_cmd_passwd)
+    w.add_argument("username")
+    pw_opts(w)
+    w.set_defaults(func=_cmd_passwd)
     r = sub.add_parser("remove", help="delete an account")
-    r.add_argument("username"); r.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    r.add_argument("username")
+    r.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     r.set_defaults(func=_cmd_remove)
     return p

@@ -4,7 +4,12 @@
 
 # %% ../../nbs/20_ingest_base.ipynb 1
 from __future__ import annotations
-import codecs, csv, io, json, re, unicodedata
+import codecs
+import csv
+import io
+import json
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,184 +28,281 @@ __all__ = ['MISSING', 'HR_DEFAULTS', 'ORDER', 'IngestReport', 'read_bytes', 'dec
 # %% ../../nbs/20_ingest_base.ipynb
 def _plain(v):
     "A JSON-friendly value."
-    if v is None or v is pd.NA or v is pd.NaT: return None
-    if isinstance(v, float) and np.isnan(v): return None
-    if isinstance(v, (np.integer,)): return int(v)
-    if isinstance(v, (np.floating,)): return None if np.isnan(v) else float(v)
-    if isinstance(v, (pd.Timestamp, datetime)): return v.isoformat()
-    if isinstance(v, (list, tuple)): return [_plain(x) for x in v]
-    if isinstance(v, dict): return {str(k): _plain(x) for k, x in v.items()}
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, (pd.Timestamp, datetime)):
+        return v.isoformat()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
     return v if isinstance(v, (str, int, float, bool)) else str(v)
+
 
 @dataclass
 class IngestReport:
     "What one ingestion did: rows read from the files, what each entity write did, and every file-level problem."
-    kind: str # source kind: statcast, fit, whoop, catapult, csv, form
-    files: list = field(default_factory=list) # files read (names)
-    read: int = 0 # source rows read: data lines of a CSV, activities of a FIT file
-    loads: list = field(default_factory=list) # one `store.LoadReport` per entity write
-    errors: list = field(default_factory=list) # files refused: dict(file, error)
-    skipped: list = field(default_factory=list) # files recognised but holding nothing to load: dict(file, reason)
-    unknown_athletes: list = field(default_factory=list) # dict(file, value, reason, rows, lines)
-    created_athletes: list = field(default_factory=list) # athlete ids registered because the caller asked
-    notes: list = field(default_factory=list) # what else is worth knowing (layout found, defaults used)
 
-    def _sum(self, name): return int(sum(getattr(r, name) for r in self.loads))
-    @property
-    def inserted(self)->int: return self._sum("inserted")
-    @property
-    def updated(self)->int: return self._sum("updated")
-    @property
-    def unchanged(self)->int: return self._sum("unchanged")
-    @property
-    def loaded(self)->int: return self._sum("loaded")
-    @property
-    def quarantined(self)->int: return self._sum("quarantined")
-    @property
-    def ok(self)->bool: return not self.errors and not self.quarantined and not self.unknown_athletes
+    kind: str  # source kind: statcast, fit, whoop, catapult, csv, form
+    files: list = field(default_factory=list)  # files read (names)
+    read: int = 0  # source rows read: data lines of a CSV, activities of a FIT file
+    loads: list = field(default_factory=list)  # one `store.LoadReport` per entity write
+    errors: list = field(default_factory=list)  # files refused: dict(file, error)
+    skipped: list = field(default_factory=list)  # files recognised but holding nothing to load: dict(file, reason)
+    unknown_athletes: list = field(default_factory=list)  # dict(file, value, reason, rows, lines)
+    created_athletes: list = field(default_factory=list)  # athlete ids registered because the caller asked
+    notes: list = field(default_factory=list)  # what else is worth knowing (layout found, defaults used)
 
-    def entities(self)->pd.DataFrame:
+    def _sum(self, name):
+        return int(sum(getattr(r, name) for r in self.loads))
+
+    @property
+    def inserted(self) -> int:
+        return self._sum("inserted")
+
+    @property
+    def updated(self) -> int:
+        return self._sum("updated")
+
+    @property
+    def unchanged(self) -> int:
+        return self._sum("unchanged")
+
+    @property
+    def loaded(self) -> int:
+        return self._sum("loaded")
+
+    @property
+    def quarantined(self) -> int:
+        return self._sum("quarantined")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.quarantined and not self.unknown_athletes
+
+    def entities(self) -> pd.DataFrame:
         "Counts per entity, summed over files."
         cols = ["read", "inserted", "updated", "unchanged", "quarantined"]
-        if not self.loads: return pd.DataFrame(columns=cols, index=pd.Index([], name="entity"))
+        if not self.loads:
+            return pd.DataFrame(columns=cols, index=pd.Index([], name="entity"))
         df = pd.DataFrame([r.summary() for r in self.loads])
         return df.groupby("entity", sort=False)[cols].sum()
 
-    def rejects(self)->pd.DataFrame:
+    def rejects(self) -> pd.DataFrame:
         "Every rejected row: entity, source (file), row (line), field, value, reason."
         parts = [r.rejects for r in self.loads if len(r.rejects)]
         return pd.concat(parts, ignore_index=True) if parts else LoadReport("", "").rejects
 
-    def extend(self, other:"IngestReport")->"IngestReport":
+    def extend(self, other: "IngestReport") -> "IngestReport":
         "Add another report's files, counts and problems to this one."
-        self.files += other.files; self.read += other.read; self.loads += other.loads
-        for k in ("errors", "skipped", "unknown_athletes", "created_athletes", "notes"): getattr(self, k).extend(getattr(other, k))
+        self.files += other.files
+        self.read += other.read
+        self.loads += other.loads
+        for k in ("errors", "skipped", "unknown_athletes", "created_athletes", "notes"):
+            getattr(self, k).extend(getattr(other, k))
         return self
 
-    def to_dict(self, max_rejects:int=50 # rejected rows to include (all counts are complete)
-               )->dict:
+    def to_dict(
+        self,
+        max_rejects: int = 50,  # rejected rows to include (all counts are complete)
+    ) -> dict:
         "Counts and problems as plain data: read, loaded, inserted, updated, unchanged, quarantined, errors, ..."
         ents = {e: {k: int(v) for k, v in row.items()} for e, row in self.entities().iterrows()}
         rej = self.rejects().head(max_rejects)
-        return _plain(dict(kind=self.kind, files=self.files, read=self.read, loaded=self.loaded, inserted=self.inserted,
-                           updated=self.updated, unchanged=self.unchanged, quarantined=self.quarantined,
-                           errors=self.errors, skipped=self.skipped, unknown_athletes=self.unknown_athletes,
-                           created_athletes=self.created_athletes, entities=ents, notes=self.notes,
-                           rejects=rej.to_dict("records")))
+        return _plain(
+            dict(
+                kind=self.kind,
+                files=self.files,
+                read=self.read,
+                loaded=self.loaded,
+                inserted=self.inserted,
+                updated=self.updated,
+                unchanged=self.unchanged,
+                quarantined=self.quarantined,
+                errors=self.errors,
+                skipped=self.skipped,
+                unknown_athletes=self.unknown_athletes,
+                created_athletes=self.created_athletes,
+                entities=ents,
+                notes=self.notes,
+                rejects=rej.to_dict("records"),
+            )
+        )
 
-    def to_json(self, max_rejects:int=50, # rejected rows to include
-                indent:int|None=None, # JSON indentation
-               )->str:
+    def to_json(
+        self,
+        max_rejects: int = 50,  # rejected rows to include
+        indent: int | None = None,  # JSON indentation
+    ) -> str:
         "The report as one JSON object (see `to_dict`)."
         return json.dumps(self.to_dict(max_rejects), indent=indent)
 
     def __str__(self):
-        s = [f"{self.kind}: {len(self.files)} file(s), {self.read} row(s) read; {self.loaded} loaded "
-             f"({self.inserted} new, {self.updated} updated, {self.unchanged} unchanged), {self.quarantined} quarantined"]
+        s = [
+            f"{self.kind}: {len(self.files)} file(s), {self.read} row(s) read; {self.loaded} loaded "
+            f"({self.inserted} new, {self.updated} updated, {self.unchanged} unchanged), {self.quarantined} quarantined"
+        ]
         ents = self.entities()
-        if len(ents): s += ["  " + l for l in ents.to_string().splitlines()]
-        for e in self.errors: s.append(f"  ERROR {e['file']}: {e['error']}")
-        for k in self.skipped: s.append(f"  skipped {k['file']}: {k['reason']}")
-        for u in self.unknown_athletes: s.append(f"  unknown athlete {u['value']!r} in {u['file']} ({u['rows']} rows): {u['reason']}")
-        if self.created_athletes: s.append(f"  registered {len(self.created_athletes)} athlete(s): {', '.join(self.created_athletes[:10])}")
+        if len(ents):
+            s += ["  " + l for l in ents.to_string().splitlines()]
+        for e in self.errors:
+            s.append(f"  ERROR {e['file']}: {e['error']}")
+        for k in self.skipped:
+            s.append(f"  skipped {k['file']}: {k['reason']}")
+        for u in self.unknown_athletes:
+            s.append(f"  unknown athlete {u['value']!r} in {u['file']} ({u['rows']} rows): {u['reason']}")
+        if self.created_athletes:
+            s.append(f"  registered {len(self.created_athletes)} athlete(s): {', '.join(self.created_athletes[:10])}")
         rej = self.rejects()
         for r in rej.head(10).itertuples():
             where = f"line {r.row}" if isinstance(r.row, (int, np.integer)) else str(r.row)
             s.append(f"  {r.source} {where} [{r.entity}.{r.field or '-'}]: {r.reason}")
-        if len(rej) > 10: s.append(f"  ... and {len(rej) - 10} more rejects (see store.quarantine())")
-        for n in self.notes: s.append(f"  note: {n}")
+        if len(rej) > 10:
+            s.append(f"  ... and {len(rej) - 10} more rejects (see store.quarantine())")
+        for n in self.notes:
+            s.append(f"  note: {n}")
         return "\n".join(s)
+
     __repr__ = __str__
 
 # %% ../../nbs/20_ingest_base.ipynb
-_MAGIC = [(b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook or a zipped export)",
-           "unzip the export first; a workbook is read by its .xlsx name (pitchlab ingest csv FILE.xlsx --mapping ...)"),
-          (b"\xd0\xcf\x11\xe0", "an old Excel .xls (OLE2) file", "save it as .xlsx or as CSV UTF-8"),
-          (b"%PDF", "a PDF document", "export the data as CSV"),
-          (b"\x89PNG", "a PNG image", "export the data as CSV"),
-          (b"\xff\xd8\xff", "a JPEG image", "export the data as CSV")]
+_MAGIC = [
+    (
+        b"PK\x03\x04",
+        "a ZIP archive (an Excel .xlsx workbook or a zipped export)",
+        "unzip the export first; a workbook is read by its .xlsx name (pitchlab ingest csv FILE.xlsx --mapping ...)",
+    ),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls (OLE2) file", "save it as .xlsx or as CSV UTF-8"),
+    (b"%PDF", "a PDF document", "export the data as CSV"),
+    (b"\x89PNG", "a PNG image", "export the data as CSV"),
+    (b"\xff\xd8\xff", "a JPEG image", "export the data as CSV"),
+]
 
-def read_bytes(path:str|Path # the file
-              )->bytes:
+
+def read_bytes(
+    path: str | Path,  # the file
+) -> bytes:
     "The bytes of `path`; a missing, unreadable or empty file raises an error naming it."
     p = Path(path)
-    if not p.exists(): raise NotFoundError(f"no file {p}", hint="check the path")
-    if p.is_dir(): raise ValidationError(f"{p} is a folder, not a file", hint="pass the files inside it")
-    try: data = p.read_bytes()
-    except OSError as e: raise ValidationError(f"cannot read {p}: {e.strerror}", hint="check the file's permissions") from e
-    if not data.strip(): raise ValidationError(f"{p.name} is empty", hint="export the file again; it holds no rows")
+    if not p.exists():
+        raise NotFoundError(f"no file {p}", hint="check the path")
+    if p.is_dir():
+        raise ValidationError(f"{p} is a folder, not a file", hint="pass the files inside it")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ValidationError(f"cannot read {p}: {e.strerror}", hint="check the file's permissions") from e
+    if not data.strip():
+        raise ValidationError(f"{p.name} is empty", hint="export the file again; it holds no rows")
     return data
 
-def _binary_kind(data:bytes):
+
+def _binary_kind(data: bytes):
     for magic, what, hint in _MAGIC:
-        if data.startswith(magic): return what, hint
-    if len(data) >= 12 and data[8:12] == b".FIT": return "a Garmin FIT file", "ingest it with `pitchlab ingest fit`"
+        if data.startswith(magic):
+            return what, hint
+    if len(data) >= 12 and data[8:12] == b".FIT":
+        return "a Garmin FIT file", "ingest it with `pitchlab ingest fit`"
     return None
 
-def decode_text(data:bytes, # raw file contents
-                name:str, # the file's name, quoted in errors
-                encoding:str|None=None, # the text encoding; None: a byte-order mark, else UTF-8
-               )->str:
+
+def decode_text(
+    data: bytes,  # raw file contents
+    name: str,  # the file's name, quoted in errors
+    encoding: str | None = None,  # the text encoding; None: a byte-order mark, else UTF-8
+) -> str:
     "Text of a file: BOMs honoured, binary content and undecodable bytes refused with the file's name."
     kind = _binary_kind(data)
-    if kind: raise ValidationError(f"{name} is {kind[0]}, not a text (CSV) file", hint=kind[1])
-    boms = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-            (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")]
+    if kind:
+        raise ValidationError(f"{name} is {kind[0]}, not a text (CSV) file", hint=kind[1])
+    boms = [
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ]
     enc = encoding or next((e for b, e in boms if data.startswith(b)), None)
     if enc is None and b"\x00" in data[:65536]:
-        raise ValidationError(f"{name} holds binary data (NUL bytes), not text",
-                              hint="is it really a CSV? If it is UTF-16 text without a byte-order mark, pass encoding='utf-16'")
+        raise ValidationError(
+            f"{name} holds binary data (NUL bytes), not text",
+            hint="is it really a CSV? If it is UTF-16 text without a byte-order mark, pass encoding='utf-16'",
+        )
     enc = enc or "utf-8"
-    try: text = data.decode(enc)
+    try:
+        text = data.decode(enc)
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise ValidationError(f"{name} is not {enc} text: byte 0x{data[e.start]:02x} on line {line} cannot be decoded",
-                              hint="save it as 'CSV UTF-8', or pass the encoding it was written in (e.g. encoding='cp1252' for Windows/Excel files)") from e
-    except LookupError as e: raise ConfigError(f"unknown text encoding {enc!r}", hint="use e.g. utf-8, cp1252, latin-1, utf-16") from e
+        line = data[: e.start].count(b"\n") + 1
+        raise ValidationError(
+            f"{name} is not {enc} text: byte 0x{data[e.start]:02x} on line {line} cannot be decoded",
+            hint="save it as 'CSV UTF-8', or pass the encoding it was written in (e.g. encoding='cp1252' for Windows/Excel files)",
+        ) from e
+    except LookupError as e:
+        raise ConfigError(f"unknown text encoding {enc!r}", hint="use e.g. utf-8, cp1252, latin-1, utf-16") from e
     body = text[:65536]
     ctrl = sum(1 for ch in body if unicodedata.category(ch) == "Cc" and ch not in "\t\r\n")
     if ctrl > max(3, len(body) // 100):
-        raise ValidationError(f"{name} does not look like text: {ctrl} control characters in its first {len(body):,} characters",
-                              hint="is it really a CSV? Export the data again as CSV")
-    if not text.strip(): raise ValidationError(f"{name} is empty", hint="export the file again; it holds no rows")
+        raise ValidationError(
+            f"{name} does not look like text: {ctrl} control characters in its first {len(body):,} characters",
+            hint="is it really a CSV? Export the data again as CSV",
+        )
+    if not text.strip():
+        raise ValidationError(f"{name} is empty", hint="export the file again; it holds no rows")
     return text
 
 # %% ../../nbs/20_ingest_base.ipynb
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "nat", "-", "--", "#n/a", "<na>"}) # cell texts that mean "no value"
+MISSING = frozenset(
+    {"", "na", "n/a", "nan", "null", "none", "nat", "-", "--", "#n/a", "<na>"}
+)  # cell texts that mean "no value"
+
 
 @dataclass
 class Table:
     "A delimited text file: string cells indexed by file line number, and the rows above the header."
-    path: Path # the file
-    frame: pd.DataFrame # data rows as strings; index = line number in the file (1 = first line)
-    header_line: int # line number of the header row
-    preamble: list # rows (lists of cells) above the header: metadata some exports carry
-    notes: list # oddities found (ragged rows)
-    encoding: str = "utf-8" # the encoding used
 
-def _sniff(text:str)->str:
+    path: Path  # the file
+    frame: pd.DataFrame  # data rows as strings; index = line number in the file (1 = first line)
+    header_line: int  # line number of the header row
+    preamble: list  # rows (lists of cells) above the header: metadata some exports carry
+    notes: list  # oddities found (ragged rows)
+    encoding: str = "utf-8"  # the encoding used
+
+
+def _sniff(text: str) -> str:
     "The delimiter among , ; tab | that occurs most in the first lines."
     head = "\n".join(text.splitlines()[:50])
     counts = {d: head.count(d) for d in (",", ";", "\t", "|")}
     best = max(counts, key=counts.get)
     return best if counts[best] else ","
 
-def _unique_names(names:list)->list:
+
+def _unique_names(names: list) -> list:
     "Header names stripped, blanks named 'Unnamed: i', repeats numbered like pandas: x, x.1, x.2."
     out, seen = [], {}
     for i, n in enumerate(names):
         n = str(n).strip() or f"Unnamed: {i}"
         base, k = n, seen.get(n, 0)
-        while n in seen: k += 1; n = f"{base}.{k}"
-        seen[base] = k; seen[n] = 0
+        while n in seen:
+            k += 1
+            n = f"{base}.{k}"
+        seen[base] = k
+        seen[n] = 0
         out.append(n)
     return out
 
-def read_table(path:str|Path, # a CSV (or other delimited text) file
-               header=None, # None: the first non-blank row; a function(cells) -> bool picking the header row
-               encoding:str|None=None, # text encoding (default: BOM, else UTF-8)
-               delimiter:str|None=None, # cell delimiter (default: the most frequent of , ; tab |)
-              )->Table:
+
+def read_table(
+    path: str | Path,  # a CSV (or other delimited text) file
+    header=None,  # None: the first non-blank row; a function(cells) -> bool picking the header row
+    encoding: str | None = None,  # text encoding (default: BOM, else UTF-8)
+    delimiter: str | None = None,  # cell delimiter (default: the most frequent of , ; tab |)
+) -> Table:
     "Read a delimited text file into string cells indexed by file line number; refuse unreadable files clearly."
     p = Path(path)
     text = decode_text(read_bytes(p), p.name, encoding)
@@ -211,156 +313,234 @@ def read_table(path:str|Path, # a CSV (or other delimited text) file
     try:
         for cells in reader:
             start, end = end + 1, reader.line_num
-            if not any(c.strip() for c in cells): continue
+            if not any(c.strip() for c in cells):
+                continue
             if cols is None:
-                if header is None or header(cells): cols, hline = _unique_names(cells), start
-                else: pre.append(cells)
+                if header is None or header(cells):
+                    cols, hline = _unique_names(cells), start
+                else:
+                    pre.append(cells)
                 continue
             n = len(cols)
             if len(cells) > n:
-                if any(c.strip() for c in cells[n:]): ragged.append(start)
+                if any(c.strip() for c in cells[n:]):
+                    ragged.append(start)
                 cells = cells[:n]
-            elif len(cells) < n: cells = cells + [""] * (n - len(cells))
-            rows.append(cells); lines.append(start)
+            elif len(cells) < n:
+                cells = cells + [""] * (n - len(cells))
+            rows.append(cells)
+            lines.append(start)
     except csv.Error as e:
-        raise ValidationError(f"{p.name} cannot be parsed as delimited text near line {end + 1}: {e}",
-                              hint="check the file is a CSV export and not truncated") from e
+        raise ValidationError(
+            f"{p.name} cannot be parsed as delimited text near line {end + 1}: {e}",
+            hint="check the file is a CSV export and not truncated",
+        ) from e
     if cols is None:
         what = "no header row" if header is None else "no row that looks like this source's header"
         raise ValidationError(f"{p.name} has {what}", hint="is it the right export? see the source's documentation")
-    if ragged: notes.append(f"{p.name}: {len(ragged)} row(s) have more cells than the header (extra cells ignored), e.g. line(s) {ragged[:5]}")
-    frame = pd.DataFrame(rows, columns=cols, index=pd.Index(lines, name="line"), dtype=object) if rows else \
-            pd.DataFrame({c: pd.Series(dtype=object) for c in cols}, index=pd.Index([], name="line", dtype="int64"))
+    if ragged:
+        notes.append(
+            f"{p.name}: {len(ragged)} row(s) have more cells than the header (extra cells ignored), e.g. line(s) {ragged[:5]}"
+        )
+    frame = (
+        pd.DataFrame(rows, columns=cols, index=pd.Index(lines, name="line"), dtype=object)
+        if rows
+        else pd.DataFrame({c: pd.Series(dtype=object) for c in cols}, index=pd.Index([], name="line", dtype="int64"))
+    )
     return Table(p, frame, hline, pre, notes, encoding or "utf-8")
 
-def blank(s:pd.Series)->pd.Series:
+
+def blank(s: pd.Series) -> pd.Series:
     "True where a cell means 'no value' (empty, NA, null, -, ...)."
     return s.isna() | s.astype(str).str.strip().str.lower().isin(MISSING)
 
-def clean(s:pd.Series)->pd.Series:
+
+def clean(s: pd.Series) -> pd.Series:
     "Cells stripped, with 'no value' texts as missing."
     return s.astype(object).where(~blank(s)).map(lambda v: v.strip() if isinstance(v, str) else v)
 
 # %% ../../nbs/20_ingest_base.ipynb
-def to_number(s:pd.Series, # text cells
-             )->pd.Series:
+def to_number(
+    s: pd.Series,  # text cells
+) -> pd.Series:
     "Floats from text cells: thousands separators and spaces removed; 'no value' and unreadable cells NaN."
-    if pd.api.types.is_numeric_dtype(s): return s.astype(float)
+    if pd.api.types.is_numeric_dtype(s):
+        return s.astype(float)
     t = clean(s).astype(object).map(lambda v: re.sub(r"[,\s\u00a0_]", "", v) if isinstance(v, str) else v)
     return pd.to_numeric(t, errors="coerce").astype(float)
 
-_UNIT_MIN = {"s": 1 / 60, "sec": 1 / 60, "secs": 1 / 60, "seconds": 1 / 60, "min": 1.0, "mins": 1.0, "minutes": 1.0, "h": 60.0, "hr": 60.0, "hrs": 60.0, "hours": 60.0}
 
-def duration_minutes(s:pd.Series, # text cells: 'h:mm:ss', 'mm:ss' or a number
-                     unit:str="min", # unit of plain numbers: s, min or h
-                    )->pd.Series:
+_UNIT_MIN = {
+    "s": 1 / 60,
+    "sec": 1 / 60,
+    "secs": 1 / 60,
+    "seconds": 1 / 60,
+    "min": 1.0,
+    "mins": 1.0,
+    "minutes": 1.0,
+    "h": 60.0,
+    "hr": 60.0,
+    "hrs": 60.0,
+    "hours": 60.0,
+}
+
+
+def duration_minutes(
+    s: pd.Series,  # text cells: 'h:mm:ss', 'mm:ss' or a number
+    unit: str = "min",  # unit of plain numbers: s, min or h
+) -> pd.Series:
     "Durations in minutes from 'h:mm:ss' / 'mm:ss' cells or plain numbers in `unit`; unreadable cells NaN."
-    if unit not in _UNIT_MIN: raise ConfigError(f"unknown duration unit {unit!r}", hint=f"use one of {sorted(_UNIT_MIN)}")
+    if unit not in _UNIT_MIN:
+        raise ConfigError(f"unknown duration unit {unit!r}", hint=f"use one of {sorted(_UNIT_MIN)}")
     c = clean(s).astype(object)
+
     def one(v):
-        if not isinstance(v, str): return np.nan if v is None else float(v) * _UNIT_MIN[unit]
+        if not isinstance(v, str):
+            return np.nan if v is None else float(v) * _UNIT_MIN[unit]
         if ":" in v:
             parts = v.split(":")
-            try: nums = [float(x) for x in parts]
-            except ValueError: return np.nan
-            if len(nums) == 3: return nums[0] * 60 + nums[1] + nums[2] / 60
-            if len(nums) == 2: return nums[0] + nums[1] / 60
+            try:
+                nums = [float(x) for x in parts]
+            except ValueError:
+                return np.nan
+            if len(nums) == 3:
+                return nums[0] * 60 + nums[1] + nums[2] / 60
+            if len(nums) == 2:
+                return nums[0] + nums[1] / 60
             return np.nan
-        try: return float(v.replace(",", "")) * _UNIT_MIN[unit]
-        except ValueError: return np.nan
+        try:
+            return float(v.replace(",", "")) * _UNIT_MIN[unit]
+        except ValueError:
+            return np.nan
+
     return c.map(one).astype(float)
 
-def units_of(columns)->dict:
+
+def units_of(columns) -> dict:
     "The unit written in brackets at the end of each column name: {'Total Distance (m)': 'm', ...}."
     out = {}
     for c in columns:
         m = re.search(r"[\(\[]([^\)\]]+)[\)\]]\s*$", str(c))
-        if m: out[c] = m.group(1).strip()
+        if m:
+            out[c] = m.group(1).strip()
     return out
 
-def base_name(col:str)->str:
+
+def base_name(col: str) -> str:
     "A column name without its bracketed unit, lower case, single-spaced: 'Total Distance (m)' -> 'total distance'."
     return re.sub(r"\s+", " ", re.sub(r"[\(\[][^\)\]]*[\)\]]\s*$", "", str(col))).strip().lower()
 
 # %% ../../nbs/20_ingest_base.ipynb
-def check_tz(tz:str|None)->str|None:
+def check_tz(tz: str | None) -> str | None:
     "`tz` if it is a known IANA time zone (or None), else a ConfigError."
-    if tz is None: return None
+    if tz is None:
+        return None
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-    try: ZoneInfo(str(tz))
-    except (ZoneInfoNotFoundError, ValueError) as e: raise ConfigError(f"unknown time zone {tz!r}", hint="use an IANA name such as UTC, Europe/London or America/New_York") from e
+
+    try:
+        ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ConfigError(
+            f"unknown time zone {tz!r}", hint="use an IANA name such as UTC, Europe/London or America/New_York"
+        ) from e
     return str(tz)
 
-def local_dates(ts, # timestamps: a Series or array of datetimes (aware, or naive meaning UTC)
-                tz:str|None="UTC", # IANA zone of the athlete's day; None: the times are already local wall-clock times
-               )->pd.Series:
+
+def local_dates(
+    ts,  # timestamps: a Series or array of datetimes (aware, or naive meaning UTC)
+    tz: str | None = "UTC",  # IANA zone of the athlete's day; None: the times are already local wall-clock times
+) -> pd.Series:
     "The local calendar day (naive, midnight) of each timestamp."
     s = pd.Series(pd.to_datetime(ts, utc=tz is not None, errors="coerce"))
-    if tz is not None: s = s.dt.tz_convert(check_tz(tz)).dt.tz_localize(None)
-    elif getattr(s.dt, "tz", None) is not None: s = s.dt.tz_localize(None)
+    if tz is not None:
+        s = s.dt.tz_convert(check_tz(tz)).dt.tz_localize(None)
+    elif getattr(s.dt, "tz", None) is not None:
+        s = s.dt.tz_localize(None)
     return s.dt.normalize().astype("datetime64[ns]")
 
 # %% ../../nbs/20_ingest_base.ipynb
 _ISO = r"^\s*\d{4}-\d{1,2}-\d{1,2}(?:[T ].*)?$"
 _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
 
-def parse_dates(s:pd.Series, # cells: text, dates or datetimes
-                dayfirst:bool=False, # read 04/03/2025 as 4 March
-                tz:str|None="UTC", # zone for times written with an offset
-               )->pd.Series:
+
+def parse_dates(
+    s: pd.Series,  # cells: text, dates or datetimes
+    dayfirst: bool = False,  # read 04/03/2025 as 4 March
+    tz: str | None = "UTC",  # zone for times written with an offset
+) -> pd.Series:
     "Naive timestamps from date cells: ISO texts as ISO, others day- or month-first, offsets converted to `tz`; unreadable NaT."
     c = clean(s)
     out = pd.Series(pd.NaT, index=c.index, dtype="datetime64[ns]")
     is_str = c.map(lambda v: isinstance(v, str))
     objs = c[c.notna() & ~is_str]
     for i, v in objs.items():
-        try: t = pd.Timestamp(v)
-        except (ValueError, TypeError, OverflowError): continue
+        try:
+            t = pd.Timestamp(v)
+        except (ValueError, TypeError, OverflowError):
+            continue
         out[i] = t.tz_convert(check_tz(tz) or "UTC").tz_localize(None) if t.tzinfo else t
     txt = c[is_str].astype(str)
     iso = txt.str.match(_ISO)
     off = txt.str.contains(_OFFSET, regex=True)
+
     def conv(x, **kw):
-        try: return pd.to_datetime(x, errors="coerce", **kw)
+        try:
+            return pd.to_datetime(x, errors="coerce", **kw)
         except (ValueError, TypeError, OverflowError):
             return pd.Series([conv1(v, **kw) for v in x], index=x.index, dtype=object)
+
     def conv1(v, **kw):
-        try: return pd.to_datetime(v, **{k: w for k, w in kw.items() if k != "format"})
-        except (ValueError, TypeError, OverflowError): return pd.NaT
-    parts = [(txt[iso & ~off], dict(format="ISO8601")), (txt[iso & off], dict(format="ISO8601", utc=True)),
-             (txt[~iso], dict(format="mixed", dayfirst=dayfirst))]
+        try:
+            return pd.to_datetime(v, **{k: w for k, w in kw.items() if k != "format"})
+        except (ValueError, TypeError, OverflowError):
+            return pd.NaT
+
+    parts = [
+        (txt[iso & ~off], dict(format="ISO8601")),
+        (txt[iso & off], dict(format="ISO8601", utc=True)),
+        (txt[~iso], dict(format="mixed", dayfirst=dayfirst)),
+    ]
     for x, kw in parts:
-        if not len(x): continue
+        if not len(x):
+            continue
         d = conv(x, **kw)
         if pd.api.types.is_datetime64_any_dtype(d):
-            if getattr(d.dt, "tz", None) is not None: d = d.dt.tz_convert(check_tz(tz) or "UTC").dt.tz_localize(None)
+            if getattr(d.dt, "tz", None) is not None:
+                d = d.dt.tz_convert(check_tz(tz) or "UTC").dt.tz_localize(None)
             d = d.where((d >= pd.Timestamp("1677-09-22")) & (d <= pd.Timestamp("2262-04-10")))
             out.loc[x.index] = d.astype("datetime64[ns]").to_numpy()
             continue
         for i, t in d.items():
-            if t is pd.NaT or t is None or (isinstance(t, float) and np.isnan(t)): continue
+            if t is pd.NaT or t is None or (isinstance(t, float) and np.isnan(t)):
+                continue
             t = pd.Timestamp(t)
-            try: out[i] = t.tz_convert(check_tz(tz) or "UTC").tz_localize(None) if t.tzinfo else t
-            except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime): pass
+            try:
+                out[i] = t.tz_convert(check_tz(tz) or "UTC").tz_localize(None) if t.tzinfo else t
+            except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+                pass
     return out
 
 # %% ../../nbs/20_ingest_base.ipynb
-def _norm_name(v)->str:
+def _norm_name(v) -> str:
     s = unicodedata.normalize("NFKD", str(v)).encode("ascii", "ignore").decode()
     return re.sub(r"\s+", " ", s).strip().casefold()
 
-def athletes_of(store:Store)->pd.DataFrame:
+
+def athletes_of(store: Store) -> pd.DataFrame:
     "The store's athletes (an empty frame with the athlete columns if there are none)."
     return store.read("athletes")
 
-def match_athletes(store:Store|pd.DataFrame, # the store, or its athletes table
-                   values:pd.Series, # ids or names, one per row (index = line numbers)
-                   team:str|None=None, # only match names of athletes in this team
-                   by:str="auto", # 'id', 'name', or 'auto' (an id if it is one, else a name)
-                   file:str="", # file name for the unknown list
-                  )->tuple[pd.Series, list]:
+
+def match_athletes(
+    store: Store | pd.DataFrame,  # the store, or its athletes table
+    values: pd.Series,  # ids or names, one per row (index = line numbers)
+    team: str | None = None,  # only match names of athletes in this team
+    by: str = "auto",  # 'id', 'name', or 'auto' (an id if it is one, else a name)
+    file: str = "",  # file name for the unknown list
+) -> tuple[pd.Series, list]:
     "Athlete ids for `values`, and the values that match no athlete (or several) with their rows."
-    if by not in ("auto", "id", "name"): raise ConfigError(f"by must be 'auto', 'id' or 'name', got {by!r}")
+    if by not in ("auto", "id", "name"):
+        raise ConfigError(f"by must be 'auto', 'id' or 'name', got {by!r}")
     ath = store if isinstance(store, pd.DataFrame) else athletes_of(store)
     ids = set(ath["athlete_id"].astype(str))
     pool = ath if team is None else ath[ath["team_id"].astype(str) == str(team)]
@@ -369,13 +549,24 @@ def match_athletes(store:Store|pd.DataFrame, # the store, or its athletes table
     out, reasons = vals.copy().astype(object), {}
     for v in pd.unique(vals.dropna()):
         sv = str(v)
-        if by in ("auto", "id") and sv in ids: out[vals == v] = sv; continue
+        if by in ("auto", "id") and sv in ids:
+            out[vals == v] = sv
+            continue
         if by in ("auto", "name"):
             hit = by_name.get(_norm_name(sv), [])
-            if len(hit) == 1: out[vals == v] = hit[0]; continue
-            if len(hit) > 1: reasons[sv] = f"{len(hit)} athletes are named {sv!r} ({', '.join(hit[:5])}): use ids" + ("" if team else " or pass the team"); continue
-        reasons[sv] = ("no athlete has this id" if by == "id" else "no athlete has this id or name" + (f" in team {team!r}" if team else "")) + \
-                      ": add the athlete first (or register them when the source allows it)"
+            if len(hit) == 1:
+                out[vals == v] = hit[0]
+                continue
+            if len(hit) > 1:
+                reasons[sv] = f"{len(hit)} athletes are named {sv!r} ({', '.join(hit[:5])}): use ids" + (
+                    "" if team else " or pass the team"
+                )
+                continue
+        reasons[sv] = (
+            "no athlete has this id"
+            if by == "id"
+            else "no athlete has this id or name" + (f" in team {team!r}" if team else "")
+        ) + ": add the athlete first (or register them when the source allows it)"
     unknown = []
     for v, why in reasons.items():
         rows = vals.index[(vals == v).to_numpy()]
@@ -383,101 +574,146 @@ def match_athletes(store:Store|pd.DataFrame, # the store, or its athletes table
     return out, unknown
 
 # %% ../../nbs/20_ingest_base.ipynb
-HR_DEFAULTS = dict(hr_rest=60.0, hr_max=190.0, sex="M") # used when neither the caller, the device nor the athlete says
+HR_DEFAULTS = dict(hr_rest=60.0, hr_max=190.0, sex="M")  # used when neither the caller, the device nor the athlete says
 
-def heart_rate_params(athlete:dict|None=None, # the athlete's row in the store (sex, birth_date), if known
-                      on=None, # the session date (for the age in Tanaka's formula)
-                      hr_rest:float|None=None, hr_max:float|None=None, sex:str|None=None, # explicit values win
-                      device:dict|None=None, # values the recording device holds: hr_rest, hr_max
-                     )->dict:
+
+def heart_rate_params(
+    athlete: dict | None = None,  # the athlete's row in the store (sex, birth_date), if known
+    on=None,  # the session date (for the age in Tanaka's formula)
+    hr_rest: float | None = None,
+    hr_max: float | None = None,
+    sex: str | None = None,  # explicit values win
+    device: dict | None = None,  # values the recording device holds: hr_rest, hr_max
+) -> dict:
     "Resting and maximal heart rate and sex for TRIMP, each with where it came from."
     device, athlete = device or {}, athlete or {}
     out, origin = {}, {}
+
     def pick(name, *cands):
         for src, v in cands:
             if v is not None and not (isinstance(v, float) and np.isnan(v)) and v is not pd.NA and v is not pd.NaT:
-                out[name], origin[name] = v, src; return
+                out[name], origin[name] = v, src
+                return
         out[name], origin[name] = HR_DEFAULTS[name], "default"
+
     tanaka = None
     bd = athlete.get("birth_date")
     if bd is not None and not pd.isna(bd) and on is not None and not pd.isna(on):
         naive = lambda x: pd.Timestamp(x).tz_localize(None) if pd.Timestamp(x).tzinfo else pd.Timestamp(x)
         age = (naive(on) - naive(bd)).days / 365.25
-        if 5 < age < 100: tanaka = 208.0 - 0.7 * age
+        if 5 < age < 100:
+            tanaka = 208.0 - 0.7 * age
     pick("hr_rest", ("argument", hr_rest), ("device", device.get("hr_rest")))
     pick("hr_max", ("argument", hr_max), ("device", device.get("hr_max")), ("athlete age (Tanaka)", tanaka))
     pick("sex", ("argument", sex), ("athlete", athlete.get("sex")))
     out["hr_rest"], out["hr_max"] = float(out["hr_rest"]), float(out["hr_max"])
-    if out["sex"] not in ("M", "F"): raise ValidationError(f"sex must be 'M' or 'F' for TRIMP, got {out['sex']!r}")
-    if not out["hr_max"] > out["hr_rest"]: raise ValidationError(f"maximal heart rate {out['hr_max']:g} must exceed resting {out['hr_rest']:g}")
+    if out["sex"] not in ("M", "F"):
+        raise ValidationError(f"sex must be 'M' or 'F' for TRIMP, got {out['sex']!r}")
+    if not out["hr_max"] > out["hr_rest"]:
+        raise ValidationError(f"maximal heart rate {out['hr_max']:g} must exceed resting {out['hr_rest']:g}")
     return out | {"origin": origin}
 
 # %% ../../nbs/20_ingest_base.ipynb
-ORDER = ("teams", "athletes", "sessions", "pitches", "appearances", "appearance_pitch_types", "rr_intervals",
-         "wellness", "cycle_logs", "injuries") # entities in the order they are written
+ORDER = (
+    "teams",
+    "athletes",
+    "sessions",
+    "pitches",
+    "appearances",
+    "appearance_pitch_types",
+    "rr_intervals",
+    "wellness",
+    "cycle_logs",
+    "injuries",
+)  # entities in the order they are written
 
 _PLAIN = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _GROUPED = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"
 
-def guard_numbers(entity:str, df:pd.DataFrame)->pd.DataFrame:
+
+def guard_numbers(entity: str, df: pd.DataFrame) -> pd.DataFrame:
     "Number cells the contract would misread marked so it rejects them: ints beyond +-2^53 or infinite, commas that are not thousands separators."
     out = None
     for f in ENTITIES[entity].fields:
-        if f.kind not in ("int", "float") or f.name not in df.columns: continue
+        if f.kind not in ("int", "float") or f.name not in df.columns:
+            continue
         s = df[f.name]
-        if pd.api.types.is_numeric_dtype(s): num, bad = s.astype(float), pd.Series(False, index=s.index)
+        if pd.api.types.is_numeric_dtype(s):
+            num, bad = s.astype(float), pd.Series(False, index=s.index)
         else:
             txt = s.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
             is_s = txt.map(lambda v: isinstance(v, str) and v.lower() not in MISSING)
             t = txt.where(is_s, "0").astype(str)
-            bad = is_s & t.str.contains(",", regex=False) & ~t.str.match(_GROUPED)   # '1,5' or '1.234,5': not a number pitchlab can read safely
+            bad = (
+                is_s & t.str.contains(",", regex=False) & ~t.str.match(_GROUPED)
+            )  # '1,5' or '1.234,5': not a number pitchlab can read safely
             num = to_number(s.astype(object))
-        big = (num.notna() & (~np.isfinite(num.fillna(0)) | (num.abs() > 2.0 ** 53))) if f.kind == "int" else pd.Series(False, index=s.index)
+        big = (
+            (num.notna() & (~np.isfinite(num.fillna(0)) | (num.abs() > 2.0**53)))
+            if f.kind == "int"
+            else pd.Series(False, index=s.index)
+        )
         if bad.any() or big.any():
             out = df.copy() if out is None else out
-            out[f.name] = s.astype(object).where(~bad, s.astype(str) + " (unreadable number)").where(~(big & ~bad), s.astype(str) + " (out of range)")
+            out[f.name] = (
+                s.astype(object)
+                .where(~bad, s.astype(str) + " (unreadable number)")
+                .where(~(big & ~bad), s.astype(str) + " (out of range)")
+            )
     return df if out is None else out
 
-def write_frames(store:Store, # the store
-                 frames:dict, # entity -> DataFrame (index = file line numbers or labels)
-                 source:str, # the file (name) the rows came from, recorded with rejects
-                 report:IngestReport|None=None, # report to add the LoadReports to
-                )->IngestReport:
+
+def write_frames(
+    store: Store,  # the store
+    frames: dict,  # entity -> DataFrame (index = file line numbers or labels)
+    source: str,  # the file (name) the rows came from, recorded with rejects
+    report: IngestReport | None = None,  # report to add the LoadReports to
+) -> IngestReport:
     "Write each entity's rows through `Store.write` in dependency order; add the LoadReports to `report`."
     report = report if report is not None else IngestReport("unknown")
     unknown = set(frames) - set(ORDER)
-    if unknown: raise ValidationError(f"cannot ingest entities {sorted(unknown)}", hint=f"ingestion writes {list(ORDER)}")
+    if unknown:
+        raise ValidationError(f"cannot ingest entities {sorted(unknown)}", hint=f"ingestion writes {list(ORDER)}")
     for e in ORDER:
         df = frames.get(e)
-        if df is not None and len(df): report.loads.append(store.write(e, guard_numbers(e, df), source=source))
+        if df is not None and len(df):
+            report.loads.append(store.write(e, guard_numbers(e, df), source=source))
     return report
 
 # %% ../../nbs/20_ingest_base.ipynb
-def run_files(kind:str, # source kind for the report
-              paths, # files to ingest
-              one, # function(Path) -> IngestReport for one file
-              on_error:str="raise", # 'raise' the first PitchlabError, or 'collect' them in the report
-              progress:bool=False, # show a tqdm progress bar over the files
-             )->IngestReport:
+def run_files(
+    kind: str,  # source kind for the report
+    paths,  # files to ingest
+    one,  # function(Path) -> IngestReport for one file
+    on_error: str = "raise",  # 'raise' the first PitchlabError, or 'collect' them in the report
+    progress: bool = False,  # show a tqdm progress bar over the files
+) -> IngestReport:
     "Ingest each file with `one` and combine the reports; refused files raise or are listed."
-    if on_error not in ("raise", "collect"): raise ConfigError(f"on_error must be 'raise' or 'collect', got {on_error!r}")
+    if on_error not in ("raise", "collect"):
+        raise ConfigError(f"on_error must be 'raise' or 'collect', got {on_error!r}")
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if not paths: raise ConfigError(f"no {kind} files given")
+    if not paths:
+        raise ConfigError(f"no {kind} files given")
     report = IngestReport(kind)
     it = paths
     if progress:
         from tqdm.auto import tqdm
+
         it = tqdm(paths, desc=f"ingest {kind}", unit="file")
     for p in it:
-        try: report.extend(one(Path(p)))
-        except ConfigError: raise
+        try:
+            report.extend(one(Path(p)))
+        except ConfigError:
+            raise
         except PitchlabError as e:
-            if on_error == "raise": raise
+            if on_error == "raise":
+                raise
             report.files.append(Path(p).name)
             report.errors.append(dict(file=str(p), error=str(e)))
     return report
 
-def athlete_row(store:Store, athlete_id:str)->dict|None:
+
+def athlete_row(store: Store, athlete_id: str) -> dict | None:
     "The athlete's stored row as a dict, or None."
     a = store.read("athletes", athlete_id)
     return a.iloc[0].to_dict() if len(a) else None

@@ -4,91 +4,164 @@
 
 # %% ../../nbs/29_ingest_commands.ipynb 1
 from __future__ import annotations
-import argparse, json, sys
+import argparse
+import json
+import sys
 from pathlib import Path
 
 # %% auto 0
 __all__ = ['KINDS', 'register_cli']
 
 # %% ../../nbs/29_ingest_commands.ipynb
-KINDS = ("statcast", "fit", "whoop", "catapult", "csv") # the sources `pitchlab ingest` knows
+KINDS = ("statcast", "fit", "whoop", "catapult", "csv")  # the sources `pitchlab ingest` knows
 
-def _run(args)->int:
+
+def _run(args) -> int:
     "Run one `pitchlab ingest KIND` command; print the report (or its JSON); return the exit code."
     from pitchlab.core import StoreError, settings
     from pitchlab.store import Store
     from pitchlab.ingest import statcast, fit, wearables, tabular
+
     st = Store(args.db or settings().db_url, actor=f"pitchlab ingest {args.kind}")
-    if not st.exists(): raise StoreError(f"the store at {st!r} has no pitchlab tables yet", hint="run `pitchlab init` first")
+    if not st.exists():
+        raise StoreError(f"the store at {st!r} has no pitchlab tables yet", hint="run `pitchlab init` first")
     common = dict(on_error="collect", progress=not args.no_progress)
     k = args.kind
     if k == "statcast":
-        rep = statcast.ingest_statcast(st, args.paths, team=args.team, create_athletes=args.create_athletes, sex=args.sex,
-                                       load_per_pitch=args.load_per_pitch, encoding=args.encoding, **common)
+        rep = statcast.ingest_statcast(
+            st,
+            args.paths,
+            team=args.team,
+            create_athletes=args.create_athletes,
+            sex=args.sex,
+            load_per_pitch=args.load_per_pitch,
+            encoding=args.encoding,
+            **common,
+        )
     elif k == "fit":
-        rep = fit.ingest_fit(st, args.paths, athlete=args.athlete, ftp=args.ftp, hr_rest=args.hr_rest, hr_max=args.hr_max,
-                             sex=args.sex, tz=args.tz, sport=args.sport, session_type=args.session_type, **common)
+        rep = fit.ingest_fit(
+            st,
+            args.paths,
+            athlete=args.athlete,
+            ftp=args.ftp,
+            hr_rest=args.hr_rest,
+            hr_max=args.hr_max,
+            sex=args.sex,
+            tz=args.tz,
+            sport=args.sport,
+            session_type=args.session_type,
+            **common,
+        )
     elif k == "whoop":
-        rep = wearables.ingest_whoop(st, args.paths, athlete=args.athlete, hr_rest=args.hr_rest, hr_max=args.hr_max,
-                                     sex=args.sex, session_type=args.session_type, encoding=args.encoding, **common)
+        rep = wearables.ingest_whoop(
+            st,
+            args.paths,
+            athlete=args.athlete,
+            hr_rest=args.hr_rest,
+            hr_max=args.hr_max,
+            sex=args.sex,
+            session_type=args.session_type,
+            encoding=args.encoding,
+            **common,
+        )
     elif k == "catapult":
-        rep = wearables.ingest_catapult(st, args.paths, team=args.team, tz=args.tz, dayfirst=args.dayfirst,
-                                        session_type=args.session_type, sport=args.sport, hr_rest=args.hr_rest,
-                                        hr_max=args.hr_max, encoding=args.encoding, **common)
+        rep = wearables.ingest_catapult(
+            st,
+            args.paths,
+            team=args.team,
+            tz=args.tz,
+            dayfirst=args.dayfirst,
+            session_type=args.session_type,
+            sport=args.sport,
+            hr_rest=args.hr_rest,
+            hr_max=args.hr_max,
+            encoding=args.encoding,
+            **common,
+        )
     else:
         rep = tabular.ingest_table(st, args.paths, args.mapping, team=args.team, **common)
-    if args.json: print(rep.to_json())
-    else: print(rep)
+    if args.json:
+        print(rep.to_json())
+    else:
+        print(rep)
     return 1 if rep.errors else 0
 
-def _main(args)->int:
+
+def _main(args) -> int:
     "Entry point set as `func`: run, turning pitchlab errors into exit code 2 with the message on stderr."
     from pitchlab.core import PitchlabError
-    try: return _run(args)
+
+    try:
+        return _run(args)
     except PitchlabError as e:
-        if getattr(args, "json", False): print(json.dumps(dict(read=0, loaded=0, updated=0, quarantined=0, errors=[dict(file=None, error=str(e))])))
+        if getattr(args, "json", False):
+            print(json.dumps(dict(read=0, loaded=0, updated=0, quarantined=0, errors=[dict(file=None, error=str(e))])))
         print(f"pitchlab ingest {args.kind}: {e}", file=sys.stderr)
         return 2
 
-def register_cli(subparsers # the `pitchlab` command's subparsers
-                ):
+
+def register_cli(
+    subparsers,  # the `pitchlab` command's subparsers
+):
     "Add `pitchlab ingest statcast|fit|whoop|catapult|csv PATH...` to the pitchlab command line."
-    ing = subparsers.add_parser("ingest", help="load Statcast, FIT, WHOOP, Catapult or CSV/Excel files into the store",
-                                description="Load files into the store: valid rows are upserted (loading twice changes nothing), "
-                                            "bad rows are quarantined with file, line, field and reason.")
+    ing = subparsers.add_parser(
+        "ingest",
+        help="load Statcast, FIT, WHOOP, Catapult or CSV/Excel files into the store",
+        description="Load files into the store: valid rows are upserted (loading twice changes nothing), "
+        "bad rows are quarantined with file, line, field and reason.",
+    )
     kinds = ing.add_subparsers(dest="kind", required=True, metavar="KIND")
     base = argparse.ArgumentParser(add_help=False)
     base.add_argument("paths", nargs="+", metavar="PATH", help="files to load")
-    base.add_argument("--json", action="store_true", help="print one JSON object (read, loaded, updated, quarantined, errors, ...)")
+    base.add_argument(
+        "--json", action="store_true", help="print one JSON object (read, loaded, updated, quarantined, errors, ...)"
+    )
     base.add_argument("--db", help="store URL (default: PITCHLAB_DB_URL, else the data home's SQLite file)")
     base.add_argument("--no-progress", action="store_true", help="no progress bar")
     enc = argparse.ArgumentParser(add_help=False)
     enc.add_argument("--encoding", help="text encoding of the files (default: BOM, else UTF-8), e.g. cp1252")
     hr = argparse.ArgumentParser(add_help=False)
     hr.add_argument("--hr-rest", type=float, help="resting heart rate for TRIMP (default: device, else 60)")
-    hr.add_argument("--hr-max", type=float, help="maximal heart rate for TRIMP (default: device, athlete's age, else 190)")
+    hr.add_argument(
+        "--hr-max", type=float, help="maximal heart rate for TRIMP (default: device, athlete's age, else 190)"
+    )
     who = argparse.ArgumentParser(add_help=False)
     who.add_argument("--athlete", required=True, help="athlete id (or unique name) whose files these are")
     who.add_argument("--sex", choices=["M", "F"], help="sex for TRIMP's weighting (default: the athlete's)")
     tz = argparse.ArgumentParser(add_help=False)
     tz.add_argument("--tz", default="UTC", help="IANA time zone of the athlete's day, for UTC timestamps (default UTC)")
     team = argparse.ArgumentParser(add_help=False)
-    team.add_argument("--team", help="team id: match names within it (and register pitchers in it with --create-athletes)")
-    st = kinds.add_parser("statcast", parents=[base, enc, team], help="Baseball Savant CSV exports -> pitches, appearances, sessions")
-    st.add_argument("--create-athletes", action="store_true", help="register the pitchers the store does not know as athletes of --team")
+    team.add_argument(
+        "--team", help="team id: match names within it (and register pitchers in it with --create-athletes)"
+    )
+    st = kinds.add_parser(
+        "statcast", parents=[base, enc, team], help="Baseball Savant CSV exports -> pitches, appearances, sessions"
+    )
+    st.add_argument(
+        "--create-athletes",
+        action="store_true",
+        help="register the pitchers the store does not know as athletes of --team",
+    )
     st.add_argument("--sex", choices=["M", "F"], default="M", help="sex recorded for registered pitchers (default M)")
     st.add_argument("--load-per-pitch", type=float, default=1.0, help="session load per pitch in AU (default 1)")
-    ft = kinds.add_parser("fit", parents=[base, who, tz, hr], help="Garmin FIT activities -> sessions (TRIMP, NP/IF/TSS) and RR intervals")
+    ft = kinds.add_parser(
+        "fit", parents=[base, who, tz, hr], help="Garmin FIT activities -> sessions (TRIMP, NP/IF/TSS) and RR intervals"
+    )
     ft.add_argument("--ftp", type=float, help="FTP in W for files that hold none")
     ft.add_argument("--sport", help="sport of the sessions (default: the file's)")
     ft.add_argument("--session-type", default="training", help="session type (default training)")
     wh = kinds.add_parser("whoop", parents=[base, enc, who, hr], help="WHOOP export CSVs -> wellness and sessions")
     wh.add_argument("--session-type", default="training", help="session type of workouts (default training)")
-    ca = kinds.add_parser("catapult", parents=[base, enc, team, tz, hr], help="Catapult OpenField CSV exports -> sessions")
+    ca = kinds.add_parser(
+        "catapult", parents=[base, enc, team, tz, hr], help="Catapult OpenField CSV exports -> sessions"
+    )
     ca.add_argument("--dayfirst", action="store_true", help="read dates like 04/03/2025 as 4 March")
     ca.add_argument("--sport", help="sport of the sessions (default: each athlete's)")
-    ca.add_argument("--session-type", help="session type (default: match if the activity says game/match, else training)")
+    ca.add_argument(
+        "--session-type", help="session type (default: match if the activity says game/match, else training)"
+    )
     cs = kinds.add_parser("csv", parents=[base, team], help="CSV or Excel files through a column mapping -> any entity")
     cs.add_argument("--mapping", required=True, help="YAML column mapping (see pitchlab.ingest.tabular)")
-    for p in (st, ft, wh, ca, cs): p.set_defaults(func=_main)
+    for p in (st, ft, wh, ca, cs):
+        p.set_defaults(func=_main)
     return ing

@@ -12,8 +12,16 @@ import pandas as pd
 from ..core import ConfigError, ValidationError
 from .. import load
 from ..store import Store
-from .base import (IngestReport, athlete_row, heart_rate_params, local_dates, match_athletes, read_bytes,
-                                  run_files, write_frames)
+from pitchlab.ingest.base import (
+    IngestReport,
+    athlete_row,
+    heart_rate_params,
+    local_dates,
+    match_athletes,
+    read_bytes,
+    run_files,
+    write_frames,
+)
 
 # %% auto 0
 __all__ = ['FitFile', 'read_fit', 'rmssd', 'session_summary', 'fit_frames', 'ingest_fit_file', 'ingest_fit']
@@ -22,31 +30,43 @@ __all__ = ['FitFile', 'read_fit', 'rmssd', 'session_summary', 'fit_frames', 'ing
 @dataclass
 class FitFile:
     "The messages pitchlab uses from one FIT file."
-    path: Path # the file
-    file_type: str # file_id.type: activity, monitoring_b, ...
-    file_id: dict # manufacturer, product, serial_number, time_created
-    sessions: list # one dict per session message (the device's own summary)
-    records: pd.DataFrame # record messages; `timestamp` is UTC
-    rr_s: list # beat-to-beat intervals from the hrv messages, in seconds, in order
-    device: dict # what the device knows of the athlete: hr_rest, hr_max, ftp
-    counts: dict = field(default_factory=dict) # messages of each type
+
+    path: Path  # the file
+    file_type: str  # file_id.type: activity, monitoring_b, ...
+    file_id: dict  # manufacturer, product, serial_number, time_created
+    sessions: list  # one dict per session message (the device's own summary)
+    records: pd.DataFrame  # record messages; `timestamp` is UTC
+    rr_s: list  # beat-to-beat intervals from the hrv messages, in seconds, in order
+    device: dict  # what the device knows of the athlete: hr_rest, hr_max, ftp
+    counts: dict = field(default_factory=dict)  # messages of each type
 
     @property
-    def is_activity(self)->bool: return bool(self.sessions) or len(self.records) > 0
+    def is_activity(self) -> bool:
+        return bool(self.sessions) or len(self.records) > 0
 
-def _fields(fm)->dict: return {f.name: f.value for f in fm.fields if not f.name.startswith("unknown")}
 
-def _positive(v): return v if isinstance(v, (int, float)) and v > 0 else None
+def _fields(fm) -> dict:
+    return {f.name: f.value for f in fm.fields if not f.name.startswith("unknown")}
 
-def read_fit(path:str|Path, # a .fit file
-            )->FitFile:
+
+def _positive(v):
+    return v if isinstance(v, (int, float)) and v > 0 else None
+
+
+def read_fit(
+    path: str | Path,  # a .fit file
+) -> FitFile:
     "Decode one FIT file; a file that is not FIT, or is truncated or corrupt, raises a ValidationError naming it."
     import fitdecode
+
     p = Path(path)
     data = read_bytes(p)
     if len(data) < 12 or data[8:12] != b".FIT":
         what = "a text file" if all(32 <= b < 127 or b in (9, 10, 13) for b in data[:512]) else "not a FIT file"
-        raise ValidationError(f"{p.name} is {what}, not a FIT file (no '.FIT' signature)", hint="pass the .fit file the device wrote (for CSV exports use another ingester)")
+        raise ValidationError(
+            f"{p.name} is {what}, not a FIT file (no '.FIT' signature)",
+            hint="pass the .fit file the device wrote (for CSV exports use another ingester)",
+        )
     msgs = {"session": [], "record": [], "hrv": [], "file_id": [], "zones_target": [], "user_profile": [], "sport": []}
     counts = {}
     try:
@@ -54,155 +74,265 @@ def read_fit(path:str|Path, # a .fit file
             for fm in fr:
                 if isinstance(fm, fitdecode.FitDataMessage):
                     counts[fm.name] = counts.get(fm.name, 0) + 1
-                    if fm.name in msgs: msgs[fm.name].append(_fields(fm))
+                    if fm.name in msgs:
+                        msgs[fm.name].append(_fields(fm))
     except fitdecode.FitEOFError as e:
-        raise ValidationError(f"{p.name} is truncated: the FIT data end before the header says ({e})", hint="copy the file from the device again") from e
+        raise ValidationError(
+            f"{p.name} is truncated: the FIT data end before the header says ({e})",
+            hint="copy the file from the device again",
+        ) from e
     except (fitdecode.FitError, ValueError, KeyError, IndexError, UnicodeDecodeError) as e:
-        raise ValidationError(f"{p.name} is not a readable FIT file: {e}", hint="check that the file is a complete .fit export") from e
+        raise ValidationError(
+            f"{p.name} is not a readable FIT file: {e}", hint="check that the file is a complete .fit export"
+        ) from e
     fid = msgs["file_id"][0] if msgs["file_id"] else {}
     rec = pd.DataFrame(msgs["record"])
-    if "timestamp" in rec: rec["timestamp"] = pd.to_datetime(rec["timestamp"], utc=True)
-    rr = [float(x) for m in msgs["hrv"] for x in (m.get("time") if isinstance(m.get("time"), tuple) else (m.get("time"),)) if x is not None]
+    if "timestamp" in rec:
+        rec["timestamp"] = pd.to_datetime(rec["timestamp"], utc=True)
+    rr = [
+        float(x)
+        for m in msgs["hrv"]
+        for x in (m.get("time") if isinstance(m.get("time"), tuple) else (m.get("time"),))
+        if x is not None
+    ]
     zones, prof = (msgs["zones_target"] or [{}])[0], (msgs["user_profile"] or [{}])[0]
-    device = dict(hr_rest=_positive(prof.get("resting_heart_rate")),
-                  hr_max=_positive(zones.get("max_heart_rate")) or _positive(prof.get("default_max_heart_rate")),
-                  ftp=_positive(zones.get("functional_threshold_power")))
+    device = dict(
+        hr_rest=_positive(prof.get("resting_heart_rate")),
+        hr_max=_positive(zones.get("max_heart_rate")) or _positive(prof.get("default_max_heart_rate")),
+        ftp=_positive(zones.get("functional_threshold_power")),
+    )
     ftype = str(fid.get("type", "unknown"))
     return FitFile(p, ftype, fid, msgs["session"], rec, rr, device, counts)
 
 # %% ../../nbs/22_ingest_fit.ipynb
-def rmssd(rr_ms, # beat-to-beat intervals (ms), in order
-          lo:float=300.0, hi:float=2000.0, # plausible beat range (ms)
-          max_change:float=0.2, # a beat more than this fraction from the median of its 11 neighbours is an artefact
-         )->float:
+def rmssd(
+    rr_ms,  # beat-to-beat intervals (ms), in order
+    lo: float = 300.0,
+    hi: float = 2000.0,  # plausible beat range (ms)
+    max_change: float = 0.2,  # a beat more than this fraction from the median of its 11 neighbours is an artefact
+) -> float:
     "Root mean square of successive RR differences (ms), over pairs of plausible beats; NaN with fewer than 2 pairs."
     rr = np.asarray(rr_ms, dtype=float)
     ok = (rr >= lo) & (rr <= hi)
     med = pd.Series(np.where(ok, rr, np.nan)).rolling(11, center=True, min_periods=3).median().to_numpy()
     ok &= ~(np.abs(rr - med) > max_change * med)
     d = np.diff(rr)[ok[1:] & ok[:-1]]
-    return float(np.sqrt(np.mean(d ** 2))) if len(d) >= 2 else float("nan")
+    return float(np.sqrt(np.mean(d**2))) if len(d) >= 2 else float("nan")
 
 # %% ../../nbs/22_ingest_fit.ipynb
-def _seconds(ts:pd.Series)->np.ndarray: return ((ts - ts.iloc[0]).dt.total_seconds()).to_numpy(float)
+def _seconds(ts: pd.Series) -> np.ndarray:
+    return ((ts - ts.iloc[0]).dt.total_seconds()).to_numpy(float)
+
 
 def _num(v):
-    try: f = float(v)
-    except (TypeError, ValueError): return np.nan
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return np.nan
     return f if np.isfinite(f) else np.nan
 
-def session_summary(fit:FitFile, # a read FIT file
-                    i:int=0, # which session message
-                    ftp:float|None=None, # FTP (W) when the file holds none
-                    hr:dict|None=None, # heart_rate_params(...) for TRIMP
-                   )->dict:
+
+def session_summary(
+    fit: FitFile,  # a read FIT file
+    i: int = 0,  # which session message
+    ftp: float | None = None,  # FTP (W) when the file holds none
+    hr: dict | None = None,  # heart_rate_params(...) for TRIMP
+) -> dict:
     "Duration, heart rate, TRIMP and power figures of one session of a FIT file."
     s = fit.sessions[i] if fit.sessions else {}
     rec = fit.records
     start = pd.Timestamp(s["start_time"]) if s.get("start_time") else (rec["timestamp"].min() if len(rec) else None)
     end = pd.Timestamp(s["timestamp"]) if s.get("timestamp") else (rec["timestamp"].max() if len(rec) else None)
-    if start is None: raise ValidationError(f"{fit.path.name}: session {i + 1} has no start time and the file no records")
-    if start.tzinfo is None: start = start.tz_localize("UTC")
-    if end is not None and end.tzinfo is None: end = end.tz_localize("UTC")
-    if len(rec) and "timestamp" in rec and len(fit.sessions) > 1: rec = rec[(rec["timestamp"] >= start) & (rec["timestamp"] <= end)]
-    if len(rec) and "timestamp" in rec: rec = rec.dropna(subset=["timestamp"]).drop_duplicates("timestamp", keep="last").sort_values("timestamp")
+    if start is None:
+        raise ValidationError(f"{fit.path.name}: session {i + 1} has no start time and the file no records")
+    if start.tzinfo is None:
+        start = start.tz_localize("UTC")
+    if end is not None and end.tzinfo is None:
+        end = end.tz_localize("UTC")
+    if len(rec) and "timestamp" in rec and len(fit.sessions) > 1:
+        rec = rec[(rec["timestamp"] >= start) & (rec["timestamp"] <= end)]
+    if len(rec) and "timestamp" in rec:
+        rec = rec.dropna(subset=["timestamp"]).drop_duplicates("timestamp", keep="last").sort_values("timestamp")
     out = dict(start=start, sport=s.get("sport") or "other", notes=[])
     timer = _num(s.get("total_timer_time", s.get("total_elapsed_time")))
-    out["duration_min"] = timer / 60 if timer == timer else (_seconds(rec["timestamp"])[-1] / 60 if len(rec) > 1 else np.nan)
+    out["duration_min"] = (
+        timer / 60 if timer == timer else (_seconds(rec["timestamp"])[-1] / 60 if len(rec) > 1 else np.nan)
+    )
     out["distance_m"] = _num(s.get("total_distance"))
-    hrs = rec[["timestamp", "heart_rate"]].dropna() if "heart_rate" in rec else pd.DataFrame(columns=["timestamp", "heart_rate"])
+    hrs = (
+        rec[["timestamp", "heart_rate"]].dropna()
+        if "heart_rate" in rec
+        else pd.DataFrame(columns=["timestamp", "heart_rate"])
+    )
     hrs = hrs[hrs["heart_rate"].astype(float) > 0]
-    out["hr_mean"] = _num(s.get("avg_heart_rate")) if s.get("avg_heart_rate") else (float(hrs["heart_rate"].mean()) if len(hrs) else np.nan)
-    out["hr_max"] = _num(s.get("max_heart_rate")) if s.get("max_heart_rate") else (float(hrs["heart_rate"].max()) if len(hrs) else np.nan)
+    out["hr_mean"] = (
+        _num(s.get("avg_heart_rate"))
+        if s.get("avg_heart_rate")
+        else (float(hrs["heart_rate"].mean()) if len(hrs) else np.nan)
+    )
+    out["hr_max"] = (
+        _num(s.get("max_heart_rate"))
+        if s.get("max_heart_rate")
+        else (float(hrs["heart_rate"].max()) if len(hrs) else np.nan)
+    )
     out["trimp"] = np.nan
     if hr is not None:
         if len(hrs) >= 2:
-            out["trimp"] = load.trimp_from_hr(hrs["heart_rate"].to_numpy(float), _seconds(hrs["timestamp"]), hr["hr_rest"], hr["hr_max"], hr["sex"])
+            out["trimp"] = load.trimp_from_hr(
+                hrs["heart_rate"].to_numpy(float), _seconds(hrs["timestamp"]), hr["hr_rest"], hr["hr_max"], hr["sex"]
+            )
         elif out["hr_mean"] == out["hr_mean"] and out["duration_min"] == out["duration_min"]:
-            out["trimp"] = float(load.trimp(out["duration_min"], out["hr_mean"], hr["hr_rest"], hr["hr_max"], hr["sex"]))
+            out["trimp"] = float(
+                load.trimp(out["duration_min"], out["hr_mean"], hr["hr_rest"], hr["hr_max"], hr["sex"])
+            )
     file_ftp = _positive(s.get("threshold_power")) or fit.device.get("ftp")
     out["ftp"], out["ftp_origin"] = (file_ftp, "file") if file_ftp else ((ftp, "argument") if ftp else (None, None))
-    for k in ("power_mean", "np", "intensity_factor", "tss"): out[k] = np.nan
+    for k in ("power_mean", "np", "intensity_factor", "tss"):
+        out[k] = np.nan
     if "power" in rec and rec["power"].notna().sum() >= 30:
         pw = rec[["timestamp", "power"]].dropna(subset=["timestamp"])
         secs = _seconds(pw["timestamp"])
         out["power_mean"] = float(pw["power"].astype(float).mean())
         summ = load.power_summary(pw["power"].to_numpy(float, na_value=np.nan), secs, ftp=out["ftp"] or 250.0)
         out["np"] = summ["np"]
-        if out["ftp"]: out["intensity_factor"], out["tss"] = summ["intensity_factor"], summ["tss"]
-        else: out["notes"].append("no FTP in the file and none given: NP only (pass ftp= for IF and TSS)")
+        if out["ftp"]:
+            out["intensity_factor"], out["tss"] = summ["intensity_factor"], summ["tss"]
+        else:
+            out["notes"].append("no FTP in the file and none given: NP only (pass ftp= for IF and TSS)")
         out["device_np"], out["device_tss"] = _num(s.get("normalized_power")), _num(s.get("training_stress_score"))
     return out
 
 # %% ../../nbs/22_ingest_fit.ipynb
-def fit_frames(fit:FitFile, # a read FIT file
-               athlete_id:str, # who wore the device
-               athlete:dict|None=None, # the athlete's stored row (sex, birth date for TRIMP)
-               ftp:float|None=None, # FTP (W) when the file holds none
-               hr_rest:float|None=None, hr_max:float|None=None, sex:str|None=None, # TRIMP parameters (default: device, athlete, documented defaults)
-               tz:str="UTC", # time zone of the athlete's day
-               sport:str|None=None, # sport of the sessions (default: the file's, e.g. cycling, running)
-               session_type:str="training", # session type
-               load_from:str="auto", # session load: 'auto' (TSS, else TRIMP), 'tss' or 'trimp'
-               source:str="garmin", # value of the `source` field
-              )->tuple[dict, list]:
+def fit_frames(
+    fit: FitFile,  # a read FIT file
+    athlete_id: str,  # who wore the device
+    athlete: dict | None = None,  # the athlete's stored row (sex, birth date for TRIMP)
+    ftp: float | None = None,  # FTP (W) when the file holds none
+    hr_rest: float | None = None,
+    hr_max: float | None = None,
+    sex: str | None = None,  # TRIMP parameters (default: device, athlete, documented defaults)
+    tz: str = "UTC",  # time zone of the athlete's day
+    sport: str | None = None,  # sport of the sessions (default: the file's, e.g. cycling, running)
+    session_type: str = "training",  # session type
+    load_from: str = "auto",  # session load: 'auto' (TSS, else TRIMP), 'tss' or 'trimp'
+    source: str = "garmin",  # value of the `source` field
+) -> tuple[dict, list]:
     "The sessions and RR intervals of one FIT file as entity frames, with notes on the parameters used."
-    if load_from not in ("auto", "tss", "trimp"): raise ConfigError(f"load_from must be 'auto', 'tss' or 'trimp', got {load_from!r}")
+    if load_from not in ("auto", "tss", "trimp"):
+        raise ConfigError(f"load_from must be 'auto', 'tss' or 'trimp', got {load_from!r}")
     rows, notes = [], []
-    serial = fit.file_id.get("serial_number") or f"{fit.file_id.get('manufacturer', 'fit')}-{fit.file_id.get('time_created', '')}"
+    serial = (
+        fit.file_id.get("serial_number")
+        or f"{fit.file_id.get('manufacturer', 'fit')}-{fit.file_id.get('time_created', '')}"
+    )
     for i in range(max(len(fit.sessions), 1)):
         s0 = pd.Timestamp(fit.sessions[i]["start_time"]) if fit.sessions and fit.sessions[i].get("start_time") else None
         hr = heart_rate_params(athlete, on=s0, hr_rest=hr_rest, hr_max=hr_max, sex=sex, device=fit.device)
         sm = session_summary(fit, i, ftp, hr)
-        load_v = sm["tss"] if load_from == "tss" else sm["trimp"] if load_from == "trimp" else (sm["tss"] if sm["tss"] == sm["tss"] else sm["trimp"])
-        rows.append(dict(athlete_id=athlete_id, date=local_dates(pd.Series([sm["start"]]), tz).iloc[0], sport=sport or sm["sport"],
-                         session_type=session_type, duration_min=sm["duration_min"], load=load_v, distance_m=sm["distance_m"],
-                         hr_mean=sm["hr_mean"], hr_max=sm["hr_max"], trimp=sm["trimp"], power_mean=sm["power_mean"], np=sm["np"],
-                         intensity_factor=sm["intensity_factor"], tss=sm["tss"], source=source,
-                         source_id=f"{serial}-{sm['start'].tz_convert('UTC'):%Y%m%dT%H%M%SZ}"))
+        load_v = (
+            sm["tss"]
+            if load_from == "tss"
+            else sm["trimp"]
+            if load_from == "trimp"
+            else (sm["tss"] if sm["tss"] == sm["tss"] else sm["trimp"])
+        )
+        rows.append(
+            dict(
+                athlete_id=athlete_id,
+                date=local_dates(pd.Series([sm["start"]]), tz).iloc[0],
+                sport=sport or sm["sport"],
+                session_type=session_type,
+                duration_min=sm["duration_min"],
+                load=load_v,
+                distance_m=sm["distance_m"],
+                hr_mean=sm["hr_mean"],
+                hr_max=sm["hr_max"],
+                trimp=sm["trimp"],
+                power_mean=sm["power_mean"],
+                np=sm["np"],
+                intensity_factor=sm["intensity_factor"],
+                tss=sm["tss"],
+                source=source,
+                source_id=f"{serial}-{sm['start'].tz_convert('UTC'):%Y%m%dT%H%M%SZ}",
+            )
+        )
         o = hr["origin"]
-        notes.append(f"{fit.path.name} session {i + 1}: TRIMP with HRrest {hr['hr_rest']:g} ({o['hr_rest']}), HRmax {hr['hr_max']:g} ({o['hr_max']}), sex {hr['sex']} ({o['sex']})"
-                     + (f"; FTP {sm['ftp']:g} W ({sm['ftp_origin']})" if sm["ftp"] else "") + "".join("; " + n for n in sm["notes"]))
+        notes.append(
+            f"{fit.path.name} session {i + 1}: TRIMP with HRrest {hr['hr_rest']:g} ({o['hr_rest']}), HRmax {hr['hr_max']:g} ({o['hr_max']}), sex {hr['sex']} ({o['sex']})"
+            + (f"; FTP {sm['ftp']:g} W ({sm['ftp_origin']})" if sm["ftp"] else "")
+            + "".join("; " + n for n in sm["notes"])
+        )
     sessions = pd.DataFrame(rows, index=[f"session {i + 1}" for i in range(len(rows))])
     frames = {"sessions": sessions}
     if fit.rr_s:
         rr = np.array(fit.rr_s) * 1000.0
-        frames["rr_intervals"] = pd.DataFrame(dict(athlete_id=athlete_id, source=source, source_id=sessions["source_id"].iloc[0],
-                                                   seq=np.arange(len(rr)), rr_ms=rr), index=[f"beat {k}" for k in range(len(rr))])
-        notes.append(f"{fit.path.name}: {len(rr)} RR intervals, rMSSD {rmssd(rr):.1f} ms" + (" (all given to session 1)" if len(rows) > 1 else ""))
+        frames["rr_intervals"] = pd.DataFrame(
+            dict(
+                athlete_id=athlete_id,
+                source=source,
+                source_id=sessions["source_id"].iloc[0],
+                seq=np.arange(len(rr)),
+                rr_ms=rr,
+            ),
+            index=[f"beat {k}" for k in range(len(rr))],
+        )
+        notes.append(
+            f"{fit.path.name}: {len(rr)} RR intervals, rMSSD {rmssd(rr):.1f} ms"
+            + (" (all given to session 1)" if len(rows) > 1 else "")
+        )
     return frames, notes
 
-def ingest_fit_file(store:Store, # the store
-                    path:str|Path, # one .fit file
-                    athlete:str, # athlete id (or unique name) of who wore the device
-                    ftp:float|None=None, hr_rest:float|None=None, hr_max:float|None=None, sex:str|None=None, # see `fit_frames`
-                    tz:str="UTC", # time zone of the athlete's day
-                    sport:str|None=None, session_type:str="training", load_from:str="auto", # see `fit_frames`
-                   )->IngestReport:
+
+def ingest_fit_file(
+    store: Store,  # the store
+    path: str | Path,  # one .fit file
+    athlete: str,  # athlete id (or unique name) of who wore the device
+    ftp: float | None = None,
+    hr_rest: float | None = None,
+    hr_max: float | None = None,
+    sex: str | None = None,  # see `fit_frames`
+    tz: str = "UTC",  # time zone of the athlete's day
+    sport: str | None = None,
+    session_type: str = "training",
+    load_from: str = "auto",  # see `fit_frames`
+) -> IngestReport:
     "Load one FIT activity as sessions (and RR intervals); a monitoring file is reported as skipped."
     fit = read_fit(path)
     rep = IngestReport("fit", files=[fit.path.name])
     if not fit.is_activity:
-        rep.skipped.append(dict(file=fit.path.name, reason=f"a {fit.file_type} file (daily monitoring, no activity): no session to load"))
+        rep.skipped.append(
+            dict(
+                file=fit.path.name, reason=f"a {fit.file_type} file (daily monitoring, no activity): no session to load"
+            )
+        )
         return rep
     ids, unknown = match_athletes(store, pd.Series([athlete]), file=fit.path.name)
     aid = str(ids.iloc[0])
-    for u in unknown: u["rows"] = max(len(fit.sessions), 1)
+    for u in unknown:
+        u["rows"] = max(len(fit.sessions), 1)
     rep.unknown_athletes += unknown
-    frames, notes = fit_frames(fit, aid, athlete_row(store, aid), ftp, hr_rest, hr_max, sex, tz, sport, session_type, load_from)
+    frames, notes = fit_frames(
+        fit, aid, athlete_row(store, aid), ftp, hr_rest, hr_max, sex, tz, sport, session_type, load_from
+    )
     rep.read, rep.notes = len(frames["sessions"]), notes
     return write_frames(store, frames, f"{aid}/{fit.path.name}", rep)
 
-def ingest_fit(store:Store, # the store
-               paths, # one or more .fit files of one athlete
-               athlete:str, # athlete id (or unique name)
-               ftp:float|None=None, # FTP (W) for files that hold none
-               hr_rest:float|None=None, hr_max:float|None=None, sex:str|None=None, # TRIMP parameters (default: device, athlete, 60 / 190 / M)
-               tz:str="UTC", # time zone of the athlete's day
-               sport:str|None=None, session_type:str="training", load_from:str="auto", # see `fit_frames`
-               on_error:str="raise", # 'raise', or 'collect' refused files in the report
-               progress:bool=False, # tqdm progress bar
-              )->IngestReport:
+
+def ingest_fit(
+    store: Store,  # the store
+    paths,  # one or more .fit files of one athlete
+    athlete: str,  # athlete id (or unique name)
+    ftp: float | None = None,  # FTP (W) for files that hold none
+    hr_rest: float | None = None,
+    hr_max: float | None = None,
+    sex: str | None = None,  # TRIMP parameters (default: device, athlete, 60 / 190 / M)
+    tz: str = "UTC",  # time zone of the athlete's day
+    sport: str | None = None,
+    session_type: str = "training",
+    load_from: str = "auto",  # see `fit_frames`
+    on_error: str = "raise",  # 'raise', or 'collect' refused files in the report
+    progress: bool = False,  # tqdm progress bar
+) -> IngestReport:
     "Load FIT files of one athlete into sessions and RR intervals; one report."
     one = lambda p: ingest_fit_file(store, p, athlete, ftp, hr_rest, hr_max, sex, tz, sport, session_type, load_from)
     return run_files("fit", paths, one, on_error, progress)

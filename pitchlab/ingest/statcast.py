@@ -19,63 +19,97 @@ __all__ = ['REQUIRED', 'OPTIONAL', 'NEWER', 'TREND_COLUMNS', 'StatcastFile', 're
            'ingest_statcast', 'stored_pitcher_trends']
 
 # %% ../../nbs/21_ingest_statcast.ipynb
-REQUIRED = ("game_pk", "game_date", "pitcher", "at_bat_number", "pitch_number") # columns a Statcast file must have
-OPTIONAL = ("inning", "pitch_type", "release_speed", "release_spin_rate", "release_extension", "spin_axis",
-            "player_name", "batter", "p_throws", "pitcher_days_since_prev_game") # used when present
-NEWER = ("spin_axis", "arm_angle", "pitcher_days_since_prev_game", "bat_speed") # columns only newer exports have
+REQUIRED = ("game_pk", "game_date", "pitcher", "at_bat_number", "pitch_number")  # columns a Statcast file must have
+OPTIONAL = (
+    "inning",
+    "pitch_type",
+    "release_speed",
+    "release_spin_rate",
+    "release_extension",
+    "spin_axis",
+    "player_name",
+    "batter",
+    "p_throws",
+    "pitcher_days_since_prev_game",
+)  # used when present
+NEWER = ("spin_axis", "arm_angle", "pitcher_days_since_prev_game", "bat_speed")  # columns only newer exports have
+
 
 @dataclass
 class StatcastFile:
     "The columns pitchlab uses from one Savant export, as text indexed by file line."
-    path: Path # the file
-    raw: pd.DataFrame # required and optional columns present, as text; index = line number
-    n_columns: int # columns in the file
-    layout: str # which Savant layout the header matches
-    pitcher_names: dict = field(default_factory=dict) # MLBAM id -> name, when `player_name` names pitchers
-    notes: list = field(default_factory=list) # oddities found while reading
 
-def _pitcher_names(raw:pd.DataFrame)->dict:
+    path: Path  # the file
+    raw: pd.DataFrame  # required and optional columns present, as text; index = line number
+    n_columns: int  # columns in the file
+    layout: str  # which Savant layout the header matches
+    pitcher_names: dict = field(default_factory=dict)  # MLBAM id -> name, when `player_name` names pitchers
+    notes: list = field(default_factory=list)  # oddities found while reading
+
+
+def _pitcher_names(raw: pd.DataFrame) -> dict:
     "MLBAM id -> name when `player_name` is one name per pitcher (a pitcher search), else {}."
-    if "player_name" not in raw: return {}
+    if "player_name" not in raw:
+        return {}
     g = pd.DataFrame(dict(p=clean(raw["pitcher"]), n=clean(raw["player_name"]))).dropna()
-    if not len(g) or g.groupby("p")["n"].nunique().max() > 1: return {}
+    if not len(g) or g.groupby("p")["n"].nunique().max() > 1:
+        return {}
     names, pitchers = g["n"].nunique(), g["p"].nunique()
-    if "batter" in raw and clean(raw["batter"]).nunique() == names and names != pitchers: return {}
-    if names != pitchers: return {}
+    if "batter" in raw and clean(raw["batter"]).nunique() == names and names != pitchers:
+        return {}
+    if names != pitchers:
+        return {}
     return {str(int(float(p))): n for p, n in g.drop_duplicates("p").itertuples(index=False) if _is_id(p)}
 
-def _is_id(v)->bool:
-    try: f = float(v)
-    except (TypeError, ValueError): return False
-    return np.isfinite(f) and f == round(f) and 0 < f < 2 ** 53
 
-def read_statcast(path:str|Path, # a Baseball Savant CSV export
-                  encoding:str|None=None, # text encoding (default: BOM, else UTF-8)
-                 )->StatcastFile:
+def _is_id(v) -> bool:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return False
+    return np.isfinite(f) and f == round(f) and 0 < f < 2**53
+
+
+def read_statcast(
+    path: str | Path,  # a Baseball Savant CSV export
+    encoding: str | None = None,  # text encoding (default: BOM, else UTF-8)
+) -> StatcastFile:
     "Read a Savant export by column name; a file missing a required column is refused with the columns it has."
     t = read_table(path, encoding=encoding, delimiter=",")
     cols = list(t.frame.columns)
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
         found = ", ".join(cols[:12]) + (" ..." if len(cols) > 12 else "")
-        what = "is not a Statcast (Baseball Savant) export" if len(missing) == len(REQUIRED) else "lacks required Statcast column(s)"
-        raise ValidationError(f"{t.path.name} {what}: missing {missing} (found {len(cols)} columns: {found})",
-                              hint="export pitch-level data from Baseball Savant's Statcast Search (CSV)")
+        what = (
+            "is not a Statcast (Baseball Savant) export"
+            if len(missing) == len(REQUIRED)
+            else "lacks required Statcast column(s)"
+        )
+        raise ValidationError(
+            f"{t.path.name} {what}: missing {missing} (found {len(cols)} columns: {found})",
+            hint="export pitch-level data from Baseball Savant's Statcast Search (CSV)",
+        )
     use = [c for c in REQUIRED + OPTIONAL if c in cols]
     newer = [c for c in NEWER if c in cols]
-    layout = (f"older raw layout ({len(cols)} columns, `pitcher` and `fielder_2` repeated)" if "pitcher.1" in cols and not newer
-              else f"newer layout ({len(cols)} columns, with {', '.join(newer)})" if newer else f"{len(cols)} columns")
+    layout = (
+        f"older raw layout ({len(cols)} columns, `pitcher` and `fielder_2` repeated)"
+        if "pitcher.1" in cols and not newer
+        else f"newer layout ({len(cols)} columns, with {', '.join(newer)})"
+        if newer
+        else f"{len(cols)} columns"
+    )
     raw = t.frame[use]
     return StatcastFile(t.path, raw, len(cols), layout, _pitcher_names(raw), t.notes)
 
 # %% ../../nbs/21_ingest_statcast.ipynb
-def athlete_ids(pitcher:pd.Series)->pd.Series:
+def athlete_ids(pitcher: pd.Series) -> pd.Series:
     "`mlbam:<id>` for MLBAM ids; other non-empty text kept as it is (the store then reports it unknown)."
     c = clean(pitcher)
     ok = c.map(_is_id)
     return c.where(~ok, "mlbam:" + c.where(ok, "0").map(lambda v: str(int(float(v)))))
 
-def game_dates(s:pd.Series)->pd.Series:
+
+def game_dates(s: pd.Series) -> pd.Series:
     "Savant's ISO dates (or Excel's re-saved m/d/yyyy) as dates; any other text marked so the store rejects it, never guessed."
     c = clean(s).astype(object)
     txt = c.map(lambda v: v if isinstance(v, str) else "")
@@ -85,27 +119,31 @@ def game_dates(s:pd.Series)->pd.Series:
     d = d.fillna(pd.to_datetime(txt.where(us), format="%m/%d/%Y", errors="coerce"))
     return d.astype(object).where(d.notna(), c.map(lambda v: f"{v} (not a Savant date)" if isinstance(v, str) else v))
 
-def pitches_frame(sf:StatcastFile, # a read Statcast file
-                  source:str="statcast", # value of the `source` field
-                 )->pd.DataFrame:
+
+def pitches_frame(
+    sf: StatcastFile,  # a read Statcast file
+    source: str = "statcast",  # value of the `source` field
+) -> pd.DataFrame:
     "The file's pitches in the `pitches` contract, indexed by file line."
     r = sf.raw
     out = pd.DataFrame(index=r.index)
     out["athlete_id"] = athlete_ids(r["pitcher"])
     for c in ENTITIES["pitches"].columns:
-        if c in ("athlete_id", "source"): continue
+        if c in ("athlete_id", "source"):
+            continue
         out[c] = clean(r[c]) if c in r else np.nan
     out["game_date"] = game_dates(r["game_date"])
     out["source"] = source
     return out
 
 # %% ../../nbs/21_ingest_statcast.ipynb
-def _typed_pitches(p:pd.DataFrame)->pd.DataFrame:
+def _typed_pitches(p: pd.DataFrame) -> pd.DataFrame:
     "Pitch rows with numeric identity and readings; readings outside the contract's range set missing."
     f = ENTITIES["pitches"]
     t = pd.DataFrame(index=p.index)
     t["athlete_id"] = clean(p["athlete_id"])
-    for c in ("game_pk", "at_bat_number", "pitch_number", "inning"): t[c] = to_number(p[c].astype(object))
+    for c in ("game_pk", "at_bat_number", "pitch_number", "inning"):
+        t[c] = to_number(p[c].astype(object))
     t["game_date"] = pd.to_datetime(clean(p["game_date"]), errors="coerce", format="mixed").dt.normalize()
     t["pitch_type"] = clean(p["pitch_type"])
     for c in ("release_speed", "release_spin_rate"):
@@ -114,20 +152,34 @@ def _typed_pitches(p:pd.DataFrame)->pd.DataFrame:
     ok = t["athlete_id"].notna() & t["game_date"].notna()
     for c in ("game_pk", "at_bat_number", "pitch_number"):
         v = t[c].fillna(-1)
-        ok &= t[c].notna() & np.isfinite(v) & (v >= 1) & (v < 2 ** 53) & (v == np.round(v))
+        ok &= t[c].notna() & np.isfinite(v) & (v >= 1) & (v < 2**53) & (v == np.round(v))
     t = t[ok].drop_duplicates(["game_pk", "at_bat_number", "pitch_number"])
     t["game_pk"] = t["game_pk"].astype("int64")
     return t
 
-def _summaries(t:pd.DataFrame, keys:list)->pd.DataFrame:
-    g = t.groupby(keys, sort=True)
-    return pd.DataFrame({"game_date": g["game_date"].min(), "pitches": g.size(), "innings": g["inning"].nunique().astype(float),
-                         "release_speed_mean": g["release_speed"].mean(), "release_speed_max": g["release_speed"].max(),
-                         "spin_mean": g["release_spin_rate"].mean()}).reset_index().sort_values(["athlete_id", "game_date", *keys[1:]], kind="stable")
 
-def appearances_from_pitches(pitches:pd.DataFrame, # pitch rows (pitches contract; text or typed)
-                             source:str="statcast", # value of the `source` field
-                            )->tuple[pd.DataFrame, pd.DataFrame]:
+def _summaries(t: pd.DataFrame, keys: list) -> pd.DataFrame:
+    g = t.groupby(keys, sort=True)
+    return (
+        pd.DataFrame(
+            {
+                "game_date": g["game_date"].min(),
+                "pitches": g.size(),
+                "innings": g["inning"].nunique().astype(float),
+                "release_speed_mean": g["release_speed"].mean(),
+                "release_speed_max": g["release_speed"].max(),
+                "spin_mean": g["release_spin_rate"].mean(),
+            }
+        )
+        .reset_index()
+        .sort_values(["athlete_id", "game_date", *keys[1:]], kind="stable")
+    )
+
+
+def appearances_from_pitches(
+    pitches: pd.DataFrame,  # pitch rows (pitches contract; text or typed)
+    source: str = "statcast",  # value of the `source` field
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Per-appearance and per-pitch-type summaries of pitch rows: (appearances, appearance_pitch_types)."
     t = _typed_pitches(pitches)
     apps = _summaries(t, ["athlete_id", "game_pk"])
@@ -140,9 +192,10 @@ def appearances_from_pitches(pitches:pd.DataFrame, # pitch rows (pitches contrac
     return apps, types
 
 # %% ../../nbs/21_ingest_statcast.ipynb
-def add_days_rest(apps:pd.DataFrame, # new appearances (athlete_id, game_pk, game_date; days_rest may carry a known value)
-                  history:pd.DataFrame|None=None, # stored appearances of the same athletes
-                 )->pd.DataFrame:
+def add_days_rest(
+    apps: pd.DataFrame,  # new appearances (athlete_id, game_pk, game_date; days_rest may carry a known value)
+    history: pd.DataFrame | None = None,  # stored appearances of the same athletes
+) -> pd.DataFrame:
     "The new appearances with days_rest, plus stored appearances whose days_rest changes because of them."
     new = apps.assign(_new=True)
     keys = ["athlete_id", "game_pk"]
@@ -160,17 +213,39 @@ def add_days_rest(apps:pd.DataFrame, # new appearances (athlete_id, game_pk, gam
     return both[both["_new"] | changed].drop(columns="_new")
 
 # %% ../../nbs/21_ingest_statcast.ipynb
-TREND_COLUMNS = ["athlete_id", "game_pk", "game_date", "pitch_type", "pitches", "release_speed_mean", "speed_baseline",
-                 "speed_delta", "speed_z", "spin_mean", "spin_baseline", "spin_delta", "spin_z", "n_baseline"]
+TREND_COLUMNS = [
+    "athlete_id",
+    "game_pk",
+    "game_date",
+    "pitch_type",
+    "pitches",
+    "release_speed_mean",
+    "speed_baseline",
+    "speed_delta",
+    "speed_z",
+    "spin_mean",
+    "spin_baseline",
+    "spin_delta",
+    "spin_z",
+    "n_baseline",
+]
 
-def pitcher_trends(pitch_types:pd.DataFrame, # per-appearance pitch-type summaries with game_date (see `appearances_from_pitches`)
-                   window:int=5, # previous appearances in the baseline
-                   min_history:int=3, # fewest previous appearances for a baseline
-                  )->pd.DataFrame:
+
+def pitcher_trends(
+    pitch_types: pd.DataFrame,  # per-appearance pitch-type summaries with game_date (see `appearances_from_pitches`)
+    window: int = 5,  # previous appearances in the baseline
+    min_history: int = 3,  # fewest previous appearances for a baseline
+) -> pd.DataFrame:
     "Each appearance's speed and spin per pitch type against the pitcher's rolling baseline of earlier appearances."
-    if window < 1 or min_history < 1 or min_history > window: raise ConfigError(f"need 1 <= min_history <= window, got window={window}, min_history={min_history}")
-    if not len(pitch_types): return pd.DataFrame({c: pd.Series(dtype="float64") for c in TREND_COLUMNS})
-    t = pitch_types.assign(game_date=pd.to_datetime(pitch_types["game_date"])).sort_values(["athlete_id", "pitch_type", "game_date", "game_pk"]).reset_index(drop=True)
+    if window < 1 or min_history < 1 or min_history > window:
+        raise ConfigError(f"need 1 <= min_history <= window, got window={window}, min_history={min_history}")
+    if not len(pitch_types):
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in TREND_COLUMNS})
+    t = (
+        pitch_types.assign(game_date=pd.to_datetime(pitch_types["game_date"]))
+        .sort_values(["athlete_id", "pitch_type", "game_date", "game_pk"])
+        .reset_index(drop=True)
+    )
     g = t.groupby(["athlete_id", "pitch_type"], sort=False)
     out = t[["athlete_id", "game_pk", "game_date", "pitch_type", "pitches", "release_speed_mean", "spin_mean"]].copy()
     for col, name in (("release_speed_mean", "speed"), ("spin_mean", "spin")):
@@ -184,99 +259,169 @@ def pitcher_trends(pitch_types:pd.DataFrame, # per-appearance pitch-type summari
     return out[TREND_COLUMNS]
 
 # %% ../../nbs/21_ingest_statcast.ipynb
-def _new_athletes(store:Store, sf:StatcastFile, ids:pd.Series, team:str, sex:str)->pd.DataFrame:
+def _new_athletes(store: Store, sf: StatcastFile, ids: pd.Series, team: str, sex: str) -> pd.DataFrame:
     "Athlete rows for the file's MLBAM pitchers that the store lacks."
     teams = store.read("teams")
     if team not in set(teams["team_id"].astype(str)):
-        raise NotFoundError(f"no team {team!r} in the store to register the pitchers of {sf.path.name} in",
-                            hint="add the team first (e.g. `pitchlab ingest csv teams.csv --mapping ...`), or check the id")
+        raise NotFoundError(
+            f"no team {team!r} in the store to register the pitchers of {sf.path.name} in",
+            hint="add the team first (e.g. `pitchlab ingest csv teams.csv --mapping ...`), or check the id",
+        )
     known = set(store.read("athletes")["athlete_id"].astype(str))
     ok = ids.notna() & ids.astype(str).str.startswith("mlbam:")
-    found = pd.DataFrame(dict(athlete_id=ids[ok], hand=clean(sf.raw["p_throws"])[ok] if "p_throws" in sf.raw else np.nan))
+    found = pd.DataFrame(
+        dict(athlete_id=ids[ok], hand=clean(sf.raw["p_throws"])[ok] if "p_throws" in sf.raw else np.nan)
+    )
     found = found[~found["athlete_id"].isin(known)].drop_duplicates("athlete_id")
-    if not len(found): return found.iloc[:0]
-    mid = found["athlete_id"].str[len("mlbam:"):]
-    return pd.DataFrame(dict(athlete_id=found["athlete_id"].values,
-                             name=[sf.pitcher_names.get(m, f"MLBAM {m}") for m in mid],
-                             sex=sex, sport="baseball", role="pitcher",
-                             position=found["hand"].map({"R": "RHP", "L": "LHP"}).values, team_id=team),
-                        index=found["athlete_id"].values)
+    if not len(found):
+        return found.iloc[:0]
+    mid = found["athlete_id"].str[len("mlbam:") :]
+    return pd.DataFrame(
+        dict(
+            athlete_id=found["athlete_id"].values,
+            name=[sf.pitcher_names.get(m, f"MLBAM {m}") for m in mid],
+            sex=sex,
+            sport="baseball",
+            role="pitcher",
+            position=found["hand"].map({"R": "RHP", "L": "LHP"}).values,
+            team_id=team,
+        ),
+        index=found["athlete_id"].values,
+    )
 
-def _stored_pitches(store:Store, athletes:list, games:set)->pd.DataFrame:
-    if not athletes: return pd.DataFrame(columns=ENTITIES["pitches"].columns)
+
+def _stored_pitches(store: Store, athletes: list, games: set) -> pd.DataFrame:
+    if not athletes:
+        return pd.DataFrame(columns=ENTITIES["pitches"].columns)
     s = store.read("pitches", athletes)
     return s[s["game_pk"].isin(list(games))]
 
-def ingest_statcast_file(store:Store, # the store
-                         path:str|Path, # one Savant CSV export
-                         team:str|None=None, # team to register unknown pitchers in (with create_athletes)
-                         create_athletes:bool=False, # register the file's pitchers the store does not know
-                         sex:str="M", # sex recorded for registered pitchers
-                         load_per_pitch:float=1.0, # session load (AU) per pitch thrown
-                         encoding:str|None=None, # text encoding of the file
-                        )->IngestReport:
+
+def ingest_statcast_file(
+    store: Store,  # the store
+    path: str | Path,  # one Savant CSV export
+    team: str | None = None,  # team to register unknown pitchers in (with create_athletes)
+    create_athletes: bool = False,  # register the file's pitchers the store does not know
+    sex: str = "M",  # sex recorded for registered pitchers
+    load_per_pitch: float = 1.0,  # session load (AU) per pitch thrown
+    encoding: str | None = None,  # text encoding of the file
+) -> IngestReport:
     "Load one Statcast file: pitches, appearances, pitch-type summaries and one match session per appearance."
-    if create_athletes and not team: raise ConfigError("registering pitchers (create_athletes) needs a team", hint="pass --team TEAM_ID")
-    if not load_per_pitch >= 0: raise ConfigError(f"load_per_pitch must be >= 0, got {load_per_pitch}")
+    if create_athletes and not team:
+        raise ConfigError("registering pitchers (create_athletes) needs a team", hint="pass --team TEAM_ID")
+    if not load_per_pitch >= 0:
+        raise ConfigError(f"load_per_pitch must be >= 0, got {load_per_pitch}")
     sf = read_statcast(path, encoding)
-    rep = IngestReport("statcast", files=[sf.path.name], read=len(sf.raw), notes=[f"{sf.path.name}: {sf.layout}"] + sf.notes)
+    rep = IngestReport(
+        "statcast", files=[sf.path.name], read=len(sf.raw), notes=[f"{sf.path.name}: {sf.layout}"] + sf.notes
+    )
     pitches = pitches_frame(sf)
     frames = {}
     if create_athletes:
         new = _new_athletes(store, sf, pitches["athlete_id"], team, sex)
-        if len(new): frames["athletes"] = new; rep.created_athletes += new["athlete_id"].tolist()
-    known = set(store.read("athletes")["athlete_id"].astype(str)) | set(frames.get("athletes", pd.DataFrame(columns=["athlete_id"]))["athlete_id"])
+        if len(new):
+            frames["athletes"] = new
+            rep.created_athletes += new["athlete_id"].tolist()
+    known = set(store.read("athletes")["athlete_id"].astype(str)) | set(
+        frames.get("athletes", pd.DataFrame(columns=["athlete_id"]))["athlete_id"]
+    )
     ids = pitches["athlete_id"]
     for v in pd.unique(ids.dropna()):
-        if v in known: continue
+        if v in known:
+            continue
         rows = ids.index[(ids == v).to_numpy()]
         name = sf.pitcher_names.get(str(v).replace("mlbam:", ""), "")
-        rep.unknown_athletes.append(dict(file=sf.path.name, value=v, name=name, rows=int(len(rows)), lines=[int(x) for x in rows[:10]],
-                                         reason="pitcher not in the store: pass --team TEAM --create-athletes to register the file's pitchers"))
+        rep.unknown_athletes.append(
+            dict(
+                file=sf.path.name,
+                value=v,
+                name=name,
+                rows=int(len(rows)),
+                lines=[int(x) for x in rows[:10]],
+                reason="pitcher not in the store: pass --team TEAM --create-athletes to register the file's pitchers",
+            )
+        )
     frames["pitches"] = pitches
     write_frames(store, {k: v for k, v in frames.items() if k == "athletes"}, sf.path.name, rep)
     mine = pitches[pitches["athlete_id"].isin(known)]
     typed = _typed_pitches(mine)
     games, who = set(typed["game_pk"]), sorted(set(typed["athlete_id"]))
     stored = _stored_pitches(store, who, games)
-    allp = pd.concat([stored[~stored.set_index(["game_pk", "at_bat_number", "pitch_number"]).index.isin(typed.set_index(["game_pk", "at_bat_number", "pitch_number"]).index)], mine]) if len(stored) else mine
+    allp = (
+        pd.concat(
+            [
+                stored[
+                    ~stored.set_index(["game_pk", "at_bat_number", "pitch_number"]).index.isin(
+                        typed.set_index(["game_pk", "at_bat_number", "pitch_number"]).index
+                    )
+                ],
+                mine,
+            ]
+        )
+        if len(stored)
+        else mine
+    )
     apps, types = appearances_from_pitches(allp)
     if len(apps) and "pitcher_days_since_prev_game" in sf.raw:
-        k = to_number(mine["game_pk"]).astype("Int64").astype(str) + ":" + mine["athlete_id"].str[len("mlbam:"):]
+        k = to_number(mine["game_pk"]).astype("Int64").astype(str) + ":" + mine["athlete_id"].str[len("mlbam:") :]
         first = to_number(sf.raw.loc[mine.index, "pitcher_days_since_prev_game"]).groupby(k).first()
         apps["days_rest"] = apps.index.map(first).astype(float)
     hist = store.read("appearances", who) if who else None
     apps = add_days_rest(apps, hist) if len(apps) else apps
-    sessions = pd.DataFrame(dict(athlete_id=apps["athlete_id"], date=apps["game_date"], sport="baseball", session_type="match",
-                                 pitches=apps["pitches"], load=apps["pitches"] * load_per_pitch, source="statcast",
-                                 source_id=apps["game_pk"].astype(str) + ":" + apps["athlete_id"].str[len("mlbam:"):]), index=apps.index)
-    write_frames(store, dict(pitches=pitches, appearances=apps, appearance_pitch_types=types, sessions=sessions), sf.path.name, rep)
-    if len(sessions): rep.notes.append(f"{sf.path.name}: session load = pitches x {load_per_pitch:g} AU (no RPE or duration in Statcast)")
+    sessions = pd.DataFrame(
+        dict(
+            athlete_id=apps["athlete_id"],
+            date=apps["game_date"],
+            sport="baseball",
+            session_type="match",
+            pitches=apps["pitches"],
+            load=apps["pitches"] * load_per_pitch,
+            source="statcast",
+            source_id=apps["game_pk"].astype(str) + ":" + apps["athlete_id"].str[len("mlbam:") :],
+        ),
+        index=apps.index,
+    )
+    write_frames(
+        store,
+        dict(pitches=pitches, appearances=apps, appearance_pitch_types=types, sessions=sessions),
+        sf.path.name,
+        rep,
+    )
+    if len(sessions):
+        rep.notes.append(
+            f"{sf.path.name}: session load = pitches x {load_per_pitch:g} AU (no RPE or duration in Statcast)"
+        )
     return rep
 
-def ingest_statcast(store:Store, # the store
-                    paths, # one or more Savant CSV exports
-                    team:str|None=None, # team to register unknown pitchers in (with create_athletes)
-                    create_athletes:bool=False, # register the pitchers the store does not know
-                    sex:str="M", # sex recorded for registered pitchers
-                    load_per_pitch:float=1.0, # session load (AU) per pitch
-                    encoding:str|None=None, # text encoding of the files
-                    on_error:str="raise", # 'raise' on the first refused file, or 'collect' refused files in the report
-                    progress:bool=False, # tqdm progress bar over files
-                   )->IngestReport:
+
+def ingest_statcast(
+    store: Store,  # the store
+    paths,  # one or more Savant CSV exports
+    team: str | None = None,  # team to register unknown pitchers in (with create_athletes)
+    create_athletes: bool = False,  # register the pitchers the store does not know
+    sex: str = "M",  # sex recorded for registered pitchers
+    load_per_pitch: float = 1.0,  # session load (AU) per pitch
+    encoding: str | None = None,  # text encoding of the files
+    on_error: str = "raise",  # 'raise' on the first refused file, or 'collect' refused files in the report
+    progress: bool = False,  # tqdm progress bar over files
+) -> IngestReport:
     "Load Statcast files into pitches, appearances, pitch-type summaries and sessions; one report."
     if create_athletes:
-        if not team: raise ConfigError("registering pitchers (create_athletes) needs a team", hint="pass --team TEAM_ID")
+        if not team:
+            raise ConfigError("registering pitchers (create_athletes) needs a team", hint="pass --team TEAM_ID")
         if team not in set(store.read("teams")["team_id"].astype(str)):
-            raise ConfigError(f"no team {team!r} in the store to register pitchers in", hint="add the team first, or check the id")
+            raise ConfigError(
+                f"no team {team!r} in the store to register pitchers in", hint="add the team first, or check the id"
+            )
     one = lambda p: ingest_statcast_file(store, p, team, create_athletes, sex, load_per_pitch, encoding)
     return run_files("statcast", paths, one, on_error, progress)
 
 # %% ../../nbs/21_ingest_statcast.ipynb
-def stored_pitcher_trends(window:int=5, # previous appearances in the baseline
-                          min_history:int=3, # fewest previous appearances for a baseline
-                          store:Store|None=None, # the store (default: the one PITCHLAB_DB_URL names)
-                         )->pd.DataFrame:
+def stored_pitcher_trends(
+    window: int = 5,  # previous appearances in the baseline
+    min_history: int = 3,  # fewest previous appearances for a baseline
+    store: Store | None = None,  # the store (default: the one PITCHLAB_DB_URL names)
+) -> pd.DataFrame:
     "Pitcher velocity and spin trends computed from the stored pitches."
     store = store or Store(actor="catalog")
     p = store.read("pitches")

@@ -12,303 +12,503 @@ import pandas as pd
 from ..core import ConfigError, NotFoundError, ValidationError
 from ..schema import ENTITIES, validate
 from ..store import LoadReport, Store
-from .base import (ORDER, IngestReport, athlete_row, athletes_of, blank, check_tz, clean, match_athletes,
-                                  parse_dates, read_bytes, read_table, run_files, write_frames)
+from pitchlab.ingest.base import (
+    ORDER,
+    IngestReport,
+    athlete_row,
+    athletes_of,
+    blank,
+    check_tz,
+    clean,
+    match_athletes,
+    parse_dates,
+    read_bytes,
+    read_table,
+    run_files,
+    write_frames,
+)
 
 # %% auto 0
 __all__ = ['DEFAULT_ID', 'load_mapping', 'read_excel_rows', 'read_tabular', 'tabular_frame', 'ingest_frame', 'ingest_table_file',
            'ingest_table', 'enter_session', 'enter_wellness', 'enter_cycle', 'enter_injury']
 
 # %% ../../nbs/24_ingest_tabular.ipynb
-_KEYS = {"entity", "columns", "values", "athletes", "team", "dates", "lowercase", "id_template", "sheet", "delimiter", "encoding", "decimal"}
-_IDS = {"sessions": "source_id", "injuries": "injury_id"} # id fields made from `id_template` when no column holds them
-DEFAULT_ID = "{file}:{athlete_id}:{date}:{n}" # default id template: file stem, athlete, date, and the row's number among that athlete's rows of that date
+_KEYS = {
+    "entity",
+    "columns",
+    "values",
+    "athletes",
+    "team",
+    "dates",
+    "lowercase",
+    "id_template",
+    "sheet",
+    "delimiter",
+    "encoding",
+    "decimal",
+}
+_IDS = {"sessions": "source_id", "injuries": "injury_id"}  # id fields made from `id_template` when no column holds them
+DEFAULT_ID = "{file}:{athlete_id}:{date}:{n}"  # default id template: file stem, athlete, date, and the row's number among that athlete's rows of that date
 
-def load_mapping(mapping:str|Path|dict, # a YAML file, a YAML string, or a dict
-                )->dict:
+
+def load_mapping(
+    mapping: str | Path | dict,  # a YAML file, a YAML string, or a dict
+) -> dict:
     "A column mapping, checked: a known entity, known fields, known options."
     if isinstance(mapping, (str, Path)):
         import yaml
+
         p = Path(mapping)
-        is_file = isinstance(mapping, Path) or (len(str(mapping)) < 4096 and "\n" not in str(mapping) and p.suffix.lower() in (".yaml", ".yml", ".json"))
+        is_file = isinstance(mapping, Path) or (
+            len(str(mapping)) < 4096 and "\n" not in str(mapping) and p.suffix.lower() in (".yaml", ".yml", ".json")
+        )
         if is_file:
-            if not p.is_file(): raise NotFoundError(f"no mapping file {p}", hint="pass --mapping FILE.yaml")
+            if not p.is_file():
+                raise NotFoundError(f"no mapping file {p}", hint="pass --mapping FILE.yaml")
             text = p.read_text(encoding="utf-8")
-        else: text = str(mapping)
-        try: m = yaml.safe_load(text)
-        except yaml.YAMLError as e: raise ConfigError(f"the mapping {p.name if is_file else ''} is not valid YAML: {e}") from e
-    else: m = dict(mapping)
-    if not isinstance(m, dict): raise ConfigError("a mapping must be a YAML mapping with at least `entity` and `columns`")
+        else:
+            text = str(mapping)
+        try:
+            m = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"the mapping {p.name if is_file else ''} is not valid YAML: {e}") from e
+    else:
+        m = dict(mapping)
+    if not isinstance(m, dict):
+        raise ConfigError("a mapping must be a YAML mapping with at least `entity` and `columns`")
     bad = set(m) - _KEYS
-    if bad: raise ConfigError(f"unknown mapping option(s) {sorted(bad)}", hint=f"options: {sorted(_KEYS)}")
+    if bad:
+        raise ConfigError(f"unknown mapping option(s) {sorted(bad)}", hint=f"options: {sorted(_KEYS)}")
     ent = m.get("entity")
     allowed = [e for e in ORDER]
-    if ent not in allowed: raise ConfigError(f"mapping entity {ent!r} cannot be ingested", hint=f"use one of {allowed}")
+    if ent not in allowed:
+        raise ConfigError(f"mapping entity {ent!r} cannot be ingested", hint=f"use one of {allowed}")
     fields = ENTITIES[ent].columns
     cols, vals = dict(m.get("columns") or {}), dict(m.get("values") or {})
-    if not cols: raise ConfigError("the mapping has no `columns`", hint="map at least the required fields, e.g. athlete_id: Player")
+    if not cols:
+        raise ConfigError(
+            "the mapping has no `columns`", hint="map at least the required fields, e.g. athlete_id: Player"
+        )
     unknown = [f for f in list(cols) + list(vals) if f not in fields]
-    if unknown: raise ConfigError(f"{ent} has no field(s) {unknown}", hint=f"{ent} fields: {fields}")
-    if m.get("athletes", "auto") not in ("auto", "id", "name"): raise ConfigError("athletes must be auto, id or name")
-    if m.get("decimal", ".") not in (".", ","): raise ConfigError("decimal must be '.' or ','")
+    if unknown:
+        raise ConfigError(f"{ent} has no field(s) {unknown}", hint=f"{ent} fields: {fields}")
+    if m.get("athletes", "auto") not in ("auto", "id", "name"):
+        raise ConfigError("athletes must be auto, id or name")
+    if m.get("decimal", ".") not in (".", ","):
+        raise ConfigError("decimal must be '.' or ','")
     dates = dict(m.get("dates") or {})
     bad = set(dates) - {"dayfirst", "format", "origin", "unit", "tz"}
-    if bad: raise ConfigError(f"unknown dates option(s) {sorted(bad)}", hint="dates: dayfirst, format, origin, unit, tz")
+    if bad:
+        raise ConfigError(f"unknown dates option(s) {sorted(bad)}", hint="dates: dayfirst, format, origin, unit, tz")
     check_tz(dates.get("tz"))
-    return dict(m, columns={k: str(v) for k, v in cols.items()}, values=vals, dates=dates, lowercase=list(m.get("lowercase") or []))
+    return dict(
+        m,
+        columns={k: str(v) for k, v in cols.items()},
+        values=vals,
+        dates=dates,
+        lowercase=list(m.get("lowercase") or []),
+    )
 
 # %% ../../nbs/24_ingest_tabular.ipynb
-def _norm(s)->str: return re.sub(r"\s+", " ", str(s)).strip().casefold()
+def _norm(s) -> str:
+    return re.sub(r"\s+", " ", str(s)).strip().casefold()
 
-def _header_finder(wanted:list):
+
+def _header_finder(wanted: list):
     want = {_norm(c) for c in wanted}
     return lambda cells: want <= {_norm(c) for c in cells}
 
-def read_excel_rows(path:str|Path, # an .xlsx workbook
-                    header, # function(cells) -> bool picking the header row
-                    sheet=None, # sheet name or 0-based index (default: the first)
-                   )->pd.DataFrame:
+
+def read_excel_rows(
+    path: str | Path,  # an .xlsx workbook
+    header,  # function(cells) -> bool picking the header row
+    sheet=None,  # sheet name or 0-based index (default: the first)
+) -> pd.DataFrame:
     "Rows of one sheet under the header row the function picks; index = Excel row number."
-    import openpyxl, zipfile
+    import openpyxl
+    import zipfile
+
     p = Path(path)
     data = read_bytes(p)
     if not data.startswith(b"PK"):
-        raise ValidationError(f"{p.name} is not an .xlsx workbook" + (" (it is an old .xls file)" if data.startswith(b"\xd0\xcf\x11\xe0") else ""),
-                              hint="save it as .xlsx (Excel Workbook) or as CSV UTF-8")
-    try: wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
+        raise ValidationError(
+            f"{p.name} is not an .xlsx workbook"
+            + (" (it is an old .xls file)" if data.startswith(b"\xd0\xcf\x11\xe0") else ""),
+            hint="save it as .xlsx (Excel Workbook) or as CSV UTF-8",
+        )
+    try:
+        wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
-        raise ValidationError(f"{p.name} is not a readable .xlsx workbook: {e}", hint="open it in Excel and save it again") from e
+        raise ValidationError(
+            f"{p.name} is not a readable .xlsx workbook: {e}", hint="open it in Excel and save it again"
+        ) from e
     try:
         names = wb.sheetnames
-        if sheet is None: ws = wb[names[0]]
+        if sheet is None:
+            ws = wb[names[0]]
         elif isinstance(sheet, int):
-            if not 0 <= sheet < len(names): raise ConfigError(f"{p.name} has {len(names)} sheet(s); no sheet {sheet}")
+            if not 0 <= sheet < len(names):
+                raise ConfigError(f"{p.name} has {len(names)} sheet(s); no sheet {sheet}")
             ws = wb[names[sheet]]
-        elif sheet in names: ws = wb[sheet]
-        else: raise ConfigError(f"{p.name} has no sheet {sheet!r}", hint=f"sheets: {names}")
+        elif sheet in names:
+            ws = wb[sheet]
+        else:
+            raise ConfigError(f"{p.name} has no sheet {sheet!r}", hint=f"sheets: {names}")
         cols, rows, idx = None, [], []
         for r, cells in enumerate(ws.iter_rows(values_only=True), start=1):
             cells = list(cells)
-            if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells): continue
-            if cols is None:
-                if header([("" if c is None else str(c)) for c in cells]): cols = [("" if c is None else str(c)).strip() or f"Unnamed: {i}" for i, c in enumerate(cells)]
+            if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
                 continue
-            cells = (cells + [None] * len(cols))[:len(cols)]
-            rows.append(cells); idx.append(r)
-    finally: wb.close()
-    if cols is None: raise ValidationError(f"{p.name}: no row of sheet {ws.title!r} holds the mapped columns", hint="check the mapping's column names against the sheet")
+            if cols is None:
+                if header([("" if c is None else str(c)) for c in cells]):
+                    cols = [("" if c is None else str(c)).strip() or f"Unnamed: {i}" for i, c in enumerate(cells)]
+                continue
+            cells = (cells + [None] * len(cols))[: len(cols)]
+            rows.append(cells)
+            idx.append(r)
+    finally:
+        wb.close()
+    if cols is None:
+        raise ValidationError(
+            f"{p.name}: no row of sheet {ws.title!r} holds the mapped columns",
+            hint="check the mapping's column names against the sheet",
+        )
     return pd.DataFrame(rows, columns=cols, index=pd.Index(idx, name="row"), dtype=object)
 
-def read_tabular(path:str|Path, # a .csv (or other delimited text) or .xlsx file
-                 mapping:dict|str|Path, # the column mapping (see `load_mapping`)
-                )->pd.DataFrame:
+
+def read_tabular(
+    path: str | Path,  # a .csv (or other delimited text) or .xlsx file
+    mapping: dict | str | Path,  # the column mapping (see `load_mapping`)
+) -> pd.DataFrame:
     "The mapped columns of a CSV or Excel file, renamed to pitchlab fields; index = the file's line or row numbers."
     m = load_mapping(mapping)
     p = Path(path)
     wanted = list(m["columns"].values())
-    if p.suffix.lower() in (".xlsx", ".xlsm"): df = read_excel_rows(p, _header_finder(wanted), m.get("sheet"))
-    elif p.suffix.lower() == ".xls": raise ValidationError(f"{p.name} is an old .xls workbook", hint="save it as .xlsx or as CSV UTF-8")
+    if p.suffix.lower() in (".xlsx", ".xlsm"):
+        df = read_excel_rows(p, _header_finder(wanted), m.get("sheet"))
+    elif p.suffix.lower() == ".xls":
+        raise ValidationError(f"{p.name} is an old .xls workbook", hint="save it as .xlsx or as CSV UTF-8")
     else:
-        try: df = read_table(p, header=_header_finder(wanted), encoding=m.get("encoding"), delimiter=m.get("delimiter")).frame
+        try:
+            df = read_table(
+                p, header=_header_finder(wanted), encoding=m.get("encoding"), delimiter=m.get("delimiter")
+            ).frame
         except ValidationError as e:
             if "looks like this source's header" in str(e):
                 head = read_table(p, encoding=m.get("encoding"), delimiter=m.get("delimiter")).frame.columns
                 miss = [c for c in wanted if _norm(c) not in {_norm(h) for h in head}]
-                raise ValidationError(f"{p.name} lacks the mapped column(s) {miss} (its header: {list(head)[:12]})",
-                                      hint="fix the mapping's `columns` or the file's header") from e
+                raise ValidationError(
+                    f"{p.name} lacks the mapped column(s) {miss} (its header: {list(head)[:12]})",
+                    hint="fix the mapping's `columns` or the file's header",
+                ) from e
             raise
     by = {_norm(c): c for c in df.columns}
     return pd.DataFrame({f: df[by[_norm(c)]] for f, c in m["columns"].items()}, index=df.index)
 
 # %% ../../nbs/24_ingest_tabular.ipynb
-def _dates(s:pd.Series, opt:dict)->pd.Series:
+def _dates(s: pd.Series, opt: dict) -> pd.Series:
     "Dates read as the mapping says; cells that cannot be read are kept as written (the store rejects them with their value)."
     c = clean(s)
     if opt.get("origin") is not None:
         n = pd.to_numeric(c, errors="coerce")
         d = pd.Timestamp(opt["origin"]) + pd.to_timedelta(n.where(n.abs() < 1e6), unit=opt.get("unit", "D"))
-    elif opt.get("format"): d = pd.to_datetime(c, format=opt["format"], errors="coerce")
-    else: d = parse_dates(c, dayfirst=bool(opt.get("dayfirst", False)), tz=opt.get("tz") or "UTC")
+    elif opt.get("format"):
+        d = pd.to_datetime(c, format=opt["format"], errors="coerce")
+    else:
+        d = parse_dates(c, dayfirst=bool(opt.get("dayfirst", False)), tz=opt.get("tz") or "UTC")
     return _keep(d, c)
+
 
 def _keep(d, c):
     "Parsed dates where they parsed, the cell as written elsewhere."
     d = pd.Series(pd.to_datetime(d, errors="coerce"), index=c.index)
     return d.dt.normalize().astype(object).where(d.notna(), c)
 
-def _day_text(v)->str:
-    if v is None or v is pd.NaT or (isinstance(v, float) and np.isnan(v)): return ""
+
+def _day_text(v) -> str:
+    if v is None or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+        return ""
     return v.strftime("%Y-%m-%d") if isinstance(v, (pd.Timestamp, datetime, _date)) else str(v)
 
-def tabular_frame(raw:pd.DataFrame, # mapped columns (see `read_tabular`)
-                  mapping:dict|str|Path, # the column mapping
-                  athletes:pd.DataFrame|None=None, # the store's athletes, for name matching
-                  file:str="table", # file name: quoted in the unknown list, its stem used in default ids
-                  team:str|None=None, # match names within this team (overrides the mapping's)
-                 )->tuple[pd.DataFrame, list]:
+
+def tabular_frame(
+    raw: pd.DataFrame,  # mapped columns (see `read_tabular`)
+    mapping: dict | str | Path,  # the column mapping
+    athletes: pd.DataFrame | None = None,  # the store's athletes, for name matching
+    file: str = "table",  # file name: quoted in the unknown list, its stem used in default ids
+    team: str | None = None,  # match names within this team (overrides the mapping's)
+) -> tuple[pd.DataFrame, list]:
     "Rows of the mapping's entity, ready for `Store.write`, and the athletes not found."
     m = load_mapping(mapping)
     ent = ENTITIES[m["entity"]]
     df = raw.copy()
-    for k, v in m["values"].items(): df[k] = v
+    for k, v in m["values"].items():
+        df[k] = v
     for f in m["lowercase"]:
-        if f in df: df[f] = clean(df[f]).map(lambda v: v.lower() if isinstance(v, str) else v)
+        if f in df:
+            df[f] = clean(df[f]).map(lambda v: v.lower() if isinstance(v, str) else v)
     if m.get("decimal", ".") == ",":
         for f in ent.fields:
             if f.kind in ("int", "float") and f.name in df:
-                df[f.name] = clean(df[f.name]).map(lambda v: v.replace(".", "").replace(",", ".") if isinstance(v, str) else v)
+                df[f.name] = clean(df[f.name]).map(
+                    lambda v: v.replace(".", "").replace(",", ".") if isinstance(v, str) else v
+                )
     for f in ent.fields:
-        if f.kind in ("date", "datetime") and f.name in df: df[f.name] = _dates(df[f.name], m["dates"])
+        if f.kind in ("date", "datetime") and f.name in df:
+            df[f.name] = _dates(df[f.name], m["dates"])
     unknown = []
     if "athlete_id" in ent.columns and "athlete_id" in df and m["entity"] not in ("athletes",):
-        if athletes is None: raise ConfigError("matching athletes needs the store's athletes table")
-        df["athlete_id"], unknown = match_athletes(athletes, df["athlete_id"], team=team or m.get("team"), by=m.get("athletes", "auto"), file=file)
-    if m["entity"] in ("sessions", "wellness", "cycle_logs", "injuries", "pitches") and "source" not in df: df["source"] = "csv"
+        if athletes is None:
+            raise ConfigError("matching athletes needs the store's athletes table")
+        df["athlete_id"], unknown = match_athletes(
+            athletes, df["athlete_id"], team=team or m.get("team"), by=m.get("athletes", "auto"), file=file
+        )
+    if m["entity"] in ("sessions", "wellness", "cycle_logs", "injuries", "pitches") and "source" not in df:
+        df["source"] = "csv"
     idf = _IDS.get(m["entity"])
     if idf and idf not in df:
         tmpl = m.get("id_template") or DEFAULT_ID
         datef = next((f.name for f in ent.fields if f.kind == "date"), None)
         day = df[datef].map(_day_text) if datef in df else pd.Series("", index=df.index)
-        who = df.get("athlete_id", pd.Series("", index=df.index)).map(lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v))
+        who = df.get("athlete_id", pd.Series("", index=df.index)).map(
+            lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+        )
         n = pd.Series(0, index=df.index).groupby([who, day.fillna("")], sort=False, dropna=False).cumcount() + 1
-        fields = lambda i: {**{k: ("" if pd.isna(v) else v) for k, v in df.loc[i].items() if not isinstance(v, (list, dict))}, "file": Path(file).stem,
-                            "date": day.loc[i], "n": int(n.loc[i]), "line": i}
-        try: df[idf] = [tmpl.format(**fields(i)) for i in df.index]
-        except (KeyError, IndexError, ValueError) as e: raise ConfigError(f"id_template {tmpl!r} names an unknown field: {e}", hint="use {file}, {line}, {n}, {date} or a mapped field") from e
+        fields = lambda i: {
+            **{k: ("" if pd.isna(v) else v) for k, v in df.loc[i].items() if not isinstance(v, (list, dict))},
+            "file": Path(file).stem,
+            "date": day.loc[i],
+            "n": int(n.loc[i]),
+            "line": i,
+        }
+        try:
+            df[idf] = [tmpl.format(**fields(i)) for i in df.index]
+        except (KeyError, IndexError, ValueError) as e:
+            raise ConfigError(
+                f"id_template {tmpl!r} names an unknown field: {e}",
+                hint="use {file}, {line}, {n}, {date} or a mapped field",
+            ) from e
     return df, unknown
 
 # %% ../../nbs/24_ingest_tabular.ipynb
-def ingest_frame(store:Store, # the store
-                 raw:pd.DataFrame, # mapped columns (see `read_tabular`), index = line numbers
-                 mapping:dict|str|Path, # the column mapping
-                 file:str="table", # name the rows came from (quarantine source, default ids)
-                 team:str|None=None, # match names within this team
-                )->IngestReport:
+def ingest_frame(
+    store: Store,  # the store
+    raw: pd.DataFrame,  # mapped columns (see `read_tabular`), index = line numbers
+    mapping: dict | str | Path,  # the column mapping
+    file: str = "table",  # name the rows came from (quarantine source, default ids)
+    team: str | None = None,  # match names within this team
+) -> IngestReport:
     "Load mapped rows of a DataFrame into the mapping's entity; one report."
     m = load_mapping(mapping)
     rep = IngestReport("csv", files=[file], read=len(raw))
-    rows, unknown = tabular_frame(raw, m, athletes_of(store) if "athlete_id" in ENTITIES[m["entity"]].columns else None, file, team)
+    rows, unknown = tabular_frame(
+        raw, m, athletes_of(store) if "athlete_id" in ENTITIES[m["entity"]].columns else None, file, team
+    )
     rep.unknown_athletes += unknown
     return write_frames(store, {m["entity"]: rows}, file, rep)
 
-def ingest_table_file(store:Store, # the store
-                      path:str|Path, # one CSV or Excel file
-                      mapping:dict|str|Path, # the column mapping
-                      team:str|None=None, # match names within this team
-                     )->IngestReport:
+
+def ingest_table_file(
+    store: Store,  # the store
+    path: str | Path,  # one CSV or Excel file
+    mapping: dict | str | Path,  # the column mapping
+    team: str | None = None,  # match names within this team
+) -> IngestReport:
     "Load one CSV or Excel file through a column mapping."
     p = Path(path)
     return ingest_frame(store, read_tabular(p, mapping), mapping, p.name, team)
 
-def ingest_table(store:Store, # the store
-                 paths, # CSV or Excel files
-                 mapping:dict|str|Path, # the column mapping (YAML file, YAML text or dict)
-                 team:str|None=None, # match names within this team
-                 on_error:str="raise", # 'raise', or 'collect' refused files in the report
-                 progress:bool=False, # tqdm progress bar
-                )->IngestReport:
+
+def ingest_table(
+    store: Store,  # the store
+    paths,  # CSV or Excel files
+    mapping: dict | str | Path,  # the column mapping (YAML file, YAML text or dict)
+    team: str | None = None,  # match names within this team
+    on_error: str = "raise",  # 'raise', or 'collect' refused files in the report
+    progress: bool = False,  # tqdm progress bar
+) -> IngestReport:
     "Load CSV or Excel files into one entity through a column mapping; one report."
     m = load_mapping(mapping)
     return run_files("csv", paths, lambda p: ingest_table_file(store, p, m, team), on_error, progress)
 
 # %% ../../nbs/24_ingest_tabular.ipynb
-def _day(v, what:str)->pd.Timestamp:
-    try: t = pd.Timestamp(v)
-    except (ValueError, TypeError) as e: raise ValidationError(f"{what} {v!r} is not a date", hint="use YYYY-MM-DD") from e
-    if t is pd.NaT: raise ValidationError(f"{what} is required")
+def _day(v, what: str) -> pd.Timestamp:
+    try:
+        t = pd.Timestamp(v)
+    except (ValueError, TypeError) as e:
+        raise ValidationError(f"{what} {v!r} is not a date", hint="use YYYY-MM-DD") from e
+    if t is pd.NaT:
+        raise ValidationError(f"{what} is required")
     t = t.tz_convert("UTC").tz_localize(None) if t.tzinfo else t
     if t.normalize() > pd.Timestamp(datetime.now(timezone.utc).date()) + pd.Timedelta(days=1):
-        raise ValidationError(f"{what} {t:%Y-%m-%d} is in the future", hint="enter what happened, on the day it happened")
+        raise ValidationError(
+            f"{what} {t:%Y-%m-%d} is in the future", hint="enter what happened, on the day it happened"
+        )
     return t.normalize()
 
-def _form(store:Store, entity:str, row:dict, entered_by:str)->LoadReport:
+
+def _form(store: Store, entity: str, row: dict, entered_by: str) -> LoadReport:
     "Validate one form entry completely (or refuse it with every reason), then store and audit it."
-    if not entered_by or not str(entered_by).strip(): raise ValidationError(f"a {entity} entry needs who entered it (entered_by)")
-    row = {k: v for k, v in row.items() if v is not None} | {"entered_by": str(entered_by).strip(), "source": row.get("source") or "form"}
+    if not entered_by or not str(entered_by).strip():
+        raise ValidationError(f"a {entity} entry needs who entered it (entered_by)")
+    row = {k: v for k, v in row.items() if v is not None} | {
+        "entered_by": str(entered_by).strip(),
+        "source": row.get("source") or "form",
+    }
     aid = row.get("athlete_id")
     if aid is None or athlete_row(store, str(aid)) is None:
-        raise NotFoundError(f"no athlete {aid!r} in the store", hint="choose an athlete from the list; athletes are added by staff, not by a form")
+        raise NotFoundError(
+            f"no athlete {aid!r} in the store",
+            hint="choose an athlete from the list; athletes are added by staff, not by a form",
+        )
     df = pd.DataFrame([row], index=["form"])
     valid, rej = validate(entity, df, source="form")
     if len(rej):
         reasons = "; ".join(rej["reason"])
-        raise ValidationError(f"{entity} entry not saved: {reasons}", hint="correct the fields and submit again",
-                              failures=rej[["field", "value", "reason"]].to_dict("records"))
+        raise ValidationError(
+            f"{entity} entry not saved: {reasons}",
+            hint="correct the fields and submit again",
+            failures=rej[["field", "value", "reason"]].to_dict("records"),
+        )
     rep = store.write(entity, df, source=f"form:{row['entered_by']}", quarantine=False)
-    store.log("write", entity, str(aid), detail=f"form entry by {row['entered_by']}: {'new' if rep.inserted else 'updated' if rep.updated else 'unchanged'}",
-              actor=row["entered_by"])
+    store.log(
+        "write",
+        entity,
+        str(aid),
+        detail=f"form entry by {row['entered_by']}: {'new' if rep.inserted else 'updated' if rep.updated else 'unchanged'}",
+        actor=row["entered_by"],
+    )
     return rep
 
-def enter_session(store:Store, # the store
-                  athlete_id:str, # who trained
-                  date, # day of the session (local)
-                  entered_by:str, # who filled in the form (username)
-                  duration_min:float|None=None, # minutes
-                  rpe:float|None=None, # session RPE, CR-10 (0-10)
-                  session_type:str="training", # training, match, gym, conditioning, recovery, other
-                  sport:str|None=None, # default: the athlete's sport
-                  load:float|None=None, # AU; default RPE x minutes
-                  balls_bowled:int|None=None, overs:float|None=None, balls_faced:int|None=None, # cricket
-                  pitches:int|None=None, # baseball
-                  distance_m:float|None=None, # metres
-                  slot:int=1, # 2 for a second session of this type on this day
-                 )->LoadReport:
+
+def enter_session(
+    store: Store,  # the store
+    athlete_id: str,  # who trained
+    date,  # day of the session (local)
+    entered_by: str,  # who filled in the form (username)
+    duration_min: float | None = None,  # minutes
+    rpe: float | None = None,  # session RPE, CR-10 (0-10)
+    session_type: str = "training",  # training, match, gym, conditioning, recovery, other
+    sport: str | None = None,  # default: the athlete's sport
+    load: float | None = None,  # AU; default RPE x minutes
+    balls_bowled: int | None = None,
+    overs: float | None = None,
+    balls_faced: int | None = None,  # cricket
+    pitches: int | None = None,  # baseball
+    distance_m: float | None = None,  # metres
+    slot: int = 1,  # 2 for a second session of this type on this day
+) -> LoadReport:
     "Store one session entered by a person (session-RPE load unless a load is given)."
     a = athlete_row(store, str(athlete_id)) or {}
     d = _day(date, "session date")
-    return _form(store, "sessions", dict(athlete_id=athlete_id, date=d, sport=sport or a.get("sport"), session_type=session_type,
-                                         duration_min=duration_min, rpe=rpe, load=load, balls_bowled=balls_bowled, overs=overs,
-                                         balls_faced=balls_faced, pitches=pitches, distance_m=distance_m,
-                                         source_id=f"{athlete_id}:{d:%Y-%m-%d}:{session_type}:{int(slot)}"), entered_by)
+    return _form(
+        store,
+        "sessions",
+        dict(
+            athlete_id=athlete_id,
+            date=d,
+            sport=sport or a.get("sport"),
+            session_type=session_type,
+            duration_min=duration_min,
+            rpe=rpe,
+            load=load,
+            balls_bowled=balls_bowled,
+            overs=overs,
+            balls_faced=balls_faced,
+            pitches=pitches,
+            distance_m=distance_m,
+            source_id=f"{athlete_id}:{d:%Y-%m-%d}:{session_type}:{int(slot)}",
+        ),
+        entered_by,
+    )
+
 
 _WELL = ("sleep_hours", "sleep_quality", "soreness", "fatigue", "mood", "stress", "hrv_rmssd", "resting_hr")
 
-def enter_wellness(store:Store, # the store
-                   athlete_id:str, # who reports
-                   date, # day the report covers
-                   entered_by:str, # who filled in the form
-                   sleep_hours:float|None=None, # hours slept
-                   sleep_quality:int|None=None, soreness:int|None=None, fatigue:int|None=None, mood:int|None=None, stress:int|None=None, # 1-5, 5 = best
-                   hrv_rmssd:float|None=None, # ms
-                   resting_hr:float|None=None, # bpm
-                  )->LoadReport:
+
+def enter_wellness(
+    store: Store,  # the store
+    athlete_id: str,  # who reports
+    date,  # day the report covers
+    entered_by: str,  # who filled in the form
+    sleep_hours: float | None = None,  # hours slept
+    sleep_quality: int | None = None,
+    soreness: int | None = None,
+    fatigue: int | None = None,
+    mood: int | None = None,
+    stress: int | None = None,  # 1-5, 5 = best
+    hrv_rmssd: float | None = None,  # ms
+    resting_hr: float | None = None,  # bpm
+) -> LoadReport:
     "Store one daily wellness report entered by a person; at least one answer is needed."
-    vals = dict(sleep_hours=sleep_hours, sleep_quality=sleep_quality, soreness=soreness, fatigue=fatigue, mood=mood,
-                stress=stress, hrv_rmssd=hrv_rmssd, resting_hr=resting_hr)
-    if all(v is None for v in vals.values()): raise ValidationError("a wellness report needs at least one answer", hint=f"fill in any of {list(_WELL)}")
+    vals = dict(
+        sleep_hours=sleep_hours,
+        sleep_quality=sleep_quality,
+        soreness=soreness,
+        fatigue=fatigue,
+        mood=mood,
+        stress=stress,
+        hrv_rmssd=hrv_rmssd,
+        resting_hr=resting_hr,
+    )
+    if all(v is None for v in vals.values()):
+        raise ValidationError("a wellness report needs at least one answer", hint=f"fill in any of {list(_WELL)}")
     return _form(store, "wellness", dict(athlete_id=athlete_id, date=_day(date, "report date"), **vals), entered_by)
 
-def enter_cycle(store:Store, # the store
-                athlete_id:str, # whose log (an athlete recorded as F)
-                date, # day logged
-                phase:str, # menstrual, follicular, ovulatory, luteal
-                entered_by:str, # who filled in the form (the athlete, or designated medical staff)
-                cycle_day:int|None=None, # day of the cycle, 1 = first day of menses
-                symptoms:str|None=None, # free text or comma-separated symptoms
-               )->LoadReport:
+
+def enter_cycle(
+    store: Store,  # the store
+    athlete_id: str,  # whose log (an athlete recorded as F)
+    date,  # day logged
+    phase: str,  # menstrual, follicular, ovulatory, luteal
+    entered_by: str,  # who filled in the form (the athlete, or designated medical staff)
+    cycle_day: int | None = None,  # day of the cycle, 1 = first day of menses
+    symptoms: str | None = None,  # free text or comma-separated symptoms
+) -> LoadReport:
     "Store one menstrual-cycle log (sensitive: the write is audited)."
     a = athlete_row(store, str(athlete_id))
     if a is not None and a.get("sex") != "F":
-        raise ValidationError(f"athlete {athlete_id!r} is recorded as {a.get('sex')!r}: cycle logs apply to athletes recorded as F")
-    return _form(store, "cycle_logs", dict(athlete_id=athlete_id, date=_day(date, "log date"), phase=phase, cycle_day=cycle_day,
-                                           symptoms=symptoms), entered_by)
+        raise ValidationError(
+            f"athlete {athlete_id!r} is recorded as {a.get('sex')!r}: cycle logs apply to athletes recorded as F"
+        )
+    return _form(
+        store,
+        "cycle_logs",
+        dict(athlete_id=athlete_id, date=_day(date, "log date"), phase=phase, cycle_day=cycle_day, symptoms=symptoms),
+        entered_by,
+    )
 
-def enter_injury(store:Store, # the store
-                 athlete_id:str, # who was injured
-                 onset_date, # day of onset
-                 body_region:str, # e.g. hamstring, shoulder, elbow
-                 injury_type:str, # e.g. strain, sprain, tendinopathy
-                 severity:str, # minimal (1-3 days lost), mild (4-7), moderate (8-28), severe (>28)
-                 contact:bool, # caused by contact with another player or object
-                 entered_by:str, # who filled in the form (medical staff)
-                 days_lost:int|None=None, # days missed so far
-                 return_date=None, # day of return to full training
-                 injury_id:str|None=None, # default: athlete, onset date and body region
-                )->LoadReport:
+
+def enter_injury(
+    store: Store,  # the store
+    athlete_id: str,  # who was injured
+    onset_date,  # day of onset
+    body_region: str,  # e.g. hamstring, shoulder, elbow
+    injury_type: str,  # e.g. strain, sprain, tendinopathy
+    severity: str,  # minimal (1-3 days lost), mild (4-7), moderate (8-28), severe (>28)
+    contact: bool,  # caused by contact with another player or object
+    entered_by: str,  # who filled in the form (medical staff)
+    days_lost: int | None = None,  # days missed so far
+    return_date=None,  # day of return to full training
+    injury_id: str | None = None,  # default: athlete, onset date and body region
+) -> LoadReport:
     "Store one injury entered by medical staff (sensitive: the write is audited)."
     d = _day(onset_date, "onset date")
     ret = None if return_date is None else pd.Timestamp(return_date).normalize()
     iid = injury_id or f"{athlete_id}:{d:%Y-%m-%d}:{str(body_region).strip().lower()}"
-    return _form(store, "injuries", dict(injury_id=iid, athlete_id=athlete_id, onset_date=d, body_region=body_region,
-                                         injury_type=injury_type, severity=severity, days_lost=days_lost, contact=bool(contact),
-                                         return_date=ret), entered_by)
+    return _form(
+        store,
+        "injuries",
+        dict(
+            injury_id=iid,
+            athlete_id=athlete_id,
+            onset_date=d,
+            body_region=body_region,
+            injury_type=injury_type,
+            severity=severity,
+            days_lost=days_lost,
+            contact=bool(contact),
+            return_date=ret,
+        ),
+        entered_by,
+    )

@@ -12,9 +12,25 @@ import pandas as pd
 from ..core import ConfigError, ValidationError
 from .. import load
 from ..store import Store
-from .base import (IngestReport, athlete_row, athletes_of, base_name, blank, check_tz, clean, duration_minutes,
-                                  heart_rate_params, local_dates, match_athletes, parse_dates, read_table, run_files, to_number,
-                                  units_of, write_frames)
+from pitchlab.ingest.base import (
+    IngestReport,
+    athlete_row,
+    athletes_of,
+    base_name,
+    blank,
+    check_tz,
+    clean,
+    duration_minutes,
+    heart_rate_params,
+    local_dates,
+    match_athletes,
+    parse_dates,
+    read_table,
+    run_files,
+    to_number,
+    units_of,
+    write_frames,
+)
 
 # %% auto 0
 __all__ = ['WHOOP', 'WHOLE_SESSION', 'whoop_kind', 'read_whoop', 'whoop_wellness', 'whoop_sleep', 'whoop_sessions',
@@ -22,77 +38,147 @@ __all__ = ['WHOOP', 'WHOLE_SESSION', 'whoop_kind', 'read_whoop', 'whoop_wellness
            'ingest_catapult_file', 'ingest_catapult']
 
 # %% ../../nbs/23_ingest_wearables.ipynb
-WHOOP = dict( # the columns pitchlab reads from WHOOP's export, by file
-    cycles=dict(start="Cycle start time", wake="Wake onset", recovery="Recovery score %", resting_hr="Resting heart rate (bpm)",
-                hrv="Heart rate variability (ms)", asleep="Asleep duration (min)", strain="Day Strain"),
-    sleeps=dict(start="Cycle start time", onset="Sleep onset", wake="Wake onset", asleep="Asleep duration (min)", nap="Nap"),
-    workouts=dict(start="Workout start time", end="Workout end time", duration="Duration (min)", name="Activity name",
-                  strain="Activity Strain", hr_max="Max HR (bpm)", hr_mean="Average HR (bpm)", distance="Distance (meters)"),
-    journal=dict(question="Question text", answer="Answered yes"))
+WHOOP = dict(  # the columns pitchlab reads from WHOOP's export, by file
+    cycles=dict(
+        start="Cycle start time",
+        wake="Wake onset",
+        recovery="Recovery score %",
+        resting_hr="Resting heart rate (bpm)",
+        hrv="Heart rate variability (ms)",
+        asleep="Asleep duration (min)",
+        strain="Day Strain",
+    ),
+    sleeps=dict(
+        start="Cycle start time", onset="Sleep onset", wake="Wake onset", asleep="Asleep duration (min)", nap="Nap"
+    ),
+    workouts=dict(
+        start="Workout start time",
+        end="Workout end time",
+        duration="Duration (min)",
+        name="Activity name",
+        strain="Activity Strain",
+        hr_max="Max HR (bpm)",
+        hr_mean="Average HR (bpm)",
+        distance="Distance (meters)",
+    ),
+    journal=dict(question="Question text", answer="Answered yes"),
+)
 
-def whoop_kind(columns)->str|None:
+
+def whoop_kind(columns) -> str | None:
     "Which WHOOP export file a header belongs to: cycles, sleeps, workouts, journal, or None."
     cols = set(columns)
-    if "Workout start time" in cols: return "workouts"
-    if "Recovery score %" in cols: return "cycles"
-    if "Question text" in cols: return "journal"
-    if "Sleep onset" in cols and "Asleep duration (min)" in cols: return "sleeps"
+    if "Workout start time" in cols:
+        return "workouts"
+    if "Recovery score %" in cols:
+        return "cycles"
+    if "Question text" in cols:
+        return "journal"
+    if "Sleep onset" in cols and "Asleep duration (min)" in cols:
+        return "sleeps"
     return None
 
-def read_whoop(path:str|Path, # one CSV of a WHOOP export
-               encoding:str|None=None, # text encoding (default: BOM, else UTF-8)
-              )->tuple[str, pd.DataFrame]:
+
+def read_whoop(
+    path: str | Path,  # one CSV of a WHOOP export
+    encoding: str | None = None,  # text encoding (default: BOM, else UTF-8)
+) -> tuple[str, pd.DataFrame]:
     "The kind of a WHOOP export file and its rows as text indexed by line; other files are refused with what was found."
     t = read_table(path, encoding=encoding, delimiter=",")
     kind = whoop_kind(t.frame.columns)
     if kind is None:
-        raise ValidationError(f"{t.path.name} is not a file of WHOOP's data export (found columns {list(t.frame.columns)[:8]})",
-                              hint="pass physiological_cycles.csv, sleeps.csv or workouts.csv from the WHOOP export")
-    need = [c for c in WHOOP[kind].values() if c not in t.frame.columns and c not in ("Distance (meters)", "Day Strain", "Nap", "Wake onset")]
-    if need: raise ValidationError(f"{t.path.name} looks like WHOOP's {kind} file but lacks {need}", hint="export the data again from the WHOOP app")
+        raise ValidationError(
+            f"{t.path.name} is not a file of WHOOP's data export (found columns {list(t.frame.columns)[:8]})",
+            hint="pass physiological_cycles.csv, sleeps.csv or workouts.csv from the WHOOP export",
+        )
+    need = [
+        c
+        for c in WHOOP[kind].values()
+        if c not in t.frame.columns and c not in ("Distance (meters)", "Day Strain", "Nap", "Wake onset")
+    ]
+    if need:
+        raise ValidationError(
+            f"{t.path.name} looks like WHOOP's {kind} file but lacks {need}",
+            hint="export the data again from the WHOOP app",
+        )
     return kind, t.frame
 
 # %% ../../nbs/23_ingest_wearables.ipynb
-def _local_times(s:pd.Series)->pd.Series:
+def _local_times(s: pd.Series) -> pd.Series:
     "Wall-clock times as written (offsets dropped, the local time kept)."
-    return pd.to_datetime(clean(s), errors="coerce", format="mixed").map(lambda t: t.tz_localize(None) if t is not pd.NaT and t.tzinfo else t).astype("datetime64[ns]")
+    return (
+        pd.to_datetime(clean(s), errors="coerce", format="mixed")
+        .map(lambda t: t.tz_localize(None) if t is not pd.NaT and t.tzinfo else t)
+        .astype("datetime64[ns]")
+    )
 
-def _raw(s:pd.Series)->pd.Series:
+
+def _raw(s: pd.Series) -> pd.Series:
     "Cells for the store: 'no value' texts missing, thousands separators removed, the rest as written."
-    return clean(s).map(lambda v: v.replace(",", "") if isinstance(v, str) and re.fullmatch(r"-?[\d,]+(\.\d+)?", v) else v)
+    return clean(s).map(
+        lambda v: v.replace(",", "") if isinstance(v, str) and re.fullmatch(r"-?[\d,]+(\.\d+)?", v) else v
+    )
 
-def whoop_wellness(df:pd.DataFrame, # physiological_cycles.csv rows (see `read_whoop`)
-                   athlete_id:str, # whose export it is
-                  )->tuple[pd.DataFrame, int]:
+
+def whoop_wellness(
+    df: pd.DataFrame,  # physiological_cycles.csv rows (see `read_whoop`)
+    athlete_id: str,  # whose export it is
+) -> tuple[pd.DataFrame, int]:
     "Wellness rows (recovery, HRV rMSSD, resting heart rate, sleep hours) and the number of cycles with nothing to report."
     c = WHOOP["cycles"]
     start = _local_times(df[c["start"]])
     wake = _local_times(df[c["wake"]]) if c["wake"] in df else pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
-    date = wake.dt.normalize().fillna((start + pd.to_timedelta(np.where(start.dt.hour >= 12, 1, 0), unit="D")).dt.normalize())
+    date = wake.dt.normalize().fillna(
+        (start + pd.to_timedelta(np.where(start.dt.hour >= 12, 1, 0), unit="D")).dt.normalize()
+    )
     asleep = to_number(df[c["asleep"]])
-    out = pd.DataFrame(dict(athlete_id=athlete_id, date=date, sleep_hours=(asleep / 60).round(4).where(asleep.notna(), _raw(df[c["asleep"]])),
-                            hrv_rmssd=_raw(df[c["hrv"]]), resting_hr=_raw(df[c["resting_hr"]]), recovery=_raw(df[c["recovery"]]),
-                            source="whoop"), index=df.index)
+    out = pd.DataFrame(
+        dict(
+            athlete_id=athlete_id,
+            date=date,
+            sleep_hours=(asleep / 60).round(4).where(asleep.notna(), _raw(df[c["asleep"]])),
+            hrv_rmssd=_raw(df[c["hrv"]]),
+            resting_hr=_raw(df[c["resting_hr"]]),
+            recovery=_raw(df[c["recovery"]]),
+            source="whoop",
+        ),
+        index=df.index,
+    )
     some = out[["sleep_hours", "hrv_rmssd", "resting_hr", "recovery"]].notna().any(axis=1)
     return out[some], int((~some).sum())
 
-def whoop_sleep(df:pd.DataFrame, # sleeps.csv rows
-                athlete_id:str)->pd.DataFrame:
+
+def whoop_sleep(
+    df: pd.DataFrame,  # sleeps.csv rows
+    athlete_id: str,
+) -> pd.DataFrame:
     "Wellness rows with the main (non-nap) sleep of each night, dated by the local wake-up day."
     c = WHOOP["sleeps"]
-    nap = clean(df[c["nap"]]).astype(str).str.lower().isin(["true", "1", "yes"]) if c["nap"] in df else pd.Series(False, index=df.index)
+    nap = (
+        clean(df[c["nap"]]).astype(str).str.lower().isin(["true", "1", "yes"])
+        if c["nap"] in df
+        else pd.Series(False, index=df.index)
+    )
     d = df[~nap]
     wake = _local_times(d[c["wake"]])
     asleep = to_number(d[c["asleep"]])
-    return pd.DataFrame(dict(athlete_id=athlete_id, date=wake.dt.normalize(), sleep_hours=(asleep / 60).round(4).where(asleep.notna(), _raw(d[c["asleep"]])),
-                             source="whoop"), index=d.index)
+    return pd.DataFrame(
+        dict(
+            athlete_id=athlete_id,
+            date=wake.dt.normalize(),
+            sleep_hours=(asleep / 60).round(4).where(asleep.notna(), _raw(d[c["asleep"]])),
+            source="whoop",
+        ),
+        index=d.index,
+    )
 
 # %% ../../nbs/23_ingest_wearables.ipynb
-def whoop_sessions(df:pd.DataFrame, # workouts.csv rows
-                   athlete_id:str, # whose export it is
-                   hr, # heart_rate_params(...) for TRIMP, or a function(date) -> them
-                   session_type:str="training", # session type of the workouts
-                  )->pd.DataFrame:
+def whoop_sessions(
+    df: pd.DataFrame,  # workouts.csv rows
+    athlete_id: str,  # whose export it is
+    hr,  # heart_rate_params(...) for TRIMP, or a function(date) -> them
+    session_type: str = "training",  # session type of the workouts
+) -> pd.DataFrame:
     "Sessions from WHOOP workouts, with TRIMP from mean heart rate as the load."
     c = WHOOP["workouts"]
     start = _local_times(df[c["start"]])
@@ -108,47 +194,73 @@ def whoop_sessions(df:pd.DataFrame, # workouts.csv rows
         trimp[idx] = load.trimp(dur[idx].to_numpy(), hr_mean[idx].to_numpy(), p["hr_rest"], p["hr_max"], p["sex"])
     sport = clean(df[c["name"]]).map(lambda v: v.lower() if isinstance(v, str) else "other")
     dist = _raw(df[c["distance"]]) if c["distance"] in df else np.nan
-    return pd.DataFrame(dict(athlete_id=athlete_id, date=start.dt.normalize(), sport=sport, session_type=session_type,
-                             duration_min=dur.where(dur.notna(), _raw(df[c["duration"]])), load=trimp, distance_m=dist,
-                             hr_mean=hr_mean, hr_max=hr_max, trimp=trimp, source="whoop",
-                             source_id=athlete_id + ":" + start.dt.strftime("%Y-%m-%dT%H:%M:%S").fillna(pd.Series("line " + df.index.astype(str), index=df.index))),
-                        index=df.index)
+    return pd.DataFrame(
+        dict(
+            athlete_id=athlete_id,
+            date=start.dt.normalize(),
+            sport=sport,
+            session_type=session_type,
+            duration_min=dur.where(dur.notna(), _raw(df[c["duration"]])),
+            load=trimp,
+            distance_m=dist,
+            hr_mean=hr_mean,
+            hr_max=hr_max,
+            trimp=trimp,
+            source="whoop",
+            source_id=athlete_id
+            + ":"
+            + start.dt.strftime("%Y-%m-%dT%H:%M:%S").fillna(pd.Series("line " + df.index.astype(str), index=df.index)),
+        ),
+        index=df.index,
+    )
 
 # %% ../../nbs/23_ingest_wearables.ipynb
-def _merge_stored(store:Store, new:pd.DataFrame, athlete_id:str, source:str="whoop")->pd.DataFrame:
+def _merge_stored(store: Store, new: pd.DataFrame, athlete_id: str, source: str = "whoop") -> pd.DataFrame:
     "Fill the columns `new` lacks from the stored wellness rows of the same athlete, date and source."
     old = store.read("wellness", athlete_id)
     old = old[old["source"] == source].set_index("date")
-    if not len(old): return new
+    if not len(old):
+        return new
     out = new.copy()
     for col in old.columns:
-        if col in ("athlete_id", "source"): continue
+        if col in ("athlete_id", "source"):
+            continue
         stored = out["date"].map(old[col])
         out[col] = out[col].where(out[col].notna(), stored) if col in out else stored
     return out
 
-def ingest_whoop_file(store:Store, # the store
-                      path:str|Path, # one CSV of the WHOOP export
-                      athlete:str, # athlete id (or unique name) of whose export it is
-                      hr_rest:float|None=None, hr_max:float|None=None, sex:str|None=None, # TRIMP parameters
-                      session_type:str="training", # session type of the workouts
-                      encoding:str|None=None, # text encoding
-                     )->IngestReport:
+
+def ingest_whoop_file(
+    store: Store,  # the store
+    path: str | Path,  # one CSV of the WHOOP export
+    athlete: str,  # athlete id (or unique name) of whose export it is
+    hr_rest: float | None = None,
+    hr_max: float | None = None,
+    sex: str | None = None,  # TRIMP parameters
+    session_type: str = "training",  # session type of the workouts
+    encoding: str | None = None,  # text encoding
+) -> IngestReport:
     "Load one WHOOP export file: cycles and sleeps into wellness, workouts into sessions."
     kind, df = read_whoop(path, encoding)
     p = Path(path)
     rep = IngestReport("whoop", files=[p.name], read=len(df))
     if kind == "journal":
-        rep.skipped.append(dict(file=p.name, reason="WHOOP journal entries (yes/no answers): no pitchlab entity holds them"))
+        rep.skipped.append(
+            dict(file=p.name, reason="WHOOP journal entries (yes/no answers): no pitchlab entity holds them")
+        )
         return rep
     ids, unknown = match_athletes(store, pd.Series([athlete]), file=p.name)
     aid = str(ids.iloc[0])
-    for u in unknown: u["rows"] = len(df)
+    for u in unknown:
+        u["rows"] = len(df)
     rep.unknown_athletes += unknown
     if kind == "cycles":
         w, empty = whoop_wellness(df, aid)
         frames = {"wellness": w}
-        if empty: rep.notes.append(f"{p.name}: {empty} cycle(s) with no recovery, HRV, resting heart rate or sleep (current or unscored) not loaded")
+        if empty:
+            rep.notes.append(
+                f"{p.name}: {empty} cycle(s) with no recovery, HRV, resting heart rate or sleep (current or unscored) not loaded"
+            )
     elif kind == "sleeps":
         frames = {"wellness": _merge_stored(store, whoop_sleep(df, aid), aid)}
         rep.notes.append(f"{p.name}: main sleeps only (naps left out), merged with stored WHOOP wellness")
@@ -158,47 +270,62 @@ def ingest_whoop_file(store:Store, # the store
         frames = {"sessions": whoop_sessions(df, aid, hr, session_type)}
         first = _local_times(df[WHOOP["workouts"]["start"]]).min()
         hr, o = hr(first), hr(first)["origin"]
-        rep.notes.append(f"{p.name}: load = TRIMP from mean heart rate (HRrest {hr['hr_rest']:g} {o['hr_rest']}, HRmax {hr['hr_max']:g} {o['hr_max']}, sex {hr['sex']} {o['sex']})")
+        rep.notes.append(
+            f"{p.name}: load = TRIMP from mean heart rate (HRrest {hr['hr_rest']:g} {o['hr_rest']}, HRmax {hr['hr_max']:g} {o['hr_max']}, sex {hr['sex']} {o['sex']})"
+        )
     return write_frames(store, frames, f"{aid}/{p.name}", rep)
 
-def ingest_whoop(store:Store, # the store
-                 paths, # the CSV files of one person's WHOOP export
-                 athlete:str, # athlete id (or unique name)
-                 hr_rest:float|None=None, hr_max:float|None=None, sex:str|None=None, # TRIMP parameters (default: athlete, 60 / 190 / M)
-                 session_type:str="training", # session type of the workouts
-                 encoding:str|None=None, # text encoding
-                 on_error:str="raise", # 'raise', or 'collect' refused files in the report
-                 progress:bool=False, # tqdm progress bar
-                )->IngestReport:
+
+def ingest_whoop(
+    store: Store,  # the store
+    paths,  # the CSV files of one person's WHOOP export
+    athlete: str,  # athlete id (or unique name)
+    hr_rest: float | None = None,
+    hr_max: float | None = None,
+    sex: str | None = None,  # TRIMP parameters (default: athlete, 60 / 190 / M)
+    session_type: str = "training",  # session type of the workouts
+    encoding: str | None = None,  # text encoding
+    on_error: str = "raise",  # 'raise', or 'collect' refused files in the report
+    progress: bool = False,  # tqdm progress bar
+) -> IngestReport:
     "Load a WHOOP export of one athlete into wellness and sessions; one report."
     one = lambda p: ingest_whoop_file(store, p, athlete, hr_rest, hr_max, sex, session_type, encoding)
     return run_files("whoop", paths, one, on_error, progress)
 
 # %% ../../nbs/23_ingest_wearables.ipynb
-_CAT = dict( # pitchlab name -> base column names (lower case, unit removed) seen in OpenField exports
-    player=("player name", "athlete name", "athlete", "player"), period=("period name", "period"),
-    position=("position name", "position"), date=("date", "session date"), unix_start=("unix start time",),
-    duration=("total duration", "duration", "field time"), distance=("total distance", "distance"),
+_CAT = dict(  # pitchlab name -> base column names (lower case, unit removed) seen in OpenField exports
+    player=("player name", "athlete name", "athlete", "player"),
+    period=("period name", "period"),
+    position=("position name", "position"),
+    date=("date", "session date"),
+    unix_start=("unix start time",),
+    duration=("total duration", "duration", "field time"),
+    distance=("total distance", "distance"),
     player_load=("total player load", "player load", "total playerload", "playerload"),
     hr_max=("maximum heart rate", "max heart rate", "max hr", "maximum hr"),
     hr_mean=("avg heart rate", "average heart rate", "mean heart rate", "avg hr", "average hr"),
-    activity=("activity name", "activity", "session name"))
-WHOLE_SESSION = ("session", "total", "all", "whole session", "full session") # period names that mean the whole session
+    activity=("activity name", "activity", "session name"),
+)
+WHOLE_SESSION = ("session", "total", "all", "whole session", "full session")  # period names that mean the whole session
 _TO_M = {"m": 1.0, "km": 1000.0, "yd": 0.9144, "yds": 0.9144, "mi": 1609.344}
+
 
 @dataclass
 class CatapultExport:
     "One OpenField CSV export: its metadata lines, its table (text, by line), and where each quantity is."
-    path: Path # the file
-    meta: dict # metadata lines above the table: {'date': '2/2/2019', 'unix start time': '1549112183', ...}
-    table: pd.DataFrame # per-player (per-period) rows as text, index = line number
-    columns: dict # pitchlab name -> column in the file
-    units: dict # column -> unit written in its name
+
+    path: Path  # the file
+    meta: dict  # metadata lines above the table: {'date': '2/2/2019', 'unix start time': '1549112183', ...}
+    table: pd.DataFrame  # per-player (per-period) rows as text, index = line number
+    columns: dict  # pitchlab name -> column in the file
+    units: dict  # column -> unit written in its name
     notes: list = field(default_factory=list)
 
-def read_catapult(path:str|Path, # an OpenField CSV export
-                  encoding:str|None=None, # text encoding
-                 )->CatapultExport:
+
+def read_catapult(
+    path: str | Path,  # an OpenField CSV export
+    encoding: str | None = None,  # text encoding
+) -> CatapultExport:
     "Read an OpenField CSV export: metadata lines, then the per-player table found by its 'Player Name' column."
     t = read_table(path, header=lambda cells: any(base_name(c) in _CAT["player"][:1] for c in cells), encoding=encoding)
     meta = {}
@@ -207,50 +334,74 @@ def read_catapult(path:str|Path, # an OpenField CSV export
             meta[row[0].strip()[:-1].strip().lower()] = next((c.strip() for c in row[1:] if c.strip()), "")
     cols = {}
     by_base = {}
-    for c in t.frame.columns: by_base.setdefault(base_name(c), c)
+    for c in t.frame.columns:
+        by_base.setdefault(base_name(c), c)
     for k, names in _CAT.items():
         hit = next((by_base[n] for n in names if n in by_base), None)
-        if hit is not None: cols[k] = hit
+        if hit is not None:
+            cols[k] = hit
     missing = [k for k in ("player", "duration") if k not in cols]
     if missing:
-        raise ValidationError(f"{t.path.name}: the Catapult table lacks {missing} (found {list(t.frame.columns)[:10]})",
-                              hint="export a per-player OpenField report with at least Player Name and Total Duration")
+        raise ValidationError(
+            f"{t.path.name}: the Catapult table lacks {missing} (found {list(t.frame.columns)[:10]})",
+            hint="export a per-player OpenField report with at least Player Name and Total Duration",
+        )
     return CatapultExport(t.path, meta, t.frame, cols, units_of(t.frame.columns), t.notes)
 
 # %% ../../nbs/23_ingest_wearables.ipynb
-def _band_cols(ex:CatapultExport)->list:
+def _band_cols(ex: CatapultExport) -> list:
     return [c for c in ex.table.columns if re.fullmatch(r"velocity band \d+ total distance", base_name(c))]
 
-def _dist_factor(ex:CatapultExport, col:str)->float:
+
+def _dist_factor(ex: CatapultExport, col: str) -> float:
     u = ex.units.get(col, "m").lower()
-    if u not in _TO_M: raise ValidationError(f"{ex.path.name}: unknown distance unit {u!r} in column {col!r}", hint=f"use one of {sorted(_TO_M)}")
+    if u not in _TO_M:
+        raise ValidationError(
+            f"{ex.path.name}: unknown distance unit {u!r} in column {col!r}", hint=f"use one of {sorted(_TO_M)}"
+        )
     return _TO_M[u]
 
-def catapult_sessions(ex:CatapultExport, # a read export
-                      athlete_ids:pd.Series, # athlete id per table row (see `match_athletes`)
-                      tz:str="UTC", # time zone for Unix times
-                      dayfirst:bool=False, # read dates like 04/03/2025 as day/month
-                      session_type:str|None=None, # default: 'match' if the activity or file name says game/match, else 'training'
-                      sport:str|dict="other", # sport of the sessions, or {athlete_id: sport}
-                      hr=None, # function(athlete_id, date) -> heart_rate_params(...) (or None) for TRIMP
-                     )->tuple[pd.DataFrame, pd.DataFrame]:
+
+def catapult_sessions(
+    ex: CatapultExport,  # a read export
+    athlete_ids: pd.Series,  # athlete id per table row (see `match_athletes`)
+    tz: str = "UTC",  # time zone for Unix times
+    dayfirst: bool = False,  # read dates like 04/03/2025 as day/month
+    session_type: str | None = None,  # default: 'match' if the activity or file name says game/match, else 'training'
+    sport: str | dict = "other",  # sport of the sessions, or {athlete_id: sport}
+    hr=None,  # function(athlete_id, date) -> heart_rate_params(...) (or None) for TRIMP
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     "One session per player (whole-session row, else the sum of the player's periods); also the per-player velocity-band distances."
     t, c = ex.table, ex.columns
-    if not len(t): return pd.DataFrame(columns=["athlete_id", "date", "source", "source_id"]), pd.DataFrame()
+    if not len(t):
+        return pd.DataFrame(columns=["athlete_id", "date", "source", "source_id"]), pd.DataFrame()
     dur_unit = ex.units.get(c["duration"], "s").lower()
     dur_unit = {"sec": "s", "secs": "s", "mins": "min"}.get(dur_unit, dur_unit)
     num = pd.DataFrame(index=t.index)
     num["duration_min"] = duration_minutes(t[c["duration"]], unit=dur_unit if dur_unit in ("s", "min", "h") else "s")
-    if "distance" in c: num["distance_m"] = to_number(t[c["distance"]]) * _dist_factor(ex, c["distance"])
-    if "player_load" in c: num["player_load"] = to_number(t[c["player_load"]])
+    if "distance" in c:
+        num["distance_m"] = to_number(t[c["distance"]]) * _dist_factor(ex, c["distance"])
+    if "player_load" in c:
+        num["player_load"] = to_number(t[c["player_load"]])
     for k in ("hr_max", "hr_mean"):
-        if k in c: v = to_number(t[c[k]]); num[k] = v.where(v > 0)
+        if k in c:
+            v = to_number(t[c[k]])
+            num[k] = v.where(v > 0)
     bands = _band_cols(ex)
-    for b in bands: num[b] = to_number(t[b]) * _dist_factor(ex, b)
+    for b in bands:
+        num[b] = to_number(t[b]) * _dist_factor(ex, b)
     # cells that are present but unreadable go to the store as written, so they are quarantined with their value
     raw = {k: clean(t[c[k]]) for k in ("duration", "distance", "player_load") if k in c}
-    bad = {k: raw[k].notna() & num[{"duration": "duration_min", "distance": "distance_m", "player_load": "player_load"}[k]].isna() for k in raw}
-    period = clean(t[c["period"]]).map(lambda v: v.lower() if isinstance(v, str) else v) if "period" in c else pd.Series("session", index=t.index)
+    bad = {
+        k: raw[k].notna()
+        & num[{"duration": "duration_min", "distance": "distance_m", "player_load": "player_load"}[k]].isna()
+        for k in raw
+    }
+    period = (
+        clean(t[c["period"]]).map(lambda v: v.lower() if isinstance(v, str) else v)
+        if "period" in c
+        else pd.Series("session", index=t.index)
+    )
     t = t.assign(_aid=athlete_ids.values, _whole=period.isin(WHOLE_SESSION).values)
     rows, band_rows = [], []
     for aid, g in t.groupby("_aid", sort=False, dropna=False):
@@ -258,27 +409,40 @@ def catapult_sessions(ex:CatapultExport, # a read export
         n = num.loc[g.index]
         first = g.index[0]
         r = dict(line=first, athlete_id=aid, duration_min=n["duration_min"].sum(min_count=1))
-        if "distance_m" in n: r["distance_m"] = n["distance_m"].sum(min_count=1)
-        if "player_load" in n: r["player_load"] = n["player_load"].sum(min_count=1)
-        if "hr_max" in n: r["hr_max"] = n["hr_max"].max()
+        if "distance_m" in n:
+            r["distance_m"] = n["distance_m"].sum(min_count=1)
+        if "player_load" in n:
+            r["player_load"] = n["player_load"].sum(min_count=1)
+        if "hr_max" in n:
+            r["hr_max"] = n["hr_max"].max()
         if "hr_mean" in n:
             w = n["duration_min"].where(n["hr_mean"].notna())
             r["hr_mean"] = float((n["hr_mean"] * w).sum() / w.sum()) if w.sum() > 0 else np.nan
         for k, col in (("duration", "duration_min"), ("distance", "distance_m"), ("player_load", "player_load")):
-            if k in bad and bad[k].loc[g.index].any(): r[col] = raw[k].loc[g.index][bad[k].loc[g.index]].iloc[0]
+            if k in bad and bad[k].loc[g.index].any():
+                r[col] = raw[k].loc[g.index][bad[k].loc[g.index]].iloc[0]
         rows.append(r)
         band_rows.append(dict(athlete_id=aid, **{base_name(b): n[b].sum(min_count=1) for b in bands}))
     s = pd.DataFrame(rows).set_index("line")
     # the date: the row's Date column, else the file's Date: line, else the Unix start time in tz
     dates = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
-    if "date" in c: dates = parse_dates(ex.table.loc[s.index, c["date"]], dayfirst, tz)
-    if dates.isna().any() and ex.meta.get("date"): dates = dates.fillna(parse_dates(pd.Series([ex.meta["date"]]), dayfirst, tz).iloc[0])
+    if "date" in c:
+        dates = parse_dates(ex.table.loc[s.index, c["date"]], dayfirst, tz)
+    if dates.isna().any() and ex.meta.get("date"):
+        dates = dates.fillna(parse_dates(pd.Series([ex.meta["date"]]), dayfirst, tz).iloc[0])
     unix = to_number(ex.table.loc[s.index, c["unix_start"]]) if "unix_start" in c else pd.Series(np.nan, index=s.index)
     unix = unix.fillna(to_number(pd.Series([ex.meta.get("unix start time")] * len(s), index=s.index)))
-    if dates.isna().any(): dates = dates.fillna(local_dates(pd.to_datetime(unix, unit="s", utc=True), check_tz(tz)).set_axis(s.index))
+    if dates.isna().any():
+        dates = dates.fillna(local_dates(pd.to_datetime(unix, unit="s", utc=True), check_tz(tz)).set_axis(s.index))
     start_key = unix.map(lambda u: f"{int(u)}" if u == u else None)
-    start_key = start_key.fillna(dates.dt.strftime("%Y-%m-%d") + ("T" + ex.meta["start time"] if ex.meta.get("start time") else ""))
-    activity = ex.meta.get("activity name") or (clean(ex.table[c["activity"]]).dropna().iloc[0] if "activity" in c and clean(ex.table[c["activity"]]).notna().any() else ex.path.stem)
+    start_key = start_key.fillna(
+        dates.dt.strftime("%Y-%m-%d") + ("T" + ex.meta["start time"] if ex.meta.get("start time") else "")
+    )
+    activity = ex.meta.get("activity name") or (
+        clean(ex.table[c["activity"]]).dropna().iloc[0]
+        if "activity" in c and clean(ex.table[c["activity"]]).notna().any()
+        else ex.path.stem
+    )
     stype = session_type or ("match" if re.search(r"\b(game|match)", str(activity), re.I) else "training")
     s["date"] = dates.dt.normalize()
     s["sport"] = s["athlete_id"].map(sport).fillna("other") if isinstance(sport, dict) else sport
@@ -296,16 +460,18 @@ def catapult_sessions(ex:CatapultExport, # a read export
     return s, pd.DataFrame(band_rows)
 
 # %% ../../nbs/23_ingest_wearables.ipynb
-def ingest_catapult_file(store:Store, # the store
-                         path:str|Path, # one OpenField CSV export
-                         team:str|None=None, # match player names within this team
-                         tz:str="UTC", # time zone for Unix times
-                         dayfirst:bool=False, # read dates like 04/03/2025 as day/month
-                         session_type:str|None=None, # default from the activity name (game/match -> match, else training)
-                         sport:str|None=None, # default: each athlete's sport in the store
-                         hr_rest:float|None=None, hr_max:float|None=None, # TRIMP parameters (default: athlete, 60 / 190)
-                         encoding:str|None=None, # text encoding
-                        )->IngestReport:
+def ingest_catapult_file(
+    store: Store,  # the store
+    path: str | Path,  # one OpenField CSV export
+    team: str | None = None,  # match player names within this team
+    tz: str = "UTC",  # time zone for Unix times
+    dayfirst: bool = False,  # read dates like 04/03/2025 as day/month
+    session_type: str | None = None,  # default from the activity name (game/match -> match, else training)
+    sport: str | None = None,  # default: each athlete's sport in the store
+    hr_rest: float | None = None,
+    hr_max: float | None = None,  # TRIMP parameters (default: athlete, 60 / 190)
+    encoding: str | None = None,  # text encoding
+) -> IngestReport:
     "Load one Catapult OpenField export: one session per player with duration, distance, PlayerLoad and heart rate."
     ex = read_catapult(path, encoding)
     rep = IngestReport("catapult", files=[ex.path.name], read=len(ex.table), notes=list(ex.notes))
@@ -314,24 +480,35 @@ def ingest_catapult_file(store:Store, # the store
     rep.unknown_athletes += unknown
     known = ath.set_index("athlete_id")
     sp = sport or known["sport"].to_dict()
-    hr = lambda a, day: heart_rate_params(known.loc[a].to_dict(), on=day, hr_rest=hr_rest, hr_max=hr_max) if a in known.index else None
+    hr = lambda a, day: (
+        heart_rate_params(known.loc[a].to_dict(), on=day, hr_rest=hr_rest, hr_max=hr_max) if a in known.index else None
+    )
     ses, _ = catapult_sessions(ex, ids, tz, dayfirst, session_type, sp, hr)
-    if "player_load" not in ex.columns: rep.notes.append(f"{ex.path.name}: no PlayerLoad column: sessions have no load and will be quarantined")
-    if ex.columns.get("duration") and ex.columns["duration"] not in ex.units and not clean(ex.table[ex.columns["duration"]]).astype(str).str.contains(":").any():
+    if "player_load" not in ex.columns:
+        rep.notes.append(f"{ex.path.name}: no PlayerLoad column: sessions have no load and will be quarantined")
+    if (
+        ex.columns.get("duration")
+        and ex.columns["duration"] not in ex.units
+        and not clean(ex.table[ex.columns["duration"]]).astype(str).str.contains(":").any()
+    ):
         rep.notes.append(f"{ex.path.name}: durations without a unit read as seconds")
     return write_frames(store, {"sessions": ses}, ex.path.name, rep)
 
-def ingest_catapult(store:Store, # the store
-                    paths, # one or more OpenField CSV exports
-                    team:str|None=None, # match player names within this team
-                    tz:str="UTC", # time zone for Unix times
-                    dayfirst:bool=False, # read dates like 04/03/2025 as day/month
-                    session_type:str|None=None, sport:str|None=None, # see `ingest_catapult_file`
-                    hr_rest:float|None=None, hr_max:float|None=None, # TRIMP parameters
-                    encoding:str|None=None, # text encoding
-                    on_error:str="raise", # 'raise', or 'collect' refused files in the report
-                    progress:bool=False, # tqdm progress bar
-                   )->IngestReport:
+
+def ingest_catapult(
+    store: Store,  # the store
+    paths,  # one or more OpenField CSV exports
+    team: str | None = None,  # match player names within this team
+    tz: str = "UTC",  # time zone for Unix times
+    dayfirst: bool = False,  # read dates like 04/03/2025 as day/month
+    session_type: str | None = None,
+    sport: str | None = None,  # see `ingest_catapult_file`
+    hr_rest: float | None = None,
+    hr_max: float | None = None,  # TRIMP parameters
+    encoding: str | None = None,  # text encoding
+    on_error: str = "raise",  # 'raise', or 'collect' refused files in the report
+    progress: bool = False,  # tqdm progress bar
+) -> IngestReport:
     "Load Catapult OpenField exports into sessions; one report."
     one = lambda p: ingest_catapult_file(store, p, team, tz, dayfirst, session_type, sport, hr_rest, hr_max, encoding)
     return run_files("catapult", paths, one, on_error, progress)

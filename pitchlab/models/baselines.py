@@ -14,56 +14,87 @@ from ..features import FEATURE_VERSION, CYCLE_PHASES
 __all__ = ['DEFAULT_FEATURES', 'ModelMatrix', 'ACWRRule', 'GLMBaseline', 'SklearnBaseline']
 
 # %% ../../nbs/32_baselines.ipynb
-DEFAULT_FEATURES = ["acwr_ewma", "ewma_chronic", "week_change_pct", "monotony", "tsb", "prev_injury", "match_day",
-                    "rest_day", "wellness_z", "cycle_phase", "age"] # the baselines' default inputs
+DEFAULT_FEATURES = [
+    "acwr_ewma",
+    "ewma_chronic",
+    "week_change_pct",
+    "monotony",
+    "tsb",
+    "prev_injury",
+    "match_day",
+    "rest_day",
+    "wellness_z",
+    "cycle_phase",
+    "age",
+]  # the baselines' default inputs
 
-def _labelled(df:pd.DataFrame, label:str)->pd.DataFrame:
+
+def _labelled(df: pd.DataFrame, label: str) -> pd.DataFrame:
     "Rows with a known label (the end of the record has none)."
-    if label not in df: raise ValidationError(f"the features lack the label column {label!r}: use pitchlab.features.build_features")
+    if label not in df:
+        raise ValidationError(f"the features lack the label column {label!r}: use pitchlab.features.build_features")
     return df[df[label].notna()]
+
 
 class ModelMatrix:
     "Numeric design for the classical baselines: numbers winsorised and standardised on the training rows, NaN -> 0 plus a missing flag, categories one-hot."
-    def __init__(self, columns:list|None=None, # feature columns (default `DEFAULT_FEATURES`)
-                 clip:float=0.01, # winsorise numbers at these training quantiles (and 1 - clip)
-                 min_missing:float=0.05, # add a missing flag when at least this share of training rows is missing
-                 min_count:int=100, # a category level needs this many training rows, else it joins the reference
-                ):
+
+    def __init__(
+        self,
+        columns: list | None = None,  # feature columns (default `DEFAULT_FEATURES`)
+        clip: float = 0.01,  # winsorise numbers at these training quantiles (and 1 - clip)
+        min_missing: float = 0.05,  # add a missing flag when at least this share of training rows is missing
+        min_count: int = 100,  # a category level needs this many training rows, else it joins the reference
+    ):
         self.columns, self.clip, self.stats = list(columns or DEFAULT_FEATURES), clip, None
         self.min_missing, self.min_count = min_missing, min_count
 
-    def fit(self, df:pd.DataFrame)->"ModelMatrix":
+    def fit(self, df: pd.DataFrame) -> "ModelMatrix":
         "Learn centring, scaling, clipping, missing flags and category levels from training rows."
         missing = [c for c in self.columns if c not in df]
-        if missing: raise ValidationError(f"the features lack column(s) {missing} the model was asked to use")
+        if missing:
+            raise ValidationError(f"the features lack column(s) {missing} the model was asked to use")
         st = {}
         for c in self.columns:
             s = df[c]
             if s.dtype == object or isinstance(s.dtype, pd.StringDtype) or pd.api.types.is_string_dtype(s.dtype):
                 n = s.astype(str).value_counts()
-                st[c] = dict(kind="category", reference=str(n.index[0]), levels=sorted(str(l) for l in n.index[1:][n.iloc[1:] >= self.min_count]))
+                st[c] = dict(
+                    kind="category",
+                    reference=str(n.index[0]),
+                    levels=sorted(str(l) for l in n.index[1:][n.iloc[1:] >= self.min_count]),
+                )
             else:
                 x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
                 lo, hi = np.nanquantile(x, [self.clip, 1 - self.clip]) if np.isfinite(x).any() else (0.0, 0.0)
                 xc = np.clip(x, lo, hi)
                 sd = float(np.nanstd(xc)) or 1.0
-                st[c] = dict(kind="number", lo=float(lo), hi=float(hi), mean=float(np.nanmean(xc)) if np.isfinite(xc).any() else 0.0,
-                             sd=sd, flag=bool(np.isnan(x).mean() >= self.min_missing))
+                st[c] = dict(
+                    kind="number",
+                    lo=float(lo),
+                    hi=float(hi),
+                    mean=float(np.nanmean(xc)) if np.isfinite(xc).any() else 0.0,
+                    sd=sd,
+                    flag=bool(np.isnan(x).mean() >= self.min_missing),
+                )
         self.stats = st
         return self
 
     @property
-    def names(self)->list:
+    def names(self) -> list:
         "Column names of the matrix."
         out = []
         for c, s in self.stats.items():
-            if s["kind"] == "category": out += [f"{c}[{l}]" for l in s["levels"]]
-            else: out += [c] + ([f"{c}_missing"] if s["flag"] else [])
+            if s["kind"] == "category":
+                out += [f"{c}[{l}]" for l in s["levels"]]
+            else:
+                out += [c] + ([f"{c}_missing"] if s["flag"] else [])
         return out
 
-    def transform(self, df:pd.DataFrame)->np.ndarray:
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
         "The numeric matrix of any rows, with the training statistics."
-        if self.stats is None: raise NotFoundError("ModelMatrix is not fitted")
+        if self.stats is None:
+            raise NotFoundError("ModelMatrix is not fitted")
         cols = []
         for c, s in self.stats.items():
             if s["kind"] == "category":
@@ -73,32 +104,37 @@ class ModelMatrix:
                 x = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
                 z = (np.clip(x, s["lo"], s["hi"]) - s["mean"]) / s["sd"]
                 cols.append(np.nan_to_num(z))
-                if s["flag"]: cols.append(np.isnan(x).astype(float))
+                if s["flag"]:
+                    cols.append(np.isnan(x).astype(float))
         return np.column_stack(cols)
 
 # %% ../../nbs/32_baselines.ipynb
 class ACWRRule:
     "The ACWR rule: above `high` (1.5 by default) is high risk, below `low` under-loaded; each zone's risk is its training event rate."
-    def __init__(self, high:float=1.5, # ACWR above this is the danger zone (Gabbett 2016; Hulin et al. 2014)
-                 low:float=0.8, # ACWR below this is under-loaded
-                 column:str="acwr_ewma", # which ACWR (acwr_ewma, acwr_rolling, acwr_uncoupled)
-                 label:str="label", # label column
-                ):
-        if not low < high: raise ConfigError(f"ACWRRule needs low < high, got low={low}, high={high}")
+
+    def __init__(
+        self,
+        high: float = 1.5,  # ACWR above this is the danger zone (Gabbett 2016; Hulin et al. 2014)
+        low: float = 0.8,  # ACWR below this is under-loaded
+        column: str = "acwr_ewma",  # which ACWR (acwr_ewma, acwr_rolling, acwr_uncoupled)
+        label: str = "label",  # label column
+    ):
+        if not low < high:
+            raise ConfigError(f"ACWRRule needs low < high, got low={low}, high={high}")
         self.high, self.low, self.column, self.label = high, low, column, label
         self.name = f"ACWR rule ({column} > {high:g})"
         self.rates = None
 
-    def zone(self, df:pd.DataFrame)->np.ndarray:
+    def zone(self, df: pd.DataFrame) -> np.ndarray:
         "0 under-loaded, 1 between, 2 high (a missing ACWR counts as between)."
         a = pd.to_numeric(df[self.column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         return np.where(a > self.high, 2, np.where(a < self.low, 0, 1))
 
-    def flag(self, df:pd.DataFrame)->np.ndarray:
+    def flag(self, df: pd.DataFrame) -> np.ndarray:
         "True where the rule calls the day high risk."
         return self.zone(df) == 2
 
-    def fit(self, df:pd.DataFrame)->"ACWRRule":
+    def fit(self, df: pd.DataFrame) -> "ACWRRule":
         "Event rate of each zone on the training rows (a zone with no rows gets the overall rate)."
         d = _labelled(df, self.label)
         z, y = self.zone(d), d[self.label].to_numpy(dtype=float)
@@ -107,108 +143,163 @@ class ACWRRule:
         self.rates = np.where(n > 0, (k + overall) / (n + 1), overall)
         return self
 
-    def predict_proba(self, df:pd.DataFrame)->np.ndarray:
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
         "Each row's zone rate."
-        if self.rates is None: raise NotFoundError("ACWRRule is not fitted")
+        if self.rates is None:
+            raise NotFoundError("ACWRRule is not fitted")
         return self.rates[self.zone(df)]
 
 # %% ../../nbs/32_baselines.ipynb
 class GLMBaseline:
     "Logistic regression by statsmodels: a GLM (independent days) or a GEE clustered by athlete (robust standard errors)."
-    def __init__(self, columns:list|None=None, # feature columns (default `DEFAULT_FEATURES`)
-                 gee:bool=False, # GEE with athlete clusters instead of a plain GLM
-                 cov_struct:str="independence", # GEE working correlation: 'independence' (cluster-robust SEs) or 'exchangeable'
-                 label:str="label", # label column
-                ):
+
+    def __init__(
+        self,
+        columns: list | None = None,  # feature columns (default `DEFAULT_FEATURES`)
+        gee: bool = False,  # GEE with athlete clusters instead of a plain GLM
+        cov_struct: str = "independence",  # GEE working correlation: 'independence' (cluster-robust SEs) or 'exchangeable'
+        label: str = "label",  # label column
+    ):
         self.matrix, self.gee, self.cov_struct, self.label = ModelMatrix(columns), gee, cov_struct, label
         self.name = "GEE logistic (athlete clusters)" if gee else "GLM logistic"
         self.result = None
 
-    def fit(self, df:pd.DataFrame)->"GLMBaseline":
+    def fit(self, df: pd.DataFrame) -> "GLMBaseline":
         "Fit on the labelled training rows."
         import statsmodels.api as sm
+
         d = _labelled(df, self.label).sort_values(["athlete_id", "date"])
         X = sm.add_constant(self.matrix.fit(d).transform(d), has_constant="add")
         y = d[self.label].to_numpy(dtype=float)
         if self.gee:
-            cs = {"exchangeable": sm.cov_struct.Exchangeable(), "independence": sm.cov_struct.Independence()}.get(self.cov_struct)
-            if cs is None: raise ConfigError(f"cov_struct must be 'exchangeable' or 'independence', got {self.cov_struct!r}")
+            cs = {"exchangeable": sm.cov_struct.Exchangeable(), "independence": sm.cov_struct.Independence()}.get(
+                self.cov_struct
+            )
+            if cs is None:
+                raise ConfigError(f"cov_struct must be 'exchangeable' or 'independence', got {self.cov_struct!r}")
             start = sm.GLM(y, X, family=sm.families.Binomial()).fit().params
-            self.result = sm.GEE(y, X, groups=pd.factorize(d["athlete_id"])[0], family=sm.families.Binomial(),
-                                 cov_struct=cs).fit(start_params=start, maxiter=100)
+            self.result = sm.GEE(
+                y, X, groups=pd.factorize(d["athlete_id"])[0], family=sm.families.Binomial(), cov_struct=cs
+            ).fit(start_params=start, maxiter=100)
             if not np.isfinite(np.asarray(self.result.params)).all():
-                raise ValidationError(f"the GEE with {self.cov_struct} working correlation did not converge on these data",
-                                      hint="use cov_struct='independence' (GLM coefficients with cluster-robust standard errors)")
-        else: self.result = sm.GLM(y, X, family=sm.families.Binomial()).fit()
+                raise ValidationError(
+                    f"the GEE with {self.cov_struct} working correlation did not converge on these data",
+                    hint="use cov_struct='independence' (GLM coefficients with cluster-robust standard errors)",
+                )
+        else:
+            self.result = sm.GLM(y, X, family=sm.families.Binomial()).fit()
         return self
 
-    def predict_proba(self, df:pd.DataFrame)->np.ndarray:
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
         "Predicted probability of each row."
         import statsmodels.api as sm
-        if self.result is None: raise NotFoundError(f"{self.name} is not fitted")
+
+        if self.result is None:
+            raise NotFoundError(f"{self.name} is not fitted")
         return np.asarray(self.result.predict(sm.add_constant(self.matrix.transform(df), has_constant="add")))
 
-    def coefficients(self)->pd.DataFrame:
+    def coefficients(self) -> pd.DataFrame:
         "Odds ratios per SD (numbers) or against the reference level (categories), with 95% confidence intervals."
         r = self.result
         ci = np.asarray(r.conf_int())
-        out = pd.DataFrame({"coef": np.asarray(r.params), "se": np.asarray(r.bse), "lo": ci[:, 0], "hi": ci[:, 1],
-                            "p": np.asarray(r.pvalues)}, index=["const"] + self.matrix.names)
+        out = pd.DataFrame(
+            {
+                "coef": np.asarray(r.params),
+                "se": np.asarray(r.bse),
+                "lo": ci[:, 0],
+                "hi": ci[:, 1],
+                "p": np.asarray(r.pvalues),
+            },
+            index=["const"] + self.matrix.names,
+        )
         out["odds_ratio"] = np.exp(out["coef"])
         return out
 
 # %% ../../nbs/32_baselines.ipynb
 class _Calibrator:
     "A non-decreasing map from raw scores to probabilities: isotonic regression, or Platt's logistic on the log-odds of the score."
-    def __init__(self, method:str): self.method, self.f, self.flat = method, None, None
+
+    def __init__(self, method: str):
+        self.method, self.f, self.flat = method, None, None
 
     @staticmethod
-    def _logit(p): p = np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9); return np.log(p / (1 - p))[:, None]
+    def _logit(p):
+        p = np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9)
+        return np.log(p / (1 - p))[:, None]
 
-    def fit(self, p, y)->"_Calibrator":
+    def fit(self, p, y) -> "_Calibrator":
         from sklearn.isotonic import IsotonicRegression
         from sklearn.linear_model import LogisticRegression
-        if self.method == "isotonic": self.f = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(p, y)
+
+        if self.method == "isotonic":
+            self.f = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(p, y)
         else:
             self.f = LogisticRegression(C=1e6, max_iter=1000).fit(self._logit(p), y)
-            if self.f.coef_[0, 0] <= 0:  # held-out scores rank injuries *lower*: the model's ranking does not carry over
-                warnings.warn("the held-out scores do not rank the injuries (Platt slope <= 0): predicting the base rate")
+            if (
+                self.f.coef_[0, 0] <= 0
+            ):  # held-out scores rank injuries *lower*: the model's ranking does not carry over
+                warnings.warn(
+                    "the held-out scores do not rank the injuries (Platt slope <= 0): predicting the base rate"
+                )
                 self.flat = float(np.mean(y))
         return self
 
-    def __call__(self, p)->np.ndarray:
-        if self.flat is not None: return np.full(len(np.atleast_1d(p)), self.flat)
-        if self.method == "isotonic": return self.f.predict(np.asarray(p, dtype=float))
+    def __call__(self, p) -> np.ndarray:
+        if self.flat is not None:
+            return np.full(len(np.atleast_1d(p)), self.flat)
+        if self.method == "isotonic":
+            return self.f.predict(np.asarray(p, dtype=float))
         return self.f.predict_proba(self._logit(p))[:, 1]
+
 
 class SklearnBaseline:
     "A scikit-learn classifier (logistic regression or gradient boosting) with its probabilities calibrated on held-out predictions."
-    def __init__(self, kind:str="gbm", # 'logistic' or 'gbm' (HistGradientBoostingClassifier)
-                 calibration:str|None="sigmoid", # 'sigmoid' (Platt), 'isotonic' or None
-                 calib_cv:str="athlete", # 'athlete': out-of-fold scores from 5 folds of athletes; 'time': the latest training days held out
-                 calib_frac:float=0.3, # with calib_cv='time': share of the training days (the latest) held out for calibration
-                 columns:list|None=None, # feature columns (default `DEFAULT_FEATURES`)
-                 label:str="label", # label column
-                 seed:int=0, # random state
-                 **params, # passed to the scikit-learn estimator
-                ):
-        if kind not in ("logistic", "gbm"): raise ConfigError(f"kind must be 'logistic' or 'gbm', got {kind!r}")
-        if calibration not in (None, "isotonic", "sigmoid"): raise ConfigError(f"calibration must be 'sigmoid', 'isotonic' or None, got {calibration!r}")
-        if calib_cv not in ("athlete", "time"): raise ConfigError(f"calib_cv must be 'athlete' or 'time', got {calib_cv!r}")
+
+    def __init__(
+        self,
+        kind: str = "gbm",  # 'logistic' or 'gbm' (HistGradientBoostingClassifier)
+        calibration: str | None = "sigmoid",  # 'sigmoid' (Platt), 'isotonic' or None
+        calib_cv: str = "athlete",  # 'athlete': out-of-fold scores from 5 folds of athletes; 'time': the latest training days held out
+        calib_frac: float = 0.3,  # with calib_cv='time': share of the training days (the latest) held out for calibration
+        columns: list | None = None,  # feature columns (default `DEFAULT_FEATURES`)
+        label: str = "label",  # label column
+        seed: int = 0,  # random state
+        **params,  # passed to the scikit-learn estimator
+    ):
+        if kind not in ("logistic", "gbm"):
+            raise ConfigError(f"kind must be 'logistic' or 'gbm', got {kind!r}")
+        if calibration not in (None, "isotonic", "sigmoid"):
+            raise ConfigError(f"calibration must be 'sigmoid', 'isotonic' or None, got {calibration!r}")
+        if calib_cv not in ("athlete", "time"):
+            raise ConfigError(f"calib_cv must be 'athlete' or 'time', got {calib_cv!r}")
         self.kind, self.calibration, self.calib_cv, self.calib_frac = kind, calibration, calib_cv, calib_frac
         self.label, self.seed, self.params = label, seed, params
         self.matrix = ModelMatrix(columns)
-        self.name = {"logistic": "logistic regression", "gbm": "gradient boosting"}[kind] + (f" + {calibration}" if calibration else "")
+        self.name = {"logistic": "logistic regression", "gbm": "gradient boosting"}[kind] + (
+            f" + {calibration}" if calibration else ""
+        )
         self.model, self.calibrator = None, None
 
     def _estimator(self):
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.linear_model import LogisticRegression
-        if self.kind == "logistic": return LogisticRegression(**{"C": 1.0, "max_iter": 2000, **self.params})
-        return HistGradientBoostingClassifier(**{"max_iter": 100, "learning_rate": 0.05, "max_depth": 2, "min_samples_leaf": 500,
-                                                 "l2_regularization": 1.0, "early_stopping": False, "random_state": self.seed, **self.params})
 
-    def fit(self, df:pd.DataFrame)->"SklearnBaseline":
+        if self.kind == "logistic":
+            return LogisticRegression(**{"C": 1.0, "max_iter": 2000, **self.params})
+        return HistGradientBoostingClassifier(
+            **{
+                "max_iter": 100,
+                "learning_rate": 0.05,
+                "max_depth": 2,
+                "min_samples_leaf": 500,
+                "l2_regularization": 1.0,
+                "early_stopping": False,
+                "random_state": self.seed,
+                **self.params,
+            }
+        )
+
+    def fit(self, df: pd.DataFrame) -> "SklearnBaseline":
         "Fit on the labelled training rows and calibrate on predictions the model made for rows it had not seen."
         d = _labelled(df, self.label)
         y = d[self.label].to_numpy(dtype=int)
@@ -218,46 +309,63 @@ class SklearnBaseline:
             self.model = self._estimator().fit(X, y)
         elif self.calib_cv == "athlete":
             from sklearn.model_selection import GroupKFold, cross_val_predict
+
             groups = d["athlete_id"].to_numpy()
             k = min(5, len(np.unique(groups)))
-            if k < 2 or y.sum() < 5: raise ValidationError(f"too few athletes ({k}) or positive labels ({int(y.sum())}) to calibrate {self.name}",
-                                                          hint="use more training data, or calibration=None")
-            oof = cross_val_predict(self._estimator(), X, y, groups=groups, cv=GroupKFold(k), method="predict_proba")[:, 1]
+            if k < 2 or y.sum() < 5:
+                raise ValidationError(
+                    f"too few athletes ({k}) or positive labels ({int(y.sum())}) to calibrate {self.name}",
+                    hint="use more training data, or calibration=None",
+                )
+            oof = cross_val_predict(self._estimator(), X, y, groups=groups, cv=GroupKFold(k), method="predict_proba")[
+                :, 1
+            ]
             self.calibrator = _Calibrator(self.calibration).fit(oof, y)
             self.model = self._estimator().fit(X, y)
         else:
             from sklearn.calibration import CalibratedClassifierCV
             from sklearn.frozen import FrozenEstimator
+
             days = np.sort(pd.unique(d["date"]))
             cut = days[int(len(days) * (1 - self.calib_frac))]
             h = int(df.attrs.get("horizon", 1) or 1)
             early = (d["date"] + pd.Timedelta(days=h - 1) < cut).to_numpy()
             late = (d["date"] >= cut).to_numpy()
             if y[early].sum() < 5 or y[late].sum() < 5:
-                raise ValidationError(f"too few positive labels to fit ({int(y[early].sum())}) and calibrate ({int(y[late].sum())}) {self.name}",
-                                      hint="use more training days, calib_cv='athlete', or calibration=None")
+                raise ValidationError(
+                    f"too few positive labels to fit ({int(y[early].sum())}) and calibrate ({int(y[late].sum())}) {self.name}",
+                    hint="use more training days, calib_cv='athlete', or calibration=None",
+                )
             base = self._estimator().fit(X[early], y[early])
             self.model = CalibratedClassifierCV(FrozenEstimator(base), method=self.calibration).fit(X[late], y[late])
         return self
 
-    def _proba(self, X:np.ndarray)->np.ndarray:
+    def _proba(self, X: np.ndarray) -> np.ndarray:
         p = self.model.predict_proba(X)[:, 1]
         return self.calibrator(p) if self.calibrator is not None else p
 
-    def predict_proba(self, df:pd.DataFrame)->np.ndarray:
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
         "Calibrated probability of each row."
-        if self.model is None: raise NotFoundError(f"{self.name} is not fitted")
+        if self.model is None:
+            raise NotFoundError(f"{self.name} is not fitted")
         return self._proba(self.matrix.transform(df))
 
-    def explain(self, df:pd.DataFrame, # labelled rows to explain on (the test rows, ideally)
-                n_repeats:int=5, # shuffles per feature
-                scoring:str="roc_auc", # 'roc_auc', 'average_precision' or 'neg_brier_score'
-               )->pd.DataFrame:
+    def explain(
+        self,
+        df: pd.DataFrame,  # labelled rows to explain on (the test rows, ideally)
+        n_repeats: int = 5,  # shuffles per feature
+        scoring: str = "roc_auc",  # 'roc_auc', 'average_precision' or 'neg_brier_score'
+    ) -> pd.DataFrame:
         "Permutation importance of each input feature (all its matrix columns shuffled together), mean and SD over repeats."
         from sklearn import metrics
-        fn = {"roc_auc": metrics.roc_auc_score, "average_precision": metrics.average_precision_score,
-              "neg_brier_score": lambda y, p: -metrics.brier_score_loss(y, p)}.get(scoring)
-        if fn is None: raise ConfigError(f"scoring must be 'roc_auc', 'average_precision' or 'neg_brier_score', got {scoring!r}")
+
+        fn = {
+            "roc_auc": metrics.roc_auc_score,
+            "average_precision": metrics.average_precision_score,
+            "neg_brier_score": lambda y, p: -metrics.brier_score_loss(y, p),
+        }.get(scoring)
+        if fn is None:
+            raise ConfigError(f"scoring must be 'roc_auc', 'average_precision' or 'neg_brier_score', got {scoring!r}")
         d = _labelled(df, self.label)
         y = d[self.label].to_numpy(dtype=int)
         X = self.matrix.transform(d)

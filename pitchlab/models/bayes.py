@@ -22,98 +22,144 @@ __all__ = ['PHASE_LEVELS', 'DEFAULT_TERMS', 'QUICK_SAMPLER', 'GATE', 'RECOVERY_C
            'default_sampler_config', 'collapse', 'history_from_truth', 'HazardModel', 'compare_fits', 'truth_table']
 
 # %% ../../nbs/31_bayes.ipynb
-PHASE_LEVELS = ("menstrual", "follicular", "ovulatory", "luteal", "unknown") # cycle-phase levels the model knows
+PHASE_LEVELS = ("menstrual", "follicular", "ovulatory", "luteal", "unknown")  # cycle-phase levels the model knows
 
 DEFAULT_TERMS = {
-    "acwr": dict(column="acwr_ewma", kind="grid", center=1.0, scale=1.0, step=0.25, lower=-0.5, upper=1.0,
-                 spline=False, knots=[0.8, 1.0, 1.3, 1.5], degree=3, prior="beta"),
-    "chronic": dict(column="ewma_chronic", kind="grid", center=None, scale=None, step=0.5, lower=-2.5, upper=2.5, prior="beta"),
-    "wellness": dict(column="wellness_z", kind="grid", center=0.0, scale=1.0, step=0.5, lower=-2.0, upper=2.0, prior="beta"),
+    "acwr": dict(
+        column="acwr_ewma",
+        kind="grid",
+        center=1.0,
+        scale=1.0,
+        step=0.25,
+        lower=-0.5,
+        upper=1.0,
+        spline=False,
+        knots=[0.8, 1.0, 1.3, 1.5],
+        degree=3,
+        prior="beta",
+    ),
+    "chronic": dict(
+        column="ewma_chronic", kind="grid", center=None, scale=None, step=0.5, lower=-2.5, upper=2.5, prior="beta"
+    ),
+    "wellness": dict(
+        column="wellness_z", kind="grid", center=0.0, scale=1.0, step=0.5, lower=-2.0, upper=2.0, prior="beta"
+    ),
     "prev_injury": dict(column="prev_injury", kind="binary", prior="beta"),
     "match_day": dict(column="match_day", kind="binary", prior="beta"),
     "rest_day": dict(column="rest_day", kind="binary", prior="beta"),
-    "cycle_phase": dict(column="cycle_phase", kind="category", levels=list(PHASE_LEVELS), reference="follicular", prior="phase"),
+    "cycle_phase": dict(
+        column="cycle_phase", kind="category", levels=list(PHASE_LEVELS), reference="follicular", prior="phase"
+    ),
 }
 
-def default_model_config()->dict:
+
+def default_model_config() -> dict:
     "A fresh copy of the hazard model's default configuration (priors are data, not code)."
     return dict(
-        link="logit", # 'logit' or 'cloglog' (the grouped-time proportional-hazards link)
-        covariates=["acwr", "chronic", "prev_injury", "match_day", "rest_day", "cycle_phase"], # names in `terms`
-        terms=copy.deepcopy(DEFAULT_TERMS), # how each covariate is read from the features and put on a grid
-        levels="auto", # group levels, outermost first, from ('sport', 'team', 'athlete'); 'auto' drops redundant ones
+        link="logit",  # 'logit' or 'cloglog' (the grouped-time proportional-hazards link)
+        covariates=["acwr", "chronic", "prev_injury", "match_day", "rest_day", "cycle_phase"],  # names in `terms`
+        terms=copy.deepcopy(DEFAULT_TERMS),  # how each covariate is read from the features and put on a grid
+        levels="auto",  # group levels, outermost first, from ('sport', 'team', 'athlete'); 'auto' drops redundant ones
         priors=dict(
-            intercept=dict(dist="Normal", mu=-6.5, sigma=1.5), # logit of the daily hazard: about 1.5 per 1000 days
-            beta=dict(dist="Normal", mu=0.0, sigma=1.0), # log-odds per unit of a covariate
-            spline=dict(dist="Normal", mu=0.0, sigma=1.0), # coefficients of the ACWR spline basis
-            phase=dict(dist="Normal", mu=0.0, sigma=0.5), # cycle-phase contrasts with the reference phase
+            intercept=dict(dist="Normal", mu=-6.5, sigma=1.5),  # logit of the daily hazard: about 1.5 per 1000 days
+            beta=dict(dist="Normal", mu=0.0, sigma=1.0),  # log-odds per unit of a covariate
+            spline=dict(dist="Normal", mu=0.0, sigma=1.0),  # coefficients of the ACWR spline basis
+            phase=dict(dist="Normal", mu=0.0, sigma=0.5),  # cycle-phase contrasts with the reference phase
             sigma_sport=dict(dist="HalfNormal", sigma=0.3),
             sigma_team=dict(dist="HalfNormal", sigma=0.5),
             sigma_athlete=dict(dist="HalfNormal", sigma=0.5),
         ),
-        horizon=None, # days of risk `predict` reports (default: the features' horizon)
+        horizon=None,  # days of risk `predict` reports (default: the features' horizon)
     )
 
-def default_sampler_config()->dict:
-    "A fresh copy of the default sampler settings."
-    return dict(draws=1000, tune=1000, chains=4, cores=2, target_accept=0.95, random_seed=None,
-                backend="auto", # 'auto', 'numba' (compiled hazard kernel + nutpie), 'nutpie' (PyMC model via nutpie), 'pymc', 'advi'
-                collapse=True, # collapse identical (athlete, covariate cell) rows to Binomial counts before sampling
-                c_kernel=True, # backend 'numba': nutpie's threads call the kernel from C (False: through Python, slower)
-                advi_iterations=20_000, # steps of the ADVI optimiser (backend 'advi')
-                max_predict_draws=500, # posterior draws used by `predict` (thinned evenly)
-                progressbar=False)
 
-QUICK_SAMPLER = dict(draws=200, tune=200, chains=2) # a first look in seconds; it will not pass the promotion gate
-GATE = dict(max_rhat=1.01, min_ess_bulk=400, min_ess_tail=400, max_divergences=0, min_bfmi=0.3) # promotion gate
+def default_sampler_config() -> dict:
+    "A fresh copy of the default sampler settings."
+    return dict(
+        draws=1000,
+        tune=1000,
+        chains=4,
+        cores=2,
+        target_accept=0.95,
+        random_seed=None,
+        backend="auto",  # 'auto', 'numba' (compiled hazard kernel + nutpie), 'nutpie' (PyMC model via nutpie), 'pymc', 'advi'
+        collapse=True,  # collapse identical (athlete, covariate cell) rows to Binomial counts before sampling
+        c_kernel=True,  # backend 'numba': nutpie's threads call the kernel from C (False: through Python, slower)
+        advi_iterations=20_000,  # steps of the ADVI optimiser (backend 'advi')
+        max_predict_draws=500,  # posterior draws used by `predict` (thinned evenly)
+        progressbar=False,
+    )
+
+
+QUICK_SAMPLER = dict(draws=200, tune=200, chains=2)  # a first look in seconds; it will not pass the promotion gate
+GATE = dict(max_rhat=1.01, min_ess_bulk=400, min_ess_tail=400, max_divergences=0, min_bfmi=0.3)  # promotion gate
 
 # %% ../../nbs/31_bayes.ipynb
-def _spline_basis(z:np.ndarray, knots_z, lower:float, upper:float, degree:int=3)->np.ndarray:
+def _spline_basis(z: np.ndarray, knots_z, lower: float, upper: float, degree: int = 3) -> np.ndarray:
     "B-spline basis on [lower, upper], one column dropped and all columns shifted so the curve is 0 at z = 0."
     from scipy.interpolate import BSpline
+
     t = np.r_[[lower] * (degree + 1), sorted(k for k in knots_z if lower < k < upper), [upper] * (degree + 1)]
     B = BSpline.design_matrix(np.clip(np.r_[z, 0.0], lower, upper), t, degree).toarray()
     b0, B = B[-1], B[:-1]
     drop = int(np.argmax(b0))
     return np.delete(B - b0, drop, axis=1)
 
-def _design(features:pd.DataFrame, config:dict, info:dict|None=None):
+
+def _design(features: pd.DataFrame, config: dict, info: dict | None = None):
     "Design matrix (covariates on their grids), group indexes and events of at-risk rows; `info` fixes scaling and group codes."
     terms, fit = config["terms"], info is None
     info = copy.deepcopy(info) if info is not None else {"terms": {}, "levels": {}}
     cols, names, prior = [], [], []
     for name in config["covariates"]:
-        if name not in terms: raise ConfigError(f"covariate {name!r} has no entry in model_config['terms']",
-                                                hint=f"known terms: {sorted(terms)}")
+        if name not in terms:
+            raise ConfigError(
+                f"covariate {name!r} has no entry in model_config['terms']", hint=f"known terms: {sorted(terms)}"
+            )
         spec = terms[name]
         col = spec["column"]
-        if col not in features: raise ValidationError(f"the features lack column {col!r} needed by covariate {name!r}")
+        if col not in features:
+            raise ValidationError(f"the features lack column {col!r} needed by covariate {name!r}")
         kind = spec["kind"]
         if kind == "grid":
             x = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             st = info["terms"].get(name) or {}
             if fit:
-                c = spec.get("center"); s = spec.get("scale")
+                c = spec.get("center")
+                s = spec.get("scale")
                 c = float(np.nanmean(x)) if c is None else float(c)
                 s = float(np.nanstd(x)) if s is None else float(s)
-                if not s > 0: raise ValidationError(f"covariate {name!r} ({col}) has no spread in the training rows")
+                if not s > 0:
+                    raise ValidationError(f"covariate {name!r} ({col}) has no spread in the training rows")
                 st = info["terms"][name] = dict(center=c, scale=s)
             z = np.nan_to_num((x - st["center"]) / st["scale"], nan=0.0)
             zb = np.clip(np.round(z / spec["step"]) * spec["step"], spec["lower"], spec["upper"])
             if spec.get("spline"):
                 kz = [(k - st["center"]) / st["scale"] for k in spec.get("knots", [])]
                 B = _spline_basis(zb, kz, spec["lower"], spec["upper"], spec.get("degree", 3))
-                for j in range(B.shape[1]): cols.append(B[:, j]); names.append(f"{name}_s{j}"); prior.append("spline")
-            else: cols.append(zb); names.append(name); prior.append(spec.get("prior", "beta"))
+                for j in range(B.shape[1]):
+                    cols.append(B[:, j])
+                    names.append(f"{name}_s{j}")
+                    prior.append("spline")
+            else:
+                cols.append(zb)
+                names.append(name)
+                prior.append(spec.get("prior", "beta"))
         elif kind == "binary":
             x = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            cols.append((np.nan_to_num(x) > 0).astype(float)); names.append(name); prior.append(spec.get("prior", "beta"))
+            cols.append((np.nan_to_num(x) > 0).astype(float))
+            names.append(name)
+            prior.append(spec.get("prior", "beta"))
         elif kind == "category":
             x = features[col].astype(str).to_numpy()
             for lev in spec["levels"]:
-                if lev == spec.get("reference"): continue
-                cols.append((x == lev).astype(float)); names.append(f"{name}[{lev}]"); prior.append(spec.get("prior", "beta"))
-        else: raise ConfigError(f"covariate {name!r}: unknown kind {kind!r} (use 'grid', 'binary' or 'category')")
+                if lev == spec.get("reference"):
+                    continue
+                cols.append((x == lev).astype(float))
+                names.append(f"{name}[{lev}]")
+                prior.append(spec.get("prior", "beta"))
+        else:
+            raise ConfigError(f"covariate {name!r}: unknown kind {kind!r} (use 'grid', 'binary' or 'category')")
     X = np.column_stack(cols) if cols else np.zeros((len(features), 0))
     # group levels
     avail = {"sport": "sport", "team": "team_id", "athlete": "athlete_id"}
@@ -122,46 +168,65 @@ def _design(features:pd.DataFrame, config:dict, info:dict|None=None):
         if lv == "auto":
             n = {k: features[c].nunique() if c in features else 0 for k, c in avail.items()}
             lv = [k for k in ("sport", "team", "athlete") if n[k] >= 2]
-            if "sport" in lv and ("team" in lv and n["sport"] >= n["team"]): lv.remove("sport")
-            if "team" in lv and n["team"] >= n["athlete"]: lv.remove("team")
+            if "sport" in lv and ("team" in lv and n["sport"] >= n["team"]):
+                lv.remove("sport")
+            if "team" in lv and n["team"] >= n["athlete"]:
+                lv.remove("team")
         bad = [l for l in lv if l not in avail]
-        if bad: raise ConfigError(f"unknown group level(s) {bad}; use some of {list(avail)}")
+        if bad:
+            raise ConfigError(f"unknown group level(s) {bad}; use some of {list(avail)}")
         for l in lv:
-            if avail[l] not in features: raise ValidationError(f"group level {l!r} needs a {avail[l]!r} column in the features")
+            if avail[l] not in features:
+                raise ValidationError(f"group level {l!r} needs a {avail[l]!r} column in the features")
             info["levels"][l] = sorted(pd.unique(features[avail[l]].astype(str)))
-    idx = np.stack([pd.Index(info["levels"][l]).get_indexer(features[avail[l]].astype(str)) for l in info["levels"]]) \
-        if info["levels"] else np.zeros((0, len(features)), np.int64)
+    idx = (
+        np.stack([pd.Index(info["levels"][l]).get_indexer(features[avail[l]].astype(str)) for l in info["levels"]])
+        if info["levels"]
+        else np.zeros((0, len(features)), np.int64)
+    )
     info["covariates"], info["priors"] = names, prior
     y = features["event"].to_numpy(dtype=float) if "event" in features else np.zeros(len(features))
     return X, idx.astype(np.int64), y, info
 
-def collapse(X:np.ndarray, # design matrix, rows = athlete-days
-             idx:np.ndarray, # group indexes (levels x rows)
-             y:np.ndarray, # events (0/1) per row
-            ):
+
+def collapse(
+    X: np.ndarray,  # design matrix, rows = athlete-days
+    idx: np.ndarray,  # group indexes (levels x rows)
+    y: np.ndarray,  # events (0/1) per row
+):
     "Collapse rows with identical groups and covariates into cells: (X, idx, events, trials) with the same likelihood."
     key = pd.DataFrame(np.column_stack([idx.T, X]) if X.size or idx.size else np.zeros((len(y), 1)))
     cell = key.groupby(list(key.columns), sort=False).ngroup().to_numpy()
     n_cells = int(cell.max()) + 1 if len(cell) else 0
-    first = np.full(n_cells, len(y)); np.minimum.at(first, cell, np.arange(len(y)))
+    first = np.full(n_cells, len(y))
+    np.minimum.at(first, cell, np.arange(len(y)))
     trials = np.bincount(cell, minlength=n_cells).astype(float)
     events = np.bincount(cell, weights=y, minlength=n_cells)
     return np.ascontiguousarray(X[first]), np.ascontiguousarray(idx[:, first]), events, trials
 
 # %% ../../nbs/31_bayes.ipynb
-def history_from_truth(cohort, # a `pitchlab.synth.Cohort`
-                      )->pd.DataFrame:
+def history_from_truth(
+    cohort,  # a `pitchlab.synth.Cohort`
+) -> pd.DataFrame:
     "The cohort's injuries plus one history row (before the calendar) for each athlete the truth says arrived with an earlier injury."
     t = cohort.truth
     start = t.daily["date"].min()
     who = t.athletes.loc[t.athletes["prior_injury"].astype(bool), "athlete_id"]
-    hist = pd.DataFrame({"injury_id": "history-" + who.astype(str), "athlete_id": who.astype(str),
-                         "onset_date": start - pd.Timedelta(days=400), "days_lost": 30, "contact": False,
-                         "return_date": start - pd.Timedelta(days=369)})
+    hist = pd.DataFrame(
+        {
+            "injury_id": "history-" + who.astype(str),
+            "athlete_id": who.astype(str),
+            "onset_date": start - pd.Timedelta(days=400),
+            "days_lost": 30,
+            "contact": False,
+            "return_date": start - pd.Timedelta(days=369),
+        }
+    )
     return pd.concat([cohort.injuries, hist], ignore_index=True)
 
 # %% ../../nbs/31_bayes.ipynb
 _SIGMA_KINDS = {"HalfNormal": 0, "Exponential": 1, "HalfStudentT": 2, "Fixed": 3}
+
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _hazard_logp_into(theta, g, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link):
@@ -242,6 +307,7 @@ def _hazard_logp_into(theta, g, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, 
                 g[sslot[l]] += ga[u] * sig[l] * theta[j]
     return lp
 
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _hazard_logp(theta, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link):
     "Log posterior density (up to a constant) and its gradient (a new array)."
@@ -254,22 +320,37 @@ from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+
 @intrinsic
 def _voidptr(typingctx, addr):
     "An integer address as a void pointer (the data arrays reach the C functions by address)."
-    def codegen(context, builder, signature, args): return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
     return types.voidptr(types.int64), codegen
 
-_META = 24 # entries of the int64 table the C functions read: sizes first, then the addresses of the data arrays
 
-_LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double), types.CPointer(types.double), types.voidptr)
-_EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.double), types.CPointer(types.double), types.voidptr)
+_META = 24  # entries of the int64 table the C functions read: sizes first, then the addresses of the data arrays
+
+_LOGP_SIG = types.int64(
+    types.uint64,
+    types.CPointer(types.double),
+    types.CPointer(types.double),
+    types.CPointer(types.double),
+    types.voidptr,
+)
+_EXPAND_SIG = types.int64(
+    types.uint64, types.uint64, types.CPointer(types.double), types.CPointer(types.double), types.voidptr
+)
+
 
 def _logp_c(dim, x_, out_, logp_, ud):
     "C entry point for nutpie's sampler threads: log density at x and its gradient, no Python and no GIL involved."
     m = carray(ud, (_META,), np.int64)
     ndim, N, P, K, L, U, zstart, link = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
-    if dim != ndim: return -1
+    if dim != ndim:
+        return -1
     y = carray(_voidptr(m[8]), (N,), np.float64)
     n = carray(_voidptr(m[9]), (N,), np.float64)
     unit = carray(_voidptr(m[10]), (N,), np.int64)
@@ -288,16 +369,20 @@ def _logp_c(dim, x_, out_, logp_, ud):
     lp = carray(logp_, (1,))
     v = _hazard_logp_into(x, out, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link)
     lp[0] = v
-    if not np.isfinite(v): return 4
+    if not np.isfinite(v):
+        return 4
     for i in range(ndim):
-        if not np.isfinite(out[i]): return 3
+        if not np.isfinite(out[i]):
+            return 3
     return 0
+
 
 def _expand_c(dim, n_exp, x_, out_, ud):
     "C entry point: the named parameters (intercept, beta, then sigma and z of each level) from an unconstrained point."
     m = carray(ud, (_META,), np.int64)
     ndim, K, L = m[0], m[3], m[4]
-    if dim != ndim: return -1
+    if dim != ndim:
+        return -1
     offs = carray(_voidptr(m[14]), (L,), np.int64)
     sslot = carray(_voidptr(m[15]), (L,), np.int64)
     skind = carray(_voidptr(m[18]), (L,), np.int64)
@@ -306,20 +391,26 @@ def _expand_c(dim, n_exp, x_, out_, ud):
     out = carray(out_, (n_exp,))
     o = 0
     for k in range(K + 1):
-        out[o] = x[k]; o += 1
+        out[o] = x[k]
+        o += 1
     for l in range(L):
         if skind[l] != 3:
-            out[o] = np.exp(x[sslot[l]]); o += 1
+            out[o] = np.exp(x[sslot[l]])
+            o += 1
         for j in range(sizes[l]):
-            out[o] = x[offs[l] + j]; o += 1
+            out[o] = x[offs[l] + j]
+            o += 1
     return 0 if o == n_exp else -2
 
+
 _C_FUNCS = {}
+
 
 def _c_functions():
     "The two C entry points, compiled (or loaded from numba's cache) on first use, so importing the module stays quick."
     if not _C_FUNCS:
         from numba import cfunc
+
         _C_FUNCS["logp"] = cfunc(_LOGP_SIG, cache=True, error_model="numpy")(_logp_c)
         _C_FUNCS["expand"] = cfunc(_EXPAND_SIG, cache=True, error_model="numpy")(_expand_c)
     return _C_FUNCS["logp"], _C_FUNCS["expand"]
@@ -333,9 +424,11 @@ def patch_method(f):
     return f
 
 # %% ../../nbs/31_bayes.ipynb
-def _json(obj)->str: return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+def _json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
-def _merge(base:dict, over:dict|None)->dict:
+
+def _merge(base: dict, over: dict | None) -> dict:
     "Recursive merge of a user's dict over the defaults (dicts merged; a prior spec naming its `dist` replaces the default whole)."
     out = copy.deepcopy(base)
     for k, v in (over or {}).items():
@@ -343,14 +436,18 @@ def _merge(base:dict, over:dict|None)->dict:
         out[k] = _merge(out[k], v) if deep else copy.deepcopy(v)
     return out
 
+
 class HazardModel:
     "Bayesian hierarchical discrete-time hazard of non-contact injury (PyMC): athletes within teams (within sports), non-centred."
-    _model_type = "pitchlab.HazardModel"
-    version = "1.0" # bump when the model's structure changes: saved fits of another version refuse to load
 
-    def __init__(self, model_config:dict|None=None, # merged over `default_model_config()`
-                 sampler_config:dict|None=None, # merged over `default_sampler_config()`
-                ):
+    _model_type = "pitchlab.HazardModel"
+    version = "1.0"  # bump when the model's structure changes: saved fits of another version refuse to load
+
+    def __init__(
+        self,
+        model_config: dict | None = None,  # merged over `default_model_config()`
+        sampler_config: dict | None = None,  # merged over `default_sampler_config()`
+    ):
         self.model_config = _merge(default_model_config(), model_config)
         self.sampler_config = _merge(default_sampler_config(), sampler_config)
         if self.model_config["link"] not in ("logit", "cloglog"):
@@ -358,41 +455,56 @@ class HazardModel:
         self.idata, self.model, self.info = None, None, None
 
     @property
-    def config_hash(self)->str:
+    def config_hash(self) -> str:
         "Hash of the model type, version and model configuration (what the posterior means), stored with every fit."
-        return hashlib.sha256(_json(dict(type=self._model_type, version=self.version, config=self.model_config)).encode()).hexdigest()[:16]
+        return hashlib.sha256(
+            _json(dict(type=self._model_type, version=self.version, config=self.model_config)).encode()
+        ).hexdigest()[:16]
 
     def __repr__(self):
-        fitted = "unfitted" if self.idata is None else f"fitted on {self.info.get('n_rows')} athlete-days, {self.info.get('n_events')} events"
+        fitted = (
+            "unfitted"
+            if self.idata is None
+            else f"fitted on {self.info.get('n_rows')} athlete-days, {self.info.get('n_events')} events"
+        )
         return f"HazardModel({self.model_config['link']}, covariates={self.model_config['covariates']}, {fitted}, hash {self.config_hash})"
 
 # %% ../../nbs/31_bayes.ipynb
-def _prior(name:str, spec:dict, **kw):
+def _prior(name: str, spec: dict, **kw):
     "A PyMC random variable from a prior spec such as {'dist': 'Normal', 'mu': 0, 'sigma': 1}."
     import pymc as pm
+
     spec = dict(spec)
     dist = spec.pop("dist")
-    if not hasattr(pm, dist): raise ConfigError(f"prior {name!r}: PyMC has no distribution {dist!r}")
+    if not hasattr(pm, dist):
+        raise ConfigError(f"prior {name!r}: PyMC has no distribution {dist!r}")
     return getattr(pm, dist)(name, **spec, **kw)
 
-def _beta_priors(info:dict, priors:dict):
+
+def _beta_priors(info: dict, priors: dict):
     "Prior mean and SD of every fixed effect, in design order."
     mu, sd = [], []
     for p in info["priors"]:
         spec = priors[p]
-        if spec.get("dist") != "Normal": raise ConfigError(f"fixed-effect prior {p!r} must be Normal (mu, sigma), got {spec}")
-        mu.append(float(spec["mu"])); sd.append(float(spec["sigma"]))
+        if spec.get("dist") != "Normal":
+            raise ConfigError(f"fixed-effect prior {p!r} must be Normal (mu, sigma), got {spec}")
+        mu.append(float(spec["mu"]))
+        sd.append(float(spec["sigma"]))
     return np.array(mu), np.array(sd)
 
+
 @patch_method
-def build_model(self:HazardModel, X:np.ndarray, # design matrix of the cells
-                idx:np.ndarray, # group indexes (levels x cells)
-                events:np.ndarray, # events per cell
-                trials:np.ndarray, # athlete-days per cell
-               ):
+def build_model(
+    self: HazardModel,
+    X: np.ndarray,  # design matrix of the cells
+    idx: np.ndarray,  # group indexes (levels x cells)
+    events: np.ndarray,  # events per cell
+    trials: np.ndarray,  # athlete-days per cell
+):
     "The PyMC model: one `pm.Model` block with `pm.Data` containers, so `pm.set_data` swaps in new rows."
     import pymc as pm
     import pytensor.tensor as pt
+
     info, pri = self.info, self.model_config["priors"]
     coords = {"covariate": info["covariates"], **{l: info["levels"][l] for l in info["levels"]}}
     mu, sd = _beta_priors(info, pri)
@@ -410,27 +522,33 @@ def build_model(self:HazardModel, X:np.ndarray, # design matrix of the cells
             z = pm.Normal(f"z_{l}", 0.0, 1.0, dims=l)
             u = pm.Deterministic(f"u_{l}", s * z, dims=l)
             eta = eta + u[ix]
-        if self.model_config["link"] == "logit": p = pm.math.invlogit(eta)
-        else: p = -pt.expm1(-pt.exp(eta))
+        if self.model_config["link"] == "logit":
+            p = pm.math.invlogit(eta)
+        else:
+            p = -pt.expm1(-pt.exp(eta))
         pm.Deterministic("hazard", p, dims="obs")
-        if np.all(trials == 1): pm.Bernoulli("y", p=p, observed=ev, dims="obs")
-        else: pm.Binomial("y", n=tr, p=p, observed=ev, dims="obs")
+        if np.all(trials == 1):
+            pm.Bernoulli("y", p=p, observed=ev, dims="obs")
+        else:
+            pm.Binomial("y", n=tr, p=p, observed=ev, dims="obs")
     self.model = m
     return m
 
 # %% ../../nbs/31_bayes.ipynb
 @patch_method
-def _flat(self:HazardModel, X, idx, events, trials):
+def _flat(self: HazardModel, X, idx, events, trials):
     "The hazard kernel's inputs: data, layout of the unconstrained vector, prior arrays."
     info, pri = self.info, self.model_config["priors"]
     K, levels = X.shape[1], list(info["levels"])
     mu, sd = _beta_priors(info, pri)
     ip = pri["intercept"]
-    if ip.get("dist") != "Normal": raise ConfigError("the intercept prior must be Normal for the compiled kernel")
+    if ip.get("dist") != "Normal":
+        raise ConfigError("the intercept prior must be Normal for the compiled kernel")
     skind, sa, sb = [], [], []
     for l in levels:
         spec = pri[f"sigma_{l}"]
-        if spec["dist"] not in _SIGMA_KINDS: raise ConfigError(f"sigma_{l}: the compiled kernel knows {list(_SIGMA_KINDS)}, not {spec['dist']}")
+        if spec["dist"] not in _SIGMA_KINDS:
+            raise ConfigError(f"sigma_{l}: the compiled kernel knows {list(_SIGMA_KINDS)}, not {spec['dist']}")
         skind.append(_SIGMA_KINDS[spec["dist"]])
         sa.append(float(spec.get("value", spec.get("sigma", spec.get("lam", 1.0)))))
         sb.append(float(spec.get("nu", 1.0)))
@@ -439,154 +557,271 @@ def _flat(self:HazardModel, X, idx, events, trials):
     sslot = np.where(free, 1 + K + np.cumsum(free) - 1, -1) if levels else np.zeros(0)
     zstart = 1 + K + int(sum(free))
     offs = zstart + np.r_[0, np.cumsum(sizes)[:-1]] if levels else np.zeros(0)
-    ucode, units = pd.factorize(pd.MultiIndex.from_arrays(list(idx))) if levels else (np.zeros(len(events), np.int64), [()])
+    ucode, units = (
+        pd.factorize(pd.MultiIndex.from_arrays(list(idx))) if levels else (np.zeros(len(events), np.int64), [()])
+    )
     uidx = np.array([list(u) for u in units], np.int64).reshape(len(units), len(levels)).T
-    pkey = pd.DataFrame(X).groupby(list(range(K)), sort=False).ngroup().to_numpy() if K else np.zeros(len(events), np.int64)
-    first = np.full(int(pkey.max()) + 1, len(pkey)); np.minimum.at(first, pkey, np.arange(len(pkey)))
-    return dict(y=np.asarray(events, np.float64), n=np.asarray(trials, np.float64), unit=np.asarray(ucode, np.int64),
-                pat=np.asarray(pkey, np.int64), Xp=np.ascontiguousarray(X[first], dtype=np.float64).reshape(len(first), K),
-                uidx=np.ascontiguousarray(uidx), offs=np.asarray(offs, np.int64), sslot=np.asarray(sslot, np.int64),
-                zstart=zstart, mu=np.r_[float(ip["mu"]), mu], sd=np.r_[float(ip["sigma"]), sd], skind=np.asarray(skind, np.int64),
-                sa=np.asarray(sa, np.float64), sb=np.asarray(sb, np.float64), link=0 if self.model_config["link"] == "logit" else 1,
-                ndim=int(zstart + sum(sizes)), K=K, levels=levels, sizes=sizes)
+    pkey = (
+        pd.DataFrame(X).groupby(list(range(K)), sort=False).ngroup().to_numpy()
+        if K
+        else np.zeros(len(events), np.int64)
+    )
+    first = np.full(int(pkey.max()) + 1, len(pkey))
+    np.minimum.at(first, pkey, np.arange(len(pkey)))
+    return dict(
+        y=np.asarray(events, np.float64),
+        n=np.asarray(trials, np.float64),
+        unit=np.asarray(ucode, np.int64),
+        pat=np.asarray(pkey, np.int64),
+        Xp=np.ascontiguousarray(X[first], dtype=np.float64).reshape(len(first), K),
+        uidx=np.ascontiguousarray(uidx),
+        offs=np.asarray(offs, np.int64),
+        sslot=np.asarray(sslot, np.int64),
+        zstart=zstart,
+        mu=np.r_[float(ip["mu"]), mu],
+        sd=np.r_[float(ip["sigma"]), sd],
+        skind=np.asarray(skind, np.int64),
+        sa=np.asarray(sa, np.float64),
+        sb=np.asarray(sb, np.float64),
+        link=0 if self.model_config["link"] == "logit" else 1,
+        ndim=int(zstart + sum(sizes)),
+        K=K,
+        levels=levels,
+        sizes=sizes,
+    )
+
 
 _KARGS = ("y", "n", "unit", "pat", "Xp", "uidx", "offs", "sslot", "zstart", "mu", "sd", "skind", "sa", "sb", "link")
 
+
 @patch_method
-def _unflatten(self:HazardModel, th:np.ndarray, flat:dict)->dict:
+def _unflatten(self: HazardModel, th: np.ndarray, flat: dict) -> dict:
     "Named parameters (constrained scale) from unconstrained vectors (... x ndim)."
     K, levels, sizes = flat["K"], flat["levels"], flat["sizes"]
-    out = {"intercept": th[..., 0], "beta": th[..., 1:1 + K]}
+    out = {"intercept": th[..., 0], "beta": th[..., 1 : 1 + K]}
     for i, l in enumerate(levels):
-        if flat["skind"][i] != 3: out[f"sigma_{l}"] = np.exp(th[..., flat["sslot"][i]])
-        out[f"z_{l}"] = th[..., flat["offs"][i]:flat["offs"][i] + sizes[i]]
+        if flat["skind"][i] != 3:
+            out[f"sigma_{l}"] = np.exp(th[..., flat["sslot"][i]])
+        out[f"z_{l}"] = th[..., flat["offs"][i] : flat["offs"][i] + sizes[i]]
     return out
 
 # %% ../../nbs/31_bayes.ipynb
 from contextlib import contextmanager
 
+
 @contextmanager
 def _quiet_pymc():
     "Silence PyMC's informational log lines ('Sampling: [...]') for the duration of a call."
     import logging
+
     log = logging.getLogger("pymc")
     level = log.level
     log.setLevel(logging.WARNING)
-    try: yield
-    finally: log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
 
 @patch_method
-def sample_prior_predictive(self:HazardModel, features:pd.DataFrame, # rows to simulate events for
-                            draws:int=500, # prior draws
-                            random_seed:int=0, # seed
-                           ):
+def sample_prior_predictive(
+    self: HazardModel,
+    features: pd.DataFrame,  # rows to simulate events for
+    draws: int = 500,  # prior draws
+    random_seed: int = 0,  # seed
+):
     "Prior predictive draws of the events on these rows (collapsed to cells): what the priors alone expect to see."
     import pymc as pm
+
     keep = self.info, self.model
     try:
         X, idx, y, self.info = _design(features, self.model_config, None)
         m = self.build_model(*collapse(X, idx, y))
-        with m, _quiet_pymc(): return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
-    finally: self.info, self.model = keep
+        with m, _quiet_pymc():
+            return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+    finally:
+        self.info, self.model = keep
+
 
 @patch_method
-def sample_posterior_predictive(self:HazardModel, features:pd.DataFrame|None=None, # rows (default: the training cells)
-                                random_seed:int=0, # seed
-                               ):
+def sample_posterior_predictive(
+    self: HazardModel,
+    features: pd.DataFrame | None = None,  # rows (default: the training cells)
+    random_seed: int = 0,  # seed
+):
     "Posterior predictive events through `pm.set_data` on the PyMC model (rows of athletes, teams and sports the fit saw)."
     import pymc as pm
-    if self.idata is None: raise NotFoundError("the model is not fitted: call fit() or load() first")
-    if features is None: X, idx, y, n = self._fit_cells
+
+    if self.idata is None:
+        raise NotFoundError("the model is not fitted: call fit() or load() first")
+    if features is None:
+        X, idx, y, n = self._fit_cells
     else:
         X, idx, y, _ = _design(features, self.model_config, self.info)
-        if (idx < 0).any(): raise ValidationError("posterior predictive via pm.set_data needs groups the fit saw; use predict() for new athletes")
+        if (idx < 0).any():
+            raise ValidationError(
+                "posterior predictive via pm.set_data needs groups the fit saw; use predict() for new athletes"
+            )
         n = np.ones(len(y))
-    if self.model is None: self.build_model(*self._fit_cells)
+    if self.model is None:
+        self.build_model(*self._fit_cells)
     with self.model, _quiet_pymc():
-        pm.set_data({"X": X, "events": np.asarray(y, np.int64), "trials": np.asarray(n, np.int64),
-                     **{f"idx_{l}": idx[i] for i, l in enumerate(self.info["levels"])}},
-                    coords={"obs": np.arange(len(y))})
-        pp = pm.sample_posterior_predictive(self.idata, var_names=["y", "hazard"], random_seed=random_seed, progressbar=False)
+        pm.set_data(
+            {
+                "X": X,
+                "events": np.asarray(y, np.int64),
+                "trials": np.asarray(n, np.int64),
+                **{f"idx_{l}": idx[i] for i, l in enumerate(self.info["levels"])},
+            },
+            coords={"obs": np.arange(len(y))},
+        )
+        pp = pm.sample_posterior_predictive(
+            self.idata, var_names=["y", "hazard"], random_seed=random_seed, progressbar=False
+        )
     return pp
 
 # %% ../../nbs/31_bayes.ipynb
-def _to_idata(draws:dict, info:dict, sample_stats:dict|None=None):
+def _to_idata(draws: dict, info: dict, sample_stats: dict | None = None):
     "InferenceData from named draws (chain x draw x ...), with group effects u = sigma * z added."
     import arviz as az
+
     coords = {"covariate": info["covariates"], **{l: info["levels"][l] for l in info["levels"]}}
     dims = {"beta": ["covariate"], **{f"z_{l}": [l] for l in info["levels"]}, **{f"u_{l}": [l] for l in info["levels"]}}
     return az.from_dict(posterior=draws, sample_stats=sample_stats, coords=coords, dims=dims)
 
+
 def _add_effects(idata, info, priors):
     "Add u_<level> = sigma_<level> * z_<level> to the posterior where missing."
     for l in info["levels"]:
-        if f"u_{l}" in idata.posterior: continue
+        if f"u_{l}" in idata.posterior:
+            continue
         s = idata.posterior[f"sigma_{l}"] if f"sigma_{l}" in idata.posterior else float(priors[f"sigma_{l}"]["value"])
         idata.posterior[f"u_{l}"] = s * idata.posterior[f"z_{l}"]
     return idata
 
-def _c_model(flat:dict, names:dict, coords:dict, dims:dict, init):
+
+def _c_model(flat: dict, names: dict, coords: dict, dims: dict, init):
     "nutpie's compiled-model object around the C kernel: the sampler threads call it directly (no Python, no GIL)."
     from nutpie.compile_pymc import CompiledPyMCModel
-    arrays = {k: np.ascontiguousarray(flat[k]) for k in ("y", "n", "unit", "pat", "Xp", "uidx", "offs", "sslot", "mu", "sd", "skind", "sa", "sb")}
+
+    arrays = {
+        k: np.ascontiguousarray(flat[k])
+        for k in ("y", "n", "unit", "pat", "Xp", "uidx", "offs", "sslot", "mu", "sd", "skind", "sa", "sb")
+    }
     arrays["sizes"] = np.asarray(flat["sizes"], np.int64).reshape(-1)
     meta = np.zeros(_META, np.int64)
-    meta[:8] = [flat["ndim"], len(arrays["y"]), arrays["Xp"].shape[0], flat["K"], len(flat["levels"]), arrays["uidx"].shape[1], flat["zstart"], flat["link"]]
-    for i, k in enumerate(("y", "n", "unit", "pat", "Xp", "uidx", "offs", "sslot", "mu", "sd", "skind", "sa", "sb", "sizes")):
+    meta[:8] = [
+        flat["ndim"],
+        len(arrays["y"]),
+        arrays["Xp"].shape[0],
+        flat["K"],
+        len(flat["levels"]),
+        arrays["uidx"].shape[1],
+        flat["zstart"],
+        flat["link"],
+    ]
+    for i, k in enumerate(
+        ("y", "n", "unit", "pat", "Xp", "uidx", "offs", "sslot", "mu", "sd", "skind", "sa", "sb", "sizes")
+    ):
         meta[8 + i] = arrays[k].ctypes.data
     shapes = [tuple(np.shape(v)) for v in names.values()]
     sizes = [int(np.prod(s)) for s in shapes]
     ends = np.cumsum(sizes)
     slices = [slice(int(e - n), int(e)) for e, n in zip(ends, sizes)]
     logp_c, expand_c = _c_functions()
-    return CompiledPyMCModel(compiled_logp_func=logp_c, compiled_expand_func=expand_c, initial_point_func=init,
-                             shared_data=arrays, user_data=meta, n_expanded=int(ends[-1]), shape_info=(list(names), slices, shapes),
-                             logp_func=None, expand_func=None, _n_dim=flat["ndim"], _shapes=dict(zip(names, shapes)),
-                             _coords=coords, dims=dims)
+    return CompiledPyMCModel(
+        compiled_logp_func=logp_c,
+        compiled_expand_func=expand_c,
+        initial_point_func=init,
+        shared_data=arrays,
+        user_data=meta,
+        n_expanded=int(ends[-1]),
+        shape_info=(list(names), slices, shapes),
+        logp_func=None,
+        expand_func=None,
+        _n_dim=flat["ndim"],
+        _shapes=dict(zip(names, shapes)),
+        _coords=coords,
+        dims=dims,
+    )
+
 
 @patch_method
-def _sample_numba(self:HazardModel, flat:dict, cfg:dict, seed:int):
+def _sample_numba(self: HazardModel, flat: dict, cfg: dict, seed: int):
     "NUTS (nutpie) on the compiled hazard kernel: called from C by the sampler threads, or through Python if that fails."
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
+
     args = tuple(flat[k] for k in _KARGS)
     _hazard_logp(np.zeros(flat["ndim"]), *args)  # compile (or load from numba's cache) before the threads start
     ndim, K = flat["ndim"], flat["K"]
     rate = max(flat["y"].sum(), 0.5) / flat["n"].sum()
-    start = np.zeros(ndim); start[0] = math.log(rate / (1 - rate))
+    start = np.zeros(ndim)
+    start[0] = math.log(rate / (1 - rate))
     names = self._unflatten(np.zeros(ndim), flat)
+
     def make_logp():
-        def logp(x, **_): return _hazard_logp(x, *args)
+        def logp(x, **_):
+            return _hazard_logp(x, *args)
+
         return logp
+
     def make_expand(s1, s2, chain):
-        def expand(x, **_): return {k: np.asarray(v, dtype=np.float64).copy() for k, v in self._unflatten(x, flat).items()}
+        def expand(x, **_):
+            return {k: np.asarray(v, dtype=np.float64).copy() for k, v in self._unflatten(x, flat).items()}
+
         return expand
+
     def init(s):
         r = np.random.default_rng(s)
         return start + r.uniform(-0.5, 0.5, ndim)
+
     info = self.info
     coords = {"covariate": info["covariates"], **{l: info["levels"][l] for l in info["levels"]}}
     dims = {"beta": ("covariate",), **{f"z_{l}": (l,) for l in info["levels"]}}
     cm = None
     if cfg.get("c_kernel", True):
-        try: cm = _c_model(flat, names, coords, dims, init)
+        try:
+            cm = _c_model(flat, names, coords, dims, init)
         except Exception as e:  # another nutpie version: fall back to the Python route, same density
-            warnings.warn(f"nutpie's compiled-model interface was not usable ({type(e).__name__}: {e}); sampling through Python")
+            warnings.warn(
+                f"nutpie's compiled-model interface was not usable ({type(e).__name__}: {e}); sampling through Python"
+            )
     if cm is None:
-        cm = from_pyfunc(ndim, make_logp, make_expand, [np.dtype("float64")] * len(names), [np.shape(v) for v in names.values()],
-                         list(names), coords=coords, dims=dims, make_initial_point_fn=init)
+        cm = from_pyfunc(
+            ndim,
+            make_logp,
+            make_expand,
+            [np.dtype("float64")] * len(names),
+            [np.shape(v) for v in names.values()],
+            list(names),
+            coords=coords,
+            dims=dims,
+            make_initial_point_fn=init,
+        )
     self._kernel_route = "C" if cm.__class__.__name__ == "CompiledPyMCModel" else "python"
-    return nutpie.sample(cm, draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"], cores=cfg["cores"], seed=seed,
-                         progress_bar=cfg["progressbar"], target_accept=cfg["target_accept"], save_warmup=False)
+    return nutpie.sample(
+        cm,
+        draws=cfg["draws"],
+        tune=cfg["tune"],
+        chains=cfg["chains"],
+        cores=cfg["cores"],
+        seed=seed,
+        progress_bar=cfg["progressbar"],
+        target_accept=cfg["target_accept"],
+        save_warmup=False,
+    )
+
 
 @patch_method
-def _advi(self:HazardModel, flat:dict, cfg:dict, seed:int, n_samples:int=1000, lr:float=0.02):
+def _advi(self: HazardModel, flat: dict, cfg: dict, seed: int, n_samples: int = 1000, lr: float = 0.02):
     "Mean-field ADVI on the compiled kernel: Adam on the reparameterised ELBO, then draws from the fitted Gaussian."
     args = tuple(flat[k] for k in _KARGS)
     rng = np.random.default_rng(seed)
     ndim = flat["ndim"]
     rate = max(flat["y"].sum(), 0.5) / flat["n"].sum()
-    m = np.zeros(ndim); m[0] = math.log(rate / (1 - rate))
+    m = np.zeros(ndim)
+    m[0] = math.log(rate / (1 - rate))
     w = np.full(ndim, -1.0)
     state = [np.zeros(ndim) for _ in range(4)]
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -597,125 +832,195 @@ def _advi(self:HazardModel, flat:dict, cfg:dict, seed:int, n_samples:int=1000, l
         sw = np.exp(w)
         lp, g = _hazard_logp(m + sw * e, *args)
         gm, gw = g, g * e * sw + 1.0
-        if t % 100 == 0 or t == n_it: elbo.append(lp + w.sum())
+        if t % 100 == 0 or t == n_it:
+            elbo.append(lp + w.sum())
         for i, gg in enumerate((gm, gw)):
             state[2 * i] = b1 * state[2 * i] + (1 - b1) * gg
             state[2 * i + 1] = b2 * state[2 * i + 1] + (1 - b2) * gg * gg
-            step = lr * (state[2 * i] / (1 - b1 ** t)) / (np.sqrt(state[2 * i + 1] / (1 - b2 ** t)) + eps)
-            if i == 0: m = m + step
-            else: w = w + step
+            step = lr * (state[2 * i] / (1 - b1**t)) / (np.sqrt(state[2 * i + 1] / (1 - b2**t)) + eps)
+            if i == 0:
+                m = m + step
+            else:
+                w = w + step
     th = m + np.exp(w) * rng.standard_normal((n_samples, ndim))
     draws = {k: v[None] for k, v in self._unflatten(th, flat).items()}
     self._advi_trace = np.array(elbo)
     return _to_idata(draws, self.info)
 
+
 @patch_method
-def fit(self:HazardModel, features:pd.DataFrame, # rows of `pitchlab.features.build_features` (at risk, with `event`)
-        random_seed:int|None=None, # seed of the sampler (default: sampler_config['random_seed'], else 0)
-        **sampler_overrides, # any sampler_config key for this fit only (draws, chains, backend, collapse, ...)
-       ):
+def fit(
+    self: HazardModel,
+    features: pd.DataFrame,  # rows of `pitchlab.features.build_features` (at risk, with `event`)
+    random_seed: int | None = None,  # seed of the sampler (default: sampler_config['random_seed'], else 0)
+    **sampler_overrides,  # any sampler_config key for this fit only (draws, chains, backend, collapse, ...)
+):
     "Fit the hazard model by NUTS (or ADVI); returns the InferenceData, stored in `self.idata` with config and hash."
     import arviz as az
-    if "event" not in features: raise ValidationError("the features need an `event` column (injury onset that day): use build_features")
+
+    if "event" not in features:
+        raise ValidationError("the features need an `event` column (injury onset that day): use build_features")
     if "at_risk" in features and not features["at_risk"].all():
         features = features[features["at_risk"]]
     cfg = _merge(self.sampler_config, sampler_overrides)
-    seed = int(random_seed if random_seed is not None else (cfg["random_seed"] if cfg["random_seed"] is not None else 0))
+    seed = int(
+        random_seed if random_seed is not None else (cfg["random_seed"] if cfg["random_seed"] is not None else 0)
+    )
     fv = features.attrs.get("feature_version", FEATURE_VERSION)
-    if fv != FEATURE_VERSION: raise ValidationError(f"features of version {fv} but pitchlab.features is {FEATURE_VERSION}: rebuild them")
+    if fv != FEATURE_VERSION:
+        raise ValidationError(f"features of version {fv} but pitchlab.features is {FEATURE_VERSION}: rebuild them")
     t0 = time.perf_counter()
     self.info = None
     X, idx, y, info = _design(features, self.model_config)
     self.info = info
-    if cfg["collapse"]: Xc, ic, yc, nc = collapse(X, idx, y)
-    else: Xc, ic, yc, nc = X, idx, y, np.ones(len(y))
+    if cfg["collapse"]:
+        Xc, ic, yc, nc = collapse(X, idx, y)
+    else:
+        Xc, ic, yc, nc = X, idx, y, np.ones(len(y))
     info.update(n_rows=int(len(y)), n_cells=int(len(yc)), n_events=int(y.sum()), horizon=features.attrs.get("horizon"))
     backend = cfg["backend"]
     pri = self.model_config["priors"]
     if backend == "auto":
-        ok = pri["intercept"].get("dist") == "Normal" and all(pri[f"sigma_{l}"]["dist"] in _SIGMA_KINDS for l in info["levels"])
+        ok = pri["intercept"].get("dist") == "Normal" and all(
+            pri[f"sigma_{l}"]["dist"] in _SIGMA_KINDS for l in info["levels"]
+        )
         backend = "numba" if ok else "nutpie"
     self.model = None  # the PyMC model: built here for the PyMC backends, on demand (predictive checks) otherwise
-    if backend in ("nutpie", "pymc"): self.build_model(Xc, ic, yc, nc)
+    if backend in ("nutpie", "pymc"):
+        self.build_model(Xc, ic, yc, nc)
     t1 = time.perf_counter()
     if backend in ("numba", "advi"):
         flat = self._flat(Xc, ic, yc, nc)
         idata = self._sample_numba(flat, cfg, seed) if backend == "numba" else self._advi(flat, cfg, seed)
     elif backend == "nutpie":
         import nutpie
+
         keep = [v.name for v in self.model.free_RVs] + [f"u_{l}" for l in info["levels"]]
         cm = nutpie.compile_pymc_model(self.model, var_names=keep)
-        idata = nutpie.sample(cm, draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"], cores=cfg["cores"], seed=seed,
-                              progress_bar=cfg["progressbar"], target_accept=cfg["target_accept"], save_warmup=False)
+        idata = nutpie.sample(
+            cm,
+            draws=cfg["draws"],
+            tune=cfg["tune"],
+            chains=cfg["chains"],
+            cores=cfg["cores"],
+            seed=seed,
+            progress_bar=cfg["progressbar"],
+            target_accept=cfg["target_accept"],
+            save_warmup=False,
+        )
     elif backend == "pymc":
         import pymc as pm
+
         keep = [v.name for v in self.model.free_RVs] + [f"u_{l}" for l in info["levels"]]
         with self.model:
-            idata = pm.sample(draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"], cores=cfg["cores"],
-                              target_accept=cfg["target_accept"], random_seed=seed, progressbar=cfg["progressbar"],
-                              var_names=keep, compute_convergence_checks=False)
-    else: raise ConfigError(f"unknown backend {backend!r}", hint="use 'auto', 'numba', 'nutpie', 'pymc' or 'advi'")
+            idata = pm.sample(
+                draws=cfg["draws"],
+                tune=cfg["tune"],
+                chains=cfg["chains"],
+                cores=cfg["cores"],
+                target_accept=cfg["target_accept"],
+                random_seed=seed,
+                progressbar=cfg["progressbar"],
+                var_names=keep,
+                compute_convergence_checks=False,
+            )
+    else:
+        raise ConfigError(f"unknown backend {backend!r}", hint="use 'auto', 'numba', 'nutpie', 'pymc' or 'advi'")
     t2 = time.perf_counter()
-    for g in [g for g in idata.groups() if g.startswith("warmup")]: del idata[g]
+    for g in [g for g in idata.groups() if g.startswith("warmup")]:
+        del idata[g]
     idata = _add_effects(idata, info, pri)
-    info.update(backend=backend, seconds_total=round(t2 - t0, 3), seconds_sampling=round(t2 - t1, 3), seed=seed,
-                feature_version=fv)
-    idata.attrs.update(model_type=self._model_type, model_version=self.version, config_hash=self.config_hash,
-                       model_config=_json(self.model_config), sampler_config=_json(cfg), info=_json(info))
+    info.update(
+        backend=backend,
+        seconds_total=round(t2 - t0, 3),
+        seconds_sampling=round(t2 - t1, 3),
+        seed=seed,
+        feature_version=fv,
+    )
+    idata.attrs.update(
+        model_type=self._model_type,
+        model_version=self.version,
+        config_hash=self.config_hash,
+        model_config=_json(self.model_config),
+        sampler_config=_json(cfg),
+        info=_json(info),
+    )
     self.idata, self._fit_cells = idata, (Xc, ic, yc, nc)
     self._cfg = cfg
     return idata
 
 # %% ../../nbs/31_bayes.ipynb
 @patch_method
-def _params(self:HazardModel)->list:
+def _params(self: HazardModel) -> list:
     "Names of the sampled parameters (the group effects u are deterministic and left out)."
     return [v for v in self.idata.posterior.data_vars if not v.startswith("u_")]
 
+
 @patch_method
-def diagnostics(self:HazardModel)->dict:
+def diagnostics(self: HazardModel) -> dict:
     "Convergence diagnostics of the fit: max R-hat, min bulk and tail ESS, divergences, min E-BFMI, draws, seconds."
     import arviz as az
-    if self.idata is None: raise NotFoundError("the model is not fitted: call fit() or load() first")
+
+    if self.idata is None:
+        raise NotFoundError("the model is not fitted: call fit() or load() first")
     post = self.idata.posterior[self._params()]
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
     out = dict(backend=self.info.get("backend"), chains=int(n_chains), draws=int(n_draws))
     if n_chains > 1:
         mx = lambda ds: float(max(float(ds[v].max()) for v in ds.data_vars))
         mn = lambda ds: float(min(float(ds[v].min()) for v in ds.data_vars))
-        out.update(max_rhat=mx(az.rhat(post)), min_ess_bulk=mn(az.ess(post, method="bulk")), min_ess_tail=mn(az.ess(post, method="tail")))
-    else: out.update(max_rhat=float("nan"), min_ess_bulk=float("nan"), min_ess_tail=float("nan"))
+        out.update(
+            max_rhat=mx(az.rhat(post)),
+            min_ess_bulk=mn(az.ess(post, method="bulk")),
+            min_ess_tail=mn(az.ess(post, method="tail")),
+        )
+    else:
+        out.update(max_rhat=float("nan"), min_ess_bulk=float("nan"), min_ess_tail=float("nan"))
     ss = self.idata.get("sample_stats")
     if ss is not None and "diverging" in ss:
         out["divergences"] = int(ss["diverging"].sum())
         out["min_bfmi"] = float(np.min(az.bfmi(self.idata))) if "energy" in ss else float("nan")
-    else: out.update(divergences=-1, min_bfmi=float("nan"))
-    out.update(seconds_total=self.info.get("seconds_total"), seconds_sampling=self.info.get("seconds_sampling"),
-               n_rows=self.info.get("n_rows"), n_cells=self.info.get("n_cells"), n_events=self.info.get("n_events"))
+    else:
+        out.update(divergences=-1, min_bfmi=float("nan"))
+    out.update(
+        seconds_total=self.info.get("seconds_total"),
+        seconds_sampling=self.info.get("seconds_sampling"),
+        n_rows=self.info.get("n_rows"),
+        n_cells=self.info.get("n_cells"),
+        n_events=self.info.get("n_events"),
+    )
     return out
 
+
 @patch_method
-def gate_report(self:HazardModel, thresholds:dict|None=None, # overrides of `GATE`
-               )->pd.DataFrame:
+def gate_report(
+    self: HazardModel,
+    thresholds: dict | None = None,  # overrides of `GATE`
+) -> pd.DataFrame:
     "Each gate criterion with its value, threshold and verdict."
     t = {**GATE, **(thresholds or {})}
     d = self.diagnostics()
-    rows = [("max_rhat", d["max_rhat"], t["max_rhat"], d["max_rhat"] <= t["max_rhat"]),
-            ("min_ess_bulk", d["min_ess_bulk"], t["min_ess_bulk"], d["min_ess_bulk"] >= t["min_ess_bulk"]),
-            ("min_ess_tail", d["min_ess_tail"], t["min_ess_tail"], d["min_ess_tail"] >= t["min_ess_tail"]),
-            ("divergences", d["divergences"], t["max_divergences"], 0 <= d["divergences"] <= t["max_divergences"]),
-            ("min_bfmi", d["min_bfmi"], t["min_bfmi"], d["min_bfmi"] >= t["min_bfmi"])]
+    rows = [
+        ("max_rhat", d["max_rhat"], t["max_rhat"], d["max_rhat"] <= t["max_rhat"]),
+        ("min_ess_bulk", d["min_ess_bulk"], t["min_ess_bulk"], d["min_ess_bulk"] >= t["min_ess_bulk"]),
+        ("min_ess_tail", d["min_ess_tail"], t["min_ess_tail"], d["min_ess_tail"] >= t["min_ess_tail"]),
+        ("divergences", d["divergences"], t["max_divergences"], 0 <= d["divergences"] <= t["max_divergences"]),
+        ("min_bfmi", d["min_bfmi"], t["min_bfmi"], d["min_bfmi"] >= t["min_bfmi"]),
+    ]
     return pd.DataFrame(rows, columns=["criterion", "value", "threshold", "passes"]).set_index("criterion")
 
+
 @patch_method
-def passes_gate(self:HazardModel, thresholds:dict|None=None, # overrides of `GATE`
-               )->bool:
+def passes_gate(
+    self: HazardModel,
+    thresholds: dict | None = None,  # overrides of `GATE`
+) -> bool:
     "True when every diagnostic meets its threshold (an ADVI fit never passes: it has no chains to check)."
     return bool(self.gate_report(thresholds)["passes"].all())
 
 # %% ../../nbs/31_bayes.ipynb
 @patch_method
-def _draws(self:HazardModel, max_draws:int|None=None)->dict:
+def _draws(self: HazardModel, max_draws: int | None = None) -> dict:
     "Posterior draws stacked (sample x ...), thinned evenly to at most `max_draws`."
     post = self.idata.posterior
     S = post.sizes["chain"] * post.sizes["draw"]
@@ -727,16 +1032,22 @@ def _draws(self:HazardModel, max_draws:int|None=None)->dict:
         out[v] = a.reshape((S,) + a.shape[2:])[keep]
     return out
 
+
 _LEVEL_COLUMN = {"sport": "sport", "team": "team_id", "athlete": "athlete_id"}
 
+
 @patch_method
-def _effects(self:HazardModel, features:pd.DataFrame, d:dict, seed:int):
+def _effects(self: HazardModel, features: pd.DataFrame, d: dict, seed: int):
     "Design of the rows, and per level the effect draws (draws x groups) with each row's column; unseen groups drawn from the population."
     X, idx, _, _ = _design(features, self.model_config, self.info)
     rng = np.random.default_rng(seed)
     out = []
     for i, l in enumerate(self.info["levels"]):
-        s = d[f"sigma_{l}"] if f"sigma_{l}" in d else np.full(len(d["intercept"]), float(self.model_config["priors"][f"sigma_{l}"]["value"]))
+        s = (
+            d[f"sigma_{l}"]
+            if f"sigma_{l}" in d
+            else np.full(len(d["intercept"]), float(self.model_config["priors"][f"sigma_{l}"]["value"]))
+        )
         E = s[:, None] * d[f"z_{l}"]
         ix = idx[i].copy()
         new = ix < 0
@@ -747,34 +1058,45 @@ def _effects(self:HazardModel, features:pd.DataFrame, d:dict, seed:int):
         out.append((E, ix))
     return X, out
 
-@patch_method
-def _hazard(self:HazardModel, d:dict, X:np.ndarray, eff:list, rows)->np.ndarray:
-    "Hazard draws (draws x rows) for a slice of rows."
-    eta = d["intercept"][:, None] + d["beta"] @ X[rows].T
-    for E, ix in eff: eta += E[:, ix[rows]]
-    if self.model_config["link"] == "logit": return 1.0 / (1.0 + np.exp(-eta))
-    return -np.expm1(-np.exp(eta))
 
 @patch_method
-def hazard_draws(self:HazardModel, features:pd.DataFrame, # rows to predict (any athletes, any days)
-                 max_draws:int|None=None, # posterior draws to use (default sampler_config['max_predict_draws'])
-                 seed:int=0, # seed for the effects of athletes, teams or sports the fit never saw
-                )->np.ndarray:
+def _hazard(self: HazardModel, d: dict, X: np.ndarray, eff: list, rows) -> np.ndarray:
+    "Hazard draws (draws x rows) for a slice of rows."
+    eta = d["intercept"][:, None] + d["beta"] @ X[rows].T
+    for E, ix in eff:
+        eta += E[:, ix[rows]]
+    if self.model_config["link"] == "logit":
+        return 1.0 / (1.0 + np.exp(-eta))
+    return -np.expm1(-np.exp(eta))
+
+
+@patch_method
+def hazard_draws(
+    self: HazardModel,
+    features: pd.DataFrame,  # rows to predict (any athletes, any days)
+    max_draws: int | None = None,  # posterior draws to use (default sampler_config['max_predict_draws'])
+    seed: int = 0,  # seed for the effects of athletes, teams or sports the fit never saw
+) -> np.ndarray:
     "Daily hazard draws (draws x rows); unseen groups get effects drawn from their population (sigma x N(0, 1))."
-    if self.idata is None: raise NotFoundError("the model is not fitted: call fit() or load() first")
+    if self.idata is None:
+        raise NotFoundError("the model is not fitted: call fit() or load() first")
     d = self._draws(max_draws)
     X, eff = self._effects(features, d, seed)
     return self._hazard(d, X, eff, slice(None))
 
+
 @patch_method
-def predict(self:HazardModel, features:pd.DataFrame, # rows to predict
-            horizon:int|None=None, # days of risk (default: model_config['horizon'], else the features' horizon, else 7)
-            prob:float=0.94, # mass of the equal-tailed credible interval
-            max_draws:int|None=None, # posterior draws used
-            seed:int=0, # seed for the effects of unseen athletes, teams or sports
-           )->pd.DataFrame:
+def predict(
+    self: HazardModel,
+    features: pd.DataFrame,  # rows to predict
+    horizon: int | None = None,  # days of risk (default: model_config['horizon'], else the features' horizon, else 7)
+    prob: float = 0.94,  # mass of the equal-tailed credible interval
+    max_draws: int | None = None,  # posterior draws used
+    seed: int = 0,  # seed for the effects of unseen athletes, teams or sports
+) -> pd.DataFrame:
     "Each row's risk of a non-contact injury within `horizon` days (covariates held at that day's values): mean and credible interval."
-    if self.idata is None: raise NotFoundError("the model is not fitted: call fit() or load() first")
+    if self.idata is None:
+        raise NotFoundError("the model is not fitted: call fit() or load() first")
     h = int(horizon or self.model_config.get("horizon") or features.attrs.get("horizon") or 7)
     d = self._draws(max_draws)
     X, eff = self._effects(features, d, seed)
@@ -792,30 +1114,45 @@ def predict(self:HazardModel, features:pd.DataFrame, # rows to predict
     out.attrs.update(horizon=h, prob=prob)
     return out
 
+
 @patch_method
-def predict_proba(self:HazardModel, features:pd.DataFrame, # rows to score
-                  horizon:int|None=None, # days of risk
-                 )->np.ndarray:
+def predict_proba(
+    self: HazardModel,
+    features: pd.DataFrame,  # rows to score
+    horizon: int | None = None,  # days of risk
+) -> np.ndarray:
     "Posterior mean risk within `horizon` days, one value per row (the interface `pitchlab.evaluate` uses)."
     return self.predict(features, horizon=horizon)["risk"].to_numpy()
 
 # %% ../../nbs/31_bayes.ipynb
-def _nc_path(path)->Path:
+def _nc_path(path) -> Path:
     "A NetCDF file path: a folder (existing, or a path without suffix) gets 'hazard_model.nc' inside it."
     p = Path(path)
-    return p/"hazard_model.nc" if p.is_dir() or p.suffix == "" else p
+    return p / "hazard_model.nc" if p.is_dir() or p.suffix == "" else p
+
 
 @patch_method
-def save(self:HazardModel, path, # file to write (NetCDF, e.g. 'hazard.nc'), or a folder (the registry's convention)
-        )->Path:
+def save(
+    self: HazardModel,
+    path,  # file to write (NetCDF, e.g. 'hazard.nc'), or a folder (the registry's convention)
+) -> Path:
     "Write the InferenceData with the model type, version, configuration, hash and the training cells."
     import xarray as xr
-    if self.idata is None: raise NotFoundError("nothing to save: fit the model first")
+
+    if self.idata is None:
+        raise NotFoundError("nothing to save: fit the model first")
     path = _nc_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     X, idx, y, n = self._fit_cells
-    fit_data = xr.Dataset({"X": (("cell", "covariate"), X), "idx": (("level", "cell"), idx), "events": ("cell", y), "trials": ("cell", n)},
-                          coords={"covariate": self.info["covariates"], "level": list(self.info["levels"])})
+    fit_data = xr.Dataset(
+        {
+            "X": (("cell", "covariate"), X),
+            "idx": (("level", "cell"), idx),
+            "events": ("cell", y),
+            "trials": ("cell", n),
+        },
+        coords={"covariate": self.info["covariates"], "level": list(self.info["levels"])},
+    )
     idata = self.idata.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -823,14 +1160,19 @@ def save(self:HazardModel, path, # file to write (NetCDF, e.g. 'hazard.nc'), or 
     idata.to_netcdf(str(path))
     return path
 
+
 @classmethod
-def _load(cls, path, # a file written by `save`
-          model_config:dict|None=None, # the configuration you expect (its hash must match the file's)
-         )->"HazardModel":
+def _load(
+    cls,
+    path,  # a file written by `save`
+    model_config: dict | None = None,  # the configuration you expect (its hash must match the file's)
+) -> "HazardModel":
     "Read a saved fit; a file of another model version, or whose configuration differs from `model_config`, is refused."
     import arviz as az
+
     path = _nc_path(path)
-    if not path.exists(): raise NotFoundError(f"no saved model at {path}")
+    if not path.exists():
+        raise NotFoundError(f"no saved model at {path}")
     idata = az.from_netcdf(str(path))
     a = idata.attrs
     if a.get("model_type") != cls._model_type:
@@ -838,15 +1180,20 @@ def _load(cls, path, # a file written by `save`
     m = cls(json.loads(a["model_config"]), json.loads(a["sampler_config"]))
     m.model_config = json.loads(a["model_config"])
     if a.get("model_version") != cls.version or m.config_hash != a.get("config_hash"):
-        raise ConfigError(f"{path} was fitted by {cls.__name__} version {a.get('model_version')} with config hash {a.get('config_hash')}; "
-                          f"this code is version {cls.version} and reads that configuration as hash {m.config_hash}",
-                          hint="refit the model with this version of pitchlab")
+        raise ConfigError(
+            f"{path} was fitted by {cls.__name__} version {a.get('model_version')} with config hash {a.get('config_hash')}; "
+            f"this code is version {cls.version} and reads that configuration as hash {m.config_hash}",
+            hint="refit the model with this version of pitchlab",
+        )
     if model_config is not None:
         want = cls(model_config)
         if want.config_hash != a["config_hash"]:
             diff = sorted(k for k in want.model_config if _json(want.model_config[k]) != _json(m.model_config.get(k)))
-            raise ConfigError(f"{path} holds a fit with config hash {a['config_hash']}, but the configuration you passed hashes to "
-                              f"{want.config_hash} (differs in: {', '.join(diff)})", hint="refit with your configuration, or load without model_config")
+            raise ConfigError(
+                f"{path} holds a fit with config hash {a['config_hash']}, but the configuration you passed hashes to "
+                f"{want.config_hash} (differs in: {', '.join(diff)})",
+                hint="refit with your configuration, or load without model_config",
+            )
     m.info = json.loads(a["info"])
     fd = idata["fit_data"]
     m._fit_cells = (fd["X"].values, fd["idx"].values.astype(np.int64), fd["events"].values, fd["trials"].values)
@@ -856,13 +1203,15 @@ def _load(cls, path, # a file written by `save`
     m.idata = idata
     return m
 
+
 HazardModel.load = _load
 
 # %% ../../nbs/31_bayes.ipynb
-def compare_fits(a:HazardModel, # a fitted model (e.g. the reference NUTS fit)
-                 b:HazardModel, # another fit of the same configuration (e.g. ADVI, or another sampler)
-                 var_names:list|None=None, # parameters to compare (default: intercept, beta, sigmas)
-                )->pd.DataFrame:
+def compare_fits(
+    a: HazardModel,  # a fitted model (e.g. the reference NUTS fit)
+    b: HazardModel,  # another fit of the same configuration (e.g. ADVI, or another sampler)
+    var_names: list | None = None,  # parameters to compare (default: intercept, beta, sigmas)
+) -> pd.DataFrame:
     "Posterior means and SDs of two fits side by side, with the difference in units of the first fit's SD."
     rows = []
     names = var_names or ["intercept", "beta"] + [v for v in a.idata.posterior.data_vars if v.startswith("sigma_")]
@@ -872,21 +1221,30 @@ def compare_fits(a:HazardModel, # a fitted model (e.g. the reference NUTS fit)
         sa, sb = pa.std(("chain", "draw")).values.ravel(), pb.std(("chain", "draw")).values.ravel()
         labels = [v] if pa.ndim == 2 else [f"{v}[{c}]" for c in pa[pa.dims[-1]].values]
         for lab, x1, x2, s1, s2 in zip(labels, ma, mb, sa, sb):
-            rows.append(dict(parameter=lab, mean_a=x1, mean_b=x2, sd_a=s1, sd_b=s2, diff_in_sd=(x2 - x1) / s1, sd_ratio=s2 / s1))
+            rows.append(
+                dict(parameter=lab, mean_a=x1, mean_b=x2, sd_a=s1, sd_b=s2, diff_in_sd=(x2 - x1) / s1, sd_ratio=s2 / s1)
+            )
     return pd.DataFrame(rows).set_index("parameter")
 
 # %% ../../nbs/31_bayes.ipynb
-def truth_table(cohort, # a `pitchlab.synth.Cohort`
-                model:HazardModel, # a model fitted to it (default covariates)
-                prob:float=0.94, # HDI mass
-               )->pd.DataFrame:
+def truth_table(
+    cohort,  # a `pitchlab.synth.Cohort`
+    model: HazardModel,  # a model fitted to it (default covariates)
+    prob: float = 0.94,  # HDI mass
+) -> pd.DataFrame:
     "True parameters of the synthetic hazard next to the posterior mean and HDI of the matching model parameters."
     import arviz as az
+
     hp = cohort.truth.params
     post = model.idata.posterior
-    names = {"intercept": ("intercept", None, hp.alpha), "acwr": ("beta", "acwr", hp.beta_acwr),
-             "chronic": ("beta", "chronic", hp.beta_chronic), "prev_injury": ("beta", "prev_injury", hp.beta_prev),
-             "match_day": ("beta", "match_day", hp.beta_match), "rest_day": ("beta", "rest_day", hp.beta_rest)}
+    names = {
+        "intercept": ("intercept", None, hp.alpha),
+        "acwr": ("beta", "acwr", hp.beta_acwr),
+        "chronic": ("beta", "chronic", hp.beta_chronic),
+        "prev_injury": ("beta", "prev_injury", hp.beta_prev),
+        "match_day": ("beta", "match_day", hp.beta_match),
+        "rest_day": ("beta", "rest_day", hp.beta_rest),
+    }
     ph = dict(hp.beta_phase)
     for p in ("menstrual", "ovulatory", "luteal"):
         names[f"phase_{p}"] = ("beta", f"cycle_phase[{p}]", ph[p] - ph["follicular"])
@@ -894,10 +1252,21 @@ def truth_table(cohort, # a `pitchlab.synth.Cohort`
     names["sigma_athlete"] = ("sigma_athlete", None, hp.sigma_athlete)
     rows = []
     for k, (v, sel, true) in names.items():
-        if v not in post or (sel is not None and sel not in post["covariate"].values): continue
+        if v not in post or (sel is not None and sel not in post["covariate"].values):
+            continue
         x = post[v] if sel is None else post[v].sel(covariate=sel)
         lo, hi = az.hdi(x, hdi_prob=prob)[v].values
-        rows.append(dict(parameter=k, truth=true, mean=float(x.mean()), hdi_lo=float(lo), hdi_hi=float(hi), inside=bool(lo <= true <= hi)))
+        rows.append(
+            dict(
+                parameter=k,
+                truth=true,
+                mean=float(x.mean()),
+                hdi_lo=float(lo),
+                hdi_hi=float(hi),
+                inside=bool(lo <= true <= hi),
+            )
+        )
     return pd.DataFrame(rows).set_index("parameter")
 
-RECOVERY_CONFIG = dict(terms=dict(chronic=dict(center=300.0, scale=200.0))) # the truth's scale of chronic load
+
+RECOVERY_CONFIG = dict(terms=dict(chronic=dict(center=300.0, scale=200.0)))  # the truth's scale of chronic load

@@ -21,7 +21,8 @@ __all__ = ['SEQUENCE_FEATURES', 'SESSION_TYPES', 'TODAY_WELLNESS', 'QUALITY_DAY_
            'session_quality_table', 'SessionQuality']
 
 # %% ../../nbs/35_deep.ipynb
-_quiet_fd2 = quiet_stderr # silence C++ log lines on fd 2 (pitchlab.core)
+_quiet_fd2 = quiet_stderr  # silence C++ log lines on fd 2 (pitchlab.core)
+
 
 def import_keras():
     "TensorFlow and Keras 3, imported on first use with their log noise silenced; returns `(tf, keras)`."
@@ -32,16 +33,22 @@ def import_keras():
     tf.get_logger().setLevel("ERROR")
     try:
         import absl.logging
+
         absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError: pass
+    except ImportError:
+        pass
     if keras.backend.backend() != "tensorflow":
-        raise ConfigError(f"pitchlab's deep models run on Keras's TensorFlow backend, but KERAS_BACKEND is {keras.backend.backend()!r}",
-                          hint="unset KERAS_BACKEND (or set it to 'tensorflow') before the first import of keras")
+        raise ConfigError(
+            f"pitchlab's deep models run on Keras's TensorFlow backend, but KERAS_BACKEND is {keras.backend.backend()!r}",
+            hint="unset KERAS_BACKEND (or set it to 'tensorflow') before the first import of keras",
+        )
     return tf, keras
 
-def set_seed(seed:int=0, # seeds Python's `random`, NumPy's global generator and TensorFlow
-             threads:int|None=None, # TensorFlow intra- and inter-op threads (None: TensorFlow's default)
-            )->dict:
+
+def set_seed(
+    seed: int = 0,  # seeds Python's `random`, NumPy's global generator and TensorFlow
+    threads: int | None = None,  # TensorFlow intra- and inter-op threads (None: TensorFlow's default)
+) -> dict:
     "Make Keras training repeatable: one seed for every generator, deterministic TensorFlow ops, optional fixed thread pools."
     tf, keras = import_keras()
     keras.utils.set_random_seed(int(seed))
@@ -50,53 +57,93 @@ def set_seed(seed:int=0, # seeds Python's `random`, NumPy's global generator and
         try:
             tf.config.threading.set_intra_op_parallelism_threads(int(threads))
             tf.config.threading.set_inter_op_parallelism_threads(int(threads))
-        except RuntimeError: pass  # the runtime already started: its pools keep their size (deterministic ops still hold)
-    return dict(seed=int(seed), intra_threads=tf.config.threading.get_intra_op_parallelism_threads(),
-                inter_threads=tf.config.threading.get_inter_op_parallelism_threads())
+        except RuntimeError:
+            pass  # the runtime already started: its pools keep their size (deterministic ops still hold)
+    return dict(
+        seed=int(seed),
+        intra_threads=tf.config.threading.get_intra_op_parallelism_threads(),
+        inter_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+    )
 
 # %% ../../nbs/35_deep.ipynb
-def class_weights(y, # 0/1 labels of the training rows (NaN rows are ignored)
-                  how="balanced", # 'balanced' (n / (2 n_class), scikit-learn's rule), None (no weighting), or {0: w0, 1: w1}
-                 )->dict:
+def class_weights(
+    y,  # 0/1 labels of the training rows (NaN rows are ignored)
+    how="balanced",  # 'balanced' (n / (2 n_class), scikit-learn's rule), None (no weighting), or {0: w0, 1: w1}
+) -> dict:
     "Weights of the negative and positive class for training on rare events."
     y = np.asarray(y, dtype=float)
     y = y[~np.isnan(y)]
-    if len(y) and not np.isin(y, (0.0, 1.0)).all(): raise ValidationError(f"labels must be 0 or 1, found {sorted(set(np.unique(y)) - {0.0, 1.0})[:5]}")
-    if how is None or how is False: return {0: 1.0, 1: 1.0}
+    if len(y) and not np.isin(y, (0.0, 1.0)).all():
+        raise ValidationError(f"labels must be 0 or 1, found {sorted(set(np.unique(y)) - {0.0, 1.0})[:5]}")
+    if how is None or how is False:
+        return {0: 1.0, 1: 1.0}
     if isinstance(how, dict):
-        try: w = {0: float(how.get(0, how.get("0"))), 1: float(how.get(1, how.get("1")))}
-        except (TypeError, ValueError): raise ConfigError(f"class_weight dict needs numbers for both classes 0 and 1, got {how!r}")
-        if min(w.values()) <= 0: raise ConfigError(f"class weights must be positive, got {w}")
+        try:
+            w = {0: float(how.get(0, how.get("0"))), 1: float(how.get(1, how.get("1")))}
+        except (TypeError, ValueError):
+            raise ConfigError(f"class_weight dict needs numbers for both classes 0 and 1, got {how!r}")
+        if min(w.values()) <= 0:
+            raise ConfigError(f"class weights must be positive, got {w}")
         return w
-    if how != "balanced": raise ConfigError(f"class_weight must be 'balanced', None or {{0: w0, 1: w1}}, got {how!r}")
+    if how != "balanced":
+        raise ConfigError(f"class_weight must be 'balanced', None or {{0: w0, 1: w1}}, got {how!r}")
     n, n1 = len(y), float(y.sum())
     n0 = n - n1
     if n1 == 0 or n0 == 0:
-        raise ValidationError(f"the training rows hold {int(n1)} positive and {int(n0)} negative labels: a classifier needs both",
-                              hint="train on a longer period or more athletes")
+        raise ValidationError(
+            f"the training rows hold {int(n1)} positive and {int(n0)} negative labels: a classifier needs both",
+            hint="train on a longer period or more athletes",
+        )
     return {0: n / (2 * n0), 1: n / (2 * n1)}
 
 # %% ../../nbs/35_deep.ipynb
-SEQUENCE_FEATURES = ("acwr_ewma", "ewma_acute", "ewma_chronic", "wellness_z", "match_day", "rest_day",
-                     "prev_injury") # default inputs of SequenceRisk: few on purpose (see "Against the plain ACWR rule")
+SEQUENCE_FEATURES = (
+    "acwr_ewma",
+    "ewma_acute",
+    "ewma_chronic",
+    "wellness_z",
+    "match_day",
+    "rest_day",
+    "prev_injury",
+)  # default inputs of SequenceRisk: few on purpose (see "Against the plain ACWR rule")
 
-def _check_columns(frame, cols, what:str, numeric:bool=True):
+
+def _check_columns(frame, cols, what: str, numeric: bool = True):
     "Raise a ValidationError naming the columns `frame` lacks, or (numeric=True) the feature columns that are not numbers."
-    if not isinstance(frame, pd.DataFrame): raise ValidationError(f"{what} needs a pandas DataFrame, not {type(frame).__name__}")
+    if not isinstance(frame, pd.DataFrame):
+        raise ValidationError(f"{what} needs a pandas DataFrame, not {type(frame).__name__}")
     missing = [c for c in cols if c not in frame.columns]
     if missing:
-        raise ValidationError(f"{what}: the table lacks column(s) {missing}",
-                              hint="build it with pitchlab.features.build_features, or pass model_config={'features': [...]} with the columns you have")
-    bad = [c for c in cols if numeric and c not in ("athlete_id", "date") and not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
-    if bad: raise ValidationError(f"{what}: feature column(s) {bad} are not numeric", hint="encode categories as 0/1 columns first (e.g. pd.get_dummies)")
+        raise ValidationError(
+            f"{what}: the table lacks column(s) {missing}",
+            hint="build it with pitchlab.features.build_features, or pass model_config={'features': [...]} with the columns you have",
+        )
+    bad = [
+        c
+        for c in cols
+        if numeric
+        and c not in ("athlete_id", "date")
+        and not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    ]
+    if bad:
+        raise ValidationError(
+            f"{what}: feature column(s) {bad} are not numeric",
+            hint="encode categories as 0/1 columns first (e.g. pd.get_dummies)",
+        )
 
-def _matrix(frame, cols)->np.ndarray:
+
+def _matrix(frame, cols) -> np.ndarray:
     "The feature columns as a float64 array, NaN where missing."
-    if not len(cols): return np.zeros((len(frame), 0))
-    return np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan) for c in cols])
+    if not len(cols):
+        return np.zeros((len(frame), 0))
+    return np.column_stack(
+        [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan) for c in cols]
+    )
 
-def fit_scaler(X:np.ndarray # training rows x features, NaN where missing
-              )->tuple:
+
+def fit_scaler(
+    X: np.ndarray,  # training rows x features, NaN where missing
+) -> tuple:
     "Means and SDs of each column over the observed values (SD 1 where a column is constant or empty)."
     X = np.asarray(X, dtype=float)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -106,10 +153,13 @@ def fit_scaler(X:np.ndarray # training rows x features, NaN where missing
     s = np.where(np.isfinite(s) & (s > 0), s, 1.0)
     return m, s
 
-def standardise(X:np.ndarray, # rows x features, NaN where missing
-                means, sds, # from `fit_scaler` on the training rows
-                clip:float=5.0, # clip standardised values to +-clip (heavy tails such as week_change_pct)
-               )->np.ndarray:
+
+def standardise(
+    X: np.ndarray,  # rows x features, NaN where missing
+    means,
+    sds,  # from `fit_scaler` on the training rows
+    clip: float = 5.0,  # clip standardised values to +-clip (heavy tails such as week_change_pct)
+) -> np.ndarray:
     "Standardised values with missing set to 0, followed by one 0/1 missing flag per feature: rows x (2 x features), float32."
     X = np.asarray(X, dtype=float)
     miss = np.isnan(X)
@@ -117,213 +167,306 @@ def standardise(X:np.ndarray, # rows x features, NaN where missing
     z[miss] = 0.0
     return np.concatenate([z, miss], axis=1).astype(np.float32)
 
-def _day_numbers(s, what:str)->np.ndarray:
+
+def _day_numbers(s, what: str) -> np.ndarray:
     d = pd.to_datetime(pd.Series(s).reset_index(drop=True), errors="coerce")
-    if d.isna().any(): raise ValidationError(f"{what}: {int(d.isna().sum())} row(s) have no valid date", hint="drop or fix them first")
+    if d.isna().any():
+        raise ValidationError(f"{what}: {int(d.isna().sum())} row(s) have no valid date", hint="drop or fix them first")
     return d.dt.normalize().to_numpy().astype("datetime64[D]").astype(np.int64)
 
-def sequence_windows(frame:pd.DataFrame, # rows to make windows for: athlete_id, date and the feature columns
-                     features:list, # feature columns, in channel order
-                     means, sds, # training means and SDs of the features (`fit_scaler`)
-                     window:int=28, # calendar days in each window, the row's own day last
-                     context:pd.DataFrame|None=None, # other rows (e.g. the whole feature table) that lend history; rows after a day never enter its window
-                     clip:float=5.0, # standardised values are clipped to +-clip
-                    )->np.ndarray:
+
+def sequence_windows(
+    frame: pd.DataFrame,  # rows to make windows for: athlete_id, date and the feature columns
+    features: list,  # feature columns, in channel order
+    means,
+    sds,  # training means and SDs of the features (`fit_scaler`)
+    window: int = 28,  # calendar days in each window, the row's own day last
+    context: pd.DataFrame
+    | None = None,  # other rows (e.g. the whole feature table) that lend history; rows after a day never enter its window
+    clip: float = 5.0,  # standardised values are clipped to +-clip
+) -> np.ndarray:
     "For each row, the athlete's last `window` calendar days: an array (rows, window, 2 x features + 1) of float32."
     features = list(features)
     _check_columns(frame, ["athlete_id", "date", *features], "sequence_windows")
-    if not (isinstance(window, (int, np.integer)) and window >= 1): raise ConfigError(f"window must be a whole number of days >= 1, got {window!r}")
+    if not (isinstance(window, (int, np.integer)) and window >= 1):
+        raise ConfigError(f"window must be a whole number of days >= 1, got {window!r}")
     F = len(features)
     ath_q, day_q = frame["athlete_id"].astype(str).to_numpy(), _day_numbers(frame["date"], "sequence_windows")
     ath, day, X = ath_q, day_q, _matrix(frame, features)
     if context is not None:
         _check_columns(context, ["athlete_id", "date", *features], "sequence_windows (context)")
-        ath_c, day_c = context["athlete_id"].astype(str).to_numpy(), _day_numbers(context["date"], "sequence_windows (context)")
+        ath_c, day_c = (
+            context["athlete_id"].astype(str).to_numpy(),
+            _day_numbers(context["date"], "sequence_windows (context)"),
+        )
         codes, _ = pd.factorize(np.concatenate([ath_q, ath_c]))
-        key_q, key_c = codes[:len(ath_q)] * 2**32 + day_q, codes[len(ath_q):] * 2**32 + day_c
+        key_q, key_c = codes[: len(ath_q)] * 2**32 + day_q, codes[len(ath_q) :] * 2**32 + day_c
         keep = ~np.isin(key_c, key_q)
         keep &= ~pd.Series(key_c).duplicated(keep="last").to_numpy()
         ath, day = np.concatenate([ath_q, ath_c[keep]]), np.concatenate([day_q, day_c[keep]])
         X = np.concatenate([X, _matrix(context, features)[keep]])
     code, _ = pd.factorize(ath)
-    dup = pd.Series(code[:len(ath_q)] * 2**32 + day_q).duplicated()
-    if dup.any(): raise ValidationError(f"sequence_windows: {int(dup.sum())} row(s) repeat an athlete-day, e.g. {ath_q[dup.to_numpy()][0]} on "
-                                        f"{np.datetime64(int(day_q[dup.to_numpy()][0]), 'D')}", hint="keep one row per athlete and day")
+    dup = pd.Series(code[: len(ath_q)] * 2**32 + day_q).duplicated()
+    if dup.any():
+        raise ValidationError(
+            f"sequence_windows: {int(dup.sum())} row(s) repeat an athlete-day, e.g. {ath_q[dup.to_numpy()][0]} on "
+            f"{np.datetime64(int(day_q[dup.to_numpy()][0]), 'D')}",
+            hint="keep one row per athlete and day",
+        )
     A = code.max() + 1 if len(code) else 0
     lo, hi = np.full(A, np.iinfo(np.int64).max), np.full(A, np.iinfo(np.int64).min)
-    np.minimum.at(lo, code, day); np.maximum.at(hi, code, day)
+    np.minimum.at(lo, code, day)
+    np.maximum.at(hi, code, day)
     block = hi - lo + window  # each athlete's days, after window - 1 empty days of left padding
     start = np.concatenate([[0], np.cumsum(block)[:-1]]) if A else np.zeros(0, np.int64)
     pos = start[code] + (window - 1) + (day - lo[code])
     grid = np.zeros((int(block.sum()), 2 * F + 1), np.float32)
-    grid[:, F:2 * F] = 1.0  # a day without a row: every feature missing, not present
-    grid[pos, :2 * F] = standardise(X, means, sds, clip)
+    grid[:, F : 2 * F] = 1.0  # a day without a row: every feature missing, not present
+    grid[pos, : 2 * F] = standardise(X, means, sds, clip)
     grid[pos, 2 * F] = 1.0
-    idx = pos[:len(ath_q), None] - (window - 1) + np.arange(window)
+    idx = pos[: len(ath_q), None] - (window - 1) + np.arange(window)
     return grid[idx]
 
 # %% ../../nbs/35_deep.ipynb
-def _sigmoid(x): return 1 / (1 + np.exp(-x))
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
 
-def _logit(p, eps:float=1e-7):
+
+def _logit(p, eps: float = 1e-7):
     p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
     return np.log(p / (1 - p))
 
+
 def _jsonable(v):
-    if isinstance(v, dict): return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)): return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray): return [_jsonable(x) for x in v.tolist()]
-    if isinstance(v, np.generic): return v.item()
-    if isinstance(v, (pd.Timestamp, np.datetime64)): return str(pd.Timestamp(v).date())
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        return str(pd.Timestamp(v).date())
     return v
+
 
 @contextlib.contextmanager
 def _keras_warnings():
     "Hide a NumPy 2 deprecation notice raised inside Keras's own array conversion (not actionable here)."
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message="__array__ implementation doesn't accept a copy keyword", category=DeprecationWarning
+        )
         yield
+
 
 class KerasModel:
     "Base of pitchlab's Keras models: configuration over defaults, the scaler, `save` to `.keras` + JSON and `load` back."
+
     default_model_config: dict = {}
     config_file = "config.json"
     model_file = "model.keras"
 
-    def __init__(self, model_config:dict|None=None, # overrides of `default_model_config`
-                ):
+    def __init__(
+        self,
+        model_config: dict | None = None,  # overrides of `default_model_config`
+    ):
         mc = dict(model_config or {})
         unknown = sorted(set(mc) - set(self.default_model_config))
-        if unknown: raise ConfigError(f"{type(self).__name__}: unknown model_config key(s) {unknown}",
-                                      hint=f"valid keys: {sorted(self.default_model_config)}")
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__}: unknown model_config key(s) {unknown}",
+                hint=f"valid keys: {sorted(self.default_model_config)}",
+            )
         self.model_config = {**self.default_model_config, **mc}
         self.model_config["features"] = list(self.model_config["features"])
         self.model, self.state, self.history = None, {}, {}
 
     @property
-    def features(self)->list: return self.model_config["features"]
+    def features(self) -> list:
+        return self.model_config["features"]
 
     def __repr__(self):
         fitted = f"fitted on {self.state.get('n_train')} rows" if self.model is not None else "not fitted"
         return f"{type(self).__name__}({len(self.features)} features, {fitted})"
 
     def _require(self):
-        if self.model is None: raise NotFoundError(f"{type(self).__name__} is not fitted", hint="call .fit(frame) or .load(folder) first")
+        if self.model is None:
+            raise NotFoundError(f"{type(self).__name__} is not fitted", hint="call .fit(frame) or .load(folder) first")
 
     def _check_version(self, frame):
         v, mine = frame.attrs.get("feature_version"), self.state.get("feature_version")
         if v is not None and mine is not None and str(v) != str(mine):
-            raise ValidationError(f"{type(self).__name__} was trained on feature version {mine}, but the table has version {v}",
-                                  hint="rebuild the features with the version the model knows, or retrain the model")
+            raise ValidationError(
+                f"{type(self).__name__} was trained on feature version {mine}, but the table has version {v}",
+                hint="rebuild the features with the version the model knows, or retrain the model",
+            )
 
     def _train(self, keras, X, y, Xv=None, yv=None, class_weight=None):
         "Fit the compiled network; keeps the per-epoch history."
         cfg = self.model_config
         t0 = time.perf_counter()
         with _keras_warnings():
-            h = self.model.fit(X, y, epochs=int(cfg["epochs"]), batch_size=int(cfg["batch_size"]), verbose=0, shuffle=True,
-                               class_weight=class_weight, validation_data=(Xv, yv) if Xv is not None and len(Xv) else None)
+            h = self.model.fit(
+                X,
+                y,
+                epochs=int(cfg["epochs"]),
+                batch_size=int(cfg["batch_size"]),
+                verbose=0,
+                shuffle=True,
+                class_weight=class_weight,
+                validation_data=(Xv, yv) if Xv is not None and len(Xv) else None,
+            )
         self.history = {k: [float(x) for x in v] for k, v in h.history.items()}
         self.state["fit_seconds"] = round(time.perf_counter() - t0, 2)
 
-    def _raw_predict(self, X)->np.ndarray:
-        if not len(X): return np.zeros(0)
-        with _keras_warnings(): p = self.model.predict(X, batch_size=4096, verbose=0)
+    def _raw_predict(self, X) -> np.ndarray:
+        if not len(X):
+            return np.zeros(0)
+        with _keras_warnings():
+            p = self.model.predict(X, batch_size=4096, verbose=0)
         return np.asarray(p, dtype=float).reshape(len(X))
 
-    def save(self, folder:str|Path, # folder to write model.keras and config.json into (created if missing)
-            )->Path:
+    def save(
+        self,
+        folder: str | Path,  # folder to write model.keras and config.json into (created if missing)
+    ) -> Path:
         "Save the network as `model.keras` and the configuration, scaler and history as `config.json`."
         self._require()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with _keras_warnings(): self.model.save(folder/self.model_file)
+        with _keras_warnings():
+            self.model.save(folder / self.model_file)
         tf, keras = import_keras()
-        meta = dict(cls=type(self).__name__, model_config=self.model_config, state=self.state, history=self.history,
-                    versions=dict(keras=keras.__version__, tensorflow=tf.__version__))
-        (folder/self.config_file).write_text(json.dumps(_jsonable(meta), indent=1))
+        meta = dict(
+            cls=type(self).__name__,
+            model_config=self.model_config,
+            state=self.state,
+            history=self.history,
+            versions=dict(keras=keras.__version__, tensorflow=tf.__version__),
+        )
+        (folder / self.config_file).write_text(json.dumps(_jsonable(meta), indent=1))
         return folder
 
     @classmethod
-    def load(cls, folder:str|Path, # folder written by `save`
-            ):
+    def load(
+        cls,
+        folder: str | Path,  # folder written by `save`
+    ):
         "A fitted model read back from `folder`."
         folder = Path(folder)
-        cfg_path, net_path = folder/cls.config_file, folder/cls.model_file
+        cfg_path, net_path = folder / cls.config_file, folder / cls.model_file
         for p in (cfg_path, net_path):
-            if not p.is_file(): raise NotFoundError(f"{cls.__name__}.load: {p} does not exist", hint="pass the folder that save() wrote")
+            if not p.is_file():
+                raise NotFoundError(
+                    f"{cls.__name__}.load: {p} does not exist", hint="pass the folder that save() wrote"
+                )
         meta = json.loads(cfg_path.read_text())
         if meta.get("cls") != cls.__name__:
-            raise ValidationError(f"{folder} holds a {meta.get('cls')}, not a {cls.__name__}", hint=f"load it with {meta.get('cls')}.load")
+            raise ValidationError(
+                f"{folder} holds a {meta.get('cls')}, not a {cls.__name__}", hint=f"load it with {meta.get('cls')}.load"
+            )
         _, keras = import_keras()
         obj = cls(meta["model_config"])
         obj.state, obj.history = meta["state"], meta.get("history", {})
-        with _keras_warnings(): obj.model = keras.saving.load_model(net_path, compile=False)
+        with _keras_warnings():
+            obj.model = keras.saving.load_model(net_path, compile=False)
         return obj
 
     def plot_history(self):
         "Each training metric (and its validation twin) by epoch, one panel per metric; returns the figure."
         import matplotlib.pyplot as plt
+
         self._require()
         names = [k for k in self.history if not k.startswith("val_")]
         fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 2.8), squeeze=False)
         for ax, k in zip(axes[0], names):
             for key, style in ((k, "-o"), (f"val_{k}", "--s")):
-                if key in self.history: ax.plot(np.arange(1, len(self.history[key]) + 1), self.history[key], style, ms=3, label=key)
-            ax.set(xlabel="epoch", title=k); ax.legend(fontsize=8)
-        fig.suptitle(f"{type(self).__name__} training", fontsize=10); fig.tight_layout()
+                if key in self.history:
+                    ax.plot(np.arange(1, len(self.history[key]) + 1), self.history[key], style, ms=3, label=key)
+            ax.set(xlabel="epoch", title=k)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"{type(self).__name__} training", fontsize=10)
+        fig.tight_layout()
         return fig
 
 # %% ../../nbs/35_deep.ipynb
 class SequenceRisk(KerasModel):
     "Injury risk from each athlete's last `window` days of features: a small LSTM or temporal convolution, class-weighted."
+
     default_model_config = dict(
-        window=28, # calendar days each prediction looks back over, the day itself included
-        features=list(SEQUENCE_FEATURES), # numeric feature columns read each day
-        kind="lstm", # 'lstm' or 'tcn' (dilated causal convolutions)
-        units=8, # LSTM units or convolution filters
-        dropout=0.3, # dropout on the sequence summary before the output layer
-        last_day=True, # also feed the last day's inputs straight to the output (a logistic path beside the sequence)
-        l2=1e-3, # L2 penalty on the weights
-        epochs=5, batch_size=256, learning_rate=2e-3,
-        class_weight="balanced", # 'balanced', None or {0: w0, 1: w1} (see `class_weights`)
-        prior_correction=True, # undo the class weighting's shift, so `risk` is a probability
-        validation_frac=0.0, # share of the latest training days held out to monitor the loss (0: none)
-        clip=5.0, # standardised inputs are clipped to +-clip
-        label="label", # the 0/1 label column
-        seed=0, # one seed for weights, dropout and shuffling
-        threads=None, # TensorFlow threads (None: default; see `set_seed`)
+        window=28,  # calendar days each prediction looks back over, the day itself included
+        features=list(SEQUENCE_FEATURES),  # numeric feature columns read each day
+        kind="lstm",  # 'lstm' or 'tcn' (dilated causal convolutions)
+        units=8,  # LSTM units or convolution filters
+        dropout=0.3,  # dropout on the sequence summary before the output layer
+        last_day=True,  # also feed the last day's inputs straight to the output (a logistic path beside the sequence)
+        l2=1e-3,  # L2 penalty on the weights
+        epochs=5,
+        batch_size=256,
+        learning_rate=2e-3,
+        class_weight="balanced",  # 'balanced', None or {0: w0, 1: w1} (see `class_weights`)
+        prior_correction=True,  # undo the class weighting's shift, so `risk` is a probability
+        validation_frac=0.0,  # share of the latest training days held out to monitor the loss (0: none)
+        clip=5.0,  # standardised inputs are clipped to +-clip
+        label="label",  # the 0/1 label column
+        seed=0,  # one seed for weights, dropout and shuffling
+        threads=None,  # TensorFlow threads (None: default; see `set_seed`)
     )
 
-    def _build(self, keras, channels:int, bias:float):
+    def _build(self, keras, channels: int, bias: float):
         cfg = self.model_config
         L = keras.layers
         reg = keras.regularizers.L2(float(cfg["l2"])) if cfg["l2"] else None
         last = lambda x, name: L.Flatten(name=name)(L.Cropping1D((int(cfg["window"]) - 1, 0), name=f"{name}_crop")(x))
         inp = keras.Input((int(cfg["window"]), channels), name="days")
-        if cfg["kind"] == "lstm": h = L.LSTM(int(cfg["units"]), kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm")(inp)
+        if cfg["kind"] == "lstm":
+            h = L.LSTM(int(cfg["units"]), kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm")(inp)
         elif cfg["kind"] == "tcn":
             h = inp
             for d in (1, 2, 4, 8):  # receptive field 1 + 2 x (1 + 2 + 4 + 8) = 31 days
-                h = L.Conv1D(int(cfg["units"]), 3, padding="causal", dilation_rate=d, activation="relu", kernel_regularizer=reg, name=f"conv_d{d}")(h)
+                h = L.Conv1D(
+                    int(cfg["units"]),
+                    3,
+                    padding="causal",
+                    dilation_rate=d,
+                    activation="relu",
+                    kernel_regularizer=reg,
+                    name=f"conv_d{d}",
+                )(h)
             h = last(h, "conv_last_day")
-        else: raise ConfigError(f"SequenceRisk: kind must be 'lstm' or 'tcn', got {cfg['kind']!r}")
+        else:
+            raise ConfigError(f"SequenceRisk: kind must be 'lstm' or 'tcn', got {cfg['kind']!r}")
         h = L.Dropout(float(cfg["dropout"]), name="dropout")(h)
-        if cfg["last_day"]: h = L.Concatenate(name="with_last_day")([h, last(inp, "last_day")])
-        out = L.Dense(1, activation="sigmoid", kernel_regularizer=reg, name="risk", bias_initializer=keras.initializers.Constant(bias))(h)
+        if cfg["last_day"]:
+            h = L.Concatenate(name="with_last_day")([h, last(inp, "last_day")])
+        out = L.Dense(
+            1,
+            activation="sigmoid",
+            kernel_regularizer=reg,
+            name="risk",
+            bias_initializer=keras.initializers.Constant(bias),
+        )(h)
         model = keras.Model(inp, out, name="sequence_risk")
-        model.compile(optimizer=keras.optimizers.Adam(float(cfg["learning_rate"])), loss="binary_crossentropy",
-                      metrics=[keras.metrics.AUC(name="auc")])
+        model.compile(
+            optimizer=keras.optimizers.Adam(float(cfg["learning_rate"])),
+            loss="binary_crossentropy",
+            metrics=[keras.metrics.AUC(name="auc")],
+        )
         return model
 
-    def fit(self, frame:pd.DataFrame, # feature rows with labels (e.g. `time_split(...).train`); unlabelled rows only lend history
-            context:pd.DataFrame|None=None, # earlier rows that lend history to the first windows
-           )->"SequenceRisk":
+    def fit(
+        self,
+        frame: pd.DataFrame,  # feature rows with labels (e.g. `time_split(...).train`); unlabelled rows only lend history
+        context: pd.DataFrame | None = None,  # earlier rows that lend history to the first windows
+    ) -> "SequenceRisk":
         "Train on the labelled rows of `frame`, each seen through its window of the last `window` days."
         cfg, label = self.model_config, self.model_config["label"]
         _check_columns(frame, ["athlete_id", "date", *self.features, label], "SequenceRisk.fit")
         rows = frame[frame[label].notna()]
-        if not len(rows): raise ValidationError("SequenceRisk.fit: no row has a label", hint=f"the `{label}` column is empty")
+        if not len(rows):
+            raise ValidationError("SequenceRisk.fit: no row has a label", hint=f"the `{label}` column is empty")
         y = rows[label].to_numpy(dtype=float)
         cw = class_weights(y, cfg["class_weight"])
         means, sds = fit_scaler(_matrix(rows, self.features))
@@ -336,112 +479,199 @@ class SequenceRisk(KerasModel):
         tf, keras = import_keras()
         keras.backend.clear_session()
         seeded = set_seed(int(cfg["seed"]), cfg["threads"])
-        n1 = float(y[~val].sum()); n0 = float((~val).sum()) - n1
+        n1 = float(y[~val].sum())
+        n0 = float((~val).sum()) - n1
         bias = float(np.log(cw[1] * max(n1, 0.5) / (cw[0] * max(n0, 0.5))))
         self.model = self._build(keras, X.shape[2], bias)
-        self.state = dict(means=means, sds=sds, class_weight=[cw[0], cw[1]], logit_shift=float(np.log(cw[1] / cw[0])),
-                          feature_version=frame.attrs.get("feature_version", FEATURE_VERSION), horizon=frame.attrs.get("horizon"),
-                          n_train=int((~val).sum()), n_positive=int(y[~val].sum()), n_validation=int(val.sum()),
-                          train_first=rows["date"].min(), train_last=rows["date"].max(), **seeded)
+        self.state = dict(
+            means=means,
+            sds=sds,
+            class_weight=[cw[0], cw[1]],
+            logit_shift=float(np.log(cw[1] / cw[0])),
+            feature_version=frame.attrs.get("feature_version", FEATURE_VERSION),
+            horizon=frame.attrs.get("horizon"),
+            n_train=int((~val).sum()),
+            n_positive=int(y[~val].sum()),
+            n_validation=int(val.sum()),
+            train_first=rows["date"].min(),
+            train_last=rows["date"].max(),
+            **seeded,
+        )
         self._train(keras, X[~val], y[~val], X[val], y[val], class_weight=cw)
         return self
 
-    def predict_proba(self, frame:pd.DataFrame, # feature rows (athlete_id, date and the model's features)
-                      context:pd.DataFrame|None=None, # rows that lend history (e.g. the whole feature table)
-                     )->np.ndarray:
+    def predict_proba(
+        self,
+        frame: pd.DataFrame,  # feature rows (athlete_id, date and the model's features)
+        context: pd.DataFrame | None = None,  # rows that lend history (e.g. the whole feature table)
+    ) -> np.ndarray:
         "Probability of an injury onset within the label horizon, one per row of `frame`."
         self._require()
         cfg = self.model_config
         _check_columns(frame, ["athlete_id", "date", *self.features], "SequenceRisk.predict")
         self._check_version(frame)
-        X = sequence_windows(frame, self.features, self.state["means"], self.state["sds"], int(cfg["window"]),
-                             context=context, clip=float(cfg["clip"]))
+        X = sequence_windows(
+            frame,
+            self.features,
+            self.state["means"],
+            self.state["sds"],
+            int(cfg["window"]),
+            context=context,
+            clip=float(cfg["clip"]),
+        )
         p = self._raw_predict(X)
-        if cfg["prior_correction"]: p = _sigmoid(_logit(p) - self.state["logit_shift"])
+        if cfg["prior_correction"]:
+            p = _sigmoid(_logit(p) - self.state["logit_shift"])
         return p
 
-    def predict(self, frame:pd.DataFrame, # feature rows (athlete_id, date and the model's features)
-                context:pd.DataFrame|None=None, # rows that lend history (e.g. the whole feature table)
-               )->pd.DataFrame:
+    def predict(
+        self,
+        frame: pd.DataFrame,  # feature rows (athlete_id, date and the model's features)
+        context: pd.DataFrame | None = None,  # rows that lend history (e.g. the whole feature table)
+    ) -> pd.DataFrame:
         "A DataFrame indexed like `frame` with the column `risk`."
         return pd.DataFrame({"risk": self.predict_proba(frame, context)}, index=frame.index)
 
 # %% ../../nbs/35_deep.ipynb
 SESSION_TYPES = ("training", "match", "gym", "conditioning", "recovery", "other")
 TODAY_WELLNESS = ("sleep_hours", "sleep_quality", "soreness", "fatigue", "mood", "stress")
-QUALITY_DAY_FEATURES = ("acwr_ewma", "ewma_acute", "ewma_chronic", "monotony", "tsb", "wellness_z", "soreness_z",
-                        "fatigue_z", "hrv_rmssd_z", "resting_hr_z", "prev_injury")
-QUALITY_FEATURES = ("duration_min", "rpe", "load", "rpe_expected", "rpe_dev", *[f"type_{t}" for t in SESSION_TYPES],
-                    *[f"today_{c}" for c in TODAY_WELLNESS], *QUALITY_DAY_FEATURES) # default inputs of SessionQuality
+QUALITY_DAY_FEATURES = (
+    "acwr_ewma",
+    "ewma_acute",
+    "ewma_chronic",
+    "monotony",
+    "tsb",
+    "wellness_z",
+    "soreness_z",
+    "fatigue_z",
+    "hrv_rmssd_z",
+    "resting_hr_z",
+    "prev_injury",
+)
+QUALITY_FEATURES = (
+    "duration_min",
+    "rpe",
+    "load",
+    "rpe_expected",
+    "rpe_dev",
+    *[f"type_{t}" for t in SESSION_TYPES],
+    *[f"today_{c}" for c in TODAY_WELLNESS],
+    *QUALITY_DAY_FEATURES,
+)  # default inputs of SessionQuality
 
-def session_quality_table(tables:dict, # contract tables: sessions and wellness (required), plus what build_features reads
-                          features:pd.DataFrame|None=None, # output of build_features (default: built here from `tables`)
-                          recovery_items:tuple=("soreness", "fatigue", "sleep_quality"), # next-morning items averaged (1-5, 5 = best)
-                          rpe_history:int=10, # earlier sessions of the same type whose median RPE is the expected RPE
-                          min_history:int=3, # fewer earlier sessions: no expected RPE, no penalty
-                          rpe_tolerance:float=1.0, # CR-10 points of deviation from the expected RPE that cost nothing
-                          rpe_penalty:float=0.5, # quality points lost per CR-10 point beyond the tolerance
-                         )->pd.DataFrame:
+
+def session_quality_table(
+    tables: dict,  # contract tables: sessions and wellness (required), plus what build_features reads
+    features: pd.DataFrame | None = None,  # output of build_features (default: built here from `tables`)
+    recovery_items: tuple = ("soreness", "fatigue", "sleep_quality"),  # next-morning items averaged (1-5, 5 = best)
+    rpe_history: int = 10,  # earlier sessions of the same type whose median RPE is the expected RPE
+    min_history: int = 3,  # fewer earlier sessions: no expected RPE, no penalty
+    rpe_tolerance: float = 1.0,  # CR-10 points of deviation from the expected RPE that cost nothing
+    rpe_penalty: float = 0.5,  # quality points lost per CR-10 point beyond the tolerance
+) -> pd.DataFrame:
     "One row per session: what is known when it ends (QUALITY_FEATURES) and its quality (1-5) from the next morning's form and RPE against the expected."
-    if not isinstance(tables, dict): raise ValidationError(f"session_quality_table needs a dict of tables, not {type(tables).__name__}")
+    if not isinstance(tables, dict):
+        raise ValidationError(f"session_quality_table needs a dict of tables, not {type(tables).__name__}")
     s, w = tables.get("sessions"), tables.get("wellness")
-    for name, df, cols in (("sessions", s, ["athlete_id", "date", "session_type", "duration_min", "rpe"]),
-                           ("wellness", w, ["athlete_id", "date", *recovery_items])):
-        if df is None or not len(df): raise ValidationError(f"session_quality_table needs a non-empty `{name}` table",
-                                                            hint="the quality target is read from the next morning's wellness form")
+    for name, df, cols in (
+        ("sessions", s, ["athlete_id", "date", "session_type", "duration_min", "rpe"]),
+        ("wellness", w, ["athlete_id", "date", *recovery_items]),
+    ):
+        if df is None or not len(df):
+            raise ValidationError(
+                f"session_quality_table needs a non-empty `{name}` table",
+                hint="the quality target is read from the next morning's wellness form",
+            )
         _check_columns(df, cols, f"session_quality_table (`{name}`)", numeric=False)
-    s = s.reset_index(drop=True).assign(athlete_id=s["athlete_id"].astype(str).to_numpy(), date=pd.to_datetime(s["date"]).dt.normalize().to_numpy())
-    out = pd.DataFrame({"athlete_id": s["athlete_id"].astype("str"), "date": s["date"].astype("datetime64[ns]"),
-                        "session_type": s["session_type"].astype(str).where(s["session_type"].astype(str).isin(SESSION_TYPES), "other")})
+    s = s.reset_index(drop=True).assign(
+        athlete_id=s["athlete_id"].astype(str).to_numpy(), date=pd.to_datetime(s["date"]).dt.normalize().to_numpy()
+    )
+    out = pd.DataFrame(
+        {
+            "athlete_id": s["athlete_id"].astype("str"),
+            "date": s["date"].astype("datetime64[ns]"),
+            "session_type": s["session_type"]
+            .astype(str)
+            .where(s["session_type"].astype(str).isin(SESSION_TYPES), "other"),
+        }
+    )
     out["duration_min"] = pd.to_numeric(s["duration_min"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     out["rpe"] = pd.to_numeric(s["rpe"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    load = pd.to_numeric(s["load"], errors="coerce").to_numpy(dtype=float, na_value=np.nan) if "load" in s else np.full(len(s), np.nan)
+    load = (
+        pd.to_numeric(s["load"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if "load" in s
+        else np.full(len(s), np.nan)
+    )
     out["load"] = np.where(np.isnan(load), out["rpe"] * out["duration_min"], load)
     order = ["athlete_id", "session_type", "date"] + (["source_id"] if "source_id" in s else [])
     tmp = out.assign(source_id=s["source_id"].astype(str).to_numpy()) if "source_id" in s else out
     tmp = tmp.sort_values(order, kind="stable")
     prev = tmp.groupby(["athlete_id", "session_type"], sort=False)["rpe"].shift(1)
-    med = prev.groupby([tmp["athlete_id"], tmp["session_type"]], sort=False).rolling(rpe_history, min_periods=min_history).median()
+    med = (
+        prev.groupby([tmp["athlete_id"], tmp["session_type"]], sort=False)
+        .rolling(rpe_history, min_periods=min_history)
+        .median()
+    )
     out["rpe_expected"] = pd.Series(med.to_numpy(), index=med.index.get_level_values(-1)).reindex(out.index)
     out["rpe_dev"] = out["rpe"] - out["rpe_expected"]
-    for t in SESSION_TYPES: out[f"type_{t}"] = (out["session_type"] == t).astype(float)
-    wd = w.assign(athlete_id=w["athlete_id"].astype(str), date=pd.to_datetime(w["date"]).dt.normalize().astype("datetime64[ns]"))
+    for t in SESSION_TYPES:
+        out[f"type_{t}"] = (out["session_type"] == t).astype(float)
+    wd = w.assign(
+        athlete_id=w["athlete_id"].astype(str), date=pd.to_datetime(w["date"]).dt.normalize().astype("datetime64[ns]")
+    )
     items = [c for c in TODAY_WELLNESS if c in wd]
-    for c in items: wd[c] = pd.to_numeric(wd[c], errors="coerce").astype(float)
+    for c in items:
+        wd[c] = pd.to_numeric(wd[c], errors="coerce").astype(float)
     daily = wd.groupby(["athlete_id", "date"])[items].mean()
     today = daily.reindex(pd.MultiIndex.from_arrays([out["athlete_id"], out["date"]]))
-    for c in TODAY_WELLNESS: out[f"today_{c}"] = today[c].to_numpy(dtype=float) if c in today else np.nan
-    nxt = daily.reindex(pd.MultiIndex.from_arrays([out["athlete_id"], out["date"] + pd.Timedelta(days=1)]))[list(recovery_items)]
+    for c in TODAY_WELLNESS:
+        out[f"today_{c}"] = today[c].to_numpy(dtype=float) if c in today else np.nan
+    nxt = daily.reindex(pd.MultiIndex.from_arrays([out["athlete_id"], out["date"] + pd.Timedelta(days=1)]))[
+        list(recovery_items)
+    ]
     out["recovery_next"] = nxt.mean(axis=1, skipna=True).to_numpy(dtype=float)
-    if features is None: features = build_features(tables)
+    if features is None:
+        features = build_features(tables)
     _check_columns(features, ["athlete_id", "date", *QUALITY_DAY_FEATURES], "session_quality_table (`features`)")
     f = features.drop_duplicates(["athlete_id", "date"]).set_index(["athlete_id", "date"])[list(QUALITY_DAY_FEATURES)]
     day = f.reindex(pd.MultiIndex.from_arrays([out["athlete_id"], out["date"]]))
-    for c in QUALITY_DAY_FEATURES: out[c] = day[c].to_numpy(dtype=float)
+    for c in QUALITY_DAY_FEATURES:
+        out[c] = day[c].to_numpy(dtype=float)
     penalty = rpe_penalty * np.clip(np.abs(out["rpe_dev"].to_numpy()) - rpe_tolerance, 0, None)
     out["quality"] = np.clip(out["recovery_next"].to_numpy() - np.nan_to_num(penalty), 1, 5)
     out = out.sort_values(["athlete_id", "date"], kind="stable").reset_index(drop=True)
-    out.attrs.update(feature_version=features.attrs.get("feature_version", FEATURE_VERSION), quality_definition=dict(
-        recovery_items=list(recovery_items), rpe_history=rpe_history, min_history=min_history, rpe_tolerance=rpe_tolerance,
-        rpe_penalty=rpe_penalty))
+    out.attrs.update(
+        feature_version=features.attrs.get("feature_version", FEATURE_VERSION),
+        quality_definition=dict(
+            recovery_items=list(recovery_items),
+            rpe_history=rpe_history,
+            min_history=min_history,
+            rpe_tolerance=rpe_tolerance,
+            rpe_penalty=rpe_penalty,
+        ),
+    )
     return out
 
 # %% ../../nbs/35_deep.ipynb
 class SessionQuality(KerasModel):
     "Session quality (1-5) from the session, the morning's wellness and the load history: a small Keras regressor."
+
     default_model_config = dict(
-        features=list(QUALITY_FEATURES), # numeric input columns
-        target="quality", # the 1-5 column to learn
-        units=32, # width of the first hidden layer (the second has half)
+        features=list(QUALITY_FEATURES),  # numeric input columns
+        target="quality",  # the 1-5 column to learn
+        units=32,  # width of the first hidden layer (the second has half)
         dropout=0.1,
-        epochs=15, batch_size=128, learning_rate=3e-3,
-        loss="huber", # 'huber' or 'mse'
-        validation_frac=0.0, # share of the latest training days held out to monitor the loss (0: none)
-        clip=5.0, # standardised inputs are clipped to +-clip
-        seed=0, threads=None,
+        epochs=15,
+        batch_size=128,
+        learning_rate=3e-3,
+        loss="huber",  # 'huber' or 'mse'
+        validation_frac=0.0,  # share of the latest training days held out to monitor the loss (0: none)
+        clip=5.0,  # standardised inputs are clipped to +-clip
+        seed=0,
+        threads=None,
     )
 
-    def _build(self, keras, n_inputs:int, mean_target:float):
+    def _build(self, keras, n_inputs: int, mean_target: float):
         cfg = self.model_config
         L = keras.layers
         inp = keras.Input((n_inputs,), name="session")
@@ -451,21 +681,31 @@ class SessionQuality(KerasModel):
         b = float(_logit((np.clip(mean_target, 1.05, 4.95) - 1) / 4))
         h = L.Dense(1, activation="sigmoid", name="unit", bias_initializer=keras.initializers.Constant(b))(h)
         out = L.Rescaling(4.0, offset=1.0, name="quality")(h)  # 1 + 4 x sigmoid: always inside 1-5
-        if cfg["loss"] not in ("huber", "mse"): raise ConfigError(f"SessionQuality: loss must be 'huber' or 'mse', got {cfg['loss']!r}")
+        if cfg["loss"] not in ("huber", "mse"):
+            raise ConfigError(f"SessionQuality: loss must be 'huber' or 'mse', got {cfg['loss']!r}")
         model = keras.Model(inp, out, name="session_quality")
-        model.compile(optimizer=keras.optimizers.Adam(float(cfg["learning_rate"])), loss=cfg["loss"],
-                      metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+        model.compile(
+            optimizer=keras.optimizers.Adam(float(cfg["learning_rate"])),
+            loss=cfg["loss"],
+            metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
+        )
         return model
 
-    def fit(self, frame:pd.DataFrame, # rows of `session_quality_table` (or any table with the features and the target)
-           )->"SessionQuality":
+    def fit(
+        self,
+        frame: pd.DataFrame,  # rows of `session_quality_table` (or any table with the features and the target)
+    ) -> "SessionQuality":
         "Train on the rows of `frame` that have a target."
         cfg, target = self.model_config, self.model_config["target"]
         _check_columns(frame, [*self.features, target], "SessionQuality.fit")
         rows = frame[pd.to_numeric(frame[target], errors="coerce").notna()]
-        if not len(rows): raise ValidationError(f"SessionQuality.fit: no row has a `{target}` value")
+        if not len(rows):
+            raise ValidationError(f"SessionQuality.fit: no row has a `{target}` value")
         y = pd.to_numeric(rows[target]).to_numpy(dtype=float)
-        if (y < 1).any() or (y > 5).any(): raise ValidationError(f"SessionQuality.fit: `{target}` must lie in 1-5, found {y.min():.2f} to {y.max():.2f}")
+        if (y < 1).any() or (y > 5).any():
+            raise ValidationError(
+                f"SessionQuality.fit: `{target}` must lie in 1-5, found {y.min():.2f} to {y.max():.2f}"
+            )
         X0 = _matrix(rows, self.features)
         means, sds = fit_scaler(X0)
         X = standardise(X0, means, sds, float(cfg["clip"]))
@@ -477,18 +717,30 @@ class SessionQuality(KerasModel):
         keras.backend.clear_session()
         seeded = set_seed(int(cfg["seed"]), cfg["threads"])
         self.model = self._build(keras, X.shape[1], float(y[~val].mean()))
-        self.state = dict(means=means, sds=sds, feature_version=frame.attrs.get("feature_version", FEATURE_VERSION),
-                          quality_definition=frame.attrs.get("quality_definition"), n_train=int((~val).sum()),
-                          n_validation=int(val.sum()), target_mean=float(y[~val].mean()), **seeded)
-        if "date" in rows: self.state.update(train_first=rows["date"].min(), train_last=rows["date"].max())
+        self.state = dict(
+            means=means,
+            sds=sds,
+            feature_version=frame.attrs.get("feature_version", FEATURE_VERSION),
+            quality_definition=frame.attrs.get("quality_definition"),
+            n_train=int((~val).sum()),
+            n_validation=int(val.sum()),
+            target_mean=float(y[~val].mean()),
+            **seeded,
+        )
+        if "date" in rows:
+            self.state.update(train_first=rows["date"].min(), train_last=rows["date"].max())
         self._train(keras, X[~val], y[~val], X[val], y[val])
         return self
 
-    def predict(self, frame:pd.DataFrame, # rows with the model's feature columns
-               )->pd.DataFrame:
+    def predict(
+        self,
+        frame: pd.DataFrame,  # rows with the model's feature columns
+    ) -> pd.DataFrame:
         "A DataFrame indexed like `frame` with the column `quality` (1-5)."
         self._require()
         _check_columns(frame, self.features, "SessionQuality.predict")
         self._check_version(frame)
-        X = standardise(_matrix(frame, self.features), self.state["means"], self.state["sds"], float(self.model_config["clip"]))
+        X = standardise(
+            _matrix(frame, self.features), self.state["means"], self.state["sds"], float(self.model_config["clip"])
+        )
         return pd.DataFrame({"quality": np.clip(self._raw_predict(X), 1, 5)}, index=frame.index)

@@ -15,117 +15,153 @@ __all__ = ['SWAP_GROUPS', 'CUTOFF_HZ', 'frame_rate', 'mask_low_confidence', 'fix
            'cutoff_for', 'butterworth', 'unwrap_deg', 'clean']
 
 # %% ../../nbs/51_pose_clean.ipynb
-def _parts(da:xr.DataArray)->tuple:
+def _parts(da: xr.DataArray) -> tuple:
     "Copies of the image (F, L, 4) and world (F, L, 4) values of a landmarks array."
     w = da["world"].values.copy() if "world" in da.coords else None
     return da.values.copy(), w
 
-def _rebuild(da:xr.DataArray, img:np.ndarray, wld:np.ndarray|None, **attrs)->xr.DataArray:
+
+def _rebuild(da: xr.DataArray, img: np.ndarray, wld: np.ndarray | None, **attrs) -> xr.DataArray:
     "A landmarks array like `da` with new image and world values and extra attrs."
     out = da.copy(data=img)
-    if wld is not None: out["world"] = (("frame", "landmark", "coord"), wld)
+    if wld is not None:
+        out["world"] = (("frame", "landmark", "coord"), wld)
     out.attrs = {**da.attrs, **attrs}
     return out
 
-def _columns(img:np.ndarray, wld:np.ndarray|None)->np.ndarray:
+
+def _columns(img: np.ndarray, wld: np.ndarray | None) -> np.ndarray:
     "The x, y, z columns of image and world landmarks side by side: (F, 2*L*3)."
     F = img.shape[0]
     cols = [img[..., :3].reshape(F, -1)]
-    if wld is not None: cols.append(wld[..., :3].reshape(F, -1))
+    if wld is not None:
+        cols.append(wld[..., :3].reshape(F, -1))
     return np.concatenate(cols, axis=1)
 
-def _uncolumns(cols:np.ndarray, img:np.ndarray, wld:np.ndarray|None)->tuple:
+
+def _uncolumns(cols: np.ndarray, img: np.ndarray, wld: np.ndarray | None) -> tuple:
     "Put (F, 2*L*3) columns back into copies of the image and world arrays."
     F, L = img.shape[:2]
-    img, n = img.copy(), L*3
+    img, n = img.copy(), L * 3
     img[..., :3] = cols[:, :n].reshape(F, L, 3)
     if wld is not None:
-        wld = wld.copy(); wld[..., :3] = cols[:, n:].reshape(F, L, 3)
+        wld = wld.copy()
+        wld[..., :3] = cols[:, n:].reshape(F, L, 3)
     return img, wld
 
-def frame_rate(da:xr.DataArray # landmarks with a `time` coordinate
-              )->float:
+
+def frame_rate(
+    da: xr.DataArray,  # landmarks with a `time` coordinate
+) -> float:
     "Frames per second: the video's nominal rate, else the median rate of the `time` coordinate."
     fps = float(da.attrs.get("fps", float("nan")))
-    if fps == fps and fps > 0: return fps
+    if fps == fps and fps > 0:
+        return fps
     dt = np.diff(da["time"].values)
     if not len(dt) or not np.isfinite(np.median(dt)) or np.median(dt) <= 0:
-        raise ValidationError("cannot tell the frame rate: fewer than two frames with times", hint="filtering needs a video, not a single image")
-    return float(1/np.median(dt))
+        raise ValidationError(
+            "cannot tell the frame rate: fewer than two frames with times",
+            hint="filtering needs a video, not a single image",
+        )
+    return float(1 / np.median(dt))
 
 # %% ../../nbs/51_pose_clean.ipynb
-def mask_low_confidence(da:xr.DataArray, # landmarks from `landmarks`
-                        threshold:float=0.3, # minimum visibility kept (Sports2D's keypoint threshold)
-                       )->xr.DataArray:
+def mask_low_confidence(
+    da: xr.DataArray,  # landmarks from `landmarks`
+    threshold: float = 0.3,  # minimum visibility kept (Sports2D's keypoint threshold)
+) -> xr.DataArray:
     "Set x, y, z (image and world) to NaN where visibility is below `threshold`; visibility itself is kept."
     img, wld = _parts(da)
     bad = ~(img[..., 3] >= threshold)
     img[..., :3][bad] = np.nan
-    if wld is not None: wld[..., :3][bad] = np.nan
+    if wld is not None:
+        wld[..., :3][bad] = np.nan
     return _rebuild(da, img, wld, confidence_threshold=threshold, masked_points=int(bad.sum()))
 
 # %% ../../nbs/51_pose_clean.ipynb
-SWAP_GROUPS = dict(legs=("knee", "ankle", "heel", "foot_index"), arms=("elbow", "wrist", "pinky", "index", "thumb"),
-                   shoulders=("shoulder",), hips=("hip",))
+SWAP_GROUPS = dict(
+    legs=("knee", "ankle", "heel", "foot_index"),
+    arms=("elbow", "wrist", "pinky", "index", "thumb"),
+    shoulders=("shoulder",),
+    hips=("hip",),
+)
 
-def _swap_flags(L:np.ndarray, R:np.ndarray, ratio:float, reset:int=5)->np.ndarray:
+
+def _swap_flags(L: np.ndarray, R: np.ndarray, ratio: float, reset: int = 5) -> np.ndarray:
     "Frames whose left and right points (F, n, 2) are swapped relative to the previous repaired frame."
-    F = len(L); flags = np.zeros(F, bool); pl = pr = None; last = -10**9
+    F = len(L)
+    flags = np.zeros(F, bool)
+    pl = pr = None
+    last = -(10**9)
     seen = np.any(~np.isnan(L[:, :, 0]), axis=1) & np.any(~np.isnan(R[:, :, 0]), axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for f in np.flatnonzero(seen):
             l, r = L[f], R[f]
-            if f - last > reset: pl = pr = None  # after a long gap there is nothing to compare with
+            if f - last > reset:
+                pl = pr = None  # after a long gap there is nothing to compare with
             if pl is not None:
                 keep = np.nanmean(np.linalg.norm(l - pl, axis=1)) + np.nanmean(np.linalg.norm(r - pr, axis=1))
                 swap = np.nanmean(np.linalg.norm(l - pr, axis=1)) + np.nanmean(np.linalg.norm(r - pl, axis=1))
-                if np.isfinite(keep) and np.isfinite(swap) and swap < ratio*keep: flags[f] = True
-            if flags[f]: l, r = r, l
+                if np.isfinite(keep) and np.isfinite(swap) and swap < ratio * keep:
+                    flags[f] = True
+            if flags[f]:
+                l, r = r, l
             pl = l if pl is None else np.where(np.isnan(l), pl, l)
             pr = r if pr is None else np.where(np.isnan(r), pr, r)
             last = f
-    if flags.sum() > 0.5*seen.sum(): flags = ~flags & seen
+    if flags.sum() > 0.5 * seen.sum():
+        flags = ~flags & seen
     return flags
 
-def fix_swaps(da:xr.DataArray, # landmarks
-              ratio:float=0.5, # swap when the swapped labelling moves points less than this fraction of the kept one
-              groups:dict=SWAP_GROUPS, # limb groups swapped together
-             )->xr.DataArray:
+
+def fix_swaps(
+    da: xr.DataArray,  # landmarks
+    ratio: float = 0.5,  # swap when the swapped labelling moves points less than this fraction of the kept one
+    groups: dict = SWAP_GROUPS,  # limb groups swapped together
+) -> xr.DataArray:
     "Repair frames where a limb group's left and right labels are exchanged; `attrs['swaps']` counts repaired frames."
     img, wld = _parts(da)
     W, H = float(da.attrs.get("width", 1)), float(da.attrs.get("height", 1))
     xy = img[..., :2] * [W, H]
     total = 0
     for parts in groups.values():
-        li = [LANDMARKS.index(f"left_{p}") for p in parts]; ri = [LANDMARKS.index(f"right_{p}") for p in parts]
+        li = [LANDMARKS.index(f"left_{p}") for p in parts]
+        ri = [LANDMARKS.index(f"right_{p}") for p in parts]
         flags = _swap_flags(xy[:, li], xy[:, ri], ratio)
-        if not flags.any(): continue
+        if not flags.any():
+            continue
         total += int(flags.sum())
         for arr in (img, wld):
-            if arr is None: continue
+            if arr is None:
+                continue
             a, b = arr[flags][:, li].copy(), arr[flags][:, ri].copy()
-            sub = arr[flags]; sub[:, li], sub[:, ri] = b, a; arr[flags] = sub
+            sub = arr[flags]
+            sub[:, li], sub[:, ri] = b, a
+            arr[flags] = sub
     return _rebuild(da, img, wld, swaps=da.attrs.get("swaps", 0) + total)
 
 # %% ../../nbs/51_pose_clean.ipynb
-def _hampel(a:np.ndarray, window:int, n_sigmas:float)->tuple:
+def _hampel(a: np.ndarray, window: int, n_sigmas: float) -> tuple:
     "Hampel filter down the columns of (F, N): values > n_sigmas scaled MADs from the window median become the median."
     from numpy.lib.stride_tricks import sliding_window_view
+
     h = window // 2
     pad = np.pad(a, ((h, h), (0, 0)), constant_values=np.nan)
     win = sliding_window_view(pad, window, axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(win, axis=-1)
-        mad = 1.4826*np.nanmedian(np.abs(win - med[..., None]), axis=-1)
-    out = np.abs(a - med) > n_sigmas*mad
+        mad = 1.4826 * np.nanmedian(np.abs(win - med[..., None]), axis=-1)
+    out = np.abs(a - med) > n_sigmas * mad
     return np.where(out, med, a), int(out.sum())
 
-def hampel(da:xr.DataArray, # landmarks
-           window:int=7, # frames in the moving window (Sports2D: 7)
-           n_sigmas:float=3.0, # outlier threshold in scaled median absolute deviations (Pearson's usual 3)
-          )->xr.DataArray:
+
+def hampel(
+    da: xr.DataArray,  # landmarks
+    window: int = 7,  # frames in the moving window (Sports2D: 7)
+    n_sigmas: float = 3.0,  # outlier threshold in scaled median absolute deviations (Pearson's usual 3)
+) -> xr.DataArray:
     "Replace outlying x, y, z values (image and world) by the median of their moving window."
     img, wld = _parts(da)
     cols, n = _hampel(_columns(img, wld), window, n_sigmas)
@@ -133,12 +169,13 @@ def hampel(da:xr.DataArray, # landmarks
     return _rebuild(da, img, wld, hampel_window=window, outliers=n)
 
 # %% ../../nbs/51_pose_clean.ipynb
-def _fill(a:np.ndarray, t:np.ndarray, max_gap:int)->np.ndarray:
+def _fill(a: np.ndarray, t: np.ndarray, max_gap: int) -> np.ndarray:
     "Linear interpolation in time of interior NaN runs of at most `max_gap` frames, down the columns of (F, N)."
     out = a.copy()
     nan = np.isnan(a)
     for j in np.flatnonzero(nan.any(0) & ((~nan).sum(0) >= 2)):
-        ok = np.flatnonzero(~nan[:, j]); miss = np.flatnonzero(nan[:, j])
+        ok = np.flatnonzero(~nan[:, j])
+        miss = np.flatnonzero(nan[:, j])
         k = np.searchsorted(ok, miss)
         inside = (k > 0) & (k < len(ok))
         gap = np.where(inside, ok[np.minimum(k, len(ok) - 1)] - ok[np.maximum(k - 1, 0)] - 1, np.iinfo(int).max)
@@ -146,9 +183,11 @@ def _fill(a:np.ndarray, t:np.ndarray, max_gap:int)->np.ndarray:
         out[miss[use], j] = np.interp(t[miss[use]], t[ok], a[ok, j])
     return out
 
-def interpolate_gaps(da:xr.DataArray, # landmarks
-                     max_gap:int=10, # longest gap filled, in frames (Sports2D: interp_gap_smaller_than = 10)
-                    )->xr.DataArray:
+
+def interpolate_gaps(
+    da: xr.DataArray,  # landmarks
+    max_gap: int = 10,  # longest gap filled, in frames (Sports2D: interp_gap_smaller_than = 10)
+) -> xr.DataArray:
     "Fill interior gaps of at most `max_gap` frames linearly in time; longer gaps and the ends stay NaN."
     img, wld = _parts(da)
     cols = _columns(img, wld)
@@ -157,25 +196,31 @@ def interpolate_gaps(da:xr.DataArray, # landmarks
     return _rebuild(da, img, wld, max_gap=max_gap, filled=int((np.isnan(cols) & ~np.isnan(filled)).sum()))
 
 # %% ../../nbs/51_pose_clean.ipynb
-CUTOFF_HZ = dict(squat=6.0, deadlift=6.0, overhead_press=6.0, walk=6.0, jump=10.0,
-                 pitch=20.0, shot_put=15.0, discus=15.0) # Butterworth cut-off by movement, Hz
+CUTOFF_HZ = dict(
+    squat=6.0, deadlift=6.0, overhead_press=6.0, walk=6.0, jump=10.0, pitch=20.0, shot_put=15.0, discus=15.0
+)  # Butterworth cut-off by movement, Hz
 
-def cutoff_for(movement:str|None=None, # a key of CUTOFF_HZ; None: 6 Hz
-               fps:float=30.0, # frames per second of the video
-               cutoff:float|None=None, # an explicit cut-off that overrides the movement's default
-              )->float:
+
+def cutoff_for(
+    movement: str | None = None,  # a key of CUTOFF_HZ; None: 6 Hz
+    fps: float = 30.0,  # frames per second of the video
+    cutoff: float | None = None,  # an explicit cut-off that overrides the movement's default
+) -> float:
     "The Butterworth cut-off (Hz) for a movement, capped at 0.8 x the video's Nyquist frequency."
     if movement is not None and cutoff is None and movement not in CUTOFF_HZ:
         raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {sorted(CUTOFF_HZ)}")
     c = float(cutoff if cutoff is not None else CUTOFF_HZ.get(movement, 6.0))
-    if c <= 0: raise ValidationError(f"cut-off must be positive, got {c}")
-    return min(c, 0.8*fps/2)
+    if c <= 0:
+        raise ValidationError(f"cut-off must be positive, got {c}")
+    return min(c, 0.8 * fps / 2)
 
-def _butter(a:np.ndarray, fps:float, cutoff:float, order:int=4)->np.ndarray:
+
+def _butter(a: np.ndarray, fps: float, cutoff: float, order: int = 4) -> np.ndarray:
     "Zero-lag low-pass Butterworth down the columns of (F, N), over each run of valid frames."
     from scipy.signal import butter, filtfilt
-    b, aa = butter(order // 2, cutoff/(fps/2))
-    padlen = 3*max(len(aa), len(b))
+
+    b, aa = butter(order // 2, cutoff / (fps / 2))
+    padlen = 3 * max(len(aa), len(b))
     out = a.copy()
     valid = ~np.isnan(a)
     masks, inv = np.unique(valid.T, axis=0, return_inverse=True)
@@ -183,50 +228,62 @@ def _butter(a:np.ndarray, fps:float, cutoff:float, order:int=4)->np.ndarray:
         cols = np.flatnonzero(inv.ravel() == g)
         d = np.diff(np.r_[0, m.astype(np.int8), 0])
         for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
-            if e - s > padlen: out[s:e, cols] = filtfilt(b, aa, a[s:e][:, cols], axis=0)
+            if e - s > padlen:
+                out[s:e, cols] = filtfilt(b, aa, a[s:e][:, cols], axis=0)
     return out
 
-def butterworth(da:xr.DataArray, # landmarks
-                cutoff:float=6.0, # cut-off frequency, Hz (see `cutoff_for`)
-                order:int=4, # effective order after the forward and backward pass
-               )->xr.DataArray:
+
+def butterworth(
+    da: xr.DataArray,  # landmarks
+    cutoff: float = 6.0,  # cut-off frequency, Hz (see `cutoff_for`)
+    order: int = 4,  # effective order after the forward and backward pass
+) -> xr.DataArray:
     "Zero-lag low-pass Butterworth of x, y, z (image and world) over each run of valid frames."
     fps = frame_rate(da)
-    if not 0 < cutoff < fps/2: raise ValidationError(f"cut-off {cutoff} Hz is not below the Nyquist frequency {fps/2:g} Hz of this video",
-                                                     hint="use `cutoff_for(movement, fps)` or film at a higher frame rate")
+    if not 0 < cutoff < fps / 2:
+        raise ValidationError(
+            f"cut-off {cutoff} Hz is not below the Nyquist frequency {fps / 2:g} Hz of this video",
+            hint="use `cutoff_for(movement, fps)` or film at a higher frame rate",
+        )
     img, wld = _parts(da)
     img, wld = _uncolumns(_butter(_columns(img, wld), fps, cutoff, order), img, wld)
     return _rebuild(da, img, wld, cutoff_hz=float(cutoff), filter_order=order)
 
 # %% ../../nbs/51_pose_clean.ipynb
-def unwrap_deg(a, # angles in degrees, NaN allowed
-               axis:int=0, # the time axis
-              )->np.ndarray:
+def unwrap_deg(
+    a,  # angles in degrees, NaN allowed
+    axis: int = 0,  # the time axis
+) -> np.ndarray:
     "Unwrap angles (degrees) along `axis` so no step between valid samples exceeds 180 degrees."
     a = np.asarray(a, float)
     moved = np.moveaxis(a, axis, 0)
     flat = moved.reshape(len(moved), -1).copy()
     for j in range(flat.shape[1]):
         ok = ~np.isnan(flat[:, j])
-        if ok.sum() > 1: flat[ok, j] = np.unwrap(flat[ok, j], period=360)
+        if ok.sum() > 1:
+            flat[ok, j] = np.unwrap(flat[ok, j], period=360)
     return np.moveaxis(flat.reshape(moved.shape), 0, axis)
 
 # %% ../../nbs/51_pose_clean.ipynb
-def clean(da:xr.DataArray, # landmarks from `landmarks`
-          movement:str|None=None, # picks the cut-off from CUTOFF_HZ
-          cutoff:float|None=None, # override the cut-off, Hz
-          threshold:float=0.3, # minimum visibility kept
-          max_gap:int=10, # longest gap filled, frames
-          window:int=7, # Hampel window, frames
-          n_sigmas:float=3.0, # Hampel threshold
-          swaps:bool=True, # repair left/right swaps
-         )->xr.DataArray:
+def clean(
+    da: xr.DataArray,  # landmarks from `landmarks`
+    movement: str | None = None,  # picks the cut-off from CUTOFF_HZ
+    cutoff: float | None = None,  # override the cut-off, Hz
+    threshold: float = 0.3,  # minimum visibility kept
+    max_gap: int = 10,  # longest gap filled, frames
+    window: int = 7,  # Hampel window, frames
+    n_sigmas: float = 3.0,  # Hampel threshold
+    swaps: bool = True,  # repair left/right swaps
+) -> xr.DataArray:
     "Mask unsure points, repair swaps, remove outliers, fill short gaps and low-pass filter (image and world landmarks)."
     if da.sizes.get("frame", 0) < 2:
-        return mask_low_confidence(da, threshold).assign_attrs(cleaned=1, cutoff_hz=float("nan"), movement=movement or "")
+        return mask_low_confidence(da, threshold).assign_attrs(
+            cleaned=1, cutoff_hz=float("nan"), movement=movement or ""
+        )
     c = cutoff_for(movement, frame_rate(da), cutoff)
     out = mask_low_confidence(da, threshold)
-    if swaps: out = fix_swaps(out)
+    if swaps:
+        out = fix_swaps(out)
     out = hampel(out, window, n_sigmas)
     out = interpolate_gaps(out, max_gap)
     out = butterworth(out, c)

@@ -4,7 +4,13 @@
 
 # %% ../../nbs/59_pose_commands.ipynb 1
 from __future__ import annotations
-import argparse, datetime as dt, hashlib, json, os, sys, time
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+import time
 from pathlib import Path
 from ..core import NotFoundError, PitchlabError, ValidationError
 
@@ -13,67 +19,117 @@ __all__ = ['MOVEMENTS', 'VIDEO_SUFFIXES', 'POSE_COLUMNS', 'find_videos', 'sha256
            'score_files', 'store_results', 'run_score', 'register_cli']
 
 # %% ../../nbs/59_pose_commands.ipynb
-MOVEMENTS = ("squat", "deadlift", "overhead_press", "pitch", "shot_put", "discus", "jump") # as pitchlab.pose.scores.MOVEMENTS
+MOVEMENTS = (
+    "squat",
+    "deadlift",
+    "overhead_press",
+    "pitch",
+    "shot_put",
+    "discus",
+    "jump",
+)  # as pitchlab.pose.scores.MOVEMENTS
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".3gp", ".wmv"})
 
-def find_videos(paths:list # files and folders
-               )->list:
+
+def find_videos(
+    paths: list,  # files and folders
+) -> list:
     "The video files named or found (recursively, sorted) in folders; NotFoundError if there are none."
     out = []
     for p in map(Path, paths):
-        if p.is_dir(): out += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES)
-        elif p.exists(): out.append(p)
-        else: raise NotFoundError(f"no such file or folder: {p}", hint="check the path")
-    if not out: raise NotFoundError(f"no videos in {', '.join(map(str, paths))}", hint=f"video files end in {', '.join(sorted(VIDEO_SUFFIXES))}")
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise NotFoundError(f"no such file or folder: {p}", hint="check the path")
+    if not out:
+        raise NotFoundError(
+            f"no videos in {', '.join(map(str, paths))}", hint=f"video files end in {', '.join(sorted(VIDEO_SUFFIXES))}"
+        )
     return out
 
-def sha256_file(path:str|Path)->str:
+
+def sha256_file(path: str | Path) -> str:
     "SHA-256 of a file (the key that identifies a video without storing it)."
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""): h.update(b)
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
     return h.hexdigest()
 
 # %% ../../nbs/59_pose_commands.ipynb
-def _source()->str:
+def _source() -> str:
     import pitchlab
+
     return f"pitchlab.pose {getattr(pitchlab, '__version__', '')}".strip()
 
-def limit_threads(n:int=1):
+
+def limit_threads(n: int = 1):
     "Keep a process to `n` threads where libraries allow it (OpenCV, BLAS); MediaPipe's own pool cannot be set."
-    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"): os.environ.setdefault(k, str(n))
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(k, str(n))
     import cv2
+
     cv2.setNumThreads(n)
 
-def score_file(path:str|Path, # a video
-               movement:str, # one of MOVEMENTS
-               athlete_id:str|None=None, # who is filmed (for the store)
-               height_m:float|None=None, # athlete's height, m
-               hand:str|None=None, # throwing hand for throws
-               out_dir:str|Path|None=None, # write landmarks, result JSON and angle plot here
-               overlay:bool=False, # also write a face-blurred overlay video into out_dir
-               date:str|None=None, # recording date YYYY-MM-DD (default: the file's modification date)
-               threads:int|None=None, # limit this process's threads (Dask workers use 1)
-               **landmark_kw, # passed on to `landmarks` (model, num_poses, subject, max_side)
-              )->dict:
+
+def score_file(
+    path: str | Path,  # a video
+    movement: str,  # one of MOVEMENTS
+    athlete_id: str | None = None,  # who is filmed (for the store)
+    height_m: float | None = None,  # athlete's height, m
+    hand: str | None = None,  # throwing hand for throws
+    out_dir: str | Path | None = None,  # write landmarks, result JSON and angle plot here
+    overlay: bool = False,  # also write a face-blurred overlay video into out_dir
+    date: str | None = None,  # recording date YYYY-MM-DD (default: the file's modification date)
+    threads: int | None = None,  # limit this process's threads (Dask workers use 1)
+    **landmark_kw,  # passed on to `landmarks` (model, num_poses, subject, max_side)
+) -> dict:
     "Score one video: a `pose_results` row plus file, timings, outputs, or the error if it failed."
     path = Path(path)
-    row = dict(file=str(path), athlete_id=athlete_id, movement=movement, date=date, video_sha256=None, score=None,
-               confidence=None, metrics=None, feedback=None, source=_source(), seconds=None, frames=None, outputs=[], error=None)
+    row = dict(
+        file=str(path),
+        athlete_id=athlete_id,
+        movement=movement,
+        date=date,
+        video_sha256=None,
+        score=None,
+        confidence=None,
+        metrics=None,
+        feedback=None,
+        source=_source(),
+        seconds=None,
+        frames=None,
+        outputs=[],
+        error=None,
+    )
     t0 = time.perf_counter()
     try:
-        if movement not in MOVEMENTS: raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {', '.join(MOVEMENTS)}")
-        if threads: limit_threads(threads)
+        if movement not in MOVEMENTS:
+            raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {', '.join(MOVEMENTS)}")
+        if threads:
+            limit_threads(threads)
         from pitchlab.pose.scores import analyse
+
         row["video_sha256"] = sha256_file(path) if path.is_file() else None
-        if not date and path.exists(): row["date"] = dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
-        if threads: landmark_kw.setdefault("threads", threads)
+        if not date and path.exists():
+            row["date"] = dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
+        if threads:
+            landmark_kw.setdefault("threads", threads)
         an = analyse(path, movement, height_m=height_m, hand=hand, **landmark_kw)
         res = an.result
         d = res.to_dict()
-        row.update(score=res.score, confidence=res.confidence, metrics=json.dumps(d, sort_keys=True), feedback=res.feedback,
-                   frames=an.raw.sizes["frame"], timings={k: round(v, 3) for k, v in an.seconds.items()})
-        if out_dir: row["outputs"] = _write_outputs(an, Path(out_dir), overlay)
+        row.update(
+            score=res.score,
+            confidence=res.confidence,
+            metrics=json.dumps(d, sort_keys=True),
+            feedback=res.feedback,
+            frames=an.raw.sizes["frame"],
+            timings={k: round(v, 3) for k, v in an.seconds.items()},
+        )
+        if out_dir:
+            row["outputs"] = _write_outputs(an, Path(out_dir), overlay)
     except PitchlabError as e:
         row["error"] = str(e)
     except Exception as e:  # a decoder or library failure on one file must not end the batch
@@ -81,68 +137,117 @@ def score_file(path:str|Path, # a video
     row["seconds"] = round(time.perf_counter() - t0, 3)
     return row
 
-def _write_outputs(an, out:Path, overlay:bool)->list:
+
+def _write_outputs(an, out: Path, overlay: bool) -> list:
     "Landmarks (Parquet), result (JSON), angle plot (PNG) and, if asked, a face-blurred overlay video."
     from pitchlab.pose.landmarks import landmarks_table
     from pitchlab.pose.kinematics import plot_angles
+
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{Path(an.path).stem}.{an.movement}"
-    files = [out/f"{stem}.landmarks.parquet", out/f"{stem}.json", out/f"{stem}.angles.png"]
+    files = [out / f"{stem}.landmarks.parquet", out / f"{stem}.json", out / f"{stem}.angles.png"]
     landmarks_table(an.raw).to_parquet(files[0], index=False)
     files[1].write_text(json.dumps(dict(file=Path(an.path).name, **an.result.to_dict()), indent=1))
     names = {"jump": None, "squat": None}.get(an.movement)
     if an.movement in ("pitch", "shot_put", "discus"):
         hand = an.result.metrics.get("hand") or "right"
-        names = [f"{hand}_elbow_flexion", f"{hand}_shoulder_abduction", "left_knee_flexion", "right_knee_flexion", "trunk_lean"]
-    elif an.movement == "overhead_press": names = ["left_shoulder_abduction", "right_shoulder_abduction", "left_elbow_flexion", "right_elbow_flexion", "trunk_lean"]
-    fig = plot_angles(an.angles, names, an.result.events, title=f"{Path(an.path).name}: {an.movement.replace('_', ' ')}")
+        names = [
+            f"{hand}_elbow_flexion",
+            f"{hand}_shoulder_abduction",
+            "left_knee_flexion",
+            "right_knee_flexion",
+            "trunk_lean",
+        ]
+    elif an.movement == "overhead_press":
+        names = [
+            "left_shoulder_abduction",
+            "right_shoulder_abduction",
+            "left_elbow_flexion",
+            "right_elbow_flexion",
+            "trunk_lean",
+        ]
+    fig = plot_angles(
+        an.angles, names, an.result.events, title=f"{Path(an.path).name}: {an.movement.replace('_', ' ')}"
+    )
     fig.savefig(files[2], dpi=100)
     if overlay:
         from pitchlab.pose.privacy import write_overlay
-        files.append(write_overlay(an.path, an.clean, out/f"{stem}.overlay.mp4", an.angles, an.result.events))
+
+        files.append(write_overlay(an.path, an.clean, out / f"{stem}.overlay.mp4", an.angles, an.result.events))
     return [str(f) for f in files]
 
 # %% ../../nbs/59_pose_commands.ipynb
-def _score_one(path:str, movement:str, kw:dict)->dict:
+def _score_one(path: str, movement: str, kw: dict) -> dict:
     "Dask task: score one file with one thread."
     return score_file(path, movement, threads=1, **kw)
 
-def score_files(paths:list, # video files or folders
-                movement:str, # one of MOVEMENTS
-                scheduler:str|None=None, # Dask scheduler address; None: a LocalCluster (several files) or this process (one)
-                n_workers:int=2, # workers of the LocalCluster
-                serial:bool=False, # score one after another in this process
-                progress:bool=True, # tqdm progress bar
-                **kw, # passed to `score_file`
-               )->list:
+
+def score_files(
+    paths: list,  # video files or folders
+    movement: str,  # one of MOVEMENTS
+    scheduler: str | None = None,  # Dask scheduler address; None: a LocalCluster (several files) or this process (one)
+    n_workers: int = 2,  # workers of the LocalCluster
+    serial: bool = False,  # score one after another in this process
+    progress: bool = True,  # tqdm progress bar
+    **kw,  # passed to `score_file`
+) -> list:
     "Score every video (folders searched recursively); returns one result dict per file, in order."
     files = find_videos(paths)
     from tqdm.auto import tqdm
+
     if serial or (len(files) == 1 and scheduler is None):
-        return [score_file(f, movement, **kw) for f in tqdm(files, desc=f"pose {movement}", unit="video", disable=not progress)]
+        return [
+            score_file(f, movement, **kw)
+            for f in tqdm(files, desc=f"pose {movement}", unit="video", disable=not progress)
+        ]
     from dask.distributed import Client, LocalCluster, as_completed
+
     cluster = None
     if scheduler is None:
         import logging
-        cluster = LocalCluster(n_workers=min(n_workers, len(files)), threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR, env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+        cluster = LocalCluster(
+            n_workers=min(n_workers, len(files)),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
     try:
         with Client(cluster or scheduler) as client:
             futs = [client.submit(_score_one, str(f), movement, kw, pure=False) for f in files]
-            for _ in tqdm(as_completed(futs), total=len(futs), desc=f"pose {movement}", unit="video", disable=not progress): pass
+            for _ in tqdm(
+                as_completed(futs), total=len(futs), desc=f"pose {movement}", unit="video", disable=not progress
+            ):
+                pass
             return client.gather(futs)
     finally:
-        if cluster is not None: cluster.close()
+        if cluster is not None:
+            cluster.close()
 
 # %% ../../nbs/59_pose_commands.ipynb
-POSE_COLUMNS = ["athlete_id", "date", "movement", "video_sha256", "score", "confidence", "metrics", "feedback", "source"]
+POSE_COLUMNS = [
+    "athlete_id",
+    "date",
+    "movement",
+    "video_sha256",
+    "score",
+    "confidence",
+    "metrics",
+    "feedback",
+    "source",
+]
 
-def store_results(rows:list, # dicts from `score_file` / `score_files`
-                  url:str|None=None, # store URL (default: the data home's store)
-                 ):
+
+def store_results(
+    rows: list,  # dicts from `score_file` / `score_files`
+    url: str | None = None,  # store URL (default: the data home's store)
+):
     "Write the successful rows with an athlete to the store's pose_results; returns the store's LoadReport."
     import pandas as pd
     from pitchlab.store import Store
+
     ok = [r for r in rows if not r.get("error") and r.get("athlete_id")]
     df = pd.DataFrame([{k: r[k] for k in POSE_COLUMNS} for r in ok], columns=POSE_COLUMNS)
     df["date"] = pd.to_datetime(df["date"])
@@ -150,52 +255,95 @@ def store_results(rows:list, # dicts from `score_file` / `score_files`
     return st.write("pose_results", df, source=_source())
 
 # %% ../../nbs/59_pose_commands.ipynb
-def run_score(args)->int:
+def run_score(args) -> int:
     "`pitchlab pose score`: score, print, optionally write outputs and store; exit code 0 ok, 1 if some files failed."
-    if args.overlay and not args.out: raise ValidationError("--overlay needs --out (where to write the overlay video)")
-    kw = dict(athlete_id=args.athlete, height_m=args.height, hand=args.hand, out_dir=args.out, overlay=args.overlay, date=args.date)
-    if args.model: kw["model"] = args.model
-    if args.num_poses != 1: kw["num_poses"] = args.num_poses
-    rows = score_files(args.videos, args.movement, scheduler=args.scheduler, n_workers=args.workers, serial=args.serial,
-                       progress=not args.json, **kw)
+    if args.overlay and not args.out:
+        raise ValidationError("--overlay needs --out (where to write the overlay video)")
+    kw = dict(
+        athlete_id=args.athlete,
+        height_m=args.height,
+        hand=args.hand,
+        out_dir=args.out,
+        overlay=args.overlay,
+        date=args.date,
+    )
+    if args.model:
+        kw["model"] = args.model
+    if args.num_poses != 1:
+        kw["num_poses"] = args.num_poses
+    rows = score_files(
+        args.videos,
+        args.movement,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        serial=args.serial,
+        progress=not args.json,
+        **kw,
+    )
     failed = [r for r in rows if r["error"]]
     report = None
     if args.athlete and len(failed) < len(rows):
         report = store_results(rows)
         if len(report.rejects):
-            for r in report.rejects.itertuples(): print(f"not stored: {r.reason}", file=sys.stderr)
+            for r in report.rejects.itertuples():
+                print(f"not stored: {r.reason}", file=sys.stderr)
     if args.json:
-        print(json.dumps([{k: (json.loads(v) if k == "metrics" and v else v) for k, v in r.items()} for r in rows], indent=1, default=str))
+        print(
+            json.dumps(
+                [{k: (json.loads(v) if k == "metrics" and v else v) for k, v in r.items()} for r in rows],
+                indent=1,
+                default=str,
+            )
+        )
     else:
         for r in rows:
-            if r["error"]: print(f"{Path(r['file']).name}: FAILED: {r['error']}", file=sys.stderr); continue
+            if r["error"]:
+                print(f"{Path(r['file']).name}: FAILED: {r['error']}", file=sys.stderr)
+                continue
             sc = "no score" if r["score"] is None else f"{r['score']:.0f}/100"
             print(f"{Path(r['file']).name}: {sc} (confidence {r['confidence']:.0%}, {r['seconds']:.1f} s)")
             print("  " + "\n  ".join((r["feedback"] or "").splitlines()[1:]))
-        if report is not None: print(f"stored: {report.inserted} new, {report.updated} updated pose_results rows for {args.athlete}")
-    if len(failed) == len(rows): raise PitchlabError(f"no video could be scored ({len(rows)} tried)", hint=failed[0]["error"].splitlines()[-1])
+        if report is not None:
+            print(f"stored: {report.inserted} new, {report.updated} updated pose_results rows for {args.athlete}")
+    if len(failed) == len(rows):
+        raise PitchlabError(f"no video could be scored ({len(rows)} tried)", hint=failed[0]["error"].splitlines()[-1])
     return 1 if failed or (report is not None and len(report.rejects)) else 0
+
 
 def register_cli(subparsers):
     "Add `pitchlab pose score ...` to the pitchlab command line."
     p = subparsers.add_parser("pose", help="technique scores from video (MediaPipe pose)")
     sub = p.add_subparsers(dest="pose_cmd", required=True)
-    s = sub.add_parser("score", help="score videos (or folders of videos) of one movement",
-                       description="Score technique from video: landmarks, filtering, events, 0-100 score with confidence and feedback. "
-                                   "Faces are blurred in anything written; the video itself is never stored.")
+    s = sub.add_parser(
+        "score",
+        help="score videos (or folders of videos) of one movement",
+        description="Score technique from video: landmarks, filtering, events, 0-100 score with confidence and feedback. "
+        "Faces are blurred in anything written; the video itself is never stored.",
+    )
     s.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or folders (searched recursively)")
     s.add_argument("--movement", required=True, choices=MOVEMENTS, help="what the videos show")
-    s.add_argument("--athlete", metavar="ID", help="athlete id: store the results in pose_results (the athlete must exist)")
-    s.add_argument("--height", type=float, metavar="M", help="athlete's height in metres (scales jump heights and speeds)")
+    s.add_argument(
+        "--athlete", metavar="ID", help="athlete id: store the results in pose_results (the athlete must exist)"
+    )
+    s.add_argument(
+        "--height", type=float, metavar="M", help="athlete's height in metres (scales jump heights and speeds)"
+    )
     s.add_argument("--hand", choices=["left", "right"], help="throwing hand (default: the faster wrist)")
     s.add_argument("--out", metavar="DIR", help="write landmarks (Parquet), result (JSON) and an angle plot (PNG) here")
     s.add_argument("--overlay", action="store_true", help="also write a face-blurred overlay video into --out")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
-    s.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a local cluster for several files)")
+    s.add_argument(
+        "--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a local cluster for several files)"
+    )
     s.add_argument("--workers", type=int, default=2, help="local Dask workers (default 2)")
     s.add_argument("--serial", action="store_true", help="one file after another in this process")
     s.add_argument("--date", help="recording date YYYY-MM-DD (default: each file's modification date)")
     s.add_argument("--model", help="pose model file (default: PITCHLAB_POSE_MODEL, then the data home)")
-    s.add_argument("--num-poses", type=int, default=1, help="people MediaPipe may track a frame (2+ when others are in view; slower)")
+    s.add_argument(
+        "--num-poses",
+        type=int,
+        default=1,
+        help="people MediaPipe may track a frame (2+ when others are in view; slower)",
+    )
     s.set_defaults(func=run_score)
     return p

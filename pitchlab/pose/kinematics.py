@@ -18,147 +18,228 @@ __all__ = ['G', 'SIDES', 'BODY', 'ANGLES', 'SEGMENTS', 'LIFT_SIGNAL', 'points', 
            'lift_events', 'synthetic_lift', 'throw_events', 'synthetic_pitch', 'synthetic_throw', 'plot_angles']
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-G = 9.81 # m/s^2
+G = 9.81  # m/s^2
 SIDES = ("left", "right")
 
-def points(da:xr.DataArray, # landmarks (raw or cleaned)
-           world:bool=False, # world landmarks in metres instead of image pixels
-          )->xr.DataArray:
+
+def points(
+    da: xr.DataArray,  # landmarks (raw or cleaned)
+    world: bool = False,  # world landmarks in metres instead of image pixels
+) -> xr.DataArray:
     "Landmark positions for geometry: image pixels (X right, Y up) or world metres (X right, Y up, Z to camera)."
     if world:
         w = da["world"].values[..., :3]
         p, axes = np.stack([w[..., 0], -w[..., 1], -w[..., 2]], -1), ["X", "Y", "Z"]
     else:
         W, H = float(da.attrs.get("width", 1)), float(da.attrs.get("height", 1))
-        p, axes = np.stack([da.values[..., 0]*W, (1 - da.values[..., 1])*H], -1), ["X", "Y"]
-    return xr.DataArray(p, dims=("frame", "landmark", "axis"),
-                        coords=dict(frame=da.frame.values, time=("frame", da.time.values), landmark=da.landmark.values, axis=axes),
-                        attrs={**da.attrs, "units": "m" if world else "px"})
+        p, axes = np.stack([da.values[..., 0] * W, (1 - da.values[..., 1]) * H], -1), ["X", "Y"]
+    return xr.DataArray(
+        p,
+        dims=("frame", "landmark", "axis"),
+        coords=dict(frame=da.frame.values, time=("frame", da.time.values), landmark=da.landmark.values, axis=axes),
+        attrs={**da.attrs, "units": "m" if world else "px"},
+    )
+
 
 class _P:
     "Positions (F, D) by landmark name; `mid_<part>` is the midpoint of left and right."
-    def __init__(self, p:np.ndarray): self.p = np.asarray(p, float)
-    def __getitem__(self, name:str)->np.ndarray:
+
+    def __init__(self, p: np.ndarray):
+        self.p = np.asarray(p, float)
+
+    def __getitem__(self, name: str) -> np.ndarray:
         if name.startswith("mid_"):
             a = name[4:]
-            return 0.5*(self.p[:, LANDMARKS.index("left_" + a)] + self.p[:, LANDMARKS.index("right_" + a)])
+            return 0.5 * (self.p[:, LANDMARKS.index("left_" + a)] + self.p[:, LANDMARKS.index("right_" + a)])
         return self.p[:, LANDMARKS.index(name)]
 
-def _norm(v): return np.linalg.norm(v, axis=-1)
 
-def _interior(a, b, c)->np.ndarray:
+def _norm(v):
+    return np.linalg.norm(v, axis=-1)
+
+
+def _interior(a, b, c) -> np.ndarray:
     "The angle at b between b->a and b->c, degrees (0-180)."
     u, v = a - b, c - b
     with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.einsum("...i,...i", u, v) / (_norm(u)*_norm(v))
+        cos = np.einsum("...i,...i", u, v) / (_norm(u) * _norm(v))
     return np.degrees(np.arccos(np.clip(cos, -1, 1)))
 
-def _from_vertical(v)->np.ndarray:
+
+def _from_vertical(v) -> np.ndarray:
     "Unsigned angle (degrees) between vectors v (F, D) and straight up (+Y)."
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.degrees(np.arccos(np.clip(v[..., 1]/_norm(v), -1, 1)))
+        return np.degrees(np.arccos(np.clip(v[..., 1] / _norm(v), -1, 1)))
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-BODY = dict(shank=0.246, thigh=0.245, trunk=0.288, upper_arm=0.186, forearm=0.146, hand=0.06, foot=0.13, heel=0.039,
-            half_width=0.09, head=0.12) # segment lengths as fractions of standing height (Winter 2009; Drillis & Contini)
+BODY = dict(
+    shank=0.246,
+    thigh=0.245,
+    trunk=0.288,
+    upper_arm=0.186,
+    forearm=0.146,
+    hand=0.06,
+    foot=0.13,
+    heel=0.039,
+    half_width=0.09,
+    head=0.12,
+)  # segment lengths as fractions of standing height (Winter 2009; Drillis & Contini)
 
-def _val(x, n:int)->np.ndarray:
+
+def _val(x, n: int) -> np.ndarray:
     "A per-frame array of length n from a scalar or an array."
     x = np.asarray(x, float)
     return np.full(n, float(x)) if x.ndim == 0 else x
 
-def stick_figure(n_frames:int=60, # frames
-                 fps:float=30.0, # frames per second
-                 angles:dict|None=None, # joint angles (degrees; scalars or arrays), names as in `joint_angles` (+ `{side}_shoulder_flexion`, `{side}_hip_abduction`)
-                 view:str="side", # 'side' (facing +X) or 'front' (facing the camera)
-                 lift=0.0, # height of the lowest foot point above the ground, px (scalar or per frame)
-                 dx=0.0, # horizontal displacement of the body, px (scalar or per frame)
-                 height_px:float=300.0, # standing height in pixels
-                 width:int=640, height:int=480, # frame size, px
-                 height_m:float=1.75, # standing height in metres, for the world landmarks
-                 overrides:dict|None=None, # landmark name -> (F, 2) image positions in px (X right, Y up) replacing the built ones
-                 visibility:float=0.99, # visibility of every point
-                )->xr.DataArray:
+
+def stick_figure(
+    n_frames: int = 60,  # frames
+    fps: float = 30.0,  # frames per second
+    angles: dict
+    | None = None,  # joint angles (degrees; scalars or arrays), names as in `joint_angles` (+ `{side}_shoulder_flexion`, `{side}_hip_abduction`)
+    view: str = "side",  # 'side' (facing +X) or 'front' (facing the camera)
+    lift=0.0,  # height of the lowest foot point above the ground, px (scalar or per frame)
+    dx=0.0,  # horizontal displacement of the body, px (scalar or per frame)
+    height_px: float = 300.0,  # standing height in pixels
+    width: int = 640,
+    height: int = 480,  # frame size, px
+    height_m: float = 1.75,  # standing height in metres, for the world landmarks
+    overrides: dict
+    | None = None,  # landmark name -> (F, 2) image positions in px (X right, Y up) replacing the built ones
+    visibility: float = 0.99,  # visibility of every point
+) -> xr.DataArray:
     "Synthetic landmarks (same layout as `landmarks`) of a stick figure with known joint angles."
     n, A = n_frames, dict(angles or {})
     a = lambda k: _val(A.get(k, 0.0), n)
     Hh = height_px
-    u, f, l = np.array([0., 1, 0]), np.array([0., 0, 1]), np.array([1., 0, 0])  # up, forward, athlete's left (body frame)
+    u, f, l = (
+        np.array([0.0, 1, 0]),
+        np.array([0.0, 0, 1]),
+        np.array([1.0, 0, 0]),
+    )  # up, forward, athlete's left (body frame)
+
     def sag(ang):  # unit vectors in the sagittal plane: 0 = down, 90 = forward, 180 = up
         r = np.radians(ang)[:, None]
-        return -np.cos(r)*u + np.sin(r)*f
+        return -np.cos(r) * u + np.sin(r) * f
+
     P = np.zeros((n, len(LANDMARKS), 3))
     put = lambda name, v: P.__setitem__((slice(None), LANDMARKS.index(name)), v)
     lean = a("trunk_lean")
     up = sag(180 - lean)
-    mid_sh = up*BODY["trunk"]*Hh
+    mid_sh = up * BODY["trunk"] * Hh
     for s, sg in (("left", 1.0), ("right", -1.0)):
-        lat = sg*l*BODY["half_width"]*Hh
+        lat = sg * l * BODY["half_width"] * Hh
         hip, sh = np.zeros((n, 3)) + lat, mid_sh + lat
         valg, hab = np.radians(a(f"{s}_knee_valgus"))[:, None], np.radians(a(f"{s}_hip_abduction"))[:, None]
         shank_a = -lean + a(f"{s}_hip_flexion") - a(f"{s}_knee_flexion")
-        thigh = np.cos(hab)*sag(-lean + a(f"{s}_hip_flexion")) + np.sin(hab)*sg*l  # abduction swings the leg out sideways
-        shank = np.cos(hab)*sag(shank_a) + np.sin(hab)*sg*l
-        thigh = np.cos(valg/2)*thigh - np.sin(valg/2)*sg*l
-        shank = np.cos(valg/2)*shank + np.sin(valg/2)*sg*l
-        knee = hip + thigh*BODY["thigh"]*Hh; ankle = knee + shank*BODY["shank"]*Hh
+        thigh = (
+            np.cos(hab) * sag(-lean + a(f"{s}_hip_flexion")) + np.sin(hab) * sg * l
+        )  # abduction swings the leg out sideways
+        shank = np.cos(hab) * sag(shank_a) + np.sin(hab) * sg * l
+        thigh = np.cos(valg / 2) * thigh - np.sin(valg / 2) * sg * l
+        shank = np.cos(valg / 2) * shank + np.sin(valg / 2) * sg * l
+        knee = hip + thigh * BODY["thigh"] * Hh
+        ankle = knee + shank * BODY["shank"] * Hh
         foot = sag(shank_a + 90 + a(f"{s}_ankle_dorsiflexion"))
-        put(f"{s}_hip", hip); put(f"{s}_knee", knee); put(f"{s}_ankle", ankle)
-        put(f"{s}_foot_index", ankle + foot*BODY["foot"]*Hh)
-        put(f"{s}_heel", ankle + sag(shank_a)*BODY["heel"]*Hh - foot*0.03*Hh)
+        put(f"{s}_hip", hip)
+        put(f"{s}_knee", knee)
+        put(f"{s}_ankle", ankle)
+        put(f"{s}_foot_index", ankle + foot * BODY["foot"] * Hh)
+        put(f"{s}_heel", ankle + sag(shank_a) * BODY["heel"] * Hh - foot * 0.03 * Hh)
         abd, flx = np.radians(a(f"{s}_shoulder_abduction"))[:, None], a(f"{s}_shoulder_flexion")
-        arm = np.cos(abd)*sag(-lean + flx) + np.sin(abd)*sg*l
+        arm = np.cos(abd) * sag(-lean + flx) + np.sin(abd) * sg * l
         bend = sag(-lean + flx + 90)  # elbow flexion turns the forearm towards the front of the upper arm
         e = np.radians(a(f"{s}_elbow_flexion"))[:, None]
-        fore = np.cos(e)*arm + np.sin(e)*bend
-        elbow = sh + arm*BODY["upper_arm"]*Hh; wrist = elbow + fore*BODY["forearm"]*Hh
-        put(f"{s}_shoulder", sh); put(f"{s}_elbow", elbow); put(f"{s}_wrist", wrist)
+        fore = np.cos(e) * arm + np.sin(e) * bend
+        elbow = sh + arm * BODY["upper_arm"] * Hh
+        wrist = elbow + fore * BODY["forearm"] * Hh
+        put(f"{s}_shoulder", sh)
+        put(f"{s}_elbow", elbow)
+        put(f"{s}_wrist", wrist)
         for k, off in (("index", 0.0), ("pinky", -0.015), ("thumb", 0.015)):
-            put(f"{s}_{k}", wrist + fore*BODY["hand"]*Hh + off*Hh*sg*l)
-        put(f"{s}_eye", mid_sh + up*BODY["head"]*Hh + f*0.05*Hh + sg*l*0.03*Hh + 0.02*Hh*u)
-        put(f"{s}_eye_inner", mid_sh + up*BODY["head"]*Hh + f*0.05*Hh + sg*l*0.015*Hh + 0.02*Hh*u)
-        put(f"{s}_eye_outer", mid_sh + up*BODY["head"]*Hh + f*0.05*Hh + sg*l*0.045*Hh + 0.02*Hh*u)
-        put(f"{s}_ear", mid_sh + up*BODY["head"]*Hh + sg*l*0.07*Hh)
-    put("nose", mid_sh + up*BODY["head"]*Hh + f*0.06*Hh)
-    for s, sg in (("left", 1.0), ("right", -1.0)): put(f"mouth_{s}", mid_sh + up*(BODY["head"] - 0.03)*Hh + f*0.05*Hh + sg*l*0.02*Hh)
-    if view == "side": img = np.stack([P[..., 2], P[..., 1]], -1)
-    elif view == "front": img = np.stack([P[..., 0], P[..., 1]], -1)
-    else: raise ValidationError(f"unknown view {view!r}", hint="use 'side' or 'front'")
+            put(f"{s}_{k}", wrist + fore * BODY["hand"] * Hh + off * Hh * sg * l)
+        put(f"{s}_eye", mid_sh + up * BODY["head"] * Hh + f * 0.05 * Hh + sg * l * 0.03 * Hh + 0.02 * Hh * u)
+        put(f"{s}_eye_inner", mid_sh + up * BODY["head"] * Hh + f * 0.05 * Hh + sg * l * 0.015 * Hh + 0.02 * Hh * u)
+        put(f"{s}_eye_outer", mid_sh + up * BODY["head"] * Hh + f * 0.05 * Hh + sg * l * 0.045 * Hh + 0.02 * Hh * u)
+        put(f"{s}_ear", mid_sh + up * BODY["head"] * Hh + sg * l * 0.07 * Hh)
+    put("nose", mid_sh + up * BODY["head"] * Hh + f * 0.06 * Hh)
+    for s, sg in (("left", 1.0), ("right", -1.0)):
+        put(f"mouth_{s}", mid_sh + up * (BODY["head"] - 0.03) * Hh + f * 0.05 * Hh + sg * l * 0.02 * Hh)
+    if view == "side":
+        img = np.stack([P[..., 2], P[..., 1]], -1)
+    elif view == "front":
+        img = np.stack([P[..., 0], P[..., 1]], -1)
+    else:
+        raise ValidationError(f"unknown view {view!r}", hint="use 'side' or 'front'")
     feet = [LANDMARKS.index(f"{s}_{p}") for s in SIDES for p in ("heel", "foot_index", "ankle")]
-    shift_y = 0.05*height - img[:, feet, 1].min(1) + _val(lift, n)
-    img = img + np.stack([width/2 - 0.5*Hh*(view == "side") + _val(dx, n), shift_y], -1)[:, None, :]
-    for name, xy in (overrides or {}).items(): img[:, LANDMARKS.index(name)] = xy
-    x, y = img[..., 0]/width, 1 - img[..., 1]/height
+    shift_y = 0.05 * height - img[:, feet, 1].min(1) + _val(lift, n)
+    img = img + np.stack([width / 2 - 0.5 * Hh * (view == "side") + _val(dx, n), shift_y], -1)[:, None, :]
+    for name, xy in (overrides or {}).items():
+        img[:, LANDMARKS.index(name)] = xy
+    x, y = img[..., 0] / width, 1 - img[..., 1] / height
     v = np.stack([x, y, np.zeros_like(x), np.full_like(x, visibility)], -1)
-    m = height_m/Hh
-    wimg = (img - img[:, [23, 24]].mean(1, keepdims=True))*m
-    depth = (P[..., 0] if view == "side" else P[..., 2])*m
+    m = height_m / Hh
+    wimg = (img - img[:, [23, 24]].mean(1, keepdims=True)) * m
+    depth = (P[..., 0] if view == "side" else P[..., 2]) * m
     w = np.stack([wimg[..., 0], -wimg[..., 1], -depth, v[..., 3]], -1)
-    t = np.arange(n)/fps
-    return xr.DataArray(v, dims=("frame", "landmark", "coord"), name="landmarks",
-                        coords=dict(frame=np.arange(n), landmark=list(LANDMARKS), coord=list(COORDS), time=("frame", t),
-                                    world=(("frame", "landmark", "coord"), w)),
-                        attrs=dict(source="stick_figure", kind="video", width=width, height=height, rotation=0, fps=fps,
-                                   n_frames=n, detected=1.0, view=view))
+    t = np.arange(n) / fps
+    return xr.DataArray(
+        v,
+        dims=("frame", "landmark", "coord"),
+        name="landmarks",
+        coords=dict(
+            frame=np.arange(n),
+            landmark=list(LANDMARKS),
+            coord=list(COORDS),
+            time=("frame", t),
+            world=(("frame", "landmark", "coord"), w),
+        ),
+        attrs=dict(
+            source="stick_figure",
+            kind="video",
+            width=width,
+            height=height,
+            rotation=0,
+            fps=fps,
+            n_frames=n,
+            detected=1.0,
+            view=view,
+        ),
+    )
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-def _valgus(hip, knee, ankle, other_hip)->np.ndarray:
+def _valgus(hip, knee, ankle, other_hip) -> np.ndarray:
     "Frontal-plane projection angle: thigh-shank angle, positive when the knee lies medial to the hip-ankle line."
     flex = 180 - _interior(hip, knee, ankle)
     with np.errstate(invalid="ignore", divide="ignore"):
-        n = (ankle - hip)/_norm(ankle - hip)[:, None]
+        n = (ankle - hip) / _norm(ankle - hip)[:, None]
     off, med = knee - hip, other_hip - hip
-    perp = off - np.einsum("ij,ij->i", off, n)[:, None]*n
-    medp = med - np.einsum("ij,ij->i", med, n)[:, None]*n
-    return flex*np.sign(np.einsum("ij,ij->i", perp, medp))
+    perp = off - np.einsum("ij,ij->i", off, n)[:, None] * n
+    medp = med - np.einsum("ij,ij->i", med, n)[:, None] * n
+    return flex * np.sign(np.einsum("ij,ij->i", perp, medp))
 
-ANGLES = ("left_knee_flexion", "right_knee_flexion", "left_hip_flexion", "right_hip_flexion", "left_ankle_dorsiflexion",
-          "right_ankle_dorsiflexion", "left_elbow_flexion", "right_elbow_flexion", "left_shoulder_abduction",
-          "right_shoulder_abduction", "left_knee_valgus", "right_knee_valgus", "trunk_lean")
 
-def joint_angles(da:xr.DataArray, # cleaned landmarks
-                 world:bool=False, # 3D angles from the world landmarks instead of image-plane angles
-                )->xr.DataArray:
+ANGLES = (
+    "left_knee_flexion",
+    "right_knee_flexion",
+    "left_hip_flexion",
+    "right_hip_flexion",
+    "left_ankle_dorsiflexion",
+    "right_ankle_dorsiflexion",
+    "left_elbow_flexion",
+    "right_elbow_flexion",
+    "left_shoulder_abduction",
+    "right_shoulder_abduction",
+    "left_knee_valgus",
+    "right_knee_valgus",
+    "trunk_lean",
+)
+
+
+def joint_angles(
+    da: xr.DataArray,  # cleaned landmarks
+    world: bool = False,  # 3D angles from the world landmarks instead of image-plane angles
+) -> xr.DataArray:
     "Joint angles in degrees (dims frame x angle) in the conventions of the table above."
     P = _P(points(da, world).values)
     out = {}
@@ -168,101 +249,144 @@ def joint_angles(da:xr.DataArray, # cleaned landmarks
         out[f"{s}_ankle_dorsiflexion"] = 90 - _interior(P[f"{s}_knee"], P[f"{s}_ankle"], P[f"{s}_foot_index"])
         out[f"{s}_elbow_flexion"] = 180 - _interior(P[f"{s}_shoulder"], P[f"{s}_elbow"], P[f"{s}_wrist"])
         out[f"{s}_shoulder_abduction"] = _interior(P[f"{s}_hip"], P[f"{s}_shoulder"], P[f"{s}_elbow"])
-        out[f"{s}_knee_valgus"] = (_valgus(P[f"{s}_hip"], P[f"{s}_knee"], P[f"{s}_ankle"], P[f"{o}_hip"]) if not world
-                                  else np.full(len(P.p), np.nan))
+        out[f"{s}_knee_valgus"] = (
+            _valgus(P[f"{s}_hip"], P[f"{s}_knee"], P[f"{s}_ankle"], P[f"{o}_hip"])
+            if not world
+            else np.full(len(P.p), np.nan)
+        )
     out["trunk_lean"] = _from_vertical(P["mid_shoulder"] - P["mid_hip"])
-    return xr.DataArray(np.stack([out[k] for k in ANGLES], -1), dims=("frame", "angle"), name="angles",
-                        coords=dict(frame=da.frame.values, time=("frame", da.time.values), angle=list(ANGLES)),
-                        attrs=dict(units="deg", plane="3d" if world else "image", source=da.attrs.get("source", "")))
+    return xr.DataArray(
+        np.stack([out[k] for k in ANGLES], -1),
+        dims=("frame", "angle"),
+        name="angles",
+        coords=dict(frame=da.frame.values, time=("frame", da.time.values), angle=list(ANGLES)),
+        attrs=dict(units="deg", plane="3d" if world else "image", source=da.attrs.get("source", "")),
+    )
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-SEGMENTS = dict(thigh=("hip", "knee"), shank=("knee", "ankle"), foot=("heel", "foot_index"), upper_arm=("shoulder", "elbow"),
-                forearm=("elbow", "wrist")) # per side: proximal -> distal
+SEGMENTS = dict(
+    thigh=("hip", "knee"),
+    shank=("knee", "ankle"),
+    foot=("heel", "foot_index"),
+    upper_arm=("shoulder", "elbow"),
+    forearm=("elbow", "wrist"),
+)  # per side: proximal -> distal
 
-def segment_angles(da:xr.DataArray # cleaned landmarks
-                  )->xr.DataArray:
+
+def segment_angles(
+    da: xr.DataArray,  # cleaned landmarks
+) -> xr.DataArray:
     "Segment directions in the image, degrees anticlockwise from +X (y up), unwrapped over time (dims frame x segment)."
     P = _P(points(da).values)
     vec = {f"{s}_{k}": P[f"{s}_{b}"] - P[f"{s}_{a}"] for s in SIDES for k, (a, b) in SEGMENTS.items()}
-    vec |= dict(trunk=P["mid_shoulder"] - P["mid_hip"], pelvis=P["left_hip"] - P["right_hip"],
-                shoulders=P["left_shoulder"] - P["right_shoulder"])
+    vec |= dict(
+        trunk=P["mid_shoulder"] - P["mid_hip"],
+        pelvis=P["left_hip"] - P["right_hip"],
+        shoulders=P["left_shoulder"] - P["right_shoulder"],
+    )
     names = list(vec)
     a = np.stack([np.degrees(np.arctan2(vec[k][:, 1], vec[k][:, 0])) for k in names], -1)
-    return xr.DataArray(unwrap_deg(a), dims=("frame", "segment"), name="segments",
-                        coords=dict(frame=da.frame.values, time=("frame", da.time.values), segment=names), attrs=dict(units="deg"))
+    return xr.DataArray(
+        unwrap_deg(a),
+        dims=("frame", "segment"),
+        name="segments",
+        coords=dict(frame=da.frame.values, time=("frame", da.time.values), segment=names),
+        attrs=dict(units="deg"),
+    )
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-def velocity(x:xr.DataArray, # any array with a `frame` dim and a `time` coordinate
-             dim:str="frame", # the time dimension
-            )->xr.DataArray:
+def velocity(
+    x: xr.DataArray,  # any array with a `frame` dim and a `time` coordinate
+    dim: str = "frame",  # the time dimension
+) -> xr.DataArray:
     "Time derivative by central differences against the `time` coordinate (units per second)."
     t = x["time"].values
-    if len(t) < 2: raise ValidationError("a velocity needs at least two frames")
+    if len(t) < 2:
+        raise ValidationError("a velocity needs at least two frames")
     v = np.gradient(x.values, t, axis=x.get_axis_num(dim))
     return x.copy(data=v).assign_attrs(units=f"{x.attrs.get('units', '')}/s")
 
-def speed(da:xr.DataArray, # cleaned landmarks
-          landmark:str, # e.g. 'right_wrist'
-          world:bool=False, # world metres instead of pixels
-         )->np.ndarray:
+
+def speed(
+    da: xr.DataArray,  # cleaned landmarks
+    landmark: str,  # e.g. 'right_wrist'
+    world: bool = False,  # world metres instead of pixels
+) -> np.ndarray:
     "Speed of one landmark per frame (px/s, or m/s from world landmarks)."
     p = points(da, world).sel(landmark=landmark)
     return _norm(velocity(p).values)
 
-_TRUNK_LEGS = 0.818 - 0.039 # ankle-to-shoulder length along the body, as a fraction of standing height
 
-def body_height(da:xr.DataArray, # landmarks
-                world:bool=False, # in metres from the world landmarks instead of pixels
-                q:float=90, # percentile over frames (foreshortening only shortens segments)
-               )->float:
+_TRUNK_LEGS = 0.818 - 0.039  # ankle-to-shoulder length along the body, as a fraction of standing height
+
+
+def body_height(
+    da: xr.DataArray,  # landmarks
+    world: bool = False,  # in metres from the world landmarks instead of pixels
+    q: float = 90,  # percentile over frames (foreshortening only shortens segments)
+) -> float:
     "Standing height of the athlete estimated from leg and trunk segment lengths (px, or m from world landmarks)."
     P = _P(points(da, world).values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        legs = np.nanmean([_norm(P[f"{s}_ankle"] - P[f"{s}_knee"]) + _norm(P[f"{s}_knee"] - P[f"{s}_hip"]) for s in SIDES], 0)
+        legs = np.nanmean(
+            [_norm(P[f"{s}_ankle"] - P[f"{s}_knee"]) + _norm(P[f"{s}_knee"] - P[f"{s}_hip"]) for s in SIDES], 0
+        )
         total = legs + _norm(P["mid_shoulder"] - P["mid_hip"])
-        if not np.isfinite(total).any(): return float("nan")
-        return float(np.nanpercentile(total, q)/_TRUNK_LEGS)
+        if not np.isfinite(total).any():
+            return float("nan")
+        return float(np.nanpercentile(total, q) / _TRUNK_LEGS)
 
-def metres_per_pixel(da:xr.DataArray, # landmarks
-                     height_m:float|None=None, # the athlete's standing height in metres, if known
-                    )->float:
+
+def metres_per_pixel(
+    da: xr.DataArray,  # landmarks
+    height_m: float | None = None,  # the athlete's standing height in metres, if known
+) -> float:
     "Image scale: metres per pixel from the athlete's height, else from MediaPipe's world landmarks."
     h_px = body_height(da)
     if not np.isfinite(h_px) or h_px <= 0:
         raise ValidationError("cannot scale to metres: legs and trunk are not visible", hint="film the whole body")
     h_m = height_m if height_m else body_height(da, world=True)
-    if not np.isfinite(h_m): raise ValidationError("cannot scale to metres without the athlete's height", hint="pass the athlete's height")
-    return float(h_m/h_px)
+    if not np.isfinite(h_m):
+        raise ValidationError("cannot scale to metres without the athlete's height", hint="pass the athlete's height")
+    return float(h_m / h_px)
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-def camera_view(da:xr.DataArray # landmarks
-               )->tuple:
+def camera_view(
+    da: xr.DataArray,  # landmarks
+) -> tuple:
     "('front' | 'side' | 'oblique', ratio of shoulder width to trunk length in the image)."
     P = _P(points(da).values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        r = float(np.nanmedian(_norm(P["left_shoulder"] - P["right_shoulder"]) / _norm(P["mid_shoulder"] - P["mid_hip"])))
-    if not np.isfinite(r): return "unknown", r
+        r = float(
+            np.nanmedian(_norm(P["left_shoulder"] - P["right_shoulder"]) / _norm(P["mid_shoulder"] - P["mid_hip"]))
+        )
+    if not np.isfinite(r):
+        return "unknown", r
     return ("front" if r >= 0.5 else "side" if r <= 0.3 else "oblique"), r
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-def _runs(mask:np.ndarray)->list:
+def _runs(mask: np.ndarray) -> list:
     "(start, end) of runs of True, end exclusive."
     d = np.diff(np.r_[0, np.asarray(mask, np.int8), 0])
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
-def _close(mask:np.ndarray, hole:int=1)->np.ndarray:
+
+def _close(mask: np.ndarray, hole: int = 1) -> np.ndarray:
     "Fill False runs of at most `hole` samples lying between True samples."
     m = mask.copy()
     for a, b in _runs(~mask):
-        if a > 0 and b < len(m) and b - a <= hole: m[a:b] = True
+        if a > 0 and b < len(m) and b - a <= hole:
+            m[a:b] = True
     return m
 
-def _interp_nan(y:np.ndarray, t:np.ndarray)->np.ndarray:
+
+def _interp_nan(y: np.ndarray, t: np.ndarray) -> np.ndarray:
     "NaNs filled by linear interpolation (nearest value at the ends)."
     ok = ~np.isnan(y)
     return np.interp(t, t[ok], y[ok]) if ok.sum() >= 2 else y
+
 
 def _signals(da):
     "Time, image points, body height (px) and the lowest foot point's height per frame."
@@ -273,52 +397,73 @@ def _signals(da):
         low = np.nanmin(feet, 1)
     return da["time"].values, P, body_height(da), low
 
-def _crossing(y, t, i0, step, level)->tuple:
+
+def _crossing(y, t, i0, step, level) -> tuple:
     "Walking from index i0 by `step`, the first time y falls to `level` (linear interpolation), its index and whether seen."
     i = i0
     while 0 <= i + step < len(y) and np.isfinite(y[i + step]):
         j = i + step
         if y[i] > level >= y[j]:
-            frac = (y[i] - level)/(y[i] - y[j])
-            return t[i] + frac*(t[j] - t[i]), i, True
+            frac = (y[i] - level) / (y[i] - y[j])
+            return t[i] + frac * (t[j] - t[i]), i, True
         i = j
     return t[i], i, False
 
-def jump_events(da:xr.DataArray, # cleaned landmarks of a jump
-                height_m:float|None=None, # athlete's height, m (else MediaPipe's world scale)
-                v_still:float=0.4, # feet slower than this many body heights a second are on the ground
-                min_stance:float=0.15, # shortest stance, s
-               )->dict:
+
+def jump_events(
+    da: xr.DataArray,  # cleaned landmarks of a jump
+    height_m: float | None = None,  # athlete's height, m (else MediaPipe's world scale)
+    v_still: float = 0.4,  # feet slower than this many body heights a second are on the ground
+    min_stance: float = 0.15,  # shortest stance, s
+) -> dict:
     "Take-off, landing, flight time, jump height (flight-time and hip-rise methods) and countermovement depth."
     t, P, H, low = _signals(da)
     nan = float("nan")
-    out = dict(found=False, takeoff_frame=-1, landing_frame=-1, bottom_frame=-1, takeoff_time=nan, landing_time=nan,
-               flight_time=nan, flight_observed=nan, flight_valid=False, jump_height_flight_m=nan, jump_height_hip_m=nan,
-               countermovement_depth_m=nan, level_change_m=nan)
-    if not np.isfinite(H) or np.isfinite(low).sum() < 5: return out
-    try: mpp = metres_per_pixel(da, height_m)
-    except ValidationError: mpp = nan
+    out = dict(
+        found=False,
+        takeoff_frame=-1,
+        landing_frame=-1,
+        bottom_frame=-1,
+        takeoff_time=nan,
+        landing_time=nan,
+        flight_time=nan,
+        flight_observed=nan,
+        flight_valid=False,
+        jump_height_flight_m=nan,
+        jump_height_hip_m=nan,
+        countermovement_depth_m=nan,
+        level_change_m=nan,
+    )
+    if not np.isfinite(H) or np.isfinite(low).sum() < 5:
+        return out
+    try:
+        mpp = metres_per_pixel(da, height_m)
+    except ValidationError:
+        mpp = nan
     v = np.gradient(low, t)
-    still = _close(np.abs(v) < v_still*H) & np.isfinite(low)
+    still = _close(np.abs(v) < v_still * H) & np.isfinite(low)
     stances = [(a, b) for a, b in _runs(still) if t[b - 1] - t[a] >= min_stance - 1e-9]
-    n0 = max(2, int(round(0.2/np.median(np.diff(t)))))
-    best, eps = None, 0.015*H
+    n0 = max(2, int(round(0.2 / np.median(np.diff(t)))))
+    best, eps = None, 0.015 * H
     for (a1, b1), (a2, b2) in zip(stances, stances[1:]):
-        lvl1, lvl2 = np.nanmedian(low[max(a1, b1 - n0):b1]), np.nanmedian(low[a2:min(b2, a2 + n0)])
+        lvl1, lvl2 = np.nanmedian(low[max(a1, b1 - n0) : b1]), np.nanmedian(low[a2 : min(b2, a2 + n0)])
         seg = low[b1:a2]
         peak = np.nanmax(seg) if np.isfinite(seg).any() else nan
         rise, change = (peak - lvl1) if np.isfinite(peak) else 0.0, lvl2 - lvl1
-        if not (rise > 0.03*H or abs(change) > 0.05*H): continue
+        if not (rise > 0.03 * H or abs(change) > 0.05 * H):
+            continue
         size = max(rise, 0) + abs(change)
-        if best is None or size > best[0]: best = (size, a1, b1, a2, b2, lvl1, lvl2)
-    if best is None: return out
+        if best is None or size > best[0]:
+            best = (size, a1, b1, a2, b2, lvl1, lvl2)
+    if best is None:
+        return out
     _, a1, b1, a2, b2, lvl1, lvl2 = best
     seg = low[b1:a2]
     gap = np.flatnonzero(~np.isfinite(seg))
     if len(gap):  # flight not (fully) seen: bound it by the last frame at take-off level and the first at landing level
-        up = b1 + np.flatnonzero(np.isfinite(seg[:gap[0]]) & (seg[:gap[0]] <= lvl1 + eps))
+        up = b1 + np.flatnonzero(np.isfinite(seg[: gap[0]]) & (seg[: gap[0]] <= lvl1 + eps))
         i_off = int(up[-1]) if len(up) else b1 - 1
-        down = b1 + gap[-1] + 1 + np.flatnonzero(np.isfinite(seg[gap[-1] + 1:]) & (seg[gap[-1] + 1:] <= lvl2 + eps))
+        down = b1 + gap[-1] + 1 + np.flatnonzero(np.isfinite(seg[gap[-1] + 1 :]) & (seg[gap[-1] + 1 :] <= lvl2 + eps))
         i_land = int(down[0]) if len(down) else a2
         t_off, t_land, ok_off, ok_land = t[i_off], t[i_land], False, False
     else:
@@ -326,144 +471,206 @@ def jump_events(da:xr.DataArray, # cleaned landmarks of a jump
         t_off, i_off, ok_off = _crossing(low[::-1], -t[::-1], len(t) - 1 - apex, 1, lvl1 + eps)
         t_off, i_off = -t_off, len(t) - 1 - i_off  # searched backwards from the apex: the last frame at stance level
         t_land, i_land, ok_land = _crossing(low, t, apex, 1, lvl2 + eps)
-    if ok_off and np.isfinite(v[i_off]): t_off -= eps/max(abs(v[i_off]), 1e-9)
-    if ok_land and np.isfinite(v[i_land]): t_land += eps/max(abs(v[i_land]), 1e-9)
+    if ok_off and np.isfinite(v[i_off]):
+        t_off -= eps / max(abs(v[i_off]), 1e-9)
+    if ok_land and np.isfinite(v[i_land]):
+        t_land += eps / max(abs(v[i_land]), 1e-9)
     f_off, f_land = (i_off - ok_off, i_land + ok_land)  # last frame on the ground, first frame back on it
     hip = P["mid_hip"][:, 1]
     pre = np.flatnonzero((t >= t[i_off] - 2.0) & (np.arange(len(t)) <= i_off) & np.isfinite(hip))
     observed = float(np.isfinite(low[b1:a2]).mean()) if a2 > b1 else 1.0
-    same = abs(lvl2 - lvl1) <= 0.05*H
-    out.update(found=True, takeoff_frame=int(f_off), landing_frame=int(f_land), takeoff_time=float(t_off), landing_time=float(t_land),
-               flight_time=float(t_land - t_off), flight_observed=observed, level_change_m=float((lvl2 - lvl1)*mpp),
-               flight_valid=bool(same and ok_off and ok_land and observed == 1.0))
-    if out["flight_valid"]: out["jump_height_flight_m"] = G*out["flight_time"]**2/8
+    same = abs(lvl2 - lvl1) <= 0.05 * H
+    out.update(
+        found=True,
+        takeoff_frame=int(f_off),
+        landing_frame=int(f_land),
+        takeoff_time=float(t_off),
+        landing_time=float(t_land),
+        flight_time=float(t_land - t_off),
+        flight_observed=observed,
+        level_change_m=float((lvl2 - lvl1) * mpp),
+        flight_valid=bool(same and ok_off and ok_land and observed == 1.0),
+    )
+    if out["flight_valid"]:
+        out["jump_height_flight_m"] = G * out["flight_time"] ** 2 / 8
     if len(pre):
         stand = np.nanpercentile(hip[pre], 90)
         cm = pre[t[pre] >= t[i_off] - 1.5]
         bottom = int(cm[np.nanargmin(hip[cm])]) if len(cm) else -1
         if bottom >= 0:
-            out.update(bottom_frame=bottom, countermovement_depth_m=float((stand - hip[bottom])*mpp))
+            out.update(bottom_frame=bottom, countermovement_depth_m=float((stand - hip[bottom]) * mpp))
         fl = hip[b1:a2]
-        if np.isfinite(fl).any() and observed == 1.0: out["jump_height_hip_m"] = float((np.nanmax(fl) - stand)*mpp)
+        if np.isfinite(fl).any() and observed == 1.0:
+            out["jump_height_hip_m"] = float((np.nanmax(fl) - stand) * mpp)
     return out
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-def synthetic_jump(fps:float=30.0, # frames per second
-                   flight:float=0.5, # flight time, s (jump height g t^2 / 8)
-                   view:str="side", # 'side' or 'front'
-                   depth:float=90.0, # knee flexion at the bottom of the countermovement, degrees
-                   landing:float=60.0, # peak knee flexion when landing, degrees
-                   valgus:float=0.0, # knee valgus at peak landing flexion (front view), degrees
-                   height_m:float=1.75, px:float=300.0)->xr.DataArray:
+def synthetic_jump(
+    fps: float = 30.0,  # frames per second
+    flight: float = 0.5,  # flight time, s (jump height g t^2 / 8)
+    view: str = "side",  # 'side' or 'front'
+    depth: float = 90.0,  # knee flexion at the bottom of the countermovement, degrees
+    landing: float = 60.0,  # peak knee flexion when landing, degrees
+    valgus: float = 0.0,  # knee valgus at peak landing flexion (front view), degrees
+    height_m: float = 1.75,
+    px: float = 300.0,
+) -> xr.DataArray:
     "Landmarks of a countermovement jump: stand 0.5 s, dip, take off at 0.9 s, fly `flight` s, land and absorb."
-    t = np.arange(int((1.9 + flight)*fps))/fps
+    t = np.arange(int((1.9 + flight) * fps)) / fps
     t0 = 0.9
-    dip = np.where((t > 0.5) & (t < t0), np.sin(np.pi*(t - 0.5)/(t0 - 0.5)), 0.0)
-    land = np.where((t > t0 + flight) & (t < t0 + flight + 0.5), np.sin(np.pi*(t - t0 - flight)/0.5), 0.0)
-    knee = depth*dip + landing*land
+    dip = np.where((t > 0.5) & (t < t0), np.sin(np.pi * (t - 0.5) / (t0 - 0.5)), 0.0)
+    land = np.where((t > t0 + flight) & (t < t0 + flight + 0.5), np.sin(np.pi * (t - t0 - flight) / 0.5), 0.0)
+    knee = depth * dip + landing * land
     tt = np.clip(t - t0, 0, flight)
-    lift = np.where((t > t0) & (t < t0 + flight), (G*flight/2*tt - G/2*tt**2)*px/height_m, 0.0)
-    ang = {f"{s}_{j}": knee*k for s in SIDES for j, k in (("knee_flexion", 1), ("hip_flexion", 1), ("ankle_dorsiflexion", 1/3))}
-    ang |= {f"{s}_knee_valgus": valgus*land for s in SIDES} | dict(trunk_lean=knee/3)
+    lift = np.where((t > t0) & (t < t0 + flight), (G * flight / 2 * tt - G / 2 * tt**2) * px / height_m, 0.0)
+    ang = {
+        f"{s}_{j}": knee * k
+        for s in SIDES
+        for j, k in (("knee_flexion", 1), ("hip_flexion", 1), ("ankle_dorsiflexion", 1 / 3))
+    }
+    ang |= {f"{s}_knee_valgus": valgus * land for s in SIDES} | dict(trunk_lean=knee / 3)
     return stick_figure(len(t), fps, angles=ang, view=view, lift=lift, height_px=px, height_m=height_m)
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-LIFT_SIGNAL = dict(squat=("mid_hip", None, "valley"), deadlift=("mid_wrist", None, "peak"),
-                   overhead_press=("mid_wrist", "mid_shoulder", "peak")) # signal landmark, relative to, turning point
+LIFT_SIGNAL = dict(
+    squat=("mid_hip", None, "valley"),
+    deadlift=("mid_wrist", None, "peak"),
+    overhead_press=("mid_wrist", "mid_shoulder", "peak"),
+)  # signal landmark, relative to, turning point
 
-def lift_events(da:xr.DataArray, # cleaned landmarks of a lift
-                movement:str="squat", # squat, deadlift or overhead_press
-                prominence:float=0.10, # smallest rep range, as a fraction of body height
-                rest:float=0.10, # a rep starts / ends within this fraction of its range from the resting level
-               )->pd.DataFrame:
+
+def lift_events(
+    da: xr.DataArray,  # cleaned landmarks of a lift
+    movement: str = "squat",  # squat, deadlift or overhead_press
+    prominence: float = 0.10,  # smallest rep range, as a fraction of body height
+    rest: float = 0.10,  # a rep starts / ends within this fraction of its range from the resting level
+) -> pd.DataFrame:
     "One row per repetition: start, turning point (bottom or lockout) and end frames and times, range, phase durations."
     from scipy.signal import find_peaks
-    if movement not in LIFT_SIGNAL: raise ValidationError(f"no rep detection for {movement!r}", hint=f"use one of {sorted(LIFT_SIGNAL)}")
+
+    if movement not in LIFT_SIGNAL:
+        raise ValidationError(f"no rep detection for {movement!r}", hint=f"use one of {sorted(LIFT_SIGNAL)}")
     t, P, H, _ = _signals(da)
     name, ref, kind = LIFT_SIGNAL[movement]
     y = P[name][:, 1] - (P[ref][:, 1] if ref else 0)
     cols = ["rep", "start", "turn", "end", "t_start", "t_turn", "t_end", "range_px", "observed", "down_s", "up_s"]
-    if not np.isfinite(H) or np.isfinite(y).sum() < 5: return pd.DataFrame(columns=cols)
+    if not np.isfinite(H) or np.isfinite(y).sum() < 5:
+        return pd.DataFrame(columns=cols)
     s = _interp_nan(y, t) * (-1 if kind == "valley" else 1)
-    peaks, props = find_peaks(s, prominence=prominence*H)
+    peaks, props = find_peaks(s, prominence=prominence * H)
     rows = []
     for k, p in enumerate(peaks):
         lo = peaks[k - 1] if k else 0
         hi = peaks[k + 1] if k + 1 < len(peaks) else len(s) - 1
-        lb = lo + int(np.argmin(s[lo:p + 1])); rb = p + int(np.argmin(s[p:hi + 1]))
+        lb = lo + int(np.argmin(s[lo : p + 1]))
+        rb = p + int(np.argmin(s[p : hi + 1]))
         dl, dr = s[p] - s[lb], s[p] - s[rb]
-        before = np.flatnonzero(s[lb:p] <= s[lb] + rest*dl); after = np.flatnonzero(s[p:rb + 1] <= s[rb] + rest*dr)
+        before = np.flatnonzero(s[lb:p] <= s[lb] + rest * dl)
+        after = np.flatnonzero(s[p : rb + 1] <= s[rb] + rest * dr)
         a = lb + int(before[-1]) if len(before) else lb
         b = p + int(after[0]) if len(after) else rb
         first, second = t[p] - t[a], t[b] - t[p]
         down, up = (first, second) if kind == "valley" else (second, first)
-        rows.append((k + 1, a, p, b, t[a], t[p], t[b], float(max(dl, dr)), float(np.isfinite(y[a:b + 1]).mean()), down, up))
+        rows.append(
+            (k + 1, a, p, b, t[a], t[p], t[b], float(max(dl, dr)), float(np.isfinite(y[a : b + 1]).mean()), down, up)
+        )
     return pd.DataFrame(rows, columns=cols)
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-def synthetic_lift(movement:str="squat", # squat, deadlift or overhead_press
-                   reps:int=3, # repetitions
-                   fps:float=30.0, # frames per second
-                   depth:float=110.0, # squat: knee flexion at the bottom, degrees
-                   period:float=3.0, # duration of one rep, s
-                   pause:float=0.6, # rest before and between reps, s
-                   view:str="side", # 'side' or 'front'
-                   lean:float|None=None, # squat: trunk lean at the bottom; press: lean back at lockout, degrees
-                   valgus:float=0.0, # squat: knee valgus at the bottom (front view), degrees
-                   asym:float=0.0, # extra right knee flexion at the bottom, degrees
-                   hips_first:bool=False, # deadlift: hips rise before the chest off the floor
-                   px:float=300.0)->xr.DataArray:
+def synthetic_lift(
+    movement: str = "squat",  # squat, deadlift or overhead_press
+    reps: int = 3,  # repetitions
+    fps: float = 30.0,  # frames per second
+    depth: float = 110.0,  # squat: knee flexion at the bottom, degrees
+    period: float = 3.0,  # duration of one rep, s
+    pause: float = 0.6,  # rest before and between reps, s
+    view: str = "side",  # 'side' or 'front'
+    lean: float | None = None,  # squat: trunk lean at the bottom; press: lean back at lockout, degrees
+    valgus: float = 0.0,  # squat: knee valgus at the bottom (front view), degrees
+    asym: float = 0.0,  # extra right knee flexion at the bottom, degrees
+    hips_first: bool = False,  # deadlift: hips rise before the chest off the floor
+    px: float = 300.0,
+) -> xr.DataArray:
     "Landmarks of `reps` repetitions of a lift with chosen depth, lean, valgus and asymmetry."
-    t = np.arange(int((reps*(period + pause) + pause)*fps))/fps
+    t = np.arange(int((reps * (period + pause) + pause) * fps)) / fps
     ph = (t - pause) % (period + pause)
     inrep = (t > pause) & (ph < period)
-    s = np.where(inrep, np.sin(np.pi*np.clip(ph, 0, period)/period)**2, 0.0)  # 0 at rest, 1 at the turning point
+    s = np.where(inrep, np.sin(np.pi * np.clip(ph, 0, period) / period) ** 2, 0.0)  # 0 at rest, 1 at the turning point
     if movement == "squat":
-        k, lean_t = depth*s, (lean if lean is not None else depth/3)*s
+        k, lean_t = depth * s, (lean if lean is not None else depth / 3) * s
         # feet flat: the shank tilts forward by 0.2 k and the thigh drops by 0.8 k; the thigh is level at k = 112.5
-        ang = {f"{sd}_knee_flexion": k + asym*s*(sd == "right") for sd in SIDES} | {f"{sd}_hip_flexion": 0.8*k + lean_t for sd in SIDES}
-        ang |= {f"{sd}_ankle_dorsiflexion": 0.2*k for sd in SIDES} | {f"{sd}_knee_valgus": valgus*s for sd in SIDES}
+        ang = {f"{sd}_knee_flexion": k + asym * s * (sd == "right") for sd in SIDES} | {
+            f"{sd}_hip_flexion": 0.8 * k + lean_t for sd in SIDES
+        }
+        ang |= {f"{sd}_ankle_dorsiflexion": 0.2 * k for sd in SIDES} | {f"{sd}_knee_valgus": valgus * s for sd in SIDES}
         ang |= dict(trunk_lean=lean_t)
-        ang |= {f"{sd}_shoulder_flexion": 80*s for sd in SIDES}
+        ang |= {f"{sd}_shoulder_flexion": 80 * s for sd in SIDES}
     elif movement == "deadlift":
         down = 1 - s  # the bar rests on the floor between reps; s = 1 at lockout
-        bump = np.where(down > 0.4, np.sin(np.pi*np.clip(1 - down, 0, 0.6)/0.6), 0.0)
-        lean_t = 60*down + (25*bump if hips_first else 0.0)
-        ang = {f"{sd}_knee_flexion": 60*down + asym*down*(sd == "right") for sd in SIDES} | {f"{sd}_hip_flexion": 90*down for sd in SIDES}
-        ang |= {f"{sd}_ankle_dorsiflexion": 15*down for sd in SIDES} | dict(trunk_lean=lean_t)
+        bump = np.where(down > 0.4, np.sin(np.pi * np.clip(1 - down, 0, 0.6) / 0.6), 0.0)
+        lean_t = 60 * down + (25 * bump if hips_first else 0.0)
+        ang = {f"{sd}_knee_flexion": 60 * down + asym * down * (sd == "right") for sd in SIDES} | {
+            f"{sd}_hip_flexion": 90 * down for sd in SIDES
+        }
+        ang |= {f"{sd}_ankle_dorsiflexion": 15 * down for sd in SIDES} | dict(trunk_lean=lean_t)
         ang |= {f"{sd}_shoulder_flexion": lean_t for sd in SIDES}
     elif movement == "overhead_press":
-        back = (lean or 0.0)*s  # leaning back so the arms end vertical with less shoulder flexion
-        ang = {f"{sd}_shoulder_flexion": 85 + 90*s - back - asym*s*(sd == "right") for sd in SIDES}
-        ang |= {f"{sd}_elbow_flexion": 130*(1 - s) for sd in SIDES} | dict(trunk_lean=-back)
-    else: raise ValidationError(f"no synthetic lift {movement!r}", hint="use squat, deadlift or overhead_press")
+        back = (lean or 0.0) * s  # leaning back so the arms end vertical with less shoulder flexion
+        ang = {f"{sd}_shoulder_flexion": 85 + 90 * s - back - asym * s * (sd == "right") for sd in SIDES}
+        ang |= {f"{sd}_elbow_flexion": 130 * (1 - s) for sd in SIDES} | dict(trunk_lean=-back)
+    else:
+        raise ValidationError(f"no synthetic lift {movement!r}", hint="use squat, deadlift or overhead_press")
     return stick_figure(len(t), fps, angles=ang, view=view, height_px=px)
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-def throw_events(da:xr.DataArray, # cleaned landmarks of a pitch or a throw
-                 hand:str|None=None, # 'left' or 'right'; None: the faster wrist
-                 v_still:float=0.5, # a foot slower than this many body heights a second is planted
-                )->dict:
+def throw_events(
+    da: xr.DataArray,  # cleaned landmarks of a pitch or a throw
+    hand: str | None = None,  # 'left' or 'right'; None: the faster wrist
+    v_still: float = 0.5,  # a foot slower than this many body heights a second is planted
+) -> dict:
     "Throwing side, release (peak hand speed), lead-foot plant and leg lift, as frames and times."
     t, P, H, _ = _signals(da)
     nan = float("nan")
-    out = dict(found=False, hand=hand or "", lead="", release_frame=-1, release_time=nan, foot_plant_frame=-1, foot_plant_time=nan,
-               leg_lift_frame=-1, leg_lift_time=nan, stride_seen=False, peak_hand_speed_px_s=nan)
+    out = dict(
+        found=False,
+        hand=hand or "",
+        lead="",
+        release_frame=-1,
+        release_time=nan,
+        foot_plant_frame=-1,
+        foot_plant_time=nan,
+        leg_lift_frame=-1,
+        leg_lift_time=nan,
+        stride_seen=False,
+        peak_hand_speed_px_s=nan,
+    )
     sp = {s: speed(da, f"{s}_wrist") for s in SIDES}
     if hand is None:
         peaks = {s: np.nanmax(v) if np.isfinite(v).any() else -1 for s, v in sp.items()}
         hand = max(peaks, key=peaks.get)
-    if hand not in SIDES: raise ValidationError(f"hand must be 'left' or 'right', got {hand!r}")
-    if not np.isfinite(sp[hand]).any() or not np.isfinite(H): return out
+    if hand not in SIDES:
+        raise ValidationError(f"hand must be 'left' or 'right', got {hand!r}")
+    if not np.isfinite(sp[hand]).any() or not np.isfinite(H):
+        return out
     lead = "left" if hand == "right" else "right"
     rel = int(np.nanargmax(sp[hand]))
-    out.update(found=True, hand=hand, lead=lead, release_frame=rel, release_time=float(t[rel]), peak_hand_speed_px_s=float(sp[hand][rel]))
+    out.update(
+        found=True,
+        hand=hand,
+        lead=lead,
+        release_frame=rel,
+        release_time=float(t[rel]),
+        peak_hand_speed_px_s=float(sp[hand][rel]),
+    )
     fs = speed(da, f"{lead}_ankle")
-    still = _close(fs < v_still*H) & np.isfinite(fs)
+    still = _close(fs < v_still * H) & np.isfinite(fs)
     runs = [(a, b) for a, b in _runs(still) if a <= rel]
-    if not runs: return out
+    if not runs:
+        return out
     fp = int(runs[-1][0])
-    out.update(foot_plant_frame=fp, foot_plant_time=float(t[fp]), stride_seen=bool(fp > 0 and np.nanmax(fs[:fp]) > 1.0*H))
+    out.update(
+        foot_plant_frame=fp, foot_plant_time=float(t[fp]), stride_seen=bool(fp > 0 and np.nanmax(fs[:fp]) > 1.0 * H)
+    )
     knee = P[f"{lead}_knee"][:, 1]
     win = np.flatnonzero((t >= t[fp] - 2.0) & (np.arange(len(t)) < fp) & np.isfinite(knee))
     if len(win):
@@ -472,93 +679,130 @@ def throw_events(da:xr.DataArray, # cleaned landmarks of a pitch or a throw
     return out
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-def _rotate_about(pts:np.ndarray, idx:list, centre:np.ndarray, deg:np.ndarray)->np.ndarray:
+def _rotate_about(pts: np.ndarray, idx: list, centre: np.ndarray, deg: np.ndarray) -> np.ndarray:
     "Rotate points idx of (F, L, 2) clockwise by deg (per frame) about centre (F, 2)."
     r = np.radians(-np.asarray(deg))[:, None]
     c, s = np.cos(r), np.sin(r)
     d = pts[:, idx] - centre[:, None]
     out = pts.copy()
-    out[:, idx, 0] = centre[:, None, 0] + c*d[..., 0] - s*d[..., 1]
-    out[:, idx, 1] = centre[:, None, 1] + s*d[..., 0] + c*d[..., 1]
+    out[:, idx, 0] = centre[:, None, 0] + c * d[..., 0] - s * d[..., 1]
+    out[:, idx, 1] = centre[:, None, 1] + s * d[..., 0] + c * d[..., 1]
     return out
+
 
 _UPPER = [i for i, n in enumerate(LANDMARKS) if i < 23]
 
-def synthetic_pitch(fps:float=30.0, # frames per second
-                    elbow:float=90.0, # throwing-elbow flexion at foot plant, degrees
-                    abduction:float=90.0, # throwing-shoulder abduction at foot plant, degrees
-                    stride:float=0.8, # stride length, fraction of height
-                    tilt:float=35.0, # trunk tilt towards the plate at release, degrees
-                    px:float=300.0)->xr.DataArray:
+
+def synthetic_pitch(
+    fps: float = 30.0,  # frames per second
+    elbow: float = 90.0,  # throwing-elbow flexion at foot plant, degrees
+    abduction: float = 90.0,  # throwing-shoulder abduction at foot plant, degrees
+    stride: float = 0.8,  # stride length, fraction of height
+    tilt: float = 35.0,  # trunk tilt towards the plate at release, degrees
+    px: float = 300.0,
+) -> xr.DataArray:
     "A right-handed pitch seen side-on: leg lift 0.5 s, foot plant 1.0 s, release 1.2 s, with chosen angles."
-    t = np.arange(int(1.8*fps))/fps
-    lift = np.clip(np.sin(np.pi*t/1.0), 0, None)*(t < 1.0)  # lead leg up at 0.5 s, down by 1.0 s
-    out = np.clip((t - 0.5)/0.5, 0, 1)**2  # both legs spread to the stride by foot plant at 1.0 s
-    spread = np.degrees(np.arcsin(np.clip((stride/2 - BODY["half_width"])/(BODY["thigh"] + BODY["shank"]), 0, 1)))
-    ang = dict(left_hip_flexion=90*lift, left_knee_flexion=90*lift, left_hip_abduction=spread*out, right_hip_abduction=spread*out)
+    t = np.arange(int(1.8 * fps)) / fps
+    lift = np.clip(np.sin(np.pi * t / 1.0), 0, None) * (t < 1.0)  # lead leg up at 0.5 s, down by 1.0 s
+    out = np.clip((t - 0.5) / 0.5, 0, 1) ** 2  # both legs spread to the stride by foot plant at 1.0 s
+    spread = np.degrees(np.arcsin(np.clip((stride / 2 - BODY["half_width"]) / (BODY["thigh"] + BODY["shank"]), 0, 1)))
+    ang = dict(
+        left_hip_flexion=90 * lift,
+        left_knee_flexion=90 * lift,
+        left_hip_abduction=spread * out,
+        right_hip_abduction=spread * out,
+    )
     base = stick_figure(len(t), fps, angles=ang, view="front", height_px=px)
     pts = points(base).values.copy()
     idx = {n: LANDMARKS.index(n) for n in LANDMARKS}
-    mid_hip = 0.5*(pts[:, idx["left_hip"]] + pts[:, idx["right_hip"]])
-    pts = _rotate_about(pts, _UPPER, mid_hip, tilt*np.clip((t - 1.0)/0.2, 0, 2))  # steady tilt: `tilt` degrees at release
+    mid_hip = 0.5 * (pts[:, idx["left_hip"]] + pts[:, idx["right_hip"]])
+    pts = _rotate_about(
+        pts, _UPPER, mid_hip, tilt * np.clip((t - 1.0) / 0.2, 0, 2)
+    )  # steady tilt: `tilt` degrees at release
     sh = pts[:, idx["right_shoulder"]]
     hip = pts[:, idx["right_hip"]]
-    down = (hip - sh)/_norm(hip - sh)[:, None]
+    down = (hip - sh) / _norm(hip - sh)[:, None]
     ab = np.radians(abduction)
-    arm = np.stack([down[:, 0]*np.cos(ab) + down[:, 1]*np.sin(ab), -down[:, 0]*np.sin(ab) + down[:, 1]*np.cos(ab)], -1)  # away from the body
-    elbow_p = sh + arm*BODY["upper_arm"]*px
-    u = np.clip((t - 1.14)/0.12, 0, 1)
-    e = np.radians(elbow + 160*u**2*(3 - 2*u))  # the forearm whips through (2000 deg/s), fastest at 1.2 s
-    fore = np.stack([arm[:, 0]*np.cos(e) + arm[:, 1]*np.sin(e), -arm[:, 0]*np.sin(e) + arm[:, 1]*np.cos(e)], -1)
-    wrist = elbow_p + fore*BODY["forearm"]*px
-    pts[:, idx["right_elbow"]] = elbow_p; pts[:, idx["right_wrist"]] = wrist
-    for n in ("right_index", "right_pinky", "right_thumb"): pts[:, idx[n]] = wrist + fore*BODY["hand"]*px
-    return stick_figure(len(t), fps, angles=ang, view="front", height_px=px, overrides={n: pts[:, i] for n, i in idx.items()})
+    arm = np.stack(
+        [down[:, 0] * np.cos(ab) + down[:, 1] * np.sin(ab), -down[:, 0] * np.sin(ab) + down[:, 1] * np.cos(ab)], -1
+    )  # away from the body
+    elbow_p = sh + arm * BODY["upper_arm"] * px
+    u = np.clip((t - 1.14) / 0.12, 0, 1)
+    e = np.radians(elbow + 160 * u**2 * (3 - 2 * u))  # the forearm whips through (2000 deg/s), fastest at 1.2 s
+    fore = np.stack([arm[:, 0] * np.cos(e) + arm[:, 1] * np.sin(e), -arm[:, 0] * np.sin(e) + arm[:, 1] * np.cos(e)], -1)
+    wrist = elbow_p + fore * BODY["forearm"] * px
+    pts[:, idx["right_elbow"]] = elbow_p
+    pts[:, idx["right_wrist"]] = wrist
+    for n in ("right_index", "right_pinky", "right_thumb"):
+        pts[:, idx[n]] = wrist + fore * BODY["hand"] * px
+    return stick_figure(
+        len(t), fps, angles=ang, view="front", height_px=px, overrides={n: pts[:, i] for n, i in idx.items()}
+    )
 
-def synthetic_throw(fps:float=30.0, # frames per second
-                    angle:float=38.0, # release angle above horizontal, degrees
-                    release_height:float=1.15, # hand height at release, fraction of standing height
-                    rear_knee:float=60.0, # rear (throwing-side) knee flexion at the power position, degrees
-                    brace:float=5.0, # lead knee flexion gained from foot plant to release, degrees
-                    px:float=300.0)->xr.DataArray:
+
+def synthetic_throw(
+    fps: float = 30.0,  # frames per second
+    angle: float = 38.0,  # release angle above horizontal, degrees
+    release_height: float = 1.15,  # hand height at release, fraction of standing height
+    rear_knee: float = 60.0,  # rear (throwing-side) knee flexion at the power position, degrees
+    brace: float = 5.0,  # lead knee flexion gained from foot plant to release, degrees
+    px: float = 300.0,
+) -> xr.DataArray:
     "A right-handed put seen side-on (throw to +X): lead foot plants at 1.0 s, release at 1.3 s, chosen release angle and height."
-    t = np.arange(int(1.8*fps))/fps
-    stepin = np.clip((t - 0.7)/0.3, 0, 1)
-    sm = stepin**2*(3 - 2*stepin)
-    after = np.clip((t - 1.0)/0.3, 0, 1)
-    ang = dict(left_hip_flexion=35*sm, left_knee_flexion=10 + brace*after, right_hip_flexion=-25.0 + 0*t,
-               right_knee_flexion=rear_knee*(1 - 0.7*after), trunk_lean=10.0 + 0*t)
+    t = np.arange(int(1.8 * fps)) / fps
+    stepin = np.clip((t - 0.7) / 0.3, 0, 1)
+    sm = stepin**2 * (3 - 2 * stepin)
+    after = np.clip((t - 1.0) / 0.3, 0, 1)
+    ang = dict(
+        left_hip_flexion=35 * sm,
+        left_knee_flexion=10 + brace * after,
+        right_hip_flexion=-25.0 + 0 * t,
+        right_knee_flexion=rear_knee * (1 - 0.7 * after),
+        trunk_lean=10.0 + 0 * t,
+    )
     base = stick_figure(len(t), fps, angles=ang, view="side", height_px=px)
     pts = points(base).values.copy()
-    ground = 0.05*base.attrs["height"]
+    ground = 0.05 * base.attrs["height"]
     rel_t = 1.3
-    u = np.clip((t - (rel_t - 0.3))/0.6, 0, 1)
-    s = u**2*(3 - 2*u)  # fastest at release
+    u = np.clip((t - (rel_t - 0.3)) / 0.6, 0, 1)
+    s = u**2 * (3 - 2 * u)  # fastest at release
     d = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
-    R = np.array([pts[:, LANDMARKS.index("right_shoulder"), 0].mean() + 0.15*px, ground + release_height*px])
-    hand = R + (s - 0.5)[:, None]*0.9*px*d
-    for n in ("right_wrist", "right_index", "right_pinky", "right_thumb"): pts[:, LANDMARKS.index(n)] = hand
-    return stick_figure(len(t), fps, angles=ang, view="side", height_px=px, overrides={n: pts[:, i] for i, n in enumerate(LANDMARKS)})
+    R = np.array([pts[:, LANDMARKS.index("right_shoulder"), 0].mean() + 0.15 * px, ground + release_height * px])
+    hand = R + (s - 0.5)[:, None] * 0.9 * px * d
+    for n in ("right_wrist", "right_index", "right_pinky", "right_thumb"):
+        pts[:, LANDMARKS.index(n)] = hand
+    return stick_figure(
+        len(t), fps, angles=ang, view="side", height_px=px, overrides={n: pts[:, i] for i, n in enumerate(LANDMARKS)}
+    )
 
 # %% ../../nbs/52_pose_kinematics.ipynb
-def plot_angles(angles:xr.DataArray, # from `joint_angles`
-                names:list|None=None, # angles to draw (default: knees, hips, trunk)
-                events:dict|None=None, # label -> time in s, drawn as vertical lines
-                title:str="", # figure title
-                size:tuple=(7, 3.2), # inches
-               ):
+def plot_angles(
+    angles: xr.DataArray,  # from `joint_angles`
+    names: list | None = None,  # angles to draw (default: knees, hips, trunk)
+    events: dict | None = None,  # label -> time in s, drawn as vertical lines
+    title: str = "",  # figure title
+    size: tuple = (7, 3.2),  # inches
+):
     "A matplotlib Figure of joint angles over time with events marked."
     from matplotlib.figure import Figure
+
     names = names or ["left_knee_flexion", "right_knee_flexion", "left_hip_flexion", "right_hip_flexion", "trunk_lean"]
     fig = Figure(figsize=size, dpi=100, layout="constrained")
     ax = fig.add_subplot()
     t = angles["time"].values
-    for n in names: ax.plot(t, angles.sel(angle=n).values, label=n.replace("_", " "), lw=1.5)
+    for n in names:
+        ax.plot(t, angles.sel(angle=n).values, label=n.replace("_", " "), lw=1.5)
     for i, (label, when) in enumerate((events or {}).items()):
-        if when is None or not np.isfinite(when): continue
+        if when is None or not np.isfinite(when):
+            continue
         ax.axvline(when, color="0.3", ls="--", lw=1)
-        ax.annotate(label, (when, 1 - 0.08*(i % 4)), xycoords=("data", "axes fraction"), fontsize=8, ha="left", va="top")
-    ax.set_xlabel("time (s)"); ax.set_ylabel("angle (degrees)")
-    if title: ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncols=3, loc="lower right"); ax.grid(alpha=0.3)
+        ax.annotate(
+            label, (when, 1 - 0.08 * (i % 4)), xycoords=("data", "axes fraction"), fontsize=8, ha="left", va="top"
+        )
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("angle (degrees)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncols=3, loc="lower right")
+    ax.grid(alpha=0.3)
     return fig

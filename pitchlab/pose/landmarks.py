@@ -4,7 +4,8 @@
 
 # %% ../../nbs/50_pose_landmarks.ipynb 1
 from __future__ import annotations
-import contextlib, os
+import contextlib
+import os
 from pathlib import Path
 import numpy as np
 import xarray as xr
@@ -15,286 +16,498 @@ __all__ = ['LANDMARKS', 'COORDS', 'FACE', 'SKELETON', 'IMAGE_SUFFIXES', 'pose_mo
            'iter_frames', 'landmarks', 'world_landmarks', 'landmarks_table']
 
 # %% ../../nbs/50_pose_landmarks.ipynb
-LANDMARKS = ("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
-             "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
-             "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
-             "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-             "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
-COORDS = ("x", "y", "z", "visibility") # image landmarks: x, y normalised to the frame; z relative depth; visibility 0-1
-FACE = LANDMARKS[:11] # nose, eyes, ears, mouth: what the privacy module blurs around
-SKELETON = (("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
-            *[(f"{s}_{a}", f"{s}_{b}") for s in ("left", "right") for a, b in
-              (("shoulder", "elbow"), ("elbow", "wrist"), ("wrist", "index"), ("shoulder", "hip"), ("hip", "knee"),
-               ("knee", "ankle"), ("ankle", "heel"), ("heel", "foot_index"), ("ankle", "foot_index"))])
+LANDMARKS = (
+    "nose",
+    "left_eye_inner",
+    "left_eye",
+    "left_eye_outer",
+    "right_eye_inner",
+    "right_eye",
+    "right_eye_outer",
+    "left_ear",
+    "right_ear",
+    "mouth_left",
+    "mouth_right",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_pinky",
+    "right_pinky",
+    "left_index",
+    "right_index",
+    "left_thumb",
+    "right_thumb",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_heel",
+    "right_heel",
+    "left_foot_index",
+    "right_foot_index",
+)
+COORDS = (
+    "x",
+    "y",
+    "z",
+    "visibility",
+)  # image landmarks: x, y normalised to the frame; z relative depth; visibility 0-1
+FACE = LANDMARKS[:11]  # nose, eyes, ears, mouth: what the privacy module blurs around
+SKELETON = (
+    ("left_shoulder", "right_shoulder"),
+    ("left_hip", "right_hip"),
+    *[
+        (f"{s}_{a}", f"{s}_{b}")
+        for s in ("left", "right")
+        for a, b in (
+            ("shoulder", "elbow"),
+            ("elbow", "wrist"),
+            ("wrist", "index"),
+            ("shoulder", "hip"),
+            ("hip", "knee"),
+            ("knee", "ankle"),
+            ("ankle", "heel"),
+            ("heel", "foot_index"),
+            ("ankle", "foot_index"),
+        )
+    ],
+)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 
 # %% ../../nbs/50_pose_landmarks.ipynb
 _MODEL_HINT = "run `pitchlab setup-models` (it installs pose_landmarker_full.task and face_landmarker.task, checksum-verified, into the data home)"
 
-def _clone_roots()->list:
+
+def _clone_roots() -> list:
     "Roots of the pitchlab clone around the working directory and around the installed package."
     import pitchlab
+
     roots = [project_root(), project_root(Path(pitchlab.__file__).resolve().parent)]
     return [r for i, r in enumerate(roots) if r is not None and r not in roots[:i]]
 
-def _model_file(model, env:str, installed:Path, what:str)->Path:
+
+def _model_file(model, env: str, installed: Path, what: str) -> Path:
     "A MediaPipe model file: `model`, else the environment variable `env`, else the data home, else this clone's data/home."
     for name, given in (("the model argument", model), (env, os.environ.get(env))):
         if given:
             p = Path(given).expanduser()
-            if not p.is_file(): raise NotFoundError(f"the {what} named by {name} does not exist: {p}", hint=_MODEL_HINT)
+            if not p.is_file():
+                raise NotFoundError(f"the {what} named by {name} does not exist: {p}", hint=_MODEL_HINT)
             return p
-    tried = [installed] + [r/"data"/"home"/"models"/installed.name for r in _clone_roots()]
+    tried = [installed] + [r / "data" / "home" / "models" / installed.name for r in _clone_roots()]
     for p in tried:
-        if p.is_file(): return p
-    raise NotFoundError(f"MediaPipe's {what} is not installed; looked in " + ", ".join(map(str, tried)), hint=_MODEL_HINT)
+        if p.is_file():
+            return p
+    raise NotFoundError(
+        f"MediaPipe's {what} is not installed; looked in " + ", ".join(map(str, tried)), hint=_MODEL_HINT
+    )
 
-def pose_model_path(model:str|Path|None=None, # a `.task` file; default: `PITCHLAB_POSE_MODEL`, the data home, this clone
-                   )->Path:
+
+def pose_model_path(
+    model: str | Path | None = None,  # a `.task` file; default: `PITCHLAB_POSE_MODEL`, the data home, this clone
+) -> Path:
     "Where MediaPipe's pose model is: `model`, else `PITCHLAB_POSE_MODEL`, else the data home, else this clone's data/home."
     return _model_file(model, "PITCHLAB_POSE_MODEL", settings().pose_model, "pose model")
 
-def face_model_path(model:str|Path|None=None, # a `.task` file; default: `PITCHLAB_FACE_MODEL`, the data home, this clone
-                   )->Path:
+
+def face_model_path(
+    model: str | Path | None = None,  # a `.task` file; default: `PITCHLAB_FACE_MODEL`, the data home, this clone
+) -> Path:
     "Where MediaPipe's face landmarker (the face finder of `pitchlab.pose.privacy`) is, looked up like the pose model."
     return _model_file(model, "PITCHLAB_FACE_MODEL", settings().face_model, "face model")
 
-
 # %% ../../nbs/50_pose_landmarks.ipynb
-def _check_file(path)->Path:
+def _check_file(path) -> Path:
     "The path as a Path, or a clear error when it is missing, a folder or empty."
     p = Path(path).expanduser()
-    if not p.exists(): raise NotFoundError(f"no such file: {p}", hint="check the path and the file name")
-    if p.is_dir(): raise ValidationError(f"{p} is a folder, not a video or an image", hint="pass the files in it (the command line accepts folders)")
-    if p.stat().st_size == 0: raise ValidationError(f"{p.name} is empty (0 bytes)", hint="the recording or the copy failed: export or copy the video again")
+    if not p.exists():
+        raise NotFoundError(f"no such file: {p}", hint="check the path and the file name")
+    if p.is_dir():
+        raise ValidationError(
+            f"{p} is a folder, not a video or an image", hint="pass the files in it (the command line accepts folders)"
+        )
+    if p.stat().st_size == 0:
+        raise ValidationError(
+            f"{p.name} is empty (0 bytes)", hint="the recording or the copy failed: export or copy the video again"
+        )
     return p
+
 
 _BAD_VIDEO = "is it a video (mp4, mov, avi) or an image (png, jpg)? If it plays elsewhere, re-export it as H.264 MP4"
 
-def _is_image(p:Path)->bool: return p.suffix.lower() in IMAGE_SUFFIXES
 
-def _open_capture(p:Path, threads:int|None=None):
+def _is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _open_capture(p: Path, threads: int | None = None):
     "An OpenCV capture with auto-rotation off (pitchlab rotates), or ValidationError."
     import cv2
+
     params = [cv2.CAP_PROP_N_THREADS, int(threads)] if threads else []
     cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG, params)
-    if not cap.isOpened(): cap = cv2.VideoCapture(str(p))
-    if not cap.isOpened(): raise ValidationError(f"{p.name} cannot be opened as a video", hint=_BAD_VIDEO)
+    if not cap.isOpened():
+        cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        raise ValidationError(f"{p.name} cannot be opened as a video", hint=_BAD_VIDEO)
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
     return cap
 
-def _rotate(frame, rotation:int):
+
+def _rotate(frame, rotation: int):
     "Turn a decoded frame upright: `rotation` is the container's clockwise display rotation in degrees."
     import cv2
-    if rotation == 90: return cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
-    if rotation == 180: return cv2.rotate(frame, cv2.ROTATE_180)
-    if rotation == 270: return cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE)
+
+    if rotation == 90:
+        return cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
+    if rotation == 180:
+        return cv2.rotate(frame, cv2.ROTATE_180)
+    if rotation == 270:
+        return cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE)
     return frame
 
-def _resize(frame, max_side:int|None):
+
+def _resize(frame, max_side: int | None):
     "Downscale (never upscale) so the longer side is at most `max_side`."
     import cv2
+
     h, w = frame.shape[:2]
     s = max(h, w)
-    if not max_side or s <= max_side: return frame
+    if not max_side or s <= max_side:
+        return frame
     f = max_side / s
-    return cv2.resize(frame, (max(1, round(w*f)), max(1, round(h*f))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
-def video_info(path:str|Path # a video or an image
-              )->dict:
+
+def video_info(
+    path: str | Path,  # a video or an image
+) -> dict:
     "Kind, upright width and height, rotation, nominal fps and frame count of a video or an image."
     import cv2
+
     p = _check_file(path)
     if _is_image(p):
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None: raise ValidationError(f"{p.name} cannot be decoded as an image", hint=_BAD_VIDEO)
-        return dict(kind="image", source=p.name, width=img.shape[1], height=img.shape[0], rotation=0, fps=float("nan"), n_frames=1)
+        if img is None:
+            raise ValidationError(f"{p.name} cannot be decoded as an image", hint=_BAD_VIDEO)
+        return dict(
+            kind="image",
+            source=p.name,
+            width=img.shape[1],
+            height=img.shape[0],
+            rotation=0,
+            fps=float("nan"),
+            n_frames=1,
+        )
     cap = _open_capture(p)
     try:
         rot = int(round(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)) % 360
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         fps, n = float(cap.get(cv2.CAP_PROP_FPS) or 0), int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    finally: cap.release()
-    if rot in (90, 270): w, h = h, w
-    return dict(kind="video", source=p.name, width=w, height=h, rotation=rot, fps=fps if 0 < fps < 1000 else float("nan"), n_frames=n)
+    finally:
+        cap.release()
+    if rot in (90, 270):
+        w, h = h, w
+    return dict(
+        kind="video",
+        source=p.name,
+        width=w,
+        height=h,
+        rotation=rot,
+        fps=fps if 0 < fps < 1000 else float("nan"),
+        n_frames=n,
+    )
 
-def iter_frames(path:str|Path, # a video or an image
-                max_side:int|None=None, # downscale so the longer side is at most this (None: full size)
-                threads:int|None=None, # FFmpeg decoder threads (None: OpenCV's default)
-                stop:int|None=None, # decode only the first `stop` frames
-               ):
+
+def iter_frames(
+    path: str | Path,  # a video or an image
+    max_side: int | None = None,  # downscale so the longer side is at most this (None: full size)
+    threads: int | None = None,  # FFmpeg decoder threads (None: OpenCV's default)
+    stop: int | None = None,  # decode only the first `stop` frames
+):
     "Yield `(index, time_s, frame_bgr)` for every decodable frame, upright, with strictly increasing times."
     import cv2
+
     p = _check_file(path)
     if _is_image(p):
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None: raise ValidationError(f"{p.name} cannot be decoded as an image", hint=_BAD_VIDEO)
+        if img is None:
+            raise ValidationError(f"{p.name} cannot be decoded as an image", hint=_BAD_VIDEO)
         yield 0, 0.0, _resize(img, max_side)
         return
     info = video_info(p)
     cap = _open_capture(p, threads)
-    step = 1/info["fps"] if info["fps"] == info["fps"] else 1/30
+    step = 1 / info["fps"] if info["fps"] == info["fps"] else 1 / 30
     i, last = 0, -np.inf
     try:
         while stop is None or i < stop:
             ok, frame = cap.read()
-            if not ok or frame is None: break
+            if not ok or frame is None:
+                break
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
-            if not np.isfinite(t) or t <= last: t = (last + step) if np.isfinite(last) else 0.0
+            if not np.isfinite(t) or t <= last:
+                t = (last + step) if np.isfinite(last) else 0.0
             last = t
             yield i, t, _resize(_rotate(frame, info["rotation"]), max_side)
             i += 1
-    finally: cap.release()
-    if i == 0: raise ValidationError(f"no frame of {p.name} could be decoded", hint=_BAD_VIDEO)
+    finally:
+        cap.release()
+    if i == 0:
+        raise ValidationError(f"no frame of {p.name} could be decoded", hint=_BAD_VIDEO)
 
 # %% ../../nbs/50_pose_landmarks.ipynb
-def _poses(result)->tuple:
+def _poses(result) -> tuple:
     "Image and world landmarks of every person in one MediaPipe result, as two (people, 33, 4) arrays."
+
     def arr(people):
-        return np.array([[(l.x, l.y, l.z, np.nan if l.visibility is None else l.visibility) for l in p] for p in people],
-                        dtype=float).reshape(-1, len(LANDMARKS), 4)
+        return np.array(
+            [[(l.x, l.y, l.z, np.nan if l.visibility is None else l.visibility) for l in p] for p in people],
+            dtype=float,
+        ).reshape(-1, len(LANDMARKS), 4)
+
     img = arr(result.pose_landmarks)
     wld = arr(result.pose_world_landmarks) if result.pose_world_landmarks else np.full_like(img, np.nan)
-    if len(wld) != len(img): wld = np.full_like(img, np.nan)
+    if len(wld) != len(img):
+        wld = np.full_like(img, np.nan)
     wld[..., 3] = img[..., 3]
     return img, wld
 
-def _centres_sizes(c:np.ndarray, width:float, height:float)->tuple:
+
+def _centres_sizes(c: np.ndarray, width: float, height: float) -> tuple:
     "Mid-hip centre and body size (bounding-box diagonal), in pixels, of candidates (k, 33, 4)."
     xy = c[:, :, :2] * np.array([width, height])
     centre = xy[:, 23:25].mean(1)
     size = np.linalg.norm(np.nanmax(xy, 1) - np.nanmin(xy, 1), axis=1)
     return centre, np.maximum(size, 1e-6)
 
-def _tracks(cands:list, width:float, height:float, gate:float=0.5, max_lost:int=15)->list:
+
+def _tracks(cands: list, width: float, height: float, gate: float = 0.5, max_lost: int = 15) -> list:
     "Join detections frame to frame into tracks: dicts of frames, candidate indices, centres and sizes."
     tracks = []
     for f, c in enumerate(cands):
-        if not len(c): continue
+        if not len(c):
+            continue
         centre, size = _centres_sizes(c, width, height)
         vis = np.nanmean(c[:, :, 3], 1)
         kept = []
         for j in np.argsort(-vis):  # duplicates of one person: keep the most visible
-            if all(np.linalg.norm(centre[j] - centre[k]) > 0.3*max(size[j], size[k]) for k in kept): kept.append(j)
+            if all(np.linalg.norm(centre[j] - centre[k]) > 0.3 * max(size[j], size[k]) for k in kept):
+                kept.append(j)
         live = [ti for ti, t in enumerate(tracks) if f - t["frames"][-1] <= max_lost]
-        pairs = sorted((np.linalg.norm(centre[j] - tracks[ti]["c"]) / tracks[ti]["s"], ti, j) for ti in live for j in kept)
+        pairs = sorted(
+            (np.linalg.norm(centre[j] - tracks[ti]["c"]) / tracks[ti]["s"], ti, j) for ti in live for j in kept
+        )
         used_t, used_j = set(), set()
         for cost, ti, j in pairs:
             lost = f - tracks[ti]["frames"][-1] - 1
-            if ti in used_t or j in used_j or cost > gate*(1 + 0.2*lost): continue
-            t = tracks[ti]; t["frames"].append(f); t["idx"].append(j); t["sizes"].append(size[j]); t["c"], t["s"] = centre[j], size[j]
-            used_t.add(ti); used_j.add(j)
+            if ti in used_t or j in used_j or cost > gate * (1 + 0.2 * lost):
+                continue
+            t = tracks[ti]
+            t["frames"].append(f)
+            t["idx"].append(j)
+            t["sizes"].append(size[j])
+            t["c"], t["s"] = centre[j], size[j]
+            used_t.add(ti)
+            used_j.add(j)
         for j in kept:
-            if j not in used_j: tracks.append(dict(frames=[f], idx=[j], sizes=[size[j]], c=centre[j], s=size[j], c0=centre[j]))
+            if j not in used_j:
+                tracks.append(dict(frames=[f], idx=[j], sizes=[size[j]], c=centre[j], s=size[j], c0=centre[j]))
     return tracks
 
-def _select(tracks:list, n_frames:int, subject="first", max_lost:int=15, width:float=1, height:float=1)->np.ndarray:
+
+def _select(
+    tracks: list, n_frames: int, subject="first", max_lost: int = 15, width: float = 1, height: float = 1
+) -> np.ndarray:
     "Per frame, the candidate index of the athlete (-1 where absent), chosen from `tracks` by `subject`."
     out = np.full(n_frames, -1)
-    if not tracks: return out
+    if not tracks:
+        return out
     lens = np.array([len(t["frames"]) for t in tracks])
     if isinstance(subject, (tuple, list)):
         target = np.array(subject, float) * [width, height]
         main = int(np.argmin([np.linalg.norm(t["c0"] - target) / t["s"] for t in tracks]))
-    elif subject == "longest": main = int(np.argmax(lens))
-    elif subject == "largest": main = int(np.argmax([np.median(t["sizes"]) for t in tracks]))
+    elif subject == "longest":
+        main = int(np.argmax(lens))
+    elif subject == "largest":
+        main = int(np.argmax([np.median(t["sizes"]) for t in tracks]))
     elif subject == "first":
-        ok = np.flatnonzero(lens >= min(10, 0.25*lens.max()))
+        ok = np.flatnonzero(lens >= min(10, 0.25 * lens.max()))
         main = int(ok[np.argmin([tracks[i]["frames"][0] for i in ok])])
-    else: raise ValidationError(f"unknown subject {subject!r}", hint="use 'first', 'longest', 'largest' or an (x, y) point in 0-1 image coordinates")
+    else:
+        raise ValidationError(
+            f"unknown subject {subject!r}",
+            hint="use 'first', 'longest', 'largest' or an (x, y) point in 0-1 image coordinates",
+        )
     chosen = [main]
-    have = set(tracks[main]["frames"]); size0 = np.median(tracks[main]["sizes"])
+    have = set(tracks[main]["frames"])
+    size0 = np.median(tracks[main]["sizes"])
     for i in np.argsort(-lens):
         t = tracks[i]
-        if i == main or have.intersection(t["frames"]): continue
-        near = np.array(sorted(have)); fr = np.array(t["frames"])
+        if i == main or have.intersection(t["frames"]):
+            continue
+        near = np.array(sorted(have))
+        fr = np.array(t["frames"])
         gap = np.min(np.abs(fr[:, None] - near[None, :])) if len(near) else n_frames
-        if gap <= max_lost or not (1/1.5 <= np.median(t["sizes"]) / size0 <= 1.5): continue
-        chosen.append(i); have.update(t["frames"])
+        if gap <= max_lost or not (1 / 1.5 <= np.median(t["sizes"]) / size0 <= 1.5):
+            continue
+        chosen.append(i)
+        have.update(t["frames"])
     for i in chosen:
-        for f, j in zip(tracks[i]["frames"], tracks[i]["idx"]): out[f] = j
+        for f, j in zip(tracks[i]["frames"], tracks[i]["idx"]):
+            out[f] = j
     return out
 
 # %% ../../nbs/50_pose_landmarks.ipynb
-_quiet_stderr = quiet_stderr # silence C++ log lines on fd 2 (pitchlab.core)
+_quiet_stderr = quiet_stderr  # silence C++ log lines on fd 2 (pitchlab.core)
 
-def _landmarker(model, video:bool, num_poses:int, min_confidence:float):
+
+def _landmarker(model, video: bool, num_poses: int, min_confidence: float):
     "A MediaPipe PoseLandmarker (VIDEO or IMAGE mode) for the model file."
     quiet_tensorflow()
     with _quiet_stderr():
         from mediapipe.tasks.python import BaseOptions, vision
+
         opts = vision.PoseLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(pose_model_path(model))),
-            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE, num_poses=num_poses,
-            min_pose_detection_confidence=min_confidence, min_pose_presence_confidence=min_confidence,
-            min_tracking_confidence=min_confidence)
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            num_poses=num_poses,
+            min_pose_detection_confidence=min_confidence,
+            min_pose_presence_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
         return vision.PoseLandmarker.create_from_options(opts)
 
 # %% ../../nbs/50_pose_landmarks.ipynb
-def landmarks(path:str|Path, # a video (mp4, mov, avi ...) or an image (png, jpg ...)
-              world:bool=False, # return the world landmarks (metres, origin mid-hip) instead of the image landmarks
-              model:str|Path|None=None, # the pose model (.task); default `pose_model_path()`
-              max_side:int=640, # downscale frames so the longer side is at most this before inference
-              num_poses:int=1, # people MediaPipe may return a frame (2+ is slower; helps when others are in view)
-              subject="first", # the athlete: 'first' seen, 'longest' in view, 'largest', or an (x, y) point in 0-1 image coords
-              min_confidence:float=0.5, # MediaPipe's detection, presence and tracking thresholds
-              max_lost:int=15, # frames a track may vanish and still continue
-              threads:int|None=None, # OpenCV / decoder threads (None: library defaults; MediaPipe's own cannot be set)
-              progress:bool=False, # show a progress bar over frames
-              stop:int|None=None, # only the first `stop` frames
-             )->xr.DataArray:
+def landmarks(
+    path: str | Path,  # a video (mp4, mov, avi ...) or an image (png, jpg ...)
+    world: bool = False,  # return the world landmarks (metres, origin mid-hip) instead of the image landmarks
+    model: str | Path | None = None,  # the pose model (.task); default `pose_model_path()`
+    max_side: int = 640,  # downscale frames so the longer side is at most this before inference
+    num_poses: int = 1,  # people MediaPipe may return a frame (2+ is slower; helps when others are in view)
+    subject="first",  # the athlete: 'first' seen, 'longest' in view, 'largest', or an (x, y) point in 0-1 image coords
+    min_confidence: float = 0.5,  # MediaPipe's detection, presence and tracking thresholds
+    max_lost: int = 15,  # frames a track may vanish and still continue
+    threads: int | None = None,  # OpenCV / decoder threads (None: library defaults; MediaPipe's own cannot be set)
+    progress: bool = False,  # show a progress bar over frames
+    stop: int | None = None,  # only the first `stop` frames
+) -> xr.DataArray:
     "Pose landmarks of the athlete in every frame: dims frame x landmark x coord, `time` in s, world landmarks alongside."
-    import cv2, mediapipe as mp
-    if threads: cv2.setNumThreads(int(threads))
+    import cv2
+    import mediapipe as mp
+
+    if threads:
+        cv2.setNumThreads(int(threads))
     p = _check_file(path)
     info = video_info(p)
     video = info["kind"] == "video"
     frames = iter_frames(p, max_side=max_side, threads=threads, stop=stop)
     if progress:
         from tqdm.auto import tqdm
+
         frames = tqdm(frames, total=info["n_frames"] or None, desc=p.name, unit="frame", leave=False)
     cands, wlds, times, last_ms = [], [], [], -1
     with _landmarker(model, video, num_poses, min_confidence) as lm:
         for i, t, frame in frames:
             img = mp.Image(image_format=mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
             if video:
-                ms = max(int(round(t*1000)), last_ms + 1); last_ms = ms
+                ms = max(int(round(t * 1000)), last_ms + 1)
+                last_ms = ms
                 r = lm.detect_for_video(img, ms)
-            else: r = lm.detect(img)
+            else:
+                r = lm.detect(img)
             c, w = _poses(r)
-            cands.append(c); wlds.append(w); times.append(t)
+            cands.append(c)
+            wlds.append(w)
+            times.append(t)
     n = len(cands)
     tracks = _tracks(cands, info["width"], info["height"], max_lost=max_lost)
-    pick = _select(tracks, n, subject if video else ("largest" if subject == "first" else subject), max_lost, info["width"], info["height"])
+    pick = _select(
+        tracks,
+        n,
+        subject if video else ("largest" if subject == "first" else subject),
+        max_lost,
+        info["width"],
+        info["height"],
+    )
     img, wld = np.full((n, len(LANDMARKS), 4), np.nan), np.full((n, len(LANDMARKS), 4), np.nan)
     faces = np.empty(n, dtype=object)  # per frame: the face extent (x0, y0, x1, y1) of every person, athlete or not
     for f, j in enumerate(pick):
-        if j >= 0: img[f], wld[f] = cands[f][j], wlds[f][j]
-        faces[f] = tuple(tuple(float(v) for v in (*np.nanmin(c[:len(FACE), :2], 0), *np.nanmax(c[:len(FACE), :2], 0))) for c in cands[f])
+        if j >= 0:
+            img[f], wld[f] = cands[f][j], wlds[f][j]
+        faces[f] = tuple(
+            tuple(float(v) for v in (*np.nanmin(c[: len(FACE), :2], 0), *np.nanmax(c[: len(FACE), :2], 0)))
+            for c in cands[f]
+        )
     times = np.asarray(times, float)
-    fps = info["fps"] if video and info["fps"] == info["fps"] else (1/np.median(np.diff(times)) if n > 1 else float("nan"))
-    da = xr.DataArray(img, dims=("frame", "landmark", "coord"), name="landmarks",
-                      coords=dict(frame=np.arange(n), landmark=list(LANDMARKS), coord=list(COORDS), time=("frame", times),
-                                  world=(("frame", "landmark", "coord"), wld), faces=("frame", faces)),
-                      attrs=dict(source=info["source"], kind=info["kind"], width=info["width"], height=info["height"],
-                                 rotation=info["rotation"], fps=float(fps), n_frames=n, detected=float((pick >= 0).mean()) if n else 0.0,
-                                 people=len(tracks), model=pose_model_path(model).name, max_side=max_side, num_poses=num_poses))
+    fps = (
+        info["fps"]
+        if video and info["fps"] == info["fps"]
+        else (1 / np.median(np.diff(times)) if n > 1 else float("nan"))
+    )
+    da = xr.DataArray(
+        img,
+        dims=("frame", "landmark", "coord"),
+        name="landmarks",
+        coords=dict(
+            frame=np.arange(n),
+            landmark=list(LANDMARKS),
+            coord=list(COORDS),
+            time=("frame", times),
+            world=(("frame", "landmark", "coord"), wld),
+            faces=("frame", faces),
+        ),
+        attrs=dict(
+            source=info["source"],
+            kind=info["kind"],
+            width=info["width"],
+            height=info["height"],
+            rotation=info["rotation"],
+            fps=float(fps),
+            n_frames=n,
+            detected=float((pick >= 0).mean()) if n else 0.0,
+            people=len(tracks),
+            model=pose_model_path(model).name,
+            max_side=max_side,
+            num_poses=num_poses,
+        ),
+    )
     da["time"].attrs["units"] = "s"
     return world_landmarks(da) if world else da
 
-def world_landmarks(da:xr.DataArray # image landmarks from `landmarks`
-                   )->xr.DataArray:
+
+def world_landmarks(
+    da: xr.DataArray,  # image landmarks from `landmarks`
+) -> xr.DataArray:
     "The world landmarks (metres, origin between the hips, y down as in MediaPipe) that ride along `da`."
     w = da["world"].drop_vars(["world", "faces"], errors="ignore").rename("world_landmarks")
     w.attrs = {**da.attrs, "units": "m"}
     return w
 
-def landmarks_table(da:xr.DataArray # landmarks from `landmarks`
-                   )->"pd.DataFrame":
+
+def landmarks_table(
+    da: xr.DataArray,  # landmarks from `landmarks`
+) -> "pd.DataFrame":
     "A long table, one row per frame and landmark: frame, time, landmark, x, y, z, visibility, world_x, world_y, world_z."
     import pandas as pd
+
     F, L = da.sizes["frame"], da.sizes["landmark"]
-    v, w = da.values.reshape(F*L, -1), da["world"].values.reshape(F*L, -1)
-    return pd.DataFrame(dict(frame=np.repeat(da.frame.values, L), time=np.repeat(da.time.values, L),
-                             landmark=np.tile(np.asarray(da.landmark.values, str), F),
-                             x=v[:, 0], y=v[:, 1], z=v[:, 2], visibility=v[:, 3], world_x=w[:, 0], world_y=w[:, 1], world_z=w[:, 2]))
+    v, w = da.values.reshape(F * L, -1), da["world"].values.reshape(F * L, -1)
+    return pd.DataFrame(
+        dict(
+            frame=np.repeat(da.frame.values, L),
+            time=np.repeat(da.time.values, L),
+            landmark=np.tile(np.asarray(da.landmark.values, str), F),
+            x=v[:, 0],
+            y=v[:, 1],
+            z=v[:, 2],
+            visibility=v[:, 3],
+            world_x=w[:, 0],
+            world_y=w[:, 1],
+            world_z=w[:, 2],
+        )
+    )

@@ -16,94 +16,124 @@ __all__ = ['LABELS', 'face_boxes', 'people_faces', 'detected_faces', 'bystander_
            'overlay_frames', 'write_overlay', 'overlay_image']
 
 # %% ../../nbs/54_pose_privacy.ipynb
-def _face_extents(da:xr.DataArray)->list:
+def _face_extents(da: xr.DataArray) -> list:
     "Per frame, normalised face extents (x0, y0, x1, y1) of every person: the `faces` coordinate, else the athlete's face landmarks."
-    if "faces" in da.coords: return [list(f) if f is not None else [] for f in da["faces"].values]
+    if "faces" in da.coords:
+        return [list(f) if f is not None else [] for f in da["faces"].values]
     xy = da.sel(landmark=list(FACE), coord=["x", "y"]).values
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # frames without a face: all-NaN
         ext = np.concatenate([np.nanmin(xy, 1), np.nanmax(xy, 1)], -1)
     return [[tuple(e)] if np.isfinite(e).all() else [] for e in ext]
 
-def face_boxes(da:xr.DataArray, # landmarks (raw or cleaned) with `width` and `height` attrs
-               pad:float=0.6, # padding on each side, as a fraction of the face's size
-               hold:int=5, # frames a box is carried over to neighbouring frames (covers detection flicker)
-               min_size:int=12, # smallest box side, px
-               extra:list|None=None, # more per-frame face extents (normalised), e.g. from `people_faces`
-              )->list:
+
+def face_boxes(
+    da: xr.DataArray,  # landmarks (raw or cleaned) with `width` and `height` attrs
+    pad: float = 0.6,  # padding on each side, as a fraction of the face's size
+    hold: int = 5,  # frames a box is carried over to neighbouring frames (covers detection flicker)
+    min_size: int = 12,  # smallest box side, px
+    extra: list | None = None,  # more per-frame face extents (normalised), e.g. from `people_faces`
+) -> list:
     "Per frame, a list of (x0, y0, x1, y1) pixel boxes around every detected face, padded and held over short gaps."
     W, H = float(da.attrs.get("width", 1)), float(da.attrs.get("height", 1))
     ext = _face_extents(da)
-    if extra is not None: ext = [list(a) + list(b) for a, b in zip(ext, list(extra) + [[]]*(len(ext) - len(extra)))]
+    if extra is not None:
+        ext = [list(a) + list(b) for a, b in zip(ext, list(extra) + [[]] * (len(ext) - len(extra)))]
     F = len(ext)
     own = []
     for f in range(F):
         boxes = []
         for x0, y0, x1, y1 in ext[f]:
-            if not np.isfinite([x0, y0, x1, y1]).all(): continue
-            cx, cy = (x0 + x1)/2*W, (y0 + y1)/2*H
-            s = max((x1 - x0)*W, 2*(y1 - y0)*H, min_size)  # the points span the face's width but only eyes-to-mouth in height
-            half = s*(0.5 + pad)
-            boxes.append((cx - half, cy - 1.2*half, cx + half, cy + 0.9*half))  # more room above the eyes than below the mouth
+            if not np.isfinite([x0, y0, x1, y1]).all():
+                continue
+            cx, cy = (x0 + x1) / 2 * W, (y0 + y1) / 2 * H
+            s = max(
+                (x1 - x0) * W, 2 * (y1 - y0) * H, min_size
+            )  # the points span the face's width but only eyes-to-mouth in height
+            half = s * (0.5 + pad)
+            boxes.append(
+                (cx - half, cy - 1.2 * half, cx + half, cy + 0.9 * half)
+            )  # more room above the eyes than below the mouth
         own.append(boxes)
     out = []
     for f in range(F):
         boxes = list(own[f])
         for g in sorted(range(max(0, f - hold), min(F, f + hold + 1)), key=lambda g: abs(g - f)):
             boxes += [b for b in own[g] if not any(_overlap(b, m) for m in boxes)]  # a face missed in this frame
-        out.append([tuple(int(round(v)) for v in (max(0, b[0]), max(0, b[1]), min(W, b[2]), min(H, b[3]))) for b in boxes])
+        out.append(
+            [tuple(int(round(v)) for v in (max(0, b[0]), max(0, b[1]), min(W, b[2]), min(H, b[3]))) for b in boxes]
+        )
     return out
 
-def _overlap(a, b)->bool:
+
+def _overlap(a, b) -> bool:
     "Do boxes a and b intersect?"
     return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
 # %% ../../nbs/54_pose_privacy.ipynb
-def people_faces(path:str|Path, # the video or image
-                 num_poses:int=4, # people to track
-                 max_side:int=640, # inference size
-                 model:str|Path|None=None, # pose model (default: `pose_model_path()`)
-                 stop:int|None=None, # only the first `stop` frames
-                )->list:
+def people_faces(
+    path: str | Path,  # the video or image
+    num_poses: int = 4,  # people to track
+    max_side: int = 640,  # inference size
+    model: str | Path | None = None,  # pose model (default: `pose_model_path()`)
+    stop: int | None = None,  # only the first `stop` frames
+) -> list:
     "Per frame, the normalised face extents of everyone MediaPipe tracks (up to `num_poses` people)."
     from pitchlab.pose.landmarks import landmarks
-    return _face_extents(landmarks(path, num_poses=num_poses, max_side=max_side, model=model, min_confidence=0.3, stop=stop))
 
-def _starts(n:int, size:int)->list:
+    return _face_extents(
+        landmarks(path, num_poses=num_poses, max_side=max_side, model=model, min_confidence=0.3, stop=stop)
+    )
+
+
+def _starts(n: int, size: int) -> list:
     "Starts of windows of `size` covering 0..n in half-window steps, the last flush with the end."
-    if size >= n: return [0]
-    s = list(range(0, n - size + 1, max(1, size//2)))
+    if size >= n:
+        return [0]
+    s = list(range(0, n - size + 1, max(1, size // 2)))
     return s if s[-1] == n - size else s + [n - size]
 
-def _distinct(ext:list, share:float=0.5)->list:
+
+def _distinct(ext: list, share: float = 0.5) -> list:
     "Face extents without repeats: an extent mostly inside a larger one already kept is dropped."
-    area = lambda e: max(e[2] - e[0], 0)*max(e[3] - e[1], 0)
+    area = lambda e: max(e[2] - e[0], 0) * max(e[3] - e[1], 0)
     kept = []
     for e in sorted(ext, key=area, reverse=True):
-        inter = [max(min(e[2], k[2]) - max(e[0], k[0]), 0)*max(min(e[3], k[3]) - max(e[1], k[1]), 0) for k in kept]
-        if not any(i > share*area(e) for i in inter): kept.append(e)
+        inter = [max(min(e[2], k[2]) - max(e[0], k[0]), 0) * max(min(e[3], k[3]) - max(e[1], k[1]), 0) for k in kept]
+        if not any(i > share * area(e) for i in inter):
+            kept.append(e)
     return kept
 
-def detected_faces(path:str|Path, # the video or image
-                   every:int=3, # look in every n-th frame (`face_boxes` holds a box over 5 frames)
-                   tile:float=0.5, # also look in overlapping square tiles of this share of the shorter side (small faces); None: whole frames only
-                   max_side:int=1280, # frames are downscaled to this longer side first
-                   min_confidence:float=0.5, # MediaPipe's face detection and presence thresholds
-                   max_faces:int=4, # faces per window
-                   model:str|Path|None=None, # face model (default: `face_model_path()`)
-                   stop:int|None=None, # only the first `stop` frames
-                  )->list:
+
+def detected_faces(
+    path: str | Path,  # the video or image
+    every: int = 3,  # look in every n-th frame (`face_boxes` holds a box over 5 frames)
+    tile: float = 0.5,  # also look in overlapping square tiles of this share of the shorter side (small faces); None: whole frames only
+    max_side: int = 1280,  # frames are downscaled to this longer side first
+    min_confidence: float = 0.5,  # MediaPipe's face detection and presence thresholds
+    max_faces: int = 4,  # faces per window
+    model: str | Path | None = None,  # face model (default: `face_model_path()`)
+    stop: int | None = None,  # only the first `stop` frames
+) -> list:
     "Per frame, normalised extents of every face MediaPipe's face landmarker finds, body or no body (eyes-to-mouth band, as from the pose)."
-    import cv2, mediapipe as mp
+    import cv2
+    import mediapipe as mp
     from pitchlab.pose.landmarks import face_model_path, _quiet_stderr
     from pitchlab.core import quiet_tensorflow
-    if every < 1: raise ValidationError(f"every must be >= 1, got {every}")
+
+    if every < 1:
+        raise ValidationError(f"every must be >= 1, got {every}")
     quiet_tensorflow()
     with _quiet_stderr():
         from mediapipe.tasks.python import BaseOptions, vision
-        opts = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(face_model_path(model))),
-                                            running_mode=vision.RunningMode.IMAGE, num_faces=max_faces,
-                                            min_face_detection_confidence=min_confidence, min_face_presence_confidence=min_confidence)
+
+        opts = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(face_model_path(model))),
+            running_mode=vision.RunningMode.IMAGE,
+            num_faces=max_faces,
+            min_face_detection_confidence=min_confidence,
+            min_face_presence_confidence=min_confidence,
+        )
         finder = vision.FaceLandmarker.create_from_options(opts)
     out = []
     with finder:
@@ -114,181 +144,243 @@ def detected_faces(path:str|Path, # the video or image
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 wins = [(0, 0, W, H)]
                 if tile:
-                    S = int(round(min(H, W)*tile))
+                    S = int(round(min(H, W) * tile))
                     wins += [(x, y, S, S) for y in _starts(H, S) for x in _starts(W, S)]
                 for x, y, w, h in wins:
-                    r = finder.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb[y:y+h, x:x+w])))
+                    r = finder.detect(
+                        mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb[y : y + h, x : x + w]))
+                    )
                     for face in r.face_landmarks:
                         pts = np.array([(q.x, q.y) for q in face])
                         (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
-                        y0, y1 = y0 + 0.35*(y1 - y0), y0 + 0.75*(y1 - y0)  # the mesh spans brow to chin: keep eyes to mouth
-                        found.append(((x + x0*w)/W, (y + y0*h)/H, (x + x1*w)/W, (y + y1*h)/H))
+                        y0, y1 = (
+                            y0 + 0.35 * (y1 - y0),
+                            y0 + 0.75 * (y1 - y0),
+                        )  # the mesh spans brow to chin: keep eyes to mouth
+                        found.append(((x + x0 * w) / W, (y + y0 * h) / H, (x + x1 * w) / W, (y + y1 * h) / H))
             out.append(_distinct(found))
     return out
 
-def bystander_faces(path:str|Path, # the video or image
-                    max_side:int=640, # inference size of the pose pass
-                    stop:int|None=None, # only the first `stop` frames
-                    every:int=3, # the face finder's frame step (`detected_faces`)
-                   )->list:
+
+def bystander_faces(
+    path: str | Path,  # the video or image
+    max_side: int = 640,  # inference size of the pose pass
+    stop: int | None = None,  # only the first `stop` frames
+    every: int = 3,  # the face finder's frame step (`detected_faces`)
+) -> list:
     "Per frame, the face extents of everyone in view: a 4-person pose pass (`people_faces`) and the face finder (`detected_faces`)."
     a = people_faces(path, max_side=max_side, stop=stop)
     b = detected_faces(path, every=every, stop=stop)
     n = max(len(a), len(b))
-    a, b = list(a) + [[]]*(n - len(a)), list(b) + [[]]*(n - len(b))
+    a, b = list(a) + [[]] * (n - len(a)), list(b) + [[]] * (n - len(b))
     return [list(x) + list(y) for x, y in zip(a, b)]
 
-def blur_boxes(frame:np.ndarray, # a BGR (or grey) frame; not modified
-               boxes:list, # (x0, y0, x1, y1) pixel boxes
-               blocks:int=8, # pixel blocks across a face
-              )->np.ndarray:
+
+def blur_boxes(
+    frame: np.ndarray,  # a BGR (or grey) frame; not modified
+    boxes: list,  # (x0, y0, x1, y1) pixel boxes
+    blocks: int = 8,  # pixel blocks across a face
+) -> np.ndarray:
     "A copy of `frame` with each box pixelated and blurred; pixels outside the boxes are unchanged."
     import cv2
+
     out = frame.copy()
     h, w = frame.shape[:2]
     for x0, y0, x1, y1 in boxes:
         x0, y0, x1, y1 = max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))
-        if x1 - x0 < 2 or y1 - y0 < 2: continue
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
         roi = out[y0:y1, x0:x1]
-        small = cv2.resize(roi, (max(1, min(blocks, x1 - x0)), max(1, min(blocks, y1 - y0))), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            roi, (max(1, min(blocks, x1 - x0)), max(1, min(blocks, y1 - y0))), interpolation=cv2.INTER_AREA
+        )
         big = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
-        k = max(3, (min(x1 - x0, y1 - y0)//4) | 1)
+        k = max(3, (min(x1 - x0, y1 - y0) // 4) | 1)
         out[y0:y1, x0:x1] = cv2.GaussianBlur(big, (k, k), 0)
     return out
 
 # %% ../../nbs/54_pose_privacy.ipynb
-LABELS = dict(left_knee="left_knee_flexion", right_knee="right_knee_flexion", left_hip="left_hip_flexion",
-              right_hip="right_hip_flexion", left_elbow="left_elbow_flexion", right_elbow="right_elbow_flexion") # joint -> angle shown beside it
+LABELS = dict(
+    left_knee="left_knee_flexion",
+    right_knee="right_knee_flexion",
+    left_hip="left_hip_flexion",
+    right_hip="right_hip_flexion",
+    left_elbow="left_elbow_flexion",
+    right_elbow="right_elbow_flexion",
+)  # joint -> angle shown beside it
 
 _COL = dict(left=(0, 140, 255), right=(255, 160, 0), mid=(230, 230, 230))
 
-def _side(name:str)->str: return "left" if name.startswith("left") else "right" if name.startswith("right") else "mid"
 
-def draw_pose(frame:np.ndarray, # BGR frame, drawn on in place
-              xy:np.ndarray, # (33, 2) pixel positions in this frame (NaN where unknown)
-              values:dict|None=None, # joint name -> angle in degrees to print beside it
-              text:str|None=None, # a line of text for the top-left corner (time, event)
-             )->np.ndarray:
+def _side(name: str) -> str:
+    return "left" if name.startswith("left") else "right" if name.startswith("right") else "mid"
+
+
+def draw_pose(
+    frame: np.ndarray,  # BGR frame, drawn on in place
+    xy: np.ndarray,  # (33, 2) pixel positions in this frame (NaN where unknown)
+    values: dict | None = None,  # joint name -> angle in degrees to print beside it
+    text: str | None = None,  # a line of text for the top-left corner (time, event)
+) -> np.ndarray:
     "Draw the skeleton, joints and angle labels on `frame` (in place) and return it."
     import cv2
-    sc = max(frame.shape[:2])/640
-    th = max(1, int(round(2*sc)))
+
+    sc = max(frame.shape[:2]) / 640
+    th = max(1, int(round(2 * sc)))
     idx = {n: i for i, n in enumerate(LANDMARKS)}
     ok = lambda p: np.isfinite(p).all()
     for a, b in SKELETON:
         pa, pb = xy[idx[a]], xy[idx[b]]
-        if ok(pa) and ok(pb): cv2.line(frame, tuple(map(int, pa)), tuple(map(int, pb)), _COL[_side(a) if _side(a) == _side(b) else "mid"], th, cv2.LINE_AA)
+        if ok(pa) and ok(pb):
+            cv2.line(
+                frame,
+                tuple(map(int, pa)),
+                tuple(map(int, pb)),
+                _COL[_side(a) if _side(a) == _side(b) else "mid"],
+                th,
+                cv2.LINE_AA,
+            )
     for n in LANDMARKS[11:]:
         p = xy[idx[n]]
-        if ok(p): cv2.circle(frame, tuple(map(int, p)), th + 1, _COL[_side(n)], -1, cv2.LINE_AA)
+        if ok(p):
+            cv2.circle(frame, tuple(map(int, p)), th + 1, _COL[_side(n)], -1, cv2.LINE_AA)
     for joint, v in (values or {}).items():
         p = xy[idx[joint]]
         if ok(p) and v is not None and np.isfinite(v):
-            (tw, _), _ = cv2.getTextSize(f"{v:.0f}", cv2.FONT_HERSHEY_SIMPLEX, 0.5*sc, th + 2)
-            dx = 6*sc if _side(joint) == "left" else -6*sc - tw  # left-side labels to one side, right-side to the other
-            org = (int(p[0] + dx), int(p[1] - 6*sc))
+            (tw, _), _ = cv2.getTextSize(f"{v:.0f}", cv2.FONT_HERSHEY_SIMPLEX, 0.5 * sc, th + 2)
+            dx = (
+                6 * sc if _side(joint) == "left" else -6 * sc - tw
+            )  # left-side labels to one side, right-side to the other
+            org = (int(p[0] + dx), int(p[1] - 6 * sc))
             for col, w in (((0, 0, 0), th + 2), ((255, 255, 255), max(1, th - 1))):
-                cv2.putText(frame, f"{v:.0f}", org, cv2.FONT_HERSHEY_SIMPLEX, 0.5*sc, col, w, cv2.LINE_AA)
+                cv2.putText(frame, f"{v:.0f}", org, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * sc, col, w, cv2.LINE_AA)
     if text:
         for col, w in (((0, 0, 0), th + 2), ((255, 255, 255), max(1, th - 1))):
-            cv2.putText(frame, text, (int(10*sc), int(24*sc)), cv2.FONT_HERSHEY_SIMPLEX, 0.6*sc, col, w, cv2.LINE_AA)
+            cv2.putText(
+                frame, text, (int(10 * sc), int(24 * sc)), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * sc, col, w, cv2.LINE_AA
+            )
     return frame
 
 # %% ../../nbs/54_pose_privacy.ipynb
-def _blur_outside(frame:np.ndarray, xy:np.ndarray, pad:float=0.15)->np.ndarray:
+def _blur_outside(frame: np.ndarray, xy: np.ndarray, pad: float = 0.15) -> np.ndarray:
     "Blur everything outside the padded bounding box of the athlete's points (the whole frame if none)."
     h, w = frame.shape[:2]
     ok = np.isfinite(xy).all(1)
     keep = np.zeros((h, w), bool)
     if ok.any():
         (x0, y0), (x1, y1) = xy[ok].min(0), xy[ok].max(0)
-        px, py = pad*(x1 - x0) + 10, pad*(y1 - y0) + 10
-        keep[max(0, int(y0 - 1.5*py)):min(h, int(y1 + py)), max(0, int(x0 - px)):min(w, int(x1 + px))] = True
-    soft = blur_boxes(frame, [(0, 0, w, h)], blocks=max(8, w//24))
+        px, py = pad * (x1 - x0) + 10, pad * (y1 - y0) + 10
+        keep[max(0, int(y0 - 1.5 * py)) : min(h, int(y1 + py)), max(0, int(x0 - px)) : min(w, int(x1 + px))] = True
+    soft = blur_boxes(frame, [(0, 0, w, h)], blocks=max(8, w // 24))
     return np.where(keep[..., None], frame, soft)
 
-def overlay_frames(path:str|Path, # the video (or image) the landmarks came from
-                   da:xr.DataArray, # its landmarks (cleaned for a steady skeleton; face boxes come along)
-                   angles:xr.DataArray|None=None, # from `joint_angles`, for the labels
-                   events:dict|None=None, # label -> time in s, shown for 0.3 s around each event
-                   max_side:int|None=640, # downscale frames so the longer side is at most this
-                   frames=None, # only these frame indices (default: all)
-                   everyone:bool=True, # also find bystanders' faces: a 4-person pose pass and the face finder (`bystander_faces`)
-                   background:str="keep", # 'keep', or 'blur' everything outside the athlete's body box too
-                   faces:list|None=None, # bystanders' faces already found (`bystander_faces`, `people_faces`): skips the passes
-                  ):
+
+def overlay_frames(
+    path: str | Path,  # the video (or image) the landmarks came from
+    da: xr.DataArray,  # its landmarks (cleaned for a steady skeleton; face boxes come along)
+    angles: xr.DataArray | None = None,  # from `joint_angles`, for the labels
+    events: dict | None = None,  # label -> time in s, shown for 0.3 s around each event
+    max_side: int | None = 640,  # downscale frames so the longer side is at most this
+    frames=None,  # only these frame indices (default: all)
+    everyone: bool = True,  # also find bystanders' faces: a 4-person pose pass and the face finder (`bystander_faces`)
+    background: str = "keep",  # 'keep', or 'blur' everything outside the athlete's body box too
+    faces: list | None = None,  # bystanders' faces already found (`bystander_faces`, `people_faces`): skips the passes
+):
     "Yield (index, time, BGR frame) with faces blurred first, then skeleton, angle labels and events drawn."
-    if background not in ("keep", "blur"): raise ValidationError(f"background must be 'keep' or 'blur', got {background!r}")
+    if background not in ("keep", "blur"):
+        raise ValidationError(f"background must be 'keep' or 'blur', got {background!r}")
     want = None if frames is None else set(int(f) for f in np.atleast_1d(frames))
     upto = None if want is None else max(want, default=-1) + 6  # the hold of `face_boxes` looks 5 frames ahead
-    if faces is None and everyone: faces = bystander_faces(path, max_side=max_side or 640, stop=upto)
+    if faces is None and everyone:
+        faces = bystander_faces(path, max_side=max_side or 640, stop=upto)
     boxes = face_boxes(da, extra=faces)
     W, H = float(da.attrs["width"]), float(da.attrs["height"])
-    xy_all = np.stack([da.sel(coord="x").values*W, da.sel(coord="y").values*H], -1)
+    xy_all = np.stack([da.sel(coord="x").values * W, da.sel(coord="y").values * H], -1)
     n = da.sizes["frame"]
     last = n - 1 if want is None else min(n - 1, max(want, default=-1))
     for i, t, frame in iter_frames(path, max_side=max_side):
-        if i > last: break
-        if want is not None and i not in want: continue
-        s = frame.shape[1]/W
-        out = blur_boxes(frame, [tuple(v*s for v in b) for b in boxes[i]])
-        if background == "blur": out = _blur_outside(out, xy_all[i]*s)
+        if i > last:
+            break
+        if want is not None and i not in want:
+            continue
+        s = frame.shape[1] / W
+        out = blur_boxes(frame, [tuple(v * s for v in b) for b in boxes[i]])
+        if background == "blur":
+            out = _blur_outside(out, xy_all[i] * s)
         vals = {j: float(angles.sel(angle=a).values[i]) for j, a in LABELS.items()} if angles is not None else None
         near = [k for k, v in (events or {}).items() if v is not None and np.isfinite(v) and abs(v - t) <= 0.15]
-        draw_pose(out, xy_all[i]*s, vals, f"{t:5.2f} s" + (f"  {', '.join(near)}" if near else ""))
+        draw_pose(out, xy_all[i] * s, vals, f"{t:5.2f} s" + (f"  {', '.join(near)}" if near else ""))
         yield i, t, out
 
-def write_overlay(path:str|Path, # the source video
-                  da:xr.DataArray, # its landmarks
-                  out:str|Path, # .mp4, .avi or .gif
-                  angles:xr.DataArray|None=None, # labels
-                  events:dict|None=None, # label -> time, s
-                  max_side:int=640, # longer side of the written frames (GIFs: at most 360)
-                  every:int=1, # keep every n-th frame (GIFs default to every 2nd at 30 fps)
-                  everyone:bool=True, # blur bystanders' faces too (`bystander_faces`)
-                  background:str="keep", # 'blur' also blurs everything outside the athlete
-                  faces:list|None=None, # bystanders' faces from `bystander_faces`, if already found
-                 )->Path:
+
+def write_overlay(
+    path: str | Path,  # the source video
+    da: xr.DataArray,  # its landmarks
+    out: str | Path,  # .mp4, .avi or .gif
+    angles: xr.DataArray | None = None,  # labels
+    events: dict | None = None,  # label -> time, s
+    max_side: int = 640,  # longer side of the written frames (GIFs: at most 360)
+    every: int = 1,  # keep every n-th frame (GIFs default to every 2nd at 30 fps)
+    everyone: bool = True,  # blur bystanders' faces too (`bystander_faces`)
+    background: str = "keep",  # 'blur' also blurs everything outside the athlete
+    faces: list | None = None,  # bystanders' faces from `bystander_faces`, if already found
+) -> Path:
     "Write an overlay video or GIF (faces blurred, skeleton, angles, events); returns its path."
     import cv2
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     fps = float(da.attrs.get("fps") or 30.0)
     gif = out.suffix.lower() == ".gif"
-    if gif: max_side, every = min(max_side, 360), max(every, 2 if fps > 20 else 1)
+    if gif:
+        max_side, every = min(max_side, 360), max(every, 2 if fps > 20 else 1)
     keep = range(0, da.sizes["frame"], every)
-    frames = overlay_frames(path, da, angles, events, max_side, frames=keep, everyone=everyone, background=background, faces=faces)
+    frames = overlay_frames(
+        path, da, angles, events, max_side, frames=keep, everyone=everyone, background=background, faces=faces
+    )
     if gif:
         from PIL import Image
+
         imgs = [Image.fromarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)) for _, _, f in frames]
-        if not imgs: raise ValidationError(f"no frame of {Path(path).name} could be rendered")
-        imgs[0].save(out, save_all=True, append_images=imgs[1:], duration=int(1000*every/fps), loop=0, optimize=True)
+        if not imgs:
+            raise ValidationError(f"no frame of {Path(path).name} could be rendered")
+        imgs[0].save(
+            out, save_all=True, append_images=imgs[1:], duration=int(1000 * every / fps), loop=0, optimize=True
+        )
         return out
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
     vw = None
     try:
         for _, _, f in frames:
             if vw is None:
-                vw = cv2.VideoWriter(str(out), fourcc, fps/every, (f.shape[1], f.shape[0]))
-                if not vw.isOpened(): raise ValidationError(f"cannot write video {out}", hint="use .mp4, .avi or .gif")
+                vw = cv2.VideoWriter(str(out), fourcc, fps / every, (f.shape[1], f.shape[0]))
+                if not vw.isOpened():
+                    raise ValidationError(f"cannot write video {out}", hint="use .mp4, .avi or .gif")
             vw.write(f)
     finally:
-        if vw is not None: vw.release()
+        if vw is not None:
+            vw.release()
     return out
 
-def overlay_image(path:str|Path, # the source video or image
-                  da:xr.DataArray, # its landmarks
-                  frame:int, # frame index
-                  angles:xr.DataArray|None=None, # labels
-                  events:dict|None=None, # label -> time, s
-                  max_side:int=480, # longer side of the image
-                  fmt:str=".jpg", # .jpg or .png
-                  everyone:bool=True, # blur bystanders' faces too (`bystander_faces` over the video up to this frame)
-                  background:str="keep", # 'blur' also blurs everything outside the athlete
-                  faces:list|None=None, # bystanders' faces from `bystander_faces`, if already found
-                 )->bytes:
+
+def overlay_image(
+    path: str | Path,  # the source video or image
+    da: xr.DataArray,  # its landmarks
+    frame: int,  # frame index
+    angles: xr.DataArray | None = None,  # labels
+    events: dict | None = None,  # label -> time, s
+    max_side: int = 480,  # longer side of the image
+    fmt: str = ".jpg",  # .jpg or .png
+    everyone: bool = True,  # blur bystanders' faces too (`bystander_faces` over the video up to this frame)
+    background: str = "keep",  # 'blur' also blurs everything outside the athlete
+    faces: list | None = None,  # bystanders' faces from `bystander_faces`, if already found
+) -> bytes:
     "One overlay frame (faces blurred) encoded as JPEG or PNG bytes, small enough for a notebook or a report."
     import cv2
-    for _, _, f in overlay_frames(path, da, angles, events, max_side, frames=[frame], everyone=everyone, background=background, faces=faces):
+
+    for _, _, f in overlay_frames(
+        path, da, angles, events, max_side, frames=[frame], everyone=everyone, background=background, faces=faces
+    ):
         ok, buf = cv2.imencode(fmt, f, [cv2.IMWRITE_JPEG_QUALITY, 80] if fmt == ".jpg" else [])
         return buf.tobytes()
     raise ValidationError(f"frame {frame} is not in {Path(path).name}")

@@ -4,7 +4,10 @@
 
 # %% ../../nbs/53_pose_scores.ipynb 1
 from __future__ import annotations
-import json, math, time, warnings
+import json
+import math
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -23,336 +26,886 @@ __all__ = ['MOVEMENTS', 'REFERENCE_RANGES', 'THROW_ESTIMABILITY', 'SCORERS', 'Re
 # %% ../../nbs/53_pose_scores.ipynb
 MOVEMENTS = ("squat", "deadlift", "overhead_press", "pitch", "shot_put", "discus", "jump")
 
+
 @dataclass(frozen=True)
 class Ref:
     "Reference range of one measure: full marks in [lo, hi], falling linearly to 0 at `tol` outside."
-    lo:float; hi:float; tol:float
-    unit:str="deg" # unit of the measure
-    weight:float=1.0 # share in the movement's score (0: reported, not scored)
-    view:str="any" # the camera view the measure needs: side, front or any
-    source:str="" # where the range comes from
-    cue:str="" # what to tell the athlete when it is out of range
+
+    lo: float
+    hi: float
+    tol: float
+    unit: str = "deg"  # unit of the measure
+    weight: float = 1.0  # share in the movement's score (0: reported, not scored)
+    view: str = "any"  # the camera view the measure needs: side, front or any
+    source: str = ""  # where the range comes from
+    cue: str = ""  # what to tell the athlete when it is out of range
+
 
 _FPPA = "Munro, Herrington & Carolan 2012 (J Sport Rehabil 21:7): frontal-plane projection angle in squatting tasks, typical 3-13 degrees; larger valgus is the ACL-risk pattern (Hewett et al. 2005, Am J Sports Med 33:492)"
 REFERENCE_RANGES = {
-  "squat": dict(
-    depth=Ref(0, 45, 20, "deg", 1.0, "any", "thighs at least parallel to the floor (hip crease level with the knee): NSCA Essentials of Strength Training and Conditioning, back squat; powerlifting depth rule", "Sit deeper: hip crease at or below the top of the knee"),
-    trunk_lean=Ref(0, 45, 20, "deg", 1.0, "side", "Schoenfeld 2010 (J Strength Cond Res 24:3497): forward trunk lean shifts load to the hips and lower back; a lean within about 45 degrees of vertical is the usual coaching target", "Keep the chest up: trunk within about 45 degrees of vertical"),
-    knee_valgus=Ref(-5, 8, 12, "deg", 1.0, "front", _FPPA, "Push the knees out over the toes"),
-    symmetry=Ref(0, 8, 12, "deg", 0.5, "front", "left-right difference in knee flexion at the bottom (3D, from the world landmarks); differences above 10-15 % are flagged in return-to-sport testing", "Sit straight down: even weight on both legs"),
-    descent_s=Ref(0.8, 3.0, 0.8, "s", 0.5, "any", "controlled eccentric: common tempo prescriptions of 2-3 s down (NSCA)", "Control the way down: about 2 seconds"),
-  ),
-  "deadlift": dict(
-    hips_first=Ref(-30, 2, 10, "deg", 1.0, "side", "hips and shoulders rise together as the bar leaves the floor; a growing trunk lean early in the pull ('hips shoot up') loads the lower back (NSCA; Escamilla et al. 2000, Med Sci Sports Exerc 32:1265)", "Lift chest and hips together off the floor"),
-    lockout_hip=Ref(0, 10, 15, "deg", 1.0, "side", "full hip extension at lockout (NSCA deadlift technique)", "Finish tall: hips fully extended, squeeze the glutes"),
-    lockout_knee=Ref(0, 10, 15, "deg", 0.5, "side", "knees straight at lockout (NSCA)", "Lock the knees out at the top"),
-    bar_level=Ref(0, 3, 5, "% height", 0.5, "front", "hands level at lockout (a tilted bar signals a left-right shift)", "Keep the bar level: pull evenly with both arms"),
-    ascent_s=Ref(0.5, 3.0, 1.0, "s", 0.3, "any", "a continuous, controlled pull (coaching guideline)", "Pull smoothly from the floor to lockout"),
-  ),
-  "overhead_press": dict(
-    lockout_shoulder=Ref(160, 180, 25, "deg", 1.0, "any", "full overhead lockout: upper arm near vertical, 170-180 degrees of humeral elevation", "Press to full lockout: biceps by the ears"),
-    lockout_elbow=Ref(0, 10, 20, "deg", 1.0, "any", "elbows extended at lockout", "Straighten the arms fully at the top"),
-    lean_back=Ref(0, 10, 15, "deg", 1.0, "side", "leaning back (lumbar extension) is the common compensation for limited shoulder flexion", "Brace: ribs down, glutes tight, no lean back"),
-    hand_level=Ref(0, 5, 10, "% arm", 0.5, "front", "both hands reach the same height at lockout", "Press evenly with both arms"),
-    ascent_s=Ref(0.4, 2.5, 1.0, "s", 0.3, "any", "a continuous press without a long sticking point (coaching guideline)", "Press smoothly to lockout"),
-  ),
-  "pitch": dict(
-    stride=Ref(75, 90, 15, "% height", 1.0, "any", "Fleisig et al. 1999 (J Biomech 32:1371): stride length about 75-85 % of height from youth to professional pitchers; OpenBiomechanics reports it as % of height", "Stride out further towards the plate"),
-    elbow_fp=Ref(80, 110, 25, "deg", 1.0, "any", "Fleisig et al. 1999: elbow flexion about 90-100 degrees at foot contact; OpenBiomechanics elbow flexion at foot plant", "At foot plant have the elbow bent about 90 degrees"),
-    shoulder_fp=Ref(80, 105, 20, "deg", 1.0, "any", "Fleisig et al. 1999: shoulder abduction about 90-100 degrees at foot contact", "At foot plant raise the elbow to shoulder height"),
-    trunk_release=Ref(25, 45, 15, "deg", 1.0, "any", "Fleisig et al. 1999: forward trunk tilt about 30-40 degrees at ball release", "Finish over the front leg: more forward trunk tilt at release"),
-    arm_slot=Ref(0, 90, 90, "deg", 0.0, "any", "descriptive: arm angle above horizontal at release (overhand high, sidearm near 0); no single optimum", ""),
-    tempo_s=Ref(0.6, 1.4, 0.5, "s", 0.0, "any", "descriptive: time from peak leg lift to foot plant; no agreed optimum", ""),
-  ),
-  "shot_put": dict(
-    release_angle=Ref(34, 42, 10, "deg", 1.0, "side", "optimum about 37-42 degrees in theory, 34-38 in elite practice because release speed falls as the angle rises (Linthorne 2001, J Sports Sci 19:359)", "Release higher: aim the push at about 37 degrees"),
-    release_height=Ref(1.05, 1.30, 0.2, "x height", 1.0, "side", "elite putters release at about 1.1-1.2 times standing height (Linthorne 2001); a full extension onto the toes raises it", "Extend fully through the legs and arm at release"),
-    rear_knee=Ref(40, 80, 20, "deg", 1.0, "side", "power position: a flexed rear knee (about 100-140 degrees included angle) loads the leg drive (coaching literature; Young & Li 2005)", "Sit lower on the rear leg in the power position"),
-    front_brace=Ref(-5, 15, 15, "deg", 1.0, "side", "a braced (blocking) front leg transfers momentum to the implement; flexing it leaks energy (Bartlett 1992, J Sports Sci 10:467)", "Block with the front leg: keep it firm from plant to release"),
-    release_speed=Ref(0, 30, 30, "m/s", 0.0, "side", "reported only: needs a calibrated camera and >= 120 fps to be trusted", ""),
-  ),
-  "discus": dict(
-    release_angle=Ref(32, 40, 10, "deg", 1.0, "side", "Bartlett 1992 (J Sports Sci 10:467): release angles of elite throwers about 35-40 degrees (optimum depends on wind and the disc's angle of attack)", "Release on a slightly higher path: about 35 degrees"),
-    release_height=Ref(0.80, 1.05, 0.2, "x height", 1.0, "side", "the discus leaves the hand near shoulder height with the arm long (Bartlett 1992)", "Stay tall at release: throw from shoulder height"),
-    rear_knee=Ref(30, 70, 20, "deg", 1.0, "side", "power position: flexed rear knee before the leg drive (coaching literature)", "Sit on the rear leg in the power position"),
-    front_brace=Ref(-5, 15, 15, "deg", 1.0, "side", "a braced front leg (Bartlett 1992)", "Block with the front leg: keep it firm from plant to release"),
-    release_speed=Ref(0, 35, 35, "m/s", 0.0, "side", "reported only: needs a calibrated camera and a high frame rate", ""),
-  ),
-  "jump": dict(
-    landing_flexion=Ref(45, 130, 25, "deg", 1.0, "any", "soft landing: knee flexion displacement above 45 degrees (Landing Error Scoring System, Padua et al. 2009, Am J Sports Med 37:1996)", "Land softly: bend the knees more as you land"),
-    landing_valgus=Ref(-5, 8, 12, "deg", 1.0, "front", _FPPA, "Land with the knees over the toes, not caving in"),
-    landing_symmetry=Ref(0, 10, 15, "deg", 0.5, "front", "asymmetric landing is a LESS item (Padua et al. 2009)", "Land evenly on both legs"),
-    countermovement=Ref(60, 110, 30, "deg", 0.5, "side", "self-selected countermovement depth is typically about 60-100 degrees of knee flexion", "Use a deeper, quicker dip before take-off"),
-  ),
+    "squat": dict(
+        depth=Ref(
+            0,
+            45,
+            20,
+            "deg",
+            1.0,
+            "any",
+            "thighs at least parallel to the floor (hip crease level with the knee): NSCA Essentials of Strength Training and Conditioning, back squat; powerlifting depth rule",
+            "Sit deeper: hip crease at or below the top of the knee",
+        ),
+        trunk_lean=Ref(
+            0,
+            45,
+            20,
+            "deg",
+            1.0,
+            "side",
+            "Schoenfeld 2010 (J Strength Cond Res 24:3497): forward trunk lean shifts load to the hips and lower back; a lean within about 45 degrees of vertical is the usual coaching target",
+            "Keep the chest up: trunk within about 45 degrees of vertical",
+        ),
+        knee_valgus=Ref(-5, 8, 12, "deg", 1.0, "front", _FPPA, "Push the knees out over the toes"),
+        symmetry=Ref(
+            0,
+            8,
+            12,
+            "deg",
+            0.5,
+            "front",
+            "left-right difference in knee flexion at the bottom (3D, from the world landmarks); differences above 10-15 % are flagged in return-to-sport testing",
+            "Sit straight down: even weight on both legs",
+        ),
+        descent_s=Ref(
+            0.8,
+            3.0,
+            0.8,
+            "s",
+            0.5,
+            "any",
+            "controlled eccentric: common tempo prescriptions of 2-3 s down (NSCA)",
+            "Control the way down: about 2 seconds",
+        ),
+    ),
+    "deadlift": dict(
+        hips_first=Ref(
+            -30,
+            2,
+            10,
+            "deg",
+            1.0,
+            "side",
+            "hips and shoulders rise together as the bar leaves the floor; a growing trunk lean early in the pull ('hips shoot up') loads the lower back (NSCA; Escamilla et al. 2000, Med Sci Sports Exerc 32:1265)",
+            "Lift chest and hips together off the floor",
+        ),
+        lockout_hip=Ref(
+            0,
+            10,
+            15,
+            "deg",
+            1.0,
+            "side",
+            "full hip extension at lockout (NSCA deadlift technique)",
+            "Finish tall: hips fully extended, squeeze the glutes",
+        ),
+        lockout_knee=Ref(
+            0, 10, 15, "deg", 0.5, "side", "knees straight at lockout (NSCA)", "Lock the knees out at the top"
+        ),
+        bar_level=Ref(
+            0,
+            3,
+            5,
+            "% height",
+            0.5,
+            "front",
+            "hands level at lockout (a tilted bar signals a left-right shift)",
+            "Keep the bar level: pull evenly with both arms",
+        ),
+        ascent_s=Ref(
+            0.5,
+            3.0,
+            1.0,
+            "s",
+            0.3,
+            "any",
+            "a continuous, controlled pull (coaching guideline)",
+            "Pull smoothly from the floor to lockout",
+        ),
+    ),
+    "overhead_press": dict(
+        lockout_shoulder=Ref(
+            160,
+            180,
+            25,
+            "deg",
+            1.0,
+            "any",
+            "full overhead lockout: upper arm near vertical, 170-180 degrees of humeral elevation",
+            "Press to full lockout: biceps by the ears",
+        ),
+        lockout_elbow=Ref(
+            0, 10, 20, "deg", 1.0, "any", "elbows extended at lockout", "Straighten the arms fully at the top"
+        ),
+        lean_back=Ref(
+            0,
+            10,
+            15,
+            "deg",
+            1.0,
+            "side",
+            "leaning back (lumbar extension) is the common compensation for limited shoulder flexion",
+            "Brace: ribs down, glutes tight, no lean back",
+        ),
+        hand_level=Ref(
+            0,
+            5,
+            10,
+            "% arm",
+            0.5,
+            "front",
+            "both hands reach the same height at lockout",
+            "Press evenly with both arms",
+        ),
+        ascent_s=Ref(
+            0.4,
+            2.5,
+            1.0,
+            "s",
+            0.3,
+            "any",
+            "a continuous press without a long sticking point (coaching guideline)",
+            "Press smoothly to lockout",
+        ),
+    ),
+    "pitch": dict(
+        stride=Ref(
+            75,
+            90,
+            15,
+            "% height",
+            1.0,
+            "any",
+            "Fleisig et al. 1999 (J Biomech 32:1371): stride length about 75-85 % of height from youth to professional pitchers; OpenBiomechanics reports it as % of height",
+            "Stride out further towards the plate",
+        ),
+        elbow_fp=Ref(
+            80,
+            110,
+            25,
+            "deg",
+            1.0,
+            "any",
+            "Fleisig et al. 1999: elbow flexion about 90-100 degrees at foot contact; OpenBiomechanics elbow flexion at foot plant",
+            "At foot plant have the elbow bent about 90 degrees",
+        ),
+        shoulder_fp=Ref(
+            80,
+            105,
+            20,
+            "deg",
+            1.0,
+            "any",
+            "Fleisig et al. 1999: shoulder abduction about 90-100 degrees at foot contact",
+            "At foot plant raise the elbow to shoulder height",
+        ),
+        trunk_release=Ref(
+            25,
+            45,
+            15,
+            "deg",
+            1.0,
+            "any",
+            "Fleisig et al. 1999: forward trunk tilt about 30-40 degrees at ball release",
+            "Finish over the front leg: more forward trunk tilt at release",
+        ),
+        arm_slot=Ref(
+            0,
+            90,
+            90,
+            "deg",
+            0.0,
+            "any",
+            "descriptive: arm angle above horizontal at release (overhand high, sidearm near 0); no single optimum",
+            "",
+        ),
+        tempo_s=Ref(
+            0.6, 1.4, 0.5, "s", 0.0, "any", "descriptive: time from peak leg lift to foot plant; no agreed optimum", ""
+        ),
+    ),
+    "shot_put": dict(
+        release_angle=Ref(
+            34,
+            42,
+            10,
+            "deg",
+            1.0,
+            "side",
+            "optimum about 37-42 degrees in theory, 34-38 in elite practice because release speed falls as the angle rises (Linthorne 2001, J Sports Sci 19:359)",
+            "Release higher: aim the push at about 37 degrees",
+        ),
+        release_height=Ref(
+            1.05,
+            1.30,
+            0.2,
+            "x height",
+            1.0,
+            "side",
+            "elite putters release at about 1.1-1.2 times standing height (Linthorne 2001); a full extension onto the toes raises it",
+            "Extend fully through the legs and arm at release",
+        ),
+        rear_knee=Ref(
+            40,
+            80,
+            20,
+            "deg",
+            1.0,
+            "side",
+            "power position: a flexed rear knee (about 100-140 degrees included angle) loads the leg drive (coaching literature; Young & Li 2005)",
+            "Sit lower on the rear leg in the power position",
+        ),
+        front_brace=Ref(
+            -5,
+            15,
+            15,
+            "deg",
+            1.0,
+            "side",
+            "a braced (blocking) front leg transfers momentum to the implement; flexing it leaks energy (Bartlett 1992, J Sports Sci 10:467)",
+            "Block with the front leg: keep it firm from plant to release",
+        ),
+        release_speed=Ref(
+            0, 30, 30, "m/s", 0.0, "side", "reported only: needs a calibrated camera and >= 120 fps to be trusted", ""
+        ),
+    ),
+    "discus": dict(
+        release_angle=Ref(
+            32,
+            40,
+            10,
+            "deg",
+            1.0,
+            "side",
+            "Bartlett 1992 (J Sports Sci 10:467): release angles of elite throwers about 35-40 degrees (optimum depends on wind and the disc's angle of attack)",
+            "Release on a slightly higher path: about 35 degrees",
+        ),
+        release_height=Ref(
+            0.80,
+            1.05,
+            0.2,
+            "x height",
+            1.0,
+            "side",
+            "the discus leaves the hand near shoulder height with the arm long (Bartlett 1992)",
+            "Stay tall at release: throw from shoulder height",
+        ),
+        rear_knee=Ref(
+            30,
+            70,
+            20,
+            "deg",
+            1.0,
+            "side",
+            "power position: flexed rear knee before the leg drive (coaching literature)",
+            "Sit on the rear leg in the power position",
+        ),
+        front_brace=Ref(
+            -5,
+            15,
+            15,
+            "deg",
+            1.0,
+            "side",
+            "a braced front leg (Bartlett 1992)",
+            "Block with the front leg: keep it firm from plant to release",
+        ),
+        release_speed=Ref(
+            0, 35, 35, "m/s", 0.0, "side", "reported only: needs a calibrated camera and a high frame rate", ""
+        ),
+    ),
+    "jump": dict(
+        landing_flexion=Ref(
+            45,
+            130,
+            25,
+            "deg",
+            1.0,
+            "any",
+            "soft landing: knee flexion displacement above 45 degrees (Landing Error Scoring System, Padua et al. 2009, Am J Sports Med 37:1996)",
+            "Land softly: bend the knees more as you land",
+        ),
+        landing_valgus=Ref(-5, 8, 12, "deg", 1.0, "front", _FPPA, "Land with the knees over the toes, not caving in"),
+        landing_symmetry=Ref(
+            0,
+            10,
+            15,
+            "deg",
+            0.5,
+            "front",
+            "asymmetric landing is a LESS item (Padua et al. 2009)",
+            "Land evenly on both legs",
+        ),
+        countermovement=Ref(
+            60,
+            110,
+            30,
+            "deg",
+            0.5,
+            "side",
+            "self-selected countermovement depth is typically about 60-100 degrees of knee flexion",
+            "Use a deeper, quicker dip before take-off",
+        ),
+    ),
 }
 
-def reference_table(movement:str # one of MOVEMENTS
-                   )->pd.DataFrame:
+
+def reference_table(
+    movement: str,  # one of MOVEMENTS
+) -> pd.DataFrame:
     "The reference ranges of a movement's measures, as a table."
-    if movement not in REFERENCE_RANGES: raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {MOVEMENTS}")
-    return pd.DataFrame([dict(measure=k, low=r.lo, high=r.hi, tolerance=r.tol, unit=r.unit, weight=r.weight, view=r.view, source=r.source)
-                         for k, r in REFERENCE_RANGES[movement].items()])
+    if movement not in REFERENCE_RANGES:
+        raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {MOVEMENTS}")
+    return pd.DataFrame(
+        [
+            dict(
+                measure=k,
+                low=r.lo,
+                high=r.hi,
+                tolerance=r.tol,
+                unit=r.unit,
+                weight=r.weight,
+                view=r.view,
+                source=r.source,
+            )
+            for k, r in REFERENCE_RANGES[movement].items()
+        ]
+    )
 
 # %% ../../nbs/53_pose_scores.ipynb
-def band_score(value:float, # the measured value
-               lo:float, hi:float, # full marks inside [lo, hi]
-               tol:float, # distance outside the range at which the score reaches 0
-              )->float:
+def band_score(
+    value: float,  # the measured value
+    lo: float,
+    hi: float,  # full marks inside [lo, hi]
+    tol: float,  # distance outside the range at which the score reaches 0
+) -> float:
     "100 inside [lo, hi], falling linearly to 0 at `tol` outside; NaN for a missing value."
-    if value is None or not np.isfinite(value): return float("nan")
+    if value is None or not np.isfinite(value):
+        return float("nan")
     gap = max(lo - value, value - hi, 0.0)
-    return float(100*max(0.0, 1 - gap/tol)) if tol > 0 else float(100.0*(gap == 0))
+    return float(100 * max(0.0, 1 - gap / tol)) if tol > 0 else float(100.0 * (gap == 0))
 
-def view_factor(view:str, # the camera view of the video: front, side, oblique, unknown
-                need:str, # the view a measure needs: front, side, any
-               )->float:
+
+def view_factor(
+    view: str,  # the camera view of the video: front, side, oblique, unknown
+    need: str,  # the view a measure needs: front, side, any
+) -> float:
     "1 when the camera sees the measure's plane, 0.6 from an oblique view, 0.3 from the wrong side."
-    if need == "any" or view == need: return 1.0
+    if need == "any" or view == need:
+        return 1.0
     return 0.6 if view in ("oblique", "unknown") else 0.3
+
 
 @dataclass
 class Measure:
     "One scored (or reported) measure of a movement."
-    name:str; value:float; unit:str; score:float; confidence:float; lo:float; hi:float; weight:float; source:str; cue:str; note:str=""
 
-def measure(name:str, # key in REFERENCE_RANGES[movement]
-            value:float, # measured value
-            movement:str, # the movement
-            visibility:float, # mean visibility of the landmarks used (0-1)
-            view:str, # the video's camera view
-            note:str="", # how it was measured
-           )->Measure:
+    name: str
+    value: float
+    unit: str
+    score: float
+    confidence: float
+    lo: float
+    hi: float
+    weight: float
+    source: str
+    cue: str
+    note: str = ""
+
+
+def measure(
+    name: str,  # key in REFERENCE_RANGES[movement]
+    value: float,  # measured value
+    movement: str,  # the movement
+    visibility: float,  # mean visibility of the landmarks used (0-1)
+    view: str,  # the video's camera view
+    note: str = "",  # how it was measured
+) -> Measure:
     "Score one measure against its reference range, with a confidence from visibility and camera view."
     r = REFERENCE_RANGES[movement][name]
     ok = value is not None and np.isfinite(value)
-    conf = float(np.clip(visibility, 0, 1))*view_factor(view, r.view) if ok else 0.0
-    return Measure(name, float(value) if ok else float("nan"), r.unit, band_score(value, r.lo, r.hi, r.tol), round(conf, 3),
-                   r.lo, r.hi, r.weight, r.source, r.cue, note)
+    conf = float(np.clip(visibility, 0, 1)) * view_factor(view, r.view) if ok else 0.0
+    return Measure(
+        name,
+        float(value) if ok else float("nan"),
+        r.unit,
+        band_score(value, r.lo, r.hi, r.tol),
+        round(conf, 3),
+        r.lo,
+        r.hi,
+        r.weight,
+        r.source,
+        r.cue,
+        note,
+    )
 
-def combine(measures:list # Measure objects
-           )->tuple:
+
+def combine(
+    measures: list,  # Measure objects
+) -> tuple:
     "(score 0-100 or None, confidence 0-1): confidence-weighted mean of the scored measures."
     w = np.array([m.weight for m in measures], float)
     s = np.array([m.score for m in measures], float)
     c = np.array([m.confidence for m in measures], float)
     keep = (w > 0) & np.isfinite(s) & (c > 0)
-    if not keep.any() or w.sum() == 0: return None, 0.0
-    score = float(np.sum(w[keep]*c[keep]*s[keep])/np.sum(w[keep]*c[keep]))
-    return round(score, 1), round(float(np.sum(w[keep]*c[keep])/np.sum(w[w > 0])), 3)
+    if not keep.any() or w.sum() == 0:
+        return None, 0.0
+    score = float(np.sum(w[keep] * c[keep] * s[keep]) / np.sum(w[keep] * c[keep]))
+    return round(score, 1), round(float(np.sum(w[keep] * c[keep]) / np.sum(w[w > 0])), 3)
 
 # %% ../../nbs/53_pose_scores.ipynb
 def _clean_json(x):
     "NaN and numpy scalars to JSON-safe Python values."
-    if isinstance(x, dict): return {str(k): _clean_json(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_clean_json(v) for v in x]
-    if isinstance(x, (np.bool_, bool)): return bool(x)
-    if isinstance(x, (np.integer,)): return int(x)
-    if isinstance(x, (float, np.floating)): return None if not np.isfinite(x) else round(float(x), 4)
+    if isinstance(x, dict):
+        return {str(k): _clean_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean_json(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return None if not np.isfinite(x) else round(float(x), 4)
     return x
+
 
 @dataclass
 class PoseScore:
     "A movement's technique score: measures, events, extra metrics, faults and feedback in words."
-    movement:str
-    score:float|None # 0-100, None when nothing could be scored
-    confidence:float # 0-1
-    measures:list # Measure objects
-    events:dict # event name -> time in s (and frames)
-    metrics:dict # other measured values (heights, durations, per-rep tables)
-    view:str # camera view seen: front, side, oblique
-    faults:list = field(default_factory=list) # names of measures scoring under 70 with confidence >= 0.4
-    feedback:str = "" # what to work on, in words
 
-    def table(self)->pd.DataFrame:
+    movement: str
+    score: float | None  # 0-100, None when nothing could be scored
+    confidence: float  # 0-1
+    measures: list  # Measure objects
+    events: dict  # event name -> time in s (and frames)
+    metrics: dict  # other measured values (heights, durations, per-rep tables)
+    view: str  # camera view seen: front, side, oblique
+    faults: list = field(default_factory=list)  # names of measures scoring under 70 with confidence >= 0.4
+    feedback: str = ""  # what to work on, in words
+
+    def table(self) -> pd.DataFrame:
         "The measures as a table."
-        return pd.DataFrame([dict(measure=m.name, value=round(m.value, 1) if np.isfinite(m.value) else None, unit=m.unit, score=m.score,
-                                  confidence=m.confidence, low=m.lo, high=m.hi, weight=m.weight) for m in self.measures])
+        return pd.DataFrame(
+            [
+                dict(
+                    measure=m.name,
+                    value=round(m.value, 1) if np.isfinite(m.value) else None,
+                    unit=m.unit,
+                    score=m.score,
+                    confidence=m.confidence,
+                    low=m.lo,
+                    high=m.hi,
+                    weight=m.weight,
+                )
+                for m in self.measures
+            ]
+        )
 
-    def to_dict(self)->dict:
+    def to_dict(self) -> dict:
         "Everything as JSON-safe values (the `metrics` text stored per athlete)."
-        return _clean_json(dict(movement=self.movement, score=self.score, confidence=self.confidence, view=self.view,
-                                measures={m.name: dict(value=m.value, unit=m.unit, score=m.score, confidence=m.confidence, range=[m.lo, m.hi],
-                                                       weight=m.weight, note=m.note) for m in self.measures},
-                                events=self.events, metrics=self.metrics, faults=self.faults, feedback=self.feedback))
+        return _clean_json(
+            dict(
+                movement=self.movement,
+                score=self.score,
+                confidence=self.confidence,
+                view=self.view,
+                measures={
+                    m.name: dict(
+                        value=m.value,
+                        unit=m.unit,
+                        score=m.score,
+                        confidence=m.confidence,
+                        range=[m.lo, m.hi],
+                        weight=m.weight,
+                        note=m.note,
+                    )
+                    for m in self.measures
+                },
+                events=self.events,
+                metrics=self.metrics,
+                faults=self.faults,
+                feedback=self.feedback,
+            )
+        )
+
 
 _LABEL = lambda n: n.replace("_s", "").replace("_", " ")
 
-def feedback(res:PoseScore, # a scored movement
-             n:int=3, # most important faults to name
-            )->str:
+
+def feedback(
+    res: PoseScore,  # a scored movement
+    n: int = 3,  # most important faults to name
+) -> str:
     "A short text of what to work on: the worst-scoring confident measures with their cues, and a note on confidence."
-    if res.score is None: return res.feedback or f"{res.movement}: nothing could be scored from this video."
-    bad = sorted([m for m in res.measures if m.weight > 0 and np.isfinite(m.score) and m.score < 70 and m.confidence >= 0.4],
-                 key=lambda m: m.weight*(100 - m.score), reverse=True)[:n]
+    if res.score is None:
+        return res.feedback or f"{res.movement}: nothing could be scored from this video."
+    bad = sorted(
+        [m for m in res.measures if m.weight > 0 and np.isfinite(m.score) and m.score < 70 and m.confidence >= 0.4],
+        key=lambda m: m.weight * (100 - m.score),
+        reverse=True,
+    )[:n]
     out = [f"{res.movement.replace('_', ' ')}: {res.score:.0f}/100 (confidence {res.confidence:.0%})."]
-    if bad: out += ["Work on:"] + [f"- {m.cue} ({_LABEL(m.name)} {m.value:.3g} {m.unit}; aim {m.lo:g}-{m.hi:g})." for m in bad]
-    else: out.append("No clear fault in what the video shows.")
+    if bad:
+        out += ["Work on:"] + [
+            f"- {m.cue} ({_LABEL(m.name)} {m.value:.3g} {m.unit}; aim {m.lo:g}-{m.hi:g})." for m in bad
+        ]
+    else:
+        out.append("No clear fault in what the video shows.")
     if res.confidence < 0.5:
-        wrong = sorted({REFERENCE_RANGES[res.movement][m.name].view for m in res.measures if m.weight > 0 and m.confidence < 0.4} - {"any"})
-        out.append("Confidence is low: part of the body was hidden or out of frame" +
-                   (f", or measures need a {' and a '.join(wrong)} view" if wrong else "") + ". Film the whole body, steady, in good light.")
+        wrong = sorted(
+            {REFERENCE_RANGES[res.movement][m.name].view for m in res.measures if m.weight > 0 and m.confidence < 0.4}
+            - {"any"}
+        )
+        out.append(
+            "Confidence is low: part of the body was hidden or out of frame"
+            + (f", or measures need a {' and a '.join(wrong)} view" if wrong else "")
+            + ". Film the whole body, steady, in good light."
+        )
     return "\n".join(out)
 
-def _finish(movement, measures, events, metrics, view)->PoseScore:
+
+def _finish(movement, measures, events, metrics, view) -> PoseScore:
     "Combine the measures, name the faults and write the feedback."
     score, conf = combine(measures)
     res = PoseScore(movement, score, conf, measures, _clean_json(events), _clean_json(metrics), view)
-    res.faults = [m.name for m in measures if m.weight > 0 and np.isfinite(m.score) and m.score < 70 and m.confidence >= 0.4]
+    res.faults = [
+        m.name for m in measures if m.weight > 0 and np.isfinite(m.score) and m.score < 70 and m.confidence >= 0.4
+    ]
     res.feedback = feedback(res)
     return res
 
-def _nothing(movement, view, why)->PoseScore:
+
+def _nothing(movement, view, why) -> PoseScore:
     "A result with no score and the reason in words."
     return PoseScore(movement, None, 0.0, [], {}, {}, view, [], f"{movement.replace('_', ' ')}: {why}")
 
 # %% ../../nbs/53_pose_scores.ipynb
-def _vis(da:xr.DataArray, names, frames, half:int=2)->float:
+def _vis(da: xr.DataArray, names, frames, half: int = 2) -> float:
     "Mean visibility of landmarks `names` over `frames` +- half (missing counts as 0)."
     idx = _frames(da, frames, half)
-    if not idx: return 0.0
+    if not idx:
+        return 0.0
     v = da.sel(landmark=list(names), coord="visibility").values[idx]
     return float(np.nan_to_num(v, nan=0.0).mean())
 
-def _legs(*parts): return [f"{s}_{p}" for s in SIDES for p in parts]
 
-def _frames(da:xr.DataArray, frames, half:int)->list:
+def _legs(*parts):
+    return [f"{s}_{p}" for s in SIDES for p in parts]
+
+
+def _frames(da: xr.DataArray, frames, half: int) -> list:
     "Valid frame indices within +- half of `frames`."
     F = da.sizes["frame"]
-    return sorted({min(max(int(f) + d, 0), F - 1) for f in np.atleast_1d(frames) if f is not None and int(f) >= 0 for d in range(-half, half + 1)})
+    return sorted(
+        {
+            min(max(int(f) + d, 0), F - 1)
+            for f in np.atleast_1d(frames)
+            if f is not None and int(f) >= 0
+            for d in range(-half, half + 1)
+        }
+    )
 
-def _m(da:xr.DataArray, name:str, value, movement:str, names, frames, note:str="", scale:float=1.0)->Measure:
+
+def _m(da: xr.DataArray, name: str, value, movement: str, names, frames, note: str = "", scale: float = 1.0) -> Measure:
     "A measure whose confidence uses the visibility of `names` and the camera view around `frames`."
     idx = _frames(da, frames, 5)
     view = K.camera_view(da.isel(frame=idx))[0] if idx else "unknown"
-    return measure(name, value, movement, scale*_vis(da, names, frames), view, note)
+    return measure(name, value, movement, scale * _vis(da, names, frames), view, note)
 
-def _mean_sides(ang:xr.DataArray, joint:str, frames)->np.ndarray:
+
+def _mean_sides(ang: xr.DataArray, joint: str, frames) -> np.ndarray:
     "Mean of left and right `joint` angle at `frames` (NaN-aware)."
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(np.stack([ang.sel(angle=f"{s}_{joint}").values[np.asarray(frames, int)] for s in SIDES]), 0)
 
-def _med(x)->float:
+
+def _med(x) -> float:
     "Median ignoring NaN (NaN if none)."
     x = np.asarray(x, float)
     return float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
 
-def _ctx(da:xr.DataArray)->tuple:
+
+def _ctx(da: xr.DataArray) -> tuple:
     "Angles, image points, body height (px) and camera view of cleaned landmarks."
-    if da.sizes.get("frame", 0) < 10: raise ValidationError("technique scores need a video of at least 10 frames", hint="a photo gives landmarks and angles, not a score")
+    if da.sizes.get("frame", 0) < 10:
+        raise ValidationError(
+            "technique scores need a video of at least 10 frames",
+            hint="a photo gives landmarks and angles, not a score",
+        )
     view, _ = K.camera_view(da)
     return K.joint_angles(da), K._P(K.points(da).values), K.body_height(da), view
 
 # %% ../../nbs/53_pose_scores.ipynb
-def score_squat(da:xr.DataArray, # cleaned landmarks of a set of squats
-                height_m:float|None=None, # athlete's height (unused; for a uniform signature)
-               )->PoseScore:
+def score_squat(
+    da: xr.DataArray,  # cleaned landmarks of a set of squats
+    height_m: float | None = None,  # athlete's height (unused; for a uniform signature)
+) -> PoseScore:
     "Squat score: depth, trunk lean, knee valgus, left-right symmetry, descent time (see REFERENCE_RANGES['squat'])."
     ang, P, H, view = _ctx(da)
     reps = K.lift_events(da, "squat")
-    if not len(reps): return _nothing("squat", view, "no squat was found (the hips never dropped by 10 % of body height). Film the whole set with the whole body in view.")
+    if not len(reps):
+        return _nothing(
+            "squat",
+            view,
+            "no squat was found (the hips never dropped by 10 % of body height). Film the whole set with the whole body in view.",
+        )
     b = reps.turn.to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         L = np.nanpercentile(np.concatenate([K._norm(P[f"{s}_knee"] - P[f"{s}_hip"]) for s in SIDES]), 95)
-        depth = np.nanmean([np.degrees(np.arcsin(np.clip((P[f"{s}_knee"][b, 1] - P[f"{s}_hip"][b, 1])/L, -1, 1))) for s in SIDES], 0)
+        depth = np.nanmean(
+            [np.degrees(np.arcsin(np.clip((P[f"{s}_knee"][b, 1] - P[f"{s}_hip"][b, 1]) / L, -1, 1))) for s in SIDES], 0
+        )
     lean = ang.sel(angle="trunk_lean").values[b]
-    valg = [np.nanmax(ang.sel(angle=[f"{s}_knee_valgus" for s in SIDES]).values[a:t + 1]) if np.isfinite(ang.sel(angle=[f"{s}_knee_valgus" for s in SIDES]).values[a:t + 1]).any() else np.nan
-            for a, t in zip(reps.start, reps.turn)]
-    w3 = K.joint_angles(da, world=True)  # knee flexion is out of the image plane in a front view: compare the 3D estimates
+    valg = [
+        np.nanmax(ang.sel(angle=[f"{s}_knee_valgus" for s in SIDES]).values[a : t + 1])
+        if np.isfinite(ang.sel(angle=[f"{s}_knee_valgus" for s in SIDES]).values[a : t + 1]).any()
+        else np.nan
+        for a, t in zip(reps.start, reps.turn)
+    ]
+    w3 = K.joint_angles(
+        da, world=True
+    )  # knee flexion is out of the image plane in a front view: compare the 3D estimates
     sym = np.abs(w3.sel(angle="left_knee_flexion").values[b] - w3.sel(angle="right_knee_flexion").values[b])
     legs = _legs("hip", "knee", "ankle")
-    ms = [_m(da, "depth", _med(depth), "squat", _legs("hip", "knee"), b, "thigh angle below horizontal at the bottom"),
-          _m(da, "trunk_lean", _med(lean), "squat", _legs("shoulder", "hip"), b, "trunk from vertical at the bottom"),
-          _m(da, "knee_valgus", _med(valg), "squat", legs, b, "peak frontal-plane projection angle while descending"),
-          _m(da, "symmetry", _med(sym), "squat", legs, b, "|left - right| knee flexion at the bottom"),
-          _m(da, "descent_s", _med(reps.down_s), "squat", _legs("hip"), reps.start, "start of the rep to the bottom")]
+    ms = [
+        _m(da, "depth", _med(depth), "squat", _legs("hip", "knee"), b, "thigh angle below horizontal at the bottom"),
+        _m(da, "trunk_lean", _med(lean), "squat", _legs("shoulder", "hip"), b, "trunk from vertical at the bottom"),
+        _m(da, "knee_valgus", _med(valg), "squat", legs, b, "peak frontal-plane projection angle while descending"),
+        _m(da, "symmetry", _med(sym), "squat", legs, b, "|left - right| knee flexion at the bottom"),
+        _m(da, "descent_s", _med(reps.down_s), "squat", _legs("hip"), reps.start, "start of the rep to the bottom"),
+    ]
     events = {f"bottom_{i + 1}": float(t) for i, t in enumerate(reps.t_turn)}
-    metrics = dict(reps=len(reps), knee_flexion_bottom=_med(_mean_sides(ang, "knee_flexion", b)), ascent_s=_med(reps.up_s),
-                   per_rep=reps.assign(depth_deg=depth, trunk_lean=lean, valgus=valg).round(3).to_dict("records"))
+    metrics = dict(
+        reps=len(reps),
+        knee_flexion_bottom=_med(_mean_sides(ang, "knee_flexion", b)),
+        ascent_s=_med(reps.up_s),
+        per_rep=reps.assign(depth_deg=depth, trunk_lean=lean, valgus=valg).round(3).to_dict("records"),
+    )
     return _finish("squat", ms, events, metrics, view)
 
-def score_deadlift(da:xr.DataArray, # cleaned landmarks of a set of deadlifts
-                   height_m:float|None=None, # athlete's height (unused)
-                  )->PoseScore:
+
+def score_deadlift(
+    da: xr.DataArray,  # cleaned landmarks of a set of deadlifts
+    height_m: float | None = None,  # athlete's height (unused)
+) -> PoseScore:
     "Deadlift score: hips rising first, hip and knee lockout, bar level, pull time (see REFERENCE_RANGES['deadlift'])."
     ang, P, H, view = _ctx(da)
     reps = K.lift_events(da, "deadlift")
-    if not len(reps): return _nothing("deadlift", view, "no pull was found (the hands never rose by 10 % of body height). Film the whole set with the whole body in view.")
+    if not len(reps):
+        return _nothing(
+            "deadlift",
+            view,
+            "no pull was found (the hands never rose by 10 % of body height). Film the whole set with the whole body in view.",
+        )
     lean, hip = ang.sel(angle="trunk_lean").values, K._interp_nan(P["mid_hip"][:, 1], da["time"].values)
     a, tt = reps.start.to_numpy(), reps.turn.to_numpy()
     lo = np.r_[0, reps.end.to_numpy()[:-1]]
-    a_hip = np.array([l + int(np.flatnonzero(hip[l:p + 1] <= hip[l:p + 1].min() + 0.1*(hip[p] - hip[l:p + 1].min()))[-1]) for l, p in zip(lo, tt)])
-    early = np.round(a_hip + 0.3*(tt - a_hip)).astype(int)
+    a_hip = np.array(
+        [
+            l + int(np.flatnonzero(hip[l : p + 1] <= hip[l : p + 1].min() + 0.1 * (hip[p] - hip[l : p + 1].min()))[-1])
+            for l, p in zip(lo, tt)
+        ]
+    )
+    early = np.round(a_hip + 0.3 * (tt - a_hip)).astype(int)
     d_lean = lean[early] - lean[a_hip]  # from when the hips start to rise (they may rise before the bar moves)
-    level = np.abs(P["left_wrist"][tt, 1] - P["right_wrist"][tt, 1])/H*100
-    ms = [_m(da, "hips_first", _med(d_lean), "deadlift", _legs("shoulder", "hip"), a, "trunk lean change over the first 30 % of the pull"),
-          _m(da, "lockout_hip", _med(_mean_sides(ang, "hip_flexion", tt)), "deadlift", _legs("shoulder", "hip", "knee"), tt, "hip flexion at lockout"),
-          _m(da, "lockout_knee", _med(_mean_sides(ang, "knee_flexion", tt)), "deadlift", _legs("hip", "knee", "ankle"), tt, "knee flexion at lockout"),
-          _m(da, "bar_level", _med(level), "deadlift", _legs("wrist"), tt, "hand height difference at lockout, % of height"),
-          _m(da, "ascent_s", _med(reps.up_s), "deadlift", _legs("wrist"), a, "floor to lockout")]
-    events = {f"lockout_{i + 1}": float(t) for i, t in enumerate(reps.t_turn)} | {f"liftoff_{i + 1}": float(t) for i, t in enumerate(reps.t_start)}
+    level = np.abs(P["left_wrist"][tt, 1] - P["right_wrist"][tt, 1]) / H * 100
+    ms = [
+        _m(
+            da,
+            "hips_first",
+            _med(d_lean),
+            "deadlift",
+            _legs("shoulder", "hip"),
+            a,
+            "trunk lean change over the first 30 % of the pull",
+        ),
+        _m(
+            da,
+            "lockout_hip",
+            _med(_mean_sides(ang, "hip_flexion", tt)),
+            "deadlift",
+            _legs("shoulder", "hip", "knee"),
+            tt,
+            "hip flexion at lockout",
+        ),
+        _m(
+            da,
+            "lockout_knee",
+            _med(_mean_sides(ang, "knee_flexion", tt)),
+            "deadlift",
+            _legs("hip", "knee", "ankle"),
+            tt,
+            "knee flexion at lockout",
+        ),
+        _m(
+            da,
+            "bar_level",
+            _med(level),
+            "deadlift",
+            _legs("wrist"),
+            tt,
+            "hand height difference at lockout, % of height",
+        ),
+        _m(da, "ascent_s", _med(reps.up_s), "deadlift", _legs("wrist"), a, "floor to lockout"),
+    ]
+    events = {f"lockout_{i + 1}": float(t) for i, t in enumerate(reps.t_turn)} | {
+        f"liftoff_{i + 1}": float(t) for i, t in enumerate(reps.t_start)
+    }
     return _finish("deadlift", ms, events, dict(reps=len(reps), per_rep=reps.round(3).to_dict("records")), view)
 
-def score_overhead_press(da:xr.DataArray, # cleaned landmarks of a set of overhead presses
-                         height_m:float|None=None, # athlete's height (unused)
-                        )->PoseScore:
+
+def score_overhead_press(
+    da: xr.DataArray,  # cleaned landmarks of a set of overhead presses
+    height_m: float | None = None,  # athlete's height (unused)
+) -> PoseScore:
     "Overhead press score: shoulder and elbow at lockout, lean back, hand level, press time (see REFERENCE_RANGES['overhead_press'])."
     ang, P, H, view = _ctx(da)
     reps = K.lift_events(da, "overhead_press")
-    if not len(reps): return _nothing("overhead_press", view, "no press was found (the hands never rose by 10 % of body height). Film the whole set with the whole body in view.")
+    if not len(reps):
+        return _nothing(
+            "overhead_press",
+            view,
+            "no press was found (the hands never rose by 10 % of body height). Film the whole set with the whole body in view.",
+        )
     tt = reps.turn.to_numpy()
     lean = ang.sel(angle="trunk_lean").values
-    back = [np.nanmax(lean[a:b + 1]) - lean[a] if np.isfinite(lean[a:b + 1]).any() else np.nan for a, b in zip(reps.start, reps.end)]
+    back = [
+        np.nanmax(lean[a : b + 1]) - lean[a] if np.isfinite(lean[a : b + 1]).any() else np.nan
+        for a, b in zip(reps.start, reps.end)
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         arm = np.nanpercentile(np.concatenate([K._norm(P[f"{s}_shoulder"] - P[f"{s}_wrist"]) for s in SIDES]), 95)
-    level = np.abs(P["left_wrist"][tt, 1] - P["right_wrist"][tt, 1])/arm*100
-    ms = [_m(da, "lockout_shoulder", _med(_mean_sides(ang, "shoulder_abduction", tt)), "overhead_press", _legs("hip", "shoulder", "elbow"), tt, "shoulder elevation at lockout"),
-          _m(da, "lockout_elbow", _med(_mean_sides(ang, "elbow_flexion", tt)), "overhead_press", _legs("shoulder", "elbow", "wrist"), tt, "elbow flexion at lockout"),
-          _m(da, "lean_back", _med(back), "overhead_press", _legs("shoulder", "hip"), tt, "largest trunk lean during the rep, from its start"),
-          _m(da, "hand_level", _med(level), "overhead_press", _legs("wrist"), tt, "hand height difference at lockout, % of arm length"),
-          _m(da, "ascent_s", _med(reps.up_s), "overhead_press", _legs("wrist"), reps.start, "rack to lockout")]
+    level = np.abs(P["left_wrist"][tt, 1] - P["right_wrist"][tt, 1]) / arm * 100
+    ms = [
+        _m(
+            da,
+            "lockout_shoulder",
+            _med(_mean_sides(ang, "shoulder_abduction", tt)),
+            "overhead_press",
+            _legs("hip", "shoulder", "elbow"),
+            tt,
+            "shoulder elevation at lockout",
+        ),
+        _m(
+            da,
+            "lockout_elbow",
+            _med(_mean_sides(ang, "elbow_flexion", tt)),
+            "overhead_press",
+            _legs("shoulder", "elbow", "wrist"),
+            tt,
+            "elbow flexion at lockout",
+        ),
+        _m(
+            da,
+            "lean_back",
+            _med(back),
+            "overhead_press",
+            _legs("shoulder", "hip"),
+            tt,
+            "largest trunk lean during the rep, from its start",
+        ),
+        _m(
+            da,
+            "hand_level",
+            _med(level),
+            "overhead_press",
+            _legs("wrist"),
+            tt,
+            "hand height difference at lockout, % of arm length",
+        ),
+        _m(da, "ascent_s", _med(reps.up_s), "overhead_press", _legs("wrist"), reps.start, "rack to lockout"),
+    ]
     events = {f"lockout_{i + 1}": float(t) for i, t in enumerate(reps.t_turn)}
     return _finish("overhead_press", ms, events, dict(reps=len(reps), per_rep=reps.round(3).to_dict("records")), view)
 
 # %% ../../nbs/53_pose_scores.ipynb
-def score_pitch(da:xr.DataArray, # cleaned landmarks of one pitch
-                height_m:float|None=None, # athlete's height (stride is relative to the height seen in the video)
-                hand:str|None=None, # throwing hand, 'left' or 'right' (default: the faster wrist)
-               )->PoseScore:
+def score_pitch(
+    da: xr.DataArray,  # cleaned landmarks of one pitch
+    height_m: float | None = None,  # athlete's height (stride is relative to the height seen in the video)
+    hand: str | None = None,  # throwing hand, 'left' or 'right' (default: the faster wrist)
+) -> PoseScore:
     "Pitching score: stride length, elbow flexion and shoulder abduction at foot plant, trunk tilt at release."
     ang, P, H, view = _ctx(da)
     ev = K.throw_events(da, hand)
     if not ev["found"] or ev["foot_plant_frame"] < 0:
-        return _nothing("pitch", view, "no foot plant before a release was found. Film the whole delivery side-on, from leg lift to follow-through.")
+        return _nothing(
+            "pitch",
+            view,
+            "no foot plant before a release was found. Film the whole delivery side-on, from leg lift to follow-through.",
+        )
     fp, rel, hand, lead = ev["foot_plant_frame"], ev["release_frame"], ev["hand"], ev["lead"]
-    stride = abs(P[f"{lead}_ankle"][fp, 0] - P[f"{hand}_ankle"][fp, 0])/H*100
+    stride = abs(P[f"{lead}_ankle"][fp, 0] - P[f"{hand}_ankle"][fp, 0]) / H * 100
     d = P[f"{hand}_wrist"][rel] - P[f"{hand}_shoulder"][rel]
     slot = float(np.degrees(np.arctan2(d[1], abs(d[0]))))
     tempo = ev["foot_plant_time"] - ev["leg_lift_time"]
     arm = [f"{hand}_{p}" for p in ("shoulder", "elbow", "wrist")]
-    ms = [_m(da, "stride", stride, "pitch", _legs("ankle", "hip"), fp, "ankle to ankle at foot plant, % of height"),
-          _m(da, "elbow_fp", ang.sel(angle=f"{hand}_elbow_flexion").values[fp], "pitch", arm, fp, "throwing elbow flexion at foot plant"),
-          _m(da, "shoulder_fp", ang.sel(angle=f"{hand}_shoulder_abduction").values[fp], "pitch", arm + [f"{hand}_hip"], fp, "throwing shoulder abduction at foot plant"),
-          _m(da, "trunk_release", ang.sel(angle="trunk_lean").values[rel], "pitch", _legs("shoulder", "hip"), rel, "trunk tilt from vertical at release"),
-          _m(da, "arm_slot", slot, "pitch", arm, rel, "shoulder-to-wrist line above horizontal at release"),
-          _m(da, "tempo_s", tempo, "pitch", [f"{lead}_knee"], ev["leg_lift_frame"], "peak leg lift to foot plant")]
+    ms = [
+        _m(da, "stride", stride, "pitch", _legs("ankle", "hip"), fp, "ankle to ankle at foot plant, % of height"),
+        _m(
+            da,
+            "elbow_fp",
+            ang.sel(angle=f"{hand}_elbow_flexion").values[fp],
+            "pitch",
+            arm,
+            fp,
+            "throwing elbow flexion at foot plant",
+        ),
+        _m(
+            da,
+            "shoulder_fp",
+            ang.sel(angle=f"{hand}_shoulder_abduction").values[fp],
+            "pitch",
+            arm + [f"{hand}_hip"],
+            fp,
+            "throwing shoulder abduction at foot plant",
+        ),
+        _m(
+            da,
+            "trunk_release",
+            ang.sel(angle="trunk_lean").values[rel],
+            "pitch",
+            _legs("shoulder", "hip"),
+            rel,
+            "trunk tilt from vertical at release",
+        ),
+        _m(da, "arm_slot", slot, "pitch", arm, rel, "shoulder-to-wrist line above horizontal at release"),
+        _m(da, "tempo_s", tempo, "pitch", [f"{lead}_knee"], ev["leg_lift_frame"], "peak leg lift to foot plant"),
+    ]
     events = dict(leg_lift=ev["leg_lift_time"], foot_plant=ev["foot_plant_time"], release=ev["release_time"])
-    metrics = dict(hand=hand, foot_plant_to_release_s=ev["release_time"] - ev["foot_plant_time"], stride_seen=ev["stride_seen"])
+    metrics = dict(
+        hand=hand, foot_plant_to_release_s=ev["release_time"] - ev["foot_plant_time"], stride_seen=ev["stride_seen"]
+    )
     return _finish("pitch", ms, events, metrics, view)
 
 # %% ../../nbs/53_pose_scores.ipynb
-THROW_ESTIMABILITY = pd.DataFrame([
-    ("release_angle", "yes, side-on", "+-3-5 deg"), ("release_height", "yes, scaled by height", "+-5-10 %"),
-    ("release_speed", "roughly; reported only", "+-15 % or worse at 30 fps"), ("rear_knee / front_brace", "yes, side-on", "+-5-10 deg"),
-    ("hip-shoulder separation, rotation", "no (needs 3D)", "-")], columns=["measure", "single 2D camera", "uncertainty"])
+THROW_ESTIMABILITY = pd.DataFrame(
+    [
+        ("release_angle", "yes, side-on", "+-3-5 deg"),
+        ("release_height", "yes, scaled by height", "+-5-10 %"),
+        ("release_speed", "roughly; reported only", "+-15 % or worse at 30 fps"),
+        ("rear_knee / front_brace", "yes, side-on", "+-5-10 deg"),
+        ("hip-shoulder separation, rotation", "no (needs 3D)", "-"),
+    ],
+    columns=["measure", "single 2D camera", "uncertainty"],
+)
 
-def _score_throw(da, movement, height_m=None, hand=None)->PoseScore:
+
+def _score_throw(da, movement, height_m=None, hand=None) -> PoseScore:
     "Shared scoring of shot put and discus."
     ang, P, H, view = _ctx(da)
     ev = K.throw_events(da, hand)
-    if not ev["found"]: return _nothing(movement, view, "no release was found. Film the whole throw side-on.")
+    if not ev["found"]:
+        return _nothing(movement, view, "no release was found. Film the whole throw side-on.")
     rel, fp, hand, lead = ev["release_frame"], ev["foot_plant_frame"], ev["hand"], ev["lead"]
     t = da["time"].values
     tip = P[f"{hand}_index"]
@@ -360,47 +913,95 @@ def _score_throw(da, movement, height_m=None, hand=None)->PoseScore:
     win = [i for i in (rel - 1, rel) if 0 <= i < len(t)]
     angles = np.degrees(np.arctan2(v[win, 1], np.abs(v[win, 0])))
     release_angle = float(np.nanmean(angles))
-    angle_sd = float(np.nanstd(np.degrees(np.arctan2(v[max(rel - 2, 0):rel + 1, 1], np.abs(v[max(rel - 2, 0):rel + 1, 0])))))
+    angle_sd = float(
+        np.nanstd(np.degrees(np.arctan2(v[max(rel - 2, 0) : rel + 1, 1], np.abs(v[max(rel - 2, 0) : rel + 1, 0]))))
+    )
     _, _, _, low = K._signals(da)
     lo = max(fp, 0) if fp >= 0 else max(rel - 10, 0)
-    ground = np.nanmin(low[lo:rel + 1]) if np.isfinite(low[lo:rel + 1]).any() else np.nan
-    rel_h = (tip[rel, 1] - ground)/H
-    try: spd = float(np.linalg.norm(v[rel])*K.metres_per_pixel(da, height_m))
-    except ValidationError: spd = float("nan")
+    ground = np.nanmin(low[lo : rel + 1]) if np.isfinite(low[lo : rel + 1]).any() else np.nan
+    rel_h = (tip[rel, 1] - ground) / H
+    try:
+        spd = float(np.linalg.norm(v[rel]) * K.metres_per_pixel(da, height_m))
+    except ValidationError:
+        spd = float("nan")
     hand_pts = [f"{hand}_wrist", f"{hand}_index", f"{hand}_elbow"]
     rear = ang.sel(angle=f"{hand}_knee_flexion").values
     front = ang.sel(angle=f"{lead}_knee_flexion").values
-    ms = [_m(da, "release_angle", release_angle, movement, hand_pts, rel, f"hand velocity direction at release (+-{angle_sd:.1f} deg over 3 frames)"),
-          _m(da, "release_height", rel_h, movement, hand_pts + _legs("heel", "foot_index"), rel, "hand height at release / standing height"),
-          _m(da, "rear_knee", rear[fp] if fp >= 0 else np.nan, movement, [f"{hand}_{p}" for p in ("hip", "knee", "ankle")], fp, "rear knee flexion at the power position"),
-          _m(da, "front_brace", front[rel] - front[fp] if fp >= 0 else np.nan, movement, [f"{lead}_{p}" for p in ("hip", "knee", "ankle")], [fp, rel], "front knee flexion gained from plant to release"),
-          _m(da, "release_speed", spd, movement, hand_pts, rel, "hand speed at release; rough (see THROW_ESTIMABILITY)")]
+    ms = [
+        _m(
+            da,
+            "release_angle",
+            release_angle,
+            movement,
+            hand_pts,
+            rel,
+            f"hand velocity direction at release (+-{angle_sd:.1f} deg over 3 frames)",
+        ),
+        _m(
+            da,
+            "release_height",
+            rel_h,
+            movement,
+            hand_pts + _legs("heel", "foot_index"),
+            rel,
+            "hand height at release / standing height",
+        ),
+        _m(
+            da,
+            "rear_knee",
+            rear[fp] if fp >= 0 else np.nan,
+            movement,
+            [f"{hand}_{p}" for p in ("hip", "knee", "ankle")],
+            fp,
+            "rear knee flexion at the power position",
+        ),
+        _m(
+            da,
+            "front_brace",
+            front[rel] - front[fp] if fp >= 0 else np.nan,
+            movement,
+            [f"{lead}_{p}" for p in ("hip", "knee", "ankle")],
+            [fp, rel],
+            "front knee flexion gained from plant to release",
+        ),
+        _m(da, "release_speed", spd, movement, hand_pts, rel, "hand speed at release; rough (see THROW_ESTIMABILITY)"),
+    ]
     events = dict(power_position=ev["foot_plant_time"], release=ev["release_time"])
-    metrics = dict(hand=hand, release_angle_sd_deg=angle_sd, power_to_release_s=ev["release_time"] - ev["foot_plant_time"])
+    metrics = dict(
+        hand=hand, release_angle_sd_deg=angle_sd, power_to_release_s=ev["release_time"] - ev["foot_plant_time"]
+    )
     return _finish(movement, ms, events, metrics, view)
 
-def score_shot_put(da:xr.DataArray, # cleaned landmarks of one put
-                   height_m:float|None=None, # athlete's height, m (for release speed)
-                   hand:str|None=None, # throwing hand (default: the faster wrist)
-                  )->PoseScore:
+
+def score_shot_put(
+    da: xr.DataArray,  # cleaned landmarks of one put
+    height_m: float | None = None,  # athlete's height, m (for release speed)
+    hand: str | None = None,  # throwing hand (default: the faster wrist)
+) -> PoseScore:
     "Shot put score: release angle and relative height, rear knee at the power position, front-leg brace."
     return _score_throw(da, "shot_put", height_m, hand)
 
-def score_discus(da:xr.DataArray, # cleaned landmarks of one throw
-                 height_m:float|None=None, # athlete's height, m (for release speed)
-                 hand:str|None=None, # throwing hand (default: the faster wrist)
-                )->PoseScore:
+
+def score_discus(
+    da: xr.DataArray,  # cleaned landmarks of one throw
+    height_m: float | None = None,  # athlete's height, m (for release speed)
+    hand: str | None = None,  # throwing hand (default: the faster wrist)
+) -> PoseScore:
     "Discus score: release angle and relative height, rear knee at the power position, front-leg brace."
     return _score_throw(da, "discus", height_m, hand)
 
 # %% ../../nbs/53_pose_scores.ipynb
-def score_jump(da:xr.DataArray, # cleaned landmarks of one jump
-               height_m:float|None=None, # athlete's height, m (scales the heights; default MediaPipe's world scale)
-              )->PoseScore:
+def score_jump(
+    da: xr.DataArray,  # cleaned landmarks of one jump
+    height_m: float | None = None,  # athlete's height, m (scales the heights; default MediaPipe's world scale)
+) -> PoseScore:
     "Jump score (landing flexion, valgus, symmetry, countermovement) plus flight time and jump height."
     ang, P, H, view = _ctx(da)
     ev = K.jump_events(da, height_m)
-    if not ev["found"]: return _nothing("jump", view, "no take-off and landing were found. Film the whole jump, feet in view, camera still.")
+    if not ev["found"]:
+        return _nothing(
+            "jump", view, "no take-off and landing were found. Film the whole jump, feet in view, camera still."
+        )
     t = da["time"].values
     lf, tf = ev["landing_frame"], ev["takeoff_frame"]
     win = np.flatnonzero((t >= t[lf]) & (t <= t[lf] + 0.5))
@@ -417,54 +1018,115 @@ def score_jump(da:xr.DataArray, # cleaned landmarks of one jump
         cm = float(np.nanmax(np.nanmean(knees[pre], 1))) if np.isfinite(knees[pre]).any() else np.nan
     seen = 1.0 if ev["flight_observed"] == 1.0 else 0.7  # landing absorbed but its instant not seen
     legs = _legs("hip", "knee", "ankle")
-    ms = [_m(da, "landing_flexion", land_flex, "jump", legs, win, "peak knee flexion within 0.5 s of landing", seen),
-          _m(da, "landing_valgus", land_valg, "jump", legs, win, "peak frontal-plane projection angle within 0.5 s of landing", seen),
-          _m(da, "landing_symmetry", abs(k3[peak, 0] - k3[peak, 1]), "jump", legs, peak, "|left - right| knee flexion (3D) at peak landing flexion", seen),
-          _m(da, "countermovement", cm, "jump", legs, pre, "peak knee flexion in the second before take-off")]
-    events = dict(bottom=float(t[ev["bottom_frame"]]) if ev["bottom_frame"] >= 0 else None, takeoff=ev["takeoff_time"], landing=ev["landing_time"])
-    metrics = {k: ev[k] for k in ("flight_time", "flight_observed", "flight_valid", "jump_height_flight_m", "jump_height_hip_m",
-                                  "countermovement_depth_m", "level_change_m")}
+    ms = [
+        _m(da, "landing_flexion", land_flex, "jump", legs, win, "peak knee flexion within 0.5 s of landing", seen),
+        _m(
+            da,
+            "landing_valgus",
+            land_valg,
+            "jump",
+            legs,
+            win,
+            "peak frontal-plane projection angle within 0.5 s of landing",
+            seen,
+        ),
+        _m(
+            da,
+            "landing_symmetry",
+            abs(k3[peak, 0] - k3[peak, 1]),
+            "jump",
+            legs,
+            peak,
+            "|left - right| knee flexion (3D) at peak landing flexion",
+            seen,
+        ),
+        _m(da, "countermovement", cm, "jump", legs, pre, "peak knee flexion in the second before take-off"),
+    ]
+    events = dict(
+        bottom=float(t[ev["bottom_frame"]]) if ev["bottom_frame"] >= 0 else None,
+        takeoff=ev["takeoff_time"],
+        landing=ev["landing_time"],
+    )
+    metrics = {
+        k: ev[k]
+        for k in (
+            "flight_time",
+            "flight_observed",
+            "flight_valid",
+            "jump_height_flight_m",
+            "jump_height_hip_m",
+            "countermovement_depth_m",
+            "level_change_m",
+        )
+    }
     return _finish("jump", ms, events, metrics, view)
 
 # %% ../../nbs/53_pose_scores.ipynb
-SCORERS = dict(squat=score_squat, deadlift=score_deadlift, overhead_press=score_overhead_press, pitch=score_pitch,
-               shot_put=score_shot_put, discus=score_discus, jump=score_jump)
+SCORERS = dict(
+    squat=score_squat,
+    deadlift=score_deadlift,
+    overhead_press=score_overhead_press,
+    pitch=score_pitch,
+    shot_put=score_shot_put,
+    discus=score_discus,
+    jump=score_jump,
+)
 
-def score(da:xr.DataArray, # cleaned landmarks
-          movement:str, # one of MOVEMENTS
-          height_m:float|None=None, # athlete's height, m
-          hand:str|None=None, # throwing hand for pitch / shot_put / discus
-         )->PoseScore:
+
+def score(
+    da: xr.DataArray,  # cleaned landmarks
+    movement: str,  # one of MOVEMENTS
+    height_m: float | None = None,  # athlete's height, m
+    hand: str | None = None,  # throwing hand for pitch / shot_put / discus
+) -> PoseScore:
     "Score cleaned landmarks as `movement`."
-    if movement not in SCORERS: raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {', '.join(MOVEMENTS)}")
-    if movement in ("pitch", "shot_put", "discus"): return SCORERS[movement](da, height_m, hand)
+    if movement not in SCORERS:
+        raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {', '.join(MOVEMENTS)}")
+    if movement in ("pitch", "shot_put", "discus"):
+        return SCORERS[movement](da, height_m, hand)
     return SCORERS[movement](da, height_m)
+
 
 @dataclass
 class Analysis:
     "Everything `analyse` produced for one video."
-    path:str; movement:str; raw:xr.DataArray; clean:xr.DataArray; angles:xr.DataArray; result:PoseScore; seconds:dict
 
-def analyse(path:str|Path, # a video file
-            movement:str, # one of MOVEMENTS
-            height_m:float|None=None, # athlete's height, m
-            hand:str|None=None, # throwing hand for throws
-            cutoff:float|None=None, # override the movement's filter cut-off, Hz
-            **landmark_kw, # passed to `landmarks` (model, max_side, num_poses, subject, threads ...)
-           )->Analysis:
+    path: str
+    movement: str
+    raw: xr.DataArray
+    clean: xr.DataArray
+    angles: xr.DataArray
+    result: PoseScore
+    seconds: dict
+
+
+def analyse(
+    path: str | Path,  # a video file
+    movement: str,  # one of MOVEMENTS
+    height_m: float | None = None,  # athlete's height, m
+    hand: str | None = None,  # throwing hand for throws
+    cutoff: float | None = None,  # override the movement's filter cut-off, Hz
+    **landmark_kw,  # passed to `landmarks` (model, max_side, num_poses, subject, threads ...)
+) -> Analysis:
     "Video to technique score: landmarks, cleaning, kinematics and score, with the seconds each step took."
     from pitchlab.pose.landmarks import landmarks
     from pitchlab.pose.clean import clean
-    if movement not in SCORERS: raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {', '.join(MOVEMENTS)}")
+
+    if movement not in SCORERS:
+        raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {', '.join(MOVEMENTS)}")
     t0 = time.perf_counter()
     raw = landmarks(path, **landmark_kw)
     t1 = time.perf_counter()
     if raw.attrs.get("detected", 0) == 0:
-        raise ValidationError(f"no person was detected in any of the {raw.sizes['frame']} frames of {Path(path).name}",
-                              hint="film the whole body, well lit, with the athlete filling a good part of the frame")
+        raise ValidationError(
+            f"no person was detected in any of the {raw.sizes['frame']} frames of {Path(path).name}",
+            hint="film the whole body, well lit, with the athlete filling a good part of the frame",
+        )
     cl = clean(raw, movement, cutoff)
     ang = K.joint_angles(cl)
     t2 = time.perf_counter()
     res = score(cl, movement, height_m, hand)
     t3 = time.perf_counter()
-    return Analysis(str(path), movement, raw, cl, ang, res, dict(landmarks=t1 - t0, clean=t2 - t1, score=t3 - t2, total=t3 - t0))
+    return Analysis(
+        str(path), movement, raw, cl, ang, res, dict(landmarks=t1 - t0, clean=t2 - t1, score=t3 - t2, total=t3 - t0)
+    )
