@@ -318,6 +318,7 @@ ENTITIES = {
                 _F("horizon_days", _i, min=1, max=90, unit="days", doc="injury onset within this many days"),
                 _F("model_name", doc="registered model that made it"),
                 _F("model_version", doc="its version in the registry"),
+                _F("run_id", nullable=True, doc="MLflow run that trained that version (what made the number)"),
                 _F("risk", _f, min=0, max=1, unit="probability", doc="predicted risk"),
                 _F("lower", _f, True, 0, 1, unit="probability", doc="lower end of the credible or confidence interval"),
                 _F("upper", _f, True, 0, 1, unit="probability", doc="upper end of the interval"),
