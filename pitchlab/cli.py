@@ -378,7 +378,13 @@ def serve(port: int = 5006, address: str = "127.0.0.1", origin: str | None = Non
         return 0
 
 # %% ../nbs/90_cli.ipynb
-_PLUGINS = ["pitchlab.ingest.commands", "pitchlab.pose.commands", "pitchlab.dash.users", "pitchlab.pipelines"]
+_PLUGINS = [
+    "pitchlab.ingest.commands",
+    "pitchlab.pose.commands",
+    "pitchlab.dash.users",
+    "pitchlab.pipelines",
+    "pitchlab.roster",  # after pitchlab.dash.users: adds `users import` to its command
+]
 
 
 def _parser():
