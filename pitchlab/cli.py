@@ -350,7 +350,7 @@ def serve_command(
     env = dict(os.environ)
     if not env.get("PANEL_COOKIE_SECRET"):  # signs the `user` and `pitchlab_session` cookies
         env["PANEL_COOKIE_SECRET"] = private_secret(s.home / "secrets" / "cookie_secret")
-    if not env.get("BOKEH_SECRET_KEY"):  # signs Bokeh session ids and tokens (--sign-sessions)
+    if not env.get("BOKEH_SECRET_KEY"):  # signs Bokeh session ids and tokens (--session-ids signed)
         env["BOKEH_SECRET_KEY"] = private_secret(s.home / "secrets" / "bokeh_secret_key")
     cmd = [
         str(Path(sys.executable).parent / "panel"),
@@ -368,7 +368,8 @@ def serve_command(
         str(port),
         "--allow-websocket-origin",
         origin or f"{address}:{port}",
-        "--sign-sessions",
+        "--session-ids",
+        "signed",
         "--exclude-cookies",
         *AUTH_COOKIES,
         "--exclude-headers",

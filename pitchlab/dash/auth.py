@@ -706,7 +706,8 @@ def _handlers():
 
         def _validate(self, username, password):
             "Panel's synchronous check (used only if something calls it directly): the same throttled sign-in."
-            return sign_in(username, password, self.request.remote_ip)[0] is not None
+            request = getattr(self, "request", None)
+            return sign_in(username, password, getattr(request, "remote_ip", None))[0] is not None
 
     class PitchlabLogoutHandler(LogoutHandler):
         "Sign-out by POST with a CSRF token: the server-side session is revoked, then the cookies cleared."
