@@ -435,13 +435,14 @@ def sign_in(
     except Throttled as e:
         store.log("login_throttled", "users", detail=f"{e.message} (from {address or '?'})", actor=name)
         return None, "locked" if e.locked else "throttled"
+    th.failure(keys[0])  # counted before the check, so a burst of parallel guesses cannot all slip through
     try:
         user = login(name, password, store)
     except ValidationError:
         logger.exception("the users table row of %r is not a valid account", name)
         return None, "denied"
     if user is None:
-        th.failure(*keys)
+        th.failure(*keys[1:])
         return None, "invalid"
     th.success(keys[0])
     return user, ""
