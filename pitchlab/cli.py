@@ -384,6 +384,7 @@ _PLUGINS = [
     "pitchlab.dash.users",
     "pitchlab.pipelines",
     "pitchlab.roster",  # after pitchlab.dash.users: adds `users import` to its command
+    "pitchlab.monitor",
 ]
 
 
