@@ -431,6 +431,7 @@ _PLUGINS = [
     "pitchlab.pipelines",
     "pitchlab.roster",  # after pitchlab.dash.users: adds `users import` to its command
     "pitchlab.score",
+    "pitchlab.monitor",
 ]
 
 
