@@ -544,7 +544,7 @@ def weekly(m: pd.DataFrame) -> pd.DataFrame:
     if not len(m):
         return pd.DataFrame(columns=["week", "days", "training_days", "load", "pitches", "balls"])
     m = m.sort_values("date")
-    wk = m["date"] - pd.to_timedelta(m["date"].dt.weekday, unit="D")
+    wk = m["date"] - pd.to_timedelta(m["date"].dt.day_of_week, unit="D")
     g = m.assign(week=wk).groupby("week")
     out = pd.DataFrame(
         {
