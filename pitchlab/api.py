@@ -544,7 +544,7 @@ def weekly(m: pd.DataFrame) -> pd.DataFrame:
     if not len(m):
         return pd.DataFrame(columns=["week", "days", "training_days", "load", "pitches", "balls"])
     m = m.sort_values("date")
-    wk = m["date"] - pd.to_timedelta(m["date"].dt.weekday, unit="D")
+    wk = m["date"] - pd.to_timedelta(m["date"].dt.day_of_week, unit="D")
     g = m.assign(week=wk).groupby("week")
     out = pd.DataFrame(
         {
@@ -872,11 +872,11 @@ def _prediction_routes(app: FastAPI, ctx: ApiContext, me):
         else:
             r = access.roster()
             ids = list(r.loc[r["team_id"] == team, "athlete_id"] if team else r["athlete_id"])
-        df = (
-            access.read("predictions", ids, start=date, end=date)
-            if ids
-            else pd.DataFrame(columns=ENTITIES["predictions"].columns)
-        )
+        if not ids:
+            return JSONResponse([])
+        df = access.read("predictions", ids)
+        if date is not None:  # filtered here: the store's date bounds compare a DATE with a timestamp (SQLite text)
+            df = df[df["date"] == pd.Timestamp(date)]
         return JSONResponse(records(df))
 
 # %% ../nbs/70_api.ipynb
