@@ -31,6 +31,11 @@ BANDS = (
 ITEM_SD = 1.0  # an item this many SD on the bad side of the athlete's baseline is named
 ACWR_HIGH, ACWR_LOW = 1.5, 0.8  # EWMA ACWR above / below which the week's load is mentioned
 
+
+def _with_unit(v, item, fmt) -> str:
+    u = ITEMS[item][2]
+    return fmt.format(v) + (u if u.startswith("/") else f" {u}")
+
 # %% ../nbs/46_readiness.ipynb
 def readiness(
     wellness: pd.DataFrame,  # wellness reports: athlete_id, date and items (see ITEMS)
@@ -71,7 +76,7 @@ def readiness(
                 r["band"] = next(b for lo, b in BANDS if r["readiness_z"] >= lo)
                 usual = base[cols].mean()
                 r["reasons"] = [
-                    f"{ITEMS[c][1]} ({t[c]:g} {ITEMS[c][2]} against your usual {usual[c]:.1f})".replace(" /5", "/5")
+                    f"{ITEMS[c][1]} ({_with_unit(t[c], c, '{:g}')} against your usual {_with_unit(usual[c], c, '{:.1f}')})"
                     for c, z in sorted(zs.items(), key=lambda kv: kv[1])
                     if z <= -ITEM_SD
                 ]
