@@ -180,8 +180,10 @@ def _feasible(project, plan, budget):
 def _amount(plan, i, unit, n, per):
     "The plan with day `i` at `n` units (and AU in proportion)."
     p = plan.copy()
-    p.loc[i, unit] = n
-    if unit != "load":
+    if unit == "load":
+        p.loc[i, "load"] = float(n)
+    else:
+        p.loc[i, unit] = int(n)
         p.loc[i, "load"] = float(np.round(n * per, -1))
     return p
 
@@ -201,26 +203,32 @@ def optimise_plan(
     max_scale: float = 2.0,  # no day goes above this multiple of its planned amount
 ) -> tuple:
     "(suggested plan or None, reasons: one sentence per day, feasible) - the largest plan within budget and rules."
-    unit, u, step = plan_unit(sport)
     p = plan.reset_index(drop=True).copy()
+    sport_unit = plan_unit(sport)
     match = p["session_type"].astype(str).eq("match").to_numpy()
-    amount = p[unit].astype(float).to_numpy()
+    units = []  # each day's unit: the sport's when the day has any of it, else AU (e.g. a batting or gym session)
+    for i in range(len(p)):
+        units.append(
+            sport_unit if sport_unit[0] != "load" and float(p.at[i, sport_unit[0]]) > 0 else ("load", "AU", 10)
+        )
+    amount = np.array([float(p.at[i, units[i][0]]) for i in range(len(p))])
     train = ~match & (amount > 0)
     per = np.where(amount > 0, p["load"].astype(float) / np.maximum(amount, 1), 0.0)
     base = p.copy()
     for i in np.flatnonzero(train):
-        base = _amount(base, i, unit, 0, per[i])
+        base = _amount(base, i, units[i][0], 0, per[i])
     ok, why = _feasible(project, base, budget)
     if not ok:
         return None, [f"No plan fits the budget: even with rest on every training day, {why}."], False
     reasons = {
-        i: f"{p.at[i, 'date']:%a %d %b}: match kept as planned ({_say(amount[i], unit, u)})"
+        i: f"{p.at[i, 'date']:%a %d %b}: match kept as planned ({_say(amount[i], *units[i][:2])})"
         for i in np.flatnonzero(match)
     }
     for i in np.flatnonzero(~match & ~train):
         reasons[i] = f"{p.at[i, 'date']:%a %d %b}: rest day kept"
     cur = base
     for i in np.flatnonzero(train):
+        unit, u, step = units[i]
         top = int(np.floor(max_scale * amount[i] / step))
         lo, hi, stop = 0, top, ""
         ok_top, why_top = _feasible(project, _amount(cur, i, unit, top * step, per[i]), budget)
