@@ -384,20 +384,55 @@ def serve_command(
     return cmd, env
 
 
-def serve(port: int = 5006, address: str = "127.0.0.1", origin: str | None = None, procs: int | None = None) -> int:
-    "Serve the dashboards until interrupted."
+def serve(
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    origin: str | None = None,
+    procs: int | None = None,
+    api_port: int
+    | None = None,  # port of the HTTP API beside the dashboards (default PITCHLAB_API_PORT or 5007; 0: no API)
+) -> int:
+    "Serve the dashboards, and the HTTP API beside them (same data home, store and registry), until interrupted."
+    from pitchlab.score import API_PORT
+
     cmd, env = serve_command(port, address, origin=origin, procs=procs)
+    api_port = int(env.get("PITCHLAB_API_PORT", API_PORT)) if api_port is None else int(api_port)
+    api = None
+    if api_port:
+        code = f"from pitchlab.cli import main; raise SystemExit(main(['api', '--host', {address!r}, '--port', '{api_port}']))"
+        api = subprocess.Popen([sys.executable, "-c", code], env=env)
     print(
-        f"pitchlab dashboards on http://{address}:{port}/app (coach: /coach, medical: /medical, athlete: /athlete); Ctrl-C stops",
+        f"pitchlab dashboards on http://{address}:{port}/app (coach: /coach, medical: /medical, athlete: /athlete)"
+        + (
+            f"\npitchlab API on http://{address}:{api_port}/api/v1/ (docs: http://{address}:{api_port}/api/docs)"
+            if api
+            else ""
+        )
+        + "\nCtrl-C stops",
         flush=True,
     )
     try:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
+    finally:
+        if api is not None:
+            api.terminate()
+            try:
+                api.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                api.kill()
 
 # %% ../nbs/90_cli.ipynb
-_PLUGINS = ["pitchlab.ingest.commands", "pitchlab.pose.commands", "pitchlab.dash.users", "pitchlab.pipelines"]
+_PLUGINS = [
+    "pitchlab.ingest.commands",
+    "pitchlab.pose.commands",
+    "pitchlab.dash.users",
+    "pitchlab.pipelines",
+    "pitchlab.roster",  # after pitchlab.dash.users: adds `users import` to its command
+    "pitchlab.score",
+    "pitchlab.monitor",
+]
 
 
 def _parser():

@@ -274,7 +274,7 @@ def register_cli(subparsers):
         help="dashboard accounts: add, list, set-role, passwd, remove",
         description="Manage who can sign in to the dashboards. Passwords are prompted for (or piped with --password-stdin) and stored as argon2 hashes.",
     )
-    sub = p.add_subparsers(dest="users_cmd", required=True, metavar="{add,list,set-role,passwd,remove}")
+    sub = p.add_subparsers(dest="users_cmd", required=True, metavar="{add,list,set-role,passwd,remove,token}")
 
     def pw_opts(q):
         g = q.add_mutually_exclusive_group()
@@ -306,4 +306,7 @@ def register_cli(subparsers):
     r.add_argument("username")
     r.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     r.set_defaults(func=_cmd_remove)
+    from pitchlab.api_tokens import register_token_cli  # light: sqlalchemy only
+
+    register_token_cli(sub)
     return p
