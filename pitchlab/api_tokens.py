@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 # %% auto 0
 __all__ = ['logger', 'TOKEN_PREFIX', 'DEFAULT_DAYS', 'MAX_DAYS', 'TOKENS', 'FAILURE_LIMIT', 'FAILURE_WINDOW', 'CACHE_SECONDS',
            'THROTTLE', 'token_table', 'create_token', 'list_tokens', 'revoke_token', 'TooManyAttempts', 'Throttle',
-           'authenticate', 'register_token_cli']
+           'cached_user', 'authenticate', 'register_token_cli']
 
 # %% ../nbs/71_api_tokens.ipynb
 TOKEN_PREFIX = "plk"  # every token starts plk_ (so a leaked one is easy to find with a secret scanner)
@@ -231,6 +231,22 @@ def _refuse(store, client, reason, throttle):
             actor=f"api:{client}",
         )
     raise AccessDenied("invalid or expired token", hint="make a new one: pitchlab users token create <username>")
+
+
+def cached_user(
+    token: str | None,  # the bearer token sent by the client
+    client: str = "unknown",  # the caller's address
+    throttle: Throttle | None = None,
+):
+    "The User of a token verified less than CACHE_SECONDS ago (memory only, no I/O), else None."
+    if (throttle or THROTTLE).retry_after(client) > 0:
+        return None
+    key = hashlib.sha256(str(token).encode()).hexdigest()
+    with _VLOCK:
+        hit = _VERIFIED.get(key)
+    if hit and time.monotonic() - hit[3] < CACHE_SECONDS and hit[2] > _now():
+        return hit[0]
+    return None
 
 
 def authenticate(
