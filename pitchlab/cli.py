@@ -15,7 +15,16 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from .core import PitchlabError, project_root, settings
+from pitchlab.core import (
+    PitchlabError,
+    mode_warnings,
+    private_files,
+    private_secret,
+    project_root,
+    security_settings,
+    settings,
+    write_private,
+)
 
 # %% auto 0
 __all__ = ['POSE_MODEL', 'FACE_MODEL', 'DEMO_TRAINING', 'setup_models', 'init', 'demo', 'summary', 'info', 'serve_command',
@@ -216,9 +225,7 @@ def _demo_accounts(st, s) -> str | None:
         add_user(user, role, password=pw, display_name=f"Demo {role}", store=st, actor="pitchlab demo", **kw)
         lines.append(f"  {user:8s} {pw}   ({role}{', athlete ' + kw['athlete_id'] if 'athlete_id' in kw else ''})")
     text = "\n".join(lines) + "\n"
-    f = s.home / "demo_accounts.txt"
-    f.write_text(text)
-    f.chmod(0o600)
+    write_private(s.home / "demo_accounts.txt", text)
     return text
 
 
@@ -316,6 +323,11 @@ def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None
 
 def info():
     print(summary())
+    warn = mode_warnings(settings().home)
+    if warn:
+        print("\nwarning: the data home is readable by other local accounts:")
+        print("\n".join("  " + w for w in warn))
+        print(f"  fix: chmod -R go-rwx {settings().home}")
 
 # %% ../nbs/90_cli.ipynb
 def serve_command(
@@ -327,22 +339,19 @@ def serve_command(
     procs: int | None = None,  # server processes (default: the machine's cores, at most 4)
 ) -> tuple[list, dict]:
     "The `panel serve` command line and environment for pitchlab's dashboards."
-    import secrets
     import pitchlab
+    from pitchlab.dash.security import AUTH_COOKIES
 
     root = project_root() or Path(pitchlab.__file__).resolve().parent.parent
     dash = root / "dashboards"
     if not dash.is_dir():
         raise PitchlabError(f"no dashboards folder at {dash}", hint="run pitchlab serve from a pitchlab clone")
-    s = settings().ensure()
+    s, sec = settings().ensure(), security_settings()
     env = dict(os.environ)
-    if not env.get("PANEL_COOKIE_SECRET"):
-        f = s.home / "secrets" / "cookie_secret"
-        if not f.is_file():
-            f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_text(secrets.token_urlsafe(32))
-            f.chmod(0o600)
-        env["PANEL_COOKIE_SECRET"] = f.read_text().strip()
+    if not env.get("PANEL_COOKIE_SECRET"):  # signs the `user` and `pitchlab_session` cookies
+        env["PANEL_COOKIE_SECRET"] = private_secret(s.home / "secrets" / "cookie_secret")
+    if not env.get("BOKEH_SECRET_KEY"):  # signs Bokeh session ids and tokens (--session-ids signed)
+        env["BOKEH_SECRET_KEY"] = private_secret(s.home / "secrets" / "bokeh_secret_key")
     cmd = [
         str(Path(sys.executable).parent / "panel"),
         "serve",
@@ -359,6 +368,16 @@ def serve_command(
         str(port),
         "--allow-websocket-origin",
         origin or f"{address}:{port}",
+        "--session-ids",
+        "signed",
+        "--exclude-cookies",
+        *AUTH_COOKIES,
+        "--exclude-headers",
+        "Cookie",
+        "Authorization",
+        "--oauth-expiry-days",
+        str(sec.session_days),
+        *(["--use-xheaders"] if sec.https else []),
         "--num-procs",
         str(procs or min(os.cpu_count() or 1, 4)),
     ]
@@ -410,7 +429,9 @@ _PLUGINS = [
     "pitchlab.pose.commands",
     "pitchlab.dash.users",
     "pitchlab.pipelines",
+    "pitchlab.roster",  # after pitchlab.dash.users: adds `users import` to its command
     "pitchlab.score",
+    "pitchlab.monitor",
 ]
 
 
@@ -454,6 +475,7 @@ def main(
 ) -> int:
     "Run the `pitchlab` command line; returns the exit code."
     args = _parser().parse_args(argv)
+    private_files()  # everything a command writes (store, registry, reports, secrets) is private to this account
     try:
         if args.cmd == "init":
             init()

@@ -8,14 +8,17 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 from ..core import NotFoundError, PitchlabError, ValidationError
 
+logger = logging.getLogger(__name__)
+
 # %% auto 0
-__all__ = ['MOVEMENTS', 'VIDEO_SUFFIXES', 'POSE_COLUMNS', 'find_videos', 'sha256_file', 'limit_threads', 'score_file',
+__all__ = ['logger', 'MOVEMENTS', 'VIDEO_SUFFIXES', 'POSE_COLUMNS', 'find_videos', 'sha256_file', 'limit_threads', 'score_file',
            'score_files', 'store_results', 'run_score', 'register_cli']
 
 # %% ../../nbs/59_pose_commands.ipynb
@@ -133,6 +136,7 @@ def score_file(
     except PitchlabError as e:
         row["error"] = str(e)
     except Exception as e:  # a decoder or library failure on one file must not end the batch
+        logger.exception("scoring %s failed unexpectedly", path)
         row["error"] = f"unexpected {type(e).__name__} while scoring {path.name}: {e} (please report it with the file)"
     row["seconds"] = round(time.perf_counter() - t0, 3)
     return row
