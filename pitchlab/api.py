@@ -223,9 +223,9 @@ class BodyLimit:
 
 
 def _status(e: PitchlabError) -> int:
-    from pitchlab.api_tokens import TooManyAttempts
+    from pitchlab.dash.security import Throttled
 
-    if isinstance(e, TooManyAttempts):
+    if isinstance(e, Throttled):
         return 429
     for cls, code in ((AccessDenied, 403), (NotFoundError, 404), (ValidationError, 422), (StoreError, 503)):
         if isinstance(e, cls):
@@ -291,7 +291,9 @@ class ApiContext:
         registry_uri: str | None = None,  # MLflow tracking URI (default: settings().mlflow_uri)
         provider_ttl: float = 10.0,  # seconds between checks for a new champion
         board_cache: int = 64,  # boards kept in memory
+        throttle=None,  # failed-token limiter (default: pitchlab.dash.security.Throttle on this store)
     ):
+        from pitchlab.dash.security import Throttle
         from pitchlab.store import Store
 
         s = settings()
@@ -303,6 +305,7 @@ class ApiContext:
         self._token, self._token_at = None, -1e9
         self._team_ids, self._stop = (None, frozenset()), threading.Event()
         self.jobs_dir = s.home / "jobs"
+        self.throttle = throttle or Throttle(self.store)
 
     def token(self) -> str:
         "The data version (re-read from the store at most once a second)."
@@ -370,21 +373,22 @@ def _client(request: Request) -> str:
 
 
 def _user_dep(ctx: ApiContext):
-    from pitchlab.api_tokens import TooManyAttempts, authenticate, cached_user
+    from pitchlab.api_tokens import authenticate, cached_user
+    from pitchlab.dash.security import Throttled
 
     def check(token, client):
         try:
             if token is None:
                 raise AccessDenied("no token: send Authorization: Bearer <token>")
-            return authenticate(token, ctx.store, client=client)
-        except TooManyAttempts:
+            return authenticate(token, ctx.store, client=client, throttle=ctx.throttle)
+        except Throttled:
             raise
         except AccessDenied as e:
             raise HTTPException(401, e.message, headers={"WWW-Authenticate": "Bearer"}) from None
 
     async def current_user(request: Request, cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]):
         token, client = (cred.credentials if cred else None), _client(request)
-        user = cached_user(token, client) if token else None
+        user = cached_user(token) if token else None
         return user if user is not None else await run_in_threadpool(check, token, client)
 
     return current_user

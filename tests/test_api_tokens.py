@@ -49,9 +49,10 @@ def test_token_is_hashed_shown_once_and_checked(store):
 
 
 def test_expired_and_revoked_tokens_are_refused_and_audited(store):
-    from pitchlab.api_tokens import TOKENS, Throttle, authenticate, create_token, revoke_token
+    from pitchlab.api_tokens import TOKENS, authenticate, create_token, revoke_token
+    from pitchlab.dash.security import Throttle
 
-    th = Throttle()
+    th = Throttle(store)
     old, orow = create_token("cora", store=store)
     with store.engine.begin() as c:
         c.execute(TOKENS.update().where(TOKENS.c.token_id == orow["token_id"]).values(expires=dt.datetime(2020, 1, 1)))
@@ -67,23 +68,35 @@ def test_expired_and_revoked_tokens_are_refused_and_audited(store):
 
 
 def test_failures_lock_the_client_out_and_the_lockout_is_audited(store):
-    from pitchlab.api_tokens import Throttle, TooManyAttempts, authenticate, create_token
+    "The dashboards' limiter (shared through the store) counts failed token checks per address and per token id."
+    from pitchlab.api_tokens import _VERIFIED, authenticate, create_token
+    from pitchlab.core import SecuritySettings
+    from pitchlab.dash.security import Throttle, Throttled
 
-    tok, _ = create_token("cora", store=store)
-    clock = [0.0]
-    th = Throttle(limit=5, window=60, clock=lambda: clock[0])
+    tok, row = create_token("cora", store=store)
+    th = Throttle(store, SecuritySettings(free_attempts=5, lock_after=5, address_factor=1, lock_minutes=1))
     for i in range(5):
-        with pytest.raises(AccessDenied):
+        with pytest.raises(AccessDenied, match="invalid or expired token"):
             authenticate(f"plk_guess{i}_x", store, client="10.1.1.1", throttle=th)
-    with pytest.raises(TooManyAttempts) as e:
+    _VERIFIED.clear()
+    with pytest.raises(Throttled) as e:
         authenticate(tok, store, client="10.1.1.1", throttle=th)  # even a good token, while locked out
-    assert 0 < e.value.retry_after <= 60
-    assert authenticate(tok, store, client="10.2.2.2", throttle=th).username == "cora"  # other clients are not
-    clock[0] = 61
+    assert 0 < e.value.retry_after <= 60 and e.value.locked
+    assert authenticate(tok, store, client="10.2.2.2", throttle=th).username == "cora"  # other addresses are not
+    other = Throttle(store, th.config)  # another process's limiter sees the same counts (they live in the store)
+    assert other.wait("addr:10.1.1.1")[1] is True
+    th.success("addr:10.1.1.1")
+    _VERIFIED.clear()
     assert authenticate(tok, store, client="10.1.1.1", throttle=th).username == "cora"
+    for i in range(5):  # guessing one token's secret from many addresses locks that token id
+        with pytest.raises(AccessDenied):
+            authenticate(f"plk_{row['token_id']}_wrong{i}", store, client=f"10.3.3.{i}", throttle=th)
+    _VERIFIED.clear()
+    with pytest.raises(Throttled):
+        authenticate(tok, store, client="10.4.4.4", throttle=th)
     audit = store.read("audit")
-    assert (audit["action"] == "token_throttled").sum() == 1
-    assert (audit["action"] == "token_failed").sum() == 5
+    assert (audit["action"] == "token_throttled").sum() == 2
+    assert (audit["action"] == "token_failed").sum() == 10
 
 
 def test_users_token_commands(home, capsys):
