@@ -53,10 +53,6 @@ def _store(store=None, actor: str | None = None):
     st._need_tables()
     return st
 
-
-def _slug(s) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(s).strip().lower()).strip("-")
-
 # %% ../nbs/91_roster.ipynb
 def _save(st, entity: str, row: dict, action: str, actor: str | None, source: str = "pitchlab roster"):
     "Write one row; raise with the contract's reasons if it is refused; audit the change."
@@ -375,7 +371,7 @@ class RosterReport:
 def _check_rows(df, teams, team=None, dayfirst=False, on=None, stored=None) -> tuple:
     "Rows ready for the store, and rejects (row, field, value, reason) found before the store's own checks."
     import pandas as pd
-    from pitchlab.ingest.base import clean, parse_dates
+    from pitchlab.ingest.base import clean, new_athlete_id, parse_dates
 
     df = df.copy()
     for c in df.columns:
@@ -395,7 +391,7 @@ def _check_rows(df, teams, team=None, dayfirst=False, on=None, stored=None) -> t
     if "athlete_id" not in df:
         df["athlete_id"] = None
     gen = df["athlete_id"].isna() & df["name"].notna() & df["team_id"].notna()
-    df.loc[gen, "athlete_id"] = [f"{t}-{_slug(n)}" for t, n in zip(df.loc[gen, "team_id"], df.loc[gen, "name"])]
+    df.loc[gen, "athlete_id"] = [new_athlete_id(t, n) for t, n in zip(df.loc[gen, "team_id"], df.loc[gen, "name"])]
     dup = df["athlete_id"].notna() & df["athlete_id"].duplicated(keep=False)
     for i in df.index[dup]:
         others = [str(j) for j in df.index[dup & (df["athlete_id"] == df.at[i, "athlete_id"])] if j != i]

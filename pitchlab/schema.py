@@ -410,6 +410,25 @@ ENTITIES = {
             key=(),
             doc="an access to or change of personal data",
         ),
+        Entity(
+            "drift_checks",
+            (
+                _F("checked_at", "datetime", doc="when the check ran (UTC)"),
+                _F("model_name", doc="registered model whose training profile was the reference"),
+                _F("model_version", doc="the champion version checked against"),
+                _F("feature", doc="feature compared"),
+                _F("psi", _f, True, 0, None, doc="population stability index (0.1 moderate, 0.25 major)"),
+                _F("ks", _f, True, 0, 1, doc="Kolmogorov-Smirnov statistic"),
+                _F("ks_p", _f, True, 0, 1, doc="Kolmogorov-Smirnov p-value"),
+                _F("level", isin=("stable", "moderate", "major"), doc="plain-language drift level"),
+                _F("window_start", _d, unit="date", doc="first day of the recent features compared"),
+                _F("window_end", _d, unit="date", doc="last day of the recent features compared"),
+                _F("rows", _i, True, 0, None, doc="feature rows in the recent window"),
+                _F("action", nullable=True, doc="what the monitor did: none, warned, retrain started ..."),
+            ),
+            key=("checked_at", "model_name", "feature"),
+            doc="one feature of one drift check of recent data against a champion's training profile",
+        ),
     ]
 }
 SCHEMAS = {k: e.schema for k, e in ENTITIES.items()}

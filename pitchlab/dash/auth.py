@@ -435,13 +435,14 @@ def sign_in(
     except Throttled as e:
         store.log("login_throttled", "users", detail=f"{e.message} (from {address or '?'})", actor=name)
         return None, "locked" if e.locked else "throttled"
+    th.failure(keys[0])  # counted before the check, so a burst of parallel guesses cannot all slip through
     try:
         user = login(name, password, store)
     except ValidationError:
         logger.exception("the users table row of %r is not a valid account", name)
         return None, "denied"
     if user is None:
-        th.failure(*keys)
+        th.failure(*keys[1:])
         return None, "invalid"
     th.success(keys[0])
     return user, ""
@@ -706,7 +707,8 @@ def _handlers():
 
         def _validate(self, username, password):
             "Panel's synchronous check (used only if something calls it directly): the same throttled sign-in."
-            return sign_in(username, password, self.request.remote_ip)[0] is not None
+            request = getattr(self, "request", None)
+            return sign_in(username, password, getattr(request, "remote_ip", None))[0] is not None
 
     class PitchlabLogoutHandler(LogoutHandler):
         "Sign-out by POST with a CSRF token: the server-side session is revoked, then the cookies cleared."

@@ -26,7 +26,7 @@ __all__ = ['MOVEMENTS', 'BOARD_TITLES', 'BOARD_WIDTHS', 'PHASE_COLORS', 'COMPARE
            'LibraryPoseScorer', 'default_scorer', 'data_token', 'team_frames', 'public_tables', 'load_team',
            'DataStore', 'TeamRiskBoard', 'phase_spans', 'AthleteDrillDown', 'default_plan', 'project_plan',
            'largest_plan', 'WhatIfPlanner', 'PosePage', 'ModelsPage', 'Compare', 'EntryForms', 'App', 'build_app',
-           'warm_caches', 'serve_app']
+           'warm_caches', 'local_assets', 'serve_app']
 
 # %% ../../nbs/62_dash_components.ipynb
 from pitchlab.board import (
@@ -1968,6 +1968,9 @@ class App(pn.viewable.Viewer):
             ),
             pn.layout.HSpacer(),
             pn.pane.HTML(f"<span style='color:#666'>{self._label}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a>"),
+            pn.pane.HTML(
+                "", css_classes=["pitchlab-process", f"pitchlab-pid-{os.getpid()}"], visible=False
+            ),  # which server process built the page (the browser tests visit each)
             sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #ddd"},
         )
@@ -2021,6 +2024,16 @@ def warm_caches(
     return len(scopes)
 
 
+def local_assets():
+    "Point this session's stylesheets at this server's /static (a session whose websocket reached another server process never had its page rendered there, so Panel would fall back to its CDN)."
+    from panel.io.resources import LOCAL_DIST
+
+    doc = pn.state.curdoc
+    if doc is not None:
+        rel = pn.state.rel_path
+        doc.template_variables.setdefault("dist_url", f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST)
+
+
 def serve_app(
     pages: list | None = None,  # pages to offer (default: all the signed-in role may open)
     roles: tuple | None = None,  # roles this entry point is for (None: every role)
@@ -2030,6 +2043,7 @@ def serve_app(
     "The servable of a `panel serve` entry point: the signed-in person's App, or a notice when nobody or the wrong role is signed in."
     from pitchlab.dash.auth import current_user
 
+    local_assets()
     pn.extension("tabulator", notifications=False)
     try:
         store = _store(settings().db_url)

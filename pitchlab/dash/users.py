@@ -77,6 +77,13 @@ def _save(store, row: dict, what: str, actor: str | None):
     )
 
 # %% ../../nbs/61_dash_users.ipynb
+def _revoke(store, username: str, reason: str, actor: str | None):
+    "Sign the account out everywhere: its server-side sessions end now (pitchlab.dash.security)."
+    from pitchlab.dash.security import revoke_sessions
+
+    revoke_sessions(username, reason=reason, store=store, actor=actor)
+
+
 def add_user(
     username: str,  # sign-in name (an email for OAuth users)
     role: str,  # athlete, coach, medical or admin
@@ -150,6 +157,7 @@ def set_role(
         athlete_id=athlete_id if role == "athlete" else None,
     )
     _save(store, row, "user_set_role", actor)
+    _revoke(store, row["username"], f"role changed to {role}", actor)
     return User.from_row(row)
 
 
@@ -166,6 +174,7 @@ def set_password(
     row = _row(store, username)
     row["password_hash"] = hash_password(password) if password is not None else None
     _save(store, row, "user_passwd", actor)
+    _revoke(store, row["username"], "password changed", actor)
 
 
 def remove_user(
@@ -180,6 +189,7 @@ def remove_user(
     with store.engine.begin() as conn:
         n = conn.execute(t.delete().where(t.c.username == row["username"])).rowcount
         store.log("user_remove", "users", athlete_id=None, detail=f"user {row['username']}", actor=actor, conn=conn)
+    _revoke(store, row["username"], "account removed", actor)
     return n > 0
 
 # %% ../../nbs/61_dash_users.ipynb

@@ -85,7 +85,9 @@ def _run(args) -> int:
             **common,
         )
     else:
-        rep = tabular.ingest_table(st, args.paths, args.mapping, team=args.team, **common)
+        rep = tabular.ingest_table(
+            st, args.paths, args.mapping, team=args.team, create_athletes=args.create_athletes, sex=args.sex, **common
+        )
     if args.json:
         print(rep.to_json())
     else:
@@ -173,6 +175,12 @@ def register_cli(
     )
     cs = kinds.add_parser("csv", parents=[base, team], help="CSV or Excel files through a column mapping -> any entity")
     cs.add_argument("--mapping", required=True, help="YAML column mapping (see pitchlab.ingest.tabular)")
+    cs.add_argument(
+        "--create-athletes",
+        action="store_true",
+        help="register athletes the store does not know as athletes of --team (ids made from team and name)",
+    )
+    cs.add_argument("--sex", choices=["M", "F"], help="sex recorded for registered athletes")
     for p in (st, ft, wh, ca, cs):
         p.set_defaults(func=_main)
     return ing
