@@ -135,9 +135,9 @@ PAGES = {
     "board": ("coach", "medical", "admin"),
     "athlete": ROLES,
     "whatif": ("coach", "medical", "admin"),
+    "compare": ("coach", "medical", "admin"),
     "pose": ROLES,
     "models": ("coach", "medical", "admin"),
-    "compare": ("coach", "medical", "admin"),
     "entry": ROLES,
 }
 WRITES = {
