@@ -13,21 +13,20 @@ from pitchlab.dash.auth import DataAccess, User
 from pitchlab.dash import components as C
 
 
-class NoRules(C.RuleChecker):
+class NoRules(C.NoRules):
     "Rules switched off (so a test isolates the risk budget)."
+
+    def check(self, activity, athletes):
+        return pd.DataFrame(columns=C.VIOLATION_COLUMNS)
 
 
 class DailyPitchLimit(C.RuleChecker):
     "More than 80 pitches in a day breaks the rule (a stand-in with a known answer)."
 
-    @property
-    def available(self):
-        return True
-
     def check(self, activity, athletes):
         a = activity.groupby(["athlete_id", "date"], as_index=False)["pitches"].sum()
         a = a[a["pitches"].fillna(0) > 80]
-        return a.assign(ruleset="test", rule="daily", message="too many pitches")[C.VIOLATION_COLUMNS]
+        return a.assign(ruleset="test", rule="daily", message="too many pitches").reindex(columns=C.VIOLATION_COLUMNS)
 
 
 class FakeScorer(C.PoseScorer):
@@ -120,7 +119,7 @@ def test_board_numbers_match_pitchlab_load(world):
     data.variant = "acwr_uncoupled"
     assert np.allclose(
         data.board_all.set_index("athlete_id").chronic,
-        data.frames["now"].set_index("athlete_id").chronic_uncoupled.reindex(data.board_all.athlete_id),
+        data.frames.now.set_index("athlete_id").chronic_uncoupled.reindex(data.board_all.athlete_id),
         equal_nan=True,
     )
 

@@ -21,206 +21,30 @@ from ..core import AccessDenied, NotFoundError, PitchlabError, ValidationError, 
 from .auth import DataAccess, PAGES, User, authorize
 
 # %% auto 0
-__all__ = ['VARIANTS', 'CHRONIC_OF', 'VIOLATION_COLUMNS', 'MOVEMENTS', 'WELLNESS_FLAGS', 'METRIC_COLUMNS', 'ACTIVITY_COLUMNS',
-           'BOARD_TITLES', 'BOARD_WIDTHS', 'PHASE_COLORS', 'COMPARE_METRICS', 'PAGE_TITLES', 'ROLE_PAGES',
-           'RiskProvider', 'AcwrRuleRisk', 'risk_level', 'RuleChecker', 'LibraryRules', 'RetrainBackend',
-           'StubRetrainBackend', 'PipelineRetrainBackend', 'default_backend', 'PoseScorer', 'LibraryPoseScorer',
-           'default_scorer', 'wellness_flags', 'data_token', 'team_frames', 'public_tables', 'load_team', 'team_board',
-           'ChampionProvider', 'default_risk_provider', 'DataStore', 'TeamRiskBoard', 'phase_spans', 'AthleteDrillDown',
-           'default_plan', 'project_plan', 'largest_plan', 'WhatIfPlanner', 'PosePage', 'ModelsPage', 'Compare',
-           'EntryForms', 'App', 'build_app', 'warm_caches', 'serve_app']
+__all__ = ['MOVEMENTS', 'BOARD_TITLES', 'BOARD_WIDTHS', 'PHASE_COLORS', 'COMPARE_METRICS', 'PAGE_TITLES', 'ROLE_PAGES',
+           'RetrainBackend', 'StubRetrainBackend', 'PipelineRetrainBackend', 'default_backend', 'PoseScorer',
+           'LibraryPoseScorer', 'default_scorer', 'data_token', 'team_frames', 'public_tables', 'load_team',
+           'DataStore', 'TeamRiskBoard', 'phase_spans', 'AthleteDrillDown', 'default_plan', 'project_plan',
+           'largest_plan', 'WhatIfPlanner', 'PosePage', 'ModelsPage', 'Compare', 'EntryForms', 'App', 'build_app',
+           'warm_caches', 'local_assets', 'serve_app']
 
 # %% ../../nbs/62_dash_components.ipynb
-VARIANTS = {
-    "acwr_ewma": "EWMA (Williams 2017)",
-    "acwr_rolling": "rolling, coupled",
-    "acwr_uncoupled": "rolling, uncoupled (Lolli 2019)",
-}
-CHRONIC_OF = {
-    "acwr_ewma": "ewma_chronic",
-    "acwr_rolling": "chronic_load",
-    "acwr_uncoupled": "chronic_uncoupled",
-}  # the chronic load behind each ACWR
-
-
-class RiskProvider:
-    "Interface: features (one row per athlete, or athlete-day) -> risk with an interval and its factors."
-
-    label = "risk provider"  # shown on every page that shows risk
-
-    @property
-    def key(self) -> str:
-        return type(self).__name__  # identifies the provider's settings (for caches)
-
-    def for_variant(self, variant: str) -> "RiskProvider":
-        return self  # the provider to use when the person picks another ACWR
-
-    def predict(
-        self,
-        features: pd.DataFrame,  # athlete_id (and date) with the provider's features
-    ) -> pd.DataFrame:
-        "DataFrame[athlete_id, (date,) risk, lower, upper, factors] aligned with `features`."
-        raise NotImplementedError
-
-
-class AcwrRuleRisk(RiskProvider):
-    "The plain ACWR rule: base rate x relative risk of the ACWR band; interval over the three ACWR definitions."
-
-    label = "risk: ACWR rule until a model is promoted"
-
-    def __init__(
-        self,
-        variant: str = "acwr_ewma",  # the ACWR that gives the point risk
-        base_rate: float = 0.02,  # risk of a non-contact injury in the horizon at ACWR below the first band
-        bands: tuple = ((1.42, 1.66), (2.0, 4.5)),  # (ACWR threshold, relative risk): Warren 2018, Hulin 2014
-        horizon_days: int = 7,  # the horizon the base rate refers to
-    ):
-        if variant not in VARIANTS:
-            raise ValidationError(f"unknown ACWR variant {variant!r}", hint=f"use one of {list(VARIANTS)}")
-        self.variant, self.base_rate, self.bands, self.horizon_days = (
-            variant,
-            float(base_rate),
-            tuple(bands),
-            int(horizon_days),
-        )
-
-    @property
-    def key(self) -> str:
-        return f"acwr_rule:{self.variant}:{self.base_rate}:{self.bands}"
-
-    def relative_risk(self, acwr) -> np.ndarray:
-        "Relative risk of each ACWR value (NaN stays NaN)."
-        a = np.asarray(acwr, dtype=float)
-        rr = np.ones_like(a)
-        for thr, r in self.bands:
-            rr = np.where(a >= thr, r, rr)
-        return np.where(np.isnan(a), np.nan, rr)
-
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        if "athlete_id" not in features:
-            raise ValidationError("features need an athlete_id column")
-        have = [v for v in VARIANTS if v in features]
-        if self.variant not in have:
-            raise ValidationError(f"features need the column {self.variant}", hint="see pitchlab.load.daily_metrics")
-        risks = np.column_stack([np.clip(self.base_rate * self.relative_risk(features[v]), 0, 1) for v in have])
-        point = risks[:, have.index(self.variant)]
-        with np.errstate(all="ignore"):
-            lo = np.where(np.isnan(point), np.nan, np.nanmin(np.where(np.isnan(risks), np.inf, risks), axis=1))
-            hi = np.where(np.isnan(point), np.nan, np.nanmax(np.where(np.isnan(risks), -np.inf, risks), axis=1))
-        a = features[self.variant].to_numpy(dtype=float)
-        fac = np.full(len(a), "", dtype=object)
-        fac[np.isnan(a)] = "no ACWR yet (too little history)"
-        for thr, r in self.bands:
-            m = a >= thr
-            fac[m] = [f"{VARIANTS[self.variant].split(' (')[0]} ACWR {x:.2f} >= {thr:g} (RR {r:g})" for x in a[m]]
-        out = pd.DataFrame({"athlete_id": features["athlete_id"].to_numpy()}, index=features.index)
-        if "date" in features:
-            out["date"] = features["date"].to_numpy()
-        out["risk"], out["lower"], out["upper"], out["factors"] = point, lo, hi, fac
-        return out
-
-
-def risk_level(
-    risk,  # risks on the provider's scale
-    base_rate: float = 0.02,  # the provider's base rate
-) -> np.ndarray:
-    "Badge level of each risk: 'high' (>= 3x base rate), 'moderate' (>= 1.3x), 'low', or '' when unknown."
-    r = np.asarray(risk, dtype=float)
-    return np.select([np.isnan(r), r >= 3 * base_rate, r >= 1.3 * base_rate], ["", "high", "moderate"], "low")
-
-# %% ../../nbs/62_dash_components.ipynb
-VIOLATION_COLUMNS = ["athlete_id", "date", "ruleset", "rule", "message"]
-
-
-class RuleChecker:
-    "Interface: daily activity -> the rule violations in it."
-
-    name = "no rules"
-
-    @property
-    def available(self) -> bool:
-        return False
-
-    @property
-    def note(self) -> str:
-        return ""  # what to tell the user when checks are unavailable
-
-    @property
-    def key(self) -> str:
-        return type(self).__name__
-
-    def check(
-        self,
-        activity: pd.DataFrame,  # sessions: athlete_id, date, sport, session_type, pitches, balls_bowled, overs, load
-        athletes: pd.DataFrame,  # athlete_id, birth_date, sport, role (for age- and role-specific rules)
-    ) -> pd.DataFrame:
-        "DataFrame with VIOLATION_COLUMNS (empty when nothing is broken)."
-        return pd.DataFrame(columns=VIOLATION_COLUMNS)
-
-
-class LibraryRules(RuleChecker):
-    "Pitch Smart (baseball) and ECB fast-bowling (cricket) checks from pitchlab.rules, with each athlete's age."
-
-    name = "Pitch Smart, ECB"
-    SPORT = {"pitch_smart": "baseball", "ecb_fast_bowling": "cricket"}  # which athletes a rule set applies to
-
-    def __init__(
-        self,
-        rulesets: tuple = ("pitch_smart", "ecb_fast_bowling"),  # rule sets to check (newest published versions)
-        adults: str = "oldest",  # athletes older than a rule set's oldest age group: 'oldest' applies that group's limits, 'skip' leaves them unchecked
-    ):
-        if adults not in ("oldest", "skip"):
-            raise ValidationError(f"adults must be 'oldest' or 'skip', not {adults!r}")
-        self.rulesets, self.adults = tuple(rulesets), adults
-
-    @property
-    def available(self) -> bool:
-        return importlib.util.find_spec("pitchlab.rules") is not None
-
-    @property
-    def note(self) -> str:
-        if not self.available:
-            return "rule checks: pitchlab.rules is not installed yet, so no Pitch Smart or ECB check is shown"
-        return (
-            "rules: youth guidelines; adults are checked against the oldest age group's limits"
-            if self.adults == "oldest"
-            else "rules: youth guidelines; athletes older than their age groups are not checked"
-        )
-
-    @property
-    def key(self) -> str:
-        return f"library:{self.rulesets}:{self.adults}"
-
-    def ages(self, athletes: pd.DataFrame, on) -> pd.Series:
-        "Whole years of age of each athlete on day `on` (NaN without a birth date)."
-        b = athletes.set_index("athlete_id")["birth_date"]
-        return np.floor((pd.Timestamp(on) - b).dt.days / 365.25)
-
-    def check(self, activity, athletes):
-        if not self.available or not len(activity):
-            return pd.DataFrame(columns=VIOLATION_COLUMNS)
-        from pitchlab import rules
-
-        age = self.ages(athletes, activity["date"].max())
-        sport = athletes.set_index("athlete_id")["sport"]
-        out = []
-        for rs in self.rulesets:
-            groups = rules.load_ruleset(rs)["age_groups"]
-            lo, hi = min(g["ages"][0] for g in groups), max(g["ages"][1] for g in groups)
-            a = age[
-                (sport.reindex(age.index) == self.SPORT.get(rs, sport.reindex(age.index))) & age.notna() & (age >= lo)
-            ]
-            if self.adults == "oldest":
-                a = a.clip(upper=hi)
-            else:
-                a = a[a <= hi]
-            act = activity[activity["athlete_id"].isin(a.index)]
-            if not len(act):
-                continue
-            v = rules.check(act, rs, age=a.astype(int).to_dict())
-            if len(v):
-                out.append(v)
-        return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=VIOLATION_COLUMNS)
+from pitchlab.board import (
+    ACTIVITY_COLUMNS,
+    METRIC_COLUMNS,
+    VARIANTS,
+    AcwrRuleRisk,
+    LibraryRules,
+    NoRules,
+    RiskProvider,
+    RuleChecker,
+    TeamFrames,
+    default_risk_provider,
+    metrics_input,
+    risk_level,
+    team_board,
+)
+from ..rules import VIOLATION_COLUMNS
 
 # %% ../../nbs/62_dash_components.ipynb
 class RetrainBackend:
@@ -487,74 +311,7 @@ def default_scorer() -> PoseScorer:
     return PoseScorer()
 
 # %% ../../nbs/62_dash_components.ipynb
-WELLNESS_FLAGS = {
-    "hrv_rmssd_z": ("HRV low", -1),
-    "resting_hr_z": ("resting HR high", 1),
-    "soreness_z": ("soreness", -1),
-    "fatigue_z": ("fatigue", -1),
-    "sleep_quality_z": ("sleep poor", -1),
-    "mood_z": ("mood low", -1),
-    "stress_z": ("stress", -1),
-}
-# z-score column -> (flag, direction of concern): wellness items are 1-5 with 5 = best, so low z is the concern
-
-
-def wellness_flags(
-    wz: pd.DataFrame,  # output of pitchlab.load.wellness_z
-    as_of,  # the board's day
-    sd: float = 1.5,  # flag a measure this many SD on the bad side of the athlete's baseline
-    max_age_days: int = 3,  # only reports this recent count
-) -> pd.Series:
-    "Comma-separated wellness flags per athlete from their latest report (empty when none)."
-    if wz is None or not len(wz) or as_of is None:
-        return pd.Series(dtype=str)
-    recent = wz[(wz["date"] <= as_of) & (wz["date"] > pd.Timestamp(as_of) - pd.Timedelta(days=max_age_days))]
-    latest = recent.sort_values("date").groupby("athlete_id").tail(1).set_index("athlete_id")
-    flags = pd.Series("", index=latest.index, dtype=object)
-    for col, (name, sign) in WELLNESS_FLAGS.items():
-        if col in latest:
-            hit = (latest[col] * sign >= sd).fillna(False).to_numpy()
-            flags[hit] = flags[hit].map(lambda s: s + (", " if s else "") + name)
-    return flags
-
-# %% ../../nbs/62_dash_components.ipynb
 _TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results")
-METRIC_COLUMNS = [
-    "load",
-    "acute_load",
-    "chronic_load",
-    "chronic_uncoupled",
-    "acwr_rolling",
-    "acwr_uncoupled",
-    "ewma_acute",
-    "ewma_chronic",
-    "acwr_ewma",
-    "weekly_load",
-    "monotony",
-    "strain",
-    "ctl",
-    "atl",
-    "tsb",
-    "ramp_rate",
-    "pitches",
-    "balls",
-    "pitches_7d",
-    "balls_7d",
-    "days_rest",
-    "qc",
-]
-ACTIVITY_COLUMNS = [
-    "athlete_id",
-    "date",
-    "sport",
-    "session_type",
-    "duration_min",
-    "rpe",
-    "load",
-    "balls_bowled",
-    "overs",
-    "pitches",
-]
 
 
 @functools.lru_cache(maxsize=16)
@@ -590,66 +347,16 @@ def data_token(
 _COMPUTE_LOCK = threading.Lock()
 
 
-def _metrics_input(ses: pd.DataFrame, ath: pd.DataFrame, as_of) -> pd.DataFrame:
-    "Sessions for daily_metrics, with a rest day at `as_of` for athletes whose last session was earlier."
-    act = ses[["athlete_id", "date", "load", "sport", "balls_bowled", "pitches", "rpe"]]
-    last = act.groupby("athlete_id")["date"].max()
-    stale = last.index[last < as_of]
-    if not len(stale):
-        return act
-    sport = ath.set_index("athlete_id")["sport"].reindex(stale).fillna("other").to_numpy()
-    ext = pd.DataFrame(
-        {
-            "athlete_id": stale.to_numpy(),
-            "date": as_of,
-            "load": 0.0,
-            "sport": sport,
-            "balls_bowled": 0,
-            "pitches": 0,
-            "rpe": np.nan,
-        }
-    )
-    return pd.concat([act, ext.astype({"balls_bowled": "Int64", "pitches": "Int64"})], ignore_index=True)
-
-
 @pn.cache(max_items=16)
 def team_frames(
     url: str,  # the store's URL
     athlete_ids: tuple,  # the (already authorised) athletes
     token: str,  # data_token(url): a new token recomputes
-) -> dict:
-    "Everything the pages draw for these athletes, computed once per data version (cached across sessions)."
-    from pitchlab import load
+) -> TeamFrames:
+    "pitchlab.board.read_frames for these athletes, once per data version (cached across sessions)."
+    from pitchlab.board import read_frames
 
-    st, ids = _store(url), list(athlete_ids)
-    ath = st.read("athletes", ids)
-    ses = st.read("sessions", ids)[ACTIVITY_COLUMNS]
-    wel = st.read("wellness", ids)
-    pose = st.read("pose_results", ids).sort_values(["athlete_id", "date"], ignore_index=True)
-    out = dict(
-        athletes=ath,
-        sessions=ses,
-        wellness=wel,
-        pose=pose,
-        as_of=None,
-        ds=None,
-        metrics=pd.DataFrame(columns=["athlete_id", "date", *METRIC_COLUMNS]),
-        wz=pd.DataFrame(columns=["athlete_id", "date"]),
-    )
-    if len(ses):
-        as_of = ses["date"].max()
-        ds = load.daily_metrics(_metrics_input(ses, ath, as_of))
-        out.update(as_of=as_of, ds=ds, metrics=load.to_frame(ds, [v for v in METRIC_COLUMNS if v in ds]))
-    if len(wel):
-        out["wz"] = load.wellness_z(wel)
-    m, as_of = out["metrics"], out["as_of"]
-    out["now"] = m[m["date"] == as_of].reset_index(drop=True) if as_of is not None else m.iloc[:0]
-    out["week_ago"] = (
-        m[m["date"] == as_of - pd.Timedelta(days=7)].reset_index(drop=True) if as_of is not None else m.iloc[:0]
-    )
-    out["last_session"] = ses.groupby("athlete_id")["date"].max() if len(ses) else pd.Series(dtype="datetime64[ns]")
-    out["wellness_flags"] = wellness_flags(out["wz"], as_of)
-    return out
+    return read_frames(_store(url), list(athlete_ids))
 
 
 @pn.cache(max_items=4)
@@ -664,150 +371,11 @@ def public_tables(
     )
 
 
-def load_team(url: str, athlete_ids: tuple, token: str | None = None) -> dict:
+def load_team(url: str, athlete_ids: tuple, token: str | None = None) -> TeamFrames:
     "`team_frames` for these athletes at the current data version (one computation at a time in this process)."
     token = token or data_token(url)
     with _COMPUTE_LOCK:
         return team_frames(url, tuple(athlete_ids), token)
-
-# %% ../../nbs/62_dash_components.ipynb
-def team_board(
-    frames: dict,  # output of team_frames
-    roster: pd.DataFrame,  # the athletes to show (DataAccess.roster())
-    provider: RiskProvider,  # risk model (AcwrRuleRisk until a model is promoted)
-    variant: str = "acwr_ewma",  # the ACWR shown
-    violations: pd.DataFrame | None = None,  # rule violations (RuleChecker.check)
-    teams: pd.DataFrame | None = None,  # team_id, name (for display)
-    recent_days: int = 7,  # violations of this many days count
-) -> pd.DataFrame:
-    "One row per athlete: risk with interval and badge, ACWR and trend, chronic load, monotony, rest, rules, wellness, pose."
-    as_of, m = frames["as_of"], frames["metrics"]
-    base = roster[["athlete_id", "name", "team_id", "sport", "role", "position"]].copy()
-    if teams is not None and len(teams):
-        base["team"] = base["team_id"].map(teams.set_index("team_id")["name"]).fillna(base["team_id"])
-    else:
-        base["team"] = base["team_id"]
-    cols = ["athlete_id", *VARIANTS, *CHRONIC_OF.values(), "ctl", "monotony", "strain", "weekly_load"]
-    now = frames["now"][[c for c in cols if c in m]]
-    week = frames["week_ago"][["athlete_id", variant]]
-    b = base.merge(now, on="athlete_id", how="left").merge(
-        week.rename(columns={variant: "_acwr_prev"}), on="athlete_id", how="left"
-    )
-    prov = provider.for_variant(variant) if hasattr(provider, "for_variant") else provider
-    feats = b[["athlete_id", *[v for v in VARIANTS if v in b]]].copy()
-    for v in VARIANTS:
-        if v not in feats:
-            feats[v] = np.nan
-    r = prov.predict(feats)
-    b["risk"], b["lower"], b["upper"], b["factors"] = (
-        r["risk"].to_numpy(),
-        r["lower"].to_numpy(),
-        r["upper"].to_numpy(),
-        r["factors"].to_numpy(),
-    )
-    b["level"] = risk_level(b["risk"], getattr(prov, "base_rate", 0.02))
-    b["acwr"] = b.get(variant, np.nan)
-    b["acwr_change"] = b["acwr"] - b["_acwr_prev"]
-    b["trend"] = np.select(
-        [b["acwr_change"] >= 0.1, b["acwr_change"] <= -0.1, b["acwr_change"].notna()],
-        ["rising", "falling", "steady"],
-        "",
-    )
-    b["chronic"] = b.get(CHRONIC_OF[variant], np.nan)
-    b["last_session"] = pd.to_datetime(b["athlete_id"].map(frames["last_session"].to_dict()))
-    b["days_since"] = (pd.Timestamp(as_of) - b["last_session"]).dt.days if as_of is not None else np.nan
-    v = violations if violations is not None else pd.DataFrame(columns=VIOLATION_COLUMNS)
-    if len(v) and as_of is not None:
-        v = v[pd.to_datetime(v["date"]) > pd.Timestamp(as_of) - pd.Timedelta(days=recent_days)]
-    b["violations"] = (
-        b["athlete_id"]
-        .map(v.groupby("athlete_id")["message"].agg(lambda s: "; ".join(dict.fromkeys(map(str, s)))))
-        .astype(object)
-        .fillna("")
-        if len(v)
-        else ""
-    )
-    b["n_violations"] = b["athlete_id"].map(v.groupby("athlete_id").size()).fillna(0).astype(int) if len(v) else 0
-    b["wellness"] = b["athlete_id"].map(frames["wellness_flags"]).astype(object).fillna("")  # no flags: a float column
-    pose = frames["pose"]
-    b["pose"] = b["athlete_id"].map(pose.groupby("athlete_id")["score"].last()) if len(pose) else np.nan
-    keep = [
-        "athlete_id",
-        "name",
-        "team",
-        "team_id",
-        "sport",
-        "role",
-        "position",
-        "level",
-        "risk",
-        "lower",
-        "upper",
-        "acwr",
-        "trend",
-        "acwr_change",
-        "chronic",
-        "ctl",
-        "monotony",
-        "days_since",
-        "n_violations",
-        "violations",
-        "wellness",
-        "pose",
-        "factors",
-    ]
-    return b[keep].sort_values(["risk", "acwr"], ascending=False, na_position="last", ignore_index=True)
-
-# %% ../../nbs/62_dash_components.ipynb
-def _for_variant(self, variant: str) -> "AcwrRuleRisk":
-    "The same rule, with its point risk from another ACWR variant."
-    return self if variant == self.variant else AcwrRuleRisk(variant, self.base_rate, self.bands, self.horizon_days)
-
-
-AcwrRuleRisk.for_variant = _for_variant
-
-# %% ../../nbs/62_dash_components.ipynb
-class ChampionProvider(RiskProvider):
-    "The registry's champion as the dashboards' risk model (see pitchlab.predict.ChampionRisk)."
-
-    base_rate = 0.02
-
-    def __init__(self, champion_risk):
-        self.cr = champion_risk
-
-    @property
-    def label(self) -> str:
-        return self.cr.label
-
-    @property
-    def key(self) -> str:
-        return self.cr.key
-
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        return self.cr.predict(features)
-
-
-def default_risk_provider(
-    store=None,  # the store the pages read
-) -> RiskProvider:
-    "The champion's risk when a model is promoted in the registry, else the plain ACWR rule."
-    from pitchlab.core import settings
-
-    s = settings()
-    if s.mlflow_uri.startswith("sqlite:///") and not os.path.isfile(s.mlflow_uri[len("sqlite:///") :]):
-        return AcwrRuleRisk()
-    try:
-        from pitchlab.predict import ChampionRisk
-
-        cr = ChampionRisk(store)
-        if cr.champion.get() is None:
-            return AcwrRuleRisk()
-        return ChampionProvider(cr)
-    except Exception as e:
-        import logging
-
-        logging.getLogger("pitchlab").warning("champion unavailable, using the ACWR rule: %s", e)
-        return AcwrRuleRisk()
 
 # %% ../../nbs/62_dash_components.ipynb
 _LEVELS = ["all", "high", "moderate", "low"]
@@ -842,7 +410,7 @@ class DataStore(pn.viewable.Viewer):
         precedence=-1,
         doc="data_token of the first load, if the caller has it (saves queries)",
     )
-    frames = param.Dict(default={}, precedence=-1, doc="the loaded frames (team_frames)")
+    frames = param.ClassSelector(class_=TeamFrames, default=None, precedence=-1, doc="the loaded frames (team_frames)")
     violations = param.DataFrame(default=None, precedence=-1, doc="rule violations of the loaded activity")
     board_all = param.DataFrame(default=None, precedence=-1, doc="the board before filters")
     board = param.DataFrame(default=None, precedence=-1, doc="the board after the filters")
@@ -914,13 +482,13 @@ class DataStore(pn.viewable.Viewer):
 
     @property
     def as_of(self):
-        return self.frames.get("as_of")
+        return self.frames.as_of
 
     def athlete_metrics(self, athlete_id: str | None = None) -> pd.DataFrame:
         "Daily metrics of one athlete (authorised)."
         a = athlete_id or self.athlete
         self.access.check("read", "sessions", a)
-        m = self.frames["metrics"]
+        m = self.frames.metrics
         return m[m["athlete_id"] == a].reset_index(drop=True)
 
     def filters(self):
@@ -947,10 +515,10 @@ class DataStore(pn.viewable.Viewer):
 @pn.cache(max_items=16, hash_funcs={RuleChecker: lambda r: r.key.encode()})
 def _violations(url: str, athlete_ids: tuple, rules: RuleChecker = None, token: str = "") -> pd.DataFrame:
     "Rule violations of these athletes' activity (cached per data version and rule set)."
-    if rules is None or not rules.available:
+    if rules is None:
         return pd.DataFrame(columns=VIOLATION_COLUMNS)
     f = load_team(url, athlete_ids, token)
-    return rules.check(f["sessions"], f["athletes"])
+    return rules.check(f.sessions, f.athletes)
 
 # %% ../../nbs/62_dash_components.ipynb
 _BADGE = {"high": "#c0392b", "moderate": "#e67e22", "low": "#27ae60", "": "#95a5a6"}
@@ -1199,7 +767,7 @@ class AthleteDrillDown(pn.viewable.Viewer):
             for c, n in (("ctl", "CTL (fitness)"), ("atl", "ATL (fatigue)"), ("tsb", "TSB (form)"))
         ]
         figs["pmc"] = hv.Overlay(pmc).opts(title="CTL / ATL / TSB", ylabel="AU/day", legend_position="top_left", **opts)
-        wz = d.frames["wz"]
+        wz = d.frames.wz
         wz = wz[(wz["athlete_id"] == aid) & (wz["date"] > start)]
         zc = [c for c in ("hrv_rmssd_z", "soreness_z", "fatigue_z", "sleep_quality_z", "resting_hr_z") if c in wz]
         if len(wz) and zc:
@@ -1248,7 +816,7 @@ class AthleteDrillDown(pn.viewable.Viewer):
                 hv.Spikes(m, "date", ("balls", "balls")).opts(color="#16a085", line_width=3)
                 * hv.Curve(m, "date", ("balls_7d", "balls")).opts(color="black")
             ).opts(title="Balls bowled (daily; 7-day total)", **opts)
-        pose = d.frames["pose"]
+        pose = d.frames.pose
         pose = pose[pose["athlete_id"] == aid]
         if len(pose):
             figs["pose"] = hv.Scatter(pose, "date", [("score", "score (0-100)"), "movement"]).opts(
@@ -1264,7 +832,7 @@ class AthleteDrillDown(pn.viewable.Viewer):
             return
         self.data.access.check("view", "athlete", aid)
         who = d.roster.set_index("athlete_id").loc[aid]
-        if d.as_of is None or not (d.frames["metrics"]["athlete_id"] == aid).any():
+        if d.as_of is None or not (d.frames.metrics["athlete_id"] == aid).any():
             self._header.object = (
                 f"### {who['name']} ({aid})\nNo sessions recorded yet: enter one on the Entry forms page."
             )
@@ -1313,9 +881,9 @@ class AthleteDrillDown(pn.viewable.Viewer):
         )
 
 # %% ../../nbs/62_dash_components.ipynb
-def default_plan(frames: dict, athlete_id: str, horizon: int = 7) -> pd.DataFrame:
+def default_plan(frames: TeamFrames, athlete_id: str, horizon: int = 7) -> pd.DataFrame:
     "A plan that repeats the athlete's last week, day by day: date, session_type (match or training), load, balls, pitches."
-    ses, as_of = frames["sessions"], frames["as_of"]
+    ses, as_of = frames.sessions, frames.as_of
     last = ses[(ses["athlete_id"] == athlete_id) & (ses["date"] > as_of - pd.Timedelta(days=7))]
     week = pd.date_range(as_of - pd.Timedelta(days=6), as_of)
     daily = last.groupby("date")[["load", "balls_bowled", "pitches"]].sum().reindex(week, fill_value=0)
@@ -1334,9 +902,9 @@ def default_plan(frames: dict, athlete_id: str, horizon: int = 7) -> pd.DataFram
 
 
 def project_plan(
-    frames: dict,  # team_frames output
+    frames: TeamFrames,  # team_frames output
     athlete_id: str,  # whose plan
-    plan: pd.DataFrame,  # date, load, balls, pitches for days after frames['as_of']
+    plan: pd.DataFrame,  # date, load, balls, pitches for days after frames.as_of
     provider: RiskProvider,  # risk model
     rules: RuleChecker | None = None,  # rule checks
     context_days: int = 28,  # days of history returned before the plan
@@ -1344,10 +912,10 @@ def project_plan(
     "Projected metrics and risk per day (history tail + plan) and the plan's rule violations."
     from pitchlab import load
 
-    as_of, ses = frames["as_of"], frames["sessions"]
+    as_of, ses = frames.as_of, frames.sessions
     if (plan["date"] <= as_of).any():
         raise ValidationError(f"a plan covers days after {as_of:%Y-%m-%d} only")
-    ath = frames["athletes"]
+    ath = frames.athletes
     who = ath.set_index("athlete_id").loc[athlete_id]
     hist = ses[ses["athlete_id"] == athlete_id]
     planned = pd.DataFrame(
@@ -1361,11 +929,11 @@ def project_plan(
             "rpe": np.nan,
         }
     )
-    ds = load.daily_metrics(pd.concat([_metrics_input(hist, ath, as_of), planned], ignore_index=True))
+    ds = load.daily_metrics(pd.concat([metrics_input(hist, ath, as_of), planned], ignore_index=True))
     f = load.to_frame(ds, [v for v in METRIC_COLUMNS if v in ds])
     f = f[f["date"] > as_of - pd.Timedelta(days=context_days)].reset_index(drop=True)
     pmc = load.to_frame(
-        load.project_pmc(frames["ds"].sel(athlete_id=[athlete_id]), planned[["athlete_id", "date", "load"]])
+        load.project_pmc(frames.ds.sel(athlete_id=[athlete_id]), planned[["athlete_id", "date", "load"]])
     )
     f = f.merge(
         pmc[["date", "ctl", "atl", "tsb"]].rename(columns=lambda c: c if c == "date" else f"{c}_projected"),
@@ -1377,7 +945,7 @@ def project_plan(
     f[["risk", "lower", "upper"]] = r[["risk", "lower", "upper"]].to_numpy()
     f["factors"] = r["factors"].to_numpy()
     viol = pd.DataFrame(columns=VIOLATION_COLUMNS)
-    if rules is not None and rules.available:
+    if rules is not None:
         act = pd.concat(
             [
                 hist[hist["date"] > as_of - pd.Timedelta(days=35)],
@@ -1395,7 +963,7 @@ def project_plan(
 
 
 def largest_plan(
-    frames: dict,
+    frames: TeamFrames,
     athlete_id: str,
     plan: pd.DataFrame,
     provider: RiskProvider,
@@ -1456,7 +1024,9 @@ class WhatIfPlanner(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._sync, self._suggest_note = False, pn.pane.Markdown("")
-        self._sliders = pn.FlexBox(sizing_mode="stretch_width")
+        self._sliders = pn.Row(
+            sizing_mode="stretch_width", styles={"flex-wrap": "wrap"}
+        )  # a Bokeh layout: FlexBox compiles to a script the Content-Security-Policy refuses
         self._table = pn.widgets.Tabulator(
             pd.DataFrame(columns=["date", "session_type", "load", "balls", "pitches"]),
             show_index=False,
@@ -1481,7 +1051,7 @@ class WhatIfPlanner(pn.viewable.Viewer):
         if (
             self.data.athlete is None
             or self.data.as_of is None
-            or not (self.data.frames["metrics"]["athlete_id"] == self.data.athlete).any()
+            or not (self.data.frames.metrics["athlete_id"] == self.data.athlete).any()
         ):
             self._summary.object = "No sessions recorded for this athlete yet: nothing to plan from."
             return
@@ -1590,9 +1160,7 @@ class WhatIfPlanner(pn.viewable.Viewer):
             f"At the end of the plan: ACWR {end[self.data.variant]:.2f} ({VARIANTS[self.data.variant]}), CTL {end['ctl_projected']:.0f}, ATL {end['atl_projected']:.0f}, "
             f"TSB {end['tsb_projected']:.0f}, monotony {end['monotony']:.2f}; planned load {self.plan['load'].sum():,.0f} AU",
         ]
-        if not self.data.rules.available:
-            lines.append(self.data.rules.note)
-        elif len(v):
+        if len(v):
             lines.append(
                 "**Rules this plan would break:**\n"
                 + "\n".join(
@@ -1719,7 +1287,7 @@ class PosePage(pn.viewable.Viewer):
         "The athlete's stored pose results (authorised)."
         aid = self.data.athlete
         self.data.access.check("read", "pose_results", aid)
-        p = self.data.frames["pose"]
+        p = self.data.frames.pose
         return p[p["athlete_id"] == aid].sort_values("date", ascending=False).reset_index(drop=True)
 
     def _show_history(self, *_):
@@ -1908,7 +1476,7 @@ class ModelsPage(pn.viewable.Viewer):
         params.setdefault("backend", default_backend())
         super().__init__(**params)
         self.data.access.check("view", "models")
-        ses = self.data.frames.get("sessions")
+        ses = self.data.frames.sessions
         if self.start is None and ses is not None and len(ses):
             self.start = ses["date"].min().date()
         if self.end is None and ses is not None and len(ses):
@@ -2047,7 +1615,7 @@ class Compare(pn.viewable.Viewer):
         "The compared athletes' metric over the window (authorised per athlete)."
         for a in self.athletes:
             self.data.access.check("read", "sessions", a)
-        m, end = self.data.frames["metrics"], self.data.as_of
+        m, end = self.data.frames.metrics, self.data.as_of
         m = m[m["athlete_id"].isin(self.athletes) & (m["date"] > end - pd.Timedelta(days=self.days))]
         names = self.data.roster.set_index("athlete_id")["name"]
         return m.assign(athlete=m["athlete_id"].map(names))[["athlete_id", "athlete", "date", self.metric]]
@@ -2070,7 +1638,7 @@ class Compare(pn.viewable.Viewer):
         ]
         layout = hv.Layout(plots).cols(min(3, len(plots))).opts(shared_axes=True)
         cols = ["acwr_ewma", "acwr_rolling", "ctl", "atl", "tsb", "monotony", "weekly_load"]
-        m = self.data.frames["metrics"]
+        m = self.data.frames.metrics
         now = m[(m["date"] == self.data.as_of) & m["athlete_id"].isin(self.athletes)].set_index("athlete_id")[cols]
         now.index = now.index.map(self.data.roster.set_index("athlete_id")["name"])
         self._out[:] = [
@@ -2402,6 +1970,9 @@ class App(pn.viewable.Viewer):
             ),
             pn.layout.HSpacer(),
             pn.pane.HTML(f"<span style='color:#666'>{self._label}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a>"),
+            pn.pane.HTML(
+                "", css_classes=["pitchlab-process", f"pitchlab-pid-{os.getpid()}"], visible=False
+            ),  # which server process built the page (the browser tests visit each)
             sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #ddd"},
         )
@@ -2455,6 +2026,16 @@ def warm_caches(
     return len(scopes)
 
 
+def local_assets():
+    "Point this session's stylesheets at this server's /static (a session whose websocket reached another server process never had its page rendered there, so Panel would fall back to its CDN)."
+    from panel.io.resources import LOCAL_DIST
+
+    doc = pn.state.curdoc
+    if doc is not None:
+        rel = pn.state.rel_path
+        doc.template_variables.setdefault("dist_url", f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST)
+
+
 def serve_app(
     pages: list | None = None,  # pages to offer (default: all the signed-in role may open)
     roles: tuple | None = None,  # roles this entry point is for (None: every role)
@@ -2464,6 +2045,7 @@ def serve_app(
     "The servable of a `panel serve` entry point: the signed-in person's App, or a notice when nobody or the wrong role is signed in."
     from pitchlab.dash.auth import current_user
 
+    local_assets()
     pn.extension("tabulator", notifications=False)
     try:
         store = _store(settings().db_url)
