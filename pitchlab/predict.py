@@ -212,7 +212,9 @@ def coach_frame(
             t = t[t >= min_points].sort_values(ascending=False).head(top)
             f = [factor_text(k, float(rows[k].iloc[i]), float(p), "team") for k, p in t.items()]
             if not f:
-                f = ["no single factor: this athlete's usual risk is above the team's"]
+                f = [
+                    f"no single load factor: at a usual day this athlete's risk is {out['rr_team'].iloc[i]:.1f}x the team's (history, not today's load)"
+                ]
         fac.append(f)
     out["factors"] = fac
     out.attrs.update(tiers=th)
