@@ -29,6 +29,7 @@ FACTORS = {
     "prev_injury": "previous injury",
     "match_day": "match day",
     "rest_day": "rest day",
+    "pitches_1d": "{v:.0f} pitches yesterday",
     "pitches_last": "{v:.0f} pitches last outing",
     "pitches_7d": "{v:.0f} pitches in 7 days",
     "pitches_28d": "{v:.0f} pitches in 28 days",
@@ -37,6 +38,7 @@ FACTORS = {
     "balls_7d": "{v:.0f} balls in 7 days",
     "balls_28d": "{v:.0f} balls in 28 days",
     "bowling_load_7d": "bowling load {v:.0f} (7 d)",
+    "balls_faced_7d": "{v:.0f} balls faced in 7 days",
     "wellness_z": "wellness {v:+.1f} SD vs usual",
     "soreness_z": "soreness {v:+.1f} SD vs usual",
     "fatigue_z": "fatigue {v:+.1f} SD vs usual",
@@ -210,7 +212,9 @@ def coach_frame(
             t = t[t >= min_points].sort_values(ascending=False).head(top)
             f = [factor_text(k, float(rows[k].iloc[i]), float(p), "team") for k, p in t.items()]
             if not f:
-                f = ["no single factor: this athlete's usual risk is above the team's"]
+                f = [
+                    f"no single load factor: at a usual day this athlete's risk is {out['rr_team'].iloc[i]:.1f}x the team's (history, not today's load)"
+                ]
         fac.append(f)
     out["factors"] = fac
     out.attrs.update(tiers=th)
