@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from .availability import STATUS_WORDS, availability, entry_status
 from .core import NotFoundError
+from .people import display_names
 from .ingest.forms import Saved, _athlete, _blank, _day, _key, _today, number, refuse
 from .schema import AVAILABILITY, INJURY_KINDS, RTP_STAGES
 
@@ -174,8 +175,9 @@ def check_injury(
 
 # %% ../nbs/47_injury_log.ipynb
 def _names(store, ids) -> dict:
+    "athlete_id -> the name people read (shared names disambiguated, pitchlab.people)."
     a = store.read("athletes", list(ids) if ids is not None else None)
-    return dict(zip(a["athlete_id"], a["name"]))
+    return display_names(a, store.read("teams")).to_dict()
 
 
 def add_injury(

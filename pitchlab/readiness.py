@@ -9,8 +9,8 @@ import pandas as pd
 from .load import wellness_z
 
 # %% auto 0
-__all__ = ['ITEMS', 'BANDS', 'ITEM_SD', 'ACWR_HIGH', 'ACWR_LOW', 'RISK_WORDS', 'readiness', 'risk_words', 'load_words',
-           'coach_message']
+__all__ = ['ITEMS', 'BANDS', 'ITEM_SD', 'ACWR_HIGH', 'ACWR_LOW', 'RISK_WORDS', 'READINESS_WORDS', 'readiness', 'risk_words',
+           'load_words', 'coach_message', 'today_summary']
 
 # %% ../nbs/46_readiness.ipynb
 ITEMS = {
@@ -145,3 +145,39 @@ def coach_message(
     if band == "a little below usual" and notes:
         return f"Mention to your coach: {'; '.join(notes)}."
     return "Nothing to report: you look ready to train as planned."
+
+# %% ../nbs/46_readiness.ipynb
+READINESS_WORDS = {
+    "as usual": "You are about as ready as usual.",
+    "a little below usual": "You are a little less ready than usual.",
+    "well below usual": "You are well below your usual readiness.",
+    "no report": "You have not sent today's wellness report yet.",
+    "not enough history yet": "Not enough reports yet to compare you with your usual (7 are needed).",
+}  # readiness band -> a sentence for the athlete
+
+
+def today_summary(
+    name: str,  # the athlete's name
+    ready: dict,  # the athlete's row of `readiness`
+    tier: str | None = None,  # risk tier
+    risk: float | None = None,  # risk (probability)
+    lo: float | None = None,  # lower end of its interval
+    hi: float | None = None,  # upper end of its interval
+    availability: str = "available",  # available, modified or out (pitchlab.availability)
+    acwr: float | None = None,  # today's EWMA ACWR
+    horizon_days: int = 7,  # the period the risk covers
+) -> dict:
+    "Sentences for the athlete's Today page: headline, readiness, reasons, risk, load, availability, tell_coach."
+    from pitchlab.availability import STATUS_WORDS
+
+    band, reasons = ready.get("band", "no report"), list(ready.get("reasons") or [])
+    lw = load_words(acwr)
+    return dict(
+        headline=f"{name}: {band}" + ("" if availability == "available" else f", {STATUS_WORDS[availability].lower()}"),
+        readiness=READINESS_WORDS[band],
+        reasons=[r[0].upper() + r[1:] for r in reasons],
+        risk=risk_words(tier, risk, lo, hi, horizon_days),
+        load=(lw[0].upper() + lw[1:] + ".") if lw else "Your training load this week is in your usual range.",
+        availability=f"Availability: {STATUS_WORDS[availability]}.",
+        tell_coach=coach_message(band, reasons, tier, availability, acwr),
+    )

@@ -1024,7 +1024,9 @@ class WhatIfPlanner(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._sync, self._suggest_note = False, pn.pane.Markdown("")
-        self._sliders = pn.FlexBox(sizing_mode="stretch_width")
+        self._sliders = pn.Row(
+            sizing_mode="stretch_width", styles={"flex-wrap": "wrap"}
+        )  # a Bokeh layout: FlexBox compiles to a script the Content-Security-Policy refuses
         self._table = pn.widgets.Tabulator(
             pd.DataFrame(columns=["date", "session_type", "load", "balls", "pitches"]),
             show_index=False,
