@@ -385,6 +385,7 @@ _PLUGINS = [
     "pitchlab.pipelines",
     "pitchlab.roster",  # after pitchlab.dash.users: adds `users import` to its command
     "pitchlab.monitor",
+    "pitchlab.privacy",  # after pitchlab.roster: adds `athletes export|erase`
 ]
 
 
