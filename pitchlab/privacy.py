@@ -108,6 +108,22 @@ def _scrub_parquet(athlete_id: str, home: Path) -> dict:
     return done
 
 
+def _exports_of(athlete_id: str, home: Path) -> list:
+    "Export zips in the data home whose manifest names the athlete (whatever the file is called)."
+    out = []
+    for p in sorted((home / "exports").glob("*.zip")) if (home / "exports").is_dir() else []:
+        try:
+            with zipfile.ZipFile(p) as z:
+                if (
+                    "manifest.json" in z.namelist()
+                    and json.loads(z.read("manifest.json")).get("athlete_id") == athlete_id
+                ):
+                    out.append(p)
+        except (zipfile.BadZipFile, OSError, ValueError):
+            logger.exception("could not read the export %s", p)
+    return out
+
+
 def _registry_mentions(athlete_id: str, home: Path) -> list:
     "Text files of the local registry's artefacts that contain the athlete's id (for an admin to retire those versions)."
     root = home / "mlflow"
@@ -138,7 +154,7 @@ def erase_athlete(
     st = _store(store, actor)
     if not len(st.read("athletes", athlete_id)):
         raise NotFoundError(f"no athlete {athlete_id!r} in the store", hint="nothing was erased")
-    files = athlete_files(athlete_id, s.home)
+    files = sorted(set(athlete_files(athlete_id, s.home)) | set(_exports_of(athlete_id, s.home)))
     rows = st.erase_athlete(athlete_id, actor=actor)
     removed = []
     for f in files:
@@ -194,7 +210,7 @@ def purge(
                 continue
             t = st.tables[entity]
             cut = (today - pd.Timedelta(days=keep[entity])).to_pydatetime()
-            where = t.c[col] < cut
+            where = t.c[col] < (cut.date() if isinstance(t.c[col].type, sa.Date) else cut)  # SQLite compares text
             n = conn.execute(sa.select(sa.func.count()).select_from(t).where(where)).scalar_one()
             if n and not dry_run:
                 conn.execute(t.delete().where(where))
