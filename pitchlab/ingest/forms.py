@@ -15,7 +15,7 @@ from ..schema import ENTITIES
 __all__ = ['GRACE', 'BACKDATE_DAYS', 'SESSION_TYPES', 'WELLNESS_ITEMS', 'FORM_SOURCE', 'LABELS', 'SPORT_FIELDS', 'refuse',
            'number', 'session_fields', 'check_session', 'check_wellness', 'Saved', 'save_session', 'save_wellness',
            'day_entries', 'recent_entries', 'edit_session', 'delete_entry', 'cycle_applies', 'check_cycle',
-           'save_cycle']
+           'save_cycle', 'form_spec']
 
 # %% ../../nbs/25_ingest_forms.ipynb
 GRACE = pd.Timedelta(hours=48)  # an athlete may edit or delete an entry this long after first saving it
@@ -493,3 +493,39 @@ def save_cycle(
     )
     verb = "Updated" if len(had) else "Saved"
     return Saved(verb.lower(), "cycle_logs", athlete_id, ref, f"{verb} for " + say(row), row)
+
+# %% ../../nbs/25_ingest_forms.ipynb
+_FORMS = {
+    "wellness": ("date", "sleep_hours", *WELLNESS_ITEMS, "hrv_rmssd", "resting_hr"),
+    "cycle_logs": ("date", "phase", "cycle_day", "symptoms"),
+}  # the fields of the non-session forms, in order
+
+
+def form_spec(
+    form: str,  # 'sessions', 'wellness' or 'cycle_logs'
+    sport: str | None = None,  # for sessions: the session's sport
+) -> list:
+    "The fields of a form: name, label (with unit), unit, min, max, choices, required; every field starts empty."
+    names = session_fields(sport) if form == "sessions" else _FORMS[form]
+    optional = {"balls_bowled", "pitches", "hrv_rmssd", "resting_hr", "cycle_day", "symptoms"}
+    out = []
+    for n in names:
+        f = ENTITIES[form].field(n)
+        unit = f.unit if f.unit not in ("date",) else ""
+        choices = SESSION_TYPES if n == "session_type" else (f.isin or None)
+        lo = 1 if n == "duration_min" else f.min
+        base = LABELS.get(n, n)
+        label = base + (f" ({unit})" if unit and unit != "CR-10" and unit.lower() not in base.lower() else "")
+        out.append(
+            dict(
+                name=n,
+                label=label,
+                unit=unit,
+                min=lo,
+                max=f.max,
+                choices=choices,
+                required=n not in optional,
+                default=None,
+            )
+        )
+    return out
