@@ -9,6 +9,7 @@ __all__ = ['logger', 'API_PREFIX', 'MAX_BODY_BYTES', 'FUTURE_DAYS', 'WRITABLE', 
            'pitcher_workload', 'check_plan', 'start_retrain', 'create_app', 'run']
 
 # %% ../nbs/70_api.ipynb
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -24,6 +25,7 @@ from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 import pitchlab
 from .core import AccessDenied, NotFoundError, PitchlabError, StoreError, ValidationError, settings
@@ -221,9 +223,9 @@ class BodyLimit:
 
 
 def _status(e: PitchlabError) -> int:
-    from pitchlab.api_tokens import TooManyAttempts
+    from pitchlab.dash.security import Throttled
 
-    if isinstance(e, TooManyAttempts):
+    if isinstance(e, Throttled):
         return 429
     for cls, code in ((AccessDenied, 403), (NotFoundError, 404), (ValidationError, 422), (StoreError, 503)):
         if isinstance(e, cls):
@@ -289,7 +291,9 @@ class ApiContext:
         registry_uri: str | None = None,  # MLflow tracking URI (default: settings().mlflow_uri)
         provider_ttl: float = 10.0,  # seconds between checks for a new champion
         board_cache: int = 64,  # boards kept in memory
+        throttle=None,  # failed-token limiter (default: pitchlab.dash.security.Throttle on this store)
     ):
+        from pitchlab.dash.security import Throttle
         from pitchlab.store import Store
 
         s = settings()
@@ -298,11 +302,43 @@ class ApiContext:
         self.provider_ttl, self.board_cache = provider_ttl, board_cache
         self._provider, self._provider_at = None, -1e9
         self._boards, self._lock = {}, threading.Lock()
+        self._token, self._token_at = None, -1e9
+        self._team_ids, self._stop = (None, frozenset()), threading.Event()
         self.jobs_dir = s.home / "jobs"
+        self.throttle = throttle or Throttle(self.store)
 
     def token(self) -> str:
-        "The data version (cached for one second)."
-        return _board_lib().data_token(self.url, max_age=1.0)
+        "The data version (re-read from the store at most once a second)."
+        now = time.monotonic()
+        if now - self._token_at >= 1.0:
+            self._token, self._token_at = _board_lib().data_token(self.url), now
+        return self._token
+
+    def fresh(self) -> bool:
+        "Are the data version and the risk provider recent enough to answer from memory alone?"
+        now = time.monotonic()
+        return (
+            now - self._token_at < 2.0
+            and self._provider is not None
+            and now - self._provider_at <= self.provider_ttl + 2
+        )
+
+    def team_ids(self) -> frozenset:
+        "The ids of every team, at the current data version."
+        tok = self.token()
+        if self._team_ids[0] != tok:
+            self._team_ids = (tok, frozenset(self.public()["teams"]["team_id"]))
+        return self._team_ids[1]
+
+    def refresh(self, every: float = 0.5, stop: threading.Event | None = None):
+        "Keep the data version and the risk provider fresh in the background (run in a daemon thread)."
+        stop = stop or self._stop
+        while not stop.wait(every):
+            try:
+                self.token()
+                self.provider()
+            except Exception:  # the store or registry is down: requests will say so; keep trying
+                logger.exception("API: refreshing the data version failed")
 
     def public(self) -> dict:
         "athletes, teams, users (no hashes) at the current data version."
@@ -337,17 +373,23 @@ def _client(request: Request) -> str:
 
 
 def _user_dep(ctx: ApiContext):
-    from pitchlab.api_tokens import TooManyAttempts, authenticate
+    from pitchlab.api_tokens import authenticate, cached_user
+    from pitchlab.dash.security import Throttled
 
-    def current_user(request: Request, cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]):
+    def check(token, client):
         try:
-            if cred is None:
+            if token is None:
                 raise AccessDenied("no token: send Authorization: Bearer <token>")
-            return authenticate(cred.credentials, ctx.store, client=_client(request))
-        except TooManyAttempts:
+            return authenticate(token, ctx.store, client=client, throttle=ctx.throttle)
+        except Throttled:
             raise
         except AccessDenied as e:
             raise HTTPException(401, e.message, headers={"WWW-Authenticate": "Bearer"}) from None
+
+    async def current_user(request: Request, cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]):
+        token, client = (cred.credentials if cred else None), _client(request)
+        user = cached_user(token) if token else None
+        return user if user is not None else await run_in_threadpool(check, token, client)
 
     return current_user
 
@@ -612,22 +654,36 @@ def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_
 def _board_routes(app: FastAPI, ctx: ApiContext, me):
     from pitchlab.dash.auth import authorize
 
+    def allowed(user, team_id):
+        authorize(user, "view", "board")
+        if team_id not in ctx.team_ids():
+            raise NotFoundError(f"no team {team_id!r}", hint="GET /api/v1/teams lists your teams")
+        authorize(user, "view", "board", team_id=team_id)
+
+    def compute(user, team_id, variant):
+        allowed(user, team_id)
+        return team_board_json(ctx, ctx.access(user), team_id, variant)
+
     @app.get(
         f"{API_PREFIX}/teams/{{team_id}}/board",
         tags=["metrics"],
         response_model=Board,
         summary="the team risk board: risk, interval, tier, factors, ACWR, rules, wellness",
     )
-    def board(
+    async def board(
         team_id: str,
         user: Annotated[Any, Depends(me)],
         variant: Literal["acwr_ewma", "acwr_rolling", "acwr_uncoupled"] = "acwr_ewma",
     ):
-        authorize(user, "view", "board")
-        if team_id not in set(ctx.public()["teams"]["team_id"]):
-            raise NotFoundError(f"no team {team_id!r}", hint="GET /api/v1/teams lists your teams")
-        authorize(user, "view", "board", team_id=team_id)
-        return Response(team_board_json(ctx, ctx.access(user), team_id, variant), media_type="application/json")
+        "The board of one team (coach and medical staff of the team, admin), cached between writes."
+        body = None
+        if ctx.fresh():  # memory only: no I/O on the event loop
+            body = ctx._boards.get((team_id, ctx._token, ctx._provider.key, variant))
+            if body is not None:
+                allowed(user, team_id)
+        if body is None:
+            body = await run_in_threadpool(compute, user, team_id, variant)
+        return Response(body, media_type="application/json")
 
 # %% ../nbs/70_api.ipynb
 def pitcher_workload(ctx: ApiContext, access, athlete_id: str, on=None) -> dict:
@@ -887,7 +943,16 @@ def create_app(
 ) -> FastAPI:
     "The pitchlab HTTP API as a FastAPI application (serve it with uvicorn)."
     ctx = ctx or ApiContext(store_url, registry_uri)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        ctx._stop.clear()
+        threading.Thread(target=ctx.refresh, name="pitchlab-api-refresh", daemon=True).start()
+        yield
+        ctx._stop.set()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="pitchlab API",
         version=pitchlab.__version__,
         description="Training load, injury risk, pitching workload and models, with the dashboards' roles. "

@@ -458,7 +458,9 @@ def evaluate(
         boot[name] = b
         r = dict(est)
         for k in METRICS:
-            r[f"{k}_lo"], r[f"{k}_hi"] = np.nanquantile(b[k], [0.025, 0.975])
+            v = b[k].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]  # a constant model has no slope in any resample: its interval is NaN, not a warning
+            r[f"{k}_lo"], r[f"{k}_hi"] = np.quantile(v, [0.025, 0.975]) if len(v) else (np.nan, np.nan)
         rows[name] = r
     table = pd.DataFrame(rows).T[[c for k in METRICS for c in (k, f"{k}_lo", f"{k}_hi")]]
     table.index.name = "model"

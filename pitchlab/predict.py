@@ -29,6 +29,7 @@ FACTORS = {
     "prev_injury": "previous injury",
     "match_day": "match day",
     "rest_day": "rest day",
+    "pitches_1d": "{v:.0f} pitches yesterday",
     "pitches_last": "{v:.0f} pitches last outing",
     "pitches_7d": "{v:.0f} pitches in 7 days",
     "pitches_28d": "{v:.0f} pitches in 28 days",
@@ -37,6 +38,7 @@ FACTORS = {
     "balls_7d": "{v:.0f} balls in 7 days",
     "balls_28d": "{v:.0f} balls in 28 days",
     "bowling_load_7d": "bowling load {v:.0f} (7 d)",
+    "balls_faced_7d": "{v:.0f} balls faced in 7 days",
     "wellness_z": "wellness {v:+.1f} SD vs usual",
     "soreness_z": "soreness {v:+.1f} SD vs usual",
     "fatigue_z": "fatigue {v:+.1f} SD vs usual",
@@ -130,10 +132,15 @@ def contributions(
     return pd.DataFrame(out, index=range(len(rows)))
 
 
-def factor_text(feature: str, value: float, points: float) -> str:
+def factor_text(
+    feature: str,
+    value: float,
+    points: float,  # rise in absolute risk against the comparison
+    against: str = "typical",  # 'typical' (the athlete's own typical day) or 'team' (the team's median athlete that day)
+) -> str:
     "A factor as a coach reads it, e.g. 'ACWR 1.64, +0.6% vs typical'."
     what = FACTORS[feature].format(v=value) if "{" in FACTORS[feature] else FACTORS[feature]
-    return f"{what}, {100 * points:+.1f}% vs typical"
+    return f"{what}, {100 * points:+.1f}% vs {against}"
 
 
 def explain(
@@ -186,11 +193,29 @@ def coach_frame(
         th["how"] += " (no thresholds stored with the model: taken from the athletes' own history)"
     out["tier"] = tier_of(out["risk"], th)
     con = contributions(model, rows, typ, base=r["risk"].to_numpy())
+    # an elevated athlete whose own typical day is as risky (a standing risk) is explained against the team's median athlete
+    team_typ = rows.copy()
+    num = [c for c in con.columns]
+    if num:
+        team_typ[num] = rows[num].groupby([grp, day]).transform("median")
+    flagged = (out["tier"].isin(["elevated", "high"])).to_numpy()
+    con_team = (
+        contributions(model, rows, team_typ, base=r["risk"].to_numpy()) if flagged.any() and num else con.iloc[:, :0]
+    )
     fac = []
     for i in range(len(rows)):
         c = con.iloc[i].dropna() if len(con.columns) else pd.Series(dtype=float)
         c = c[c >= min_points].sort_values(ascending=False).head(top)
-        fac.append([factor_text(k, float(rows[k].iloc[i]), float(p)) for k, p in c.items()])
+        f = [factor_text(k, float(rows[k].iloc[i]), float(p)) for k, p in c.items()]
+        if not f and flagged[i] and len(con_team.columns):
+            t = con_team.iloc[i].dropna()
+            t = t[t >= min_points].sort_values(ascending=False).head(top)
+            f = [factor_text(k, float(rows[k].iloc[i]), float(p), "team") for k, p in t.items()]
+            if not f:
+                f = [
+                    f"no single load factor: at a usual day this athlete's risk is {out['rr_team'].iloc[i]:.1f}x the team's (history, not today's load)"
+                ]
+        fac.append(f)
     out["factors"] = fac
     out.attrs.update(tiers=th)
     return out
@@ -365,7 +390,11 @@ class ChampionRisk:
                 for t in ("sessions", "athletes", "injuries", "wellness", "cycle_logs", "pitches")
             }
             h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)
-            self._cache = {k: features_with_history(tables, None, h)}
+            if len(tables["sessions"]):
+                self._cache = {k: features_with_history(tables, None, h)}
+            else:  # athletes with no sessions (unknown or new): no rows, so no risk (NaN) rather than an error
+                empty = pd.DataFrame(columns=["athlete_id", "date"])
+                self._cache = {k: (empty, empty)}
         return self._cache[k]
 
     def base_rows(self, athlete_ids) -> pd.DataFrame:

@@ -383,3 +383,29 @@ def test_health_and_version(world):
     import pitchlab
 
     assert c.get("/api/v1/version").json()["pitchlab"] == pitchlab.__version__
+
+
+def test_token_misuse_over_http_is_throttled_with_429_and_audited(world):
+    "Wrong tokens from one address: 401 each, then 429 with Retry-After, even for a good token; audited."
+    from pitchlab.api import ApiContext, create_app
+    from pitchlab.api_tokens import _VERIFIED
+    from pitchlab.core import SecuritySettings
+    from pitchlab.dash.security import Throttle
+
+    w = world
+    th = Throttle(w["store"], SecuritySettings(free_attempts=3, lock_after=3, address_factor=1, lock_minutes=1))
+    ctx = ApiContext(w["store"].url, os.environ["MLFLOW_TRACKING_URI"], throttle=th)
+    before = set(w["store"].read("audit")["id"])
+    try:
+        with Server(create_app(ctx=ctx)) as base, httpx.Client(base_url=base, timeout=30) as c:
+            bad = {"Authorization": "Bearer plk_0123456789_guess"}
+            assert [c.get("/api/v1/teams", headers=bad).status_code for _ in range(3)] == [401] * 3
+            _VERIFIED.clear()
+            r = c.get("/api/v1/teams", headers=H(w, "coach"))
+            assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 60
+            assert "too many failed" in r.json()["detail"]
+    finally:
+        th.success("addr:127.0.0.1", "token:0123456789")  # the counts live in the store: clear them for other tests
+    audit = w["store"].read("audit")
+    new = audit[~audit["id"].isin(before)]
+    assert (new["action"] == "token_failed").sum() == 3 and (new["action"] == "token_throttled").sum() == 1

@@ -218,12 +218,14 @@ def test_form_writes(world, key):
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page_as_every_role(world, role):
     "The page list each role gets, and that the App refuses to build a page the role may not open."
-    from pitchlab.dash.components import App, NoRules, StubRetrainBackend
+    from doubles import FakeRetrainBackend
+    from pitchlab.board import NoRules
+    from pitchlab.dash.app import App
 
     expect = {"athlete": ["athlete", "pose", "entry"]}.get(
         role, ["board", "athlete", "whatif", "compare", "pose", "models", "entry"]
     )
-    app = App(access=DataAccess(world["store"], world["users"][role]), rules=NoRules(), backend=StubRetrainBackend())
+    app = App(access=DataAccess(world["store"], world["users"][role]), rules=NoRules(), backend=FakeRetrainBackend())
     assert app.pages == expect
     for page in PAGES:
         if page in expect:
@@ -244,7 +246,11 @@ def test_every_page_as_every_role(world, role):
 
 def test_tampered_selection_is_refused_server_side(world):
     "Even if a coach's athlete list is tampered with, the components' own checks refuse the other team's athlete."
-    from pitchlab.dash.components import AthleteDrillDown, Compare, DataStore, NoRules, WhatIfPlanner, load_team
+    from pitchlab.board import NoRules
+    from pitchlab.dash.data import DataStore, load_team
+    from pitchlab.dash.pages.athlete import AthleteDrillDown
+    from pitchlab.dash.pages.compare import Compare
+    from pitchlab.dash.pages.whatif import WhatIfPlanner
 
     data = DataStore(access=DataAccess(world["store"], world["users"]["coach"]), rules=NoRules())
     with pytest.raises(ValueError):
@@ -265,7 +271,9 @@ def test_tampered_selection_is_refused_server_side(world):
 
 
 def test_cycle_overlay_only_for_athlete_and_medical_and_audited(world):
-    from pitchlab.dash.components import AthleteDrillDown, DataStore, NoRules
+    from pitchlab.board import NoRules
+    from pitchlab.dash.data import DataStore
+    from pitchlab.dash.pages.athlete import AthleteDrillDown
 
     store, own = world["store"], world["own"]
     seen = {}

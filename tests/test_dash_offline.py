@@ -147,17 +147,16 @@ def _offline_context(browser):
 
 
 def _table_style(page) -> dict:
-    "Computed styles that only Tabulator's stylesheet gives a table (unstyled, they are 'static', 'visible', 'block')."
+    "Computed styles that only Tabulator's stylesheet gives a table (unstyled, they are 'static' and 'block')."
     table = page.locator(".tabulator").first
     col = page.locator(".tabulator-col:visible").first
     return dict(
         position=table.evaluate("e => getComputedStyle(e).position"),
-        overflow=table.evaluate("e => getComputedStyle(e).overflow"),
         header=col.evaluate("e => getComputedStyle(e).display"),
     )
 
 
-STYLED = dict(position="relative", overflow="hidden", header="inline-flex")
+STYLED = dict(position="relative", header="inline-flex")
 
 
 def _visit(browser, base, user) -> tuple[str, dict, dict]:
