@@ -273,13 +273,25 @@ def json_bytes(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_plain).encode()
 
 # %% ../nbs/70_api.ipynb
-def _board_lib():
-    "Where the board's science lives: pitchlab.board once the dashboards' split lands, else the components module."
+def _board():
+    "The board's science: pitchlab.board (team_board, rules, risk providers), else the components module before the split."
     try:
         from pitchlab import board as lib
     except ImportError:
         from pitchlab.dash import components as lib
     return lib
+
+
+def _dash():
+    "The dashboards' shared caches (data_token, public_tables, load_team) and the planner, as the pages use them."
+    from pitchlab.dash import components
+
+    return components
+
+
+def _f(frames, name: str):
+    "A field of team frames (a pitchlab.board.TeamFrames, or the dict of earlier versions)."
+    return frames[name] if isinstance(frames, dict) else getattr(frames, name)
 
 
 class ApiContext:
@@ -311,7 +323,7 @@ class ApiContext:
         "The data version (re-read from the store at most once a second)."
         now = time.monotonic()
         if now - self._token_at >= 1.0:
-            self._token, self._token_at = _board_lib().data_token(self.url), now
+            self._token, self._token_at = _dash().data_token(self.url), now
         return self._token
 
     def fresh(self) -> bool:
@@ -342,7 +354,7 @@ class ApiContext:
 
     def public(self) -> dict:
         "athletes, teams, users (no hashes) at the current data version."
-        return _board_lib().public_tables(self.url, self.token())
+        return _dash().public_tables(self.url, self.token())
 
     def access(self, user):
         "A DataAccess for `user`, with the cached athletes and teams tables."
@@ -355,7 +367,7 @@ class ApiContext:
         "The risk provider the dashboards use: the champion if one is promoted, else the ACWR rule."
         now = time.monotonic()
         if self._provider is None or now - self._provider_at > self.provider_ttl:
-            self._provider = _board_lib().default_risk_provider(self.store)
+            self._provider = _board().default_risk_provider(self.store)
             self._provider_at = now
         return self._provider
 
@@ -577,8 +589,7 @@ _FRAME_TABLES = ["athletes", "sessions", "wellness", "pose_results"]  # what tea
 def athlete_frames(ctx: ApiContext, access, athlete_id: str) -> dict:
     "team_frames of one athlete this user may see (404 otherwise), at the current data version."
     _visible(access, athlete_id)
-    lib = _board_lib()
-    return access.through(lib.load_team, _FRAME_TABLES, [str(athlete_id)], token=ctx.token())
+    return access.through(_dash().load_team, _FRAME_TABLES, [str(athlete_id)], token=ctx.token())
 
 
 def weekly(m: pd.DataFrame) -> pd.DataFrame:
@@ -613,22 +624,24 @@ def _metric_routes(app: FastAPI, ctx: ApiContext, me):
     ):
         access = ctx.access(user)
         f = athlete_frames(ctx, access, athlete_id)
-        m = f["metrics"]
+        m = _f(f, "metrics")
         if from_ is not None:
             m = m[m["date"] >= pd.Timestamp(from_)]
         if to is not None:
             m = m[m["date"] <= pd.Timestamp(to)]
-        return JSONResponse(dict(athlete_id=athlete_id, as_of=_plain(f["as_of"]), days=records(m)))
+        return JSONResponse(dict(athlete_id=athlete_id, as_of=_plain(_f(f, "as_of")), days=records(m)))
 
     @app.get(f"{API_PREFIX}/athletes/{{athlete_id}}/metrics/weekly", tags=["metrics"], summary="weekly load summary")
     def metrics_weekly(athlete_id: str, user: Annotated[Any, Depends(me)]):
         f = athlete_frames(ctx, ctx.access(user), athlete_id)
-        return JSONResponse(dict(athlete_id=athlete_id, as_of=_plain(f["as_of"]), weeks=records(weekly(f["metrics"]))))
+        return JSONResponse(
+            dict(athlete_id=athlete_id, as_of=_plain(_f(f, "as_of")), weeks=records(weekly(_f(f, "metrics"))))
+        )
 
 # %% ../nbs/70_api.ipynb
 def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_ewma") -> bytes:
     "The board of one team as JSON bytes, cached per (team, data version, risk model, variant)."
-    lib = _board_lib()
+    lib = _board()
     token, prov = ctx.token(), ctx.provider()
     key = (team_id, token, prov.key, variant)
     hit = ctx._boards.get(key)
@@ -638,11 +651,14 @@ def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_
     roster = access.roster()
     roster = roster[roster["team_id"] == team_id].reset_index(drop=True)
     ids = list(roster["athlete_id"])
-    frames = access.through(lib.load_team, _FRAME_TABLES, ids, token=token)
-    viol = lib.LibraryRules().check(frames["sessions"], frames["athletes"]) if len(frames["sessions"]) else None
+    frames = access.through(_dash().load_team, _FRAME_TABLES, ids, token=token)
+    ses, ath = _f(frames, "sessions"), _f(frames, "athletes")
+    viol = lib.LibraryRules().check(ses, ath) if len(ses) else None
     b = lib.team_board(frames, roster, prov, variant, viol, p["teams"])
     body = json_bytes(
-        dict(team_id=team_id, as_of=_plain(frames["as_of"]), risk_model=prov.label, variant=variant, rows=records(b))
+        dict(
+            team_id=team_id, as_of=_plain(_f(frames, "as_of")), risk_model=prov.label, variant=variant, rows=records(b)
+        )
     )
     with ctx._lock:
         if len(ctx._boards) >= ctx.board_cache:
@@ -751,21 +767,20 @@ def check_plan(ctx: ApiContext, access, plan: PlanIn) -> dict:
     "A planned week: projected metrics and risk per day, and every rule it breaks (the what-if page's computation)."
     from pitchlab.dash.auth import authorize
 
-    lib = _board_lib()
     team = _visible(access, plan.athlete_id)
     authorize(access.user, "view", "whatif", plan.athlete_id, team)
     f = athlete_frames(ctx, access, plan.athlete_id)
-    if f["as_of"] is None:
+    if _f(f, "as_of") is None:
         raise ValidationError(f"athlete {plan.athlete_id} has no sessions yet: nothing to project from")
     p = pd.DataFrame([d.model_dump() for d in plan.days])
     p["date"] = pd.to_datetime(p["date"])
     prov = ctx.provider()
     prov = prov.for_variant(plan.variant) if hasattr(prov, "for_variant") else prov
-    proj, viol = lib.project_plan(f, plan.athlete_id, p, prov, lib.LibraryRules())
+    proj, viol = _dash().project_plan(f, plan.athlete_id, p, prov, _board().LibraryRules())
     planned = proj[proj["planned"]].drop(columns=["planned"])
     return dict(
         athlete_id=plan.athlete_id,
-        as_of=_plain(f["as_of"]),
+        as_of=_plain(_f(f, "as_of")),
         risk_model=prov.label,
         days=records(planned),
         max_upper=_plain(planned["upper"].max()) if len(planned) else None,

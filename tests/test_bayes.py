@@ -226,7 +226,10 @@ def test_predict_new_athletes_and_horizons(feats, quick):
     assert (p21["risk"] > p7["risk"]).all()
     np.testing.assert_allclose(p7["hazard"], p21["hazard"])
     new = quick.predict(rows.assign(athlete_id="newcomer", team_id="new-team"), horizon=7)
-    assert ((new["risk_hi"] - new["risk_lo"]) > (p7["risk_hi"] - p7["risk_lo"])).all()
+    # a newcomer's effect is drawn from the population: wider than the typical seen athlete's on the same days
+    seen = [quick.predict(rows.assign(athlete_id=a), horizon=7) for a in feats["athlete_id"].unique()[:10]]
+    typical = np.median([(p["risk_hi"] - p["risk_lo"]).to_numpy() for p in seen], axis=0)
+    assert ((new["risk_hi"] - new["risk_lo"]).to_numpy() > typical).all()
     np.testing.assert_allclose(quick.predict_proba(rows), p7["risk"])
 
 
@@ -296,8 +299,9 @@ def test_evaluate_interface(feats, quick):
 # ---------------------------------------------------------------- slow: recovery and repeated simulation
 @pytest.mark.slow
 def test_parameter_recovery_demo_size():
-    """Demo size (3 squads of 25, two seasons): every true fixed effect and group SD inside its 94% HDI, gate passed.
-    A fixed seed: with 11 parameters at 94%, about half of all cohorts would miss one (seeds 0-6 missed 3 of 77)."""
+    """Demo size (3 squads of 25, two seasons): the true fixed effects, sport contrasts and the athletes' SD inside their
+    94% HDIs (at most one of about twenty missed, as expected at 94%), diagnostic targets met. A fixed seed, not a test
+    of calibration: that is tests/test_sbc.py."""
     from pitchlab.synth import demo_cohort
 
     c = demo_cohort(seed=2)
@@ -306,7 +310,24 @@ def test_parameter_recovery_demo_size():
     m.fit(f)
     tt = truth_table(c, m)
     assert B._shortfalls(m.diagnostics(), DIAGNOSTIC_TARGETS) == [], m.diagnostics()
-    assert tt["inside"].all(), tt
+    assert len(tt) >= 15 and (~tt["inside"]).sum() <= 1, tt
+    assert tt.loc[["acwr", "rest_day", "match_day", "sigma_athlete"], "inside"].all(), tt
+
+
+@pytest.mark.slow
+def test_sport_specific_effects_recovered():
+    """Two squads each of cricket, baseball and football over two seasons, with a higher base rate for events: the true
+    pitch-count, short-rest, balls-bowled and batting effects of the synthetic hazard lie inside their 94% HDIs, and the
+    model's sport-specific terms (zero for everybody else) are estimated on their own athletes."""
+    c = make_cohort(n_teams=6, athletes_per_team=25, seasons=2, seed=21, hazard=HazardParams(alpha=-6.6))
+    f = build_features({**c.tables(), "injuries": history_from_truth(c)}, horizon=7)
+    m = HazardModel(RECOVERY_CONFIG, dict(random_seed=5))
+    m.fit(f)
+    tt = truth_table(c, m)
+    sport = tt.loc[["pitches_7d", "short_rest", "balls_7d", "batting_7d"]]
+    assert sport["inside"].all(), tt
+    assert B._shortfalls(m.diagnostics(), DIAGNOSTIC_TARGETS) == [], m.diagnostics()
+    assert tt.loc["acwr", "inside"], tt
 
 
 @pytest.mark.slow

@@ -1141,15 +1141,21 @@ def _sample_round(self: HazardModel, cells: tuple, cfg: dict, seed: int, backend
 
 
 def _more_chains(a, b):
-    "The chains of two rounds side by side (chain numbers of the second continue the first's)."
+    "The chains of two rounds side by side (chain numbers of the second continue the first's); groups both rounds have."
     import arviz as az
+    import xarray as xr
 
     n = a.posterior.sizes["chain"]
-    for g in b.groups():
-        ds = b[g]
-        if "chain" in ds.dims:
-            b[g] = ds.assign_coords(chain=ds["chain"].values + n)
-    return az.concat(a, b, dim="chain")
+    groups = {}
+    for g in a.groups():
+        if g not in b.groups():
+            continue
+        x, y = a[g], b[g]
+        if "chain" in x.dims and "chain" in y.dims:
+            groups[g] = xr.concat([x, y.assign_coords(chain=y["chain"].values + n)], dim="chain")
+        else:
+            groups[g] = x
+    return az.InferenceData(**groups)
 
 
 def _shortfalls(d: dict, t: dict) -> list:
