@@ -13,7 +13,7 @@ from .schema import AVAILABILITY, INJURY_KINDS, RTP_STAGES
 
 # %% auto 0
 __all__ = ['BODY_AREAS', 'TISSUES', 'ORGAN_SYSTEMS', 'SEVERITY_BANDS', 'RTP_WORDS', 'INJURY_FORM', 'severity', 'days_lost',
-           'check_injury', 'add_injury', 'edit_injury', 'list_injuries', 'team_availability']
+           'check_injury', 'add_injury', 'edit_injury', 'list_injuries', 'team_availability', 'form_choices']
 
 # %% ../nbs/47_injury_log.ipynb
 BODY_AREAS = (
@@ -331,3 +331,20 @@ def team_availability(
     return av.assign(name=av["athlete_id"].map(names), status=av["availability"].map(STATUS_WORDS))[
         ["athlete_id", "name", "availability", "status", "since"]
     ]
+
+# %% ../nbs/47_injury_log.ipynb
+def form_choices(
+    kind: str = "injury",  # injury or illness: decides the tissue list
+) -> dict:
+    "field -> {value: words} of every choice on the injury and illness form."
+    from pitchlab.availability import STATUS_WORDS
+
+    cap = lambda xs: {x: x[0].upper() + x[1:] for x in xs}
+    return dict(
+        kind={"injury": "Injury", "illness": "Illness"},
+        body_region=cap(BODY_AREAS),
+        tissue=cap(ORGAN_SYSTEMS if kind == "illness" else TISSUES),
+        rtp_stage=dict(RTP_WORDS),
+        availability={"": "From the stage", **STATUS_WORDS},
+        contact={"no": "No", "yes": "Yes"},
+    )

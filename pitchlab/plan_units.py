@@ -129,6 +129,11 @@ def _upper(f: pd.DataFrame) -> pd.Series:
     return up.where(up.notna(), f["risk"])
 
 
+def _pct(p: float) -> str:
+    "A probability as a percentage with at most one decimal: 0.05 -> '5%', 0.035 -> '3.5%'."
+    return f"{100 * p:.1f}".rstrip("0").rstrip(".") + "%"
+
+
 def budget_breaches(
     projection: pd.DataFrame,  # the projection: date, planned, risk (and upper)
     budget: float,  # highest risk allowed (a probability)
@@ -138,7 +143,7 @@ def budget_breaches(
     up = _upper(f)
     b = f.loc[up > budget, ["date", "risk"]].assign(upper=up[up > budget], budget=budget)
     b["message"] = [
-        f"{d:%a %d %b}: risk up to {u:.1%} against a budget of {budget:.0%}"
+        f"{d:%a %d %b}: risk up to {u:.1%} against a budget of {_pct(budget)}"
         + (f" (best guess {r:.1%})" if np.isfinite(r) else "")
         for d, u, r in zip(b["date"], b["upper"], b["risk"])
     ]
@@ -157,7 +162,7 @@ def budget_verdict(
     if len(br):
         parts.append(f"Over budget on {len(br)} day{'s' * (len(br) > 1)}: " + "; ".join(br["message"]) + ".")
     elif len(f):
-        parts.append(f"Within budget: risk at most {_upper(f).max():.1%} (top of the interval) against {budget:.0%}.")
+        parts.append(f"Within budget: risk at most {_upper(f).max():.1%} (top of the interval) against {_pct(budget)}.")
     if violations is not None and len(violations):
         msgs = [f"{pd.Timestamp(d):%a %d %b}: {m}" for d, m in zip(violations["date"], violations["message"])]
         parts.append("Rules broken: " + "; ".join(dict.fromkeys(msgs)) + ".")

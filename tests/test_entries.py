@@ -139,3 +139,38 @@ def test_medical_logs_an_injury_and_the_coach_sees_out_without_detail(st):
     reads = aud[(aud.action == "read") & (aud.entity == "injuries")]
     assert {"coach", "physio"} <= set(reads.actor)
     assert aud.loc[aud.action == "injury_edit", "detail"].tolist() == [f"{s.ref}: availability"]
+
+
+def test_wellness_report_deleted_within_grace_then_a_new_one_allowed(st):
+    save_wellness(st, "P2", WELL, "well-000010", actor="elijah")
+    _refused(lambda: delete_entry(st, "P2", "wellness", f"{TODAY:%Y-%m-%d}", now=LATE))
+    d = delete_entry(st, "P2", "wellness", f"{TODAY:%Y-%m-%d}", actor="elijah")
+    assert d.message == f"Deleted Elijah Khan's wellness report of {TODAY:%a %d %b}"
+    assert len(st.read("wellness")) == 0 and day_entries(st, "P2")["wellness"] is None
+    assert save_wellness(st, "P2", {**WELL, "mood": 5}, "well-000011").status == "saved"
+    assert st.read("wellness").mood.tolist() == [5]
+
+
+def test_readiness_is_the_mean_of_the_athletes_own_item_z_scores():
+    import numpy as np
+
+    from pitchlab.load import wellness_z
+    from pitchlab.readiness import ITEMS, readiness
+    from pitchlab.synth import make_cohort
+
+    c = make_cohort(n_teams=1, athletes_per_team=4, seasons=1, seed=5)
+    w = c.wellness
+    day = w["date"].max()
+    rd = readiness(w, on=day).set_index("athlete_id")
+    cols = [k for k in ITEMS if k in w and w[k].notna().any()]
+    wz = wellness_z(w, columns=cols)
+    today = wz[wz["date"] == day].set_index("athlete_id")
+    assert set(rd.index) == set(w["athlete_id"])
+    for a, r in rd.iterrows():
+        if a not in today.index:
+            assert r.band == "no report" and np.isnan(r.readiness_z)
+            continue
+        zs = [ITEMS[k][0] * today.at[a, f"{k}_z"] for k in cols if np.isfinite(today.at[a, f"{k}_z"])]
+        assert r.readiness_z == pytest.approx(np.mean(zs))
+        assert r.band in ("as usual", "a little below usual", "well below usual")
+        assert len(r.reasons) == sum(z <= -1 for z in zs)

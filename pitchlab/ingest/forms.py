@@ -14,7 +14,8 @@ from ..schema import ENTITIES
 # %% auto 0
 __all__ = ['GRACE', 'BACKDATE_DAYS', 'SESSION_TYPES', 'WELLNESS_ITEMS', 'FORM_SOURCE', 'LABELS', 'SPORT_FIELDS', 'refuse',
            'number', 'session_fields', 'check_session', 'check_wellness', 'Saved', 'save_session', 'save_wellness',
-           'day_entries', 'recent_entries', 'edit_session', 'delete_entry']
+           'day_entries', 'recent_entries', 'edit_session', 'delete_entry', 'cycle_applies', 'check_cycle',
+           'save_cycle', 'form_spec']
 
 # %% ../../nbs/25_ingest_forms.ipynb
 GRACE = pd.Timedelta(hours=48)  # an athlete may edit or delete an entry this long after first saving it
@@ -37,6 +38,10 @@ LABELS = {
     "stress": "Stress",
     "hrv_rmssd": "HRV (rMSSD)",
     "resting_hr": "Resting heart rate",
+    "phase": "Phase",
+    "cycle_day": "Cycle day",
+    "symptoms": "Symptoms",
+    "athlete": "Athlete",
 }  # how each field is named on the forms and in their messages
 SPORT_FIELDS = {"cricket": ("balls_bowled",), "baseball": ("pitches",)}  # extra session fields by sport
 
@@ -404,3 +409,123 @@ def delete_entry(
         store.log("form_delete", entity, str(athlete_id), detail=ref, actor=actor, conn=conn)
     what = "session" if entity == "sessions" else "wellness report"
     return Saved("deleted", entity, athlete_id, ref, f"Deleted {who['name']}'s {what} of {pd.Timestamp(day):%a %d %b}")
+
+# %% ../../nbs/25_ingest_forms.ipynb
+def cycle_applies(
+    athlete: dict,  # the athlete's stored row
+    on=None,  # the day (default: today), for the athlete's age
+) -> tuple:
+    "(may this athlete keep cycle logs?, the reason when not)."
+    from pitchlab.roster import ADULT_AGE, _age
+
+    if athlete.get("sex") != "F":
+        return False, "cycle logs are kept for female athletes only"
+    age = _age(athlete.get("birth_date"), _today(on))
+    scope = "" if _blank(athlete.get("consent_scope")) else str(athlete["consent_scope"])
+    if age is not None and age < ADULT_AGE and "cycle" not in [s.strip() for s in scope.split(",")]:
+        return False, f"under {ADULT_AGE}: cycle logs need a guardian's consent (ask the team's admin)"
+    return True, ""
+
+
+def check_cycle(
+    entry: dict,  # date, phase, optional cycle_day and symptoms
+    today=None,  # the athlete's today (default: now)
+) -> dict:
+    "A cycle-log row ready to store, or raise with a message per field."
+    errors, row = {}, {}
+    row["date"] = _day(entry.get("date"), _today(today), errors)
+    phases = ENTITIES["cycle_logs"].field("phase").isin
+    p = entry.get("phase")
+    if _blank(p):
+        errors["phase"] = "choose one"
+    elif p not in phases:
+        errors["phase"] = f"{p!r} is not one of {', '.join(phases)}"
+    row["phase"] = p
+    row["cycle_day"], err = number(entry.get("cycle_day"), "cycle_day", "cycle_logs", required=False, integer=True)
+    if err:
+        errors["cycle_day"] = err
+    s = entry.get("symptoms")
+    row["symptoms"] = None if _blank(s) else " ".join(str(s).split())
+    if row["symptoms"] and len(row["symptoms"]) > 200:
+        errors["symptoms"] = "keep symptoms under 200 characters"
+    if errors:
+        refuse("cycle log", errors)
+    return row
+
+# %% ../../nbs/25_ingest_forms.ipynb
+def save_cycle(
+    store,  # a pitchlab Store
+    athlete_id: str,  # whose log
+    entry: dict,  # what the form sent (see `check_cycle`)
+    key: str,  # the form's idempotency key
+    actor: str | None = None,  # who saved it (audited)
+    today=None,  # the athlete's today (default: now)
+    edit: bool = False,  # the form is editing the day's log
+    now=None,  # the time, for the grace period (default: now, UTC)
+) -> Saved:
+    "Store the day's cycle log, under the same rules as wellness; refused for athletes it does not concern."
+    k, who = _key(key), _athlete(store, athlete_id)
+    ok, why = cycle_applies(who, today)
+    if not ok:
+        refuse("cycle log", {"athlete": why})
+    row = check_cycle(entry, today)
+    ref = f"{row['date']:%Y-%m-%d}"
+    had = store.read("cycle_logs", str(athlete_id), actor=actor, purpose="cycle log form (own entry)")
+    had = had[had["date"] == row["date"]]
+    ev = _events(store, athlete_id, "cycle_logs")
+    ev = ev[ev["ref"] == ref]
+    say = lambda r: (
+        f"{who['name']}: cycle log for {r['date']:%a %d %b}, {r['phase']} phase"
+        + (f", day {int(r['cycle_day'])}" if not _blank(r.get("cycle_day")) and not pd.isna(r.get("cycle_day")) else "")
+    )
+    if len(had) and k in set(ev["key"].dropna()):
+        return Saved(
+            "duplicate", "cycle_logs", athlete_id, ref, "Already saved for " + say(had.iloc[0]), had.iloc[0].to_dict()
+        )
+    if len(had) and not edit:
+        refuse("cycle log", {"date": f"you already logged {row['date']:%a %d %b}: open that log to change it"})
+    if len(had):
+        _within_grace(ev, now, "cycle log")
+    row.update(athlete_id=str(athlete_id), source=FORM_SOURCE, entered_by=actor)
+    _write(store, "cycle_logs", row, "cycle log")
+    store.log(
+        "form_edit" if len(had) else "form_add", "cycle_logs", str(athlete_id), detail=f"{ref} key={k}", actor=actor
+    )
+    verb = "Updated" if len(had) else "Saved"
+    return Saved(verb.lower(), "cycle_logs", athlete_id, ref, f"{verb} for " + say(row), row)
+
+# %% ../../nbs/25_ingest_forms.ipynb
+_FORMS = {
+    "wellness": ("date", "sleep_hours", *WELLNESS_ITEMS, "hrv_rmssd", "resting_hr"),
+    "cycle_logs": ("date", "phase", "cycle_day", "symptoms"),
+}  # the fields of the non-session forms, in order
+
+
+def form_spec(
+    form: str,  # 'sessions', 'wellness' or 'cycle_logs'
+    sport: str | None = None,  # for sessions: the session's sport
+) -> list:
+    "The fields of a form: name, label (with unit), unit, min, max, choices, required; every field starts empty."
+    names = session_fields(sport) if form == "sessions" else _FORMS[form]
+    optional = {"balls_bowled", "pitches", "hrv_rmssd", "resting_hr", "cycle_day", "symptoms"}
+    out = []
+    for n in names:
+        f = ENTITIES[form].field(n)
+        unit = f.unit if f.unit not in ("date",) else ""
+        choices = SESSION_TYPES if n == "session_type" else (f.isin or None)
+        lo = 1 if n == "duration_min" else f.min
+        base = LABELS.get(n, n)
+        label = base + (f" ({unit})" if unit and unit != "CR-10" and unit.lower() not in base.lower() else "")
+        out.append(
+            dict(
+                name=n,
+                label=label,
+                unit=unit,
+                min=lo,
+                max=f.max,
+                choices=choices,
+                required=n not in optional,
+                default=None,
+            )
+        )
+    return out
