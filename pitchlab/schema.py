@@ -11,7 +11,8 @@ import pandera.pandas as pa
 from .core import ValidationError
 
 # %% auto 0
-__all__ = ['ENTITIES', 'SCHEMAS', 'Field', 'Entity', 'validate', 'contracts']
+__all__ = ['ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES', 'AVAILABILITY',
+           'INJURY_DETAIL', 'Field', 'Entity', 'validate', 'contracts']
 
 # %% ../nbs/01_schema.ipynb
 _KINDS = {
@@ -132,6 +133,10 @@ _hash_only = (
     ),
 )
 
+ADULT_AGE = 18  # years: below this age an athlete needs a guardian contact, and a consent for video or cycle data
+CONSENT_SCOPES = ("video", "cycle")  # what a guardian can consent to
+CONSENT_NEEDED = {"cycle_logs": "cycle", "pose_results": "video"}  # entity -> consent a minor needs before it is stored
+
 ENTITIES = {
     e.name: e
     for e in [
@@ -158,6 +163,11 @@ ENTITIES = {
                 _F("position", nullable=True, doc="position or discipline detail"),
                 _F("team_id", doc="team the athlete belongs to"),
                 _F("height_cm", _f, True, 100, 230, unit="cm", doc="standing height, used to scale pose measurements"),
+                _F("guardian_name", nullable=True, doc="under 18: parent or guardian (personal data)"),
+                _F("guardian_contact", nullable=True, doc="under 18: guardian's e-mail or phone (personal data)"),
+                _F("consent_scope", nullable=True, doc="what was consented to, comma-separated: video, cycle"),
+                _F("consent_by", nullable=True, doc="who gave the consent (the guardian for a minor)"),
+                _F("consent_date", _d, True, unit="date", doc="when the consent was given"),
             ),
             key=("athlete_id",),
             refs={"team_id": "teams"},
@@ -318,6 +328,7 @@ ENTITIES = {
                 _F("horizon_days", _i, min=1, max=90, unit="days", doc="injury onset within this many days"),
                 _F("model_name", doc="registered model that made it"),
                 _F("model_version", doc="its version in the registry"),
+                _F("run_id", nullable=True, doc="MLflow run that trained that version (what made the number)"),
                 _F("risk", _f, min=0, max=1, unit="probability", doc="predicted risk"),
                 _F("lower", _f, True, 0, 1, unit="probability", doc="lower end of the credible or confidence interval"),
                 _F("upper", _f, True, 0, 1, unit="probability", doc="upper end of the interval"),
@@ -403,9 +414,57 @@ ENTITIES = {
             key=(),
             doc="an access to or change of personal data",
         ),
+        Entity(
+            "drift_checks",
+            (
+                _F("checked_at", "datetime", doc="when the check ran (UTC)"),
+                _F("model_name", doc="registered model whose training profile was the reference"),
+                _F("model_version", doc="the champion version checked against"),
+                _F("feature", doc="feature compared"),
+                _F("psi", _f, True, 0, None, doc="population stability index (0.1 moderate, 0.25 major)"),
+                _F("ks", _f, True, 0, 1, doc="Kolmogorov-Smirnov statistic"),
+                _F("ks_p", _f, True, 0, 1, doc="Kolmogorov-Smirnov p-value"),
+                _F("level", isin=("stable", "moderate", "major"), doc="plain-language drift level"),
+                _F("window_start", _d, unit="date", doc="first day of the recent features compared"),
+                _F("window_end", _d, unit="date", doc="last day of the recent features compared"),
+                _F("rows", _i, True, 0, None, doc="feature rows in the recent window"),
+                _F("action", nullable=True, doc="what the monitor did: none, warned, retrain started ..."),
+            ),
+            key=("checked_at", "model_name", "feature"),
+            doc="one feature of one drift check of recent data against a champion's training profile",
+        ),
     ]
 }
 SCHEMAS = {k: e.schema for k, e in ENTITIES.items()}
+
+# %% ../nbs/01_schema.ipynb
+INJURY_KINDS = ("injury", "illness")  # what a log entry records (Bahr et al. 2020)
+RTP_STAGES = ("out", "participation", "sport", "performance")  # return-to-play stages, in order (Ardern et al. 2016)
+AVAILABILITY = ("available", "modified", "out")  # what a coach sees, from the least to the most restricted
+INJURY_DETAIL = (
+    _F("kind", nullable=True, isin=INJURY_KINDS, doc="injury or illness (Bahr et al. 2020); empty = injury"),
+    _F("tissue", nullable=True, doc="OSIICS tissue type (injury) or organ system (illness)"),
+    _F("diagnosis", nullable=True, doc="diagnosis in words (medical detail)"),
+    _F("ostrc_score", _i, True, 0, 100, unit="0-100", doc="OSTRC severity score of the problem (Clarsen et al.)"),
+    _F(
+        "rtp_stage",
+        nullable=True,
+        isin=RTP_STAGES,
+        doc="return-to-play stage (Ardern et al. 2016): out, return to participation, to sport, to performance",
+    ),
+    _F("availability", nullable=True, isin=AVAILABILITY, doc="availability set by medical staff"),
+    _F("updated_by", nullable=True, doc="who last changed the entry"),
+)  # the injury log's fields beyond the first contract (all nullable: older rows stay valid)
+ENTITIES["injuries"] = Entity(
+    "injuries",
+    ENTITIES["injuries"].fields + INJURY_DETAIL,
+    key=ENTITIES["injuries"].key,
+    doc=ENTITIES["injuries"].doc,
+    refs=ENTITIES["injuries"].refs,
+    rules=ENTITIES["injuries"].rules,
+    sensitive=True,
+)
+SCHEMAS["injuries"] = ENTITIES["injuries"].schema
 
 # %% ../nbs/01_schema.ipynb
 def _coerce(s: pd.Series, kind: str):

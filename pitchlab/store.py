@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import io
 import json
+import os
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from .core import settings, NotFoundError, StoreError, ValidationError
+from .core import private_files, settings, NotFoundError, StoreError, ValidationError
 from .schema import ENTITIES, validate
 
 # %% auto 0
@@ -78,12 +79,47 @@ def _metadata() -> sa.MetaData:
 METADATA = _metadata()
 
 # %% ../nbs/02_store.ipynb
+def _security_tables(md: sa.MetaData):
+    "Add the sign-in tables (auth_sessions, auth_throttle) to `md`."
+    sa.Table(
+        "auth_sessions",
+        md,
+        sa.Column("sid_hash", sa.Text, primary_key=True, comment="SHA-256 of the session id the browser holds"),
+        sa.Column("username", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("last_seen", sa.DateTime, nullable=False),
+        sa.Column("expires_at", sa.DateTime, nullable=False),
+        sa.Column("revoked_at", sa.DateTime),
+        sa.Column("revoked_reason", sa.Text),
+        sa.Column("address", sa.Text),
+        sa.Index("ix_auth_sessions_user", "username"),
+        comment="server-side sign-in sessions; revoked at sign-out, password or role change, account removal",
+    )
+    sa.Table(
+        "auth_throttle",
+        md,
+        sa.Column("key", sa.Text, primary_key=True, comment="user:<name> or addr:<address>"),
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("first_at", sa.DateTime, nullable=False),
+        sa.Column("last_at", sa.DateTime, nullable=False),
+        sa.Column("next_at", sa.DateTime, comment="attempts before this time are refused"),
+        sa.Column("locked_until", sa.DateTime),
+        comment="failed sign-ins per account and per address (throttling and temporary locks)",
+    )
+    return md
+
+
+_security_tables(METADATA)
+
+# %% ../nbs/02_store.ipynb
 def make_engine(url: str) -> sa.Engine:
     "An engine for `url`; SQLite files get WAL, a busy timeout and enforced foreign keys."
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_files()  # the database, its -wal and -shm files: 0600
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite copies this mode to -wal and -shm
         eng = sa.create_engine(url, connect_args={"timeout": 30})
 
         @sa.event.listens_for(eng, "connect")
@@ -317,6 +353,44 @@ def _check_refs(self, conn, entity: str, df: pd.DataFrame) -> list:
 Store._existing, Store._check_refs = _existing, _check_refs
 
 # %% ../nbs/02_store.ipynb
+def _check_consent(self, conn, entity: str, df: pd.DataFrame) -> list:
+    "Rejects for rows of a minor (on the row's date) that need a consent the athlete's record lacks."
+    from pitchlab.schema import ADULT_AGE, CONSENT_NEEDED
+
+    scope = CONSENT_NEEDED.get(entity)
+    if scope is None or not len(df):
+        return []
+    t = self.tables["athletes"]
+    ath = pd.read_sql(
+        sa.select(t.c.athlete_id, t.c.birth_date, t.c.consent_scope, t.c.consent_by, t.c.consent_date).where(
+            t.c.athlete_id.in_([str(a) for a in pd.unique(df["athlete_id"])])
+        ),
+        conn,
+    ).set_index("athlete_id")
+    rejects = []
+    for i, a, d in zip(df.index, df["athlete_id"].astype(str), pd.to_datetime(df["date"])):
+        if a not in ath.index or pd.isna(ath.at[a, "birth_date"]):
+            continue
+        b = pd.Timestamp(ath.at[a, "birth_date"])
+        age = d.year - b.year - ((d.month, d.day) < (b.month, b.day))
+        scopes = {s.strip() for s in str(ath.at[a, "consent_scope"] or "").split(",")}
+        ok = scope in scopes and pd.notna(ath.at[a, "consent_by"]) and pd.notna(ath.at[a, "consent_date"])
+        if age < ADULT_AGE and not ok:
+            rejects.append(
+                (
+                    i,
+                    "athlete_id",
+                    a,
+                    f"athlete {a} is under {ADULT_AGE}: {entity} need a guardian's consent ({scope}) first; record it with "
+                    f"`pitchlab athletes edit {a} --consent-scope {scope} --consent-by NAME --consent-date YYYY-MM-DD`",
+                )
+            )
+    return rejects
+
+
+Store._check_consent = _check_consent
+
+# %% ../nbs/02_store.ipynb
 def write(
     self: Store,
     entity: str,  # entity name, e.g. 'sessions'
@@ -335,7 +409,7 @@ def write(
     valid, rej = validate(entity, df, source=source)
     rep = LoadReport(entity, source, read=len(df))
     with self.engine.begin() as conn:
-        ref_rej = self._check_refs(conn, entity, valid)
+        ref_rej = self._check_refs(conn, entity, valid) + self._check_consent(conn, entity, valid)
         if ref_rej:
             extra = pd.DataFrame(ref_rej, columns=["row", "field", "value", "reason"])
             extra.insert(0, "source", source)
@@ -444,6 +518,7 @@ def read(
     start=None,  # first date (inclusive) of the entity's date column
     end=None,  # last date (inclusive)
     actor: str | None = None,  # who is reading (audited for sensitive entities)
+    purpose: str | None = None,  # why, when read on someone's behalf (e.g. 'risk board for coach'); audited
 ) -> pd.DataFrame:
     "Rows of `entity` as a typed DataFrame, filtered by athletes and dates."
     if entity not in self.tables:
@@ -470,7 +545,7 @@ def read(
                 "read",
                 entity,
                 athlete_id=None if athlete_ids is None or len(athlete_ids) != 1 else str(athlete_ids[0]),
-                detail=f"{len(df)} rows; athletes: {who[:500]}",
+                detail=f"{len(df)} rows; athletes: {who[:500]}" + (f"; purpose: {purpose[:200]}" if purpose else ""),
                 actor=actor,
                 conn=conn,
             )

@@ -23,7 +23,7 @@ from ..store import LoadReport, Store
 __all__ = ['MISSING', 'HR_DEFAULTS', 'ORDER', 'IngestReport', 'read_bytes', 'decode_text', 'Table', 'read_table', 'blank',
            'clean', 'to_number', 'duration_minutes', 'units_of', 'base_name', 'check_tz', 'local_dates', 'parse_dates',
            'athletes_of', 'match_athletes', 'heart_rate_params', 'guard_numbers', 'write_frames', 'run_files',
-           'athlete_row']
+           'new_athlete_id', 'athlete_row']
 
 # %% ../../nbs/20_ingest_base.ipynb
 def _plain(v):
@@ -711,6 +711,15 @@ def run_files(
             report.files.append(Path(p).name)
             report.errors.append(dict(file=str(p), error=str(e)))
     return report
+
+
+def new_athlete_id(
+    team: str,  # the athlete's team id
+    name: str,  # the athlete's name
+) -> str:
+    "The id given to an athlete registered from a name: team and name, lower-case, hyphenated (`U19W-asha-rao`)."
+    slug = re.sub(r"[^a-z0-9]+", "-", _norm_name(name)).strip("-")
+    return f"{team}-{slug}"
 
 
 def athlete_row(store: Store, athlete_id: str) -> dict | None:

@@ -18,7 +18,7 @@ KINDS = ("statcast", "fit", "whoop", "catapult", "csv")  # the sources `pitchlab
 
 def _run(args) -> int:
     "Run one `pitchlab ingest KIND` command; print the report (or its JSON); return the exit code."
-    from pitchlab.core import StoreError, settings
+    from pitchlab.core import ConfigError, StoreError, settings
     from pitchlab.store import Store
     from pitchlab.ingest import statcast, fit, wearables, tabular
 
@@ -27,6 +27,12 @@ def _run(args) -> int:
         raise StoreError(f"the store at {st!r} has no pitchlab tables yet", hint="run `pitchlab init` first")
     common = dict(on_error="collect", progress=not args.no_progress)
     k = args.kind
+    if getattr(args, "create_team", False):
+        if not args.team:
+            raise ConfigError("--create-team needs --team TEAM_ID")
+        from pitchlab.roster import add_team
+
+        add_team(args.team, sport="baseball", store=st, exist_ok=True)
     if k == "statcast":
         rep = statcast.ingest_statcast(
             st,
@@ -79,7 +85,9 @@ def _run(args) -> int:
             **common,
         )
     else:
-        rep = tabular.ingest_table(st, args.paths, args.mapping, team=args.team, **common)
+        rep = tabular.ingest_table(
+            st, args.paths, args.mapping, team=args.team, create_athletes=args.create_athletes, sex=args.sex, **common
+        )
     if args.json:
         print(rep.to_json())
     else:
@@ -143,6 +151,11 @@ def register_cli(
         help="register the pitchers the store does not know as athletes of --team",
     )
     st.add_argument("--sex", choices=["M", "F"], default="M", help="sex recorded for registered pitchers (default M)")
+    st.add_argument(
+        "--create-team",
+        action="store_true",
+        help="add --team to the store (sport baseball) if it is not there yet",
+    )
     st.add_argument("--load-per-pitch", type=float, default=1.0, help="session load per pitch in AU (default 1)")
     ft = kinds.add_parser(
         "fit", parents=[base, who, tz, hr], help="Garmin FIT activities -> sessions (TRIMP, NP/IF/TSS) and RR intervals"
@@ -162,6 +175,12 @@ def register_cli(
     )
     cs = kinds.add_parser("csv", parents=[base, team], help="CSV or Excel files through a column mapping -> any entity")
     cs.add_argument("--mapping", required=True, help="YAML column mapping (see pitchlab.ingest.tabular)")
+    cs.add_argument(
+        "--create-athletes",
+        action="store_true",
+        help="register athletes the store does not know as athletes of --team (ids made from team and name)",
+    )
+    cs.add_argument("--sex", choices=["M", "F"], help="sex recorded for registered athletes")
     for p in (st, ft, wh, ca, cs):
         p.set_defaults(func=_main)
     return ing

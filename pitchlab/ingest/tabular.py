@@ -21,6 +21,7 @@ from pitchlab.ingest.base import (
     check_tz,
     clean,
     match_athletes,
+    new_athlete_id,
     parse_dates,
     read_bytes,
     read_table,
@@ -43,6 +44,7 @@ _KEYS = {
     "lowercase",
     "id_template",
     "sheet",
+    "skip_blank",
     "delimiter",
     "encoding",
     "decimal",
@@ -97,9 +99,17 @@ def load_mapping(
     if m.get("decimal", ".") not in (".", ","):
         raise ConfigError("decimal must be '.' or ','")
     dates = dict(m.get("dates") or {})
-    bad = set(dates) - {"dayfirst", "format", "origin", "unit", "tz"}
+    bad = set(dates) - {"dayfirst", "format", "origin", "unit", "tz", "season"}
     if bad:
-        raise ConfigError(f"unknown dates option(s) {sorted(bad)}", hint="dates: dayfirst, format, origin, unit, tz")
+        raise ConfigError(
+            f"unknown dates option(s) {sorted(bad)}", hint="dates: dayfirst, format, origin, unit, tz, season"
+        )
+    if dates.get("season") is not None and dates.get("origin") is None:
+        raise ConfigError("dates: season needs origin (the first day of the first season)")
+    skip = m.get("skip_blank") or []
+    skip = [skip] if isinstance(skip, str) else list(skip)
+    if any(f not in cols for f in skip):
+        raise ConfigError(f"skip_blank names fields the mapping does not map: {[f for f in skip if f not in cols]}")
     check_tz(dates.get("tz"))
     return dict(
         m,
@@ -107,6 +117,7 @@ def load_mapping(
         values=vals,
         dates=dates,
         lowercase=list(m.get("lowercase") or []),
+        skip_blank=skip,
     )
 
 # %% ../../nbs/24_ingest_tabular.ipynb
@@ -183,7 +194,8 @@ def read_tabular(
     "The mapped columns of a CSV or Excel file, renamed to pitchlab fields; index = the file's line or row numbers."
     m = load_mapping(mapping)
     p = Path(path)
-    wanted = list(m["columns"].values())
+    season = m["dates"].get("season")
+    wanted = list(m["columns"].values()) + ([str(season)] if season is not None else [])
     if p.suffix.lower() in (".xlsx", ".xlsm"):
         df = read_excel_rows(p, _header_finder(wanted), m.get("sheet"))
     elif p.suffix.lower() == ".xls":
@@ -203,7 +215,10 @@ def read_tabular(
                 ) from e
             raise
     by = {_norm(c): c for c in df.columns}
-    return pd.DataFrame({f: df[by[_norm(c)]] for f, c in m["columns"].items()}, index=df.index)
+    out = pd.DataFrame({f: df[by[_norm(c)]] for f, c in m["columns"].items()}, index=df.index)
+    if season is not None:
+        out["__season"] = df[by[_norm(str(season))]]
+    return out
 
 # %% ../../nbs/24_ingest_tabular.ipynb
 def _dates(s: pd.Series, opt: dict) -> pd.Series:
@@ -217,6 +232,17 @@ def _dates(s: pd.Series, opt: dict) -> pd.Series:
     else:
         d = parse_dates(c, dayfirst=bool(opt.get("dayfirst", False)), tz=opt.get("tz") or "UTC")
     return _keep(d, c)
+
+
+def _season_days(days: pd.Series, season: pd.Series) -> pd.Series:
+    "Day numbers that restart each season, continued across seasons placed back to back (in order of appearance)."
+    n = pd.to_numeric(clean(days), errors="coerce")
+    s = clean(season).astype(object)
+    order = list(pd.unique(s.dropna()))
+    length = n.groupby(s).max().reindex(order).fillna(0)
+    offset = (length.cumsum() - length).to_dict()
+    out = n + s.map(offset)
+    return out.astype(object).where(out.notna(), days)
 
 
 def _keep(d, c):
@@ -242,6 +268,11 @@ def tabular_frame(
     m = load_mapping(mapping)
     ent = ENTITIES[m["entity"]]
     df = raw.copy()
+    if "__season" in df:
+        for f in ent.fields:
+            if f.kind == "date" and f.name in df:
+                df[f.name] = _season_days(df[f.name], df["__season"])
+        df = df.drop(columns="__season")
     for k, v in m["values"].items():
         df[k] = v
     for f in m["lowercase"]:
@@ -291,19 +322,65 @@ def tabular_frame(
     return df, unknown
 
 # %% ../../nbs/24_ingest_tabular.ipynb
+def _register(store: Store, values: pd.Series, team: str | None, sex: str | None, by: str, file: str) -> list:
+    "Register as athletes of `team` the names (or ids) of `values` that match no athlete; returns the new ids."
+    if not team:
+        raise ConfigError("registering athletes (create_athletes) needs a team", hint="pass --team TEAM_ID")
+    if sex not in ("F", "M"):
+        raise ConfigError("registering athletes (create_athletes) needs their sex", hint="pass --sex F or --sex M")
+    teams = store.read("teams")
+    if team not in set(teams["team_id"].astype(str)):
+        raise ConfigError(
+            f"no team {team!r} in the store to register athletes in",
+            hint=f"add it first: `pitchlab teams add {team} --sport SPORT`",
+        )
+    _, unknown = match_athletes(store, values, team=team, by=by, file=file)
+    if not unknown:
+        return []
+    sport = teams.loc[teams["team_id"] == team, "sport"].iloc[0]
+    new = pd.DataFrame(
+        [
+            dict(
+                athlete_id=u["value"] if by == "id" else new_athlete_id(team, u["value"]),
+                name=u["value"],
+                sex=sex,
+                sport=sport,
+                team_id=team,
+            )
+            for u in unknown
+        ]
+    )
+    new = new[~new["athlete_id"].isin(set(store.read("athletes")["athlete_id"]))]
+    if len(new):
+        store.write("athletes", new, source=file)
+    return list(new["athlete_id"])
+
+
 def ingest_frame(
     store: Store,  # the store
     raw: pd.DataFrame,  # mapped columns (see `read_tabular`), index = line numbers
     mapping: dict | str | Path,  # the column mapping
     file: str = "table",  # name the rows came from (quarantine source, default ids)
     team: str | None = None,  # match names within this team
+    create_athletes: bool = False,  # register unknown athletes in `team`
+    sex: str | None = None,  # sex recorded for registered athletes (F or M)
 ) -> IngestReport:
     "Load mapped rows of a DataFrame into the mapping's entity; one report."
     m = load_mapping(mapping)
     rep = IngestReport("csv", files=[file], read=len(raw))
-    rows, unknown = tabular_frame(
-        raw, m, athletes_of(store) if "athlete_id" in ENTITIES[m["entity"]].columns else None, file, team
-    )
+    if m["skip_blank"]:
+        keep = ~pd.concat([blank(raw[f]) for f in m["skip_blank"]], axis=1).any(axis=1)
+        if (~keep).any():
+            rep.notes.append(
+                f"{file}: {int((~keep).sum())} row(s) with no {' or '.join(m['skip_blank'])} skipped (skip_blank)"
+            )
+        raw = raw[keep]
+    has_athlete = "athlete_id" in ENTITIES[m["entity"]].columns and m["entity"] != "athletes"
+    if create_athletes and has_athlete and "athlete_id" in raw:
+        rep.created_athletes += _register(
+            store, raw["athlete_id"], team or m.get("team"), sex, m.get("athletes", "auto"), file
+        )
+    rows, unknown = tabular_frame(raw, m, athletes_of(store) if has_athlete else None, file, team)
     rep.unknown_athletes += unknown
     return write_frames(store, {m["entity"]: rows}, file, rep)
 
@@ -313,10 +390,12 @@ def ingest_table_file(
     path: str | Path,  # one CSV or Excel file
     mapping: dict | str | Path,  # the column mapping
     team: str | None = None,  # match names within this team
+    create_athletes: bool = False,  # register unknown athletes in `team`
+    sex: str | None = None,  # sex recorded for registered athletes
 ) -> IngestReport:
     "Load one CSV or Excel file through a column mapping."
     p = Path(path)
-    return ingest_frame(store, read_tabular(p, mapping), mapping, p.name, team)
+    return ingest_frame(store, read_tabular(p, mapping), mapping, p.name, team, create_athletes, sex)
 
 
 def ingest_table(
@@ -326,10 +405,14 @@ def ingest_table(
     team: str | None = None,  # match names within this team
     on_error: str = "raise",  # 'raise', or 'collect' refused files in the report
     progress: bool = False,  # tqdm progress bar
+    create_athletes: bool = False,  # register unknown athletes in `team` (names become ids like T1-ann-lee)
+    sex: str | None = None,  # sex recorded for registered athletes (F or M)
 ) -> IngestReport:
     "Load CSV or Excel files into one entity through a column mapping; one report."
     m = load_mapping(mapping)
-    return run_files("csv", paths, lambda p: ingest_table_file(store, p, m, team), on_error, progress)
+    return run_files(
+        "csv", paths, lambda p: ingest_table_file(store, p, m, team, create_athletes, sex), on_error, progress
+    )
 
 # %% ../../nbs/24_ingest_tabular.ipynb
 def _day(v, what: str) -> pd.Timestamp:
