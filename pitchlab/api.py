@@ -913,13 +913,8 @@ def _retrain_routes(app: FastAPI, ctx: ApiContext, me):
         if not p.is_file():
             raise NotFoundError(f"no job {job_id!r}")
         j = json.loads(p.read_text())
-        if j["status"] == "running":
-            t0 = (
-                pd.Timestamp(j["started"]).tz_localize(None)
-                if pd.Timestamp(j["started"]).tzinfo
-                else pd.Timestamp(j["started"])
-            )
-            j["seconds"] = round((pd.Timestamp.utcnow().tz_localize(None) - t0).total_seconds(), 1)
+        if j["status"] == "running":  # started is UTC with a Z
+            j["seconds"] = round((pd.Timestamp.now("UTC") - pd.Timestamp(j["started"])).total_seconds(), 1)
         return JSONResponse(j)
 
 # %% ../nbs/70_api.ipynb
