@@ -68,6 +68,11 @@ def _spans(hv, spans, color_of, alpha=0.15):
     return [hv.VSpan(r.start, r.end).opts(color=color_of(r), alpha=alpha, line_width=0) for r in spans.itertuples()]
 
 
+def _dash(position) -> str:
+    "'- position' when there is one, else ''."
+    return f"- {position}" if isinstance(position, str) and position else ""
+
+
 class AthleteDrillDown(Page):
     "One athlete over time: load and ACWR, CTL/ATL/TSB, wellness vs baseline, throwing or bowling, injuries, cycle phase, pose."
 
@@ -201,7 +206,7 @@ class AthleteDrillDown(Page):
         who = d.roster.set_index("athlete_id").loc[aid]
         if d.as_of is None or not (d.frames.metrics["athlete_id"] == aid).any():
             self._header.object = (
-                f"### {who['name']} ({aid})\nNo sessions recorded yet: enter one on the Entry forms page."
+                f"### {esc(who['name'])} ({esc(aid)})\nNo sessions recorded yet: enter one on the Entry forms page."
             )
             self._plots[:] = []
             return
@@ -218,7 +223,7 @@ class AthleteDrillDown(Page):
         if self.sensitive.get("injuries") is None and d.access.user.role == "coach":
             notes.append("injury and cycle detail: medical staff and the athlete only")
         self._header.object = (
-            f"### {who['name']} ({aid})\n{who['sport']}, {who.get('role') or ''} {('- ' + who['position']) if isinstance(who.get('position'), str) else ''}; "
+            f"### {esc(who['name'])} ({esc(aid)})\n{esc(who['sport'])}, {esc(who.get('role'))} {esc(_dash(who.get('position')))}; "
             f"data to {d.as_of:%Y-%m-%d}" + ("\n\n" + " | ".join(notes) if notes else "")
         )
         hv = _hv()

@@ -274,7 +274,7 @@ class WhatIfPlanner(Page):
             "No plan keeps within this budget (even full rest): raise the budget."
             if k is None
             else f"Largest plan within {self.risk_budget:.1%}: **{k:.2f} x** this plan, {p['load'].sum():,.0f} AU in all "
-            f"({', '.join(str(int(x)) for x in p['load'])})."
+            f"({esc(', '.join(str(int(x)) for x in p['load']))})."
         )
 
     @param.depends("apply", watch=True)
