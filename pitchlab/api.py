@@ -9,6 +9,7 @@ __all__ = ['logger', 'API_PREFIX', 'MAX_BODY_BYTES', 'FUTURE_DAYS', 'WRITABLE', 
            'pitcher_workload', 'check_plan', 'start_retrain', 'create_app', 'run']
 
 # %% ../nbs/70_api.ipynb
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -24,6 +25,7 @@ from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 import pitchlab
 from .core import AccessDenied, NotFoundError, PitchlabError, StoreError, ValidationError, settings
@@ -221,9 +223,9 @@ class BodyLimit:
 
 
 def _status(e: PitchlabError) -> int:
-    from pitchlab.api_tokens import TooManyAttempts
+    from pitchlab.dash.security import Throttled
 
-    if isinstance(e, TooManyAttempts):
+    if isinstance(e, Throttled):
         return 429
     for cls, code in ((AccessDenied, 403), (NotFoundError, 404), (ValidationError, 422), (StoreError, 503)):
         if isinstance(e, cls):
@@ -271,13 +273,25 @@ def json_bytes(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_plain).encode()
 
 # %% ../nbs/70_api.ipynb
-def _board_lib():
-    "Where the board's science lives: pitchlab.board once the dashboards' split lands, else the components module."
+def _board():
+    "The board's science: pitchlab.board (team_board, rules, risk providers), else the components module before the split."
     try:
         from pitchlab import board as lib
     except ImportError:
         from pitchlab.dash import components as lib
     return lib
+
+
+def _dash():
+    "The dashboards' shared caches (data_token, public_tables, load_team) and the planner, as the pages use them."
+    from pitchlab.dash import components
+
+    return components
+
+
+def _f(frames, name: str):
+    "A field of team frames (a pitchlab.board.TeamFrames, or the dict of earlier versions)."
+    return frames[name] if isinstance(frames, dict) else getattr(frames, name)
 
 
 class ApiContext:
@@ -289,7 +303,9 @@ class ApiContext:
         registry_uri: str | None = None,  # MLflow tracking URI (default: settings().mlflow_uri)
         provider_ttl: float = 10.0,  # seconds between checks for a new champion
         board_cache: int = 64,  # boards kept in memory
+        throttle=None,  # failed-token limiter (default: pitchlab.dash.security.Throttle on this store)
     ):
+        from pitchlab.dash.security import Throttle
         from pitchlab.store import Store
 
         s = settings()
@@ -298,15 +314,47 @@ class ApiContext:
         self.provider_ttl, self.board_cache = provider_ttl, board_cache
         self._provider, self._provider_at = None, -1e9
         self._boards, self._lock = {}, threading.Lock()
+        self._token, self._token_at = None, -1e9
+        self._team_ids, self._stop = (None, frozenset()), threading.Event()
         self.jobs_dir = s.home / "jobs"
+        self.throttle = throttle or Throttle(self.store)
 
     def token(self) -> str:
-        "The data version (cached for one second)."
-        return _board_lib().data_token(self.url, max_age=1.0)
+        "The data version (re-read from the store at most once a second)."
+        now = time.monotonic()
+        if now - self._token_at >= 1.0:
+            self._token, self._token_at = _dash().data_token(self.url), now
+        return self._token
+
+    def fresh(self) -> bool:
+        "Are the data version and the risk provider recent enough to answer from memory alone?"
+        now = time.monotonic()
+        return (
+            now - self._token_at < 2.0
+            and self._provider is not None
+            and now - self._provider_at <= self.provider_ttl + 2
+        )
+
+    def team_ids(self) -> frozenset:
+        "The ids of every team, at the current data version."
+        tok = self.token()
+        if self._team_ids[0] != tok:
+            self._team_ids = (tok, frozenset(self.public()["teams"]["team_id"]))
+        return self._team_ids[1]
+
+    def refresh(self, every: float = 0.5, stop: threading.Event | None = None):
+        "Keep the data version and the risk provider fresh in the background (run in a daemon thread)."
+        stop = stop or self._stop
+        while not stop.wait(every):
+            try:
+                self.token()
+                self.provider()
+            except Exception:  # the store or registry is down: requests will say so; keep trying
+                logger.exception("API: refreshing the data version failed")
 
     def public(self) -> dict:
         "athletes, teams, users (no hashes) at the current data version."
-        return _board_lib().public_tables(self.url, self.token())
+        return _dash().public_tables(self.url, self.token())
 
     def access(self, user):
         "A DataAccess for `user`, with the cached athletes and teams tables."
@@ -319,7 +367,7 @@ class ApiContext:
         "The risk provider the dashboards use: the champion if one is promoted, else the ACWR rule."
         now = time.monotonic()
         if self._provider is None or now - self._provider_at > self.provider_ttl:
-            self._provider = _board_lib().default_risk_provider(self.store)
+            self._provider = _board().default_risk_provider(self.store)
             self._provider_at = now
         return self._provider
 
@@ -337,17 +385,23 @@ def _client(request: Request) -> str:
 
 
 def _user_dep(ctx: ApiContext):
-    from pitchlab.api_tokens import TooManyAttempts, authenticate
+    from pitchlab.api_tokens import authenticate, cached_user
+    from pitchlab.dash.security import Throttled
 
-    def current_user(request: Request, cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]):
+    def check(token, client):
         try:
-            if cred is None:
+            if token is None:
                 raise AccessDenied("no token: send Authorization: Bearer <token>")
-            return authenticate(cred.credentials, ctx.store, client=_client(request))
-        except TooManyAttempts:
+            return authenticate(token, ctx.store, client=client, throttle=ctx.throttle)
+        except Throttled:
             raise
         except AccessDenied as e:
             raise HTTPException(401, e.message, headers={"WWW-Authenticate": "Bearer"}) from None
+
+    async def current_user(request: Request, cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]):
+        token, client = (cred.credentials if cred else None), _client(request)
+        user = cached_user(token) if token else None
+        return user if user is not None else await run_in_threadpool(check, token, client)
 
     return current_user
 
@@ -535,8 +589,7 @@ _FRAME_TABLES = ["athletes", "sessions", "wellness", "pose_results"]  # what tea
 def athlete_frames(ctx: ApiContext, access, athlete_id: str) -> dict:
     "team_frames of one athlete this user may see (404 otherwise), at the current data version."
     _visible(access, athlete_id)
-    lib = _board_lib()
-    return access.through(lib.load_team, _FRAME_TABLES, [str(athlete_id)], token=ctx.token())
+    return access.through(_dash().load_team, _FRAME_TABLES, [str(athlete_id)], token=ctx.token())
 
 
 def weekly(m: pd.DataFrame) -> pd.DataFrame:
@@ -544,7 +597,7 @@ def weekly(m: pd.DataFrame) -> pd.DataFrame:
     if not len(m):
         return pd.DataFrame(columns=["week", "days", "training_days", "load", "pitches", "balls"])
     m = m.sort_values("date")
-    wk = m["date"] - pd.to_timedelta(m["date"].dt.weekday, unit="D")
+    wk = m["date"] - pd.to_timedelta(m["date"].dt.day_of_week, unit="D")
     g = m.assign(week=wk).groupby("week")
     out = pd.DataFrame(
         {
@@ -571,22 +624,24 @@ def _metric_routes(app: FastAPI, ctx: ApiContext, me):
     ):
         access = ctx.access(user)
         f = athlete_frames(ctx, access, athlete_id)
-        m = f["metrics"]
+        m = _f(f, "metrics")
         if from_ is not None:
             m = m[m["date"] >= pd.Timestamp(from_)]
         if to is not None:
             m = m[m["date"] <= pd.Timestamp(to)]
-        return JSONResponse(dict(athlete_id=athlete_id, as_of=_plain(f["as_of"]), days=records(m)))
+        return JSONResponse(dict(athlete_id=athlete_id, as_of=_plain(_f(f, "as_of")), days=records(m)))
 
     @app.get(f"{API_PREFIX}/athletes/{{athlete_id}}/metrics/weekly", tags=["metrics"], summary="weekly load summary")
     def metrics_weekly(athlete_id: str, user: Annotated[Any, Depends(me)]):
         f = athlete_frames(ctx, ctx.access(user), athlete_id)
-        return JSONResponse(dict(athlete_id=athlete_id, as_of=_plain(f["as_of"]), weeks=records(weekly(f["metrics"]))))
+        return JSONResponse(
+            dict(athlete_id=athlete_id, as_of=_plain(_f(f, "as_of")), weeks=records(weekly(_f(f, "metrics"))))
+        )
 
 # %% ../nbs/70_api.ipynb
 def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_ewma") -> bytes:
     "The board of one team as JSON bytes, cached per (team, data version, risk model, variant)."
-    lib = _board_lib()
+    lib = _board()
     token, prov = ctx.token(), ctx.provider()
     key = (team_id, token, prov.key, variant)
     hit = ctx._boards.get(key)
@@ -596,11 +651,14 @@ def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_
     roster = access.roster()
     roster = roster[roster["team_id"] == team_id].reset_index(drop=True)
     ids = list(roster["athlete_id"])
-    frames = access.through(lib.load_team, _FRAME_TABLES, ids, token=token)
-    viol = lib.LibraryRules().check(frames["sessions"], frames["athletes"]) if len(frames["sessions"]) else None
+    frames = access.through(_dash().load_team, _FRAME_TABLES, ids, token=token)
+    ses, ath = _f(frames, "sessions"), _f(frames, "athletes")
+    viol = lib.LibraryRules().check(ses, ath) if len(ses) else None
     b = lib.team_board(frames, roster, prov, variant, viol, p["teams"])
     body = json_bytes(
-        dict(team_id=team_id, as_of=_plain(frames["as_of"]), risk_model=prov.label, variant=variant, rows=records(b))
+        dict(
+            team_id=team_id, as_of=_plain(_f(frames, "as_of")), risk_model=prov.label, variant=variant, rows=records(b)
+        )
     )
     with ctx._lock:
         if len(ctx._boards) >= ctx.board_cache:
@@ -612,22 +670,36 @@ def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_
 def _board_routes(app: FastAPI, ctx: ApiContext, me):
     from pitchlab.dash.auth import authorize
 
+    def allowed(user, team_id):
+        authorize(user, "view", "board")
+        if team_id not in ctx.team_ids():
+            raise NotFoundError(f"no team {team_id!r}", hint="GET /api/v1/teams lists your teams")
+        authorize(user, "view", "board", team_id=team_id)
+
+    def compute(user, team_id, variant):
+        allowed(user, team_id)
+        return team_board_json(ctx, ctx.access(user), team_id, variant)
+
     @app.get(
         f"{API_PREFIX}/teams/{{team_id}}/board",
         tags=["metrics"],
         response_model=Board,
         summary="the team risk board: risk, interval, tier, factors, ACWR, rules, wellness",
     )
-    def board(
+    async def board(
         team_id: str,
         user: Annotated[Any, Depends(me)],
         variant: Literal["acwr_ewma", "acwr_rolling", "acwr_uncoupled"] = "acwr_ewma",
     ):
-        authorize(user, "view", "board")
-        if team_id not in set(ctx.public()["teams"]["team_id"]):
-            raise NotFoundError(f"no team {team_id!r}", hint="GET /api/v1/teams lists your teams")
-        authorize(user, "view", "board", team_id=team_id)
-        return Response(team_board_json(ctx, ctx.access(user), team_id, variant), media_type="application/json")
+        "The board of one team (coach and medical staff of the team, admin), cached between writes."
+        body = None
+        if ctx.fresh():  # memory only: no I/O on the event loop
+            body = ctx._boards.get((team_id, ctx._token, ctx._provider.key, variant))
+            if body is not None:
+                allowed(user, team_id)
+        if body is None:
+            body = await run_in_threadpool(compute, user, team_id, variant)
+        return Response(body, media_type="application/json")
 
 # %% ../nbs/70_api.ipynb
 def pitcher_workload(ctx: ApiContext, access, athlete_id: str, on=None) -> dict:
@@ -695,21 +767,20 @@ def check_plan(ctx: ApiContext, access, plan: PlanIn) -> dict:
     "A planned week: projected metrics and risk per day, and every rule it breaks (the what-if page's computation)."
     from pitchlab.dash.auth import authorize
 
-    lib = _board_lib()
     team = _visible(access, plan.athlete_id)
     authorize(access.user, "view", "whatif", plan.athlete_id, team)
     f = athlete_frames(ctx, access, plan.athlete_id)
-    if f["as_of"] is None:
+    if _f(f, "as_of") is None:
         raise ValidationError(f"athlete {plan.athlete_id} has no sessions yet: nothing to project from")
     p = pd.DataFrame([d.model_dump() for d in plan.days])
     p["date"] = pd.to_datetime(p["date"])
     prov = ctx.provider()
     prov = prov.for_variant(plan.variant) if hasattr(prov, "for_variant") else prov
-    proj, viol = lib.project_plan(f, plan.athlete_id, p, prov, lib.LibraryRules())
+    proj, viol = _dash().project_plan(f, plan.athlete_id, p, prov, _board().LibraryRules())
     planned = proj[proj["planned"]].drop(columns=["planned"])
     return dict(
         athlete_id=plan.athlete_id,
-        as_of=_plain(f["as_of"]),
+        as_of=_plain(_f(f, "as_of")),
         risk_model=prov.label,
         days=records(planned),
         max_upper=_plain(planned["upper"].max()) if len(planned) else None,
@@ -872,11 +943,11 @@ def _prediction_routes(app: FastAPI, ctx: ApiContext, me):
         else:
             r = access.roster()
             ids = list(r.loc[r["team_id"] == team, "athlete_id"] if team else r["athlete_id"])
-        df = (
-            access.read("predictions", ids, start=date, end=date)
-            if ids
-            else pd.DataFrame(columns=ENTITIES["predictions"].columns)
-        )
+        if not ids:
+            return JSONResponse([])
+        df = access.read("predictions", ids)
+        if date is not None:  # filtered here: the store's date bounds compare a DATE with a timestamp (SQLite text)
+            df = df[df["date"] == pd.Timestamp(date)]
         return JSONResponse(records(df))
 
 # %% ../nbs/70_api.ipynb
@@ -887,7 +958,16 @@ def create_app(
 ) -> FastAPI:
     "The pitchlab HTTP API as a FastAPI application (serve it with uvicorn)."
     ctx = ctx or ApiContext(store_url, registry_uri)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        ctx._stop.clear()
+        threading.Thread(target=ctx.refresh, name="pitchlab-api-refresh", daemon=True).start()
+        yield
+        ctx._stop.set()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="pitchlab API",
         version=pitchlab.__version__,
         description="Training load, injury risk, pitching workload and models, with the dashboards' roles. "

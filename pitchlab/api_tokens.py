@@ -21,9 +21,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'TOKEN_PREFIX', 'DEFAULT_DAYS', 'MAX_DAYS', 'TOKENS', 'FAILURE_LIMIT', 'FAILURE_WINDOW', 'CACHE_SECONDS',
-           'THROTTLE', 'token_table', 'create_token', 'list_tokens', 'revoke_token', 'TooManyAttempts', 'Throttle',
-           'authenticate', 'register_token_cli']
+__all__ = ['logger', 'TOKEN_PREFIX', 'DEFAULT_DAYS', 'MAX_DAYS', 'TOKENS', 'CACHE_SECONDS', 'token_table', 'create_token',
+           'list_tokens', 'revoke_token', 'cached_user', 'authenticate', 'register_token_cli']
 
 # %% ../nbs/71_api_tokens.ipynb
 TOKEN_PREFIX = "plk"  # every token starts plk_ (so a leaked one is easy to find with a secret scanner)
@@ -165,52 +164,7 @@ def revoke_token(
     return dict(token_id=token_id, username=row.username)
 
 # %% ../nbs/71_api_tokens.ipynb
-FAILURE_LIMIT = 10  # failed token checks a client may make ...
-FAILURE_WINDOW = 60.0  # ... within this many seconds before it is refused for the rest of the window
 CACHE_SECONDS = 5.0  # how long a verified token is trusted without asking the store again
-
-
-class TooManyAttempts(AccessDenied):
-    "A client made too many failed token checks; `retry_after` says how many seconds to wait."
-
-    def __init__(self, message, retry_after: float, hint=None):
-        super().__init__(message, hint)
-        self.retry_after = retry_after
-
-
-class Throttle:
-    "Failures per key in a sliding window; a key with `limit` failures in `window` seconds is blocked."
-
-    def __init__(self, limit: int = FAILURE_LIMIT, window: float = FAILURE_WINDOW, clock=time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._fails, self._lock = {}, threading.Lock()
-
-    def _recent(self, key, now):
-        f = [t for t in self._fails.get(key, ()) if now - t < self.window]
-        if f:
-            self._fails[key] = f
-        else:
-            self._fails.pop(key, None)
-        return f
-
-    def retry_after(self, key) -> float:
-        "Seconds until `key` may try again (0 when it is not blocked)."
-        with self._lock:
-            now = self.clock()
-            f = self._recent(key, now)
-            return max(0.0, f[-self.limit] + self.window - now) if len(f) >= self.limit else 0.0
-
-    def fail(self, key) -> bool:
-        "Count a failure; True if this one made `key` blocked."
-        with self._lock:
-            now = self.clock()
-            f = self._recent(key, now)
-            f.append(now)
-            self._fails[key] = f
-            return len(f) == self.limit
-
-
-THROTTLE = Throttle()
 _VERIFIED, _VLOCK = {}, threading.Lock()
 
 
@@ -220,62 +174,74 @@ def _forget(token_id: str):
             _VERIFIED.pop(k, None)
 
 # %% ../nbs/71_api_tokens.ipynb
-def _refuse(store, client, reason, throttle):
+def _refuse(store, client, keys, reason, throttle):
     store.log("token_failed", "users", detail=f"{reason} (client {client})"[:500], actor=f"api:{client}")
-    if throttle.fail(client):
-        logger.warning("API token checks: client %s locked out after %d failures", client, throttle.limit)
+    throttle.failure(*keys)
+    wait, locked, key = throttle.wait(*keys)
+    if locked:
+        logger.warning("API token checks: %s locked after repeated failures", key)
         store.log(
             "token_throttled",
             "users",
-            detail=f"client {client} locked out for {throttle.window:.0f} s after {throttle.limit} failures",
+            detail=f"{key} locked for {wait:.0f} s after failed token checks",
             actor=f"api:{client}",
         )
     raise AccessDenied("invalid or expired token", hint="make a new one: pitchlab users token create <username>")
 
 
+def cached_user(
+    token: str | None,  # the bearer token sent by the client
+):
+    "The User of a token verified less than CACHE_SECONDS ago (memory only, no I/O), else None."
+    key = hashlib.sha256(str(token).encode()).hexdigest()
+    with _VLOCK:
+        hit = _VERIFIED.get(key)
+    if hit and time.monotonic() - hit[3] < CACHE_SECONDS and hit[2] > _now():
+        return hit[0]
+    return None
+
+
 def authenticate(
     token: str | None,  # the bearer token sent by the client
     store=None,  # a Store (default: the configured store)
-    client: str = "unknown",  # the caller's address, the key of the failure count
-    throttle: Throttle | None = None,  # failure counts (default: this process's THROTTLE)
+    client: str = "unknown",  # the caller's address, a key of the failure counts
+    throttle=None,  # a pitchlab.dash.security.Throttle (default: one on `store` with the configured limits)
 ):
-    "The `User` a token acts as; raises AccessDenied (bad token, audited) or TooManyAttempts (client locked out)."
+    "The `User` a token acts as; raises AccessDenied (bad token, audited) or Throttled (too many failures: wait)."
     from pitchlab.dash.auth import load_user
+    from pitchlab.dash.security import Throttle
 
-    store, throttle = store or _default_store(), throttle or THROTTLE
-    wait = throttle.retry_after(client)
-    if wait > 0:
-        raise TooManyAttempts(f"too many failed token checks from {client}: try again in {wait:.0f} s", wait)
-    key = hashlib.sha256(str(token).encode()).hexdigest()
-    mono = time.monotonic()
-    with _VLOCK:
-        hit = _VERIFIED.get(key)
-    if hit and mono - hit[3] < CACHE_SECONDS and hit[2] > _now():
-        return hit[0]
+    store = store or _default_store()
+    throttle = throttle or Throttle(store)
+    user = cached_user(token)
+    if user is not None:
+        return user
     parts = _split(token)
+    keys = [f"addr:{client}"] + ([f"token:{parts[0][:20]}"] if parts else [])
+    throttle.check(*keys)
     if parts is None:
-        _refuse(store, client, "malformed token", throttle)
+        _refuse(store, client, keys, "malformed token", throttle)
     tid, secret = parts
     t = token_table(store)
     with store.engine.connect() as c:
         row = c.execute(sa.select(t).where(t.c.token_id == tid)).first()
     if row is None or not hmac.compare_digest(row.token_hash, _digest(secret)):
-        _refuse(store, client, f"unknown token id {tid[:20]!r} or wrong secret", throttle)
+        _refuse(store, client, keys, f"unknown token id {tid[:20]!r} or wrong secret", throttle)
     if row.revoked is not None:
-        _refuse(store, client, f"token {tid} of {row.username} was revoked", throttle)
+        _refuse(store, client, keys, f"token {tid} of {row.username} was revoked", throttle)
     now = _now()
     if row.expires <= now:
-        _refuse(store, client, f"token {tid} of {row.username} expired on {row.expires:%Y-%m-%d}", throttle)
+        _refuse(store, client, keys, f"token {tid} of {row.username} expired on {row.expires:%Y-%m-%d}", throttle)
     user = load_user(row.username, store)
     if user is None:
-        _refuse(store, client, f"token {tid}: user {row.username} no longer exists", throttle)
+        _refuse(store, client, keys, f"token {tid}: user {row.username} no longer exists", throttle)
     if row.last_used is None or now - row.last_used > timedelta(minutes=1):
         with store.engine.begin() as c:
             c.execute(t.update().where(t.c.token_id == tid).values(last_used=now))
     with _VLOCK:
         if len(_VERIFIED) > 10_000:
             _VERIFIED.clear()
-        _VERIFIED[key] = (user, tid, row.expires, mono)
+        _VERIFIED[hashlib.sha256(str(token).encode()).hexdigest()] = (user, tid, row.expires, time.monotonic())
     return user
 
 # %% ../nbs/71_api_tokens.ipynb

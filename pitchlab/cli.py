@@ -432,6 +432,7 @@ _PLUGINS = [
     "pitchlab.roster",  # after pitchlab.dash.users: adds `users import` to its command
     "pitchlab.score",
     "pitchlab.monitor",
+    "pitchlab.privacy",  # after pitchlab.roster: adds `athletes export|erase`
 ]
 
 

@@ -6,6 +6,9 @@
 from __future__ import annotations
 import fcntl
 import json
+import logging
+import shutil
+import tempfile
 import os
 import socket
 import sys
@@ -16,8 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from .core import NotFoundError, PitchlabError, project_root, settings
 
+logger = logging.getLogger(__name__)
+
 # %% auto 0
-__all__ = ['PipelineBusy', 'RunResult', 'pipelines_dir', 'available', 'run', 'history', 'schedule_text', 'register_cli']
+__all__ = ['logger', 'START_ATTEMPTS', 'PipelineBusy', 'RunResult', 'pipelines_dir', 'available', 'run', 'history',
+           'schedule_text', 'register_cli']
 
 # %% ../nbs/41_pipelines.ipynb
 class PipelineBusy(PitchlabError):
@@ -77,7 +83,7 @@ class _Lock:
         self.f = open(self.path, "a+")
         try:
             fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError as e:
             self.f.seek(0)
             held = self.f.read().strip()
             self.f.close()
@@ -85,7 +91,7 @@ class _Lock:
             raise PipelineBusy(
                 f"pipeline {self.path.stem!r} is already running (pid {info.get('pid', '?')} on {info.get('host', '?')} since {info.get('since', '?')})",
                 hint="wait for it to finish; the lock frees itself when that process ends",
-            )
+            ) from e
         self.f.seek(0)
         self.f.truncate()
         self.f.write(
@@ -107,6 +113,66 @@ class _Lock:
         self.f.close()
 
 # %% ../nbs/41_pipelines.ipynb
+START_ATTEMPTS = 3  # kernel starts tried before a run is reported as failed
+
+
+def _ipc_kernel_manager(folder: str):
+    "A kernel manager class whose kernels talk over Unix sockets in `folder`: no TCP ports to race other processes for."
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.transport, self.ip = "ipc", os.path.join(folder, "kernel")
+
+    return IPCKernelManager
+
+
+def _start_failed(e: BaseException) -> bool:
+    "Did the kernel fail to start (before any cell ran): a port or socket taken, a kernel that died at start?"
+    text = f"{type(e).__name__}: {e}"
+    return type(e).__module__.startswith("zmq") or any(
+        s in text for s in ("Address already in use", "Kernel died before replying", "Kernel didn't respond")
+    )
+
+
+def _execute(src: Path, nb_out: Path, params: dict, progress: bool, timeout) -> tuple:
+    "Run the notebook with papermill on a private IPC kernel; a failed kernel start is retried; returns (status, error)."
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    for attempt in range(1, START_ATTEMPTS + 1):
+        folder = tempfile.mkdtemp(prefix="pitchlab-kernel-")
+        try:
+            pm.execute_notebook(
+                str(src),
+                str(nb_out),
+                parameters=params,
+                kernel_name="python3",
+                language="python",
+                progress_bar=progress,
+                cwd=str(src.parent),
+                execution_timeout=timeout,
+                log_output=False,
+                kernel_manager_class=_ipc_kernel_manager(folder),
+            )
+            return "succeeded", None
+        except PapermillExecutionError as e:
+            return "failed", (f"{e.ename}: {e.evalue}\n{e}")[:20000]
+        except Exception as e:  # reported as the run's outcome (a pipeline failure is data, not a crash)
+            if _start_failed(e) and attempt < START_ATTEMPTS:
+                logger.warning(
+                    "kernel start for %s failed (%s); retrying (%d/%d)", src.name, e, attempt, START_ATTEMPTS
+                )
+                time.sleep(0.5 * attempt)
+                continue
+            logger.exception("pipeline %s failed outside its cells", src.name)
+            return "failed", (f"{type(e).__name__}: {e}\n{traceback.format_exc()}")[:20000]
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return "failed", "the kernel did not start"
+
+
 def run(
     pipeline: str,  # name of a notebook in nbs/pipelines (without .ipynb), or a path
     params: dict | None = None,  # values for the notebook's parameters cell
@@ -116,8 +182,6 @@ def run(
     html: bool = True,  # also render the executed notebook as HTML
 ) -> RunResult:
     "Execute a pipeline notebook with papermill under its lock; the outcome is returned, never raised (except PipelineBusy)."
-    import papermill as pm
-
     src = Path(pipeline) if str(pipeline).endswith(".ipynb") else pipelines_dir() / f"{pipeline}.ipynb"
     if not src.is_file():
         raise NotFoundError(f"no pipeline notebook {src}", hint=f"available: {available()}")
@@ -133,21 +197,7 @@ def run(
         env_before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         try:
-            pm.execute_notebook(
-                str(src),
-                str(nb_out),
-                parameters=params,
-                kernel_name="python3",
-                language="python",
-                progress_bar=progress,
-                cwd=str(src.parent),
-                execution_timeout=timeout,
-                log_output=False,
-            )
-            status, error = "succeeded", None
-        except Exception as e:
-            head = f"{e.ename}: {e.evalue}" if hasattr(e, "ename") else f"{type(e).__name__}: {e}"
-            status, error = "failed", (head + "\n" + str(e))[:20000]
+            status, error = _execute(src, nb_out, params, progress, timeout)
         finally:
             if env_before is None:
                 os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
@@ -160,7 +210,8 @@ def run(
             body, _ = HTMLExporter().from_filename(str(nb_out))
             html_path = nb_out.with_suffix(".html")
             html_path.write_text(body, encoding="utf-8")
-        except Exception as e:
+        except Exception as e:  # the run's outcome stands; only its HTML copy is missing
+            logger.exception("HTML rendering of %s failed", nb_out)
             error = (error or "") + f"\n(HTML rendering failed: {e})"
     r = RunResult(
         name,
@@ -196,12 +247,18 @@ def _parse_params(pairs: list) -> dict:
     return out
 
 
-def schedule_text(pipeline: str = "retrain_injury_risk", when: str = "Mon *-*-* 03:00:00") -> dict:
-    "A cron line and systemd service and timer units that run a pipeline on a schedule."
+def schedule_text(
+    pipeline: str = "retrain_injury_risk",  # pipeline to run (names the units too)
+    when: str = "Mon *-*-* 03:00:00",  # systemd OnCalendar expression
+    command: str | None = None,  # another pitchlab command instead, e.g. 'drift', 'privacy purge'
+) -> dict:
+    "A cron line and systemd service and timer units that run a pipeline (or a pitchlab command) on a schedule."
     root = project_root() or Path.cwd()
     exe = Path(sys.executable).parent / "pitchlab"
-    cmd = f"{exe} retrain --pipeline {pipeline}"
-    cron = f"0 3 * * 1  cd {root} && {cmd} >> {settings().home}/reports/{pipeline}-cron.log 2>&1"
+    cmd = f"{exe} {command}" if command else f"{exe} retrain --pipeline {pipeline}"
+    log = (command.split()[0] if command else pipeline) + "-cron.log"
+    log = (command.split()[0] if command else pipeline) + "-cron.log"
+    cron = f"0 3 * * 1  cd {root} && {cmd} >> {settings().home}/reports/{log} 2>&1"
     service = f"""[Unit]\nDescription=pitchlab: run the {pipeline} pipeline\n\n[Service]\nType=oneshot\nWorkingDirectory={root}\nExecStart={cmd}\nNice=10\n"""
     timer = f"""[Unit]\nDescription=pitchlab: {pipeline} on a schedule\n\n[Timer]\nOnCalendar={when}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n"""
     return dict(cron=cron, service=service, timer=timer)
@@ -229,14 +286,17 @@ def _cmd_retrain(args) -> int:
 
 
 def _cmd_schedule(args) -> int:
-    t = schedule_text(args.pipeline, args.when)
+    t = schedule_text(args.pipeline, args.when, args.command)
+    unit = (
+        args.command.split()[0] + "".join("-" + w for w in args.command.split()[1:2]) if args.command else args.pipeline
+    )
     if args.install:
         d = Path.home() / ".config" / "systemd" / "user"
         d.mkdir(parents=True, exist_ok=True)
-        (d / f"pitchlab-{args.pipeline}.service").write_text(t["service"])
-        (d / f"pitchlab-{args.pipeline}.timer").write_text(t["timer"])
+        (d / f"pitchlab-{unit}.service").write_text(t["service"])
+        (d / f"pitchlab-{unit}.timer").write_text(t["timer"])
         print(
-            f"wrote {d}/pitchlab-{args.pipeline}.{{service,timer}}; enable with: systemctl --user enable --now pitchlab-{args.pipeline}.timer"
+            f"wrote {d}/pitchlab-{unit}.{{service,timer}}; enable with: systemctl --user enable --now pitchlab-{unit}.timer"
         )
     else:
         print(
@@ -267,4 +327,8 @@ def register_cli(sub):
     s.add_argument("--pipeline", default="retrain_injury_risk")
     s.add_argument("--when", default="Mon *-*-* 03:00:00", help="systemd OnCalendar expression (default Mondays 03:00)")
     s.add_argument("--install", action="store_true", help="write the systemd user units")
+    s.add_argument(
+        "--command",
+        help="schedule another pitchlab command instead of a pipeline, e.g. 'drift' (daily) or 'privacy purge'",
+    )
     s.set_defaults(func=_cmd_schedule)

@@ -20,13 +20,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto 0
-__all__ = ['ADULT_AGE', 'CONSENT_SCOPES', 'TEAM_FIELDS', 'ATHLETE_FIELDS', 'PRESETS', 'add_team', 'edit_team', 'list_teams',
-           'minor_problems', 'add_athlete', 'edit_athlete', 'list_athletes', 'read_roster', 'RosterReport',
-           'import_athletes', 'import_users', 'register_cli']
+__all__ = ['TEAM_FIELDS', 'ATHLETE_FIELDS', 'PRESETS', 'add_team', 'edit_team', 'list_teams', 'minor_problems', 'add_athlete',
+           'edit_athlete', 'list_athletes', 'read_roster', 'RosterReport', 'import_athletes', 'import_users',
+           'register_cli']
 
 # %% ../nbs/91_roster.ipynb
-ADULT_AGE = 18  # years: below this age an athlete needs a guardian contact and a consent record
-CONSENT_SCOPES = ("video", "cycle")  # what a guardian can consent to: storing videos, storing cycle logs
 TEAM_FIELDS = ("name", "sport", "level")  # the editable fields of a team
 ATHLETE_FIELDS = (
     "name",
@@ -141,6 +139,7 @@ def _age(birth, on=None) -> float | None:
 def minor_problems(row: dict, on=None) -> list:
     "(field, reason) pairs that stop a minor's row: no guardian contact, an incomplete consent record."
     import pandas as pd
+    from pitchlab.schema import ADULT_AGE, CONSENT_SCOPES
 
     blank = lambda v: v is None or (not isinstance(v, str) and pd.isna(v)) or str(v).strip() == ""
     out = []

@@ -11,8 +11,8 @@ import pandera.pandas as pa
 from .core import ValidationError
 
 # %% auto 0
-__all__ = ['ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES', 'AVAILABILITY', 'INJURY_DETAIL', 'Field', 'Entity', 'validate',
-           'contracts']
+__all__ = ['ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES', 'AVAILABILITY',
+           'INJURY_DETAIL', 'Field', 'Entity', 'validate', 'contracts']
 
 # %% ../nbs/01_schema.ipynb
 _KINDS = {
@@ -132,6 +132,10 @@ _hash_only = (
         df["password_hash"].notna() & ~df["password_hash"].astype(str).str.match(r"^\$(argon2(id|i|d)|2[aby])\$")
     ),
 )
+
+ADULT_AGE = 18  # years: below this age an athlete needs a guardian contact, and a consent for video or cycle data
+CONSENT_SCOPES = ("video", "cycle")  # what a guardian can consent to
+CONSENT_NEEDED = {"cycle_logs": "cycle", "pose_results": "video"}  # entity -> consent a minor needs before it is stored
 
 ENTITIES = {
     e.name: e

@@ -14,11 +14,26 @@ from .core import NotFoundError, PitchlabError, project_root, settings
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'API_PORT', 'SCORED_TABLES', 'score_day', 'score_schedule_text', 'register_cli']
+__all__ = ['logger', 'API_PORT', 'SCORED_TABLES', 'prediction_rows', 'score_day', 'score_schedule_text', 'register_cli']
 
 # %% ../nbs/43_score.ipynb
 API_PORT = 5007  # default port of `pitchlab api` (the dashboards use 5006); pitchlab.api imports it from here
 SCORED_TABLES = ("sessions", "athletes", "injuries", "wellness", "cycle_logs", "pitches")  # what the features read
+
+
+def prediction_rows(
+    preds,  # pitchlab.predict.score output
+    run_id: str | None,  # MLflow run of the model version
+    source: str = "score",
+):
+    "The predictions table's rows: interval as lower/upper, factors as JSON text, the run id kept."
+    import json
+
+    from pitchlab.schema import ENTITIES
+
+    p = preds.rename(columns={"risk_lo": "lower", "risk_hi": "upper"}).assign(run_id=run_id, source=source)
+    p["factors"] = [f if isinstance(f, str) or f is None else json.dumps(list(f), default=str) for f in p["factors"]]
+    return p[[c for c in ENTITIES["predictions"].columns if c in p]]
 
 
 def score_day(
@@ -29,7 +44,7 @@ def score_day(
     source: str = "score",  # written to the predictions' source column
 ) -> dict:
     "Score every athlete at risk on `day` with the champion of `name` and store the predictions; returns a summary."
-    from pitchlab.predict import save_predictions, score
+    from pitchlab.predict import score
     from pitchlab.registry import Registry
     from pitchlab.store import Store
 
@@ -45,8 +60,7 @@ def score_day(
     run_id = reg.client.get_model_version(name, version).run_id
     tables = {t: store.read(t, actor="pitchlab score") for t in SCORED_TABLES}
     preds = score(tables, model=model, name=name, day=day)
-    preds["run_id"] = run_id
-    rep = save_predictions(store, preds, source=source)
+    rep = store.write("predictions", prediction_rows(preds, run_id, source), source=source)
     if rep.quarantined:
         logger.warning(
             "pitchlab score: %d prediction rows rejected: %s", rep.quarantined, "; ".join(rep.rejects["reason"].head(3))

@@ -353,6 +353,44 @@ def _check_refs(self, conn, entity: str, df: pd.DataFrame) -> list:
 Store._existing, Store._check_refs = _existing, _check_refs
 
 # %% ../nbs/02_store.ipynb
+def _check_consent(self, conn, entity: str, df: pd.DataFrame) -> list:
+    "Rejects for rows of a minor (on the row's date) that need a consent the athlete's record lacks."
+    from pitchlab.schema import ADULT_AGE, CONSENT_NEEDED
+
+    scope = CONSENT_NEEDED.get(entity)
+    if scope is None or not len(df):
+        return []
+    t = self.tables["athletes"]
+    ath = pd.read_sql(
+        sa.select(t.c.athlete_id, t.c.birth_date, t.c.consent_scope, t.c.consent_by, t.c.consent_date).where(
+            t.c.athlete_id.in_([str(a) for a in pd.unique(df["athlete_id"])])
+        ),
+        conn,
+    ).set_index("athlete_id")
+    rejects = []
+    for i, a, d in zip(df.index, df["athlete_id"].astype(str), pd.to_datetime(df["date"])):
+        if a not in ath.index or pd.isna(ath.at[a, "birth_date"]):
+            continue
+        b = pd.Timestamp(ath.at[a, "birth_date"])
+        age = d.year - b.year - ((d.month, d.day) < (b.month, b.day))
+        scopes = {s.strip() for s in str(ath.at[a, "consent_scope"] or "").split(",")}
+        ok = scope in scopes and pd.notna(ath.at[a, "consent_by"]) and pd.notna(ath.at[a, "consent_date"])
+        if age < ADULT_AGE and not ok:
+            rejects.append(
+                (
+                    i,
+                    "athlete_id",
+                    a,
+                    f"athlete {a} is under {ADULT_AGE}: {entity} need a guardian's consent ({scope}) first; record it with "
+                    f"`pitchlab athletes edit {a} --consent-scope {scope} --consent-by NAME --consent-date YYYY-MM-DD`",
+                )
+            )
+    return rejects
+
+
+Store._check_consent = _check_consent
+
+# %% ../nbs/02_store.ipynb
 def write(
     self: Store,
     entity: str,  # entity name, e.g. 'sessions'
@@ -371,7 +409,7 @@ def write(
     valid, rej = validate(entity, df, source=source)
     rep = LoadReport(entity, source, read=len(df))
     with self.engine.begin() as conn:
-        ref_rej = self._check_refs(conn, entity, valid)
+        ref_rej = self._check_refs(conn, entity, valid) + self._check_consent(conn, entity, valid)
         if ref_rej:
             extra = pd.DataFrame(ref_rej, columns=["row", "field", "value", "reason"])
             extra.insert(0, "source", source)

@@ -422,6 +422,7 @@ def sign_in(
     password: str,  # and as password
     address: str | None = None,  # where the attempt came from (per-address throttling)
     store=None,  # a Store (default: the configured store)
+    config=None,  # throttling limits, a pitchlab.core.SecuritySettings (default: security_settings())
 ) -> tuple:
     "Throttled local sign-in: (User, '') on success, else (None, 'invalid' | 'throttled' | 'locked' | 'denied'); audited."
     from pitchlab.dash.security import _store
@@ -429,7 +430,7 @@ def sign_in(
     store = _store(store)
     name = str(username or "").strip()[:80]
     keys = [f"user:{name.lower()}"] + ([f"addr:{address}"] if address else [])
-    th = Throttle(store)
+    th = Throttle(store, config)
     try:
         th.check(*keys)
     except Throttled as e:

@@ -440,17 +440,25 @@ def _origin_hook(config):
 
     from bokeh.server.views.ws import WSHandler
 
-    orig = WSHandler.check_origin
-
-    def check_origin(self, origin: str) -> bool:
-        scheme = urlparse(origin).scheme.lower()
-        want = {"https"} if config.https else {self.request.protocol.lower()}
+    def scheme_ok(handler, origin: str) -> bool:
+        scheme = urlparse(str(origin)).scheme.lower()
+        want = {"https"} if config.https else {handler.request.protocol.lower()}
         if scheme not in want:
             logger.error("refusing websocket from origin %r: scheme %r, expected %s", origin, scheme, sorted(want))
             return False
-        return orig(self, origin)
+        return True
+
+    orig_check, orig_match = WSHandler.check_origin, WSHandler._origin_matches_host
+
+    def check_origin(self, origin: str) -> bool:
+        return scheme_ok(self, origin) and orig_check(self, origin)
+
+    def origin_matches_host(self, origin: str) -> bool:
+        "Tornado's same-host shortcut compares host and port only; the scheme must match too."
+        return scheme_ok(self, origin) and orig_match(self, origin)
 
     WSHandler.check_origin = check_origin
+    WSHandler._origin_matches_host = origin_matches_host
 
 
 def bind_session_identity(session_context) -> None:

@@ -12,7 +12,7 @@ from .landmarks import LANDMARKS, video_info
 
 # %% auto 0
 __all__ = ['SNIFF_BYTES', 'MAX_SECONDS', 'CHECK_SECONDS', 'MIN_HEIGHT_SHARE', 'MIN_LUMA', 'CAPTURE_FACTORS', 'sniff',
-           'max_seconds', 'probe', 'needed_view', 'view_coverage', 'capture_checks', 'confidence_factor']
+           'max_seconds', 'probe', 'needed_view', 'view_coverage', 'capture_checks', 'confidence_factor', 'check_clip']
 
 # %% ../../nbs/56_pose_capture.ipynb
 _MAGIC = (
@@ -274,3 +274,34 @@ def confidence_factor(
 ) -> float:
     "The product of the warnings' confidence factors (1 when there is none)."
     return float(np.prod([w["confidence_factor"] for w in warnings])) if warnings else 1.0
+
+# %% ../../nbs/56_pose_capture.ipynb
+def check_clip(
+    path: str | Path,  # the video
+    movement: str,  # the movement to be scored
+    infer_side: int = 960,  # longer side of the frames the pose model sees (as `pitchlab.pose.pipeline.run`)
+    model: str | Path | None = None,  # pose model (default `pose_model_path()`)
+) -> list:
+    "Capture warnings from the first `CHECK_SECONDS` of a video (see `capture_checks`)."
+    import cv2
+    import mediapipe as mp
+
+    from pitchlab.pose.landmarks import _landmarker, _poses, assemble, iter_frames
+    from pitchlab.pose.pipeline import _scaled
+
+    info = probe(path)
+    cands, wlds, times, luma, last = [], [], [], [], -1
+    with _landmarker(model, True, 1, 0.5) as lm:
+        for i, t, frame in iter_frames(path):
+            small = _scaled(frame, infer_side)
+            luma.append(cv2.mean(small)[1])
+            ms = max(int(round(t * 1000)), last + 1)
+            last = ms
+            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+            c, w = _poses(lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), ms))
+            cands.append(c)
+            wlds.append(w)
+            times.append(t)
+            if t >= CHECK_SECONDS:
+                break
+    return capture_checks(assemble(cands, wlds, times, info), float(np.mean(luma)), movement)

@@ -229,7 +229,7 @@ def run_job(
         job.update(state="done", stage="done", finished=_now())
     except PitchlabError as e:
         job.update(state="failed", error=str(e), hint=getattr(e, "hint", None), finished=_now())
-        job.pop("result", None)
+        job["result"] = None
     except Exception as e:
         logger.exception("pose job %s failed", job_id)
         job.update(
@@ -237,7 +237,7 @@ def run_job(
             error=f"the pose job failed unexpectedly ({type(e).__name__}: {e}); please report it with the clip",
             finished=_now(),
         )
-        job.pop("result", None)
+        job["result"] = None
     finally:
         if job.get("state") == "failed":
             for name in ("overlay.mp4", "result.json"):
