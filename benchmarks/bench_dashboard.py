@@ -85,7 +85,6 @@ def start_server(home: Path, port: int, procs: int = 1, threads: int = 0):
         os.environ,
         PITCHLAB_HOME=str(home),
         PANEL_COOKIE_SECRET="bench-" + os.urandom(16).hex(),
-        PITCHLAB_RETRAIN_BACKEND="stub",
         TF_CPP_MIN_LOG_LEVEL="3",
     )
     env.pop("PITCHLAB_DB_URL", None)

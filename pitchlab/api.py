@@ -275,18 +275,23 @@ def json_bytes(obj) -> bytes:
 # %% ../nbs/70_api.ipynb
 def _board():
     "The board's science: pitchlab.board (team_board, rules, risk providers), else the components module before the split."
-    try:
-        from pitchlab import board as lib
-    except ImportError:
-        from pitchlab.dash import components as lib
+    from pitchlab import board as lib
+
     return lib
 
 
 def _dash():
     "The dashboards' shared caches (data_token, public_tables, load_team) and the planner, as the pages use them."
-    from pitchlab.dash import components
+    from pitchlab.dash import data
 
-    return components
+    return data
+
+
+def _planning():
+    "What-if planning (pitchlab.planning), as the What-if page uses it."
+    from pitchlab import planning
+
+    return planning
 
 
 def _f(frames, name: str):
@@ -776,7 +781,7 @@ def check_plan(ctx: ApiContext, access, plan: PlanIn) -> dict:
     p["date"] = pd.to_datetime(p["date"])
     prov = ctx.provider()
     prov = prov.for_variant(plan.variant) if hasattr(prov, "for_variant") else prov
-    proj, viol = _dash().project_plan(f, plan.athlete_id, p, prov, _board().LibraryRules())
+    proj, viol = _planning().project_plan(f, plan.athlete_id, p, prov, _board().LibraryRules())
     planned = proj[proj["planned"]].drop(columns=["planned"])
     return dict(
         athlete_id=plan.athlete_id,
