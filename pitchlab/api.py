@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 import pitchlab
-from .core import AccessDenied, NotFoundError, PitchlabError, StoreError, ValidationError, settings
+from .core import AccessDenied, NotFoundError, PitchlabError, StoreError, ValidationError, settings, DAYS_PER_YEAR
 from .schema import ENTITIES
 from .score import API_PORT
 
@@ -732,7 +732,7 @@ def pitcher_workload(ctx: ApiContext, access, athlete_id: str, on=None) -> dict:
     days["days_rest"] = days["date"].diff().dt.days - 1
     rs = rules.load_ruleset("pitch_smart")
     hi = max(g["ages"][1] for g in rs["age_groups"])
-    age = int(min(np.floor((on - ath["birth_date"]).days / 365.25), hi)) if pd.notna(ath["birth_date"]) else hi
+    age = int(min(np.floor((on - ath["birth_date"]).days / DAYS_PER_YEAR), hi)) if pd.notna(ath["birth_date"]) else hi
     hist = days.assign(athlete_id=str(athlete_id))[["athlete_id", "date", "pitches"]]
     av = rules.pitching_availability(hist, on, age=age) if len(hist) else pd.DataFrame()
     a = av.iloc[0].to_dict() if len(av) else dict(available=True, max_pitches=rules.age_group(rs, age)["daily_max"])

@@ -38,6 +38,7 @@ from pitchlab.board import (
 from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 from .base import Page, _badge, _hv
+from ...models.baselines import ACWR_EDGES
 
 # %% auto 0
 __all__ = ['PHASE_COLORS', 'phase_spans', 'AthleteDrillDown']
@@ -128,8 +129,8 @@ class AthleteDrillDown(Page):
         top = max(3.0, float(np.nanmax(m[v])) + 0.2) if len(m) and m[v].notna().any() else 3.0
         figs["acwr"] = hv.Overlay(
             [
-                hv.HSpan(1.42, 2.0).opts(color="#e67e22", alpha=0.15),
-                hv.HSpan(2.0, top).opts(color="#c0392b", alpha=0.15),
+                hv.HSpan(*ACWR_EDGES["warren_hulin"]).opts(color="#e67e22", alpha=0.15),
+                hv.HSpan(ACWR_EDGES["warren_hulin"][1], top).opts(color="#c0392b", alpha=0.15),
                 hv.Curve(m, "date", (v, "ACWR")).opts(color="black", line_width=2),
                 *spans,
             ]

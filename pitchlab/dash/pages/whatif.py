@@ -39,6 +39,7 @@ from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 from .base import Page, _badge, _hv
 from ...planning import default_plan, largest_plan, project_plan
+from ...models.baselines import ACWR_EDGES
 
 # %% auto 0
 __all__ = ['WhatIfPlanner']
@@ -222,7 +223,7 @@ class WhatIfPlanner(Page):
         )
         acwr = hv.Overlay(
             [
-                hv.HSpan(1.42, 2.0).opts(color="#e67e22", alpha=0.15),
+                hv.HSpan(*ACWR_EDGES["warren_hulin"]).opts(color="#e67e22", alpha=0.15),
                 span,
                 hv.Curve(f, "date", (var, "ACWR")).opts(color="black", line_width=2),
                 hv.Scatter(fp, "date", (var, "ACWR")).opts(color="#3498db", size=6),
