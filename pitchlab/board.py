@@ -76,7 +76,9 @@ class AcwrRuleRisk(RiskProvider):
         self,
         variant: str = "acwr_ewma",  # the ACWR that gives the point risk
         base_rate: float = 0.02,  # risk of a non-contact injury in the horizon at ACWR below the first band
-        bands: tuple = tuple(zip(ACWR_EDGES["warren_hulin"], (1.66, 4.5))),  # (ACWR edge, relative risk): Warren 2018, Hulin 2014
+        bands: tuple = tuple(
+            zip(ACWR_EDGES["warren_hulin"], (1.66, 4.5))
+        ),  # (ACWR edge, relative risk): Warren 2018, Hulin 2014
         horizon_days: int = 7,  # the horizon the base rate refers to
     ):
         if variant not in VARIANTS:
