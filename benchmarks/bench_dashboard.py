@@ -147,13 +147,18 @@ async def wait_up(base, timeout):
 
 async def sign_in(base):
     "The session cookies of the coach, from Panel's login form (checked against the users table)."
+    import re
     from urllib.parse import urlencode
     from tornado.httpclient import AsyncHTTPClient
 
+    form = await AsyncHTTPClient().fetch(base + "/login", request_timeout=30)  # the form's CSRF token and cookie
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.body.decode()).group(1)
+    jar = "; ".join(h.split(";", 1)[0] for h in form.headers.get_list("Set-Cookie"))
     r = await AsyncHTTPClient().fetch(
         base + "/login",
         method="POST",
-        body=urlencode(dict(username="coach", password=PASSWORD)),
+        headers={"Cookie": jar},
+        body=urlencode(dict(username="coach", password=PASSWORD, csrf_token=token)),
         follow_redirects=False,
         raise_error=False,
         request_timeout=30,

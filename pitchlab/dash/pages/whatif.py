@@ -120,9 +120,7 @@ class WhatIfPlanner(Page):
             self.data.frames,
             self.data.athlete,
             self.plan,
-            self.data.risk_provider.for_variant(self.data.variant)
-            if hasattr(self.data.risk_provider, "for_variant")
-            else self.data.risk_provider,
+            self.data.risk_provider.for_variant(self.data.variant),
             self.data.rules,
         )
         self._show()
@@ -264,9 +262,7 @@ class WhatIfPlanner(Page):
             self.data.frames,
             self.data.athlete,
             self.plan,
-            self.data.risk_provider.for_variant(self.data.variant)
-            if hasattr(self.data.risk_provider, "for_variant")
-            else self.data.risk_provider,
+            self.data.risk_provider.for_variant(self.data.variant),
             self.data.rules,
             self.risk_budget,
         )
