@@ -281,7 +281,7 @@ def test_batch_keeps_good_rows_reports_bad_ones_and_twice_changes_nothing(world)
 
 def test_board_is_what_the_dashboard_shows(world):
     "The API's board rows equal team_board on the same frames, roster, rules and risk model."
-    from pitchlab.dash import components as C
+    from pitchlab.dash import data as C
     from pitchlab.dash.auth import DataAccess, User
 
     w, c = world, world["client"]
