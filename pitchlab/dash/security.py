@@ -294,7 +294,7 @@ def content_security_policy(
     return "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self'" + "".join(" " + h for h in script_hashes),
+            "script-src 'self' blob: 'unsafe-eval'" + "".join(" " + h for h in script_hashes),
             "style-src 'self' 'unsafe-inline'",
             "img-src 'self' data: blob:",
             "font-src 'self' data:",
