@@ -17,9 +17,9 @@ from ..core import AccessDenied, SecuritySettings, security_settings, settings
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'SESSION_COOKIE', 'CSRF_COOKIE', 'CSRF_FIELD', 'AUTH_COOKIES', 'LOGIN_ERRORS', 'UPLOAD_SUFFIXES',
-           'new_session', 'check_session', 'revoke_sessions', 'Throttled', 'Throttle', 'check_throttle',
-           'record_failure', 'record_success', 'new_csrf_token', 'csrf_ok', 'inline_script_hashes',
+__all__ = ['logger', 'SESSION_COOKIE', 'CSRF_COOKIE', 'CSRF_FIELD', 'AUTH_COOKIES', 'ESM_SHIM_PROBES', 'LOGIN_ERRORS',
+           'UPLOAD_SUFFIXES', 'new_session', 'check_session', 'revoke_sessions', 'Throttled', 'Throttle',
+           'check_throttle', 'record_failure', 'record_success', 'new_csrf_token', 'csrf_ok', 'inline_script_hashes',
            'content_security_policy', 'security_headers', 'login_error', 'upload_temp_path', 'bind_session_identity',
            'install']
 
@@ -283,6 +283,11 @@ def inline_script_hashes(
     return list(dict.fromkeys(out))
 
 
+ESM_SHIM_PROBES = (
+    "'sha256-wmGp6DJKu9FEjYplt1pD5S9HnB97ZkkEVu1HdQQTp90='",
+)  # the constant inline feature-detection script es-module-shims (bundled with Panel 1.9) inserts on every page
+
+
 def content_security_policy(
     script_hashes: list | tuple = (),  # 'sha256-...' sources of the page's own inline scripts
     host: str | None = None,  # the Host the page was served as (for the websocket source)
@@ -294,7 +299,7 @@ def content_security_policy(
     return "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self' blob: 'unsafe-eval'" + "".join(" " + h for h in script_hashes),
+            "script-src 'self' blob: 'unsafe-eval'" + "".join(" " + h for h in (*ESM_SHIM_PROBES, *script_hashes)),
             "style-src 'self' 'unsafe-inline'",
             "img-src 'self' data: blob:",
             "font-src 'self' data:",
