@@ -347,6 +347,9 @@ def save_predictions(store, preds: pd.DataFrame, source: str = "predict"):
     return store.write("predictions", p.assign(source=source), source=source)
 
 # %% ../nbs/42_predict.ipynb
+_TABLES = ("sessions", "athletes", "injuries", "wellness", "cycle_logs", "pitches")  # what a risk is computed from
+
+
 class ChampionRisk:
     "Risk from the registry's champion for the dashboards and the API: board rows and what-if rows (features overridden), as `coach_frame` gives them."
 
@@ -383,12 +386,10 @@ class ChampionRisk:
     def _rows(self, athlete_ids) -> tuple:
         "(latest feature rows, the 56 days before them) of these athletes, cached per champion version and store contents."
         ids = tuple(sorted(map(str, athlete_ids)))
-        k = (ids, self.version, tuple(self.store.counts().items()))
+        counts = self.store.counts()  # of the tables read (not the audit log, which every read extends)
+        k = (ids, self.version, tuple(counts.get(t) for t in _TABLES))
         if k not in self._cache:
-            tables = {
-                t: self.store.read(t, list(ids), actor="pitchlab predict")
-                for t in ("sessions", "athletes", "injuries", "wellness", "cycle_logs", "pitches")
-            }
+            tables = {t: self.store.read(t, list(ids), actor="pitchlab predict") for t in _TABLES}
             h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)
             if len(tables["sessions"]):
                 self._cache, self._answers = {k: features_with_history(tables, None, h)}, {}
