@@ -9,12 +9,11 @@ Serve with the local sign-in (argon2-checked against the users table; accounts v
 
 `--setup dashboards/warm.py` computes every account's metrics before the first visitor (optional). With an OAuth
 provider instead (see nbs/60_dash_auth.ipynb): --oauth-provider auth0|azurev2|google|generic plus its settings.
-PITCHLAB_RETRAIN_BACKEND=stub forces the simulated retraining backend on the Models page.
 """
 
 import panel as pn
 
-from pitchlab.dash.components import serve_app
+from pitchlab.dash.app import serve_app
 
 if pn.state.served:
     pn.extension("tabulator")

@@ -5,7 +5,7 @@ Served like dashboards/app.py (see its docstring); admins may open it too.
 
 import panel as pn
 
-from pitchlab.dash.components import serve_app
+from pitchlab.dash.app import serve_app
 
 if pn.state.served:
     pn.extension("tabulator")

@@ -4,7 +4,7 @@ nothing: it only acts when run as the setup script."""
 
 import panel as pn
 
-from pitchlab.dash.components import warm_caches
+from pitchlab.dash.app import warm_caches
 
 if not pn.state.served:
     n = warm_caches()

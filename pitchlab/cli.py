@@ -15,7 +15,16 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from .core import PitchlabError, project_root, settings
+from pitchlab.core import (
+    PitchlabError,
+    mode_warnings,
+    private_files,
+    private_secret,
+    project_root,
+    security_settings,
+    settings,
+    write_private,
+)
 
 # %% auto 0
 __all__ = ['POSE_MODEL', 'FACE_MODEL', 'DEMO_TRAINING', 'setup_models', 'init', 'demo', 'summary', 'info', 'serve_command',
@@ -216,9 +225,7 @@ def _demo_accounts(st, s) -> str | None:
         add_user(user, role, password=pw, display_name=f"Demo {role}", store=st, actor="pitchlab demo", **kw)
         lines.append(f"  {user:8s} {pw}   ({role}{', athlete ' + kw['athlete_id'] if 'athlete_id' in kw else ''})")
     text = "\n".join(lines) + "\n"
-    f = s.home / "demo_accounts.txt"
-    f.write_text(text)
-    f.chmod(0o600)
+    write_private(s.home / "demo_accounts.txt", text)
     return text
 
 
@@ -316,6 +323,11 @@ def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None
 
 def info():
     print(summary())
+    warn = mode_warnings(settings().home)
+    if warn:
+        print("\nwarning: the data home is readable by other local accounts:")
+        print("\n".join("  " + w for w in warn))
+        print(f"  fix: chmod -R go-rwx {settings().home}")
 
 # %% ../nbs/90_cli.ipynb
 def serve_command(
@@ -327,22 +339,19 @@ def serve_command(
     procs: int | None = None,  # server processes (default: the machine's cores, at most 4)
 ) -> tuple[list, dict]:
     "The `panel serve` command line and environment for pitchlab's dashboards."
-    import secrets
     import pitchlab
+    from pitchlab.dash.security import AUTH_COOKIES
 
     root = project_root() or Path(pitchlab.__file__).resolve().parent.parent
     dash = root / "dashboards"
     if not dash.is_dir():
         raise PitchlabError(f"no dashboards folder at {dash}", hint="run pitchlab serve from a pitchlab clone")
-    s = settings().ensure()
+    s, sec = settings().ensure(), security_settings()
     env = dict(os.environ)
-    if not env.get("PANEL_COOKIE_SECRET"):
-        f = s.home / "secrets" / "cookie_secret"
-        if not f.is_file():
-            f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_text(secrets.token_urlsafe(32))
-            f.chmod(0o600)
-        env["PANEL_COOKIE_SECRET"] = f.read_text().strip()
+    if not env.get("PANEL_COOKIE_SECRET"):  # signs the `user` and `pitchlab_session` cookies
+        env["PANEL_COOKIE_SECRET"] = private_secret(s.home / "secrets" / "cookie_secret")
+    if not env.get("BOKEH_SECRET_KEY"):  # signs Bokeh session ids and tokens (--session-ids signed)
+        env["BOKEH_SECRET_KEY"] = private_secret(s.home / "secrets" / "bokeh_secret_key")
     cmd = [
         str(Path(sys.executable).parent / "panel"),
         "serve",
@@ -359,23 +368,60 @@ def serve_command(
         str(port),
         "--allow-websocket-origin",
         origin or f"{address}:{port}",
+        "--session-ids",
+        "signed",
+        "--exclude-cookies",
+        *AUTH_COOKIES,
+        "--exclude-headers",
+        "Cookie",
+        "Authorization",
+        "--oauth-expiry-days",
+        str(sec.session_days),
+        *(["--use-xheaders"] if sec.https else []),
         "--num-procs",
         str(procs or min(os.cpu_count() or 1, 4)),
     ]
     return cmd, env
 
 
-def serve(port: int = 5006, address: str = "127.0.0.1", origin: str | None = None, procs: int | None = None) -> int:
-    "Serve the dashboards until interrupted."
+def serve(
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    origin: str | None = None,
+    procs: int | None = None,
+    api_port: int
+    | None = None,  # port of the HTTP API beside the dashboards (default PITCHLAB_API_PORT or 5007; 0: no API)
+) -> int:
+    "Serve the dashboards, and the HTTP API beside them (same data home, store and registry), until interrupted."
+    from pitchlab.score import API_PORT
+
     cmd, env = serve_command(port, address, origin=origin, procs=procs)
+    api_port = int(env.get("PITCHLAB_API_PORT", API_PORT)) if api_port is None else int(api_port)
+    api = None
+    if api_port:
+        code = f"from pitchlab.cli import main; raise SystemExit(main(['api', '--host', {address!r}, '--port', '{api_port}']))"
+        api = subprocess.Popen([sys.executable, "-c", code], env=env)
     print(
-        f"pitchlab dashboards on http://{address}:{port}/app (coach: /coach, medical: /medical, athlete: /athlete); Ctrl-C stops",
+        f"pitchlab dashboards on http://{address}:{port}/app (coach: /coach, medical: /medical, athlete: /athlete)"
+        + (
+            f"\npitchlab API on http://{address}:{api_port}/api/v1/ (docs: http://{address}:{api_port}/api/docs)"
+            if api
+            else ""
+        )
+        + "\nCtrl-C stops",
         flush=True,
     )
     try:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
+    finally:
+        if api is not None:
+            api.terminate()
+            try:
+                api.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                api.kill()
 
 # %% ../nbs/90_cli.ipynb
 _PLUGINS = [
@@ -384,6 +430,7 @@ _PLUGINS = [
     "pitchlab.dash.users",
     "pitchlab.pipelines",
     "pitchlab.roster",  # after pitchlab.dash.users: adds `users import` to its command
+    "pitchlab.score",
     "pitchlab.monitor",
     "pitchlab.privacy",  # after pitchlab.roster: adds `athletes export|erase`
 ]
@@ -429,6 +476,7 @@ def main(
 ) -> int:
     "Run the `pitchlab` command line; returns the exit code."
     args = _parser().parse_args(argv)
+    private_files()  # everything a command writes (store, registry, reports, secrets) is private to this account
     try:
         if args.cmd == "init":
             init()

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto 0
-__all__ = ['PitchlabError', 'ConfigError', 'ValidationError', 'NotFoundError', 'AccessDenied', 'StoreError', 'project_root',
-           'Settings', 'settings', 'quiet_tensorflow', 'quiet_stderr']
+__all__ = ['DAYS_PER_YEAR', 'PRIVATE_UMASK', 'PitchlabError', 'ConfigError', 'ValidationError', 'NotFoundError', 'AccessDenied',
+           'StoreError', 'project_root', 'private_files', 'write_private', 'private_secret', 'mode_warnings',
+           'Settings', 'settings', 'SecuritySettings', 'security_settings', 'quiet_tensorflow', 'quiet_stderr']
 
 # %% ../nbs/00_core.ipynb
 class PitchlabError(Exception):
@@ -54,6 +55,9 @@ class StoreError(PitchlabError):
     "The store could not be reached or refused an operation."
 
 # %% ../nbs/00_core.ipynb
+DAYS_PER_YEAR = 365.25  # mean Julian year: ages and yearly rates in days / DAYS_PER_YEAR
+
+# %% ../nbs/00_core.ipynb
 _ENV_NAMES = ("PITCHLAB_HOME", "PITCHLAB_DB_URL", "MLFLOW_TRACKING_URI", "PITCHLAB_ENV_FILE", "PITCHLAB_SECRET")
 
 
@@ -86,6 +90,74 @@ def _read_env_file(environ):
         if p.is_file():
             return {k: v for k, v in dotenv_values(p).items() if v is not None}, p
     return {}, None
+
+# %% ../nbs/00_core.ipynb
+PRIVATE_UMASK = 0o077  # files 0600, folders 0700: only the account that runs pitchlab reads the data home
+
+
+def private_files() -> int:
+    "Set this process's umask so every file it creates is private (0600/0700); returns the previous umask."
+    return os.umask(PRIVATE_UMASK)
+
+# %% ../nbs/00_core.ipynb
+def write_private(
+    path: Path | str,  # the file to (re)write
+    data: str | bytes,  # its whole content
+    mode: int = 0o600,  # its final mode, set at creation
+) -> Path:
+    "Write `data` to `path` atomically, created with `mode` (a temporary file in the same folder, then `os.replace`)."
+    import secrets
+
+    path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # the umask may have narrowed it further; this is the mode asked for
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def private_secret(
+    path: Path | str,  # where the secret lives (in the data home's secrets/ folder)
+    nbytes: int = 32,  # random bytes in a new secret
+) -> str:
+    "The secret stored at `path`, created (random, 0600, atomically) on first use."
+    import secrets
+
+    path = Path(path)
+    if not path.is_file():
+        write_private(path, secrets.token_urlsafe(nbytes))
+    return path.read_text().strip()
+
+# %% ../nbs/00_core.ipynb
+def mode_warnings(
+    home: Path | str,  # the data home
+    limit: int = 20,  # at most this many warnings (the first ones found)
+) -> list[str]:
+    "Sentences naming files or folders under `home` that group or other accounts can read or write."
+    home = Path(home)
+    out = []
+    if not home.exists():
+        return out
+    for dirpath, dirnames, filenames in os.walk(home):
+        for name in [None, *filenames]:
+            p = Path(dirpath) if name is None else Path(dirpath) / name
+            if p.is_symlink():
+                continue
+            m = p.stat().st_mode & 0o777
+            if m & 0o077:
+                out.append(f"{p} is {m:04o}: other local accounts can {'read' if m & 0o044 else 'reach'} it")
+                if len(out) >= limit:
+                    return out
+    return out
 
 # %% ../nbs/00_core.ipynb
 @dataclass(frozen=True)
@@ -127,9 +199,12 @@ class Settings:
         return self.db_url.startswith("sqlite")
 
     def ensure(self) -> "Settings":
-        "Create the data home's folders (idempotent) and return self."
+        "Create the data home's folders, private to their owner (0700), and return self (idempotent)."
+        private_files()
         for d in (self.home, self.models_dir, self.reports_dir, self.exports_dir, self.mlflow_artifacts):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            self.home.chmod(0o700)
         return self
 
 
@@ -159,6 +234,51 @@ def settings(
     return Settings(home=home, db_url=db_url, mlflow_uri=mlflow_uri, env_file=env_file, extra=extra)
 
 # %% ../nbs/00_core.ipynb
+@dataclass(frozen=True)
+class SecuritySettings:
+    "Sign-in throttling, session lifetime and HTTPS options (see the table above for the variables)."
+
+    free_attempts: int = 3  # failures before delays start
+    base_delay: float = 1.0  # first enforced wait (s), doubled per further failure
+    max_delay: float = 60.0  # longest wait (s)
+    lock_after: int = 10  # failures that lock the key
+    lock_minutes: float = 15.0  # lock length
+    address_factor: int = 5  # an address gets this many times the account limits
+    forget_hours: float = 24.0  # failures older than this are forgotten
+    session_days: float = 1.0  # sign-in cookie and server-side session lifetime
+    https: bool = False  # Secure cookies and HSTS
+    frame_ancestors: str = "'none'"  # CSP frame-ancestors sources
+
+
+_SECURITY_ENV = dict(
+    free_attempts=("PITCHLAB_LOGIN_FREE_ATTEMPTS", int),
+    base_delay=("PITCHLAB_LOGIN_DELAY", float),
+    max_delay=("PITCHLAB_LOGIN_MAX_DELAY", float),
+    lock_after=("PITCHLAB_LOGIN_LOCK_AFTER", int),
+    lock_minutes=("PITCHLAB_LOGIN_LOCK_MINUTES", float),
+    address_factor=("PITCHLAB_LOGIN_ADDRESS_FACTOR", int),
+    forget_hours=("PITCHLAB_LOGIN_FORGET_HOURS", float),
+    session_days=("PITCHLAB_SESSION_DAYS", float),
+    https=("PITCHLAB_HTTPS", lambda v: str(v).strip().lower() in ("1", "true", "yes", "on")),
+    frame_ancestors=("PITCHLAB_FRAME_ANCESTORS", str),
+)
+
+
+def security_settings(
+    environ: dict | None = None,  # variables to read (default: the environment and `.env`)
+) -> SecuritySettings:
+    "The sign-in and serving settings, from PITCHLAB_* variables over the defaults; a malformed value is a ConfigError."
+    env = settings(environ).extra
+    kw = {}
+    for name, (var, conv) in _SECURITY_ENV.items():
+        if env.get(var) not in (None, ""):
+            try:
+                kw[name] = conv(env[var])
+            except ValueError as e:
+                raise ConfigError(f"{var}={env[var]!r} is not a valid {conv.__name__}", hint="fix or unset it") from e
+    return SecuritySettings(**kw)
+
+# %% ../nbs/00_core.ipynb
 def quiet_tensorflow():
     "Silence TensorFlow's C++ and Python log noise; call before importing tensorflow or keras."
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -169,10 +289,10 @@ def quiet_tensorflow():
 @contextlib.contextmanager
 def quiet_stderr():
     "Send file descriptor 2 to /dev/null for the block: C++ log lines (absl, TensorFlow Lite) bypass Python logging."
-    try:
+    with contextlib.suppress(
+        OSError, ValueError, AttributeError
+    ):  # stderr closed or replaced by an object without flush
         sys.stderr.flush()
-    except Exception:
-        pass
     try:
         fd = os.dup(2)
     except OSError:

@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 from .core import ConfigError, ValidationError
 from .features import Split
+from .models.baselines import episodes
 
 # %% auto 0
-__all__ = ['METRICS', 'roc_auc', 'pr_auc', 'brier', 'log_loss', 'calibration_table', 'ece', 'precision_at_k', 'net_benefit',
-           'all_metrics', 'bootstrap_metrics', 'Evaluation', 'evaluate']
+__all__ = ['METRICS', 'RECALIBRATIONS', 'roc_auc', 'pr_auc', 'brier', 'log_loss', 'calibration_table', 'ece', 'precision_at_k',
+           'net_benefit', 'observed_expected', 'oe_interval', 'calibration_slope', 'riley_sample_size',
+           'sample_size_statement', 'all_metrics', 'bootstrap_metrics', 'Evaluation', 'evaluate', 'fit_recalibration',
+           'apply_recalibration', 'choose_recalibration']
 
 # %% ../nbs/33_evaluate.ipynb
 def _w(y, w):
@@ -120,7 +123,125 @@ def net_benefit(y, p, thresholds, w=None) -> np.ndarray:
     return tp - fp * t / (1 - t)
 
 # %% ../nbs/33_evaluate.ipynb
-METRICS = ("auc", "pr_auc", "brier", "log_loss", "ece", "precision_top5", "precision_top10")  # the comparison's columns
+def _logit(p, eps: float = 1e-9) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
+    return np.log(p / (1 - p))
+
+
+def observed_expected(y, p, w=None) -> float:
+    "Calibration-in-the-large as O/E: observed events / sum of predicted probabilities (1 is ideal; above 1 the model under-predicts)."
+    y, w = _w(y, w)
+    e = float(np.sum(w * np.asarray(p, dtype=float)))
+    return float(np.sum(w * y) / e) if e > 0 else np.nan
+
+
+def oe_interval(oe: float, events: int, level: float = 0.95) -> tuple:
+    "Interval of O/E from the number of *independent* events: exp(log(O/E) +- z / sqrt(events)) (Poisson count of episodes)."
+    from scipy.stats import norm
+
+    if not events or not np.isfinite(oe) or oe <= 0:
+        return (np.nan, np.nan)
+    h = norm.ppf(0.5 + level / 2) / np.sqrt(events)
+    return (float(oe * np.exp(-h)), float(oe * np.exp(h)))
+
+
+def calibration_slope(y, p, w=None, max_iter: int = 50) -> float:
+    "Calibration slope b of logit P(y=1) = a + b logit(p), by weighted logistic regression (1 ideal; below 1 predictions too extreme); NaN when the predictions are constant."
+    y, w = _w(y, w)
+    x = _logit(p)
+    if np.ptp(x[w > 0]) < 1e-9 or np.sum(w * y) == 0:
+        return np.nan
+    X = np.column_stack([np.ones_like(x), x])
+    m = np.sum(w * y) / w.sum()
+    beta = np.array([np.log(m / (1 - m)), 0.0])
+    for _ in range(max_iter):
+        eta = np.clip(X @ beta, -30, 30)
+        mu = 1 / (1 + np.exp(-eta))
+        v = w * mu * (1 - mu)
+        H = X.T @ (X * v[:, None])
+        g = X.T @ (w * (y - mu))
+        step = np.linalg.solve(H + 1e-12 * np.eye(2), g)
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return float(beta[1])
+
+# %% ../nbs/33_evaluate.ipynb
+def riley_sample_size(
+    n_params: int,  # candidate predictor parameters (every coefficient, spline column and category level)
+    prevalence: float,  # outcome proportion (events / rows) expected in the development data
+    r2_cs: float
+    | None = None,  # anticipated Cox-Snell R-squared (default: 15% of its maximum, Riley's conservative choice)
+    shrinkage: float = 0.9,  # criterion (i): expected uniform shrinkage at least this
+    delta: float = 0.05,  # criterion (ii): apparent and adjusted Nagelkerke R-squared within this
+    margin: float = 0.05,  # criterion (iii): overall risk estimated within +- this
+) -> dict:
+    "Minimum development sample of a binary prediction model by Riley et al. (2020, BMJ 368:m441): rows and events for each criterion, and the largest."
+    phi = float(prevalence)
+    if not 0 < phi < 1:
+        raise ValidationError(
+            f"the prevalence must lie strictly between 0 and 1, got {phi}: a cohort with no events cannot size a model"
+        )
+    if n_params < 1:
+        raise ConfigError(f"n_params must be >= 1, got {n_params}")
+    max_r2 = 1 - np.exp(2 * (phi * np.log(phi) + (1 - phi) * np.log(1 - phi)))
+    r2 = 0.15 * max_r2 if r2_cs is None else float(r2_cs)
+    n1 = n_params / ((shrinkage - 1) * np.log(1 - r2 / shrinkage))
+    s_vh = r2 / (r2 + delta * max_r2)
+    n2 = n_params / ((s_vh - 1) * np.log(1 - r2 / s_vh))
+    n3 = (1.96 / margin) ** 2 * phi * (1 - phi)
+    n = int(np.ceil(max(n1, n2, n3)))
+    return dict(
+        n_params=int(n_params),
+        prevalence=phi,
+        r2_cs=float(r2),
+        max_r2_cs=float(max_r2),
+        n_shrinkage=int(np.ceil(n1)),
+        n_optimism=int(np.ceil(n2)),
+        n_overall_risk=int(np.ceil(n3)),
+        n=n,
+        events=int(np.ceil(n * phi)),
+        events_per_parameter=float(n * phi / n_params),
+    )
+
+
+def sample_size_statement(
+    n_params: int,  # candidate predictor parameters of the model
+    rows: int,  # development rows (athlete-days)
+    events: int,  # independent events (injury episodes) in them
+    positive_rows: int | None = None,  # positive labels (default: `events`)
+    r2_cs: float | None = None,  # anticipated Cox-Snell R-squared (default: 15% of its maximum)
+) -> str:
+    "A plain sentence: what Riley et al. (2020) ask of a cohort like this one, and whether it has it (counted in independent events)."
+    if events <= 0 or rows <= 0:
+        return f"Sample size (Riley et al. 2020): the {rows:,} development rows hold no injury, so no model can be sized or fitted on them."
+    pos = events if positive_rows is None else positive_rows
+    r = riley_sample_size(n_params, pos / rows, r2_cs)
+    need_events = r["events"]  # n x prevalence: the events the criteria assume independent, compared with episodes
+    verdict = (
+        "enough"
+        if events >= need_events
+        else f"about {events / need_events:.0%} of it, so expect optimism: shrinkage, a calibration slope below 1 and wide intervals"
+    )
+    return (
+        f"Sample size (Riley et al. 2020): with {n_params} predictor parameters and {pos / rows:.2%} positive athlete-days, "
+        f"the largest criterion ({'shrinkage >= 0.9' if r['n'] == r['n_shrinkage'] else 'optimism in R-squared' if r['n'] == r['n_optimism'] else 'overall risk +- 0.05'}) "
+        f"needs {r['n']:,} independent rows, i.e. {need_events:,} independent events; the cohort has {rows:,} athlete-days "
+        f"but only {events:,} injury episodes (each injury labels several days): {verdict}."
+    )
+
+# %% ../nbs/33_evaluate.ipynb
+METRICS = (
+    "auc",
+    "pr_auc",
+    "oe",
+    "slope",
+    "brier",
+    "log_loss",
+    "ece",
+    "precision_top5",
+    "precision_top10",
+)  # the comparison's columns
 
 
 def all_metrics(y, p, w=None, n_bins: int = 10, _cache=None) -> dict:
@@ -129,6 +250,8 @@ def all_metrics(y, p, w=None, n_bins: int = 10, _cache=None) -> dict:
     return dict(
         auc=roc_auc(y, p, w, c.get("inv")),
         pr_auc=pr_auc(y, p, w, c.get("inv")),
+        oe=observed_expected(y, p, w),
+        slope=calibration_slope(y, p, w),
         brier=brier(y, p, w),
         log_loss=log_loss(y, p, w),
         ece=ece(y, p, w, n_bins, c.get("bins")),
@@ -171,13 +294,19 @@ class Evaluation:
         return list(self.boot)
 
     def summary(self, digits: int = 3) -> pd.DataFrame:
-        "The comparison table as 'estimate [lo, hi]' strings."
+        "The comparison table as 'estimate [lo, hi]' strings, with the independent events beside the metrics; a model whose predictions are one constant reads 'base rate (no signal)' where a ranking or slope would be meaningless."
         out = pd.DataFrame(index=self.table.index)
+        flat = {m: np.ptp(self.predictions[m].to_numpy(dtype=float)) < 1e-12 for m in self.table.index}
         for m in METRICS:
             out[m] = [
-                f"{e:.{digits}f} [{l:.{digits}f}, {h:.{digits}f}]"
-                for e, l, h in zip(self.table[m], self.table[f"{m}_lo"], self.table[f"{m}_hi"])
+                "base rate (no signal)"
+                if flat[name] and m in ("auc", "pr_auc", "slope", "precision_top5", "precision_top10")
+                else "n/a"
+                if not np.isfinite(e)
+                else f"{e:.{digits}f} [{l:.{digits}f}, {h:.{digits}f}]"
+                for name, e, l, h in zip(self.table.index, self.table[m], self.table[f"{m}_lo"], self.table[f"{m}_hi"])
             ]
+        out["events"] = int(self.info.get("episodes", 0))
         return out
 
     def difference(self, model: str, reference: str, metric: str = "auc") -> dict:
@@ -194,7 +323,14 @@ class Evaluation:
     ) -> dict:
         "Flat metrics of one model, with the keys `pitchlab.registry`'s gate reads (auc, brier, ece, baseline_auc, ...)."
         out = {k: float(self.table.loc[model, k]) for k in METRICS}
-        out.update(n_test_rows=int(self.info["rows"]), n_test_events=int(self.info["events"]))
+        out.update(
+            {f"{k}_{b}": float(self.table.loc[model, f"{k}_{b}"]) for k in ("oe", "slope") for b in ("lo", "hi")}
+        )
+        out.update(
+            n_test_rows=int(self.info["rows"]),
+            n_test_positive_rows=int(self.info["events"]),
+            n_test_events=int(self.info["episodes"]),
+        )
         if baseline is not None:
             out["baseline_auc"] = float(self.table.loc[baseline, "auc"])
         return out
@@ -269,6 +405,13 @@ class Evaluation:
             + self.summary().to_string()
         )
 
+    def sample_size(self, n_params: int, r2_cs: float | None = None) -> str:
+        "Riley et al. (2020) statement for the training rows of this evaluation (needs a Split), counted in injury episodes."
+        if "train_rows" not in self.info:
+            raise ConfigError("the evaluation was not given training rows: call evaluate() with a Split")
+        i = self.info
+        return sample_size_statement(n_params, i["train_rows"], i["train_episodes"], i["train_positive_rows"], r2_cs)
+
 
 def evaluate(
     models: dict,  # name -> model with predict_proba(df) (and fit(df) when fit=True), or an array of predictions
@@ -279,7 +422,7 @@ def evaluate(
     seed: int = 0,  # bootstrap seed
     n_bins: int = 10,  # quantile bins of the calibration metrics
 ) -> Evaluation:
-    "Fit (optionally) and score every model on the same test rows: AUC, PR-AUC, Brier, log-loss, ECE, precision at top 5/10%."
+    "Fit (optionally) and score every model on the same test rows: AUC, PR-AUC, O/E, calibration slope, Brier, log-loss, ECE, precision at top 5/10%, with the independent events (injury episodes) counted."
     if isinstance(data, Split):
         train, test = data.train, data.test
     elif isinstance(data, pd.DataFrame):
@@ -315,13 +458,16 @@ def evaluate(
         boot[name] = b
         r = dict(est)
         for k in METRICS:
-            r[f"{k}_lo"], r[f"{k}_hi"] = np.nanquantile(b[k], [0.025, 0.975])
+            v = b[k].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]  # a constant model has no slope in any resample: its interval is NaN, not a warning
+            r[f"{k}_lo"], r[f"{k}_hi"] = np.quantile(v, [0.025, 0.975]) if len(v) else (np.nan, np.nan)
         rows[name] = r
     table = pd.DataFrame(rows).T[[c for k in METRICS for c in (k, f"{k}_lo", f"{k}_hi")]]
     table.index.name = "model"
     info = dict(
         rows=len(preds),
         events=int(preds["y"].sum()),
+        episodes=episodes(preds["athlete_id"], preds["date"], preds["y"]),
         prevalence=float(preds["y"].mean()),
         athletes=int(preds["athlete_id"].nunique()),
         test_start=str(preds["date"].min().date()),
@@ -329,4 +475,93 @@ def evaluate(
         seconds=seconds,
         horizon=test.attrs.get("horizon"),
     )
+    if train is not None and label in train:
+        tr = train[train[label].notna()]
+        info.update(
+            train_rows=len(tr),
+            train_positive_rows=int(tr[label].sum()),
+            train_episodes=episodes(tr["athlete_id"], tr["date"], tr[label]),
+        )
     return Evaluation(predictions=preds, table=table, boot=boot, info=info)
+
+# %% ../nbs/33_evaluate.ipynb
+RECALIBRATIONS = ("intercept", "platt")  # logit(p') = a + logit(p), or a + b logit(p)
+
+
+def fit_recalibration(
+    y,  # 0/1 outcomes of the held-out window
+    p,  # the model's risks on the same rows
+    method: str = "intercept",  # 'intercept' (calibration-in-the-large update) or 'platt' (intercept and slope)
+) -> dict:
+    "A monotone map of the model's risks fitted on a held-out window: logit(p') = a + b logit(p) (b = 1 for 'intercept')."
+    if method not in RECALIBRATIONS:
+        raise ConfigError(f"method must be one of {RECALIBRATIONS}, got {method!r}")
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if y.sum() == 0:
+        raise ValidationError("the recalibration window holds no injury: nothing to recalibrate against")
+    x = _logit(p)
+    if method == "platt":
+        b = calibration_slope(y, p)
+        if not np.isfinite(b) or b <= 0:
+            raise ValidationError(
+                f"the window's risks do not rank its injuries (slope {b:.2f}): a Platt map would invert or flatten them"
+            )
+    else:
+        b = 1.0
+    a = 0.0
+    for _ in range(100):  # Newton on the intercept with b x logit(p) as offset
+        mu = 1 / (1 + np.exp(-np.clip(a + b * x, -30, 30)))
+        step = np.sum(y - mu) / max(np.sum(mu * (1 - mu)), 1e-300)
+        a += step
+        if abs(step) < 1e-12:
+            break
+    return dict(method=method, a=float(a), b=float(b), rows=int(len(y)), events=float(y.sum()))
+
+
+def apply_recalibration(p, rec: dict | None) -> np.ndarray:
+    "Risks after a recalibration map (None: unchanged)."
+    p = np.asarray(p, dtype=float)
+    if not rec:
+        return p
+    return 1 / (1 + np.exp(-(rec["a"] + rec["b"] * _logit(p))))
+
+
+def choose_recalibration(
+    y_window,
+    p_window,  # outcomes and risks of the held-out recalibration window (before the test period)
+    y_test,
+    p_test,  # outcomes and risks of the test period
+    auc_tolerance: float = 0.005,  # largest AUC loss accepted (the maps are monotone, so AUC moves only through ties)
+) -> dict:
+    "Fit each map on the window; keep the one that brings test O/E and slope closer to 1 without losing AUC, else none. Returns the choice and a before/after table."
+    rows = {"none": dict(rec=None, p=np.asarray(p_test, dtype=float))}
+    notes = []
+    for m in RECALIBRATIONS:
+        try:
+            r = fit_recalibration(y_window, p_window, m)
+        except ValidationError as e:
+            notes.append(f"{m}: {e}")
+            continue
+        rows[m] = dict(rec=r, p=apply_recalibration(p_test, r))
+    tab = pd.DataFrame(
+        {
+            k: dict(
+                oe=observed_expected(y_test, v["p"]),
+                slope=calibration_slope(y_test, v["p"]),
+                auc=roc_auc(y_test, v["p"]),
+                brier=brier(y_test, v["p"]),
+            )
+            for k, v in rows.items()
+        }
+    ).T
+    tab.index.name = "recalibration"
+    dist = lambda r: abs(np.log(r["oe"])) + (abs(np.log(r["slope"])) if r["slope"] > 0 else np.inf)
+    base = tab.loc["none"]
+    best, best_d = "none", dist(base)
+    for k in tab.index.drop("none"):
+        r = tab.loc[k]
+        better_oe = abs(np.log(r["oe"])) <= abs(np.log(base["oe"]))
+        better_slope = (r["slope"] > 0) and abs(np.log(r["slope"])) <= abs(np.log(base["slope"])) + 1e-9
+        if better_oe and better_slope and r["auc"] >= base["auc"] - auc_tolerance and dist(r) < best_d:
+            best, best_d = k, dist(r)
+    return dict(choice=best, recalibration=rows[best]["rec"], table=tab, notes=notes)

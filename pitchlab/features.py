@@ -15,7 +15,7 @@ __all__ = ['FEATURE_VERSION', 'FEATURES', 'LOAD_FEATURES', 'CYCLE_PHASES', 'buil
            'Split', 'time_split', 'assert_no_leakage', 'time_folds']
 
 # %% ../nbs/30_features.ipynb
-FEATURE_VERSION = "1.0"  # bump when a feature's definition changes: models record it and refuse mismatched inputs
+FEATURE_VERSION = "1.1"  # bump when a feature's definition changes: models record it and refuse mismatched inputs
 
 FEATURES = {
     # load (session-RPE AU), as of the end of day t - lag
@@ -35,6 +35,7 @@ FEATURES = {
     "tsb": "training stress balance (form)",
     "ramp_rate": "CTL change over a week",
     # pitching and bowling
+    "pitches_1d": "pitches thrown yesterday (day t - lag)",
     "pitches_7d": "pitches thrown in the last 7 days",
     "pitches_28d": "pitches thrown in the last 28 days",
     "pitches_last": "pitches in the last outing",
@@ -44,6 +45,7 @@ FEATURES = {
     "balls_28d": "balls bowled in the last 28 days",
     "bowling_load_7d": "bowling load (balls x RPE) in the last 7 days",
     "bowling_days_rest": "days without bowling since the last bowling day",
+    "balls_faced_7d": "balls faced batting in the last 7 days",
     # wellness of the day (own 28-day baseline; 5 = best on every item)
     "wellness_z": "mean z-score of sleep quality, soreness, fatigue, mood and stress (higher = better)",
     "sleep_hours_z": "sleep hours z-score",
@@ -376,6 +378,7 @@ def build_features(
             pgrid, np.nan_to_num(_grid(code_of(pitches), _days(pitches["game_date"]), np.ones(len(pitches)), shape, d0))
         )
     p = pgrid
+    cols["pitches_1d"] = _shift(p, lag)
     cols["pitches_7d"], cols["pitches_28d"] = _shift(_rolling_sum(p, 7), lag), _shift(_rolling_sum(p, 28), lag)
     idx = np.maximum.accumulate(np.where(p > 0, day, -1), axis=1)
     cols["pitches_last"] = _shift(np.where(idx >= 0, np.take_along_axis(p, np.maximum(idx, 0), 1), np.nan), lag)
@@ -387,6 +390,12 @@ def build_features(
     cols["balls_7d"], cols["balls_28d"] = _shift(_rolling_sum(b, 7), lag), _shift(_rolling_sum(b, 28), lag)
     cols["bowling_load_7d"] = _shift(_rolling_sum(bl, 7), lag)
     cols["bowling_days_rest"] = _days_since(b > 0, lag)
+    bf = np.zeros(shape)
+    if "balls_faced" in s_in:  # batting: balls faced
+        sk = sdays <= d1
+        v = pd.to_numeric(s_in["balls_faced"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        bf = np.nan_to_num(_grid(scodes[sk], sdays[sk], v, shape, d0))
+    cols["balls_faced_7d"] = _shift(_rolling_sum(bf, 7), lag)
     # wellness of the day against the athlete's own baseline of the days before
     items = ["sleep_quality", "soreness", "fatigue", "mood", "stress"]
     for k in ("wellness_z", "sleep_hours_z", "soreness_z", "fatigue_z", "hrv_rmssd_z", "resting_hr_z"):

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from .core import NotFoundError, PitchlabError, settings
 
 # %% auto 0
@@ -25,7 +26,7 @@ __all__ = ['Gate', 'feature_profile', 'drift', 'assert_deidentified', 'Registry'
 # %% ../nbs/40_registry.ipynb
 @dataclass
 class Gate:
-    "Promotion gate: every bar that is set must hold for a version to become champion."
+    "The one promotion gate every model type passes: discrimination, calibration (when the test events allow) and, for Bayesian models, the sampler's diagnostics."
 
     auc_min: float | None = 0.60  # held-out AUC at least this (Carey et al. 2018: most published models < 0.65)
     brier_max: float | None = None  # Brier score at most this
@@ -33,56 +34,72 @@ class Gate:
     beat_baseline_by: float | None = (
         0.0  # AUC must exceed the ACWR rule's AUC on the same split by this much (None: not required)
     )
-    rhat_max: float | None = 1.01  # Bayesian models: largest R-hat
+    oe_min: float | None = 0.8  # calibration-in-the-large: observed / expected events at least this ...
+    oe_max: float | None = 1.25  # ... and at most this
+    slope_min: float | None = 0.7  # calibration slope at least this ...
+    slope_max: float | None = 1.3  # ... and at most this
+    calibration_min_events: int = 100  # independent test events needed to hold O/E and slope to their bands
+    rhat_max: float | None = 1.01  # Bayesian models: largest R-hat (Vehtari et al. 2021)
     ess_bulk_min: float | None = 400  # Bayesian models: smallest bulk ESS
+    ess_tail_min: float | None = 400  # Bayesian models: smallest tail ESS
     divergences_max: int | None = 0  # Bayesian models: divergent transitions
+    bfmi_min: float | None = 0.3  # Bayesian models: smallest E-BFMI of a chain (Betancourt 2016)
+
+    def report(
+        self,
+        metrics: dict,  # held-out metrics and diagnostics of the candidate (keys as `Evaluation.metrics` and a model's `diagnostics()`)
+    ) -> pd.DataFrame:
+        "Every bar with the candidate's value and a verdict: 'pass', 'fail' or 'note' (a bar the data cannot check), and the sentence that says why."
+        rows = []
+
+        def val(k):
+            v = metrics.get(k)
+            return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+
+        def add(bar, value, limit, verdict, why=""):
+            rows.append(dict(bar=bar, value=value, limit=limit, verdict=verdict, why=why))
+
+        auc = val("auc")
+        if self.auc_min is not None:
+            if auc is None:
+                add("auc", None, self.auc_min, "fail", "no held-out AUC was logged")
+            else:
+                ok = auc >= self.auc_min
+                add(
+                    "auc",
+                    auc,
+                    self.auc_min,
+                    "pass" if ok else "fail",
+                    "" if ok else f"AUC {auc:.3f} is below the gate's {self.auc_min:.3f}",
+                )
+        base = val("baseline_auc")
+        if self.beat_baseline_by is not None and base is not None and auc is not None:
+            ok = auc >= base + self.beat_baseline_by
+            add(
+                "beat_baseline",
+                auc - base,
+                self.beat_baseline_by,
+                "pass" if ok else "fail",
+                "" if ok else f"AUC {auc:.3f} does not beat the ACWR rule ({base:.3f}) by {self.beat_baseline_by}",
+            )
+        for key, lim, word in (("brier", self.brier_max, "Brier"), ("ece", self.ece_max, "calibration error (ECE)")):
+            v = val(key)
+            if lim is not None and v is not None:
+                ok = v <= lim
+                add(key, v, lim, "pass" if ok else "fail", "" if ok else f"{word} {v:.4f} is above {lim:.4f}")
+        self._calibration(val, add)
+        self._sampler(val, add)
+        return pd.DataFrame(rows, columns=["bar", "value", "limit", "verdict", "why"])
 
     def check(
         self,
         metrics: dict,  # held-out metrics and diagnostics of the candidate
     ) -> tuple[bool, list]:
-        "(passed, reasons): reasons name every bar that failed, or say why a bar could not be checked."
-        bad = []
-
-        def need(key, ok, text):
-            v = metrics.get(key)
-            if v is None or (isinstance(v, float) and np.isnan(v)):
-                return
-            if not ok(v):
-                bad.append(text.format(v=v))
-
-        if self.auc_min is not None:
-            if metrics.get("auc") is None:
-                bad.append("no held-out AUC was logged")
-            need("auc", lambda v: v >= self.auc_min, f"AUC {{v:.3f}} is below the gate's {self.auc_min:.3f}")
-        if self.brier_max is not None:
-            need("brier", lambda v: v <= self.brier_max, f"Brier {{v:.4f}} is above {self.brier_max:.4f}")
-        if self.ece_max is not None:
-            need("ece", lambda v: v <= self.ece_max, f"calibration error {{v:.4f}} is above {self.ece_max:.4f}")
-        if (
-            self.beat_baseline_by is not None
-            and metrics.get("baseline_auc") is not None
-            and metrics.get("auc") is not None
-        ):
-            if metrics["auc"] < metrics["baseline_auc"] + self.beat_baseline_by:
-                bad.append(
-                    f"AUC {metrics['auc']:.3f} does not beat the ACWR rule ({metrics['baseline_auc']:.3f}) by {self.beat_baseline_by}"
-                )
-        if self.rhat_max is not None:
-            need("max_rhat", lambda v: v <= self.rhat_max, f"max R-hat {{v:.3f}} is above {self.rhat_max}")
-        if self.ess_bulk_min is not None:
-            need(
-                "min_ess_bulk",
-                lambda v: v >= self.ess_bulk_min,
-                f"min bulk ESS {{v:.0f}} is below {self.ess_bulk_min:.0f}",
-            )
-        if self.divergences_max is not None:
-            need(
-                "divergences",
-                lambda v: v <= self.divergences_max,
-                f"{{v:.0f}} divergent transitions (at most {self.divergences_max})",
-            )
-        return not bad, bad
+        "(passed, reasons): every failed bar as a sentence, then every bar the data could not check as 'note: ...' (notes do not fail the gate)."
+        r = self.report(metrics)
+        bad = r.loc[r["verdict"] == "fail", "why"].tolist()
+        notes = ["note: " + w for w in r.loc[r["verdict"] == "note", "why"]]
+        return not bad, bad + notes
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Gate":
@@ -94,6 +111,97 @@ class Gate:
                 f"unknown gate setting(s) {sorted(unknown)}", hint=f"use {sorted(cls.__dataclass_fields__)}"
             )
         return cls(**d)
+
+# %% ../nbs/40_registry.ipynb
+@patch
+def _calibration(self: Gate, val, add):
+    "O/E and slope bars: enforced with enough independent events; with fewer, only an interval wholly outside the band fails, and the gate says the rest was not checked."
+    n = val("n_test_events")
+    enough = n is not None and n >= self.calibration_min_events
+    bars = (
+        (
+            "oe",
+            self.oe_min,
+            self.oe_max,
+            "O/E",
+            lambda v: (
+                f"the model predicts {1 - 1 / v:.0%} fewer injuries than happened"
+                if v > 1
+                else f"the model predicts {1 / v - 1:.0%} more injuries than happened"
+            ),
+        ),
+        (
+            "slope",
+            self.slope_min,
+            self.slope_max,
+            "calibration slope",
+            lambda v: "its risks are too extreme (overfitted)" if v < 1 else "its risks are too timid",
+        ),
+    )
+    for key, lo, hi, word, meaning in bars:
+        if lo is None and hi is None:
+            continue
+        lo_, hi_ = (-np.inf if lo is None else lo), (np.inf if hi is None else hi)
+        band = f"[{lo_:g}, {hi_:g}]"
+        v, a, b = val(key), val(f"{key}_lo"), val(f"{key}_hi")
+        if v is None:
+            add(key, None, band, "note", f"no {word} was logged: calibration not checked")
+            continue
+        ci = f" [{a:.2f}, {b:.2f}]" if a is not None and b is not None else ""
+        inside = lo_ <= v <= hi_
+        if enough:
+            add(
+                key,
+                v,
+                band,
+                "pass" if inside else "fail",
+                ""
+                if inside
+                else f"{word} {v:.2f}{ci} lies outside {band} on {n:.0f} independent test events: {meaning(v)}",
+            )
+        elif a is not None and b is not None and (b < lo_ or a > hi_):
+            add(
+                key,
+                v,
+                band,
+                "fail",
+                f"{word} {v:.2f}{ci} lies wholly outside {band} even on only {n or 0:.0f} independent test events: {meaning(v)}",
+            )
+        else:
+            add(
+                key,
+                v,
+                band,
+                "note",
+                f"{word} {v:.2f}{ci} not held to {band}: {'no event count was logged' if n is None else f'only {n:.0f} independent test events'} "
+                f"(the gate needs {self.calibration_min_events})",
+            )
+
+
+@patch
+def _sampler(self: Gate, val, add):
+    "Bayesian diagnostics, checked when the candidate reports them (the keys of `HazardModel.diagnostics()`)."
+    bars = (
+        ("max_rhat", self.rhat_max, "max", "largest R-hat {v:.3f} is above {t}"),
+        ("min_ess_bulk", self.ess_bulk_min, "min", "smallest bulk ESS {v:.0f} is below {t:g}"),
+        ("min_ess_tail", self.ess_tail_min, "min", "smallest tail ESS {v:.0f} is below {t:g}"),
+        ("divergences", self.divergences_max, "max", "{v:.0f} divergent transitions (at most {t})"),
+        (
+            "min_bfmi",
+            self.bfmi_min,
+            "min",
+            "smallest E-BFMI {v:.2f} is below {t} (the sampler explores the energy poorly)",
+        ),
+    )
+    for key, t, kind, text in bars:
+        v = val(key)
+        if t is None or v is None:
+            continue
+        if key == "divergences" and v < 0:
+            add(key, v, t, "fail", "the fit has no sampler statistics (not NUTS): divergences cannot be checked")
+            continue
+        ok = v <= t if kind == "max" else v >= t
+        add(key, v, t, "pass" if ok else "fail", "" if ok else text.format(v=v, t=t))
 
 # %% ../nbs/40_registry.ipynb
 def feature_profile(
@@ -303,9 +411,11 @@ def log_model(
         except Exception:
             c.set_terminated(rid, "FAILED")
             raise
+    from mlflow.exceptions import MlflowException
+
     try:
         c.get_registered_model(name)
-    except Exception:
+    except MlflowException:  # not registered yet
         c.create_registered_model(name, description=f"pitchlab model {name}")
     mv = c.create_model_version(
         name, source=f"{run.info.artifact_uri}/model", run_id=rid, tags={"pitchlab.class": tags["pitchlab.class"]}
@@ -366,9 +476,11 @@ def versions(self: Registry, name: str) -> pd.DataFrame:
 
 def champion(self: Registry, name: str) -> str | None:
     "The champion's version of `name`, or None if no version has been promoted."
+    from mlflow.exceptions import MlflowException
+
     try:
         return str(self.client.get_model_version_by_alias(name, self.ALIAS).version)
-    except Exception:
+    except MlflowException:  # the model or its alias does not exist yet
         return None
 
 
@@ -444,6 +556,7 @@ def load(
 def profile(self: Registry, name: str, version: str | int | None = None) -> dict | None:
     "The training-feature profile stored with a version (default: the champion), or None."
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     version = str(version) if version is not None else self.champion(name)
     if version is None:
@@ -453,7 +566,7 @@ def profile(self: Registry, name: str, version: str | int | None = None) -> dict
         p = mlflow.artifacts.download_artifacts(
             run_id=mv.run_id, artifact_path="feature_profile.json", tracking_uri=self.uri
         )
-    except Exception:
+    except (MlflowException, OSError):  # an older run without a profile
         return None
     return json.loads(Path(p).read_text())
 

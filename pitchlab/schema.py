@@ -11,7 +11,8 @@ import pandera.pandas as pa
 from .core import ValidationError
 
 # %% auto 0
-__all__ = ['ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'Field', 'Entity', 'validate', 'contracts']
+__all__ = ['ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES', 'AVAILABILITY',
+           'INJURY_DETAIL', 'Field', 'Entity', 'validate', 'contracts']
 
 # %% ../nbs/01_schema.ipynb
 _KINDS = {
@@ -327,6 +328,7 @@ ENTITIES = {
                 _F("horizon_days", _i, min=1, max=90, unit="days", doc="injury onset within this many days"),
                 _F("model_name", doc="registered model that made it"),
                 _F("model_version", doc="its version in the registry"),
+                _F("run_id", nullable=True, doc="MLflow run that trained that version (what made the number)"),
                 _F("risk", _f, min=0, max=1, unit="probability", doc="predicted risk"),
                 _F("lower", _f, True, 0, 1, unit="probability", doc="lower end of the credible or confidence interval"),
                 _F("upper", _f, True, 0, 1, unit="probability", doc="upper end of the interval"),
@@ -434,6 +436,35 @@ ENTITIES = {
     ]
 }
 SCHEMAS = {k: e.schema for k, e in ENTITIES.items()}
+
+# %% ../nbs/01_schema.ipynb
+INJURY_KINDS = ("injury", "illness")  # what a log entry records (Bahr et al. 2020)
+RTP_STAGES = ("out", "participation", "sport", "performance")  # return-to-play stages, in order (Ardern et al. 2016)
+AVAILABILITY = ("available", "modified", "out")  # what a coach sees, from the least to the most restricted
+INJURY_DETAIL = (
+    _F("kind", nullable=True, isin=INJURY_KINDS, doc="injury or illness (Bahr et al. 2020); empty = injury"),
+    _F("tissue", nullable=True, doc="OSIICS tissue type (injury) or organ system (illness)"),
+    _F("diagnosis", nullable=True, doc="diagnosis in words (medical detail)"),
+    _F("ostrc_score", _i, True, 0, 100, unit="0-100", doc="OSTRC severity score of the problem (Clarsen et al.)"),
+    _F(
+        "rtp_stage",
+        nullable=True,
+        isin=RTP_STAGES,
+        doc="return-to-play stage (Ardern et al. 2016): out, return to participation, to sport, to performance",
+    ),
+    _F("availability", nullable=True, isin=AVAILABILITY, doc="availability set by medical staff"),
+    _F("updated_by", nullable=True, doc="who last changed the entry"),
+)  # the injury log's fields beyond the first contract (all nullable: older rows stay valid)
+ENTITIES["injuries"] = Entity(
+    "injuries",
+    ENTITIES["injuries"].fields + INJURY_DETAIL,
+    key=ENTITIES["injuries"].key,
+    doc=ENTITIES["injuries"].doc,
+    refs=ENTITIES["injuries"].refs,
+    rules=ENTITIES["injuries"].rules,
+    sensitive=True,
+)
+SCHEMAS["injuries"] = ENTITIES["injuries"].schema
 
 # %% ../nbs/01_schema.ipynb
 def _coerce(s: pd.Series, kind: str):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import io
 import json
+import os
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from .core import settings, NotFoundError, StoreError, ValidationError
+from .core import private_files, settings, NotFoundError, StoreError, ValidationError
 from .schema import ENTITIES, validate
 
 # %% auto 0
@@ -78,12 +79,47 @@ def _metadata() -> sa.MetaData:
 METADATA = _metadata()
 
 # %% ../nbs/02_store.ipynb
+def _security_tables(md: sa.MetaData):
+    "Add the sign-in tables (auth_sessions, auth_throttle) to `md`."
+    sa.Table(
+        "auth_sessions",
+        md,
+        sa.Column("sid_hash", sa.Text, primary_key=True, comment="SHA-256 of the session id the browser holds"),
+        sa.Column("username", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("last_seen", sa.DateTime, nullable=False),
+        sa.Column("expires_at", sa.DateTime, nullable=False),
+        sa.Column("revoked_at", sa.DateTime),
+        sa.Column("revoked_reason", sa.Text),
+        sa.Column("address", sa.Text),
+        sa.Index("ix_auth_sessions_user", "username"),
+        comment="server-side sign-in sessions; revoked at sign-out, password or role change, account removal",
+    )
+    sa.Table(
+        "auth_throttle",
+        md,
+        sa.Column("key", sa.Text, primary_key=True, comment="user:<name> or addr:<address>"),
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("first_at", sa.DateTime, nullable=False),
+        sa.Column("last_at", sa.DateTime, nullable=False),
+        sa.Column("next_at", sa.DateTime, comment="attempts before this time are refused"),
+        sa.Column("locked_until", sa.DateTime),
+        comment="failed sign-ins per account and per address (throttling and temporary locks)",
+    )
+    return md
+
+
+_security_tables(METADATA)
+
+# %% ../nbs/02_store.ipynb
 def make_engine(url: str) -> sa.Engine:
     "An engine for `url`; SQLite files get WAL, a busy timeout and enforced foreign keys."
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_files()  # the database, its -wal and -shm files: 0600
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite copies this mode to -wal and -shm
         eng = sa.create_engine(url, connect_args={"timeout": 30})
 
         @sa.event.listens_for(eng, "connect")
@@ -482,6 +518,7 @@ def read(
     start=None,  # first date (inclusive) of the entity's date column
     end=None,  # last date (inclusive)
     actor: str | None = None,  # who is reading (audited for sensitive entities)
+    purpose: str | None = None,  # why, when read on someone's behalf (e.g. 'risk board for coach'); audited
 ) -> pd.DataFrame:
     "Rows of `entity` as a typed DataFrame, filtered by athletes and dates."
     if entity not in self.tables:
@@ -508,7 +545,7 @@ def read(
                 "read",
                 entity,
                 athlete_id=None if athlete_ids is None or len(athlete_ids) != 1 else str(athlete_ids[0]),
-                detail=f"{len(df)} rows; athletes: {who[:500]}",
+                detail=f"{len(df)} rows; athletes: {who[:500]}" + (f"; purpose: {purpose[:200]}" if purpose else ""),
                 actor=actor,
                 conn=conn,
             )

@@ -66,7 +66,7 @@ def cycle_phase(
 class HazardParams:
     "The true parameters of the daily non-contact injury hazard and of the contact-injury rate."
 
-    alpha: float = -7.05  # intercept of logit(h) (baseline athlete, ACWR 1, average chronic load, training day)
+    alpha: float = -7.15  # intercept of logit(h) (baseline athlete, ACWR 1, average chronic load, training day)
     sigma_team: float = 0.3  # SD of the team effects u_team = sigma_team * z_team
     sigma_athlete: float = 0.5  # SD of the athlete effects v_athlete = sigma_athlete * z_athlete
     beta_acwr: float = 1.0  # per unit of (EWMA ACWR - 1), ACWR of the days up to yesterday
@@ -74,6 +74,12 @@ class HazardParams:
     beta_prev: float = 0.5  # any earlier injury (before the cohort or in it)
     beta_match: float = 0.7  # the day holds a match (exposure known from the fixture list)
     beta_rest: float = -1.0  # the day holds no session
+    beta_pitches_7d: float = 0.4  # per 100 game pitches thrown in the 7 days up to yesterday (baseball)
+    beta_short_rest: float = (
+        0.5  # per unit of (4 - days of rest) / 4, clipped to [0, 1], after an outing (1: pitched yesterday)
+    )
+    beta_balls_7d: float = 0.3  # per 100 balls bowled in the 7 days up to yesterday (cricket)
+    beta_batting_7d: float = 0.2  # per 300 balls faced batting in the 7 days up to yesterday (cricket)
     beta_phase: tuple = (
         ("menstrual", 0.1),
         ("follicular", 0.0),
@@ -99,6 +105,10 @@ class HazardParams:
             prev=self.beta_prev,
             match=self.beta_match,
             rest=self.beta_rest,
+            pitches_7d=self.beta_pitches_7d,
+            short_rest=self.beta_short_rest,
+            balls_7d=self.beta_balls_7d,
+            batting_7d=self.beta_batting_7d,
         )
         return b | {f"phase_{k}": v for k, v in self.beta_phase}
 
@@ -427,6 +437,41 @@ def _plan(cal, ath, D, rng):
     typ = np.where(typ == _REST, -1, typ)
     return np.stack([typ, typ1]).astype(np.int8), np.stack([dur, dur1]), np.stack([rpe, rpe1])
 
+
+def _cricket(ath, cal, D, rng):
+    "Overs bowled and balls faced on each cricket training or match day (days x athletes), drawn before the day loop so the hazard can see them."
+    shape = (D, len(ath["team"]))
+    role = ath["role"][None, :]
+    fmt = cal["fmt"][ath["team"]].T
+    maxo = np.where(fmt == 1, 10, 4)
+    bowler, allr, batter = role == "bowler", role == "all-rounder", role == "batter"
+    u1, u2 = rng.random(shape), rng.random(shape)
+    ov_t = np.select(
+        [bowler & (u1 < 0.75), allr & (u1 < 0.5)], [rng.integers(4, 11, shape), rng.integers(3, 8, shape)], 0
+    )
+    ov_m = np.select(
+        [bowler & (u1 < 0.9), allr & (u1 < 0.7)],
+        [rng.integers(np.maximum(maxo // 2, 1), maxo + 1), rng.integers(1, maxo // 2 + 1)],
+        0,
+    )
+    f_t = np.select(
+        [batter & (u2 < 0.9), allr & (u2 < 0.7), bowler & (u2 < 0.3)],
+        [rng.integers(60, 151, shape), rng.integers(40, 121, shape), rng.integers(10, 41, shape)],
+        0,
+    )
+    f_m = np.select(
+        [batter, allr, bowler & (u2 < 0.7)],
+        [rng.exponential(28, shape), rng.exponential(18, shape), rng.exponential(5, shape)],
+        0,
+    )
+    cr = (ath["sport_code"] == 0)[None, :]
+    return dict(
+        ov_t=ov_t * cr,
+        ov_m=ov_m * cr,
+        f_t=np.minimum(np.rint(f_t), 200) * cr,
+        f_m=np.minimum(np.rint(f_m), np.where(fmt == 1, 150, 70)) * cr,
+    )
+
 # %% ../nbs/03_synth.ipynb
 def _rotation(d, games, typ, dur, rpe, npitch, st, ath, avail, rng):
     "One baseball game day: the starter whose turn it is and the relievers who come in; writes their outings."
@@ -451,7 +496,7 @@ def _rotation(d, games, typ, dur, rpe, npitch, st, ath, avail, rng):
         games.append((st["team"], d, apps))
 
 # %% ../nbs/03_synth.ipynb
-def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
+def _simulate(hp, cal, ath, D, typ, dur, rpe, rng, crk):
     "The day loop: availability, pitching rotations, lagged EWMA covariates, true hazard and injury draws."
     A = len(ath["team"])
     la, lc = _lam(7), _lam(28)
@@ -463,6 +508,8 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
     dt_eff = np.array([hp.beta_rest, 0.0, hp.beta_match])
     cmult = np.array([dict(hp.contact_sport).get(s, 1.0) for s in SPORTS])[ath["sport_code"]]
     npitch = np.zeros((D, A), int)
+    balls, faced = np.zeros((D, A)), np.zeros((D, A))
+    last_pitch = np.full(A, -(10**6))
     rot = [
         dict(
             team=t,
@@ -476,7 +523,10 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
     ]
     for r in rot[1:]:
         r["next_start"], r["last1"], r["last2"] = rot[0]["next_start"], rot[0]["last1"], rot[0]["last2"]
-    rec = {k: np.zeros((D, A)) for k in ("load", "acute", "chronic", "acwr", "prev", "eta", "hazard")}
+    rec = {
+        k: np.zeros((D, A))
+        for k in ("load", "acute", "chronic", "acwr", "prev", "eta", "hazard", "p7", "short", "b7", "f7")
+    }
     rec |= {k: np.zeros((D, A), np.int8) for k in ("day_type", "avail", "injury", "contact")}
     games, injuries = [], []
     acute = chronic = None
@@ -490,6 +540,12 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
         for r in rot:
             if cal["typ"][r["team"], d] == _MATCH:
                 _rotation(d, games, typ, dur, rpe, npitch, r, ath, avail, rng)
+        t0 = typ[0, d]
+        balls[d] = np.where(t0 == _TRAIN, crk["ov_t"][d], np.where(t0 == _MATCH, crk["ov_m"][d], 0)) * 6
+        faced[d] = np.where(t0 == _TRAIN, crk["f_t"][d], np.where(t0 == _MATCH, crk["f_m"][d], 0))
+        w0 = max(d - 7, 0)
+        p7, b7, f7 = npitch[w0:d].sum(0), balls[w0:d].sum(0), faced[w0:d].sum(0)
+        short = np.clip(4 - ((d - 1) - last_pitch), 0, 4) / 4
         on = typ[:, d] >= 0
         load = np.where(on, dur[:, d] * rpe[:, d], 0.0).sum(0)
         if d == 0:
@@ -503,6 +559,10 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
             + hp.beta_prev * prev
             + phase_eff[d]
             + dt_eff[day_type]
+            + hp.beta_pitches_7d * p7 / 100
+            + hp.beta_short_rest * short
+            + hp.beta_balls_7d * b7 / 100
+            + hp.beta_batting_7d * f7 / 300
         )
         h = 1 / (1 + np.exp(-eta))
         hc = np.where(day_type == 2, hp.contact_match, np.where(day_type == 1, hp.contact_session, 0.0)) * cmult
@@ -521,6 +581,10 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
             ("avail", avail),
             ("injury", nc),
             ("contact", ct),
+            ("p7", p7),
+            ("short", short),
+            ("b7", b7),
+            ("f7", f7),
         ):
             rec[k][d] = v
         for a in np.flatnonzero(nc | ct):
@@ -542,58 +606,21 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng):
             for r in rot:
                 r["next_start"][a] = max(r["next_start"][a], d + days + 8)
         prev[nc | ct] = 1.0
+        last_pitch[npitch[d] > 0] = d
         acute = la * load + (1 - la) * acute
         chronic = lc * load + (1 - lc) * chronic
-    return rec, injuries, games, npitch
+    return rec, injuries, games, npitch, balls, faced
 
 # %% ../nbs/03_synth.ipynb
-def _sessions(typ, dur, rpe, npitch, ath, cal, dates, rng):
+def _sessions(typ, dur, rpe, npitch, balls, faced, ath, cal, dates, rng):
     "The sessions table from the simulated slots, with cricket bowling and batting, pitch counts and football distance."
     a, d, k = np.nonzero(typ.transpose(2, 1, 0) >= 0)
     t = typ[k, d, a]
     sc, role = ath["sport_code"][a], ath["role"][a]
-    n = len(a)
     cr = (sc == 0) & np.isin(t, (_TRAIN, _MATCH))
-    fmt = cal["fmt"][ath["team"][a], d]
-    maxo = np.where(fmt == 1, 10, 4)
-    bowler, allr, batter = role == "bowler", role == "all-rounder", role == "batter"
-    u1, u2 = rng.random(n), rng.random(n)
-    train, match = t == _TRAIN, t == _MATCH
-    overs = np.select(
-        [
-            train & bowler & (u1 < 0.75),
-            train & allr & (u1 < 0.5),
-            match & bowler & (u1 < 0.9),
-            match & allr & (u1 < 0.7),
-        ],
-        [
-            rng.integers(4, 11, n),
-            rng.integers(3, 8, n),
-            rng.integers(np.maximum(maxo // 2, 1), maxo + 1),
-            rng.integers(1, maxo // 2 + 1),
-        ],
-        0,
-    )
-    faced = np.select(
-        [
-            train & batter & (u2 < 0.9),
-            train & allr & (u2 < 0.7),
-            train & bowler & (u2 < 0.3),
-            match & batter,
-            match & allr,
-            match & bowler & (u2 < 0.7),
-        ],
-        [
-            rng.integers(60, 151, n),
-            rng.integers(40, 121, n),
-            rng.integers(10, 41, n),
-            rng.exponential(28, n),
-            rng.exponential(18, n),
-            rng.exponential(5, n),
-        ],
-        0,
-    )
-    faced = np.minimum(np.rint(faced), np.where(match, np.where(fmt == 1, 150, 70), 200))
+    n, match = len(a), t == _MATCH
+    overs = balls[d, a] / 6
+    faced = faced[d, a]
     fb = (sc == 2) & np.isin(t, (_TRAIN, _MATCH, _RECOV, _COND))
     mpm = np.select([t == _MATCH, t == _TRAIN, t == _COND], [105.0, 65.0, 90.0], 40.0)
     dist = np.round(
@@ -866,7 +893,8 @@ def make_cohort(
     cal["sport"] = sport_t
     cday, clen, ath["phase"], mean_len = _cycles(ath["female"], D, rng)
     typ, dur, rpe = _plan(cal, ath, D, rng)
-    rec, inj, games, npitch = _simulate(hp, cal, ath, D, typ, dur, rpe, rng)
+    crk = _cricket(ath, cal, D, rng)
+    rec, inj, games, npitch, balls, faced = _simulate(hp, cal, ath, D, typ, dur, rpe, rng, crk)
     # tables
     teams = _frame(
         "teams",
@@ -891,7 +919,7 @@ def make_cohort(
             height_cm=height,
         ),
     )
-    sessions = _sessions(typ, dur, rpe, npitch, ath, cal, dates, rng)
+    sessions = _sessions(typ, dur, rpe, npitch, balls, faced, ath, cal, dates, rng)
     pk0 = 900_000 if id_prefix == "syn" else 1_000_000 * (1 + zlib.crc32(id_prefix.encode()) % 1000)
     pitches = _pitches(games, inj, ath, dates, hp, rng, pk0)
     wellness = _wellness(rec, ath, cal, dates, rng)
@@ -930,6 +958,10 @@ def make_cohort(
             acwr_ewma=g("acwr"),
             chronic_z=(g("chronic") - hp.chronic_center) / hp.chronic_scale,
             prev_injury=g("prev").astype(int),
+            pitches_7d=g("p7"),
+            short_rest=g("short"),
+            balls_7d=g("b7"),
+            balls_faced_7d=g("f7"),
             phase=pd.Series(
                 np.where(ath["phase"][dd, aa] >= 0, np.array(PHASES)[np.maximum(ath["phase"][dd, aa], 0)], None),
                 dtype="str",

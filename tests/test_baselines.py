@@ -156,3 +156,65 @@ def test_baselines_on_pitchlab_features():
     ):
         p = m.fit(sp.train).predict_proba(sp.test)
         assert p.shape == (len(sp.test),) and np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all(), m.name
+
+
+def test_acwr_rule_bands_intervals_and_board_frame():
+    df = simulated(n_ath=40, n_days=300, beta=0.8, horizon=1)
+    r = ACWRRule().fit(df)
+    b = r.bands()
+    assert list(b["acwr_from"]) == [-np.inf, 0.8, 1.5] and (b["risk_lo"] <= b["risk"]).all()
+    assert (b["risk"] <= b["risk_hi"]).all()
+    assert b["rows"].sum() == len(df) and b["episodes"].sum() == pytest.approx(df["label"].sum() / r.redundancy)
+    # ACWR carries the simulated effect: the top band's risk is clearly above the squad's
+    assert b["tier"].iloc[-1] == "high" and b["rr"].iloc[-1] > 1.5
+    last = df.groupby("athlete_id").tail(1)
+    f = r.risk_frame(last)
+    assert list(f.columns) == [
+        "athlete_id",
+        "date",
+        "risk",
+        "risk_lo",
+        "risk_hi",
+        "tier",
+        "rr_team",
+        "rr_self",
+        "factors",
+    ]
+    flagged = f["tier"] != "low"
+    assert flagged.any() and all(len(x) == 1 and "ACWR" in x[0] for x in f.loc[flagged, "factors"])
+    with pytest.raises(ValidationError, match="no injury"):
+        ACWRRule().fit(df.assign(label=0.0))
+
+
+def test_acwr_rule_edges_from_references_and_data():
+    df = simulated(n_ath=40, n_days=300, beta=0.8, horizon=1)
+    assert ACWRRule(edges="warren_hulin").fit(df).edges == (1.42, 2.0)
+    d = ACWRRule(edges="data", min_events=20).fit(df)
+    assert 1 <= len(d.edges) <= 2 and (d.counts["episodes"] >= 20).all()
+    assert d.rates[-1] > d.rates[0]  # the data bands order the risk as the simulation does
+    with pytest.raises(ConfigError, match="unknown ACWR edges"):
+        ACWRRule(edges="gabbet")
+    few = df.assign(label=0.0)
+    few.loc[few.index[:3], "label"] = 1.0
+    with pytest.raises(ValidationError, match="too few injuries"):
+        ACWRRule(edges="data").fit(few)
+
+
+def _sources():
+    from pathlib import Path
+
+    import pitchlab
+
+    return {p: p.read_text() for p in Path(pitchlab.__file__).parent.rglob("*.py") if p.name != "_modidx.py"}
+
+
+def _dash_still_has_its_own_rule():
+    return any("class AcwrRuleRisk" in s for s in _sources().values())
+
+
+@pytest.mark.xfail(_dash_still_has_its_own_rule(), reason="until the dash branch imports ACWRRule", strict=False)
+def test_one_acwr_rule():
+    import re
+
+    hits = [str(p) for p, s in _sources().items() if re.search(r"^class \w*Acwr\w*Rule\w*|^class ACWR\w*", s, re.M)]
+    assert [h.split("pitchlab/")[-1] for h in hits] == ["models/baselines.py"]

@@ -11,7 +11,7 @@ from pitchlab.core import ConfigError, NotFoundError, ValidationError
 from pitchlab.features import build_features, time_split
 from pitchlab.models import bayes as B
 from pitchlab.models.bayes import (
-    GATE,
+    DIAGNOSTIC_TARGETS,
     QUICK_SAMPLER,
     RECOVERY_CONFIG,
     HazardModel,
@@ -122,7 +122,7 @@ def test_gradient_finite_at_initial_point(feats):
     ip = pmm.initial_point()
     assert np.isfinite(pmm.compile_logp()(ip))
     assert np.isfinite(pmm.compile_dlogp()(ip)).all()
-    assert set(pmm.named_vars) >= {"intercept", "beta", "sigma_team", "z_athlete", "u_athlete", "hazard", "y"}
+    assert set(pmm.named_vars) >= {"intercept", "beta", "sigma_athlete", "z_athlete", "u_athlete", "hazard", "y"}
 
 
 def test_structure_with_sampling_mocked(feats, tmp_path):
@@ -152,7 +152,7 @@ def test_seeded_fit_is_reproducible_and_sensible(feats, quick):
     np.testing.assert_array_equal(again.idata.posterior["beta"].values, quick.idata.posterior["beta"].values)
     acwr = quick.idata.posterior["beta"].sel(covariate="acwr")
     assert float((acwr > 0).mean()) > 0.8  # the true ACWR effect is +1 per unit
-    d = quick.diagnostics()
+    d = quick.fit_summary()
     assert d["chains"] == 2 and d["draws"] == 200 and d["n_cells"] < d["n_rows"]
     # nutpie's threads call the kernel from C; the Python route samples the very same chains
     assert quick._kernel_route == "C"
@@ -163,13 +163,61 @@ def test_seeded_fit_is_reproducible_and_sensible(feats, quick):
     assert d["seconds_total"] < 120
 
 
-def test_gate(quick):
-    assert quick.passes_gate() is False  # 400 draws cannot give 400 effective draws for every parameter
-    lax = dict(max_rhat=1.2, min_ess_bulk=20, min_ess_tail=20, max_divergences=10**6, min_bfmi=0.0)
-    assert quick.passes_gate(lax) is True
-    rep = quick.gate_report()
-    assert list(rep.index) == ["max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "min_bfmi"]
-    assert rep.loc["min_ess_bulk", "threshold"] == GATE["min_ess_bulk"]
+def test_diagnostics_are_the_five_gate_numbers(quick):
+    d = quick.diagnostics()
+    assert sorted(d) == sorted(["max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "min_bfmi"])
+    assert d["divergences"] >= 0 and d["max_rhat"] >= 1.0 and 0 < d["min_ess_bulk"] < 400
+    assert not hasattr(B, "GATE") and not hasattr(HazardModel, "passes_gate")
+    misses = B._shortfalls(d, DIAGNOSTIC_TARGETS)  # 400 draws cannot give 400 effective draws for every parameter
+    assert any("bulk ESS" in m for m in misses)
+
+
+def test_sampling_adds_chains_until_the_targets_hold(feats):
+    """Targets no quick fit can meet in one round: the fit adds chains, then stops at max_rounds with a notice."""
+    m = HazardModel(sampler_config=dict(draws=100, tune=150, chains=2, random_seed=4, max_rounds=2))
+    m.fit(feats)
+    s = m.fit_summary()
+    assert [r["chains"] for r in s["rounds"]][:1] == [2] and len(s["rounds"]) == 2
+    assert m.idata.posterior.sizes["chain"] in (2, 4)  # 4 after adding chains, 2 after a fresh start (divergence)
+    assert any("short of its targets" in n for n in s["notices"])
+
+
+def test_levels_and_terms_dropped_with_notices(feats, caplog):
+    """Three teams cannot inform a team spread; no cycle logs, no pitches: those terms go, each with a logged notice."""
+    f = feats.assign(
+        cycle_phase="none", pitches_7d=0.0, pitches_1d=0.0, pitches_28d=0.0, days_rest=np.nan, speed_drop=np.nan
+    )
+    with caplog.at_level("WARNING", logger="pitchlab.models.bayes"):
+        X, idx, y, info = B._design(f, default_model_config())
+    assert list(info["levels"]) == ["athlete"]
+    assert not [c for c in info["covariates"] if c.startswith(("cycle_phase", "pitches", "short_rest", "speed_drop"))]
+    assert [c for c in info["covariates"] if c.startswith("sport[")] == ["sport[baseball]", "sport[cricket]"]
+    text = caplog.text
+    assert "team level dropped: 3 teams" in text and "no cycle logs" in text and "pitches_7d: no variation" in text
+    assert X.shape == (len(f), len(info["covariates"])) and np.isfinite(X).all()
+    # forced levels stay; a user's wider ACWR grid keeps low ACWR days apart
+    _, idx2, _, info2 = B._design(f, HazardModel({"levels": ["team", "athlete"]}).model_config)
+    assert list(info2["levels"]) == ["team", "athlete"] and idx2.shape[0] == 2
+    low = f.assign(acwr_ewma=0.2)
+    _, _, _, i3 = B._design(low, HazardModel({"terms": {"acwr": {"lower": -0.5}}}).model_config)
+    assert i3["terms"]["acwr"]["clipped_low"] == 1.0 and any("acwr: 100.0% of rows below" in n for n in i3["notices"])
+    _, _, _, i4 = B._design(low, default_model_config())
+    assert i4["terms"]["acwr"]["clipped_low"] == 0.0
+
+
+def test_contributions_add_up_to_the_linear_predictor(feats, quick):
+    rows = feats.tail(4)
+    c = quick.contributions(rows)
+    assert list(c.columns) == ["athlete_id", "date", "term", "label", "value", "contribution"]
+    owners = list(dict.fromkeys(quick.info["owners"]))
+    assert len(c) == 4 * len(owners) and set(c["term"]) == set(owners)
+    X, _, _, _ = B._design(rows, quick.model_config, quick.info)
+    beta = quick._draws()["beta"].mean(0)
+    total = c.groupby(["athlete_id", "date"], sort=False)["contribution"].sum().to_numpy()
+    np.testing.assert_allclose(total, X @ beta, atol=1e-12)
+    acwr = c[c["term"] == "acwr"]
+    np.testing.assert_allclose(acwr["value"].astype(float), rows["acwr_ewma"].to_numpy())
+    assert acwr["label"].iloc[0] == "EWMA ACWR"
 
 
 def test_predict_new_athletes_and_horizons(feats, quick):
@@ -178,14 +226,17 @@ def test_predict_new_athletes_and_horizons(feats, quick):
     assert (p21["risk"] > p7["risk"]).all()
     np.testing.assert_allclose(p7["hazard"], p21["hazard"])
     new = quick.predict(rows.assign(athlete_id="newcomer", team_id="new-team"), horizon=7)
-    assert ((new["risk_hi"] - new["risk_lo"]) > (p7["risk_hi"] - p7["risk_lo"])).all()
+    # a newcomer's effect is drawn from the population: wider than the typical seen athlete's on the same days
+    seen = [quick.predict(rows.assign(athlete_id=a), horizon=7) for a in feats["athlete_id"].unique()[:10]]
+    typical = np.median([(p["risk_hi"] - p["risk_lo"]).to_numpy() for p in seen], axis=0)
+    assert ((new["risk_hi"] - new["risk_lo"]).to_numpy() > typical).all()
     np.testing.assert_allclose(quick.predict_proba(rows), p7["risk"])
 
 
 def test_save_load_hash_mismatch(quick, tmp_path):
     path = quick.save(tmp_path / "fit.nc")
     back = HazardModel.load(path)
-    assert back.config_hash == quick.config_hash and back.diagnostics()["draws"] == 200
+    assert back.config_hash == quick.config_hash and back.fit_summary()["draws"] == 200
     with pytest.raises(ConfigError, match="differs in: covariates"):
         HazardModel.load(path, model_config={"covariates": ["acwr"]})
     assert HazardModel.load(path, model_config={}).config_hash == quick.config_hash
@@ -214,6 +265,8 @@ def test_config_errors(feats):
         HazardModel(dict(levels=["club"])).fit(feats)
     with pytest.raises(ValidationError, match="event"):
         HazardModel().fit(feats.drop(columns="event"))
+    with pytest.raises(ValidationError, match="no athlete-day at risk"):
+        HazardModel().fit(feats.head(0))
     with pytest.raises(NotFoundError):
         HazardModel().predict(feats)
     with pytest.raises(ConfigError, match="must be Normal"):
@@ -228,7 +281,7 @@ def test_config_errors(feats):
 def test_advi_is_close_but_never_passes(feats, quick):
     a = HazardModel(sampler_config=dict(backend="advi", advi_iterations=8000, random_seed=2))
     a.fit(feats)
-    assert a.passes_gate() is False
+    assert a.diagnostics()["divergences"] == -1 and np.isnan(a.diagnostics()["max_rhat"])
     c = compare_fits(quick, a)
     assert c.loc["beta[acwr]", "diff_in_sd"] ** 2 < 1.0
     assert (c["sd_ratio"] < 1.5).all()
@@ -246,8 +299,9 @@ def test_evaluate_interface(feats, quick):
 # ---------------------------------------------------------------- slow: recovery and repeated simulation
 @pytest.mark.slow
 def test_parameter_recovery_demo_size():
-    """Demo size (3 squads of 25, two seasons): every true fixed effect and group SD inside its 94% HDI, gate passed.
-    A fixed seed: with 11 parameters at 94%, about half of all cohorts would miss one (seeds 0-6 missed 3 of 77)."""
+    """Demo size (3 squads of 25, two seasons): the true fixed effects, sport contrasts and the athletes' SD inside their
+    94% HDIs (at most one of about twenty missed, as expected at 94%), diagnostic targets met. A fixed seed, not a test
+    of calibration: that is tests/test_sbc.py."""
     from pitchlab.synth import demo_cohort
 
     c = demo_cohort(seed=2)
@@ -255,9 +309,25 @@ def test_parameter_recovery_demo_size():
     m = HazardModel(RECOVERY_CONFIG, dict(random_seed=11))
     m.fit(f)
     tt = truth_table(c, m)
-    assert m.passes_gate(), m.gate_report()
-    assert len(tt) == 11
-    assert tt["inside"].all(), tt
+    assert B._shortfalls(m.diagnostics(), DIAGNOSTIC_TARGETS) == [], m.diagnostics()
+    assert len(tt) >= 15 and (~tt["inside"]).sum() <= 1, tt
+    assert tt.loc[["acwr", "rest_day", "match_day", "sigma_athlete"], "inside"].all(), tt
+
+
+@pytest.mark.slow
+def test_sport_specific_effects_recovered():
+    """Two squads each of cricket, baseball and football over two seasons, with a higher base rate for events: the true
+    pitch-count, short-rest, balls-bowled and batting effects of the synthetic hazard lie inside their 94% HDIs, and the
+    model's sport-specific terms (zero for everybody else) are estimated on their own athletes."""
+    c = make_cohort(n_teams=6, athletes_per_team=25, seasons=2, seed=21, hazard=HazardParams(alpha=-6.6))
+    f = build_features({**c.tables(), "injuries": history_from_truth(c)}, horizon=7)
+    m = HazardModel(RECOVERY_CONFIG, dict(random_seed=5))
+    m.fit(f)
+    tt = truth_table(c, m)
+    sport = tt.loc[["pitches_7d", "short_rest", "balls_7d", "batting_7d"]]
+    assert sport["inside"].all(), tt
+    assert B._shortfalls(m.diagnostics(), DIAGNOSTIC_TARGETS) == [], m.diagnostics()
+    assert tt.loc["acwr", "inside"], tt
 
 
 @pytest.mark.slow
@@ -280,3 +350,64 @@ def test_repeated_simulation_shows_no_systematic_bias():
     main = ["acwr", "chronic", "match_day", "rest_day", "prev_injury", "intercept"]
     assert (z[main].mean().abs() < 3 / np.sqrt(len(z))).all(), z[main].mean()
     assert cov.mean() > 0.8, cov
+
+
+# ---------------------------------------------------------------- slow: the defaults on a cohort pitchlab.synth did not draw
+def _independent_cohort(seed: int, n_athletes: int = 240, n_teams: int = 4, days: int = 730):
+    """A researcher's cohort from a generator written here, not `pitchlab.synth`: weekly microcycles with noise, spikes
+    and off-seasons, EWMA ACWR (Williams 2017) up to yesterday, an athlete frailty and a logistic daily hazard;
+    injured athletes sit out 5-40 days. Returns the contract tables."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-01-01", periods=days, freq="D")
+    week = np.array([1.0, 0.8, 1.2, 0.0, 1.0, 1.4, 0.0])
+    season = np.where((np.arange(days) % 365) < 300, 1.0, 0.3)
+    base = rng.lognormal(np.log(400), 0.25, n_athletes)
+    frail = rng.normal(0, 0.5, n_athletes)
+    la, lc = 2 / 8, 2 / 29
+    out = np.full(n_athletes, -1)
+    acute = chronic = None
+    rows, inj = [], []
+    for d in range(days):
+        spike = 1 + 0.8 * (rng.random(n_athletes) < 0.03)
+        load = base * week[d % 7] * season[d] * spike * rng.lognormal(0, 0.2, n_athletes)
+        load[out >= d] = 0.0
+        if acute is None:
+            acute, chronic = load.copy(), load.copy()
+        acwr = np.divide(acute, chronic, out=np.ones(n_athletes), where=chronic > 0)
+        eta = -6.6 + 0.8 * (acwr - 1) - 0.2 * (chronic - 300) / 150 + frail
+        hit = (out < d) & (rng.random(n_athletes) < 1 / (1 + np.exp(-eta)))
+        for a in np.flatnonzero(hit):
+            lost = int(rng.integers(5, 41))
+            inj.append(dict(athlete_id=f"ind{a:03d}", onset_date=dates[d], days_lost=lost, contact=False))
+            out[a] = d + lost
+        on = load > 0
+        rows.append(
+            pd.DataFrame(
+                {"athlete_id": [f"ind{a:03d}" for a in np.flatnonzero(on)], "date": dates[d], "load": load[on]}
+            )
+        )
+        acute, chronic = la * load + (1 - la) * acute, lc * load + (1 - lc) * chronic
+    athletes = pd.DataFrame(
+        {
+            "athlete_id": [f"ind{a:03d}" for a in range(n_athletes)],
+            "team_id": [f"club{a % n_teams}" for a in range(n_athletes)],
+            "sport": "rugby",
+        }
+    )
+    return {"sessions": pd.concat(rows, ignore_index=True), "athletes": athletes, "injuries": pd.DataFrame(inj)}
+
+
+@pytest.mark.slow
+def test_defaults_meet_the_targets_on_an_independent_cohort():
+    """Five seeds of a 240-athlete, two-season cohort from the generator above, fitted at the defaults: every fit meets
+    the diagnostic targets the promotion gate checks (R-hat <= 1.01, ESS >= 400, no divergence, E-BFMI >= 0.3), the
+    four-team level is dropped with a notice, and there are no cycle-phase or pitching terms to sample from priors."""
+    for seed in range(5):
+        f = build_features(_independent_cohort(seed), horizon=7)
+        m = HazardModel(sampler_config=dict(random_seed=seed))
+        m.fit(f)
+        d, s = m.diagnostics(), m.fit_summary()
+        assert B._shortfalls(d, DIAGNOSTIC_TARGETS) == [], (seed, d, s["rounds"])
+        assert list(m.info["levels"]) == ["athlete"], m.info["levels"]
+        assert not [c for c in m.info["covariates"] if c.startswith(("cycle_phase", "pitches", "balls", "sport"))]
+        assert any("team level dropped: 4 teams" in n for n in s["notices"])

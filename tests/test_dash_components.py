@@ -10,27 +10,40 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from pitchlab.core import AccessDenied, ValidationError
 from pitchlab.dash.auth import DataAccess, User
-from pitchlab.dash import components as C
+from pitchlab.board import VARIANTS, AcwrRuleRisk, LibraryRules, RuleChecker
+from pitchlab.board import NoRules as _NoRules
+from pitchlab.dash import data as D
+from pitchlab.dash.app import App, serve_app
+from pitchlab.dash.data import DataStore
+from pitchlab.dash.pages.athlete import AthleteDrillDown
+from pitchlab.dash.pages.board import TeamRiskBoard
+from pitchlab.dash.pages.compare import Compare
+from pitchlab.dash.pages.forms import EntryForms
+from pitchlab.dash.pages.models import ModelsPage
+from pitchlab.dash.pages.pose import LibraryPoseScorer, PosePage, PoseScorer
+from pitchlab.dash.pages.whatif import WhatIfPlanner
+from pitchlab.planning import project_plan
+from pitchlab.rules import VIOLATION_COLUMNS
+from doubles import FakeRetrainBackend, MissingScorer
 
 
-class NoRules(C.RuleChecker):
+class NoRules(_NoRules):
     "Rules switched off (so a test isolates the risk budget)."
 
+    def check(self, activity, athletes):
+        return pd.DataFrame(columns=VIOLATION_COLUMNS)
 
-class DailyPitchLimit(C.RuleChecker):
+
+class DailyPitchLimit(RuleChecker):
     "More than 80 pitches in a day breaks the rule (a stand-in with a known answer)."
-
-    @property
-    def available(self):
-        return True
 
     def check(self, activity, athletes):
         a = activity.groupby(["athlete_id", "date"], as_index=False)["pitches"].sum()
         a = a[a["pitches"].fillna(0) > 80]
-        return a.assign(ruleset="test", rule="daily", message="too many pitches")[C.VIOLATION_COLUMNS]
+        return a.assign(ruleset="test", rule="daily", message="too many pitches").reindex(columns=VIOLATION_COLUMNS)
 
 
-class FakeScorer(C.PoseScorer):
+class FakeScorer(PoseScorer):
     available, note = True, ""
 
     def __init__(self, fail=False):
@@ -74,12 +87,12 @@ def world(tmp_path_factory):
 
 
 def data_store(world, user=None, rules=None):
-    return C.DataStore(access=DataAccess(world["store"], user or world["coach"]), rules=rules or NoRules())
+    return DataStore(access=DataAccess(world["store"], user or world["coach"]), rules=rules or NoRules())
 
 
 def test_board_filters_sort_and_csv(world):
     data = data_store(world)
-    board = C.TeamRiskBoard(data=data)
+    board = TeamRiskBoard(data=data)
     assert len(board.table.value) == 12
     data.team = world["t2"]
     assert set(data.board.team_id) == {world["t2"]} and len(board.table.value) == 6
@@ -120,7 +133,7 @@ def test_board_numbers_match_pitchlab_load(world):
     data.variant = "acwr_uncoupled"
     assert np.allclose(
         data.board_all.set_index("athlete_id").chronic,
-        data.frames["now"].set_index("athlete_id").chronic_uncoupled.reindex(data.board_all.athlete_id),
+        data.frames.now.set_index("athlete_id").chronic_uncoupled.reindex(data.board_all.athlete_id),
         equal_nan=True,
     )
 
@@ -128,15 +141,11 @@ def test_board_numbers_match_pitchlab_load(world):
 @hsettings(max_examples=100, deadline=None)
 @given(
     st.lists(st.tuples(*[st.one_of(st.none(), st.floats(0, 5))] * 3), min_size=1, max_size=20),
-    st.sampled_from(list(C.VARIANTS)),
+    st.sampled_from(list(VARIANTS)),
 )
 def test_acwr_rule_risk_properties(rows, variant):
-    f = (
-        pd.DataFrame(rows, columns=list(C.VARIANTS))
-        .astype(float)
-        .assign(athlete_id=[f"a{i}" for i in range(len(rows))])
-    )
-    r = C.AcwrRuleRisk(variant).predict(f)
+    f = pd.DataFrame(rows, columns=list(VARIANTS)).astype(float).assign(athlete_id=[f"a{i}" for i in range(len(rows))])
+    r = AcwrRuleRisk(variant).predict(f)
     ok = r.risk.notna()
     assert (r.risk.isna() == f[variant].isna()).all()
     assert ((r.lower[ok] <= r.risk[ok] + 1e-12) & (r.risk[ok] <= r.upper[ok] + 1e-12)).all()
@@ -148,7 +157,7 @@ def test_acwr_rule_risk_properties(rows, variant):
 def test_cache_is_shared_and_invalidated_by_a_form_entry(world):
     a, b = data_store(world), data_store(world)
     assert a.frames is b.frames  # one computation for both sessions
-    forms = C.EntryForms(data=a)
+    forms = EntryForms(data=a)
     a.athlete = world["pitcher"]
     day = (a.as_of + pd.Timedelta(days=1)).date()
     forms.param.update(session_date=day, duration_min=90, rpe=6, pitches=30, session_type="training")
@@ -163,7 +172,7 @@ def test_cache_is_shared_and_invalidated_by_a_form_entry(world):
 
 def test_entry_forms_validate_and_explain(world):
     data = data_store(world)
-    forms = C.EntryForms(data=data)
+    forms = EntryForms(data=data)
     data.athlete = world["bowler"]
     forms.param.update(wellness_date=pd.Timestamp("2031-02-01").date(), hrv_rmssd=500.0, resting_hr=10.0)
     forms.param.trigger("save_wellness")
@@ -182,7 +191,7 @@ def test_entry_forms_validate_and_explain(world):
 def test_athlete_forms_include_cycle_log(world):
     own = world["cohort"].athletes.query("sex == 'F'").athlete_id.iloc[0]
     data = data_store(world, User("ann", "athlete", athlete_id=own))
-    forms = C.EntryForms(data=data)
+    forms = EntryForms(data=data)
     tabs = [t for t in forms.__panel__().objects if type(t).__name__ == "Tabs"][0]
     assert list(tabs._names) == ["Session RPE", "Wellness", "Cycle log"]
     forms.param.update(cycle_date=pd.Timestamp("2031-03-01").date(), phase="menstrual", cycle_day=2, symptoms="cramps")
@@ -196,7 +205,7 @@ def test_athlete_forms_include_cycle_log(world):
 def test_whatif_projection_follows_the_plan(world):
     data = data_store(world)
     data.athlete = world["pitcher"]
-    w = C.WhatIfPlanner(data=data)
+    w = WhatIfPlanner(data=data)
     assert len(w.plan) == 7 and w.projection.planned.sum() == 7
     p = w.projection.query("planned")
     np.testing.assert_allclose(p.ctl, p.ctl_projected, rtol=1e-9)  # daily_metrics over history+plan == project_pmc
@@ -206,25 +215,25 @@ def test_whatif_projection_follows_the_plan(world):
     w.horizon = 14
     assert len(w.plan) == 14 and len(w._sliders) == 14
     with pytest.raises(ValidationError, match="after"):
-        C.project_plan(
-            data.frames, world["pitcher"], w.plan.assign(date=w.plan.date - pd.Timedelta(days=30)), C.AcwrRuleRisk()
+        project_plan(
+            data.frames, world["pitcher"], w.plan.assign(date=w.plan.date - pd.Timedelta(days=30)), AcwrRuleRisk()
         )
 
 
 def test_whatif_rules_and_largest_plan_within_budget(world):
     data = data_store(world, rules=DailyPitchLimit())
     data.athlete = world["pitcher"]
-    w = C.WhatIfPlanner(data=data, risk_budget=0.05)
+    w = WhatIfPlanner(data=data, risk_budget=0.05)
     w.plan = w.plan.assign(pitches=100, session_type="match", load=w.plan.load + 300)
     assert len(w.plan_violations) == 7
     w.param.trigger("suggest")
     s = w.suggestion
     assert s is not None and s.pitches.max() <= 80
-    f, v = C.project_plan(data.frames, world["pitcher"], s, C.AcwrRuleRisk(), DailyPitchLimit())
+    f, v = project_plan(data.frames, world["pitcher"], s, AcwrRuleRisk(), DailyPitchLimit())
     assert len(v) == 0 and f.query("planned").upper.max() <= 0.05
     k = s.pitches.iloc[0] / 100
     bigger = w.plan.assign(pitches=np.floor(100 * (k + 0.05)).astype(int), load=np.round(w.plan.load * (k + 0.05)))
-    f2, v2 = C.project_plan(data.frames, world["pitcher"], bigger, C.AcwrRuleRisk(), DailyPitchLimit())
+    f2, v2 = project_plan(data.frames, world["pitcher"], bigger, AcwrRuleRisk(), DailyPitchLimit())
     assert len(v2) > 0 or f2.query("planned").upper.max() > 0.05  # the suggestion is the largest (to the tolerance)
     w.param.trigger("apply")
     assert w.plan.equals(s) and len(w.plan_violations) == 0
@@ -232,9 +241,9 @@ def test_whatif_rules_and_largest_plan_within_budget(world):
 
 def test_whatif_with_the_real_pitch_smart_rules(world):
     "110 pitches in a game then pitching the next day breaks Pitch Smart's required rest."
-    data = data_store(world, rules=C.LibraryRules())
+    data = data_store(world, rules=LibraryRules())
     data.athlete = world["pitcher"]
-    w = C.WhatIfPlanner(data=data)
+    w = WhatIfPlanner(data=data)
     plan = w.plan.assign(pitches=0, session_type="training")
     plan.loc[0, ["pitches", "session_type"]] = [110, "match"]
     plan.loc[1, ["pitches", "session_type"]] = [40, "match"]
@@ -243,9 +252,9 @@ def test_whatif_with_the_real_pitch_smart_rules(world):
     assert pd.to_datetime(w.plan_violations.date).min() > data.as_of
 
 
-def test_models_page_stub_flow(world):
+def test_models_page_flow(world):
     admin = data_store(world, User("root", "admin"))
-    m = C.ModelsPage(data=admin, backend=C.StubRetrainBackend(steps=3, step_s=0.01))
+    m = ModelsPage(data=admin, backend=FakeRetrainBackend(steps=3, step_s=0.01))
     assert m.start is not None and m.end >= m.start
     m.param.trigger("rollback")
     assert "no earlier champion" in m.status
@@ -264,18 +273,18 @@ def test_models_page_stub_flow(world):
     assert m.status == "rolled back: version 1 is champion"
     acts = world["store"].read("audit").query("entity == 'models'").action.tolist()
     assert acts[-5:] == ["retrain", "retrain", "promote", "promote", "rollback"]
-    coach_page = C.ModelsPage(data=data_store(world), backend=C.StubRetrainBackend())
+    coach_page = ModelsPage(data=data_store(world), backend=FakeRetrainBackend())
     for ev in ("retrain", "promote", "rollback"):
         with pytest.raises(AccessDenied):
             coach_page.param.trigger(ev)
     with pytest.raises(AccessDenied):
-        C.ModelsPage(data=data_store(world, User("ann", "athlete", athlete_id=world["bowler"])))
+        ModelsPage(data=data_store(world, User("ann", "athlete", athlete_id=world["bowler"])))
 
 
 def test_pose_page(world):
     data = data_store(world)
     data.athlete = world["bowler"]
-    page = C.PosePage(data=data, scorer=FakeScorer())
+    page = PosePage(data=data, scorer=FakeScorer())
     page.upload.value, page.upload.filename = b"\x00\x01video", "bowl.mp4"
     page.param.trigger("score_video")
     while not page._job["job"]["done"]:
@@ -284,28 +293,28 @@ def test_pose_page(world):
     assert page.status == "score 64 stored" and page.history().score.tolist() == [64.0]
     stored = world["store"].read("pose_results", [world["bowler"]])
     assert len(stored.video_sha256.iloc[0]) == 64 and stored.movement.iloc[0] == "pitch"
-    bad = C.PosePage(data=data, scorer=FakeScorer(fail=True))
+    bad = PosePage(data=data, scorer=FakeScorer(fail=True))
     bad.upload.value = b"x"
     bad.param.trigger("score_video")
     while not bad._job["job"]["done"]:
         time.sleep(0.01)
     bad.poll()
-    assert bad.status.startswith("scoring failed: RuntimeError: no person found")
-    none = C.PosePage(data=data, scorer=C.PoseScorer())
+    assert bad.status == "scoring failed: no person found in the video"
+    none = PosePage(data=data, scorer=MissingScorer())
     none.param.trigger("score_video")
-    assert "not installed" in none.status
+    assert none.status == MissingScorer.note
 
 
 def test_compare_and_drilldown(world):
     data = data_store(world)
     ids = list(data.roster.athlete_id)
-    cmp_ = C.Compare(data=data, athletes=ids[:6], metric="ctl", days=60)
+    cmp_ = Compare(data=data, athletes=ids[:6], metric="ctl", days=60)
     f = cmp_.frame()
     assert f.athlete_id.nunique() == 6 and f.date.min() > data.as_of - pd.Timedelta(days=60)
     cmp_.athletes = ids[:1]
     assert type(cmp_._out[0]).__name__ == "Alert"
     data.athlete = world["pitcher"]
-    d = C.AthleteDrillDown(data=data, days=120)
+    d = AthleteDrillDown(data=data, days=120)
     figs = d.figures()
     assert {"load", "acwr", "pmc", "wellness", "pitches", "velocity", "spin"} <= set(figs) and "balls" not in figs
     data.athlete = world["bowler"]
@@ -323,7 +332,7 @@ def test_athlete_without_any_data(world):
     row = data.board_all.set_index("athlete_id").loc["new-001"]
     assert pd.isna(row.risk) and row.level == "" and pd.isna(row.acwr)
     data.athlete = "new-001"
-    d = C.AthleteDrillDown(data=data)
+    d = AthleteDrillDown(data=data)
     assert d.figures() == {} or "load" in d.figures()
 
 
@@ -336,9 +345,7 @@ def test_empty_store(tmp_path):
     store.write(
         "athletes", pd.DataFrame([dict(athlete_id="a", name="A", sex="F", sport="cricket", team_id="t")]), source="test"
     )
-    app = C.App(
-        access=DataAccess(store, User("c", "coach", team_ids="t")), rules=NoRules(), backend=C.StubRetrainBackend()
-    )
+    app = App(access=DataAccess(store, User("c", "coach", team_ids="t")), rules=NoRules(), backend=FakeRetrainBackend())
     assert app.data.as_of is None and len(app.data.board) == 1
     for p in app.pages:
         app.show(p)
@@ -347,16 +354,16 @@ def test_empty_store(tmp_path):
 def test_serve_app_without_sign_in_shows_a_notice(world, monkeypatch):
     monkeypatch.setenv("PITCHLAB_DB_URL", world["store"].url)
     monkeypatch.delenv("PITCHLAB_DASH_USER", raising=False)
-    out = C.serve_app()
+    out = serve_app()
     assert "pitchlab-denied" in out.css_classes and "nobody is signed in" in out[0].object
     world["store"].write(
         "users", pd.DataFrame([dict(username="cora", role="coach", team_ids=world["t1"])]), source="test"
     )
-    C._TOKENS.clear()  # page loads reuse a look at the tables for up to 2 s; this test does not wait
+    D._TOKENS.clear()  # page loads reuse a look at the tables for up to 2 s; this test does not wait
     monkeypatch.setenv("PITCHLAB_DASH_USER", "cora")
-    app = C.serve_app(roles=("coach",), rules=NoRules())
-    assert isinstance(app, C.App) and app.data.access.user.username == "cora"
-    denied = C.serve_app(roles=("athlete",))
+    app = serve_app(roles=("coach",), rules=NoRules())
+    assert isinstance(app, App) and app.data.access.user.username == "cora"
+    denied = serve_app(roles=("athlete",))
     assert "this dashboard is for athlete" in denied[0].object
 
 
@@ -372,7 +379,7 @@ def test_pose_page_with_the_real_scorer(world):
     pose_model_path()  # NotFoundError with the way to install it if the model is missing
     data = data_store(world)
     data.athlete = world["bowler"]
-    page = C.PosePage(data=data, scorer=C.LibraryPoseScorer(), movement="jump")
+    page = PosePage(data=data, scorer=LibraryPoseScorer(), movement="jump")
     assert page.scorer.note == ""
     page.upload.value, page.upload.filename = video.read_bytes(), video.name
     page.param.trigger("score_video")
@@ -392,7 +399,7 @@ def test_pose_page_with_the_real_scorer(world):
 def test_pose_scorer_note_finds_the_models_as_the_scorer_does(monkeypatch, tmp_path):
     "An empty data home falls back to the clone's models (no false 'not installed'); a wrong PITCHLAB_POSE_MODEL is named."
     monkeypatch.setenv("PITCHLAB_HOME", str(tmp_path / "home"))
-    assert C.LibraryPoseScorer().note == ""
+    assert LibraryPoseScorer().note == ""
     monkeypatch.setenv("PITCHLAB_POSE_MODEL", str(tmp_path / "gone.task"))
-    note = C.LibraryPoseScorer().note
+    note = LibraryPoseScorer().note
     assert "PITCHLAB_POSE_MODEL" in note and "gone.task" in note and "pitchlab setup-models" in note

@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from pitchlab.core import ConfigError, NotFoundError, ValidationError
 from pitchlab.evaluate import roc_auc
+from pitchlab.features import FEATURE_VERSION
 from pitchlab.models.deep import (
     SequenceRisk,
     SessionQuality,
@@ -36,7 +37,7 @@ def planted(n_athletes=30, n_days=200, seed=0, drop=0.05):
     y = (m5 > 0.8).astype(float)
     df = pd.DataFrame(dict(athlete_id=a, date=d, x=x.ravel(), z=rng.normal(0, 1, x.size), label=y.ravel()))
     df = df[rng.random(len(df)) > drop].reset_index(drop=True)  # a few missing days: gaps in the calendar
-    df.attrs["feature_version"] = "1.0"
+    df.attrs["feature_version"] = FEATURE_VERSION
     return df
 
 
@@ -438,7 +439,7 @@ def test_registry_round_trip(fitted, data, tmp_path):
     df, _, test = data
     reg = Registry(uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=tmp_path / "artifacts")
     out = reg.log_model(
-        "deep_risk_test", fitted, metrics={"auc": 0.9}, params=fitted.model_config, feature_version="1.0"
+        "deep_risk_test", fitted, metrics={"auc": 0.9}, params=fitted.model_config, feature_version=FEATURE_VERSION
     )
     back = reg.load("deep_risk_test", out["version"])
     assert type(back).__name__ == "SequenceRisk"

@@ -157,3 +157,84 @@ def test_evaluate_errors():
         evaluate({"m": Fixed("good")}, sp.test.assign(label=0.0), fit=False)
     with pytest.raises(ValidationError, match="returned"):
         evaluate({"m": np.zeros(3)}, sp)
+
+
+# ------------------------------------------------------------------------------- calibration, events, sample size
+def test_calibration_in_the_large_and_slope_by_hand():
+    from pitchlab.evaluate import calibration_slope, observed_expected, oe_interval
+
+    # O = 2, E = 0.25 + 0.25 + 0.5 + 0.5 = 1.5
+    assert observed_expected([0, 1, 0, 1], [0.25, 0.25, 0.5, 0.5]) == pytest.approx(4 / 3, abs=1e-12)
+    # weights 1, 2, 0, 0: O = 2 (the second row twice), E = 0.25 + 0.5 = 0.75
+    assert observed_expected([0, 1, 0, 1], [0.25, 0.25, 0.5, 0.5], w=[1, 2, 0, 0]) == pytest.approx(8 / 3)
+    # 100 independent events: exp(+-1.96 / 10)
+    lo, hi = oe_interval(1.5, 100)
+    assert (lo, hi) == pytest.approx((1.5 * np.exp(-0.1959964), 1.5 * np.exp(0.1959964)), abs=1e-6)
+    # slope by hand: two groups of predictions 0.1 and 0.5 with observed rates 0.2 and 0.5 -> a saturated logistic fit
+    # logit(0.2) = a + b logit(0.1), logit(0.5) = a + b logit(0.5) = a  =>  a = 0, b = logit(0.2) / logit(0.1)
+    y = np.r_[np.ones(2), np.zeros(8), np.ones(5), np.zeros(5)]
+    p = np.r_[np.full(10, 0.1), np.full(10, 0.5)]
+    assert calibration_slope(y, p) == pytest.approx(np.log(0.25) / np.log(1 / 9), abs=1e-8)
+    assert np.isnan(calibration_slope(y, np.full(20, 0.3)))  # constant predictions carry no slope
+
+
+def test_episodes_count_injuries_not_rows():
+    from pitchlab.models.baselines import episodes
+
+    days = pd.date_range("2024-01-01", periods=6)
+    ath = ["a"] * 6 + ["b"] * 6
+    y = [0, 1, 1, 1, 0, 0] + [1, 1, 0, 0, 1, 0]  # a: one run of 3; b: two runs
+    assert episodes(ath, list(days) * 2, y) == 3
+    assert episodes(ath, list(days) * 2, [0] * 12) == 0
+
+
+def test_riley_sample_size_by_hand():
+    from pitchlab.evaluate import riley_sample_size, sample_size_statement
+
+    r = riley_sample_size(10, 0.01, r2_cs=0.01)
+    # (i) 10 / ((0.9 - 1) ln(1 - 0.01 / 0.9)) = 8949.8 ; (iii) (1.96 / 0.05)^2 x 0.01 x 0.99 = 15.2
+    assert (r["n_shrinkage"], r["n_overall_risk"]) == (8950, 16)
+    assert r["n"] == max(r["n_shrinkage"], r["n_optimism"], r["n_overall_risk"])
+    assert r["events"] == int(np.ceil(r["n"] * 0.01))
+    with pytest.raises(ValidationError, match="no events"):
+        riley_sample_size(10, 0.0)
+    assert "no injury" in sample_size_statement(10, 5000, 0)
+    s = sample_size_statement(11, 26365, 19, positive_rows=129)
+    assert "19 injury episodes" in s and "expect optimism" in s
+
+
+def test_table_has_calibration_events_and_no_fake_certainty():
+    sp = _split()
+    const = np.full(len(sp.test), sp.test["label"].mean())
+    ev = evaluate({"good": Fixed("good"), "base rate": const}, sp, n_boot=50, seed=1)
+    t = ev.table
+    assert {"oe", "oe_lo", "oe_hi", "slope", "slope_lo", "slope_hi"} <= set(t.columns)
+    y, p = ev.predictions["y"], ev.predictions["good"]
+    assert t.loc["good", "oe"] == pytest.approx(y.sum() / p.sum())
+    s = ev.summary()
+    assert (s["events"] == ev.info["episodes"]).all()
+    assert s.loc["base rate", "auc"] == "base rate (no signal)" and "0.500 [0.500" not in s.to_string()
+    m = ev.metrics("good")
+    assert m["n_test_events"] == ev.info["episodes"] and m["n_test_positive_rows"] == int(y.sum())
+    assert "Sample size (Riley et al. 2020)" in ev.sample_size(n_params=2)
+
+
+def test_recalibration_fixes_level_and_keeps_ranking():
+    from pitchlab.evaluate import apply_recalibration, choose_recalibration, fit_recalibration, observed_expected
+
+    rng = np.random.default_rng(5)
+    pw, pt = rng.beta(1, 60, 30000), rng.beta(1, 60, 30000)
+    yw, yt = (rng.random(30000) < 2 * pw).astype(float), (rng.random(30000) < 2 * pt).astype(float)
+    r = fit_recalibration(yw, pw, "intercept")
+    assert observed_expected(yw, apply_recalibration(pw, r)) == pytest.approx(1.0, abs=1e-6)
+    ch = choose_recalibration(yw, pw, yt, pt)
+    tab = ch["table"]
+    assert ch["choice"] in ("intercept", "platt")
+    assert abs(np.log(tab.loc[ch["choice"], "oe"])) < abs(np.log(tab.loc["none", "oe"]))
+    assert tab.loc[ch["choice"], "auc"] == pytest.approx(tab.loc["none", "auc"])
+    # a window whose risks rank its injuries backwards: Platt refused with a sentence, never inverted
+    yb = (rng.random(30000) < 0.03 - 0.5 * pw.clip(0, 0.05)).astype(float)
+    with pytest.raises(ValidationError, match="do not rank"):
+        fit_recalibration(yb, pw, "platt")
+    with pytest.raises(ValidationError, match="no injury"):
+        fit_recalibration(np.zeros(10), np.full(10, 0.1))

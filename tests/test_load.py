@@ -270,6 +270,25 @@ def test_williams_worked_example_athlete_1():
     assert round(float(d["acwr_rolling"][-1]), 2) == 1.43
 
 
+def test_williams_2017_three_athletes_from_the_shipped_data():
+    from pathlib import Path
+
+    from pitchlab.core import project_root
+
+    wl = pd.read_csv(project_root(Path(__file__).parent) / "data/samples/williams2017/training_load.csv")
+    s = pd.DataFrame(
+        {
+            "athlete_id": wl["athlete"].astype(str),
+            "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(wl["day"] - 1, unit="D"),
+            "load": wl["load"].astype(float),
+        }
+    )
+    last = daily_metrics(s).isel(date=-1)
+    assert list(last["athlete_id"].values) == ["1", "2", "3"]
+    assert np.round(last["acwr_ewma"].values, 4).tolist() == [1.2497, 1.4062, 1.5507]
+    assert np.round(last["acwr_rolling"].values, 2).tolist() == [1.43, 1.43, 1.43]
+
+
 def test_acwr_package_worked_example():
     d = daily_metrics(one_athlete([50.0] * 28 + [100.0] * 7)).isel(athlete_id=0, date=-1)
     assert round(float(d["acwr_rolling"]), 2) == 1.60

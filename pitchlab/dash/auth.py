@@ -4,16 +4,20 @@
 
 # %% ../../nbs/60_dash_auth.ipynb 1
 from __future__ import annotations
+import logging
 import os
 from dataclasses import dataclass, field
 import pandas as pd
 from ..core import AccessDenied, ConfigError, NotFoundError, ValidationError, settings
 from ..schema import ENTITIES
+from .security import Throttle, Throttled, check_throttle  # noqa: F401 (the API's limiter, importable here too)
+
+logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['MIN_PASSWORD_LENGTH', 'ROLES', 'SENSITIVE', 'ADMIN_ONLY', 'PUBLIC', 'PAGES', 'WRITES', 'SENSITIVE_ROLES', 'ACTIONS',
-           'OAUTH_PROVIDERS', 'USERNAME_CLAIMS', 'hash_password', 'verify_password', 'User', 'authorize', 'DataAccess',
-           'load_user', 'login', 'oauth_serve_args', 'user_from_claims', 'current_user']
+__all__ = ['logger', 'MIN_PASSWORD_LENGTH', 'ROLES', 'SENSITIVE', 'ADMIN_ONLY', 'PUBLIC', 'PAGES', 'WRITES', 'SENSITIVE_ROLES',
+           'ACTIONS', 'OAUTH_PROVIDERS', 'USERNAME_CLAIMS', 'hash_password', 'verify_password', 'User', 'authorize',
+           'DataAccess', 'load_user', 'login', 'sign_in', 'oauth_serve_args', 'user_from_claims', 'current_user']
 
 # %% ../../nbs/60_dash_auth.ipynb
 MIN_PASSWORD_LENGTH = 10  # shortest password `hash_password` accepts
@@ -131,9 +135,9 @@ PAGES = {
     "board": ("coach", "medical", "admin"),
     "athlete": ROLES,
     "whatif": ("coach", "medical", "admin"),
+    "compare": ("coach", "medical", "admin"),
     "pose": ROLES,
     "models": ("coach", "medical", "admin"),
-    "compare": ("coach", "medical", "admin"),
     "entry": ROLES,
 }
 WRITES = {
@@ -307,15 +311,25 @@ class DataAccess:
         athlete_ids: list | str | None = None,  # athletes (None: every athlete this user may see)
         start=None,
         end=None,  # date range of the entity's date column (inclusive)
+        purpose: str | None = None,  # why, when a model or page reads on the user's behalf (e.g. 'risk board'); audited
     ) -> pd.DataFrame:
-        "Authorise, then read `entity` from the store as this user (sensitive reads are audited with the username)."
+        "Authorise, then read `entity` from the store as this user (sensitive reads are audited with the username and purpose)."
         if entity in PUBLIC or (entity in ADMIN_ONLY and self.user.role == "admin"):
             authorize(self.user, "read", entity)
-            return self.store.read(entity, start=start, end=end, actor=self.user.username)
+            return self.store.read(entity, start=start, end=end, actor=self.user.username, purpose=purpose)
         ids = self._ids(entity, athlete_ids)
         if entity not in SENSITIVE and athlete_ids is None and self.user.role == "admin":
             ids = None
-        return self.store.read(entity, ids, start, end, actor=self.user.username)
+        return self.store.read(entity, ids, start, end, actor=self.user.username, purpose=purpose)
+
+    def reader(
+        self,
+        purpose: str,  # why the reads happen, e.g. 'injury-risk model for the team board'
+    ):
+        "A `read(entity, athlete_ids, start, end)` function for a library call made on this user's behalf (e.g. the risk model): authorised and audited as this user with `purpose`."
+        return lambda entity, athlete_ids=None, start=None, end=None: self.read(
+            entity, athlete_ids, start, end, purpose=purpose
+        )
 
     def through(
         self,
@@ -401,6 +415,38 @@ def login(
     name = str(hit["username"].iloc[0]) if len(hit) else str(username)[:80]
     store.log("login" if ok else "login_failed", "users", detail="local sign-in", actor=name)
     return User.from_row(hit.iloc[0]) if ok else None
+
+# %% ../../nbs/60_dash_auth.ipynb
+def sign_in(
+    username: str,  # what the person typed as username
+    password: str,  # and as password
+    address: str | None = None,  # where the attempt came from (per-address throttling)
+    store=None,  # a Store (default: the configured store)
+    config=None,  # throttling limits, a pitchlab.core.SecuritySettings (default: security_settings())
+) -> tuple:
+    "Throttled local sign-in: (User, '') on success, else (None, 'invalid' | 'throttled' | 'locked' | 'denied'); audited."
+    from pitchlab.dash.security import _store
+
+    store = _store(store)
+    name = str(username or "").strip()[:80]
+    keys = [f"user:{name.lower()}"] + ([f"addr:{address}"] if address else [])
+    th = Throttle(store, config)
+    try:
+        th.check(*keys)
+    except Throttled as e:
+        store.log("login_throttled", "users", detail=f"{e.message} (from {address or '?'})", actor=name)
+        return None, "locked" if e.locked else "throttled"
+    th.failure(keys[0])  # counted before the check, so a burst of parallel guesses cannot all slip through
+    try:
+        user = login(name, password, store)
+    except ValidationError:
+        logger.exception("the users table row of %r is not a valid account", name)
+        return None, "denied"
+    if user is None:
+        th.failure(*keys[1:])
+        return None, "invalid"
+    th.success(keys[0])
+    return user, ""
 
 # %% ../../nbs/60_dash_auth.ipynb
 OAUTH_PROVIDERS = {
@@ -493,6 +539,22 @@ def user_from_claims(
         ) from e
 
 # %% ../../nbs/60_dash_auth.ipynb
+def _check_live_session(user: str) -> None:
+    "In a session served with pitchlab's hooks: its session cookie must be a live server-side session of `user`."
+    from pitchlab.dash import security as sec
+
+    if not sec._INSTALLED:
+        return
+    import panel as pn
+    from tornado.web import decode_signed_value
+
+    raw = (pn.state.cookies or {}).get(sec.SESSION_COOKIE)
+    days = sec._INSTALLED["config"].session_days
+    sid = decode_signed_value(pn.config.cookie_secret, sec.SESSION_COOKIE, raw, max_age_days=days) if raw else None
+    if not sec.check_session(sid.decode() if sid else None, user):
+        raise AccessDenied("your sign-in has ended (signed out, expired or revoked)", hint="sign in again at /login")
+
+
 def current_user(
     store=None,  # a Store (default: the configured store)
     user: str | None = None,  # the signed-in name (default: pn.state.user)
@@ -507,6 +569,7 @@ def current_user(
         from pitchlab.store import Store
 
         store = Store(settings().db_url)
+    from_state = user is None
     if user is None or claims is None or auth_configured is None:
         import panel as pn
 
@@ -515,6 +578,8 @@ def current_user(
         if auth_configured is None:
             auth_configured = bool(pn.config.oauth_provider or pn.config.basic_auth)
     if user and user != "guest":
+        if from_state:
+            _check_live_session(user)
         return user_from_claims({**dict(claims or {}), "user": user}, store.read("users") if users is None else users)
     dev = environ.get("PITCHLAB_DASH_USER")
     if dev:
@@ -534,42 +599,213 @@ def current_user(
 # %% ../../nbs/60_dash_auth.ipynb
 _PANEL = {}
 
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pitchlab | {title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; background: #f4f6f8; margin: 0; }}
+main {{ max-width: 360px; margin: 12vh auto; background: #fff; padding: 28px 32px; border-radius: 8px;
+       box-shadow: 0 2px 12px rgba(0,0,0,.08); }}
+h1 {{ font-size: 1.3rem; margin: 0 0 18px; }}
+label {{ display: block; font-size: .9rem; margin: 12px 0 4px; }}
+input[type=text], input[type=password] {{ width: 100%; box-sizing: border-box; padding: 8px; font-size: 1rem; }}
+button {{ margin-top: 18px; width: 100%; padding: 9px; font-size: 1rem; background: #1f5f99; color: #fff; border: 0;
+         border-radius: 4px; cursor: pointer; }}
+.error {{ color: #a00; background: #fdecec; padding: 8px; border-radius: 4px; }}
+</style></head>
+<body><main><h1>pitchlab</h1>{body}</main></body></html>"""
 
-def _panel_auth() -> dict:
-    "Build (once) Panel's login handler and provider for the users table, and register it as provider 'pitchlab'."
-    if _PANEL:
-        return _PANEL
-    from panel.auth import AUTH_PROVIDERS, BasicAuthProvider, BasicLoginHandler
+
+def _page(title: str, body: str) -> str:
+    "A small page of pitchlab's sign-in screens (no script, so the strictest CSP holds)."
+    return _PAGE.format(title=title, body=body)
+
+
+def _login_form(endpoint: str, token: str, error: str = "") -> str:
+    from html import escape
+
+    err = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    return _page(
+        "Sign in",
+        f"""{err}<form action="{escape(endpoint)}" method="post">
+<input type="hidden" name="csrf_token" value="{escape(token)}">
+<label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button></form>""",
+    )
+
+
+def _logout_form(endpoint: str, token: str, note: str = "") -> str:
+    from html import escape
+
+    n = f'<p class="error" role="alert">{escape(note)}</p>' if note else ""
+    return _page(
+        "Sign out",
+        f"""{n}<p>Sign out of pitchlab on this browser?</p><form action="{escape(endpoint)}" method="post">
+<input type="hidden" name="csrf_token" value="{escape(token)}"><button type="submit">Sign out</button></form>""",
+    )
+
+# %% ../../nbs/60_dash_auth.ipynb
+def _csrf_cookie(handler) -> str:
+    "Set a fresh CSRF cookie on `handler`'s response and return its token (for the form's hidden field)."
+    from pitchlab.dash.security import CSRF_COOKIE, new_csrf_token
+
+    tok = new_csrf_token()
+    handler.set_cookie(CSRF_COOKIE, tok, httponly=True, samesite="Strict", path="/")
+    return tok
+
+
+def _handlers():
+    "pitchlab's sign-in and sign-out handlers (Tornado classes built on Panel's)."
+    import asyncio
+
+    from panel.auth import STATE_COOKIE_NAME, BasicLoginHandler, LogoutHandler, _validate_next_url
     from panel.config import config
+    from panel.io.state import state
+
+    from pitchlab.dash import security as sec
 
     class PitchlabLoginHandler(BasicLoginHandler):
-        "Panel's login form, checked against pitchlab's users table with argon2 (every attempt audited)."
+        "Panel's login endpoint with pitchlab's form: CSRF token, throttled argon2 check in a worker thread, server-side session."
+
+        def get(self):
+            next_url = _validate_next_url(self.get_argument("next", state.base_url))
+            if next_url:
+                self.set_cookie("next_url", next_url)
+            self.write(
+                _login_form(self._login_endpoint, _csrf_cookie(self), sec.login_error(self.get_argument("error", "")))
+            )
+
+        def _fail(self, code: str):
+            self.redirect(f"{self._login_endpoint}?error={code}")
+
+        async def post(self):
+            loop = asyncio.get_running_loop()
+            username = self.get_argument("username", "")[:200]
+            password = self.get_argument("password", "")[:1024]
+            address = self.request.remote_ip
+            if not sec.csrf_ok(self.get_cookie(sec.CSRF_COOKIE), self.get_argument(sec.CSRF_FIELD, "")):
+                await loop.run_in_executor(
+                    None,
+                    lambda: sec._store().log(
+                        "login_refused", "users", detail=f"no valid CSRF token (from {address})", actor=username[:80]
+                    ),
+                )
+                return self._fail("csrf")
+            try:
+                user, code = await loop.run_in_executor(None, sign_in, username, password, address)
+                sid = await loop.run_in_executor(None, sec.new_session, user.username, address) if user else None
+            except Exception:
+                logger.exception("sign-in of %r could not be checked", username[:80])
+                return self._fail("denied")
+            if user is None:
+                return self._fail(code)
+            days = sec.security_settings().session_days
+            self.set_current_user(user.username)
+            self.set_secure_cookie(sec.SESSION_COOKIE, sid, expires_days=days, httponly=True, path=config.cookie_path)
+            self.clear_cookie(sec.CSRF_COOKIE, path="/")
+            self.redirect(_validate_next_url(self.get_cookie("next_url", state.base_url)) or "/")
 
         def _validate(self, username, password):
-            try:
-                return login(username, password) is not None
-            except Exception:
-                return False
+            "Panel's synchronous check (used only if something calls it directly): the same throttled sign-in."
+            request = getattr(self, "request", None)
+            return sign_in(username, password, getattr(request, "remote_ip", None))[0] is not None
+
+    class PitchlabLogoutHandler(LogoutHandler):
+        "Sign-out by POST with a CSRF token: the server-side session is revoked, then the cookies cleared."
+
+        def get(self):
+            self.write(_logout_form(self.request.path, _csrf_cookie(self)))
+
+        async def post(self):
+            if not sec.csrf_ok(self.get_cookie(sec.CSRF_COOKIE), self.get_argument(sec.CSRF_FIELD, "")):
+                self.set_status(403)
+                return self.write(
+                    _logout_form(
+                        self.request.path, _csrf_cookie(self), "The sign-out form had expired: press the button again."
+                    )
+                )
+            sid = self.get_secure_cookie(sec.SESSION_COOKIE, max_age_days=sec.security_settings().session_days)
+            who = (self.get_secure_cookie("user") or b"").decode("utf-8", "replace") or None
+            if sid:
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, lambda: sec.revoke_sessions(sid=sid.decode(), reason="signed out", actor=who)
+                    )
+                except Exception:
+                    logger.exception("the session of %r could not be revoked at sign-out", who)
+            for name in ("user", "id_token", "access_token", "refresh_token", "oauth_expiry", STATE_COOKIE_NAME):
+                self.clear_cookie(name, path=config.cookie_path)
+            self.clear_cookie(sec.SESSION_COOKIE, path=config.cookie_path)
+            self.clear_cookie(sec.CSRF_COOKIE, path="/")
+            from html import escape
+
+            self.write(
+                _page(
+                    "Signed out",
+                    f'<p>You are signed out.</p><p><a href="{escape(self._login_endpoint)}">Sign in again</a></p>',
+                )
+            )
+
+    return PitchlabLoginHandler, PitchlabLogoutHandler
+
+# %% ../../nbs/60_dash_auth.ipynb
+def _panel_auth() -> dict:
+    "Build (once) Panel's login and logout handlers and provider for the users table; register provider 'pitchlab'."
+    if _PANEL:
+        return _PANEL
+    from panel.auth import AUTH_PROVIDERS, BasicAuthProvider
+    from panel.config import config
+
+    PitchlabLoginHandler, PitchlabLogoutHandler = _handlers()
 
     class PitchlabAuthProvider(BasicAuthProvider):
-        "Panel's basic-auth provider with pitchlab's login handler (for `pn.serve(..., auth_provider=...)`)."
+        "Panel's basic-auth provider with pitchlab's login and logout handlers (for `pn.serve(..., auth_provider=...)`)."
 
         @property
         def login_handler(self):
             PitchlabLoginHandler._login_endpoint = self._login_endpoint
-            PitchlabLoginHandler._login_template = self._login_template
             return PitchlabLoginHandler
+
+        @property
+        def logout_handler(self):
+            PitchlabLogoutHandler._login_endpoint = self._login_endpoint
+            return PitchlabLogoutHandler
 
     AUTH_PROVIDERS["pitchlab"] = PitchlabLoginHandler
     sel = config.param.objects(False)["_oauth_provider"]
     if "pitchlab" not in sel.objects:
         sel.objects = [*sel.objects, "pitchlab"]
-    _PANEL.update(PitchlabLoginHandler=PitchlabLoginHandler, PitchlabAuthProvider=PitchlabAuthProvider, ROUTES=[])
+    _PANEL.update(
+        PitchlabLoginHandler=PitchlabLoginHandler,
+        PitchlabLogoutHandler=PitchlabLogoutHandler,
+        PitchlabAuthProvider=PitchlabAuthProvider,
+        ROUTES=[],
+    )
     return _PANEL
 
 
+def _plugin_routes() -> list:
+    "What `panel serve --plugins pitchlab.dash.auth` reads: install the security hooks and pitchlab's sign-out, no extra routes."
+    from panel.auth import BasicAuthProvider
+
+    from pitchlab.dash.security import install
+
+    p = _panel_auth()
+    install()
+
+    def logout_handler(self):
+        p["PitchlabLogoutHandler"]._login_endpoint = self._login_endpoint
+        return p["PitchlabLogoutHandler"]
+
+    BasicAuthProvider.logout_handler = property(logout_handler)
+    return p["ROUTES"]
+
+
 def __getattr__(name):
-    "Panel's classes (PitchlabLoginHandler, PitchlabAuthProvider) and the plugin's ROUTES, built on first access."
-    if name in ("PitchlabLoginHandler", "PitchlabAuthProvider", "ROUTES"):
+    "Panel's classes (PitchlabLoginHandler, PitchlabLogoutHandler, PitchlabAuthProvider) built on first access; ROUTES for the plugin."
+    if name == "ROUTES":
+        return _plugin_routes()
+    if name in ("PitchlabLoginHandler", "PitchlabLogoutHandler", "PitchlabAuthProvider"):
         return _panel_auth()[name]
     raise AttributeError(f"module 'pitchlab.dash.auth' has no attribute {name!r}")

@@ -77,6 +77,13 @@ def _save(store, row: dict, what: str, actor: str | None):
     )
 
 # %% ../../nbs/61_dash_users.ipynb
+def _revoke(store, username: str, reason: str, actor: str | None):
+    "Sign the account out everywhere: its server-side sessions end now (pitchlab.dash.security)."
+    from pitchlab.dash.security import revoke_sessions
+
+    revoke_sessions(username, reason=reason, store=store, actor=actor)
+
+
 def add_user(
     username: str,  # sign-in name (an email for OAuth users)
     role: str,  # athlete, coach, medical or admin
@@ -150,6 +157,7 @@ def set_role(
         athlete_id=athlete_id if role == "athlete" else None,
     )
     _save(store, row, "user_set_role", actor)
+    _revoke(store, row["username"], f"role changed to {role}", actor)
     return User.from_row(row)
 
 
@@ -166,6 +174,7 @@ def set_password(
     row = _row(store, username)
     row["password_hash"] = hash_password(password) if password is not None else None
     _save(store, row, "user_passwd", actor)
+    _revoke(store, row["username"], "password changed", actor)
 
 
 def remove_user(
@@ -180,6 +189,7 @@ def remove_user(
     with store.engine.begin() as conn:
         n = conn.execute(t.delete().where(t.c.username == row["username"])).rowcount
         store.log("user_remove", "users", athlete_id=None, detail=f"user {row['username']}", actor=actor, conn=conn)
+    _revoke(store, row["username"], "account removed", actor)
     return n > 0
 
 # %% ../../nbs/61_dash_users.ipynb
@@ -264,7 +274,7 @@ def register_cli(subparsers):
         help="dashboard accounts: add, list, set-role, passwd, remove",
         description="Manage who can sign in to the dashboards. Passwords are prompted for (or piped with --password-stdin) and stored as argon2 hashes.",
     )
-    sub = p.add_subparsers(dest="users_cmd", required=True, metavar="{add,list,set-role,passwd,remove}")
+    sub = p.add_subparsers(dest="users_cmd", required=True, metavar="{add,list,set-role,passwd,remove,token}")
 
     def pw_opts(q):
         g = q.add_mutually_exclusive_group()
@@ -296,4 +306,7 @@ def register_cli(subparsers):
     r.add_argument("username")
     r.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     r.set_defaults(func=_cmd_remove)
+    from pitchlab.api_tokens import register_token_cli  # light: sqlalchemy only
+
+    register_token_cli(sub)
     return p

@@ -7,11 +7,12 @@ from __future__ import annotations
 import warnings
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from ..core import ConfigError, ValidationError, NotFoundError
 from ..features import FEATURE_VERSION, CYCLE_PHASES
 
 # %% auto 0
-__all__ = ['DEFAULT_FEATURES', 'ModelMatrix', 'ACWRRule', 'GLMBaseline', 'SklearnBaseline']
+__all__ = ['DEFAULT_FEATURES', 'ACWR_EDGES', 'ModelMatrix', 'episodes', 'ACWRRule', 'GLMBaseline', 'SklearnBaseline']
 
 # %% ../../nbs/32_baselines.ipynb
 DEFAULT_FEATURES = [
@@ -109,8 +110,28 @@ class ModelMatrix:
         return np.column_stack(cols)
 
 # %% ../../nbs/32_baselines.ipynb
+def episodes(
+    athlete_id,  # athlete of each row
+    date,  # day of each row
+    y,  # 0/1 label of each row (injury within the horizon)
+) -> int:
+    "Independent events behind a set of labels: runs of consecutive positive days of one athlete (one injury episode each)."
+    d = pd.DataFrame({"a": np.asarray(athlete_id), "d": pd.to_datetime(np.asarray(date)), "y": np.asarray(y, float)})
+    d = d[d["y"] > 0].sort_values(["a", "d"])
+    if not len(d):
+        return 0
+    new = (d["a"] != d["a"].shift()) | (d["d"] - d["d"].shift() != pd.Timedelta(days=1))
+    return int(new.sum())
+
+
+ACWR_EDGES = {
+    "gabbett": (0.8, 1.5),  # Gabbett 2016 (BJSM 50:273): under 0.8 under-loaded, above 1.5 the "danger zone"
+    "warren_hulin": (1.42, 2.0),  # Warren et al. 2018 (RR 1.66 at >= 1.42); Hulin et al. 2014 (RR 3.3-4.5 above 2.0)
+}  # published ACWR band edges (REFERENCES.md); the rates in each band always come from the training data
+
+
 class ACWRRule:
-    "The ACWR rule: above `high` (1.5 by default) is high risk, below `low` under-loaded; each zone's risk is its training event rate."
+    "The ACWR rule: bands of the ACWR (published edges, or edges chosen on the training data), each band's risk its training event rate with a 90% interval."
 
     def __init__(
         self,
@@ -118,36 +139,205 @@ class ACWRRule:
         low: float = 0.8,  # ACWR below this is under-loaded
         column: str = "acwr_ewma",  # which ACWR (acwr_ewma, acwr_rolling, acwr_uncoupled)
         label: str = "label",  # label column
+        edges=None,  # instead of low/high: increasing band edges, a key of `ACWR_EDGES`, or 'data' (chosen in `fit`)
+        prob: float = 0.9,  # mass of each band's interval
+        min_events: int = 5,  # edges='data': each band holds at least this many injury episodes
     ):
-        if not low < high:
-            raise ConfigError(f"ACWRRule needs low < high, got low={low}, high={high}")
-        self.high, self.low, self.column, self.label = high, low, column, label
-        self.name = f"ACWR rule ({column} > {high:g})"
-        self.rates = None
+        if isinstance(edges, str) and edges != "data":
+            if edges not in ACWR_EDGES:
+                raise ConfigError(
+                    f"unknown ACWR edges {edges!r}", hint=f"use a tuple, 'data' or one of {list(ACWR_EDGES)}"
+                )
+            edges = ACWR_EDGES[edges]
+        if edges is None:
+            if not low < high:
+                raise ConfigError(f"ACWRRule needs low < high, got low={low}, high={high}")
+            edges = (low, high)
+        if edges != "data":
+            edges = tuple(float(e) for e in edges)
+            if len(edges) < 1 or any(b <= a for a, b in zip(edges, edges[1:])):
+                raise ConfigError(f"ACWR band edges must increase, got {edges}")
+        self.edges, self.column, self.label, self.prob, self.min_events = edges, column, label, prob, min_events
+        self.high, self.low = (edges[-1], edges[0]) if edges != "data" else (None, None)
+        self.name = (
+            f"ACWR rule ({column} > {high:g})" if edges == (low, high) else f"ACWR rule ({column}, bands {edges})"
+        )
+        self.rates = self.counts = self.overall = None
+        self.horizon = None
+
+    def __repr__(self):
+        return f"{self.name}" + ("" if self.rates is None else f": rates {np.round(self.rates, 4).tolist()}")
+
+    def _acwr(self, df: pd.DataFrame) -> np.ndarray:
+        if self.column not in df:
+            raise ValidationError(f"the features lack the column {self.column!r} the ACWR rule reads")
+        return pd.to_numeric(df[self.column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+    def _zone_of(self, a: np.ndarray, edges) -> np.ndarray:
+        e = np.asarray(edges, dtype=float)
+        z = (a >= e[0]).astype(int) + (a[:, None] > e[None, 1:]).sum(1)
+        steady = int((1.0 >= e[0]) + (1.0 > e[1:]).sum())
+        return np.where(np.isnan(a), steady, z)
 
     def zone(self, df: pd.DataFrame) -> np.ndarray:
-        "0 under-loaded, 1 between, 2 high (a missing ACWR counts as between)."
-        a = pd.to_numeric(df[self.column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        return np.where(a > self.high, 2, np.where(a < self.low, 0, 1))
+        "Band of each row, 0 the lowest (a missing ACWR counts in the band holding 1.0, a steady load)."
+        if self.edges == "data":
+            raise NotFoundError("the ACWR rule's bands come from data: fit it first")
+        return self._zone_of(self._acwr(df), self.edges)
 
     def flag(self, df: pd.DataFrame) -> np.ndarray:
-        "True where the rule calls the day high risk."
-        return self.zone(df) == 2
+        "True where the rule calls the day high risk (the top band)."
+        return self.zone(df) == len(self.edges)
 
-    def fit(self, df: pd.DataFrame) -> "ACWRRule":
-        "Event rate of each zone on the training rows (a zone with no rows gets the overall rate)."
-        d = _labelled(df, self.label)
-        z, y = self.zone(d), d[self.label].to_numpy(dtype=float)
-        n, k = np.bincount(z, minlength=3), np.bincount(z, weights=y, minlength=3)
-        overall = (y.sum() + 0.5) / (len(y) + 1)
-        self.rates = np.where(n > 0, (k + overall) / (n + 1), overall)
-        return self
+# %% ../../nbs/32_baselines.ipynb
+@patch
+def _choose_edges(self: ACWRRule, a: np.ndarray, y: np.ndarray, redundancy: float):
+    "One or two cut points among the training ACWR's 5-95% quantiles that maximise the binomial likelihood of the bands, each band holding `min_events` episodes."
+    ok = np.isfinite(a)
+    a, y = a[ok], y[ok]
+    cand = np.unique(np.round(np.quantile(a, np.arange(0.05, 0.96, 0.05)), 3))
+    best, best_ll = None, -np.inf
 
-    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
-        "Each row's zone rate."
-        if self.rates is None:
-            raise NotFoundError("ACWRRule is not fitted")
-        return self.rates[self.zone(df)]
+    def ll(edges):
+        z = self._zone_of(a, edges)
+        n, k = np.bincount(z, minlength=len(edges) + 1), np.bincount(z, weights=y, minlength=len(edges) + 1)
+        if (k / redundancy < self.min_events).any():
+            return -np.inf
+        r = np.clip(k / np.maximum(n, 1), 1e-12, 1 - 1e-12)
+        return float(np.sum(k * np.log(r) + (n - k) * np.log1p(-r)))
+
+    for i, e1 in enumerate(cand):
+        for e in [(e1,)] + [(e1, e2) for e2 in cand[i + 1 :]]:
+            v = ll(e)
+            if v > best_ll:
+                best, best_ll = e, v
+    if best is None:
+        raise ValidationError(
+            f"too few injuries to choose ACWR bands from data ({y.sum() / redundancy:.0f} episodes; each band needs {self.min_events})",
+            hint="use published edges: ACWRRule() or ACWRRule(edges='warren_hulin')",
+        )
+    return tuple(float(x) for x in best)
+
+
+@patch
+def fit(self: ACWRRule, df: pd.DataFrame) -> ACWRRule:
+    "Each band's event rate on the training rows (a band with no rows gets the overall rate); edges='data' chooses the bands first."
+    d = _labelled(df, self.label)
+    y = d[self.label].to_numpy(dtype=float)
+    if not len(d) or y.sum() == 0:
+        raise ValidationError(
+            f"no injury in the {len(d):,} labelled training athlete-days: the ACWR rule has no event rate to learn",
+            hint="record the squad's injuries (or train on a longer history) before using the rule",
+        )
+    ep = episodes(d["athlete_id"], d["date"], y) if {"athlete_id", "date"} <= set(d) else int(y.sum())
+    self.redundancy = max(float(y.sum()) / max(ep, 1), 1.0)  # positive rows per injury episode (about the horizon)
+    a = self._acwr(d)
+    if self.edges == "data":
+        self.edges = self._choose_edges(a, y, self.redundancy)
+        self.low, self.high = self.edges[0], self.edges[-1]
+        self.name = f"ACWR rule ({self.column}, data bands {', '.join(f'{e:g}' for e in self.edges)})"
+    z = self._zone_of(a, self.edges)
+    nz = len(self.edges) + 1
+    n, k = np.bincount(z, minlength=nz), np.bincount(z, weights=y, minlength=nz)
+    overall = (y.sum() + 0.5) / (len(y) + 1)
+    self.overall = float(y.mean())
+    self.rates = np.where(n > 0, (k + overall) / (n + 1), overall)
+    self.counts = pd.DataFrame({"rows": n, "positive_rows": k, "episodes": k / self.redundancy})
+    self.horizon = int(df.attrs.get("horizon") or 7)
+    return self
+
+
+@patch
+def predict_proba(self: ACWRRule, df: pd.DataFrame) -> np.ndarray:
+    "Each row's band rate."
+    if self.rates is None:
+        raise NotFoundError("ACWRRule is not fitted", hint="fit it on the squad's labelled history first")
+    return self.rates[self.zone(df)]
+
+# %% ../../nbs/32_baselines.ipynb
+@patch
+def bands(self: ACWRRule) -> pd.DataFrame:
+    "The fitted bands for plots and reports: ACWR range, training rows and episodes, risk over the horizon with its interval, relative risk against the squad, tier."
+    from scipy.stats import beta
+
+    if self.rates is None:
+        raise NotFoundError("ACWRRule is not fitted")
+    e = [-np.inf, *self.edges, np.inf]
+    c = self.counts
+    # a Beta posterior on the band's rate with one pseudo-row at the overall rate, on *independent* counts
+    # (positive rows / redundancy), so a 7-day label does not make the interval sqrt(7) too narrow
+    m = self.rates
+    n_eff = c["rows"].to_numpy() / self.redundancy + 1
+    q = (1 - self.prob) / 2
+    lo, hi = beta.ppf(q, m * n_eff, (1 - m) * n_eff), beta.ppf(1 - q, m * n_eff, (1 - m) * n_eff)
+    p_above = beta.sf(
+        self.overall, m * n_eff, (1 - m) * n_eff
+    )  # posterior probability the band's risk exceeds the squad's
+    tier = np.where(p_above >= 0.75, "elevated", "low").astype(object)
+    tier[p_above >= 0.95] = "high"
+    return pd.DataFrame(
+        {
+            "acwr_from": e[:-1],
+            "acwr_to": e[1:],
+            "rows": c["rows"],
+            "episodes": c["episodes"].round(1),
+            "risk": m,
+            "risk_lo": lo,
+            "risk_hi": hi,
+            "rr": m / self.overall,
+            "p_above": p_above,
+            "tier": tier,
+        }
+    )
+
+
+@patch
+def risk_frame(
+    self: ACWRRule,
+    features: pd.DataFrame,  # athlete_id (, date) and the rule's ACWR column, one row per athlete-day
+) -> pd.DataFrame:
+    "Risk per athlete-day as the board shows it: risk over the horizon with its 90% interval, tier, rr_team (against the squad's rate) and factors (list of strings)."
+    b = self.bands()
+    if "athlete_id" not in features:
+        raise ValidationError("features need an athlete_id column")
+    a = self._acwr(features)
+    z = self.zone(features)
+    out = features[[c for c in ("athlete_id", "date") if c in features]].reset_index(drop=True).copy()
+    for c in ("risk", "risk_lo", "risk_hi", "tier"):
+        out[c] = b[c].to_numpy()[z]
+    out["rr_team"] = b["rr"].to_numpy()[z]
+    out["rr_self"] = np.nan  # a three-valued rule has no typical day of its own to compare with
+    lab = {"acwr_ewma": "ACWR (EWMA)", "acwr_rolling": "ACWR (rolling)", "acwr_uncoupled": "ACWR (uncoupled)"}.get(
+        self.column, self.column
+    )
+
+    def rng(i):
+        lo, hi = b["acwr_from"].iloc[i], b["acwr_to"].iloc[i]
+        return f"above {lo:g}" if np.isinf(hi) else f"below {hi:g}" if np.isinf(lo) else f"{lo:g}-{hi:g}"
+
+    out["factors"] = [
+        ["no ACWR yet (under 28 days of history)"]
+        if np.isnan(x)
+        else [f"{lab} {x:.2f}, band {rng(i)}: {b['rr'].iloc[i]:.1f}x the squad's rate"]
+        if b["tier"].iloc[i] != "low"
+        else []
+        for x, i in zip(a, z)
+    ]
+    out.attrs.update(horizon=self.horizon, model=self.name)
+    return out
+
+
+@patch(cls_method=True)
+def from_tables(
+    cls: ACWRRule,
+    tables: dict,  # contract tables (sessions, injuries, ... as `pitchlab.features.build_features` reads them)
+    horizon: int = 7,  # label horizon in days
+    **kwargs,  # ACWRRule settings (edges, column, ...)
+) -> ACWRRule:
+    "The rule fitted on a squad's own labelled history (the board's fallback before any model is promoted)."
+    from ..features import build_features
+
+    return cls(**kwargs).fit(build_features(tables, horizon=horizon))
 
 # %% ../../nbs/32_baselines.ipynb
 class GLMBaseline:

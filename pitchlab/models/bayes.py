@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import math
 import time
 import warnings
@@ -18,53 +19,198 @@ from ..core import ConfigError, ValidationError, NotFoundError
 from ..features import FEATURE_VERSION
 
 # %% auto 0
-__all__ = ['PHASE_LEVELS', 'DEFAULT_TERMS', 'QUICK_SAMPLER', 'GATE', 'RECOVERY_CONFIG', 'default_model_config',
-           'default_sampler_config', 'collapse', 'history_from_truth', 'HazardModel', 'compare_fits', 'truth_table']
+__all__ = ['logger', 'PHASE_LEVELS', 'DEFAULT_TERMS', 'SPORT_TERMS', 'DIAGNOSTIC_TARGETS', 'QUICK_SAMPLER', 'RECOVERY_CONFIG',
+           'default_model_config', 'default_sampler_config', 'collapse', 'history_from_truth', 'HazardModel',
+           'compare_fits', 'truth_table']
 
 # %% ../../nbs/31_bayes.ipynb
+logger = logging.getLogger(__name__)
+
 PHASE_LEVELS = ("menstrual", "follicular", "ovulatory", "luteal", "unknown")  # cycle-phase levels the model knows
 
 DEFAULT_TERMS = {
     "acwr": dict(
         column="acwr_ewma",
+        label="EWMA ACWR",
         kind="grid",
         center=1.0,
         scale=1.0,
         step=0.25,
-        lower=-0.5,
-        upper=1.0,
+        lower=-1.0,  # ACWR 0.0: return-to-play days (ACWR below 0.5) keep their own cells instead of being clipped
+        upper=1.5,  # ACWR 2.5
         spline=False,
         knots=[0.8, 1.0, 1.3, 1.5],
         degree=3,
         prior="beta",
     ),
     "chronic": dict(
-        column="ewma_chronic", kind="grid", center=None, scale=None, step=0.5, lower=-2.5, upper=2.5, prior="beta"
+        column="ewma_chronic",
+        label="chronic load (EWMA, AU/day)",
+        kind="grid",
+        center=None,
+        scale=None,
+        step=0.5,
+        lower=-2.5,
+        upper=2.5,
+        prior="beta",
     ),
     "wellness": dict(
-        column="wellness_z", kind="grid", center=0.0, scale=1.0, step=0.5, lower=-2.0, upper=2.0, prior="beta"
+        column="wellness_z",
+        label="wellness z-score",
+        kind="grid",
+        center=0.0,
+        scale=1.0,
+        step=0.5,
+        lower=-2.0,
+        upper=2.0,
+        prior="beta",
     ),
-    "prev_injury": dict(column="prev_injury", kind="binary", prior="beta"),
-    "match_day": dict(column="match_day", kind="binary", prior="beta"),
-    "rest_day": dict(column="rest_day", kind="binary", prior="beta"),
+    "prev_injury": dict(column="prev_injury", label="earlier injury", kind="binary", prior="beta"),
+    "match_day": dict(column="match_day", label="match day", kind="binary", prior="beta"),
+    "rest_day": dict(column="rest_day", label="rest day", kind="binary", prior="beta"),
     "cycle_phase": dict(
-        column="cycle_phase", kind="category", levels=list(PHASE_LEVELS), reference="follicular", prior="phase"
+        column="cycle_phase",
+        label="cycle phase",
+        kind="category",
+        levels=list(PHASE_LEVELS),
+        reference="follicular",
+        prior="phase",
+    ),
+    # the sport-specific block: zero for athletes who do not throw or bowl, so every sport shares one model
+    "pitches_1d": dict(
+        column="pitches_1d",
+        label="game pitches yesterday (per 100)",
+        kind="grid",
+        center=0.0,
+        scale=100.0,
+        step=0.25,
+        lower=0.0,
+        upper=1.5,
+        fill=0.0,
+        optional=True,
+        prior="beta",
+    ),
+    "pitches_7d": dict(
+        column="pitches_7d",
+        label="game pitches, last 7 days (per 100)",
+        kind="grid",
+        center=0.0,
+        scale=100.0,
+        step=0.25,
+        lower=0.0,
+        upper=2.5,
+        fill=0.0,
+        optional=True,
+        prior="arm",
+    ),
+    "pitches_28d": dict(
+        column="pitches_28d",
+        label="game pitches, last 28 days (per 400)",
+        kind="grid",
+        center=0.0,
+        scale=400.0,
+        step=0.25,
+        lower=0.0,
+        upper=2.0,
+        fill=0.0,
+        optional=True,
+        prior="beta",
+    ),
+    "short_rest": dict(
+        column="days_rest",
+        label="short rest after pitching (0 = rested 4+ days, 1 = pitched yesterday)",
+        kind="grid",
+        center=4.0,
+        scale=-4.0,  # z = (4 - days of rest) / 4
+        step=0.25,
+        lower=0.0,
+        upper=1.0,
+        fill=4.0,  # never pitched = fully rested
+        saturate=True,  # four or more days of rest all read 0: clipping at the lower end is the definition
+        optional=True,
+        prior="beta",
+    ),
+    "speed_drop": dict(
+        column="speed_drop",
+        label="release-speed drop vs own baseline (SD)",
+        kind="grid",
+        center=0.0,
+        scale=1.0,
+        step=0.5,
+        lower=-2.0,
+        upper=3.0,
+        fill=0.0,
+        optional=True,
+        prior="beta",
+    ),
+    "balls_7d": dict(
+        column="balls_7d",
+        label="balls bowled, last 7 days (per 100)",
+        kind="grid",
+        center=0.0,
+        scale=100.0,
+        step=0.25,
+        lower=0.0,
+        upper=3.0,
+        fill=0.0,
+        optional=True,
+        prior="arm",
+    ),
+    "balls_28d": dict(
+        column="balls_28d",
+        label="balls bowled, last 28 days (per 400)",
+        kind="grid",
+        center=0.0,
+        scale=400.0,
+        step=0.25,
+        lower=0.0,
+        upper=2.0,
+        fill=0.0,
+        optional=True,
+        prior="beta",
+    ),
+    "batting_7d": dict(
+        column="balls_faced_7d",
+        label="balls faced batting, last 7 days (per 300)",
+        kind="grid",
+        center=0.0,
+        scale=300.0,
+        step=0.25,
+        lower=0.0,
+        upper=2.0,
+        fill=0.0,
+        optional=True,
+        prior="beta",
     ),
 }
+SPORT_TERMS = (
+    "pitches_1d",
+    "pitches_7d",
+    "pitches_28d",
+    "short_rest",
+    "speed_drop",
+    "balls_7d",
+    "balls_28d",
+    "batting_7d",
+)  # the sport-specific block (baseball pitching, cricket bowling and batting)
 
 
 def default_model_config() -> dict:
     "A fresh copy of the hazard model's default configuration (priors are data, not code)."
     return dict(
         link="logit",  # 'logit' or 'cloglog' (the grouped-time proportional-hazards link)
-        covariates=["acwr", "chronic", "prev_injury", "match_day", "rest_day", "cycle_phase"],  # names in `terms`
+        covariates=["acwr", "chronic", "prev_injury", "match_day", "rest_day", "cycle_phase", *SPORT_TERMS],
         terms=copy.deepcopy(DEFAULT_TERMS),  # how each covariate is read from the features and put on a grid
-        levels="auto",  # group levels, outermost first, from ('sport', 'team', 'athlete'); 'auto' drops redundant ones
+        levels="auto",  # group levels, outermost first, from ('sport', 'team', 'athlete'); 'auto' keeps the informable ones
+        min_groups=5,  # 'auto': a level with fewer groups is dropped (its spread cannot be learnt); sport becomes fixed effects
+        sport_effects=True,  # 'auto' with a dropped sport level: one fixed effect per sport (against the commonest)
         priors=dict(
             intercept=dict(dist="Normal", mu=-6.5, sigma=1.5),  # logit of the daily hazard: about 1.5 per 1000 days
             beta=dict(dist="Normal", mu=0.0, sigma=1.0),  # log-odds per unit of a covariate
+            arm=dict(dist="Normal", mu=0.0, sigma=0.5),  # acute arm load (pitches, balls bowled): per 100 throws
             spline=dict(dist="Normal", mu=0.0, sigma=1.0),  # coefficients of the ACWR spline basis
             phase=dict(dist="Normal", mu=0.0, sigma=0.5),  # cycle-phase contrasts with the reference phase
+            sport=dict(dist="Normal", mu=0.0, sigma=1.0),  # sport contrasts with the commonest sport (fixed effects)
             sigma_sport=dict(dist="HalfNormal", sigma=0.3),
             sigma_team=dict(dist="HalfNormal", sigma=0.5),
             sigma_athlete=dict(dist="HalfNormal", sigma=0.5),
@@ -73,26 +219,35 @@ def default_model_config() -> dict:
     )
 
 
+DIAGNOSTIC_TARGETS = dict(
+    max_rhat=1.01, min_ess_bulk=400, min_ess_tail=400, divergences=0, min_bfmi=0.3
+)  # what `fit` samples until (Vehtari et al. 2021); the registry's gate decides promotion
+
+
 def default_sampler_config() -> dict:
     "A fresh copy of the default sampler settings."
     return dict(
-        draws=1000,
-        tune=1000,
+        draws=600,
+        tune=600,
         chains=4,
         cores=2,
-        target_accept=0.95,
+        target_accept=0.9,
         random_seed=None,
         backend="auto",  # 'auto', 'numba' (compiled hazard kernel + nutpie), 'nutpie' (PyMC model via nutpie), 'pymc', 'advi'
         collapse=True,  # collapse identical (athlete, covariate cell) rows to Binomial counts before sampling
         c_kernel=True,  # backend 'numba': nutpie's threads call the kernel from C (False: through Python, slower)
+        targets=dict(DIAGNOSTIC_TARGETS),  # sample until these hold (None: one round, whatever it gives)
+        max_rounds=3,  # rounds of sampling at most: more chains when ESS or R-hat fall short, a higher target_accept after a divergence
+        budget_seconds=900.0,  # no new round starts after this many seconds
         advi_iterations=20_000,  # steps of the ADVI optimiser (backend 'advi')
         max_predict_draws=500,  # posterior draws used by `predict` (thinned evenly)
         progressbar=False,
     )
 
 
-QUICK_SAMPLER = dict(draws=200, tune=200, chains=2)  # a first look in seconds; it will not pass the promotion gate
-GATE = dict(max_rhat=1.01, min_ess_bulk=400, min_ess_tail=400, max_divergences=0, min_bfmi=0.3)  # promotion gate
+QUICK_SAMPLER = dict(
+    draws=200, tune=200, chains=2, targets=None
+)  # a first look in seconds; it will not meet the targets
 
 # %% ../../nbs/31_bayes.ipynb
 def _spline_basis(z: np.ndarray, knots_z, lower: float, upper: float, degree: int = 3) -> np.ndarray:
@@ -106,85 +261,176 @@ def _spline_basis(z: np.ndarray, knots_z, lower: float, upper: float, degree: in
     return np.delete(B - b0, drop, axis=1)
 
 
+def _notice(info: dict, msg: str):
+    "Log a notice about the design and keep it with the fit."
+    logger.warning(msg)
+    info.setdefault("notices", []).append(msg)
+
+
+def _term_columns(name: str, spec: dict, features: pd.DataFrame, st: dict | None, fit: bool, info: dict):
+    "One covariate's design columns (names, columns, prior keys) and its scaling; None when an optional column is absent."
+    col, kind = spec["column"], spec["kind"]
+    if col not in features:
+        if spec.get("optional"):
+            return None
+        raise ValidationError(f"the features lack column {col!r} needed by covariate {name!r}")
+    if kind == "grid":
+        x = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if spec.get("fill") is not None:
+            x = np.where(np.isnan(x), float(spec["fill"]), x)
+        if fit:
+            c, s = spec.get("center"), spec.get("scale")
+            c = float(np.nanmean(x)) if c is None else float(c)
+            s = float(np.nanstd(x)) if s is None else float(s)
+            if not (np.isfinite(s) and s != 0):
+                s = 1.0  # no spread: the term is dropped below
+            st = dict(center=c, scale=s)
+        z = np.nan_to_num((x - st["center"]) / st["scale"], nan=0.0)
+        zr = np.round(z / spec["step"]) * spec["step"]
+        zb = np.clip(zr, spec["lower"], spec["upper"])
+        if fit:
+            lo, hi = float(np.mean(zr < spec["lower"])), float(np.mean(zr > spec["upper"]))
+            st.update(clipped_low=lo, clipped_high=hi)
+            if lo + hi > 0.01 and not spec.get("saturate"):
+                _notice(
+                    info,
+                    f"{name}: {100 * lo:.1f}% of rows below and {100 * hi:.1f}% above its grid "
+                    f"[{spec['lower']}, {spec['upper']}] (x {st['scale']:g} + {st['center']:g}) are clipped to its ends; "
+                    f"widen model_config['terms']['{name}']['lower'/'upper'] to keep them apart",
+                )
+        if spec.get("spline"):
+            kz = [(k - st["center"]) / st["scale"] for k in spec.get("knots", [])]
+            B = _spline_basis(zb, kz, spec["lower"], spec["upper"], spec.get("degree", 3))
+            return [f"{name}_s{j}" for j in range(B.shape[1])], list(B.T), ["spline"] * B.shape[1], st
+        return [name], [zb], [spec.get("prior", "beta")], st
+    if kind == "binary":
+        x = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return [name], [(np.nan_to_num(x) > 0).astype(float)], [spec.get("prior", "beta")], st
+    if kind == "category":
+        x = features[col].astype(str).to_numpy()
+        levs = [lev for lev in spec["levels"] if lev != spec.get("reference")]
+        return (
+            [f"{name}[{lev}]" for lev in levs],
+            [(x == lev).astype(float) for lev in levs],
+            [spec.get("prior", "beta")] * len(levs),
+            st,
+        )
+    raise ConfigError(f"covariate {name!r}: unknown kind {kind!r} (use 'grid', 'binary' or 'category')")
+
+
+_LEVEL_COLUMN = {"sport": "sport", "team": "team_id", "athlete": "athlete_id"}
+
+
+def _choose_levels(features: pd.DataFrame, config: dict, info: dict) -> list:
+    "The group levels to fit: the configured list, or ('auto') those with enough groups to learn a spread from."
+    lv = config["levels"]
+    if lv != "auto":
+        bad = [l for l in lv if l not in _LEVEL_COLUMN]
+        if bad:
+            raise ConfigError(f"unknown group level(s) {bad}; use some of {list(_LEVEL_COLUMN)}")
+        return list(lv)
+    n = {k: features[c].nunique() if c in features else 0 for k, c in _LEVEL_COLUMN.items()}
+    out = []
+    for k in ("sport", "team", "athlete"):
+        if n[k] < 2:
+            continue
+        if k == "sport" and n["team"] and n["sport"] >= n["team"]:
+            continue  # one team per sport: the team level holds the same groups
+        if k == "team" and n["team"] >= n["athlete"]:
+            continue
+        if k != "athlete" and n[k] < config.get("min_groups", 5):
+            _notice(
+                info,
+                f"{k} level dropped: {n[k]} {k}s cannot inform a spread between {k}s (at least "
+                f"{config.get('min_groups', 5)} needed; set model_config['levels'] to keep it)",
+            )
+            continue
+        out.append(k)
+    return out
+
+
 def _design(features: pd.DataFrame, config: dict, info: dict | None = None):
-    "Design matrix (covariates on their grids), group indexes and events of at-risk rows; `info` fixes scaling and group codes."
+    "Design matrix (covariates on their grids), group indexes and events of at-risk rows; `info` fixes scaling, columns and group codes."
     terms, fit = config["terms"], info is None
-    info = copy.deepcopy(info) if info is not None else {"terms": {}, "levels": {}}
-    cols, names, prior = [], [], []
+    info = copy.deepcopy(info) if info is not None else {"terms": {}, "levels": {}, "notices": []}
+    cols, names, prior, owner = [], [], [], []
     for name in config["covariates"]:
         if name not in terms:
             raise ConfigError(
                 f"covariate {name!r} has no entry in model_config['terms']", hint=f"known terms: {sorted(terms)}"
             )
-        spec = terms[name]
-        col = spec["column"]
-        if col not in features:
-            raise ValidationError(f"the features lack column {col!r} needed by covariate {name!r}")
-        kind = spec["kind"]
-        if kind == "grid":
-            x = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            st = info["terms"].get(name) or {}
+        got = _term_columns(name, terms[name], features, info["terms"].get(name), fit, info)
+        if got is None:
             if fit:
-                c = spec.get("center")
-                s = spec.get("scale")
-                c = float(np.nanmean(x)) if c is None else float(c)
-                s = float(np.nanstd(x)) if s is None else float(s)
-                if not s > 0:
-                    raise ValidationError(f"covariate {name!r} ({col}) has no spread in the training rows")
-                st = info["terms"][name] = dict(center=c, scale=s)
-            z = np.nan_to_num((x - st["center"]) / st["scale"], nan=0.0)
-            zb = np.clip(np.round(z / spec["step"]) * spec["step"], spec["lower"], spec["upper"])
-            if spec.get("spline"):
-                kz = [(k - st["center"]) / st["scale"] for k in spec.get("knots", [])]
-                B = _spline_basis(zb, kz, spec["lower"], spec["upper"], spec.get("degree", 3))
-                for j in range(B.shape[1]):
-                    cols.append(B[:, j])
-                    names.append(f"{name}_s{j}")
-                    prior.append("spline")
-            else:
-                cols.append(zb)
-                names.append(name)
-                prior.append(spec.get("prior", "beta"))
-        elif kind == "binary":
-            x = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            cols.append((np.nan_to_num(x) > 0).astype(float))
-            names.append(name)
-            prior.append(spec.get("prior", "beta"))
-        elif kind == "category":
-            x = features[col].astype(str).to_numpy()
-            for lev in spec["levels"]:
-                if lev == spec.get("reference"):
-                    continue
-                cols.append((x == lev).astype(float))
-                names.append(f"{name}[{lev}]")
-                prior.append(spec.get("prior", "beta"))
-        else:
-            raise ConfigError(f"covariate {name!r}: unknown kind {kind!r} (use 'grid', 'binary' or 'category')")
-    X = np.column_stack(cols) if cols else np.zeros((len(features), 0))
-    # group levels
-    avail = {"sport": "sport", "team": "team_id", "athlete": "athlete_id"}
+                _notice(info, f"{name}: the features have no {terms[name]['column']!r} column; term left out")
+            continue
+        nm, cl, pr, st = got
+        if st is not None:
+            info["terms"][name] = st
+        names += nm
+        cols += cl
+        prior += pr
+        owner += [name] * len(nm)
     if fit:
-        lv = config["levels"]
-        if lv == "auto":
-            n = {k: features[c].nunique() if c in features else 0 for k, c in avail.items()}
-            lv = [k for k in ("sport", "team", "athlete") if n[k] >= 2]
-            if "sport" in lv and ("team" in lv and n["sport"] >= n["team"]):
-                lv.remove("sport")
-            if "team" in lv and n["team"] >= n["athlete"]:
-                lv.remove("team")
-        bad = [l for l in lv if l not in avail]
-        if bad:
-            raise ConfigError(f"unknown group level(s) {bad}; use some of {list(avail)}")
+        lv = _choose_levels(features, config, info)
+        if (
+            config["levels"] == "auto"
+            and "sport" not in lv
+            and config.get("sport_effects", True)
+            and "sport" in features
+        ):
+            sp = features["sport"].astype(str)
+            counts = sp[sp.ne("None") & sp.ne("nan")].value_counts()
+            if len(counts) >= 2:
+                info["sport_reference"] = str(counts.index[0])
+                info["sports"] = sorted(counts.index[1:])
         for l in lv:
-            if avail[l] not in features:
-                raise ValidationError(f"group level {l!r} needs a {avail[l]!r} column in the features")
-            info["levels"][l] = sorted(pd.unique(features[avail[l]].astype(str)))
+            if _LEVEL_COLUMN[l] not in features:
+                raise ValidationError(f"group level {l!r} needs a {_LEVEL_COLUMN[l]!r} column in the features")
+            info["levels"][l] = sorted(pd.unique(features[_LEVEL_COLUMN[l]].astype(str)))
+    for s in info.get("sports", []):
+        names.append(f"sport[{s}]")
+        cols.append(
+            (features["sport"].astype(str).to_numpy() == s).astype(float)
+            if "sport" in features
+            else np.zeros(len(features))
+        )
+        prior.append("sport")
+        owner.append("sport")
+    if fit:  # columns the data cannot inform (no spread) are dropped, with a notice
+        keep = []
+        for j, nm in enumerate(names):
+            c = cols[j]
+            if len(c) and np.ptp(c) > 0:
+                keep.append(nm)
+            elif owner[j] == "cycle_phase":
+                continue
+            else:
+                _notice(info, f"{nm}: no variation in the training rows (e.g. no athlete of that sport); term left out")
+        ph = [nm for nm, o in zip(names, owner) if o == "cycle_phase"]
+        if ph and not any(nm in keep for nm in ph):
+            _notice(
+                info, "cycle_phase: no cycle logs in the training rows (every day 'none'); cycle-phase terms left out"
+            )
+        info["covariates"] = keep
+        info["priors"] = [prior[names.index(nm)] for nm in keep]
+        info["owners"] = [owner[names.index(nm)] for nm in keep]
+    pos = {nm: j for j, nm in enumerate(names)}
+    miss = [nm for nm in info["covariates"] if nm not in pos]
+    if miss:
+        raise ValidationError(f"the features lack what the fitted model's covariate(s) {miss} need")
+    X = (
+        np.column_stack([cols[pos[nm]] for nm in info["covariates"]])
+        if info["covariates"]
+        else np.zeros((len(features), 0))
+    )
     idx = (
-        np.stack([pd.Index(info["levels"][l]).get_indexer(features[avail[l]].astype(str)) for l in info["levels"]])
+        np.stack(
+            [pd.Index(info["levels"][l]).get_indexer(features[_LEVEL_COLUMN[l]].astype(str)) for l in info["levels"]]
+        )
         if info["levels"]
         else np.zeros((0, len(features)), np.int64)
     )
-    info["covariates"], info["priors"] = names, prior
     y = features["event"].to_numpy(dtype=float) if "event" in features else np.zeros(len(features))
     return X, idx.astype(np.int64), y, info
 
@@ -754,7 +1000,7 @@ def _sample_numba(self: HazardModel, flat: dict, cfg: dict, seed: int):
 
     args = tuple(flat[k] for k in _KARGS)
     _hazard_logp(np.zeros(flat["ndim"]), *args)  # compile (or load from numba's cache) before the threads start
-    ndim, K = flat["ndim"], flat["K"]
+    ndim = flat["ndim"]
     rate = max(flat["y"].sum(), 0.5) / flat["n"].sum()
     start = np.zeros(ndim)
     start[0] = math.log(rate / (1 - rate))
@@ -783,9 +1029,9 @@ def _sample_numba(self: HazardModel, flat: dict, cfg: dict, seed: int):
     if cfg.get("c_kernel", True):
         try:
             cm = _c_model(flat, names, coords, dims, init)
-        except Exception as e:  # another nutpie version: fall back to the Python route, same density
-            warnings.warn(
-                f"nutpie's compiled-model interface was not usable ({type(e).__name__}: {e}); sampling through Python"
+        except Exception:  # another nutpie version: fall back to the Python route, same density
+            logger.exception(
+                "nutpie's compiled-model interface was not usable; sampling through Python (slower, same density)"
             )
     if cm is None:
         cm = from_pyfunc(
@@ -849,48 +1095,11 @@ def _advi(self: HazardModel, flat: dict, cfg: dict, seed: int, n_samples: int = 
 
 
 @patch_method
-def fit(
-    self: HazardModel,
-    features: pd.DataFrame,  # rows of `pitchlab.features.build_features` (at risk, with `event`)
-    random_seed: int | None = None,  # seed of the sampler (default: sampler_config['random_seed'], else 0)
-    **sampler_overrides,  # any sampler_config key for this fit only (draws, chains, backend, collapse, ...)
-):
-    "Fit the hazard model by NUTS (or ADVI); returns the InferenceData, stored in `self.idata` with config and hash."
-    import arviz as az
-
-    if "event" not in features:
-        raise ValidationError("the features need an `event` column (injury onset that day): use build_features")
-    if "at_risk" in features and not features["at_risk"].all():
-        features = features[features["at_risk"]]
-    cfg = _merge(self.sampler_config, sampler_overrides)
-    seed = int(
-        random_seed if random_seed is not None else (cfg["random_seed"] if cfg["random_seed"] is not None else 0)
-    )
-    fv = features.attrs.get("feature_version", FEATURE_VERSION)
-    if fv != FEATURE_VERSION:
-        raise ValidationError(f"features of version {fv} but pitchlab.features is {FEATURE_VERSION}: rebuild them")
-    t0 = time.perf_counter()
-    self.info = None
-    X, idx, y, info = _design(features, self.model_config)
-    self.info = info
-    if cfg["collapse"]:
-        Xc, ic, yc, nc = collapse(X, idx, y)
-    else:
-        Xc, ic, yc, nc = X, idx, y, np.ones(len(y))
-    info.update(n_rows=int(len(y)), n_cells=int(len(yc)), n_events=int(y.sum()), horizon=features.attrs.get("horizon"))
-    backend = cfg["backend"]
-    pri = self.model_config["priors"]
-    if backend == "auto":
-        ok = pri["intercept"].get("dist") == "Normal" and all(
-            pri[f"sigma_{l}"]["dist"] in _SIGMA_KINDS for l in info["levels"]
-        )
-        backend = "numba" if ok else "nutpie"
-    self.model = None  # the PyMC model: built here for the PyMC backends, on demand (predictive checks) otherwise
-    if backend in ("nutpie", "pymc"):
-        self.build_model(Xc, ic, yc, nc)
-    t1 = time.perf_counter()
+def _sample_round(self: HazardModel, cells: tuple, cfg: dict, seed: int, backend: str):
+    "One round of sampling (all chains) with the chosen backend; warm-up draws dropped."
+    info = self.info
     if backend in ("numba", "advi"):
-        flat = self._flat(Xc, ic, yc, nc)
+        flat = self._flat(*cells)
         idata = self._sample_numba(flat, cfg, seed) if backend == "numba" else self._advi(flat, cfg, seed)
     elif backend == "nutpie":
         import nutpie
@@ -926,9 +1135,118 @@ def fit(
             )
     else:
         raise ConfigError(f"unknown backend {backend!r}", hint="use 'auto', 'numba', 'nutpie', 'pymc' or 'advi'")
-    t2 = time.perf_counter()
     for g in [g for g in idata.groups() if g.startswith("warmup")]:
         del idata[g]
+    return idata
+
+
+def _more_chains(a, b):
+    "The chains of two rounds side by side (chain numbers of the second continue the first's); groups both rounds have."
+    import arviz as az
+    import xarray as xr
+
+    n = a.posterior.sizes["chain"]
+    groups = {}
+    for g in a.groups():
+        if g not in b.groups():
+            continue
+        x, y = a[g], b[g]
+        if "chain" in x.dims and "chain" in y.dims:
+            groups[g] = xr.concat([x, y.assign_coords(chain=y["chain"].values + n)], dim="chain")
+        else:
+            groups[g] = x
+    return az.InferenceData(**groups)
+
+
+def _shortfalls(d: dict, t: dict) -> list:
+    "The diagnostic targets a fit misses, as sentences."
+    out = []
+    if not d["max_rhat"] <= t["max_rhat"]:
+        out.append(f"max R-hat {d['max_rhat']:.4f} > {t['max_rhat']}")
+    for k, lab in (("min_ess_bulk", "bulk ESS"), ("min_ess_tail", "tail ESS")):
+        if not d[k] >= t[k]:
+            out.append(f"min {lab} {d[k]:.0f} < {t[k]}")
+    if not 0 <= d["divergences"] <= t["divergences"]:
+        out.append(f"{d['divergences']} divergences")
+    if not d["min_bfmi"] >= t["min_bfmi"]:
+        out.append(f"min E-BFMI {d['min_bfmi']:.2f} < {t['min_bfmi']}")
+    return out
+
+
+@patch_method
+def fit(
+    self: HazardModel,
+    features: pd.DataFrame,  # rows of `pitchlab.features.build_features` (at risk, with `event`)
+    random_seed: int | None = None,  # seed of the sampler (default: sampler_config['random_seed'], else 0)
+    **sampler_overrides,  # any sampler_config key for this fit only (draws, chains, backend, collapse, ...)
+):
+    "Fit the hazard model by NUTS (or ADVI), sampling until the diagnostic targets hold within the budget; returns the InferenceData."
+    if "event" not in features:
+        raise ValidationError("the features need an `event` column (injury onset that day): use build_features")
+    if "at_risk" in features and not features["at_risk"].all():
+        features = features[features["at_risk"]]
+    if not len(features):
+        raise ValidationError("no athlete-day at risk to fit on")
+    cfg = _merge(self.sampler_config, sampler_overrides)
+    seed = int(
+        random_seed if random_seed is not None else (cfg["random_seed"] if cfg["random_seed"] is not None else 0)
+    )
+    fv = features.attrs.get("feature_version", FEATURE_VERSION)
+    if fv != FEATURE_VERSION:
+        raise ValidationError(f"features of version {fv} but pitchlab.features is {FEATURE_VERSION}: rebuild them")
+    t0 = time.perf_counter()
+    self.info = None
+    X, idx, y, info = _design(features, self.model_config)
+    self.info = info
+    if not y.sum():
+        _notice(info, "no injury in the training rows: the posterior is the prior's, shifted to a low base rate")
+    cells = collapse(X, idx, y) if cfg["collapse"] else (X, idx, y, np.ones(len(y)))
+    info.update(
+        n_rows=int(len(y)), n_cells=int(len(cells[2])), n_events=int(y.sum()), horizon=features.attrs.get("horizon")
+    )
+    backend = cfg["backend"]
+    pri = self.model_config["priors"]
+    if backend == "auto":
+        ok = pri["intercept"].get("dist") == "Normal" and all(
+            pri[f"sigma_{l}"]["dist"] in _SIGMA_KINDS for l in info["levels"]
+        )
+        backend = "numba" if ok else "nutpie"
+    self.model = None  # the PyMC model: built here for the PyMC backends, on demand (predictive checks) otherwise
+    if backend in ("nutpie", "pymc"):
+        self.build_model(*cells)
+    t1 = time.perf_counter()
+    targets = cfg.get("targets") if backend != "advi" else None
+    idata, rounds, r = None, [], 0
+    while True:
+        rs = time.perf_counter()
+        new = self._sample_round(cells, cfg, seed + 1000 * r, backend)
+        idata = new if idata is None else _more_chains(idata, new)
+        self.idata = idata
+        if not targets:
+            break
+        d = self.diagnostics()
+        miss = _shortfalls(d, {**DIAGNOSTIC_TARGETS, **targets})
+        rounds.append(
+            dict(
+                chains=int(idata.posterior.sizes["chain"]),
+                target_accept=cfg["target_accept"],
+                seconds=round(time.perf_counter() - rs, 2),
+                misses=miss,
+            )
+        )
+        r += 1
+        if not miss:
+            break
+        if r >= cfg["max_rounds"] or time.perf_counter() - t0 > cfg["budget_seconds"]:
+            _notice(info, f"sampling stopped after {r} round(s) short of its targets: {'; '.join(miss)}")
+            break
+        if d["divergences"] > 0:  # a divergence: start afresh with smaller steps
+            cfg = {**cfg, "target_accept": round(min(0.995, 1 - (1 - cfg["target_accept"]) / 2), 4)}
+            idata = None
+            logger.info("round %d: %s; sampling again with target_accept %s", r, "; ".join(miss), cfg["target_accept"])
+        else:  # R-hat or ESS short: add as many chains again
+            logger.info("round %d: %s; adding %d chains", r, "; ".join(miss), cfg["chains"])
+    t2 = time.perf_counter()
     idata = _add_effects(idata, info, pri)
     info.update(
         backend=backend,
@@ -936,6 +1254,7 @@ def fit(
         seconds_sampling=round(t2 - t1, 3),
         seed=seed,
         feature_version=fv,
+        rounds=rounds,
     )
     idata.attrs.update(
         model_type=self._model_type,
@@ -945,7 +1264,7 @@ def fit(
         sampler_config=_json(cfg),
         info=_json(info),
     )
-    self.idata, self._fit_cells = idata, (Xc, ic, yc, nc)
+    self.idata, self._fit_cells = idata, cells
     self._cfg = cfg
     return idata
 
@@ -958,15 +1277,14 @@ def _params(self: HazardModel) -> list:
 
 @patch_method
 def diagnostics(self: HazardModel) -> dict:
-    "Convergence diagnostics of the fit: max R-hat, min bulk and tail ESS, divergences, min E-BFMI, draws, seconds."
+    "Convergence diagnostics the promotion gate checks: max R-hat, min bulk and tail ESS, divergences, min E-BFMI (NaN or -1 when not measurable)."
     import arviz as az
 
     if self.idata is None:
         raise NotFoundError("the model is not fitted: call fit() or load() first")
     post = self.idata.posterior[self._params()]
-    n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
-    out = dict(backend=self.info.get("backend"), chains=int(n_chains), draws=int(n_draws))
-    if n_chains > 1:
+    out = dict(max_rhat=float("nan"), min_ess_bulk=float("nan"), min_ess_tail=float("nan"))
+    if post.sizes["chain"] > 1:
         mx = lambda ds: float(max(float(ds[v].max()) for v in ds.data_vars))
         mn = lambda ds: float(min(float(ds[v].min()) for v in ds.data_vars))
         out.update(
@@ -974,49 +1292,28 @@ def diagnostics(self: HazardModel) -> dict:
             min_ess_bulk=mn(az.ess(post, method="bulk")),
             min_ess_tail=mn(az.ess(post, method="tail")),
         )
-    else:
-        out.update(max_rhat=float("nan"), min_ess_bulk=float("nan"), min_ess_tail=float("nan"))
     ss = self.idata.get("sample_stats")
     if ss is not None and "diverging" in ss:
         out["divergences"] = int(ss["diverging"].sum())
         out["min_bfmi"] = float(np.min(az.bfmi(self.idata))) if "energy" in ss else float("nan")
-    else:
+    else:  # ADVI: no chains, nothing to check, never passes a gate
         out.update(divergences=-1, min_bfmi=float("nan"))
-    out.update(
-        seconds_total=self.info.get("seconds_total"),
-        seconds_sampling=self.info.get("seconds_sampling"),
-        n_rows=self.info.get("n_rows"),
-        n_cells=self.info.get("n_cells"),
-        n_events=self.info.get("n_events"),
-    )
     return out
 
 
 @patch_method
-def gate_report(
-    self: HazardModel,
-    thresholds: dict | None = None,  # overrides of `GATE`
-) -> pd.DataFrame:
-    "Each gate criterion with its value, threshold and verdict."
-    t = {**GATE, **(thresholds or {})}
-    d = self.diagnostics()
-    rows = [
-        ("max_rhat", d["max_rhat"], t["max_rhat"], d["max_rhat"] <= t["max_rhat"]),
-        ("min_ess_bulk", d["min_ess_bulk"], t["min_ess_bulk"], d["min_ess_bulk"] >= t["min_ess_bulk"]),
-        ("min_ess_tail", d["min_ess_tail"], t["min_ess_tail"], d["min_ess_tail"] >= t["min_ess_tail"]),
-        ("divergences", d["divergences"], t["max_divergences"], 0 <= d["divergences"] <= t["max_divergences"]),
-        ("min_bfmi", d["min_bfmi"], t["min_bfmi"], d["min_bfmi"] >= t["min_bfmi"]),
-    ]
-    return pd.DataFrame(rows, columns=["criterion", "value", "threshold", "passes"]).set_index("criterion")
-
-
-@patch_method
-def passes_gate(
-    self: HazardModel,
-    thresholds: dict | None = None,  # overrides of `GATE`
-) -> bool:
-    "True when every diagnostic meets its threshold (an ADVI fit never passes: it has no chains to check)."
-    return bool(self.gate_report(thresholds)["passes"].all())
+def fit_summary(self: HazardModel) -> dict:
+    "How the fit ran: backend, chains, draws per chain, seconds, rows, cells, events, sampling rounds and design notices."
+    if self.idata is None:
+        raise NotFoundError("the model is not fitted: call fit() or load() first")
+    post = self.idata.posterior
+    keys = ("seconds_total", "seconds_sampling", "n_rows", "n_cells", "n_events", "rounds", "notices")
+    return dict(
+        backend=self.info.get("backend"),
+        chains=int(post.sizes["chain"]),
+        draws=int(post.sizes["draw"]),
+        **{k: self.info.get(k) for k in keys},
+    )
 
 # %% ../../nbs/31_bayes.ipynb
 @patch_method
@@ -1031,9 +1328,6 @@ def _draws(self: HazardModel, max_draws: int | None = None) -> dict:
         a = post[v].values
         out[v] = a.reshape((S,) + a.shape[2:])[keep]
     return out
-
-
-_LEVEL_COLUMN = {"sport": "sport", "team": "team_id", "athlete": "athlete_id"}
 
 
 @patch_method
@@ -1123,6 +1417,40 @@ def predict_proba(
 ) -> np.ndarray:
     "Posterior mean risk within `horizon` days, one value per row (the interface `pitchlab.evaluate` uses)."
     return self.predict(features, horizon=horizon)["risk"].to_numpy()
+
+# %% ../../nbs/31_bayes.ipynb
+@patch_method
+def contributions(
+    self: HazardModel,
+    features: pd.DataFrame,  # athlete-days to explain (rows of `build_features`)
+    max_draws: int | None = None,  # posterior draws used (default sampler_config['max_predict_draws'])
+) -> pd.DataFrame:
+    "Each term's posterior mean contribution to the linear predictor (log-odds, or log hazard for cloglog) of each athlete-day, with the covariate's value."
+    if self.idata is None:
+        raise NotFoundError("the model is not fitted: call fit() or load() first")
+    X, _, _, _ = _design(features, self.model_config, self.info)
+    beta = self._draws(max_draws)["beta"].mean(0)
+    owners = self.info.get("owners") or [c.split("[")[0].rsplit("_s", 1)[0] for c in self.info["covariates"]]
+    terms = self.model_config["terms"]
+    base = features[[c for c in ("athlete_id", "date") if c in features]].reset_index(drop=True)
+    parts = []
+    for t in dict.fromkeys(owners):
+        cols = [j for j, o in enumerate(owners) if o == t]
+        spec = terms.get(t, {})
+        col = spec.get("column", "sport" if t == "sport" else t)
+        value = features[col].reset_index(drop=True) if col in features else pd.Series([None] * len(features))
+        parts.append(
+            base.assign(
+                term=t,
+                label=spec.get(
+                    "label", "sport (against " + str(self.info.get("sport_reference")) + ")" if t == "sport" else t
+                ),
+                value=value.to_numpy(),
+                contribution=X[:, cols] @ beta[cols],
+            )
+        )
+    cols = [*base.columns, "term", "label", "value", "contribution"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 # %% ../../nbs/31_bayes.ipynb
 def _nc_path(path) -> Path:
@@ -1237,18 +1565,34 @@ def truth_table(
 
     hp = cohort.truth.params
     post = model.idata.posterior
-    names = {
-        "intercept": ("intercept", None, hp.alpha),
+    alpha = hp.alpha
+    names = {}
+    ref = model.info.get("sport_reference")
+    if ref is not None:  # sport as fixed effects: the truth is the sports' mean team effects, against the reference
+        tm = cohort.truth.teams.groupby("sport")["u_team"].mean()
+        alpha = hp.alpha + float(tm[ref])
+        for s in model.info.get("sports", []):
+            names[f"sport_{s}"] = ("beta", f"sport[{s}]", float(tm[s] - tm[ref]))
+    names |= {
+        "intercept": ("intercept", None, alpha),
         "acwr": ("beta", "acwr", hp.beta_acwr),
         "chronic": ("beta", "chronic", hp.beta_chronic),
         "prev_injury": ("beta", "prev_injury", hp.beta_prev),
         "match_day": ("beta", "match_day", hp.beta_match),
         "rest_day": ("beta", "rest_day", hp.beta_rest),
+        "pitches_7d": ("beta", "pitches_7d", hp.beta_pitches_7d),
+        "short_rest": ("beta", "short_rest", hp.beta_short_rest),
+        "balls_7d": ("beta", "balls_7d", hp.beta_balls_7d),
+        "batting_7d": ("beta", "batting_7d", hp.beta_batting_7d),
+        "pitches_1d": ("beta", "pitches_1d", 0.0),
+        "pitches_28d": ("beta", "pitches_28d", 0.0),
+        "balls_28d": ("beta", "balls_28d", 0.0),
     }
     ph = dict(hp.beta_phase)
     for p in ("menstrual", "ovulatory", "luteal"):
         names[f"phase_{p}"] = ("beta", f"cycle_phase[{p}]", ph[p] - ph["follicular"])
-    names["sigma_team"] = ("sigma_team", None, hp.sigma_team)
+    if ref is None:
+        names["sigma_team"] = ("sigma_team", None, hp.sigma_team)
     names["sigma_athlete"] = ("sigma_athlete", None, hp.sigma_athlete)
     rows = []
     for k, (v, sel, true) in names.items():

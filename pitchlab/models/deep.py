@@ -80,8 +80,8 @@ def class_weights(
     if isinstance(how, dict):
         try:
             w = {0: float(how.get(0, how.get("0"))), 1: float(how.get(1, how.get("1")))}
-        except (TypeError, ValueError):
-            raise ConfigError(f"class_weight dict needs numbers for both classes 0 and 1, got {how!r}")
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"class_weight dict needs numbers for both classes 0 and 1, got {how!r}") from e
         if min(w.values()) <= 0:
             raise ConfigError(f"class weights must be positive, got {w}")
         return w

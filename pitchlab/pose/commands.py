@@ -8,14 +8,17 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 from ..core import NotFoundError, PitchlabError, ValidationError
 
+logger = logging.getLogger(__name__)
+
 # %% auto 0
-__all__ = ['MOVEMENTS', 'VIDEO_SUFFIXES', 'POSE_COLUMNS', 'find_videos', 'sha256_file', 'limit_threads', 'score_file',
+__all__ = ['logger', 'MOVEMENTS', 'VIDEO_SUFFIXES', 'POSE_COLUMNS', 'find_videos', 'sha256_file', 'limit_threads', 'score_file',
            'score_files', 'store_results', 'run_score', 'register_cli']
 
 # %% ../../nbs/59_pose_commands.ipynb
@@ -110,14 +113,24 @@ def score_file(
             raise ValidationError(f"unknown movement {movement!r}", hint=f"use one of {', '.join(MOVEMENTS)}")
         if threads:
             limit_threads(threads)
-        from pitchlab.pose.scores import analyse
-
         row["video_sha256"] = sha256_file(path) if path.is_file() else None
         if not date and path.exists():
             row["date"] = dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
-        if threads:
-            landmark_kw.setdefault("threads", threads)
-        an = analyse(path, movement, height_m=height_m, hand=hand, **landmark_kw)
+        stem = f"{path.stem}.{movement}"
+        if landmark_kw.get("num_poses", 1) == 1:
+            from pitchlab.pose.pipeline import run
+
+            kw = {k: v for k, v in landmark_kw.items() if k in ("model", "subject", "min_confidence", "stop")}
+            if "max_side" in landmark_kw:
+                kw["infer_side"] = landmark_kw["max_side"]
+            ov = Path(out_dir) / f"{stem}.overlay.mp4" if (overlay and out_dir) else None
+            an = run(path, movement, height_m=height_m, hand=hand, overlay=ov, **kw)
+        else:  # several people tracked: the two-pass `analyse` (the one-pass pipeline tracks one)
+            from pitchlab.pose.scores import analyse
+
+            if threads:
+                landmark_kw.setdefault("threads", threads)
+            an = analyse(path, movement, height_m=height_m, hand=hand, **landmark_kw)
         res = an.result
         d = res.to_dict()
         row.update(
@@ -126,6 +139,7 @@ def score_file(
             metrics=json.dumps(d, sort_keys=True),
             feedback=res.feedback,
             frames=an.raw.sizes["frame"],
+            warnings=getattr(an, "warnings", []),
             timings={k: round(v, 3) for k, v in an.seconds.items()},
         )
         if out_dir:
@@ -133,6 +147,7 @@ def score_file(
     except PitchlabError as e:
         row["error"] = str(e)
     except Exception as e:  # a decoder or library failure on one file must not end the batch
+        logger.exception("scoring %s failed unexpectedly", path)
         row["error"] = f"unexpected {type(e).__name__} while scoring {path.name}: {e} (please report it with the file)"
     row["seconds"] = round(time.perf_counter() - t0, 3)
     return row
@@ -173,7 +188,8 @@ def _write_outputs(an, out: Path, overlay: bool) -> list:
     if overlay:
         from pitchlab.pose.privacy import write_overlay
 
-        files.append(write_overlay(an.path, an.clean, out / f"{stem}.overlay.mp4", an.angles, an.result.events))
+        done = getattr(an, "overlay", None)
+        files.append(done or write_overlay(an.path, an.clean, out / f"{stem}.overlay.mp4", an.angles, an.result.events))
     return [str(f) for f in files]
 
 # %% ../../nbs/59_pose_commands.ipynb

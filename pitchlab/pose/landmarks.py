@@ -7,13 +7,17 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 from ..core import NotFoundError, ValidationError, project_root, quiet_tensorflow, settings, quiet_stderr
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # %% auto 0
 __all__ = ['LANDMARKS', 'COORDS', 'FACE', 'SKELETON', 'IMAGE_SUFFIXES', 'pose_model_path', 'face_model_path', 'video_info',
-           'iter_frames', 'landmarks', 'world_landmarks', 'landmarks_table']
+           'iter_frames', 'assemble', 'landmarks', 'world_landmarks', 'landmarks_table']
 
 # %% ../../nbs/50_pose_landmarks.ipynb
 LANDMARKS = (
@@ -383,47 +387,19 @@ def _landmarker(model, video: bool, num_poses: int, min_confidence: float):
         return vision.PoseLandmarker.create_from_options(opts)
 
 # %% ../../nbs/50_pose_landmarks.ipynb
-def landmarks(
-    path: str | Path,  # a video (mp4, mov, avi ...) or an image (png, jpg ...)
-    world: bool = False,  # return the world landmarks (metres, origin mid-hip) instead of the image landmarks
-    model: str | Path | None = None,  # the pose model (.task); default `pose_model_path()`
-    max_side: int = 640,  # downscale frames so the longer side is at most this before inference
-    num_poses: int = 1,  # people MediaPipe may return a frame (2+ is slower; helps when others are in view)
-    subject="first",  # the athlete: 'first' seen, 'longest' in view, 'largest', or an (x, y) point in 0-1 image coords
-    min_confidence: float = 0.5,  # MediaPipe's detection, presence and tracking thresholds
+def assemble(
+    cands: list,  # per frame, a (people, 33, 4) array of image landmarks (`_poses`)
+    wlds: list,  # per frame, the matching world landmarks
+    times: list,  # per frame, time in s
+    info: dict,  # `video_info` of the source
+    subject="first",  # the athlete (see `landmarks`)
     max_lost: int = 15,  # frames a track may vanish and still continue
-    threads: int | None = None,  # OpenCV / decoder threads (None: library defaults; MediaPipe's own cannot be set)
-    progress: bool = False,  # show a progress bar over frames
-    stop: int | None = None,  # only the first `stop` frames
+    model_name: str = "",  # the pose model's file name (kept in attrs)
+    max_side: int | None = None,  # inference size (kept in attrs)
+    num_poses: int = 1,  # people MediaPipe could return a frame (kept in attrs)
 ) -> xr.DataArray:
-    "Pose landmarks of the athlete in every frame: dims frame x landmark x coord, `time` in s, world landmarks alongside."
-    import cv2
-    import mediapipe as mp
-
-    if threads:
-        cv2.setNumThreads(int(threads))
-    p = _check_file(path)
-    info = video_info(p)
+    "The landmarks DataArray of `landmarks` from per-frame MediaPipe candidates: tracks joined, the athlete picked."
     video = info["kind"] == "video"
-    frames = iter_frames(p, max_side=max_side, threads=threads, stop=stop)
-    if progress:
-        from tqdm.auto import tqdm
-
-        frames = tqdm(frames, total=info["n_frames"] or None, desc=p.name, unit="frame", leave=False)
-    cands, wlds, times, last_ms = [], [], [], -1
-    with _landmarker(model, video, num_poses, min_confidence) as lm:
-        for i, t, frame in frames:
-            img = mp.Image(image_format=mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            if video:
-                ms = max(int(round(t * 1000)), last_ms + 1)
-                last_ms = ms
-                r = lm.detect_for_video(img, ms)
-            else:
-                r = lm.detect(img)
-            c, w = _poses(r)
-            cands.append(c)
-            wlds.append(w)
-            times.append(t)
     n = len(cands)
     tracks = _tracks(cands, info["width"], info["height"], max_lost=max_lost)
     pick = _select(
@@ -471,12 +447,57 @@ def landmarks(
             n_frames=n,
             detected=float((pick >= 0).mean()) if n else 0.0,
             people=len(tracks),
-            model=pose_model_path(model).name,
+            model=model_name,
             max_side=max_side,
             num_poses=num_poses,
         ),
     )
     da["time"].attrs["units"] = "s"
+    return da
+
+# %% ../../nbs/50_pose_landmarks.ipynb
+def landmarks(
+    path: str | Path,  # a video (mp4, mov, avi ...) or an image (png, jpg ...)
+    world: bool = False,  # return the world landmarks (metres, origin mid-hip) instead of the image landmarks
+    model: str | Path | None = None,  # the pose model (.task); default `pose_model_path()`
+    max_side: int = 640,  # downscale frames so the longer side is at most this before inference
+    num_poses: int = 1,  # people MediaPipe may return a frame (2+ is slower; helps when others are in view)
+    subject="first",  # the athlete: 'first' seen, 'longest' in view, 'largest', or an (x, y) point in 0-1 image coords
+    min_confidence: float = 0.5,  # MediaPipe's detection, presence and tracking thresholds
+    max_lost: int = 15,  # frames a track may vanish and still continue
+    threads: int | None = None,  # OpenCV / decoder threads (None: library defaults; MediaPipe's own cannot be set)
+    progress: bool = False,  # show a progress bar over frames
+    stop: int | None = None,  # only the first `stop` frames
+) -> xr.DataArray:
+    "Pose landmarks of the athlete in every frame: dims frame x landmark x coord, `time` in s, world landmarks alongside."
+    import cv2
+    import mediapipe as mp
+
+    if threads:
+        cv2.setNumThreads(int(threads))
+    p = _check_file(path)
+    info = video_info(p)
+    video = info["kind"] == "video"
+    frames = iter_frames(p, max_side=max_side, threads=threads, stop=stop)
+    if progress:
+        from tqdm.auto import tqdm
+
+        frames = tqdm(frames, total=info["n_frames"] or None, desc=p.name, unit="frame", leave=False)
+    cands, wlds, times, last_ms = [], [], [], -1
+    with _landmarker(model, video, num_poses, min_confidence) as lm:
+        for i, t, frame in frames:
+            img = mp.Image(image_format=mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            if video:
+                ms = max(int(round(t * 1000)), last_ms + 1)
+                last_ms = ms
+                r = lm.detect_for_video(img, ms)
+            else:
+                r = lm.detect(img)
+            c, w = _poses(r)
+            cands.append(c)
+            wlds.append(w)
+            times.append(t)
+    da = assemble(cands, wlds, times, info, subject, max_lost, pose_model_path(model).name, max_side, num_poses)
     return world_landmarks(da) if world else da
 
 
@@ -491,7 +512,7 @@ def world_landmarks(
 
 def landmarks_table(
     da: xr.DataArray,  # landmarks from `landmarks`
-) -> "pd.DataFrame":
+) -> pd.DataFrame:
     "A long table, one row per frame and landmark: frame, time, landmark, x, y, z, visibility, world_x, world_y, world_z."
     import pandas as pd
 

@@ -12,8 +12,8 @@ from ..core import ValidationError
 from .landmarks import FACE, LANDMARKS, SKELETON, iter_frames
 
 # %% auto 0
-__all__ = ['LABELS', 'face_boxes', 'people_faces', 'detected_faces', 'bystander_faces', 'blur_boxes', 'draw_pose',
-           'overlay_frames', 'write_overlay', 'overlay_image']
+__all__ = ['LABELS', 'face_boxes', 'people_faces', 'face_finder', 'find_faces', 'detected_faces', 'bystander_faces', 'blur_boxes',
+           'draw_pose', 'overlay_frames', 'write_overlay', 'overlay_image']
 
 # %% ../../nbs/54_pose_privacy.ipynb
 def _face_extents(da: xr.DataArray) -> list:
@@ -105,24 +105,15 @@ def _distinct(ext: list, share: float = 0.5) -> list:
     return kept
 
 
-def detected_faces(
-    path: str | Path,  # the video or image
-    every: int = 3,  # look in every n-th frame (`face_boxes` holds a box over 5 frames)
-    tile: float = 0.5,  # also look in overlapping square tiles of this share of the shorter side (small faces); None: whole frames only
-    max_side: int = 1280,  # frames are downscaled to this longer side first
-    min_confidence: float = 0.5,  # MediaPipe's face detection and presence thresholds
-    max_faces: int = 4,  # faces per window
+def face_finder(
     model: str | Path | None = None,  # face model (default: `face_model_path()`)
-    stop: int | None = None,  # only the first `stop` frames
-) -> list:
-    "Per frame, normalised extents of every face MediaPipe's face landmarker finds, body or no body (eyes-to-mouth band, as from the pose)."
-    import cv2
-    import mediapipe as mp
+    min_confidence: float = 0.5,  # MediaPipe's face detection and presence thresholds
+    max_faces: int = 4,  # faces per image
+):
+    "MediaPipe's face landmarker in IMAGE mode (a context manager), the face finder of `find_faces`."
     from pitchlab.pose.landmarks import face_model_path, _quiet_stderr
     from pitchlab.core import quiet_tensorflow
 
-    if every < 1:
-        raise ValidationError(f"every must be >= 1, got {every}")
     quiet_tensorflow()
     with _quiet_stderr():
         from mediapipe.tasks.python import BaseOptions, vision
@@ -134,31 +125,56 @@ def detected_faces(
             min_face_detection_confidence=min_confidence,
             min_face_presence_confidence=min_confidence,
         )
-        finder = vision.FaceLandmarker.create_from_options(opts)
+        return vision.FaceLandmarker.create_from_options(opts)
+
+
+def find_faces(
+    finder,  # from `face_finder`
+    frame: np.ndarray,  # BGR frame
+    tile: float | None = 0.5,  # also look in overlapping square tiles of this share of the shorter side (small faces)
+) -> list:
+    "Normalised extents (x0, y0, x1, y1) of the faces in one frame: whole frame and tiles, repeats dropped (eyes-to-mouth band)."
+    import cv2
+    import mediapipe as mp
+
+    H, W = frame.shape[:2]
+    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    wins = [(0, 0, W, H)]
+    if tile:
+        S = int(round(min(H, W) * tile))
+        wins += [(x, y, S, S) for y in _starts(H, S) for x in _starts(W, S)]
+    found = []
+    for x, y, w, h in wins:
+        r = finder.detect(
+            mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb[y : y + h, x : x + w]))
+        )
+        for face in r.face_landmarks:
+            pts = np.array([(q.x, q.y) for q in face])
+            (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+            y0, y1 = y0 + 0.35 * (y1 - y0), y0 + 0.75 * (y1 - y0)  # the mesh spans brow to chin: keep eyes to mouth
+            found.append(((x + x0 * w) / W, (y + y0 * h) / H, (x + x1 * w) / W, (y + y1 * h) / H))
+    return _distinct(found)
+
+
+def detected_faces(
+    path: str | Path,  # the video or image
+    every: int = 3,  # look in every n-th frame (`face_boxes` holds a box over 5 frames)
+    tile: float = 0.5,  # also look in overlapping square tiles of this share of the shorter side (small faces); None: whole frames only
+    max_side: int = 1280,  # frames are downscaled to this longer side first
+    min_confidence: float = 0.5,  # MediaPipe's face detection and presence thresholds
+    max_faces: int = 4,  # faces per window
+    model: str | Path | None = None,  # face model (default: `face_model_path()`)
+    stop: int | None = None,  # only the first `stop` frames
+) -> list:
+    "Per frame, normalised extents of every face MediaPipe's face landmarker finds, body or no body (eyes-to-mouth band, as from the pose)."
+    if every < 1:
+        raise ValidationError(f"every must be >= 1, got {every}")
+    finder = face_finder(model, min_confidence, max_faces)
     out = []
     with finder:
         for i, _, frame in iter_frames(path, max_side=max_side, stop=stop):
-            found = []
-            if i % every == 0:
-                H, W = frame.shape[:2]
-                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                wins = [(0, 0, W, H)]
-                if tile:
-                    S = int(round(min(H, W) * tile))
-                    wins += [(x, y, S, S) for y in _starts(H, S) for x in _starts(W, S)]
-                for x, y, w, h in wins:
-                    r = finder.detect(
-                        mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb[y : y + h, x : x + w]))
-                    )
-                    for face in r.face_landmarks:
-                        pts = np.array([(q.x, q.y) for q in face])
-                        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
-                        y0, y1 = (
-                            y0 + 0.35 * (y1 - y0),
-                            y0 + 0.75 * (y1 - y0),
-                        )  # the mesh spans brow to chin: keep eyes to mouth
-                        found.append(((x + x0 * w) / W, (y + y0 * h) / H, (x + x1 * w) / W, (y + y1 * h) / H))
-            out.append(_distinct(found))
+            found = find_faces(finder, frame, tile) if i % every == 0 else []
+            out.append(found)
     return out
 
 
