@@ -131,7 +131,7 @@ def _grid(codes, days, values, shape, d0, how="sum") -> np.ndarray:
         out = np.full(size, -np.inf)
         np.maximum.at(out, flat[ok], v[ok])
     else:
-        out = np.bincount(flat[ok], weights=v[ok], minlength=size)
+        out = np.bincount(flat[ok], weights=v[ok], minlength=size).astype(float)  # int when no cell has a value
         if how == "mean":
             out = out / np.maximum(cnt, 1)
     out[cnt == 0] = np.nan

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 # %% auto 0
 __all__ = ['logger', 'START_ATTEMPTS', 'PipelineBusy', 'RunResult', 'pipelines_dir', 'available', 'run', 'history',
-           'schedule_text', 'register_cli']
+           'retrain_policy', 'may_retrain', 'may_promote', 'start_retrain', 'promote_as', 'schedule_text',
+           'register_cli']
 
 # %% ../nbs/41_pipelines.ipynb
 class PipelineBusy(PitchlabError):
@@ -232,6 +233,104 @@ def history(pipeline: str, limit: int = 20) -> list:
     d = settings().reports_dir / pipeline
     files = sorted(d.glob("*.outcome.json"), reverse=True)[:limit] if d.is_dir() else []
     return [json.loads(f.read_text()) for f in files]
+
+# %% ../nbs/41_pipelines.ipynb
+def retrain_policy(environ: dict | None = None) -> dict:
+    "Whether coaches may start retrains and promote versions (settings PITCHLAB_COACH_RETRAIN / PITCHLAB_COACH_PROMOTE)."
+    x = settings(environ).extra
+    on = lambda k: str(x.get(k, "0")).strip().lower() in ("1", "true", "yes", "on")
+    return dict(
+        coach_retrain=on("PITCHLAB_COACH_RETRAIN"),
+        coach_promote=on("PITCHLAB_COACH_RETRAIN") and on("PITCHLAB_COACH_PROMOTE"),
+    )
+
+
+def may_retrain(user) -> bool:
+    "May this user start a retrain? Admins always; coaches when the setting allows."
+    return user.role == "admin" or (user.role == "coach" and retrain_policy()["coach_retrain"])
+
+
+def may_promote(user) -> bool:
+    "May this user promote a version to champion? Admins always; coaches only when both settings allow."
+    return user.role == "admin" or (user.role == "coach" and retrain_policy()["coach_promote"])
+
+
+def _audit_store(store):
+    from pitchlab.store import Store
+
+    return store or Store(settings().db_url)
+
+
+def start_retrain(
+    user,  # who asks (username, role, team_ids)
+    params: dict | None = None,  # pipeline parameters
+    pipeline: str = "retrain_injury_risk",  # pipeline notebook
+    store=None,  # the store whose audit table records it (default: the configured store)
+) -> RunResult:
+    "Run a retrain for `user` if their role may (AccessDenied otherwise); the start, refusal and outcome are audited."
+    from pitchlab.core import AccessDenied
+
+    st = _audit_store(store)
+    teams = ",".join(getattr(user, "team_ids", ()) or ())
+    who = f"{user.username} ({user.role}{'; teams ' + teams if teams else ''})"
+    if not may_retrain(user):
+        st.log("retrain_refused", "models", detail=f"{Path(pipeline).stem} asked by {who}", actor=user.username)
+        raise AccessDenied(
+            f"{user.username} ({user.role}) may not start a retrain",
+            hint="admins may; coaches too when PITCHLAB_COACH_RETRAIN=1",
+        )
+    st.log(
+        "retrain_start",
+        "models",
+        detail=f"{Path(pipeline).stem} by {who}; params {json.dumps(params or {}, default=str)[:400]}",
+        actor=user.username,
+    )
+    r = run(
+        pipeline, dict(params or {}, actor=user.username) if Path(pipeline).suffix != ".ipynb" else dict(params or {})
+    )
+    st.log(
+        "retrain_end",
+        "models",
+        detail=f"{r.pipeline} {r.status}; version {r.result.get('version')}; promoted {r.result.get('promoted')}",
+        actor=user.username,
+    )
+    return r
+
+
+def promote_as(
+    user,  # who promotes
+    version: str,  # candidate version
+    name: str = "injury_risk",  # registered model
+    gate: dict | None = None,  # gate overrides
+    registry=None,  # a Registry (default: the configured one)
+    store=None,  # the store whose audit table records it
+) -> dict:
+    "Promote a version for `user` if their role may (AccessDenied otherwise); audited either way."
+    from pitchlab.core import AccessDenied
+    from pitchlab.registry import Registry
+
+    st = _audit_store(store)
+    if not may_promote(user):
+        st.log(
+            "promote_refused",
+            "models",
+            detail=f"{name} v{version} asked by {user.username} ({user.role})",
+            actor=user.username,
+        )
+        raise AccessDenied(
+            f"{user.username} ({user.role}) may not promote models",
+            hint="promotion is an admin's decision unless PITCHLAB_COACH_PROMOTE=1",
+        )
+    verdict = (registry or Registry()).promote(name, version, gate=gate, actor=user.username)
+    st.log(
+        "promote",
+        "models",
+        detail=f"{name} v{version} by {user.username} ({user.role}): {'promoted' if verdict['promoted'] else 'refused by the gate: ' + '; '.join(verdict['reasons'])}"[
+            :1000
+        ],
+        actor=user.username,
+    )
+    return verdict
 
 # %% ../nbs/41_pipelines.ipynb
 def _parse_params(pairs: list) -> dict:

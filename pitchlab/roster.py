@@ -374,7 +374,7 @@ def _check_rows(df, teams, team=None, dayfirst=False, on=None, stored=None) -> t
 
     df = df.copy()
     for c in df.columns:
-        df[c] = clean(df[c])
+        df[c] = clean(df[c]).astype(object)
     rej = []
     bad = lambda i, f, v, why: rej.append((i, f, None if v is None else str(v), why))
     if "team_id" not in df or team is not None:
