@@ -17,7 +17,7 @@ def squad():
 
 
 def _projector(frames, athlete, calls):
-    from pitchlab.dash.components import project_plan
+    from pitchlab.planning import project_plan
 
     provider, rules = AcwrRuleRisk(), LibraryRules()
 

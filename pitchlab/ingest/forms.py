@@ -416,7 +416,8 @@ def cycle_applies(
     on=None,  # the day (default: today), for the athlete's age
 ) -> tuple:
     "(may this athlete keep cycle logs?, the reason when not)."
-    from pitchlab.roster import ADULT_AGE, _age
+    from pitchlab.roster import _age
+    from pitchlab.schema import ADULT_AGE
 
     if athlete.get("sex") != "F":
         return False, "cycle logs are kept for female athletes only"
