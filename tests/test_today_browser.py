@@ -28,7 +28,7 @@ OVERLAPS = """() => {
   walk(document);
   const tags = new Set(['INPUT', 'SELECT', 'BUTTON', 'H2', 'H3', 'P', 'LI', 'LABEL']);
   const boxes = all.filter(e => tags.has(e.tagName)).map(e => [e, e.getBoundingClientRect()])
-    .filter(([e, r]) => r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden');
+    .filter(([e, r]) => r.width > 0 && r.height > 0 && e.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}));
   const bad = [];
   for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
     const [a, r] = boxes[i], [b, s] = boxes[j];
@@ -92,7 +92,7 @@ def browser():
 
 def _open(browser, served, width, height):
     page = browser.new_page(viewport={"width": width, "height": height})
-    page.goto(served["url"])
+    page.goto(served["url"], timeout=WAIT)
     page.get_by_text("What to tell your coach").wait_for(timeout=WAIT)
     return page
 
@@ -141,5 +141,19 @@ def test_athlete_logs_a_session_on_a_phone_once(browser, served):
             timeout=WAIT
         )  # in the confirmation and the recent entries
         page.screenshot(path=str(SHOTS / "today-390-saved.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_untouched_wellness_form_stores_nothing(browser, served):
+    st, me = served["store"], served["me"]
+    before = len(st.read("wellness", me.athlete_id))
+    page = _open(browser, served, 390, 844)
+    try:
+        page.locator(".bk-tab", has_text="Wellness").click()
+        page.get_by_role("button", name="Save wellness").click()
+        page.get_by_text("wellness report not saved").wait_for(timeout=WAIT)
+        assert page.get_by_text("choose a value", exact=True).count() == 5  # each 1-5 item refused beside itself
+        assert len(st.read("wellness", me.athlete_id)) == before
     finally:
         page.close()

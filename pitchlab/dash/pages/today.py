@@ -21,13 +21,16 @@ __all__ = ['TodayPage', 'save']
 # %% ../../../nbs/77_dash_today.ipynb
 def _widget(f: dict):
     "An empty widget for one form field (a Select with no choice made, or a text box read as a number)."
-    w = dict(sizing_mode="stretch_width", name=f["label"] + ("" if f["required"] else " (optional)"))
+    label = f["label"] + (", 5 = best" if f["unit"] == "1-5" else "") + ("" if f["required"] else " (optional)")
+    w = dict(sizing_mode="stretch_width", name=label)
     if f["name"] == "date":
         return pn.widgets.DatePicker(value=pd.Timestamp.now().date(), **w)  # the day is known: today unless changed
     if f["choices"]:
         return pn.widgets.Select(options=["", *f["choices"]], value="", **w)
-    if f["unit"] == "1-5":
-        return pn.widgets.RadioButtonGroup(options=["1", "2", "3", "4", "5"], value=None, button_type="light", **w)
+    if (
+        f["unit"] == "1-5"
+    ):  # a Select with no choice made: a button group would start on 1 (Panel picks the first option)
+        return pn.widgets.Select(options=["", "1", "2", "3", "4", "5"], value="", **w)
     hint = f"{f['min']:g}-{f['max']:g}" + (f" {f['unit']}" if f["unit"] and f["unit"] not in ("1-5", "CR-10") else "")
     return pn.widgets.TextInput(value="", placeholder=hint, **w)
 
@@ -141,7 +144,7 @@ def save(self: TodayPage, entity: str):
         if isinstance(w, pn.widgets.DatePicker):
             w.value = pd.Timestamp.now().date()
         else:
-            w.value = None if isinstance(w, pn.widgets.RadioButtonGroup) else ""
+            w.value = ""
     self._refresh()
     return s
 
