@@ -52,6 +52,7 @@ def served(tmp_path_factory):
 
     from pitchlab.dash.auth import DataAccess, User
     from pitchlab.dash.data import DataStore
+    from pitchlab.dash.pages.injuries import InjuryLogPage
     from pitchlab.dash.pages.today import TodayPage
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
@@ -65,9 +66,13 @@ def served(tmp_path_factory):
         store.write(n, getattr(c, n), source="synthetic")
     me = c.athletes.iloc[0]
     user = User("ath", "athlete", athlete_id=me.athlete_id, display_name=me["name"])
+    medic = User("med", "medical", team_ids=me.team_id, display_name="Mo Medic")
     port = _free_port()
     server = pn.serve(
-        {"today": lambda: TodayPage(data=DataStore(access=DataAccess(store, user)))},
+        {
+            "today": lambda: TodayPage(data=DataStore(access=DataAccess(store, user))),
+            "injuries": lambda: InjuryLogPage(data=DataStore(access=DataAccess(store, medic))),
+        },
         port=port,
         address="127.0.0.1",
         websocket_origin=[f"127.0.0.1:{port}"],
@@ -75,7 +80,7 @@ def served(tmp_path_factory):
         threaded=True,
     )
     try:
-        yield dict(url=f"http://127.0.0.1:{port}/today", store=store, me=me)
+        yield dict(url=f"http://127.0.0.1:{port}/today", base=f"http://127.0.0.1:{port}", store=store, me=me, c=c)
     finally:
         server.stop()
 
@@ -155,5 +160,46 @@ def test_untouched_wellness_form_stores_nothing(browser, served):
         page.get_by_text("wellness report not saved").wait_for(timeout=WAIT)
         assert page.get_by_text("choose a value", exact=True).count() == 5  # each 1-5 item refused beside itself
         assert len(st.read("wellness", me.athlete_id)) == before
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (1400, 900)])
+def test_medical_logs_an_injury_and_the_athlete_turns_out(browser, served, width, height):
+    from pitchlab.injury_log import team_availability
+
+    st = served["store"]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    try:
+        page.goto(served["base"] + "/injuries", timeout=WAIT)
+        page.get_by_role("button", name="Log entry").wait_for(timeout=WAIT)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        n, bad = page.evaluate(OVERLAPS)
+        assert n > 15 and bad == []
+        before = len(st.read("injuries"))
+        page.get_by_role("button", name="Log entry").click()
+        page.get_by_text("injury log entry not saved").wait_for(timeout=WAIT)
+        assert len(st.read("injuries")) == before  # an untouched form stores nothing
+        for label, value in (
+            ("Injury", "injury"),
+            ("Thigh", "thigh"),
+            ("Muscle/tendon", "muscle/tendon"),
+            ("Out of training", "out"),
+        ):
+            page.locator("select", has=page.locator("option", has_text=label)).first.select_option(label=label)
+        page.locator("input.flatpickr-input + input, input.flatpickr-input[type=text]").first.click()
+        page.locator(".flatpickr-calendar.open .flatpickr-day.today").click()
+        page.get_by_label("Type (e.g. strain, sprain; infection)").fill("strain")
+        page.get_by_role("button", name="Log entry").click()
+        page.get_by_text("injury: thigh strain").first.wait_for(timeout=WAIT)
+        new = st.read("injuries")
+        new = new[new["source"] == "medical"].sort_values("onset_date")
+        assert new.entered_by.tolist()[-1] == "med"
+        who = new.athlete_id.iloc[-1]
+        name = served["c"].athletes.set_index("athlete_id").at[who, "name"]
+        page.get_by_text(f"Logged {name}'s injury: thigh strain").first.wait_for(timeout=WAIT)  # a name, not an id
+        assert team_availability(st, [who], actor="coach").availability.tolist() == ["out"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=str(SHOTS / f"injuries-{width}.png"), full_page=True)
     finally:
         page.close()
