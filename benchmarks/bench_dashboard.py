@@ -16,12 +16,18 @@ What it does, all on 127.0.0.1 and bounded in time:
    rendered board; drawing it in a browser adds a few hundred ms more (see tests/test_dash_browser.py), which this
    test does not multiply by 20 browsers on 2 cores.
 
+5. browser mode (`--browsers K`, default 4): K real Chromium sessions (Playwright, /usr/bin/chromium) sign in as the
+   coach at once; each is timed from pressing "Sign in" until every board row is visible with Tabulator's stylesheet
+   applied, and from one press of a what-if day slider (+10 AU) until the plan summary shows the new total. The same K
+   sign-ins on an empty Panel page served by the same server give the floor; floor_ratio = board median / empty median.
+
 A session that fails, times out or lacks a row counts as an error. The server is stopped at the end whatever happens.
 The last line is machine-readable:
 
     BENCH dashboard sessions=<n> errors=<n> median_s=<seconds>
+    BENCH dashboard_browser sessions=<K> board_visible_median_s=<s> whatif_median_s=<s> floor_ratio=<board/empty>
 
-Run: .venv/bin/python benchmarks/bench_dashboard.py [--sessions 20] [--athletes 50] [--procs 1] [--threads 0] [--timeout 90]
+Run: .venv/bin/python benchmarks/bench_dashboard.py [--sessions 20] [--athletes 50] [--procs 1] [--threads 0] [--timeout 90] [--browsers 4]
 """
 
 import argparse
@@ -80,12 +86,11 @@ def make_home(home: Path, athletes: int, seed: int = 0):
     return list(c.athletes.athlete_id)
 
 
-def start_server(home: Path, port: int, procs: int = 1, threads: int = 0):
+def start_server(home: Path, port: int, procs: int = 1, threads: int = 0, extra_apps: tuple = ()):
     env = dict(
         os.environ,
         PITCHLAB_HOME=str(home),
         PANEL_COOKIE_SECRET="bench-" + os.urandom(16).hex(),
-        PITCHLAB_RETRAIN_BACKEND="stub",
         TF_CPP_MIN_LOG_LEVEL="3",
     )
     env.pop("PITCHLAB_DB_URL", None)
@@ -93,6 +98,7 @@ def start_server(home: Path, port: int, procs: int = 1, threads: int = 0):
         str(Path(sys.executable).parent / "panel"),
         "serve",
         str(ROOT / "dashboards" / "app.py"),
+        *map(str, extra_apps),
         "--plugins",
         "pitchlab.dash.auth",
         "--oauth-provider",
@@ -141,13 +147,18 @@ async def wait_up(base, timeout):
 
 async def sign_in(base):
     "The session cookies of the coach, from Panel's login form (checked against the users table)."
+    import re
     from urllib.parse import urlencode
     from tornado.httpclient import AsyncHTTPClient
 
+    form = await AsyncHTTPClient().fetch(base + "/login", request_timeout=30)  # the form's CSRF token and cookie
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.body.decode()).group(1)
+    jar = "; ".join(h.split(";", 1)[0] for h in form.headers.get_list("Set-Cookie"))
     r = await AsyncHTTPClient().fetch(
         base + "/login",
         method="POST",
-        body=urlencode(dict(username="coach", password=PASSWORD)),
+        headers={"Cookie": jar},
+        body=urlencode(dict(username="coach", password=PASSWORD, csrf_token=token)),
         follow_redirects=False,
         raise_error=False,
         request_timeout=30,
@@ -226,6 +237,77 @@ async def one_session(base, cookie, ids, timeout):
         ws.close()
 
 
+EMPTY_APP = """import panel as pn
+
+pn.pane.Markdown("empty page", css_classes=["pitchlab-empty"]).servable()
+"""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+async def browser_session(browser, base, path, ready, n_rows=0, whatif=False, timeout=90):
+    "One browser: sign in at `path`; seconds to `ready` (board: every row and a styled header), and to a what-if update."
+    import re
+
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await ctx.new_page()
+    page.set_default_timeout(timeout * 1000)
+    try:
+        await page.goto(base + path)
+        await page.fill("input[name=username]", "coach")
+        await page.fill("input[name=password]", PASSWORD)
+        t0 = time.perf_counter()
+        await page.click("button[type=submit]")
+        await page.locator(ready).first.wait_for()
+        if n_rows:
+            rows = page.locator(".tabulator-row")
+            while await rows.count() < n_rows and time.perf_counter() - t0 < timeout:
+                await asyncio.sleep(0.05)
+            col = page.locator(".tabulator-col:visible").first
+            if await col.evaluate("e => getComputedStyle(e).display") != "inline-flex":
+                raise RuntimeError("the board's table is unstyled (Tabulator's stylesheet did not load)")
+        shown = time.perf_counter() - t0
+        if not whatif:
+            return shown, None
+        await page.locator(".pitchlab-nav .bk-btn", has_text="What-if").first.click()
+        handle = page.locator(".pitchlab-day .noUi-handle").first
+        await handle.wait_for()
+        summary = page.get_by_text(re.compile(r"planned load [\d,]+ AU")).first
+        await summary.wait_for()
+        total = int(re.search(r"planned load ([\d,]+) AU", await summary.inner_text()).group(1).replace(",", ""))
+        await handle.focus()
+        t1 = time.perf_counter()
+        await handle.press("ArrowRight")  # +10 AU on the first planned day
+        await page.get_by_text(f"planned load {total + 10:,} AU").first.wait_for()
+        return shown, time.perf_counter() - t1
+    finally:
+        await ctx.close()
+
+
+async def run_browsers(base, k, n_rows, timeout):
+    "K browsers at once on the board (and the what-if slider), then K on the empty page: medians and the ratio."
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            await browser_session(browser, base, "/app", ".tabulator-row", n_rows, True, timeout)  # warm-up
+            await browser_session(browser, base, "/empty", ".pitchlab-empty", 0, False, timeout)
+            board = await asyncio.gather(
+                *[browser_session(browser, base, "/app", ".tabulator-row", n_rows, True, timeout) for _ in range(k)]
+            )
+            empty = await asyncio.gather(
+                *[browser_session(browser, base, "/empty", ".pitchlab-empty", 0, False, timeout) for _ in range(k)]
+            )
+        finally:
+            await browser.close()
+    b, w, e = [x[0] for x in board], [x[1] for x in board], [x[0] for x in empty]
+    print(
+        f"browser board visible: {', '.join(f'{x:.2f}' for x in sorted(b))} s; what-if update: "
+        f"{', '.join(f'{x:.2f}' for x in sorted(w))} s; empty page: {', '.join(f'{x:.2f}' for x in sorted(e))} s"
+    )
+    return statistics.median(b), statistics.median(w), statistics.median(b) / statistics.median(e)
+
+
 async def run(args):
     from tornado.httpclient import AsyncHTTPClient
 
@@ -235,7 +317,8 @@ async def run(args):
     base = f"http://127.0.0.1:{port}"
     t_setup = time.perf_counter()
     ids = make_home(home, args.athletes)
-    proc = start_server(home, port, args.procs, args.threads)
+    (tmp / "empty.py").write_text(EMPTY_APP)
+    proc = start_server(home, port, args.procs, args.threads, extra_apps=(tmp / "empty.py",))
     try:
         await wait_up(base, args.timeout)
         cookie = await sign_in(base)
@@ -262,7 +345,10 @@ async def run(args):
                 f"{len(times)} board sessions at once: median {statistics.median(times):.3f} s, "
                 f"p90 {q[8]:.3f} s, min {min(times):.3f} s, max {max(times):.3f} s"
             )
-        return len(results), len(errors), (statistics.median(times) if times else float("nan"))
+        out = [len(results), len(errors), (statistics.median(times) if times else float("nan"))]
+        if args.browsers:
+            out.append(await run_browsers(base, args.browsers, len(ids), args.timeout))
+        return out
     finally:
         stop_server(proc)
         if not args.keep:
@@ -290,10 +376,21 @@ def main():
         default=0,
         help="`panel serve --num-threads` (default 0: the app loads each page on the event loop)",
     )
+    p.add_argument(
+        "--browsers",
+        type=int,
+        default=4,
+        help="real Chromium sessions at once for the browser mode (default 4; 0 skips it)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary data home and server log")
     args = p.parse_args()
-    n, errors, median = asyncio.run(run(args))
+    n, errors, median, *browser = asyncio.run(run(args))
     print(f"BENCH dashboard sessions={n} errors={errors} median_s={median:.3f}")
+    if browser:
+        b, w, r = browser[0]
+        print(
+            f"BENCH dashboard_browser sessions={args.browsers} board_visible_median_s={b:.3f} whatif_median_s={w:.3f} floor_ratio={r:.2f}"
+        )
     return 0 if errors == 0 else 1
 
 

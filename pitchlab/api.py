@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 import pitchlab
-from .core import AccessDenied, NotFoundError, PitchlabError, StoreError, ValidationError, settings
+from .core import AccessDenied, NotFoundError, PitchlabError, StoreError, ValidationError, settings, DAYS_PER_YEAR
 from .schema import ENTITIES
 from .score import API_PORT
 
@@ -275,18 +275,23 @@ def json_bytes(obj) -> bytes:
 # %% ../nbs/70_api.ipynb
 def _board():
     "The board's science: pitchlab.board (team_board, rules, risk providers), else the components module before the split."
-    try:
-        from pitchlab import board as lib
-    except ImportError:
-        from pitchlab.dash import components as lib
+    from pitchlab import board as lib
+
     return lib
 
 
 def _dash():
     "The dashboards' shared caches (data_token, public_tables, load_team) and the planner, as the pages use them."
-    from pitchlab.dash import components
+    from pitchlab.dash import data
 
-    return components
+    return data
+
+
+def _planning():
+    "What-if planning (pitchlab.planning), as the What-if page uses it."
+    from pitchlab import planning
+
+    return planning
 
 
 def _f(frames, name: str):
@@ -727,7 +732,7 @@ def pitcher_workload(ctx: ApiContext, access, athlete_id: str, on=None) -> dict:
     days["days_rest"] = days["date"].diff().dt.days - 1
     rs = rules.load_ruleset("pitch_smart")
     hi = max(g["ages"][1] for g in rs["age_groups"])
-    age = int(min(np.floor((on - ath["birth_date"]).days / 365.25), hi)) if pd.notna(ath["birth_date"]) else hi
+    age = int(min(np.floor((on - ath["birth_date"]).days / DAYS_PER_YEAR), hi)) if pd.notna(ath["birth_date"]) else hi
     hist = days.assign(athlete_id=str(athlete_id))[["athlete_id", "date", "pitches"]]
     av = rules.pitching_availability(hist, on, age=age) if len(hist) else pd.DataFrame()
     a = av.iloc[0].to_dict() if len(av) else dict(available=True, max_pitches=rules.age_group(rs, age)["daily_max"])
@@ -776,7 +781,7 @@ def check_plan(ctx: ApiContext, access, plan: PlanIn) -> dict:
     p["date"] = pd.to_datetime(p["date"])
     prov = ctx.provider()
     prov = prov.for_variant(plan.variant) if hasattr(prov, "for_variant") else prov
-    proj, viol = _dash().project_plan(f, plan.athlete_id, p, prov, _board().LibraryRules())
+    proj, viol = _planning().project_plan(f, plan.athlete_id, p, prov, _board().LibraryRules())
     planned = proj[proj["planned"]].drop(columns=["planned"])
     return dict(
         athlete_id=plan.athlete_id,
@@ -913,13 +918,8 @@ def _retrain_routes(app: FastAPI, ctx: ApiContext, me):
         if not p.is_file():
             raise NotFoundError(f"no job {job_id!r}")
         j = json.loads(p.read_text())
-        if j["status"] == "running":
-            t0 = (
-                pd.Timestamp(j["started"]).tz_localize(None)
-                if pd.Timestamp(j["started"]).tzinfo
-                else pd.Timestamp(j["started"])
-            )
-            j["seconds"] = round((pd.Timestamp.utcnow().tz_localize(None) - t0).total_seconds(), 1)
+        if j["status"] == "running":  # started is UTC with a Z
+            j["seconds"] = round((pd.Timestamp.now("UTC") - pd.Timestamp(j["started"])).total_seconds(), 1)
         return JSONResponse(j)
 
 # %% ../nbs/70_api.ipynb

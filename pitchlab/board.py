@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from .core import DAYS_PER_YEAR, ValidationError
+from .models.baselines import ACWR_EDGES
 from .rules import VIOLATION_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,9 @@ class AcwrRuleRisk(RiskProvider):
         self,
         variant: str = "acwr_ewma",  # the ACWR that gives the point risk
         base_rate: float = 0.02,  # risk of a non-contact injury in the horizon at ACWR below the first band
-        bands: tuple = ((1.42, 1.66), (2.0, 4.5)),  # (ACWR threshold, relative risk): Warren 2018, Hulin 2014
+        bands: tuple = tuple(
+            zip(ACWR_EDGES["warren_hulin"], (1.66, 4.5))
+        ),  # (ACWR edge, relative risk): Warren 2018, Hulin 2014
         horizon_days: int = 7,  # the horizon the base rate refers to
     ):
         if variant not in VARIANTS:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
-from .core import ConfigError, ValidationError
+from .core import ConfigError, ValidationError, DAYS_PER_YEAR
 from .load import daily_metrics, wellness_z
 
 # %% auto 0
@@ -474,7 +474,7 @@ def build_features(
         out[c] = pd.Series(vals, dtype="str")
     if meta is not None and "birth_date" in meta:
         bd = pd.to_datetime(meta["birth_date"].reindex(out["athlete_id"])).to_numpy()
-        out["age"] = (dates - bd) / np.timedelta64(1, "D") / 365.25
+        out["age"] = (dates - bd) / np.timedelta64(1, "D") / DAYS_PER_YEAR
     else:
         out["age"] = np.nan
     md_ = pd.to_datetime(pd.Series([f"2000-{season_start}"])).iloc[0]

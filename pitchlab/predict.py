@@ -347,6 +347,9 @@ def save_predictions(store, preds: pd.DataFrame, source: str = "predict"):
     return store.write("predictions", p.assign(source=source), source=source)
 
 # %% ../nbs/42_predict.ipynb
+_TABLES = ("sessions", "athletes", "injuries", "wellness", "cycle_logs", "pitches")  # what a risk is computed from
+
+
 class ChampionRisk:
     "Risk from the registry's champion for the dashboards and the API: board rows and what-if rows (features overridden), as `coach_frame` gives them."
 
@@ -356,7 +359,7 @@ class ChampionRisk:
 
         self.store, self.name = store or Store(), name
         self.champion = champion or Champion(name, ttl=ttl)
-        self._cache = {}
+        self._cache, self._answers = {}, {}
 
     @property
     def model(self):
@@ -383,18 +386,16 @@ class ChampionRisk:
     def _rows(self, athlete_ids) -> tuple:
         "(latest feature rows, the 56 days before them) of these athletes, cached per champion version and store contents."
         ids = tuple(sorted(map(str, athlete_ids)))
-        k = (ids, self.version, tuple(self.store.counts().items()))
+        counts = self.store.counts()  # of the tables read (not the audit log, which every read extends)
+        k = (ids, self.version, tuple(counts.get(t) for t in _TABLES))
         if k not in self._cache:
-            tables = {
-                t: self.store.read(t, list(ids), actor="pitchlab predict")
-                for t in ("sessions", "athletes", "injuries", "wellness", "cycle_logs", "pitches")
-            }
+            tables = {t: self.store.read(t, list(ids), actor="pitchlab predict") for t in _TABLES}
             h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)
             if len(tables["sessions"]):
-                self._cache = {k: features_with_history(tables, None, h)}
+                self._cache, self._answers = {k: features_with_history(tables, None, h)}, {}
             else:  # athletes with no sessions (unknown or new): no rows, so no risk (NaN) rather than an error
                 empty = pd.DataFrame(columns=["athlete_id", "date"])
-                self._cache = {k: (empty, empty)}
+                self._cache, self._answers = {k: (empty, empty)}, {}
         return self._cache[k]
 
     def base_rows(self, athlete_ids) -> pd.DataFrame:
@@ -404,6 +405,9 @@ class ChampionRisk:
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         "DataFrame[athlete_id, risk, risk_lo, risk_hi, rr_self, rr_team, tier, factors] aligned with `features` (their columns override the latest rows); `lower`/`upper` repeat the interval for older readers."
         base, hist = self._rows(features["athlete_id"].unique())
+        key = (self.version, len(base), int(pd.util.hash_pandas_object(features, index=False).sum()))
+        if key in self._answers:  # the board asks the same question on every refresh: answer it once per data state
+            return self._answers[key].copy()
         rows = (
             base.drop_duplicates("athlete_id", keep="last")
             .set_index("athlete_id")
@@ -425,4 +429,5 @@ class ChampionRisk:
                 out.loc[known, c] = cf[c].to_numpy()
             out.loc[known, "factors"] = pd.Series(cf["factors"].to_list(), index=out.index[known])
         out["lower"], out["upper"] = out["risk_lo"], out["risk_hi"]
-        return out
+        self._answers = {**dict(list(self._answers.items())[-31:]), key: out}
+        return out.copy()

@@ -39,6 +39,9 @@ class Gate:
     slope_min: float | None = 0.7  # calibration slope at least this ...
     slope_max: float | None = 1.3  # ... and at most this
     calibration_min_events: int = 100  # independent test events needed to hold O/E and slope to their bands
+    calibration_floor_events: int = (
+        10  # below this, not even a clear miss is judged (intervals on so few events are unreliable)
+    )
     rhat_max: float | None = 1.01  # Bayesian models: largest R-hat (Vehtari et al. 2021)
     ess_bulk_min: float | None = 400  # Bayesian models: smallest bulk ESS
     ess_tail_min: float | None = 400  # Bayesian models: smallest tail ESS
@@ -159,7 +162,13 @@ def _calibration(self: Gate, val, add):
                 if inside
                 else f"{word} {v:.2f}{ci} lies outside {band} on {n:.0f} independent test events: {meaning(v)}",
             )
-        elif a is not None and b is not None and (b < lo_ or a > hi_):
+        elif (
+            n is not None
+            and n >= self.calibration_floor_events
+            and a is not None
+            and b is not None
+            and (b < lo_ or a > hi_)
+        ):
             add(
                 key,
                 v,
@@ -174,7 +183,12 @@ def _calibration(self: Gate, val, add):
                 band,
                 "note",
                 f"{word} {v:.2f}{ci} not held to {band}: {'no event count was logged' if n is None else f'only {n:.0f} independent test events'} "
-                f"(the gate needs {self.calibration_min_events})",
+                f"(the gate needs {self.calibration_min_events}"
+                + (
+                    f"; {self.calibration_floor_events} to fail even a clear miss)"
+                    if (n or 0) < self.calibration_floor_events
+                    else ")"
+                ),
             )
 
 

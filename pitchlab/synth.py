@@ -9,7 +9,7 @@ from typing import ClassVar
 import zlib
 import numpy as np
 import pandas as pd
-from .core import ConfigError
+from .core import ConfigError, DAYS_PER_YEAR
 from .schema import ENTITIES
 
 # %% auto 0
@@ -863,7 +863,7 @@ def make_cohort(
     first = np.where(ath["female"], rng.choice(_FIRST_F, A), rng.choice(_FIRST_M, A))
     names = np.char.add(np.char.add(first.astype(str), " "), rng.choice(_LAST, A).astype(str))
     age = rng.uniform(18, 34, A)
-    birth = (t0 - pd.to_timedelta(np.rint(age * 365.25), unit="D")).normalize()
+    birth = (t0 - pd.to_timedelta(np.rint(age * DAYS_PER_YEAR), unit="D")).normalize()
     height = np.round(np.where(ath["female"], rng.normal(167, 6, A), rng.normal(184, 7, A)) * 2) / 2
     height[rng.random(A) < 0.05] = np.nan
     ath["z"] = rng.normal(0, 1, A)

@@ -281,7 +281,7 @@ def test_batch_keeps_good_rows_reports_bad_ones_and_twice_changes_nothing(world)
 
 def test_board_is_what_the_dashboard_shows(world):
     "The API's board rows equal team_board on the same frames, roster, rules and risk model."
-    from pitchlab.dash import components as C
+    from pitchlab.dash import data as C
     from pitchlab.dash.auth import DataAccess, User
 
     w, c = world, world["client"]
@@ -409,3 +409,24 @@ def test_token_misuse_over_http_is_throttled_with_429_and_audited(world):
     audit = w["store"].read("audit")
     new = audit[~audit["id"].isin(before)]
     assert (new["action"] == "token_failed").sum() == 3 and (new["action"] == "token_throttled").sum() == 1
+
+
+@pytest.mark.slow
+def test_retrain_runs_the_pipeline_as_a_job(world):
+    "POST /retrain starts the papermill pipeline; GET /jobs/{id} follows it to the end (bounded wait)."
+    w, c = world, world["client"]
+    if w["backend"] != "sqlite":
+        pytest.skip("one backend is enough for the pipeline run (the store path is covered by the matrix)")
+    r = c.post("/api/v1/retrain", json={"params": {"model": "glm", "promote": False}}, headers=H(w, "admin"))
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] == "running" and job["actor"] == "adm"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 900:  # at most 15 min, polled every 2 s
+        j = c.get(f"/api/v1/jobs/{job['job_id']}", headers=H(w, "admin")).json()
+        if j["status"] != "running":
+            break
+        time.sleep(2)
+    assert j["status"] == "succeeded", j.get("error")
+    assert j["result"].get("version") and j["seconds"] > 0
+    assert c.get(f"/api/v1/jobs/{job['job_id']}", headers=H(w, "coach")).status_code == 403

@@ -226,10 +226,14 @@ def test_predict_new_athletes_and_horizons(feats, quick):
     assert (p21["risk"] > p7["risk"]).all()
     np.testing.assert_allclose(p7["hazard"], p21["hazard"])
     new = quick.predict(rows.assign(athlete_id="newcomer", team_id="new-team"), horizon=7)
-    # a newcomer's effect is drawn from the population: wider than the typical seen athlete's on the same days
+    # a newcomer's effect is drawn from the population (sigma x N(0, 1)): with 34 training events the seen athletes'
+    # effects are barely updated, so the newcomer is about as uncertain as a typical seen athlete on the same days
     seen = [quick.predict(rows.assign(athlete_id=a), horizon=7) for a in feats["athlete_id"].unique()[:10]]
     typical = np.median([(p["risk_hi"] - p["risk_lo"]).to_numpy() for p in seen], axis=0)
-    assert ((new["risk_hi"] - new["risk_lo"]).to_numpy() > typical).all()
+    ratio = (new["risk_hi"] - new["risk_lo"]).to_numpy() / typical
+    assert ((ratio > 0.7) & (ratio < 1.3)).all(), ratio
+    other = quick.predict(rows.assign(athlete_id="another-newcomer", team_id="new-team"), horizon=7)
+    np.testing.assert_allclose(other["risk"], new["risk"])  # unseen athletes: the same population draws
     np.testing.assert_allclose(quick.predict_proba(rows), p7["risk"])
 
 

@@ -123,7 +123,8 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    pw = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as pw
+
     pw.expect.set_options(timeout=WAIT)  # pages load their data after the shell arrives: allow for a busy machine
     with pw.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)

@@ -7,7 +7,7 @@ import xarray as xr
 
 from pitchlab.load import METRICS, calendar, daily_metrics, example_sessions, to_frame
 
-distributed = pytest.importorskip("dask.distributed")
+import dask.distributed as distributed
 
 
 @pytest.fixture(scope="module")

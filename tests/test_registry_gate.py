@@ -126,3 +126,11 @@ def test_one_gate():
     src = {p: p.read_text() for p in Path(pitchlab.__file__).parent.rglob("*.py") if p.name != "_modidx.py"}
     hits = [p for p, s in src.items() if re.search(r"^(class \w*Gate\b|GATE\s*=)", s, re.M)]
     assert [h.name for h in hits] == ["registry.py"]
+
+
+def test_gate_does_not_judge_calibration_on_a_handful_of_events():
+    ok, why = Gate().check({**GOOD, "n_test_events": 6, "slope": -0.02, "slope_lo": -0.11, "slope_hi": 0.46})
+    assert ok and why[-1] == (
+        "note: calibration slope -0.02 [-0.11, 0.46] not held to [0.7, 1.3]: only 6 independent test events "
+        "(the gate needs 100; 10 to fail even a clear miss)"
+    )

@@ -90,7 +90,8 @@ def test_walkthrough(tmp_path, db_url):
         assert pred.athlete_id.is_unique and pred.risk.between(0, 1).all()
         assert len(st.read("drift_checks"))
 
-        from pitchlab.dash.components import load_team, team_board
+        from pitchlab.board import team_board
+        from pitchlab.dash.data import load_team
         from pitchlab.predict import ChampionRisk
 
         ham = ath[ath.team_id == "HAM"].reset_index()

@@ -175,11 +175,13 @@ class App(pn.viewable.Viewer):
         u = self.user
         return pn.Row(
             pn.pane.HTML(
-                f"<b style='font-size:1.3em'>pitchlab</b>&nbsp;&nbsp;{u.name} <span style='color:#666'>({u.role})</span>",
+                f"<b style='font-size:1.3em'>pitchlab</b>&nbsp;&nbsp;{esc(u.name)} <span style='color:#666'>({esc(u.role)})</span>",
                 css_classes=["pitchlab-user"],
             ),
             pn.layout.HSpacer(),
-            pn.pane.HTML(f"<span style='color:#666'>{self._label}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a>"),
+            pn.pane.HTML(
+                f"<span style='color:#666'>{esc(self._label)}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a>"
+            ),
             pn.pane.HTML(
                 "", css_classes=["pitchlab-process", f"pitchlab-pid-{os.getpid()}"], visible=False
             ),  # which server process built the page (the browser tests visit each)
@@ -269,7 +271,7 @@ def serve_app(
         return build_app(user, store, pages, tables=tables, token=token, **kwargs)
     except AccessDenied as e:
         return pn.Column(
-            pn.pane.Alert(f"**{e.message}**" + (f"<br>{e.hint}" if e.hint else ""), alert_type="warning"),
+            pn.pane.Alert(f"**{esc(e.message)}**" + (f"<br>{esc(e.hint)}" if e.hint else ""), alert_type="warning"),
             pn.pane.HTML("<a href='./logout'>Sign out</a>"),
             css_classes=["pitchlab-denied"],
         )

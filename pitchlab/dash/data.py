@@ -239,10 +239,10 @@ class DataStore(pn.viewable.Viewer):
         )
 
     def __panel__(self):
-        n, d = len(self.roster), self.as_of
+        d = self.as_of
         return pn.Column(
             pn.pane.Markdown(
-                f"**{self.access.user.name}** ({self.access.user.role}): {n} athlete(s), data to {d:%Y-%m-%d}"
+                f"**{esc(self.access.user.name)}** ({esc(self.access.user.role)}): {len(self.roster)} athlete(s), data to {d:%Y-%m-%d}"
                 if d is not None
                 else "no sessions yet"
             ),

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 # %% auto 0
 __all__ = ['logger', 'SESSION_COOKIE', 'CSRF_COOKIE', 'CSRF_FIELD', 'AUTH_COOKIES', 'LOGIN_ERRORS', 'UPLOAD_SUFFIXES',
            'new_session', 'check_session', 'revoke_sessions', 'Throttled', 'Throttle', 'check_throttle',
-           'record_failure', 'record_success', 'new_csrf_token', 'csrf_ok', 'inline_script_hashes',
+           'record_failure', 'record_success', 'new_csrf_token', 'csrf_ok', 'inline_script_hashes', 'add_script_nonce',
            'content_security_policy', 'security_headers', 'login_error', 'upload_temp_path', 'bind_session_identity',
            'install']
 
@@ -283,10 +283,25 @@ def inline_script_hashes(
     return list(dict.fromkeys(out))
 
 
+def add_script_nonce(
+    html: bytes,  # an HTML page as the server is about to send it
+    nonce: str,  # this response's nonce
+) -> bytes:
+    "`html` with `nonce` on the opening tag of each of its own script elements (a script's content is never touched)."
+
+    def tag(m):
+        if re.search(rb"\snonce\s*=", m.group("attrs"), re.I):
+            return m.group(0)
+        return b'<script nonce="' + nonce.encode() + b'"' + m.group(0)[len(b"<script") :]
+
+    return _SCRIPT.sub(tag, html)
+
+
 def content_security_policy(
     script_hashes: list | tuple = (),  # 'sha256-...' sources of the page's own inline scripts
     host: str | None = None,  # the Host the page was served as (for the websocket source)
     config: SecuritySettings | None = None,  # frame_ancestors (default: security_settings())
+    nonce: str | None = None,  # this response's script nonce
 ) -> str:
     "The Content-Security-Policy header value for one response."
     config = config or security_settings()
@@ -294,7 +309,9 @@ def content_security_policy(
     return "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self'" + "".join(" " + h for h in script_hashes),
+            "script-src 'self' blob: 'unsafe-eval'"
+            + (f" 'nonce-{nonce}'" if nonce else "")
+            + "".join(" " + h for h in script_hashes),
             "style-src 'self' 'unsafe-inline'",
             "img-src 'self' data: blob:",
             "font-src 'self' data:",
@@ -389,10 +406,11 @@ def _headers_hook(config):
                 chunk = None
             ctype = str(self._headers.get("Content-Type", ""))
             if ctype.startswith("text/html") and self._write_buffer:
-                hashes = inline_script_hashes(b"".join(self._write_buffer))
-                self.set_header(
-                    "Content-Security-Policy", content_security_policy(hashes, host=self.request.host, config=config)
-                )
+                nonce = secrets.token_urlsafe(18)
+                body = add_script_nonce(b"".join(self._write_buffer), nonce)
+                self._write_buffer = [body]
+                csp = content_security_policy(inline_script_hashes(body), self.request.host, config, nonce=nonce)
+                self.set_header("Content-Security-Policy", csp)
         return orig_finish(self, chunk)
 
     def set_cookie(self, name, value, *args, **kwargs):

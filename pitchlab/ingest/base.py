@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..core import ConfigError, NotFoundError, PitchlabError, ValidationError
+from ..core import ConfigError, NotFoundError, PitchlabError, ValidationError, DAYS_PER_YEAR
 from ..schema import ENTITIES
 from ..store import LoadReport, Store
 
@@ -600,7 +600,7 @@ def heart_rate_params(
     bd = athlete.get("birth_date")
     if bd is not None and not pd.isna(bd) and on is not None and not pd.isna(on):
         naive = lambda x: pd.Timestamp(x).tz_localize(None) if pd.Timestamp(x).tzinfo else pd.Timestamp(x)
-        age = (naive(on) - naive(bd)).days / 365.25
+        age = (naive(on) - naive(bd)).days / DAYS_PER_YEAR
         if 5 < age < 100:
             tanaka = 208.0 - 0.7 * age
     pick("hr_rest", ("argument", hr_rest), ("device", device.get("hr_rest")))

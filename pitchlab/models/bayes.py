@@ -202,8 +202,8 @@ def default_model_config() -> dict:
         covariates=["acwr", "chronic", "prev_injury", "match_day", "rest_day", "cycle_phase", *SPORT_TERMS],
         terms=copy.deepcopy(DEFAULT_TERMS),  # how each covariate is read from the features and put on a grid
         levels="auto",  # group levels, outermost first, from ('sport', 'team', 'athlete'); 'auto' keeps the informable ones
-        min_groups=5,  # 'auto': a level with fewer groups is dropped (its spread cannot be learnt); sport becomes fixed effects
-        sport_effects=True,  # 'auto' with a dropped sport level: one fixed effect per sport (against the commonest)
+        min_groups=5,  # 'auto': a level with fewer groups is dropped (its spread cannot be learnt)
+        sport_effects=True,  # 'auto' with the sport and team levels dropped: one fixed effect per sport (against the commonest)
         priors=dict(
             intercept=dict(dist="Normal", mu=-6.5, sigma=1.5),  # logit of the daily hazard: about 1.5 per 1000 days
             beta=dict(dist="Normal", mu=0.0, sigma=1.0),  # log-odds per unit of a covariate
@@ -375,7 +375,7 @@ def _design(features: pd.DataFrame, config: dict, info: dict | None = None):
         lv = _choose_levels(features, config, info)
         if (
             config["levels"] == "auto"
-            and "sport" not in lv
+            and not {"sport", "team"} & set(lv)  # a kept team level carries the sport differences
             and config.get("sport_effects", True)
             and "sport" in features
         ):

@@ -10,7 +10,31 @@ import pandas as pd
 from .scores import MOVEMENTS
 
 # %% auto 0
-__all__ = ['VARIANTS', 'variant_clips', 'repeatability']
+__all__ = ['VARIANTS', 'basis', 'ranges_table', 'variant_clips', 'repeatability']
+
+# %% ../../nbs/58_pose_repeatability.ipynb
+import re as _re
+
+_STUDY = _re.compile(r"(19|20)\d\d")
+
+
+def basis(
+    source: str,  # a `Ref.source` text
+    weight: float = 1.0,  # the measure's weight
+) -> str:
+    "'study' when the source cites a dated study, 'reported only' for unscored measures, else 'coaching guideline'."
+    if weight == 0:
+        return "reported only"
+    return "study" if _STUDY.search(source) else "coaching guideline"
+
+
+def ranges_table() -> pd.DataFrame:
+    "Every movement's reference ranges with their source and its basis (study or coaching guideline)."
+    from pitchlab.pose.scores import reference_table
+
+    t = pd.concat([reference_table(m).assign(movement=m) for m in MOVEMENTS], ignore_index=True)
+    t["basis"] = [basis(s, w) for s, w in zip(t.source, t.weight)]
+    return t[["movement", "measure", "low", "high", "unit", "weight", "view", "basis", "source"]]
 
 # %% ../../nbs/58_pose_repeatability.ipynb
 VARIANTS = ("original", "again", "mirrored", "trimmed_10pct", "low_quality")

@@ -38,6 +38,7 @@ from pitchlab.board import (
 from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 from .base import Page, _badge, _hv
+from ...models.baselines import ACWR_EDGES
 
 # %% auto 0
 __all__ = ['PHASE_COLORS', 'phase_spans', 'AthleteDrillDown']
@@ -66,6 +67,11 @@ def phase_spans(
 
 def _spans(hv, spans, color_of, alpha=0.15):
     return [hv.VSpan(r.start, r.end).opts(color=color_of(r), alpha=alpha, line_width=0) for r in spans.itertuples()]
+
+
+def _dash(position) -> str:
+    "'- position' when there is one, else ''."
+    return f"- {position}" if isinstance(position, str) and position else ""
 
 
 class AthleteDrillDown(Page):
@@ -123,8 +129,8 @@ class AthleteDrillDown(Page):
         top = max(3.0, float(np.nanmax(m[v])) + 0.2) if len(m) and m[v].notna().any() else 3.0
         figs["acwr"] = hv.Overlay(
             [
-                hv.HSpan(1.42, 2.0).opts(color="#e67e22", alpha=0.15),
-                hv.HSpan(2.0, top).opts(color="#c0392b", alpha=0.15),
+                hv.HSpan(*ACWR_EDGES["warren_hulin"]).opts(color="#e67e22", alpha=0.15),
+                hv.HSpan(ACWR_EDGES["warren_hulin"][1], top).opts(color="#c0392b", alpha=0.15),
                 hv.Curve(m, "date", (v, "ACWR")).opts(color="black", line_width=2),
                 *spans,
             ]
@@ -201,7 +207,7 @@ class AthleteDrillDown(Page):
         who = d.roster.set_index("athlete_id").loc[aid]
         if d.as_of is None or not (d.frames.metrics["athlete_id"] == aid).any():
             self._header.object = (
-                f"### {who['name']} ({aid})\nNo sessions recorded yet: enter one on the Entry forms page."
+                f"### {esc(who['name'])} ({esc(aid)})\nNo sessions recorded yet: enter one on the Entry forms page."
             )
             self._plots[:] = []
             return
@@ -218,7 +224,7 @@ class AthleteDrillDown(Page):
         if self.sensitive.get("injuries") is None and d.access.user.role == "coach":
             notes.append("injury and cycle detail: medical staff and the athlete only")
         self._header.object = (
-            f"### {who['name']} ({aid})\n{who['sport']}, {who.get('role') or ''} {('- ' + who['position']) if isinstance(who.get('position'), str) else ''}; "
+            f"### {esc(who['name'])} ({esc(aid)})\n{esc(who['sport'])}, {esc(who.get('role'))} {esc(_dash(who.get('position')))}; "
             f"data to {d.as_of:%Y-%m-%d}" + ("\n\n" + " | ".join(notes) if notes else "")
         )
         hv = _hv()

@@ -89,7 +89,7 @@ class Compare(Page):
             self._out[:] = [pn.pane.Alert("no sessions recorded yet", alert_type="info")]
             return
         if not 2 <= n <= 6:
-            self._out[:] = [pn.pane.Alert(f"choose 2 to 6 athletes (now {n})", alert_type="warning")]
+            self._out[:] = [pn.pane.Alert(f"choose 2 to 6 athletes (now {len(self.athletes)})", alert_type="warning")]
             return
         hv, f = _hv(), self.frame()
         label = next(k for k, v in COMPARE_METRICS.items() if v == self.metric)

@@ -261,7 +261,7 @@ class ModelsPage(Page):
         admin = admin and not reason
         who = "" if admin else "Retraining and promotion are for admins; you can see the versions."
         return pn.Column(
-            pn.pane.Markdown(f"{note} Risk on the other pages: *{esc(self.data.risk_provider.label)}*. {who}"),
+            pn.pane.Markdown(note + f" Risk on the other pages: *{esc(self.data.risk_provider.label)}*. " + who),
             pn.Row(
                 pn.widgets.DatePicker.from_param(self.param.start, width=160),
                 pn.widgets.DatePicker.from_param(self.param.end, width=160),

@@ -255,7 +255,7 @@ class PosePage(Page):
         self.status = f"score {r.get('score', float('nan')):.0f} stored" if rep.ok else f"not stored: {rep}"
         items = [
             pn.pane.Markdown(
-                f"### Score {r.get('score', float('nan')):.0f} / 100 (confidence {r.get('confidence', float('nan')):.2f})\n\n{r.get('feedback') or ''}"
+                f"### Score {r.get('score', float('nan')):.0f} / 100 (confidence {r.get('confidence', float('nan')):.2f})\n\n{esc(r.get('feedback'))}"
             )
         ]
         if r.get("overlay"):

@@ -39,6 +39,7 @@ from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 from .base import Page, _badge, _hv
 from ...planning import default_plan, largest_plan, project_plan
+from ...models.baselines import ACWR_EDGES
 
 # %% auto 0
 __all__ = ['WhatIfPlanner']
@@ -119,9 +120,7 @@ class WhatIfPlanner(Page):
             self.data.frames,
             self.data.athlete,
             self.plan,
-            self.data.risk_provider.for_variant(self.data.variant)
-            if hasattr(self.data.risk_provider, "for_variant")
-            else self.data.risk_provider,
+            self.data.risk_provider.for_variant(self.data.variant),
             self.data.rules,
         )
         self._show()
@@ -222,7 +221,7 @@ class WhatIfPlanner(Page):
         )
         acwr = hv.Overlay(
             [
-                hv.HSpan(1.42, 2.0).opts(color="#e67e22", alpha=0.15),
+                hv.HSpan(*ACWR_EDGES["warren_hulin"]).opts(color="#e67e22", alpha=0.15),
                 span,
                 hv.Curve(f, "date", (var, "ACWR")).opts(color="black", line_width=2),
                 hv.Scatter(fp, "date", (var, "ACWR")).opts(color="#3498db", size=6),
@@ -263,9 +262,7 @@ class WhatIfPlanner(Page):
             self.data.frames,
             self.data.athlete,
             self.plan,
-            self.data.risk_provider.for_variant(self.data.variant)
-            if hasattr(self.data.risk_provider, "for_variant")
-            else self.data.risk_provider,
+            self.data.risk_provider.for_variant(self.data.variant),
             self.data.rules,
             self.risk_budget,
         )
@@ -274,7 +271,7 @@ class WhatIfPlanner(Page):
             "No plan keeps within this budget (even full rest): raise the budget."
             if k is None
             else f"Largest plan within {self.risk_budget:.1%}: **{k:.2f} x** this plan, {p['load'].sum():,.0f} AU in all "
-            f"({', '.join(str(int(x)) for x in p['load'])})."
+            f"({esc(', '.join(str(int(x)) for x in p['load']))})."
         )
 
     @param.depends("apply", watch=True)
