@@ -1,0 +1,205 @@
+"""The athlete's Today page in a real browser (Debian Chromium via Playwright, loopback only) at 390x844 and 1400 px:
+no horizontal overflow, no overlapping boxes, refusals beside the fields, one session per tap, logged in under 30 s."""
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+WAIT = 45_000
+
+OVERLAPS = """() => {
+  const all = [];
+  const walk = (root) => { for (const e of root.querySelectorAll('*')) { all.push(e); if (e.shadowRoot) walk(e.shadowRoot); } };
+  walk(document);
+  const tags = new Set(['INPUT', 'SELECT', 'BUTTON', 'H2', 'H3', 'P', 'LI', 'LABEL']);
+  const boxes = all.filter(e => tags.has(e.tagName)).map(e => [e, e.getBoundingClientRect()])
+    .filter(([e, r]) => r.width > 0 && r.height > 0 && e.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}));
+  const bad = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const [a, r] = boxes[i], [b, s] = boxes[j];
+    if (a.contains(b) || b.contains(a)) continue;
+    const w = Math.min(r.right, s.right) - Math.max(r.left, s.left), h = Math.min(r.bottom, s.bottom) - Math.max(r.top, s.top);
+    if (w > 2 && h > 2) bad.push(a.tagName + ':' + (a.textContent || '').trim().slice(0, 30) + ' / ' + b.tagName + ':' + (b.textContent || '').trim().slice(0, 30));
+  }
+  return [boxes.length, bad];
+}"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    import panel as pn
+
+    from pitchlab.dash.auth import DataAccess, User
+    from pitchlab.dash.data import DataStore
+    from pitchlab.dash.pages.injuries import InjuryLogPage
+    from pitchlab.dash.pages.today import TodayPage
+    from pitchlab.store import Store
+    from pitchlab.synth import make_cohort
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing")
+    home = tmp_path_factory.mktemp("today")
+    store = Store(f"sqlite:///{home / 'pitchlab.db'}", actor="test").create()
+    c = make_cohort(n_teams=1, athletes_per_team=4, seasons=1, seed=7)
+    for n in ("teams", "athletes", "sessions", "wellness"):
+        store.write(n, getattr(c, n), source="synthetic")
+    me = c.athletes.iloc[0]
+    user = User("ath", "athlete", athlete_id=me.athlete_id, display_name=me["name"])
+    medic = User("med", "medical", team_ids=me.team_id, display_name="Mo Medic")
+    port = _free_port()
+    server = pn.serve(
+        {
+            "today": lambda: TodayPage(data=DataStore(access=DataAccess(store, user))),
+            "injuries": lambda: InjuryLogPage(data=DataStore(access=DataAccess(store, medic))),
+        },
+        port=port,
+        address="127.0.0.1",
+        websocket_origin=[f"127.0.0.1:{port}"],
+        show=False,
+        threaded=True,
+    )
+    try:
+        yield dict(url=f"http://127.0.0.1:{port}/today", base=f"http://127.0.0.1:{port}", store=store, me=me, c=c)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+        yield b
+        b.close()
+
+
+def _open(browser, served, width, height):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(served["url"], timeout=WAIT)
+    page.get_by_text("What to tell your coach").wait_for(timeout=WAIT)
+    return page
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (1400, 900)])
+def test_today_fits_without_overflow_or_overlap(browser, served, width, height):
+    page = _open(browser, served, width, height)
+    try:
+        for tab in ("Session", "Wellness"):
+            page.locator(".bk-tab", has_text=tab).click()
+            page.wait_for_timeout(500)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            n, bad = page.evaluate(OVERLAPS)
+            assert n > 15 and bad == []
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"today-{width}-wellness.png"), full_page=True)
+        page.locator(".bk-tab", has_text="Session").click()
+        page.screenshot(path=str(SHOTS / f"today-{width}.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_athlete_logs_a_session_on_a_phone_once(browser, served):
+    st, me = served["store"], served["me"]
+    before = len(st.read("sessions", me.athlete_id))
+    page = _open(browser, served, 390, 844)
+    try:
+        t0 = time.monotonic()
+        page.get_by_role("button", name="Save session").click()
+        page.get_by_text("choose one").first.wait_for(timeout=WAIT)
+        assert len(st.read("sessions", me.athlete_id)) == before  # an untouched form stores nothing
+        page.locator("select", has=page.locator("option", has_text="conditioning")).first.select_option("training")
+        page.get_by_placeholder("1-1440 min").fill("60")
+        page.get_by_placeholder("0-10").fill("6")
+        page.get_by_role("button", name="Save session").click()
+        page.get_by_text(f"Saved for {me['name']}").wait_for(timeout=WAIT)
+        elapsed = time.monotonic() - t0
+        page.get_by_role("button", name="Save session").click()  # a second tap: the form is empty again
+        page.get_by_text("choose one").first.wait_for(timeout=WAIT)
+        assert elapsed < 30
+        got = st.read("sessions", me.athlete_id)
+        assert len(got) == before + 1
+        new = got[got.source == "form"]
+        assert new.load.tolist() == [360.0] and new.session_type.tolist() == ["training"]
+        page.get_by_text("60 min at RPE 6 = 360 AU").first.wait_for(
+            timeout=WAIT
+        )  # in the confirmation and the recent entries
+        page.screenshot(path=str(SHOTS / "today-390-saved.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_untouched_wellness_form_stores_nothing(browser, served):
+    st, me = served["store"], served["me"]
+    before = len(st.read("wellness", me.athlete_id))
+    page = _open(browser, served, 390, 844)
+    try:
+        page.locator(".bk-tab", has_text="Wellness").click()
+        page.get_by_role("button", name="Save wellness").click()
+        page.get_by_text("wellness report not saved").wait_for(timeout=WAIT)
+        assert page.get_by_text("choose a value", exact=True).count() == 5  # each 1-5 item refused beside itself
+        assert len(st.read("wellness", me.athlete_id)) == before
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (1400, 900)])
+def test_medical_logs_an_injury_and_the_athlete_turns_out(browser, served, width, height):
+    from pitchlab.injury_log import team_availability
+
+    st = served["store"]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    try:
+        page.goto(served["base"] + "/injuries", timeout=WAIT)
+        page.get_by_role("button", name="Log entry").wait_for(timeout=WAIT)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        n, bad = page.evaluate(OVERLAPS)
+        assert n > 15 and bad == []
+        before = len(st.read("injuries"))
+        page.get_by_role("button", name="Log entry").click()
+        page.get_by_text("injury log entry not saved").wait_for(timeout=WAIT)
+        assert len(st.read("injuries")) == before  # an untouched form stores nothing
+        for label, value in (
+            ("Injury", "injury"),
+            ("Thigh", "thigh"),
+            ("Muscle/tendon", "muscle/tendon"),
+            ("Out of training", "out"),
+        ):
+            page.locator("select", has=page.locator("option", has_text=label)).first.select_option(label=label)
+        page.locator("input.flatpickr-input + input, input.flatpickr-input[type=text]").first.click()
+        page.locator(".flatpickr-calendar.open .flatpickr-day.today").click()
+        page.get_by_label("Type (e.g. strain, sprain; infection)").fill("strain")
+        page.get_by_role("button", name="Log entry").click()
+        page.get_by_text("injury: thigh strain").first.wait_for(timeout=WAIT)
+        new = st.read("injuries")
+        new = new[new["source"] == "medical"].sort_values("onset_date")
+        assert new.entered_by.tolist()[-1] == "med"
+        who = new.athlete_id.iloc[-1]
+        name = served["c"].athletes.set_index("athlete_id").at[who, "name"]
+        page.get_by_text(f"Logged {name}'s injury: thigh strain").first.wait_for(timeout=WAIT)  # a name, not an id
+        assert team_availability(st, [who], actor="coach").availability.tolist() == ["out"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=str(SHOTS / f"injuries-{width}.png"), full_page=True)
+    finally:
+        page.close()
