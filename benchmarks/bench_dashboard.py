@@ -279,6 +279,11 @@ async def browser_session(browser, base, path, ready, n_rows=0, whatif=False, ti
         await handle.press("ArrowRight")  # +10 AU on the first planned day
         await page.get_by_text(f"planned load {total + 10:,} AU").first.wait_for()
         return shown, time.perf_counter() - t1
+    except Exception:
+        shot = Path(tempfile.gettempdir()) / f"pitchlab-bench-failed-{os.getpid()}.png"
+        await page.screenshot(path=str(shot))
+        print(f"browser session failed at {page.url}; screenshot {shot}", flush=True)
+        raise
     finally:
         await ctx.close()
 
