@@ -28,7 +28,15 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 import pitchlab
-from .core import AccessDenied, NotFoundError, PitchlabError, StoreError, ValidationError, settings, DAYS_PER_YEAR
+from pitchlab.core import (
+    AccessDenied,
+    NotFoundError,
+    PitchlabError,
+    StoreError,
+    ValidationError,
+    settings,
+    DAYS_PER_YEAR,
+)
 from .schema import ENTITIES
 from .score import API_PORT
 

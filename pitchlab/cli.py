@@ -305,7 +305,7 @@ def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None
 
     try:
         champ = Registry().champion("injury_risk")
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (any failure is reported in the summary itself)
         champ = f"(registry unreadable: {e})"
     lines += ["", f"injury-risk champion: {'version ' + champ if champ else 'none yet (pitchlab retrain)'}"]
     if trained and trained.get("status") not in (None, "kept"):

@@ -884,8 +884,8 @@ def _metrics_block(
     lam_c=2 / 29,
     seed_first=True,
     seed_value=0.0,
-    k_ctl=1 - math.exp(-1 / 42),
-    k_atl=1 - math.exp(-1 / 7),
+    k_ctl=1 - math.exp(-1 / 42),  # noqa: B008 (a constant)
+    k_atl=1 - math.exp(-1 / 7),  # noqa: B008 (a constant)
     tsb_next=True,
     ddof=1,
     min_days=1,
