@@ -259,8 +259,10 @@ async def browser_session(browser, base, path, ready, n_rows=0, whatif=False, ti
         await page.click("button[type=submit]")
         await page.locator(ready).first.wait_for()
         if n_rows:
-            rows = page.locator(".tabulator-row")
-            while await rows.count() < n_rows and time.perf_counter() - t0 < timeout:
+            rows, want = page.locator(".tabulator-row"), min(n_rows, 15)  # Tabulator draws the rows in view
+            while await rows.count() < want:
+                if time.perf_counter() - t0 > timeout:
+                    raise TimeoutError(f"{await rows.count()} board rows after {timeout} s, not {want}")
                 await asyncio.sleep(0.05)
             col = page.locator(".tabulator-col:visible").first
             if await col.evaluate("e => getComputedStyle(e).display") != "inline-flex":
