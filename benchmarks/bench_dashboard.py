@@ -92,6 +92,7 @@ def start_server(home: Path, port: int, procs: int = 1, threads: int = 0, extra_
         PITCHLAB_HOME=str(home),
         PANEL_COOKIE_SECRET="bench-" + os.urandom(16).hex(),
         TF_CPP_MIN_LOG_LEVEL="3",
+        PITCHLAB_LOGIN_FREE_ATTEMPTS="100",  # K browsers sign in as one coach at once: not a brute-force attack
     )
     env.pop("PITCHLAB_DB_URL", None)
     cmd = [
