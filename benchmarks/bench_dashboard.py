@@ -92,6 +92,7 @@ def start_server(home: Path, port: int, procs: int = 1, threads: int = 0, extra_
         PITCHLAB_HOME=str(home),
         PANEL_COOKIE_SECRET="bench-" + os.urandom(16).hex(),
         TF_CPP_MIN_LOG_LEVEL="3",
+        PITCHLAB_LOGIN_FREE_ATTEMPTS="100",  # K browsers sign in as one coach at once: not a brute-force attack
     )
     env.pop("PITCHLAB_DB_URL", None)
     cmd = [
@@ -259,8 +260,10 @@ async def browser_session(browser, base, path, ready, n_rows=0, whatif=False, ti
         await page.click("button[type=submit]")
         await page.locator(ready).first.wait_for()
         if n_rows:
-            rows = page.locator(".tabulator-row")
-            while await rows.count() < n_rows and time.perf_counter() - t0 < timeout:
+            rows, want = page.locator(".tabulator-row"), min(n_rows, 15)  # Tabulator draws the rows in view
+            while await rows.count() < want:
+                if time.perf_counter() - t0 > timeout:
+                    raise TimeoutError(f"{await rows.count()} board rows after {timeout} s, not {want}")
                 await asyncio.sleep(0.05)
             col = page.locator(".tabulator-col:visible").first
             if await col.evaluate("e => getComputedStyle(e).display") != "inline-flex":
