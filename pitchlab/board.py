@@ -126,9 +126,9 @@ def risk_level(
     risk,  # risks on the provider's scale
     base_rate: float = 0.02,  # the provider's base rate
 ) -> np.ndarray:
-    "Badge level of each risk: 'high' (>= 3x base rate), 'moderate' (>= 1.3x), 'low', or '' when unknown."
+    "Badge level of each risk for a provider without tiers: 'high' (>= 3x base rate), 'elevated' (>= 1.3x), 'low', or '' when unknown."
     r = np.asarray(risk, dtype=float)
-    return np.select([np.isnan(r), r >= 3 * base_rate, r >= 1.3 * base_rate], ["", "high", "moderate"], "low")
+    return np.select([np.isnan(r), r >= 3 * base_rate, r >= 1.3 * base_rate], ["", "high", "elevated"], "low")
 
 # %% ../nbs/44_board.ipynb
 class ChampionProvider(RiskProvider):
@@ -440,9 +440,13 @@ def _with_risk(b: pd.DataFrame, provider: RiskProvider, variant: str) -> pd.Data
     prov = provider.for_variant(variant)
     feats = b[["athlete_id"]].assign(**{v: b[v] if v in b else np.nan for v in VARIANTS})
     r = prov.predict(feats)
-    for c in ("risk", "lower", "upper", "factors"):
+    for c in ("risk", "lower", "upper"):
         b[c] = r[c].to_numpy()
-    b["level"] = risk_level(b["risk"], prov.base_rate)
+    # the model's own factors (a list per athlete from pitchlab.predict) read as one sentence
+    b["factors"] = [("; ".join(map(str, f)) if isinstance(f, (list, tuple)) else f) for f in r["factors"]]
+    # a model with validated tiers (pitchlab.predict.TIERS) decides the badge; otherwise the provider's base rate does
+    tier = r["tier"].fillna("").to_numpy() if "tier" in r else np.full(len(b), "")
+    b["level"] = np.where(tier != "", tier, risk_level(b["risk"], prov.base_rate))
     return b
 
 

@@ -222,9 +222,10 @@ def test_every_page_as_every_role(world, role):
     from pitchlab.board import NoRules
     from pitchlab.dash.app import App
 
-    expect = {"athlete": ["athlete", "pose", "entry"]}.get(
-        role, ["board", "athlete", "whatif", "compare", "pose", "models", "entry"]
-    )
+    expect = {
+        "athlete": ["today", "athlete", "pose", "entry"],
+        "medical": ["board", "athlete", "injuries", "whatif", "compare", "pose", "models", "entry"],
+    }.get(role, ["board", "athlete", "whatif", "compare", "pose", "models", "entry"])
     app = App(access=DataAccess(world["store"], world["users"][role]), rules=NoRules(), backend=FakeRetrainBackend())
     assert app.pages == expect
     for page in PAGES:

@@ -106,9 +106,9 @@ def test_board_filters_sort_and_csv(world):
     audit_before = len(world["store"].read("audit"))
     csv = pd.read_csv(board.csv())
     assert list(csv.athlete_id) == list(board.table.value.athlete_id)
-    assert set(csv.risk_level.dropna()) <= {"low", "moderate", "high"} and "<span" not in csv.to_csv()
+    assert set(csv.risk_level.dropna()) <= {"low", "elevated", "high"} and "<span" not in csv.to_csv()
     assert world["store"].read("audit").iloc[audit_before:].action.tolist() == ["export"]
-    for level in ("high", "moderate", "low"):
+    for level in ("high", "elevated", "low"):
         data.level = level
         assert (data.board.level == level).all()
 

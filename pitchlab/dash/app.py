@@ -45,6 +45,8 @@ from .pages.forms import EntryForms
 from .pages.models import ModelsPage, RetrainBackend
 from .pages.pose import PosePage, PoseScorer
 from .pages.whatif import WhatIfPlanner
+from .pages.today import TodayPage
+from .pages.injuries import InjuryLogPage
 from .data import data_token, public_tables, _store, _violations
 
 # %% auto 0
@@ -59,6 +61,8 @@ PAGE_TITLES = {
     "pose": "Pose",
     "models": "Models",
     "entry": "Entry forms",
+    "today": "Today",
+    "injuries": "Injury log",
 }
 
 
@@ -156,6 +160,8 @@ class App(pn.viewable.Viewer):
                 "pose": lambda: PosePage(data=d, **({"scorer": self.scorer} if self.scorer else {})),
                 "models": lambda: ModelsPage(data=d, **({"backend": self.backend} if self.backend else {})),
                 "entry": lambda: EntryForms(data=d),
+                "today": lambda: TodayPage(data=d),
+                "injuries": lambda: InjuryLogPage(data=d),
             }
             self._built[page] = make[page]()
         return self._built[page]

@@ -132,8 +132,10 @@ SENSITIVE = frozenset(n for n, e in ENTITIES.items() if e.sensitive)  # cycle_lo
 ADMIN_ONLY = frozenset({"users", "audit", "quarantine"})  # account and audit tables
 PUBLIC = frozenset({"teams"})  # readable by anyone signed in
 PAGES = {
+    "today": ("athlete",),
     "board": ("coach", "medical", "admin"),
     "athlete": ROLES,
+    "injuries": ("medical",),  # injury detail: the athlete's medical staff only (coaches see availability on the board)
     "whatif": ("coach", "medical", "admin"),
     "compare": ("coach", "medical", "admin"),
     "pose": ROLES,

@@ -116,7 +116,7 @@ def load_team(url: str, athlete_ids: tuple, token: str | None = None) -> TeamFra
         return team_frames(url, tuple(athlete_ids), token)
 
 # %% ../../nbs/64_dash_data.ipynb
-_LEVELS = ["all", "high", "moderate", "low"]
+_LEVELS = ["all", "high", "elevated", "low"]
 
 
 class DataStore(pn.viewable.Viewer):

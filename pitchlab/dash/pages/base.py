@@ -58,7 +58,7 @@ def _hv():
     return hv
 
 
-_BADGE = {"high": "#c0392b", "moderate": "#e67e22", "low": "#27ae60", "": "#95a5a6"}
+_BADGE = {"high": "#c0392b", "elevated": "#e67e22", "low": "#27ae60", "": "#95a5a6"}
 
 
 def _badge(level: str) -> str:

@@ -66,7 +66,8 @@ class Compare(Page):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.param.athletes.objects = self.data.athlete_options()
+        # the picker's chips render their labels as HTML (Choices.js with allowHTML): labels escaped
+        self.param.athletes.objects = {esc(k): v for k, v in self.data.athlete_options().items()}
         if not self.athletes:
             self.athletes = list(self.data.roster["athlete_id"][:3])
         self._out = pn.Column(sizing_mode="stretch_width")
@@ -103,7 +104,8 @@ class Compare(Page):
         cols = ["acwr_ewma", "acwr_rolling", "ctl", "atl", "tsb", "monotony", "weekly_load"]
         m = self.data.frames.metrics
         now = m[(m["date"] == self.data.as_of) & m["athlete_id"].isin(self.athletes)].set_index("athlete_id")[cols]
-        now.index = now.index.map(self.data.roster.set_index("athlete_id")["name"])
+        # Tabulator renders column titles as HTML: the athletes' names are escaped
+        now.index = now.index.map(self.data.roster.set_index("athlete_id")["name"]).map(esc)
         self._out[:] = [
             pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=False),
             pn.widgets.Tabulator(
