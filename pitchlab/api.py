@@ -130,7 +130,9 @@ class BoardRow(BaseModel):
     sport: Optional[str] = None
     role: Optional[str] = None
     position: Optional[str] = None
-    level: Optional[str] = Field(None, description="risk tier: high, elevated, low (the model's validated tiers, or the fallback's bands)")
+    level: Optional[str] = Field(
+        None, description="risk tier: high, elevated, low (the model's validated tiers, or the fallback's bands)"
+    )
     risk: Optional[float] = Field(None, ge=0, le=1, description="risk of injury within the model's horizon")
     lower: Optional[float] = None
     upper: Optional[float] = None
