@@ -299,13 +299,14 @@ def _existing(self, conn, entity: str, df: pd.DataFrame) -> pd.DataFrame:
     "Stored rows that share natural keys with `df` (read in chunks of the first key column)."
     ent, t = ENTITIES[entity], self.tables[entity]
     k0 = ent.key[0]
-    vals = pd.unique(df[k0].dropna())
+    col = df[k0].dropna()
+    if pd.api.types.is_datetime64_any_dtype(col):  # numpy's datetime64.item() gives nanoseconds: compare as datetimes
+        vals = list(pd.DatetimeIndex(pd.unique(col)).to_pydatetime())
+    else:
+        vals = [v.item() if hasattr(v, "item") else v for v in pd.unique(col)]
     parts = []
     for i in range(0, len(vals), 5000):
-        chunk = [
-            v.item() if hasattr(v, "item") else (v.to_pydatetime() if hasattr(v, "to_pydatetime") else v)
-            for v in vals[i : i + 5000]
-        ]
+        chunk = vals[i : i + 5000]
         q = sa.select(*[t.c[c] for c in ent.columns]).where(t.c[k0].in_(chunk))
         parts.append(pd.read_sql(q, conn))
     got = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ent.columns)

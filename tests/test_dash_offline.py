@@ -37,6 +37,8 @@ PAGE_READY = {  # nav title -> what shows once the page is built
     "Pose": ".bk-btn",
     "Models": ".pitchlab-versions",
     "Entry forms": ".pitchlab-forms",
+    "Today": ".pitchlab-today-summary",
+    "Injury log": ".pitchlab-injury-list",
 }
 ROLES = {"coach": "coach", "med": "medical", "ath": "athlete", "root": "admin"}
 

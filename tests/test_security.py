@@ -504,7 +504,18 @@ def _markup_cases():
             marks=pytest.mark.xfail(strict=True, reason=UNESCAPED[page]) if page in UNESCAPED else (),
             id=page,
         )
-        for page in ["Team board", "Athlete", "My data", "What-if", "Compare", "Pose", "Models", "Entry forms"]
+        for page in [
+            "Team board",
+            "Athlete",
+            "My data",
+            "What-if",
+            "Compare",
+            "Pose",
+            "Models",
+            "Entry forms",
+            "Today",
+            "Injury log",
+        ]
     ]
 
 

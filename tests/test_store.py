@@ -209,3 +209,28 @@ def test_create_adds_columns_the_contracts_gained(db_url):
     _base(st)
     rep = st.write("sessions", BAD_BATCH.loc[[2]].assign(tss=42.0), source="a.csv")
     assert rep.inserted == 1 and st.read("sessions").tss.tolist() == [42.0]
+
+
+def test_a_datetime_natural_key_is_matched_on_both_backends(db_url):
+    "drift_checks is keyed by a timestamp first: a second write of the same check updates it, never duplicates or fails."
+    st = Store(db_url, actor="test").create()
+    at = pd.Timestamp("2026-12-06 03:41:41")
+    row = dict(
+        checked_at=at,
+        model_name="injury_risk",
+        model_version="1",
+        feature="acwr_ewma",
+        psi=7.2,
+        ks=0.5,
+        ks_p=0.01,
+        level="major",
+        window_start=pd.Timestamp("2026-10-01"),
+        window_end=pd.Timestamp("2026-11-30"),
+        rows=120,
+        action="warned",
+    )
+    first = st.write("drift_checks", pd.DataFrame([row]))
+    again = st.write("drift_checks", pd.DataFrame([dict(row, action="retrain started")]))
+    got = st.read("drift_checks")
+    assert (first.inserted, again.inserted, again.updated) == (1, 0, 1)
+    assert len(got) == 1 and got["action"].iloc[0] == "retrain started" and got["checked_at"].iloc[0] == at

@@ -4,12 +4,12 @@
 
 # %% ../../../nbs/78_dash_injuries.ipynb 1
 from __future__ import annotations
-import html
 import uuid
 import pandas as pd
 import param
 import panel as pn
 from ...core import AccessDenied, NotFoundError, ValidationError
+from ..data import esc
 from .base import Page
 from ...injury_log import INJURY_FORM, add_injury, form_choices, list_injuries
 
@@ -67,7 +67,7 @@ def _refresh(self: InjuryLogPage):
     rows = "".join(
         "<tr>"
         + "".join(
-            f"<td>{html.escape(str(v))}</td>"
+            f"<td>{esc(str(v))}</td>"
             for v in (
                 r.athlete,
                 r.kind,
@@ -88,7 +88,11 @@ def _refresh(self: InjuryLogPage):
     )
     self._list.object = (
         "<h3>Injury and illness log</h3><div style='overflow-x:auto;max-width:100%'>"
-        f"<table style='border-collapse:collapse;font-size:.9em'><tr>{head}</tr>{rows}</table></div>"
+        + "<table style='border-collapse:collapse;font-size:.9em'><tr>"
+        + head
+        + "</tr>"
+        + rows
+        + "</table></div>"
         if rows
         else "<h3>Injury and illness log</h3><p>Nothing logged.</p>"
     )
@@ -106,7 +110,7 @@ def save(self: InjuryLogPage):
     except ValidationError as e:
         for k, m in (e.failures or {}).items():
             if k in self._notes:
-                self._notes[k].object = html.escape(m)
+                self._notes[k].object = esc(m)
         self._say(False, e.message)
         return None
     except (AccessDenied, NotFoundError) as e:

@@ -4,12 +4,12 @@
 
 # %% ../../../nbs/77_dash_today.ipynb 1
 from __future__ import annotations
-import html
 import uuid
 import pandas as pd
 import param
 import panel as pn
 from ...core import AccessDenied, NotFoundError, ValidationError
+from ..data import esc
 from .base import Page
 from ...ingest.forms import form_spec, recent_entries, save_session, save_wellness
 from ...injury_log import team_availability
@@ -74,23 +74,21 @@ def _refresh(self: TodayPage):
         row = b[b["athlete_id"] == a["athlete_id"]]
         tier = row["level"].iloc[0] if len(row) else None
     t = today_summary(a["name"], r, tier, availability=av, acwr=acwr)
-    items = "".join(f"<li>{html.escape(x)}</li>" for x in t["reasons"])
+    items = "".join(f"<li>{esc(x)}</li>" for x in t["reasons"])
     self._summary.object = (
-        f"<h2 style='margin:0 0 .3em'>{html.escape(t['headline'])}</h2>"
-        f"<p>{html.escape(t['readiness'])}</p>"
-        + (f"<ul>{items}</ul>" if items else "")
-        + f"<p>{html.escape(t['risk'])}</p><p>{html.escape(t['load'])}</p><p>{html.escape(t['availability'])}</p>"
-        f"<p style='background:#eef4fb;padding:.6em;border-radius:6px'><b>What to tell your coach:</b> {html.escape(t['tell_coach'])}</p>"
+        f"<h2 style='margin:0 0 .3em'>{esc(t['headline'])}</h2>"
+        f"<p>{esc(t['readiness'])}</p>"
+        + ("<ul>" + items + "</ul>" if items else "")
+        + f"<p>{esc(t['risk'])}</p><p>{esc(t['load'])}</p><p>{esc(t['availability'])}</p>"
+        f"<p style='background:#eef4fb;padding:.6em;border-radius:6px'><b>What to tell your coach:</b> {esc(t['tell_coach'])}</p>"
     )
     rec = recent_entries(store, a["athlete_id"])
     rows = "".join(
-        f"<li>{html.escape(x.what)}"
-        + (" <span style='color:#1e7b34'>(can be changed)</span>" if x.editable else "")
-        + "</li>"
+        f"<li>{esc(x.what)}" + (" <span style='color:#1e7b34'>(can be changed)</span>" if x.editable else "") + "</li>"
         for x in rec.itertuples()
     )
     self._recent.object = "<h3>Recent entries</h3>" + (
-        f"<ul>{rows}</ul>" if rows else "<p>Nothing entered in the last 14 days.</p>"
+        "<ul>" + rows + "</ul>" if rows else "<p>Nothing entered in the last 14 days.</p>"
     )
 
 
@@ -132,7 +130,7 @@ def save(self: TodayPage, entity: str):
     except ValidationError as e:
         for k, m in (e.failures or {}).items():
             if k in self._notes[entity]:
-                self._notes[entity][k].object = html.escape(m)
+                self._notes[entity][k].object = esc(m)
         self._say(False, e.message)
         return None
     except (AccessDenied, NotFoundError) as e:
