@@ -148,14 +148,21 @@ def _offline_context(browser):
     return ctx, seen
 
 
-def _table_style(page) -> dict:
-    "Computed styles that only Tabulator's stylesheet gives a table (unstyled, they are 'static' and 'block')."
-    table = page.locator(".tabulator").first
-    col = page.locator(".tabulator-col:visible").first
-    return dict(
-        position=table.evaluate("e => getComputedStyle(e).position"),
-        header=col.evaluate("e => getComputedStyle(e).display"),
-    )
+def _table_style(page, tries: int = 10) -> dict:
+    """Computed styles that only Tabulator's stylesheet gives a table (unstyled, they are 'static' and 'block').
+    Read again (at most `tries` times, 0.5 s apart) while a table is being redrawn: a column detached mid-redraw
+    reports no style at all, whereas a table without the stylesheet never turns styled."""
+    for _ in range(tries):
+        table = page.locator(".tabulator").first
+        col = page.locator(".tabulator-col:visible").first
+        got = dict(
+            position=table.evaluate("e => getComputedStyle(e).position"),
+            header=col.evaluate("e => getComputedStyle(e).display"),
+        )
+        if got == STYLED:
+            break
+        page.wait_for_timeout(500)
+    return got
 
 
 STYLED = dict(position="relative", header="inline-flex")
