@@ -151,6 +151,8 @@ class ChampionProvider(RiskProvider):
 # %% ../nbs/44_board.ipynb
 def default_risk_provider(
     store=None,  # the store the board reads
+    actor: str = "pitchlab predict",  # the person the model reads for: its sensitive reads are audited as them
+    purpose: str | None = None,  # why (audited), e.g. 'injury-risk model for the team board'
 ) -> RiskProvider:
     "The champion's risk when a model is promoted in the registry, else the plain ACWR rule."
     from pitchlab.core import settings
@@ -161,7 +163,7 @@ def default_risk_provider(
     try:
         from pitchlab.predict import ChampionRisk
 
-        cr = ChampionRisk(store)
+        cr = ChampionRisk(store, actor=actor, purpose=purpose)
         if cr.champion.get() is None:
             return AcwrRuleRisk()
         return ChampionProvider(cr)

@@ -353,11 +353,20 @@ _TABLES = ("sessions", "athletes", "injuries", "wellness", "cycle_logs", "pitche
 class ChampionRisk:
     "Risk from the registry's champion for the dashboards and the API: board rows and what-if rows (features overridden), as `coach_frame` gives them."
 
-    def __init__(self, store=None, name: str = "injury_risk", champion=None, ttl: float = 5.0):
+    def __init__(
+        self,
+        store=None,
+        name: str = "injury_risk",
+        champion=None,
+        ttl: float = 5.0,
+        actor: str = "pitchlab predict",  # the person the model reads for (audited as them), e.g. the coach's username
+        purpose: str
+        | None = None,  # why it reads, audited with sensitive reads (e.g. 'injury-risk model for the team board')
+    ):
         from pitchlab.registry import Champion
         from pitchlab.store import Store
 
-        self.store, self.name = store or Store(), name
+        self.store, self.name, self.actor, self.purpose = store or Store(), name, actor, purpose
         self.champion = champion or Champion(name, ttl=ttl)
         self._cache, self._answers = {}, {}
 
@@ -389,7 +398,7 @@ class ChampionRisk:
         counts = self.store.counts()  # of the tables read (not the audit log, which every read extends)
         k = (ids, self.version, tuple(counts.get(t) for t in _TABLES))
         if k not in self._cache:
-            tables = {t: self.store.read(t, list(ids), actor="pitchlab predict") for t in _TABLES}
+            tables = {t: self.store.read(t, list(ids), actor=self.actor, purpose=self.purpose) for t in _TABLES}
             h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)
             if len(tables["sessions"]):
                 self._cache, self._answers = {k: features_with_history(tables, None, h)}, {}

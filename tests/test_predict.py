@@ -134,3 +134,12 @@ def test_coach_model_through_registry_store_and_board(squad, tmp_path):
     assert not np.allclose(moved.risk, board.risk)
     unknown = prov.predict(pd.DataFrame({"athlete_id": ["nobody"]}))
     assert np.isnan(unknown.risk.iloc[0]) and unknown.tier.iloc[0] == "" and unknown.factors.iloc[0] == []
+    # read on a coach's behalf: the model's sensitive reads are audited as the coach, with the purpose
+    n_audit = len(st.read("audit"))
+    for_kim = ChampionRisk(st, "risk_t", champion=Champion("risk_t", reg, ttl=0), actor="kim", purpose="team board")
+    for_kim.predict(p[["athlete_id"]])
+    new = st.read("audit").iloc[n_audit:]
+    sensitive = new[new.entity.isin(["injuries", "cycle_logs"])]
+    assert set(sensitive.entity) == {"injuries", "cycle_logs"} and set(sensitive.actor) == {"kim"}
+    assert sensitive.detail.str.endswith("; purpose: team board").all()
+    assert "pitchlab predict" not in set(new.actor)

@@ -155,7 +155,10 @@ class DataStore(pn.viewable.Viewer):
 
     def __init__(self, **params):
         if "risk_provider" not in params:
-            params["risk_provider"] = default_risk_provider(params["access"].store)
+            acc = params["access"]
+            params["risk_provider"] = default_risk_provider(
+                acc.store, actor=acc.user.username, purpose="injury-risk model for the team board"
+            )
         params.setdefault("rules", LibraryRules())
         super().__init__(**params)
         self.roster = self.access.roster()
