@@ -252,8 +252,10 @@ def test_athlete_sees_only_their_own(browser, site):
     from playwright.sync_api import expect
 
     page = sign_in(browser, site, "ath")
+    page.wait_for_selector(".pitchlab-today-summary")  # athletes land on their Today page
+    assert nav(page) == ["Today", "My data", "Pose", "Entry forms"]
+    tab(page, "My data")
     page.wait_for_selector(".pitchlab-drilldown-plots canvas")
-    assert nav(page) == ["My data", "Pose", "Entry forms"]
     opts = (
         page.locator("select", has=page.locator("option", has_text=site["own"]))
         .first.locator("option")
