@@ -153,5 +153,8 @@ def test_session_quality_retrain_and_weekly_report(cohort_home):
     assert "Flags" in html and "EWMA ACWR" in html
     from pitchlab.store import Store
 
-    names = set(Store().read("athletes").name)
-    assert not [n for n in names if n in html], "the weekly report must carry pseudonymous ids only"
+    athletes = Store().read("athletes")
+    # a coach's report (issue 15): athletes by name, never their birth dates
+    assert [n for n in set(athletes.name) if n in html], "the weekly report names the athletes"
+    births = {d.strftime("%Y-%m-%d") for d in athletes.birth_date.dropna()}
+    assert not [b for b in births if b in html], "a birth date reached the weekly report"
