@@ -37,7 +37,7 @@ def test_readme_section_has_the_steps():
         "ingest fit",
         "ingest csv",
         "pitchlab retrain",
-        "save_predictions",
+        "pitchlab score",
     ):
         assert step in code, step
     assert {lang for lang, _ in blocks} == {"bash"}

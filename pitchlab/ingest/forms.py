@@ -251,8 +251,14 @@ def _write(store, entity, row, what):
 
 # %% ../../nbs/25_ingest_forms.ipynb
 def _fmt_wellness(name, r) -> str:
-    items = ", ".join(f"{LABELS[i].lower()} {int(r[i])}/5" for i in WELLNESS_ITEMS)
-    return f"{name}: wellness for {pd.Timestamp(r['date']):%a %d %b}, sleep {r['sleep_hours']:g} h, {items}"
+    "One wellness entry as a person reads it; an item left blank (e.g. by an import) reads as 'not given'."
+    known = lambda v: v is not None and not pd.isna(v)
+    items = ", ".join(
+        f"{LABELS[i].lower()} {int(r[i])}/5" if known(r[i]) else f"{LABELS[i].lower()} not given"
+        for i in WELLNESS_ITEMS
+    )
+    sleep = f"{r['sleep_hours']:g} h" if known(r["sleep_hours"]) else "not given"
+    return f"{name}: wellness for {pd.Timestamp(r['date']):%a %d %b}, sleep {sleep}, {items}"
 
 
 def save_wellness(
