@@ -47,6 +47,7 @@ from .pages.pose import PosePage, PoseScorer
 from .pages.whatif import WhatIfPlanner
 from .pages.today import TodayPage
 from .pages.injuries import InjuryLogPage
+from .pages.admin import AccountsPage, AthletesPage, TeamsPage
 from .data import data_token, public_tables, _store, _violations
 
 # %% auto 0
@@ -63,6 +64,9 @@ PAGE_TITLES = {
     "entry": "Entry forms",
     "today": "Today",
     "injuries": "Injury log",
+    "teams": "Teams",
+    "roster": "Athletes",
+    "accounts": "Accounts",
 }
 
 
@@ -162,6 +166,9 @@ class App(pn.viewable.Viewer):
                 "entry": lambda: EntryForms(data=d),
                 "today": lambda: TodayPage(data=d),
                 "injuries": lambda: InjuryLogPage(data=d),
+                "teams": lambda: TeamsPage(data=d),
+                "roster": lambda: AthletesPage(data=d),
+                "accounts": lambda: AccountsPage(data=d),
             }
             self._built[page] = make[page]()
         return self._built[page]
