@@ -51,7 +51,8 @@ from .pages.admin import AccountsPage, AthletesPage, TeamsPage
 from .data import data_token, public_tables, _store, _violations
 
 # %% auto 0
-__all__ = ['PAGE_TITLES', 'role_pages', 'App', 'build_app', 'warm_caches', 'local_assets', 'serve_app']
+__all__ = ['PAGE_TITLES', 'NAV_CSS', 'SHRINK_CSS', 'HEADER_CSS', 'role_pages', 'App', 'build_app', 'warm_caches', 'local_assets',
+           'serve_app']
 
 # %% ../../nbs/79_dash_app.ipynb
 PAGE_TITLES = {
@@ -68,6 +69,15 @@ PAGE_TITLES = {
     "roster": "Athletes",
     "accounts": "Accounts",
 }
+
+
+NAV_CSS = ":host { min-width: 0 !important; height: auto !important; } .bk-btn-group { flex-wrap: wrap; row-gap: 4px; }"  # the page buttons wrap onto a second line on a phone instead of widening the page
+
+
+SHRINK_CSS = ":host { min-width: 0 !important; }"  # the page area may be narrower than a page's widest row
+HEADER_CSS = (
+    ":host { flex-wrap: wrap !important; min-width: 0 !important; height: auto !important; }"  # likewise the header
+)
 
 
 def role_pages(
@@ -123,8 +133,10 @@ class App(pn.viewable.Viewer):
             value=self.titles[self.pages[0]],
             color="light",
             css_classes=["pitchlab-nav"],
+            sizing_mode="stretch_width",
+            stylesheets=[NAV_CSS],
         )
-        self.main = pn.Column(sizing_mode="stretch_width")
+        self.main = pn.Column(sizing_mode="stretch_width", stylesheets=[SHRINK_CSS])
         self.page = self.pages[0]
         self.nav.param.watch(lambda e: self.show(next(p for p, t in self.titles.items() if t == e.new)), "value")
         if defer is None:
@@ -200,10 +212,11 @@ class App(pn.viewable.Viewer):
             ),  # which server process built the page (the browser tests visit each)
             sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #ddd"},
+            stylesheets=[HEADER_CSS],
         )
 
     def __panel__(self):
-        return pn.Column(self.header(), self.nav, self.main, sizing_mode="stretch_width")
+        return pn.Column(self.header(), self.nav, self.main, sizing_mode="stretch_width", stylesheets=[SHRINK_CSS])
 
 
 def build_app(

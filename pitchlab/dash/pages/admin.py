@@ -17,6 +17,7 @@ from ...core import PitchlabError
 from ..auth import ROLES, authorize
 from ..data import esc
 from .base import Page
+from .models import _SHRINK_CSS, _wrap_row
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +91,20 @@ class AdminPage(Page):
 
 def _table(css: str, height: int = 240):
     return pn.widgets.Tabulator(
-        pd.DataFrame(), show_index=False, disabled=True, sizing_mode="stretch_width", height=height, css_classes=[css]
+        pd.DataFrame(),
+        show_index=False,
+        disabled=True,
+        sizing_mode="stretch_width",
+        height=height,
+        css_classes=[css],
+        layout="fit_data_table",
+        stylesheets=[":host { min-width: 0 !important; }"],
     )
 
 
 def _form(*items):
     "Fields that wrap onto the next line on a narrow screen."
-    return pn.FlexBox(*items, flex_wrap="wrap", align_items="flex-start", sizing_mode="stretch_width")
+    return _wrap_row(*items)
 
 # %% ../../../nbs/72_dash_admin.ipynb
 class TeamsPage(AdminPage):
@@ -199,9 +207,10 @@ class TeamsPage(AdminPage):
                 self.field("sport", self.sport),
                 self.field("level", self.level),
             ),
-            pn.Row(self.add, self.save),
+            _wrap_row(self.add, self.save),
             self.note,
             sizing_mode="stretch_width",
+            stylesheets=[_SHRINK_CSS],
         )
 
 # %% ../../../nbs/72_dash_admin.ipynb
@@ -458,18 +467,19 @@ def _build(self: AthletesPage):
             self.field("position", self.position),
             self.field("guardian", self.guardian, ("guardian",)),
         ),
-        pn.Row(self.add, self.save),
+        _wrap_row(self.add, self.save),
         self.note,
         pn.pane.Markdown(
             "### Import a roster\nA CSV or Excel file with a Name column (or First and Last Name), Sex, and a Team "
             "column or a team chosen here; optional: Athlete ID, DOB, Position, Height (cm), Guardian Contact."
         ),
         _form(self.field("upload", self.upload), self.import_team),
-        pn.Row(self.preview_btn, self.commit_btn),
+        _wrap_row(self.preview_btn, self.commit_btn),
         self.summary,
         self.will_load,
         self.refused,
         sizing_mode="stretch_width",
+        stylesheets=[_SHRINK_CSS],
     )
 
 # %% ../../../nbs/72_dash_admin.ipynb
@@ -721,8 +731,9 @@ def _build(self: AccountsPage):
             self.field("teams", self.teams, ("team",)),
             self.field("athlete", self.athlete, ("athlete",)),
         ),
-        pn.FlexBox(self.create, self.save, self.reset, self.deactivate, flex_wrap="wrap", sizing_mode="stretch_width"),
+        _wrap_row(self.create, self.save, self.reset, self.deactivate),
         self.confirm,
         self.note,
         sizing_mode="stretch_width",
+        stylesheets=[_SHRINK_CSS],
     )

@@ -165,6 +165,18 @@ def default_backend() -> RetrainBackend:
     return PipelineRetrainBackend()
 
 # %% ../../../nbs/75_dash_models.ipynb
+_WRAP_CSS = ":host { flex-wrap: wrap !important; height: auto !important; min-width: 0 !important; row-gap: 4px; }"
+
+
+def _wrap_row(*objects, **params) -> pn.Row:
+    "A row that wraps onto several lines on a narrow screen (a Bokeh row with CSS wrapping: FlexBox needs a script the CSP refuses)."
+    params.setdefault("sizing_mode", "stretch_width")
+    return pn.Row(*objects, stylesheets=[_WRAP_CSS], **params)
+
+
+_SHRINK_CSS = ":host { min-width: 0 !important; }"  # a page may be narrower than its widest row of fixed widgets
+
+
 GLOSSARY = (
     "**Gate**: the checks a version must pass before it can become the champion (the model the other pages use). "
     "**AUC**: how well risk separates the athlete-days before an injury from the rest on held-out days (0.5 is chance). "
@@ -515,7 +527,7 @@ def monitors(self: ModelsPage) -> list:
                     css_classes=["pitchlab-report-link"],
                 )
             )
-        out.append(pn.FlexBox(*line, flex_wrap="wrap", sizing_mode="stretch_width"))
+        out.append(_wrap_row(*line))
     return out
 
 
@@ -536,22 +548,18 @@ def __panel__(self: ModelsPage):
     )
     return pn.Column(
         pn.pane.Markdown(note + f" Risk on the other pages: *{esc(self.data.risk_provider.label)}*. " + who),
-        pn.FlexBox(
+        _wrap_row(
             pn.widgets.DatePicker.from_param(self.param.start, width=160),
             pn.widgets.DatePicker.from_param(self.param.end, width=160),
             pn.widgets.Button.from_param(self.param.retrain, color="primary", disabled=not admin, align="end"),
-            flex_wrap="wrap",
-            sizing_mode="stretch_width",
         ),
         bar,
         status,
         self._table,
-        pn.FlexBox(
+        _wrap_row(
             pn.widgets.Select.from_param(self.param.version, width=120),
             pn.widgets.Button.from_param(self.param.promote, disabled=not admin, align="end"),
             pn.widgets.Button.from_param(self.param.rollback, disabled=not admin, align="end"),
-            flex_wrap="wrap",
-            sizing_mode="stretch_width",
         ),
         self.confirm_box,
         self.gate_words,
@@ -559,4 +567,5 @@ def __panel__(self: ModelsPage):
         pn.pane.Markdown("#### Monitoring"),
         *self.monitors(),
         sizing_mode="stretch_width",
+        stylesheets=[_SHRINK_CSS],
     )
