@@ -270,10 +270,14 @@ def test_admin_walks_through_teams_roster_accounts_and_promotion(browser, site, 
         page.get_by_role("button", name="Preview import").click()
         expect(page.get_by_text("2 row(s) will load")).to_be_visible()
         expect(page.get_by_text("sex 'X' is not F or M")).to_be_visible()
+        expect(page.get_by_text("Rows that will be quarantined")).to_be_visible()
         assert not len(st.read("athletes").query("team_id == 'U21M'"))  # the preview wrote nothing
         shoot(page, "admin-athletes-preview")
         page.get_by_role("button", name="Load the 2 row(s)").click()
         expect(page.get_by_text("2 row(s) loaded")).to_be_visible()
+        expect(page.get_by_text("Quarantine report")).to_be_visible()
+        expect(page.get_by_text("sex 'X' is not F or M")).to_be_visible()
+        shoot(page, "admin-athletes-loaded")
         assert sorted(st.read("athletes").query("team_id == 'U21M'").name) == ["Bo Aden", "Cy Brandt"]
         q = st.quarantine("athletes")
         assert q[["source", "row", "field"]].values.tolist() == [["u21m.csv", "4", "sex"]]

@@ -239,7 +239,10 @@ class AthletesPage(AdminPage):
         self.summary = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pitchlab-import-summary"])
         self.will_load = _table("pitchlab-import-plan", 180)
         self.refused = _table("pitchlab-import-refused", 150)
-        self.will_load.visible = self.refused.visible = False
+        self.load_head = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.refused_head = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.load_box = pn.Column(self.load_head, self.will_load, visible=False, sizing_mode="stretch_width")
+        self.refused_box = pn.Column(self.refused_head, self.refused, visible=False, sizing_mode="stretch_width")
         self._file = None
         self.add.on_click(lambda e: self.add_athlete())
         self.save.on_click(lambda e: self.save_athlete())
@@ -361,7 +364,7 @@ def _forget(self: AthletesPage):
         shutil.rmtree(self._file.parent, ignore_errors=True)
     self._file = None
     self.commit_btn.disabled = True
-    self.will_load.visible = self.refused.visible = False
+    self.load_box.visible = self.refused_box.visible = False
     self.summary.object = ""
 
 
@@ -399,7 +402,13 @@ def _show(self: AthletesPage, rep, preview: bool):
             "Reason": rej["reason"],
         }
     )
-    self.will_load.visible, self.refused.visible = n_ok > 0, len(rej) > 0
+    self.load_head.object = "<b>Rows that will load</b>" if preview else "<b>Rows loaded</b>"
+    self.refused_head.object = (
+        "<b>Rows that will be quarantined</b> (not loaded)"
+        if preview
+        else "<b>Quarantine report</b>: rows refused, kept in the quarantine table with their reason"
+    )
+    self.load_box.visible, self.refused_box.visible = n_ok > 0, len(rej) > 0
 
 
 @patch
@@ -476,8 +485,8 @@ def _build(self: AthletesPage):
         _form(self.field("upload", self.upload), self.import_team),
         _wrap_row(self.preview_btn, self.commit_btn),
         self.summary,
-        self.will_load,
-        self.refused,
+        self.load_box,
+        self.refused_box,
         sizing_mode="stretch_width",
         stylesheets=[_SHRINK_CSS],
     )
