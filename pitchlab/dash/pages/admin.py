@@ -79,7 +79,7 @@ class AdminPage(Page):
 
     def tell(self, html_text: str):
         "A confirmation under the form (already-escaped HTML)."
-        self.note.object = f"<p class='pitchlab-done' style='color:#1e6b30'>{html_text}</p>"
+        self.note.object = "<p class='pitchlab-done' style='color:#1e6b30'>" + html_text + "</p>"
 
     def __panel__(self):
         return self._layout
@@ -382,7 +382,7 @@ def _show(self: AthletesPage, rep, preview: bool):
         + (" (not loaded; the reasons are below)." if d["quarantined"] else ".")
         + (" Nothing is written until you press <i>Load the rows</i>." if preview else "")
     )
-    self.summary.object = f"<p>{head}</p>"
+    self.summary.object = "<p>" + head + "</p>"  # head: escaped file name and counts
     plan = rep.plan if rep.plan is not None else pd.DataFrame(columns=["athlete_id", "name", "action", "changes"])
     self.will_load.value = pd.DataFrame(
         {

@@ -399,7 +399,7 @@ def _say_gate(self: ModelsPage):
         f"<li style='color:{'#a00' if s.startswith('failed') else '#1e6b30' if s.startswith('passed') else '#555'}'>{esc(s)}</li>"
         for s in said
     )
-    self.gate_words.object = f"{head}<ul style='margin:4px 0;padding-left:20px'>{items}</ul>"
+    self.gate_words.object = head + "<ul style='margin:4px 0;padding-left:20px'>" + items + "</ul>"  # escaped above
 
 
 @patch
@@ -464,7 +464,7 @@ def _ask_rollback(self: ModelsPage):
     champ = self.current_champion()
     self.pending = "rollback"
     self.ask.object = (
-        f"<b>Roll back the champion{' (version ' + esc(champ) + ')' if champ else ''}?</b> "
+        "<b>Roll back the champion" + (f" (version {esc(champ)})" if champ else "") + "?</b> "
         "The version that was champion before it takes its place."
     )
     self.yes.name = f"Yes, roll back version {champ}" if champ else "Yes, roll back"
