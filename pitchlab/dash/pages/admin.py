@@ -5,6 +5,7 @@
 # %% ../../../nbs/72_dash_admin.ipynb 1
 from __future__ import annotations
 import logging
+import re
 import secrets
 import shutil
 import tempfile
@@ -22,7 +23,8 @@ from .models import _SHRINK_CSS, _wrap_row
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'AdminPage', 'TeamsPage', 'AthletesPage', 'deactivate_account', 'one_time_password', 'AccountsPage']
+__all__ = ['logger', 'ROSTER_SUFFIXES', 'AdminPage', 'TeamsPage', 'AthletesPage', 'deactivate_account', 'one_time_password',
+           'AccountsPage']
 
 # %% ../../../nbs/72_dash_admin.ipynb
 def _sentence(e: PitchlabError) -> str:
@@ -411,6 +413,16 @@ def _show(self: AthletesPage, rep, preview: bool):
     self.load_box.visible, self.refused_box.visible = n_ok > 0, len(rej) > 0
 
 
+ROSTER_SUFFIXES = (".csv", ".xlsx", ".xlsm")  # roster files the import reads (pitchlab.roster.read_roster)
+
+
+def _upload_name(filename: str | None) -> str | None:
+    "A safe file name for an uploaded roster, kept for the report (letters, digits, . _ -; no folders); None if not a roster file."
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(filename or "roster.csv").replace("\\", "/")).name).lstrip("._")
+    stem, suffix = Path(base).stem[:60] or "roster", Path(base).suffix.lower()
+    return f"{stem}{suffix}" if suffix in ROSTER_SUFFIXES else None
+
+
 @patch
 def preview(self: AthletesPage):
     "Dry-run the uploaded roster: what will load and what will be quarantined; nothing is written."
@@ -420,9 +432,11 @@ def preview(self: AthletesPage):
     self.may_write("athletes")
     if not self.upload.value:
         return self.refuse("upload", "choose a CSV or Excel roster first")
+    name = _upload_name(self.upload.filename)
+    if name is None:
+        return self.refuse("upload", "choose a .csv or .xlsx roster (other files are not read)")
     self._forget()
-    d = Path(tempfile.mkdtemp(prefix="pitchlab-roster-"))
-    self._file = d / Path(self.upload.filename or "roster.csv").name
+    self._file = Path(tempfile.mkdtemp(prefix="pitchlab-roster-")) / name
     self._file.write_bytes(self.upload.value)
     try:
         rep = import_athletes(
