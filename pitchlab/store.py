@@ -555,13 +555,14 @@ def read(
     end=None,  # last date (inclusive)
     actor: str | None = None,  # who is reading (audited for sensitive entities)
     purpose: str | None = None,  # why, when read on someone's behalf (e.g. 'risk board for coach'); audited
+    loaded_at: bool = False,  # also return when each row was last written (column loaded_at, UTC)
 ) -> pd.DataFrame:
     "Rows of `entity` as a typed DataFrame, filtered by athletes and dates."
     if entity not in self.tables:
         raise NotFoundError(f"no table {entity!r} in the store", hint=f"tables: {sorted(self.tables)}")
     self._need_tables()
     t = self.tables[entity]
-    q = sa.select(*[c for c in t.c if c.name != "loaded_at"])
+    q = sa.select(*[c for c in t.c if c.name != "loaded_at" or loaded_at])
     if isinstance(athlete_ids, str):
         athlete_ids = [athlete_ids]
     if athlete_ids is not None and "athlete_id" in t.c:
@@ -583,6 +584,8 @@ def read(
                 actor=actor,
                 conn=conn,
             )
+    if "loaded_at" in df:
+        df["loaded_at"] = pd.to_datetime(df["loaded_at"])
     return _typed(entity, df) if entity in ENTITIES else df
 
 
