@@ -90,6 +90,8 @@ class RuleRisk(RiskProvider):
         edges = " / ".join(f"{e:g}" for e in self.rule.edges)
         if not self.fitted:
             return f"risk: {RULE_LABEL}: ACWR bands {edges}; no injuries recorded, so no probability"
+        if self.rule.counts is None:
+            return f"risk: {RULE_LABEL}: ACWR bands {edges}, rates stated ({self.rule.source})"
         n = float(self.rule.counts["episodes"].sum())
         return f"risk: {RULE_LABEL}: ACWR bands {edges}, each band's rate from this squad's {n:.0f} injuries"
 
@@ -108,7 +110,10 @@ class RuleRisk(RiskProvider):
             return self
         if self.refit is not None:
             return RuleRisk(variant, self.refit(variant), self.refit)
-        return RuleRisk(variant, ACWRRule(edges=self.rule.edges, column=variant))
+        other = ACWRRule(edges=self.rule.edges, column=variant)
+        if self.fitted and self.rule.counts is None:  # stated rates hold for any ACWR
+            other.stated(self.rule.rates, self.rule.source, self.rule.horizon)
+        return RuleRisk(variant, other)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         "Each row's band: its rate over the horizon with the 90% interval (fitted), or its tier alone (bare)."
@@ -116,6 +121,10 @@ class RuleRisk(RiskProvider):
             raise ValidationError("features need an athlete_id column")
         f = self.rule.risk_frame(features) if self.fitted else self.rule.band_frame(features)
         f.index = features.index
+        # the rule counts a missing ACWR as a steady load; the board shows no risk for an athlete without one yet
+        none = pd.to_numeric(features[self.variant], errors="coerce").isna().to_numpy()
+        f.loc[none, ["risk", "risk_lo", "risk_hi"]] = np.nan
+        f.loc[none, "tier"] = ""
         return f.assign(lower=f["risk_lo"], upper=f["risk_hi"])
 
 
