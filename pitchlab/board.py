@@ -561,9 +561,9 @@ def frames_from_tables(
 
     ses = sessions[ACTIVITY_COLUMNS]
     m = pd.DataFrame(columns=["athlete_id", "date", *METRIC_COLUMNS])
-    as_of, ds = None, None
+    day, as_of, ds = as_of, None, None
     if len(ses):
-        as_of = ses["date"].max() if as_of is None else pd.Timestamp(as_of)
+        as_of = ses["date"].max() if day is None else pd.Timestamp(day)
         ds = load.daily_metrics(metrics_input(ses, athletes, as_of))
         m = load.to_frame(ds, [v for v in METRIC_COLUMNS if v in ds])
     wz = load.wellness_z(wellness) if len(wellness) else pd.DataFrame(columns=["athlete_id", "date"])
