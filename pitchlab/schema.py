@@ -335,6 +335,11 @@ ENTITIES = {
                 _F("upper", _f, True, 0, 1, unit="probability", doc="upper end of the interval"),
                 _F("factors", nullable=True, doc="JSON list of the top contributing factors"),
                 _F("source", doc="what scored it: predict, dashboard, pipeline"),
+                _F(
+                    "tier",
+                    nullable=True,
+                    doc="the badge the model's validated thresholds gave: low, elevated or high (pitchlab.predict.TIERS)",
+                ),
             ),
             key=("athlete_id", "date", "horizon_days", "model_name", "model_version"),
             refs={"athlete_id": "athletes"},

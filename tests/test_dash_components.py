@@ -10,7 +10,8 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from pitchlab.core import AccessDenied, ValidationError
 from pitchlab.dash.auth import DataAccess, User
-from pitchlab.board import VARIANTS, AcwrRuleRisk, LibraryRules, RuleChecker
+from pitchlab.board import VARIANTS, LibraryRules, RuleChecker, RuleRisk
+from pitchlab.models.baselines import ACWRRule
 from pitchlab.board import NoRules as _NoRules
 from pitchlab.dash import data as D
 from pitchlab.dash.app import App, serve_app
@@ -86,8 +87,18 @@ def world(tmp_path_factory):
     )
 
 
-def data_store(world, user=None, rules=None):
-    return DataStore(access=DataAccess(world["store"], user or world["coach"]), rules=rules or NoRules())
+def _stated_rule(variant="acwr_ewma"):
+    "The ACWR rule with stated band rates, so the planner has known numbers to budget against."
+    return RuleRisk(
+        variant,
+        ACWRRule(edges="warren_hulin", column=variant).stated(
+            (0.02, 0.0332, 0.09), "a 2% week x RR 1.66 (Warren 2018) and 4.5 (Hulin 2014)"
+        ),
+    )
+
+
+def data_store(world, user=None, rules=None, **params):
+    return DataStore(access=DataAccess(world["store"], user or world["coach"]), rules=rules or NoRules(), **params)
 
 
 def test_board_filters_sort_and_csv(world):
@@ -145,7 +156,7 @@ def test_board_numbers_match_pitchlab_load(world):
 )
 def test_acwr_rule_risk_properties(rows, variant):
     f = pd.DataFrame(rows, columns=list(VARIANTS)).astype(float).assign(athlete_id=[f"a{i}" for i in range(len(rows))])
-    r = AcwrRuleRisk(variant).predict(f)
+    r = _stated_rule(variant).predict(f)
     ok = r.risk.notna()
     assert (r.risk.isna() == f[variant].isna()).all()
     assert ((r.lower[ok] <= r.risk[ok] + 1e-12) & (r.risk[ok] <= r.upper[ok] + 1e-12)).all()
@@ -216,12 +227,12 @@ def test_whatif_projection_follows_the_plan(world):
     assert len(w.plan) == 14 and len(w._sliders) == 14
     with pytest.raises(ValidationError, match="after"):
         project_plan(
-            data.frames, world["pitcher"], w.plan.assign(date=w.plan.date - pd.Timedelta(days=30)), AcwrRuleRisk()
+            data.frames, world["pitcher"], w.plan.assign(date=w.plan.date - pd.Timedelta(days=30)), _stated_rule()
         )
 
 
 def test_whatif_rules_and_largest_plan_within_budget(world):
-    data = data_store(world, rules=DailyPitchLimit())
+    data = data_store(world, rules=DailyPitchLimit(), risk_provider=_stated_rule())
     data.athlete = world["pitcher"]
     w = WhatIfPlanner(data=data, risk_budget=0.05)
     w.plan = w.plan.assign(pitches=100, session_type="match", load=w.plan.load + 300)
@@ -229,11 +240,11 @@ def test_whatif_rules_and_largest_plan_within_budget(world):
     w.param.trigger("suggest")
     s = w.suggestion
     assert s is not None and s.pitches.max() <= 80
-    f, v = project_plan(data.frames, world["pitcher"], s, AcwrRuleRisk(), DailyPitchLimit())
+    f, v = project_plan(data.frames, world["pitcher"], s, _stated_rule(), DailyPitchLimit())
     assert len(v) == 0 and f.query("planned").upper.max() <= 0.05
     k = s.pitches.iloc[0] / 100
     bigger = w.plan.assign(pitches=np.floor(100 * (k + 0.05)).astype(int), load=np.round(w.plan.load * (k + 0.05)))
-    f2, v2 = project_plan(data.frames, world["pitcher"], bigger, AcwrRuleRisk(), DailyPitchLimit())
+    f2, v2 = project_plan(data.frames, world["pitcher"], bigger, _stated_rule(), DailyPitchLimit())
     assert len(v2) > 0 or f2.query("planned").upper.max() > 0.05  # the suggestion is the largest (to the tolerance)
     w.param.trigger("apply")
     assert w.plan.equals(s) and len(w.plan_violations) == 0
