@@ -196,26 +196,42 @@ class Throttle:
             )
 
 # %% ../../nbs/63_dash_security.ipynb
+def _count_failure(self: Throttle, conn, key: str, now: datetime) -> None:
+    "One failure against `key` inside `conn`'s transaction: the count is bumped in SQL, so concurrent failures all count."
+    t, c = self._t, self.config
+    forget = now - timedelta(hours=c.forget_hours)
+    bump = sa.case((t.c.last_at < forget, 1), else_=t.c.failures + 1)
+    if not conn.execute(t.update().where(t.c.key == key).values(failures=bump, last_at=now)).rowcount:
+        conn.execute(t.insert(), [dict(key=key, first_at=now, last_at=now, failures=1)])
+    n = conn.execute(sa.select(t.c.failures).where(t.c.key == key)).scalar_one()
+    free, lock = self._limits(key)
+    delay = 0.0 if n < free else min(c.max_delay, c.base_delay * 2 ** (n - free))
+    conn.execute(
+        t.update()
+        .where(t.c.key == key)
+        .values(
+            next_at=now + timedelta(seconds=delay) if delay else None,
+            locked_until=now + timedelta(minutes=c.lock_minutes) if n >= lock else None,
+        )
+    )
+
+
 def _failure(self: Throttle, *keys: str) -> None:
     "Count one failed attempt against every key; set its next allowed time and, past the limit, its lock."
-    st, t, now, c = _store(self.store), self._t, _now(), self.config
-    forget = now - timedelta(hours=c.forget_hours)
-    with st.engine.begin() as conn:
-        for key in map(str, keys):
-            r = conn.execute(sa.select(t).where(t.c.key == key)).mappings().first()
-            n = 1 if r is None or r["last_at"] < forget else r["failures"] + 1
-            free, lock = self._limits(key)
-            delay = 0.0 if n < free else min(c.max_delay, c.base_delay * 2 ** (n - free))
-            vals = dict(
-                failures=n,
-                last_at=now,
-                next_at=now + timedelta(seconds=delay) if delay else None,
-                locked_until=now + timedelta(minutes=c.lock_minutes) if n >= lock else None,
-            )
-            if r is None:
-                conn.execute(t.insert(), [dict(key=key, first_at=now, **vals)])
-            else:
-                conn.execute(t.update().where(t.c.key == key).values(**vals))
+    import time
+
+    st = _store(self.store)
+    for attempt in range(3):  # two first failures of one key at once: one insert wins, the other retries as an update
+        try:
+            with st.engine.begin() as conn:
+                for key in map(str, keys):
+                    _count_failure(self, conn, key, _now())
+            return
+        except sa.exc.IntegrityError:
+            if attempt == 2:
+                raise
+            logger.info("a concurrent sign-in failure created throttle row(s) %s first; counting again", keys)
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _success(self: Throttle, *keys: str) -> None:
