@@ -177,3 +177,46 @@ def test_pose_upload_file_name_never_becomes_part_of_a_path(world, filename):
     assert page.status == "score 50 stored"
     stored = st.read("pose_results", [data.athlete])
     assert len(stored) == before + 1 and stored.score.iloc[-1] == 50.0
+
+
+def test_pipeline_kernels_talk_over_private_unix_sockets(tmp_path):
+    "A pipeline notebook's kernel (papermill, as `pitchlab retrain` runs it) uses IPC sockets in a 0700 folder, no TCP."
+    import nbformat
+
+    from pitchlab.pipelines import _execute
+
+    out = tmp_path / "kernel.json"
+    probe = f"""import json, os, stat
+from ipykernel import get_connection_file
+info = json.load(open(get_connection_file()))
+mine = set()
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        link = os.readlink(f"/proc/self/fd/{{fd}}")
+    except OSError:
+        continue
+    if link.startswith("socket:["):
+        mine.add(link[8:-1])
+tcp = []
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).read().splitlines()[1:]:
+        f = line.split()
+        if f[9] in mine:
+            tcp.append(" ".join(f[1:4]))
+folder = os.path.dirname(info["ip"])
+pipe = getattr(get_ipython().kernel.iopub_thread, "_pipe_port", None)
+json.dump(dict(transport=info["transport"], ip=info["ip"], mode=stat.S_IMODE(os.stat(folder).st_mode), tcp=tcp,
+               pipe=pipe), open({str(out)!r}, "w"))"""
+    src = tmp_path / "probe.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, src)
+    status, error = _execute(src, tmp_path / "probe.out.ipynb", {}, False, 60)
+    assert status == "succeeded", error
+    got = __import__("json").loads(out.read_text())
+    assert got["transport"] == "ipc", got  # shell, control, iopub, stdin and heartbeat: Unix sockets
+    # the one TCP socket left is ipykernel's own pipe for output of forked subprocesses (not configurable): it listens
+    # on loopback only and drops any message without the kernel's random 16-byte key
+    assert got["tcp"] in ([], [f"0100007F:{got['pipe']:04X} 00000000:0000 0A"]), got
+    assert got["mode"] == 0o700 and Path(got["ip"]).parent.name.startswith("pitchlab-kernel-"), got
+    assert not Path(got["ip"]).parent.exists()  # the sockets' folder is removed after the run
