@@ -220,3 +220,26 @@ json.dump(dict(transport=info["transport"], ip=info["ip"], mode=stat.S_IMODE(os.
     assert got["tcp"] in ([], [f"0100007F:{got['pipe']:04X} 00000000:0000 0A"]), got
     assert got["mode"] == 0o700 and Path(got["ip"]).parent.name.startswith("pitchlab-kernel-"), got
     assert not Path(got["ip"]).parent.exists()  # the sockets' folder is removed after the run
+
+
+def test_a_registry_used_first_writes_private_files(tmp_path):
+    "A fresh process with the usual umask 022 (a Jupyter kernel, a script) whose first pitchlab call is the registry:"
+    "MLflow's database, run folders and artifacts come out 0600/0700."
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    code = (
+        "import os; os.umask(0o022)\n"
+        "from pitchlab.registry import Registry\n"
+        "Registry().log_failure('modes', 'boom')\n"
+        "from pitchlab.core import mode_warnings, settings\n"
+        "print('WARNINGS', mode_warnings(settings().home, limit=100))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("MLFLOW_TRACKING_URI", "PITCHLAB_DB_URL")}
+    env.update(PITCHLAB_HOME=str(home))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "WARNINGS []" in r.stdout, r.stdout
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.name == "mlflow.db" for p in files) and any(p.name == "error.txt" for p in files), files
