@@ -259,7 +259,7 @@ def _stop(proc):
             proc.wait(15)
 
 
-USERS = ["coach", "med", "ath", "root", "victim", "replay"] + [
+USERS = ["coach", "med", "ath", "root", "victim", "replay", "tab"] + [
     f"{w}{i}" for w in ("pw", "off", "role", "gone") for i in (0, 1)
 ]
 
@@ -305,7 +305,10 @@ def site(tmp_path_factory):
         store.write("users", pd.DataFrame([{**u, "password_hash": h} for u in users]), source="test")
         store.log("note", "users", detail=xss("audit.detail"), actor=xss("audit.actor"))
         # locks after 3 failures (default 10) so that one burst shows the lock; the delays keep their defaults
-        proc, port, cmd, env = _serve(home, dict(PITCHLAB_LOGIN_LOCK_AFTER="3"), PROCS, home.parent / "serve.log")
+        lim = dict(
+            PITCHLAB_LOGIN_LOCK_AFTER="3", PITCHLAB_SESSION_RECHECK_S="2"
+        )  # open pages check their session every 2 s
+        proc, port, cmd, env = _serve(home, lim, PROCS, home.parent / "serve.log")
         pids = lambda: [p for p in _group_pids(proc.pid) if p != proc.pid] or [proc.pid]
         t0 = time.monotonic()
         while len(pids()) < PROCS and time.monotonic() - t0 < 30:
@@ -885,6 +888,30 @@ def test_no_payload_reaches_the_dom_on_any_page(visits):
     "The same over every page any role opened, named above or not (e.g. the admin pages)."
     bad = {k: v["markup"] for k, v in visits.items() if v["markup"]}
     assert not bad, bad
+
+
+def test_an_open_page_ends_when_its_session_is_revoked(browser, site):
+    "A page left open when an admin deactivates the account stops showing data: its session check replaces it."
+    from pitchlab.dash.users import set_password
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(WAIT)
+        page.goto(site["base"] + "/login")
+        page.fill("input[name=username]", "tab")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(site["base"] + "/app")
+        page.wait_for_selector(".pitchlab-nav .bk-btn")
+        page.wait_for_timeout(5000)  # control: two checks of a live session change nothing
+        assert page.locator(".pitchlab-session-ended").count() == 0 and page.locator(".pitchlab-nav").count() == 1
+        set_password("tab", None, store=site["store"], actor="root")  # what the admin pages' Deactivate does
+        page.locator(".pitchlab-session-ended").wait_for(timeout=20_000)
+        assert page.locator(".pitchlab-nav").count() == 0 and page.locator(".tabulator-row").count() == 0
+        page.get_by_text("Your sign-in has ended").wait_for(timeout=10_000)  # (the text is in the pane's shadow DOM)
+    finally:
+        ctx.close()
 
 
 def test_sensitive_reads_name_the_person(visits, site):
