@@ -181,12 +181,12 @@ class PosePage(Page):
             self.status = "choose a video file first"
             return
         import hashlib
-        import tempfile as _tf
+        from pitchlab.dash.security import upload_temp_path
 
         raw = self.upload.value
         sha = hashlib.sha256(raw).hexdigest()
-        path = _tf.NamedTemporaryFile(suffix="-" + (self.upload.filename or "video.mp4"), delete=False).name
-        with open(path, "wb") as fh:
+        path = str(upload_temp_path(self.upload.filename))  # a random name: the browser's file name is never a path
+        with open(path, "xb") as fh:
             fh.write(raw)
         job = dict(done=False, error=None, result=None, progress=0.0, message="starting")
 
@@ -212,6 +212,7 @@ class PosePage(Page):
                 import os
 
                 os.unlink(path)
+                os.rmdir(os.path.dirname(path))  # upload_temp_path's private folder
 
         self._job = dict(job=job, sha=sha, athlete=aid, movement=self.movement, t0=time.monotonic())
         threading.Thread(target=work, daemon=True).start()
