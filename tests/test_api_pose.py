@@ -29,7 +29,11 @@ def make_clip60(folder: Path) -> Path:
     if out.is_file():
         return out
     cap = cv2.VideoCapture(str(DEMO))
-    fps, w, h = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps, w, h = (
+        cap.get(cv2.CAP_PROP_FPS),
+        int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
     tmp = folder / "phone60.part.avi"
     vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
     vw.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
@@ -106,7 +110,9 @@ def post(w, user, path: Path | None = None, data=None, name=None, **fields):
     files = None
     if path is not None:
         files = {"video": (name or path.name, open(path, "rb"), "application/octet-stream")}
-    return w["client"].post("/api/v1/pose", headers=H(w, user), data={k: v for k, v in fields.items() if v}, files=files)
+    return w["client"].post(
+        "/api/v1/pose", headers=H(w, user), data={k: v for k, v in fields.items() if v}, files=files
+    )
 
 
 def nothing_left(w):

@@ -19,8 +19,8 @@ from ..core import NotFoundError, PitchlabError, ValidationError, settings
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'UPLOAD_MAX_MB', 'OVERLAY_NAME', 'TooLarge', 'upload_limit', 'keep_uploads', 'uploads_dir', 'Upload',
-           'save_upload', 'jobs_dir', 'status', 'run_job', 'submit', 'wait']
+__all__ = ['logger', 'UPLOAD_MAX_MB', 'OVERLAY_NAME', 'OVERLAY_SIDE', 'TooLarge', 'upload_limit', 'keep_uploads', 'uploads_dir',
+           'Upload', 'save_upload', 'jobs_dir', 'status', 'run_job', 'submit', 'wait']
 
 # %% ../../nbs/57_pose_jobs.ipynb
 UPLOAD_MAX_MB = 500  # default upload limit, MB (setting PITCHLAB_UPLOAD_MAX_MB)
@@ -185,7 +185,8 @@ def status(
     return json.loads(f.read_text())
 
 # %% ../../nbs/57_pose_jobs.ipynb
-OVERLAY_NAME = "overlay.webm"  # a job's overlay: VP8 WebM, which browsers play (OpenCV's mp4v does not play in Chromium)
+OVERLAY_NAME = "overlay.webm"  # a job's overlay: VP8 WebM, which browsers play (mp4v does not play in Chromium)
+OVERLAY_SIDE = 640  # longer side of a job's overlay, px: OpenCV's VP8 encoder takes about 66 ms a 640x360 frame here
 
 
 def _now() -> str:
@@ -228,6 +229,7 @@ def run_job(
             hand=job.get("hand"),
             overlay=folder / OVERLAY_NAME if job["overlay"] else None,
             background=job.get("background", "keep"),
+            display_side=OVERLAY_SIDE,
             progress=progress,
         )
         job["overlay_path"] = str(r.overlay) if r.overlay else None
@@ -273,11 +275,12 @@ def _store(job: dict, r) -> dict:
         source=_source(),
         error=None,
     )
-    rep = store_results([row])
+    url = job.get("store_url") or None
+    rep = store_results([row], url=url)
     if job.get("actor"):  # audited as the page's writes are: who stored which athlete's score
         from pitchlab.store import Store
 
-        Store(actor="pitchlab pose").log(
+        Store(url, actor="pitchlab pose").log(
             "write",
             "pose_results",
             athlete_id=job["athlete_id"],
@@ -303,6 +306,7 @@ def submit(
     background: str = "keep",  # overlay: 'blur' also blurs everything outside the athlete
     run_now: bool = False,  # run in this thread and return when done (tests, worker processes)
     actor: str | None = None,  # who asked (the API's or the page's user), for the audit of the stored result
+    store_url: str | None = None,  # the store to write the result to (default: the configured one)
 ) -> str:
     "Check the video and start a background pose job; returns its id. ValidationError at once for a file that cannot be scored."
     from pitchlab.pose.capture import probe
@@ -349,6 +353,7 @@ def submit(
         overlay_path=None,
         error=None,
         actor=actor,
+        store_url=store_url if store_url and store_url != settings().db_url else None,
     )
     if not overlay:
         job["progress"].pop("overlay")
