@@ -48,6 +48,7 @@ __all__ = ['BOARD_TITLES', 'BOARD_WIDTHS', 'SPORT_COLUMNS', 'GLOSSARY_OF', 'TIER
 from ...availability import STATUS_COLORS, STATUS_ICONS, STATUS_WORDS
 from ...glossary import GLOSSARY, explain, glossary_html
 from ...people import display_names
+from .base import SHRINK_CSS, wrap_row
 
 # %% ../../../nbs/66_dash_board.ipynb
 BOARD_TITLES = {
@@ -79,11 +80,11 @@ BOARD_WIDTHS = {
     "risk": 65,
     "interval": 110,
     "factors": 250,
-    "trend": 130,
-    "acwr": 65,
+    "trend": 160,
+    "acwr": 75,
     "chronic": 90,
-    "ctl": 75,
-    "monotony": 90,
+    "ctl": 90,
+    "monotony": 105,
     "days_since": 95,
     "balls_7d": 75,
     "pitches_7d": 80,
@@ -377,15 +378,13 @@ def __panel__(self: TeamRiskBoard):
     notes = [prov.label, f"ACWR: {VARIANTS[d.variant]}"]
     if d.rules.note:
         notes.append(d.rules.note)
-    filters = pn.Row(
+    filters = wrap_row(
         pn.widgets.Select.from_param(d.param.team, width=180),
         pn.widgets.Select.from_param(d.param.position, width=150),
         pn.widgets.Select.from_param(d.param.level, width=120),
         pn.widgets.Select.from_param(d.param.variant, width=210),
-        pn.Column(pn.layout.VSpacer(height=18), self.download, width=150),
-        sizing_mode="stretch_width",
-        styles={"flex-wrap": "wrap"},
-    )  # a Bokeh row that wraps (FlexBox compiles to a script the Content-Security-Policy refuses)
+        pn.Column(pn.Spacer(height=18), self.download, width=150),
+    )
     titles = {c: t for c, t in BOARD_TITLES.items() if c in self._shown(self.view())}
     return pn.Column(
         filters,
@@ -405,4 +404,5 @@ def __panel__(self: TeamRiskBoard):
             css_classes=["pitchlab-glossary-card"],
         ),
         sizing_mode="stretch_width",
+        stylesheets=[SHRINK_CSS],
     )
