@@ -115,8 +115,8 @@ LAYOUT_JS = """(width) => {
   const all = [];
   const walk = (root) => { for (const e of root.querySelectorAll('*')) { all.push(e); if (e.shadowRoot) walk(e.shadowRoot); } };
   walk(document);
-  const tags = new Set(['INPUT', 'SELECT', 'BUTTON', 'H1', 'H2', 'H3', 'P', 'LI', 'LABEL', 'CANVAS', 'DT', 'DD']);
-  const cls = ['tabulator', 'pitchlab-card', 'noUi-target'];
+  const tags = new Set(['INPUT', 'SELECT', 'BUTTON', 'H1', 'H2', 'H3', 'P', 'LI', 'LABEL', 'DT', 'DD']);
+  const cls = ['tabulator', 'pitchlab-card', 'noUi-target', 'bk-Canvas'];
   const inside = (a, b) => { for (let n = b; n; n = n.parentNode || n.host) if (n === a) return true; return false; };
   const boxes = all.filter(e => tags.has(e.tagName) || cls.some(c => e.classList && e.classList.contains(c)))
     .map(e => [e, e.getBoundingClientRect()])

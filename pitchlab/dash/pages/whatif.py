@@ -60,12 +60,13 @@ from pitchlab.plan_units import (
 )
 from .base import SHRINK_CSS, wrap_row
 from .board import tier_badge
+from ...glossary import explain
 
 # %% ../../../nbs/68_dash_whatif.ipynb
 PLAN_TITLES = {
     "date": "Day",
     "session_type": "Session",
-    "overs": "Overs (4.3 = 27 balls)",
+    "overs": "Overs",
     "pitches": "Pitches",
     "load": "Load (AU)",
 }  # the plan table's headers
@@ -105,8 +106,13 @@ class WhatIfPlanner(Page):
             editors={"date": None, "session_type": {"type": "list", "values": ["training", "match"]}},
             sizing_mode="stretch_width",
             max_width=520,
-            height=300,
             layout="fit_columns",
+            header_tooltips={
+                "overs": "Overs the cricket way: 4.3 is 4 overs and 3 balls (27 balls).",
+                "pitches": "Pitches thrown that day.",
+                "load": explain("load"),
+                "session_type": "A match day is kept as planned by Suggest.",
+            },
             css_classes=["pitchlab-plan"],
         )
         self._table.on_edit(self._edited)
@@ -361,7 +367,13 @@ def _charts(self: WhatIfPlanner):
                 for c, n in (("ctl", "fitness (CTL)"), ("atl", "fatigue (ATL)"), ("tsb", "form (TSB)"))
             ],
         ]
-    ).opts(title="Fitness, fatigue and form", ylabel="AU/day", legend_position="top", legend_cols=3, **opts)
+    ).opts(
+        title="Fitness, fatigue and form",
+        ylabel="AU/day",
+        legend_position="top",
+        legend_cols=3,
+        **{**opts, "height": 260},
+    )
     top = float(fp["upper"].max() if fp["upper"].notna().any() else 0)
     risk = hv.Overlay(
         [
@@ -370,7 +382,7 @@ def _charts(self: WhatIfPlanner):
             hv.HLine(self.risk_budget).opts(color="grey", line_dash="dashed"),
         ]
     ).opts(
-        title="Risk per planned day (likely range shaded; budget dashed)",
+        title="Risk per day (budget dashed)",
         ylabel="risk",
         ylim=(0, max(self.risk_budget, top) * 1.3),
         **opts,
