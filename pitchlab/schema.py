@@ -11,8 +11,8 @@ import pandera.pandas as pa
 from .core import ValidationError
 
 # %% auto 0
-__all__ = ['ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES', 'AVAILABILITY',
-           'INJURY_DETAIL', 'Field', 'Entity', 'validate', 'contracts']
+__all__ = ['MOVEMENTS', 'ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES',
+           'AVAILABILITY', 'INJURY_DETAIL', 'Field', 'Entity', 'validate', 'contracts']
 
 # %% ../nbs/01_schema.ipynb
 _KINDS = {
@@ -114,6 +114,7 @@ class Entity:
 
 # %% ../nbs/01_schema.ipynb
 _d, _s, _f, _i = "date", "str", "float", "int"
+MOVEMENTS = ("squat", "deadlift", "overhead_press", "pitch", "shot_put", "discus", "jump")  # what pose scoring knows
 
 
 def _F(*a, **k):
@@ -308,7 +309,7 @@ ENTITIES = {
             (
                 _F("athlete_id", doc="who was filmed"),
                 _F("date", _d, unit="date", doc="day of the recording"),
-                _F("movement", doc="pitch, shot_put, discus, squat, deadlift, overhead_press, jump"),
+                _F("movement", isin=MOVEMENTS, doc="the movement filmed"),
                 _F("video_sha256", doc="SHA-256 of the analysed video (the video itself is not stored)"),
                 _F("score", _f, True, 0, 100, unit="0-100", doc="combined technique score"),
                 _F("confidence", _f, True, 0, 1, unit="0-1", doc="confidence of the score (falls with occlusion)"),
