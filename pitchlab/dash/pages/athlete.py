@@ -38,6 +38,7 @@ from pitchlab.board import (
 from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 from .base import Page, _badge, _hv, SHRINK_CSS, wrap_row
+from ...people import display_names
 from ...models.baselines import ACWR_EDGES
 
 # %% auto 0
@@ -219,10 +220,9 @@ class AthleteDrillDown(Page):
             return
         self.data.access.check("view", "athlete", aid)
         who = d.roster.set_index("athlete_id").loc[aid]
+        name = display_names(d.roster, d.teams).get(aid, who["name"])  # a name, not an id
         if d.as_of is None or not (d.frames.metrics["athlete_id"] == aid).any():
-            self._header.object = (
-                f"### {esc(who['name'])} ({esc(aid)})\nNo sessions recorded yet: enter one on the Entry forms page."
-            )
+            self._header.object = f"### {esc(name)}\nNo sessions recorded yet: enter one on the Entry forms page."
             self._plots[:] = []
             return
         figs = self.figures()
@@ -238,7 +238,7 @@ class AthleteDrillDown(Page):
         if self.sensitive.get("injuries") is None and d.access.user.role == "coach":
             notes.append("injury and cycle detail: medical staff and the athlete only")
         self._header.object = (
-            f"### {esc(who['name'])} ({esc(aid)})\n{esc(who['sport'])}, {esc(who.get('role'))} {esc(_dash(who.get('position')))}; "
+            f"### {esc(name)}\n{esc(who['sport'])}, {esc(who.get('role'))} {esc(_dash(who.get('position')))}; "
             f"data to {d.as_of:%Y-%m-%d}" + ("\n\n" + " | ".join(notes) if notes else "")
         )
         hv = _hv()
