@@ -354,6 +354,7 @@ def csv(self: TeamRiskBoard) -> io.StringIO:
 def _refresh(self: TeamRiskBoard, *_):
     v = self.view()
     self.table.value = v[self._shown(v)]
+    self.table.height = min(560, 90 + 34 * len(v))  # no empty band under a short list
     self.cards.object = board_cards(v)
     none = not len(v)
     self.empty.object = (
