@@ -243,22 +243,27 @@ def test_whatif_projection_follows_the_plan(world):
 
 
 def test_whatif_rules_and_largest_plan_within_budget(world):
+    "Suggest (pitchlab.plan_units.optimise_plan): within budget and rules, and one more step on any day would not be."
     data = data_store(world, rules=DailyPitchLimit(), risk_provider=_stated_rule())
     data.athlete = world["pitcher"]
     w = WhatIfPlanner(data=data, risk_budget=0.05)
-    w.plan = w.plan.assign(pitches=100, session_type="match", load=w.plan.load + 300)
-    assert len(w.plan_violations) == 7
+    w.plan = w.plan.assign(pitches=100, session_type="training", load=w.plan.load + 300)
+    assert len(w.plan_violations) == 7 and "Rules broken" in w.verdict()
     w.param.trigger("suggest")
     s = w.suggestion
-    assert s is not None and s.pitches.max() <= 80
+    assert s is not None and s.pitches.max() <= 80 and len(w.reasons) == 7
+    assert all(r.startswith(f"{d:%a %d %b}: ") for r, d in zip(w.reasons, s.date))  # one sentence per day, in order
     f, v = project_plan(data.frames, world["pitcher"], s, _stated_rule(), DailyPitchLimit())
     assert len(v) == 0 and f.query("planned").upper.max() <= 0.05
-    k = s.pitches.iloc[0] / 100
-    bigger = w.plan.assign(pitches=np.floor(100 * (k + 0.05)).astype(int), load=np.round(w.plan.load * (k + 0.05)))
-    f2, v2 = project_plan(data.frames, world["pitcher"], bigger, _stated_rule(), DailyPitchLimit())
-    assert len(v2) > 0 or f2.query("planned").upper.max() > 0.05  # the suggestion is the largest (to the tolerance)
+    per = w.plan.load / 100  # AU per pitch of each planned day
+    for i in range(len(s)):
+        bigger = s.copy()
+        bigger.loc[i, "pitches"] += 5
+        bigger.loc[i, "load"] = round(bigger.loc[i, "pitches"] * per[i], -1)
+        f2, v2 = project_plan(data.frames, world["pitcher"], bigger, _stated_rule(), DailyPitchLimit())
+        assert len(v2) > 0 or f2.query("planned").upper.max() > 0.05  # the largest, day by day
     w.param.trigger("apply")
-    assert w.plan.equals(s) and len(w.plan_violations) == 0
+    assert w.plan.equals(s) and len(w.plan_violations) == 0 and w.verdict().startswith("Within budget")
 
 
 def test_whatif_with_the_real_pitch_smart_rules(world):
