@@ -284,19 +284,30 @@ def test_models_page_flow(world):
     m = ModelsPage(data=admin, backend=FakeRetrainBackend(steps=3, step_s=0.01))
     assert m.start is not None and m.end >= m.start
     m.param.trigger("rollback")
+    assert m.yes.name == "Yes, roll back" and m.confirm_box.visible  # a second click is asked for
+    m.param.trigger("confirm")
     assert "no earlier champion" in m.status
     for _ in range(2):
         m.param.trigger("retrain")
         t0 = time.time()
         while not m.poll()["done"] and time.time() - t0 < 10:
             time.sleep(0.01)
-    assert list(m._table.value.version) == ["1", "2"] and m.progress == 1.0
+    assert list(m._table.value["Version"]) == ["1", "2"] and m.progress == 1.0
     m.version = "1"
     m.param.trigger("promote")
+    m.param.trigger("cancel")  # the first click alone, or a cancel, changes nothing
+    assert m._table.value.set_index("Version").Champion.to_dict() == {"1": "", "2": ""}
+    m.param.trigger("promote")
+    assert m.yes.name == "Yes, promote version 1"
+    m.param.trigger("confirm")
     m.version = "2"
     m.param.trigger("promote")
-    assert m._table.value.set_index("version").champion.to_dict() == {"1": False, "2": True}
+    assert "It replaces version 1 as the champion" in m.ask.object
+    m.param.trigger("confirm")
+    assert m._table.value.set_index("Version").Champion.to_dict() == {"1": "", "2": "yes"}
     m.param.trigger("rollback")
+    assert m.yes.name == "Yes, roll back version 2"
+    m.param.trigger("confirm")
     assert m.status == "rolled back: version 1 is champion"
     acts = world["store"].read("audit").query("entity == 'models'").action.tolist()
     assert acts[-5:] == ["retrain", "retrain", "promote", "promote", "rollback"]
