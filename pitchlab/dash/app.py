@@ -294,7 +294,10 @@ def serve_app(
             raise AccessDenied(
                 f"this dashboard is for {', '.join(roles)}; {user.username} is {user.role}", hint="open /app instead"
             )
-        return build_app(user, store, pages, tables=tables, token=token, **kwargs)
+        from pitchlab.dash.security import watch_session
+
+        # an open page ends when its session is revoked (sign-out elsewhere, password change, deactivation)
+        return watch_session(build_app(user, store, pages, tables=tables, token=token, **kwargs), user.username)
     except AccessDenied as e:
         return pn.Column(
             pn.pane.Alert(f"**{esc(e.message)}**" + (f"<br>{esc(e.hint)}" if e.hint else ""), alert_type="warning"),
