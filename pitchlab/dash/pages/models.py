@@ -541,7 +541,7 @@ def __panel__(self: ModelsPage):
     admin = admin and not reason
     who = "" if admin else "Retraining and promotion are for admins; you can see the versions."
     status = pn.pane.HTML(
-        self.param.status,
+        pn.bind(esc, self.param.status),
         sizing_mode="stretch_width",
         styles={"overflow-wrap": "anywhere"},
         css_classes=["pitchlab-retrain-status"],
