@@ -154,12 +154,17 @@ class BoardRow(BaseModel):
     violations: Optional[str] = None
     wellness: Optional[str] = None
     pose: Optional[float] = None
+    risk_source: Optional[str] = Field(
+        None, description="'stored' (what `pitchlab score` stored for the day) or 'live, not stored' (computed now)"
+    )
+    model: Optional[str] = Field(None, description="the model and version that made the risk, or the rule")
+    scored_at: Optional[dt.datetime] = Field(None, description="when a stored risk was scored (UTC)")
 
 
 class Board(BaseModel):
     team_id: str
     as_of: Optional[dt.date] = None
-    risk_model: str
+    risk_model: str = Field(description="where the risks came from: model, version, when scored; 'live, not stored'")
     variant: str
     rows: list[BoardRow]
 
@@ -330,17 +335,26 @@ class ApiContext:
         self.provider_ttl, self.board_cache = provider_ttl, board_cache
         self._provider, self._provider_at = None, -1e9
         self._boards, self._lock = {}, threading.Lock()
-        self._token, self._token_at = None, -1e9
+        self._token, self._token_at, self._pstamp = None, -1e9, None
         self._team_ids, self._stop = (None, frozenset()), threading.Event()
         self.jobs_dir = s.home / "jobs"
         self.throttle = throttle or Throttle(self.store)
 
     def token(self) -> str:
-        "The data version (re-read from the store at most once a second)."
+        "The data version (re-read from the store at most once a second), and the stored predictions' (`_pstamp`)."
         now = time.monotonic()
         if now - self._token_at >= 1.0:
-            self._token, self._token_at = _dash().data_token(self.url), now
+            self._token, self._pstamp, self._token_at = _dash().data_token(self.url), self.predictions_stamp(), now
         return self._token
+
+    def predictions_stamp(self) -> str:
+        "Row count and latest write of the stored predictions: a new `pitchlab score` changes it (and the boards)."
+        import sqlalchemy as sa
+
+        t = self.store.tables["predictions"]
+        with self.store.engine.connect() as c:
+            n, last = c.execute(sa.select(sa.func.count(), sa.func.max(t.c.loaded_at))).one()
+        return f"{n}:{last}"
 
     def fresh(self) -> bool:
         "Are the data version and the risk provider recent enough to answer from memory alone?"
@@ -655,11 +669,12 @@ def _metric_routes(app: FastAPI, ctx: ApiContext, me):
         )
 
 # %% ../nbs/70_api.ipynb
-def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_ewma") -> bytes:
-    "The board of one team as JSON bytes, cached per (team, data version, risk model, variant)."
+def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_ewma", day=None) -> bytes:
+    "The board of one team as JSON bytes (of a past `day`: its data and stored predictions), cached per (team, data and predictions version, risk model, variant, day)."
     lib = _board()
     token, prov = ctx.token(), ctx.provider()
-    key = (team_id, token, prov.key, variant)
+    day = None if day is None else str(pd.Timestamp(day).date())
+    key = (team_id, token, ctx._pstamp, prov.key, variant, day)
     hit = ctx._boards.get(key)
     if hit is not None:
         return hit
@@ -667,13 +682,21 @@ def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_
     roster = access.roster()
     roster = roster[roster["team_id"] == team_id].reset_index(drop=True)
     ids = list(roster["athlete_id"])
-    frames = access.through(_dash().load_team, _FRAME_TABLES, ids, token=token)
+    if day is None:
+        frames = access.through(_dash().load_team, _FRAME_TABLES, ids, token=token)
+    else:  # the board as it stood that day: data up to it, the predictions stored for it
+        frames = lib.read_frames(access, ids, day=day)
     ses, ath = _f(frames, "sessions"), _f(frames, "athletes")
     viol = lib.LibraryRules().check(ses, ath) if len(ses) else None
     b = lib.team_board(frames, roster, prov, variant, viol, p["teams"])
+    note = lib.risk_note(b) if hasattr(lib, "risk_note") else ""
     body = json_bytes(
         dict(
-            team_id=team_id, as_of=_plain(_f(frames, "as_of")), risk_model=prov.label, variant=variant, rows=records(b)
+            team_id=team_id,
+            as_of=_plain(_f(frames, "as_of")),
+            risk_model=note or prov.label,
+            variant=variant,
+            rows=records(b),
         )
     )
     with ctx._lock:
@@ -692,9 +715,9 @@ def _board_routes(app: FastAPI, ctx: ApiContext, me):
             raise NotFoundError(f"no team {team_id!r}", hint="GET /api/v1/teams lists your teams")
         authorize(user, "view", "board", team_id=team_id)
 
-    def compute(user, team_id, variant):
+    def compute(user, team_id, variant, day=None):
         allowed(user, team_id)
-        return team_board_json(ctx, ctx.access(user), team_id, variant)
+        return team_board_json(ctx, ctx.access(user), team_id, variant, day)
 
     @app.get(
         f"{API_PREFIX}/teams/{{team_id}}/board",
@@ -706,15 +729,21 @@ def _board_routes(app: FastAPI, ctx: ApiContext, me):
         team_id: str,
         user: Annotated[Any, Depends(me)],
         variant: Literal["acwr_ewma", "acwr_rolling", "acwr_uncoupled"] = "acwr_ewma",
+        date: Annotated[
+            Optional[dt.date],
+            Query(
+                description="the board of a past day: its data, and the predictions stored for it (what a coach saw)"
+            ),
+        ] = None,
     ):
-        "The board of one team (coach and medical staff of the team, admin), cached between writes."
+        "The board of one team (coach and medical staff of the team, admin): stored predictions of the day, live where none; cached between writes."
         body = None
-        if ctx.fresh():  # memory only: no I/O on the event loop
-            body = ctx._boards.get((team_id, ctx._token, ctx._provider.key, variant))
+        if ctx.fresh() and date is None:  # memory only: no I/O on the event loop
+            body = ctx._boards.get((team_id, ctx._token, ctx._pstamp, ctx._provider.key, variant, None))
             if body is not None:
                 allowed(user, team_id)
         if body is None:
-            body = await run_in_threadpool(compute, user, team_id, variant)
+            body = await run_in_threadpool(compute, user, team_id, variant, date)
         return Response(body, media_type="application/json")
 
 # %% ../nbs/70_api.ipynb
@@ -958,10 +987,7 @@ def _prediction_routes(app: FastAPI, ctx: ApiContext, me):
             ids = list(r.loc[r["team_id"] == team, "athlete_id"] if team else r["athlete_id"])
         if not ids:
             return JSONResponse([])
-        df = access.read("predictions", ids)
-        if date is not None:  # filtered here: the store's date bounds compare a DATE with a timestamp (SQLite text)
-            df = df[df["date"] == pd.Timestamp(date)]
-        return JSONResponse(records(df))
+        return JSONResponse(records(access.read("predictions", ids, date, date)))
 
 # %% ../nbs/70_api.ipynb
 POSE_FORM_SLACK = 64 * 1024  # bytes of multipart framing and form fields allowed above the upload limit

@@ -188,7 +188,7 @@ def test_coach(browser, site):
     sel = page.locator("select", has=page.locator("option", has_text=target.athlete_id)).first
     assert sel.locator("option").count() == len(site["team1"])
     sel.select_option(label=f"{target['name']} ({target.athlete_id})")
-    expect(page.get_by_text(f"{target['name']} ({target.athlete_id})").last).to_be_visible()
+    expect(page.locator("h3", has_text=target["name"]).last).to_be_visible()  # the heading names the athlete
     page.wait_for_selector(".pitchlab-drilldown-plots canvas")
     shoot(page, "coach-athlete")
 

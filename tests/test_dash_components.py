@@ -10,7 +10,8 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from pitchlab.core import AccessDenied, ValidationError
 from pitchlab.dash.auth import DataAccess, User
-from pitchlab.board import VARIANTS, AcwrRuleRisk, LibraryRules, RuleChecker
+from pitchlab.board import VARIANTS, LibraryRules, RuleChecker, RuleRisk
+from pitchlab.models.baselines import ACWRRule
 from pitchlab.board import NoRules as _NoRules
 from pitchlab.dash import data as D
 from pitchlab.dash.app import App, serve_app
@@ -97,8 +98,18 @@ def world(tmp_path_factory):
     )
 
 
-def data_store(world, user=None, rules=None):
-    return DataStore(access=DataAccess(world["store"], user or world["coach"]), rules=rules or NoRules())
+def _stated_rule(variant="acwr_ewma"):
+    "The ACWR rule with stated band rates, so the planner has known numbers to budget against."
+    return RuleRisk(
+        variant,
+        ACWRRule(edges="warren_hulin", column=variant).stated(
+            (0.02, 0.0332, 0.09), "a 2% week x RR 1.66 (Warren 2018) and 4.5 (Hulin 2014)"
+        ),
+    )
+
+
+def data_store(world, user=None, rules=None, **params):
+    return DataStore(access=DataAccess(world["store"], user or world["coach"]), rules=rules or NoRules(), **params)
 
 
 def test_board_filters_sort_and_csv(world):
@@ -156,7 +167,7 @@ def test_board_numbers_match_pitchlab_load(world):
 )
 def test_acwr_rule_risk_properties(rows, variant):
     f = pd.DataFrame(rows, columns=list(VARIANTS)).astype(float).assign(athlete_id=[f"a{i}" for i in range(len(rows))])
-    r = AcwrRuleRisk(variant).predict(f)
+    r = _stated_rule(variant).predict(f)
     ok = r.risk.notna()
     assert (r.risk.isna() == f[variant].isna()).all()
     assert ((r.lower[ok] <= r.risk[ok] + 1e-12) & (r.risk[ok] <= r.upper[ok] + 1e-12)).all()
@@ -227,27 +238,32 @@ def test_whatif_projection_follows_the_plan(world):
     assert len(w.plan) == 14 and len(w._sliders) == 14
     with pytest.raises(ValidationError, match="after"):
         project_plan(
-            data.frames, world["pitcher"], w.plan.assign(date=w.plan.date - pd.Timedelta(days=30)), AcwrRuleRisk()
+            data.frames, world["pitcher"], w.plan.assign(date=w.plan.date - pd.Timedelta(days=30)), _stated_rule()
         )
 
 
 def test_whatif_rules_and_largest_plan_within_budget(world):
-    data = data_store(world, rules=DailyPitchLimit())
+    "Suggest (pitchlab.plan_units.optimise_plan): within budget and rules, and one more step on any day would not be."
+    data = data_store(world, rules=DailyPitchLimit(), risk_provider=_stated_rule())
     data.athlete = world["pitcher"]
     w = WhatIfPlanner(data=data, risk_budget=0.05)
-    w.plan = w.plan.assign(pitches=100, session_type="match", load=w.plan.load + 300)
-    assert len(w.plan_violations) == 7
+    w.plan = w.plan.assign(pitches=100, session_type="training", load=w.plan.load + 300)
+    assert len(w.plan_violations) == 7 and "Rules broken" in w.verdict()
     w.param.trigger("suggest")
     s = w.suggestion
-    assert s is not None and s.pitches.max() <= 80
-    f, v = project_plan(data.frames, world["pitcher"], s, AcwrRuleRisk(), DailyPitchLimit())
+    assert s is not None and s.pitches.max() <= 80 and len(w.reasons) == 7
+    assert all(r.startswith(f"{d:%a %d %b}: ") for r, d in zip(w.reasons, s.date))  # one sentence per day, in order
+    f, v = project_plan(data.frames, world["pitcher"], s, _stated_rule(), DailyPitchLimit())
     assert len(v) == 0 and f.query("planned").upper.max() <= 0.05
-    k = s.pitches.iloc[0] / 100
-    bigger = w.plan.assign(pitches=np.floor(100 * (k + 0.05)).astype(int), load=np.round(w.plan.load * (k + 0.05)))
-    f2, v2 = project_plan(data.frames, world["pitcher"], bigger, AcwrRuleRisk(), DailyPitchLimit())
-    assert len(v2) > 0 or f2.query("planned").upper.max() > 0.05  # the suggestion is the largest (to the tolerance)
+    per = w.plan.load / 100  # AU per pitch of each planned day
+    for i in range(len(s)):
+        bigger = s.copy()
+        bigger.loc[i, "pitches"] += 5
+        bigger.loc[i, "load"] = round(bigger.loc[i, "pitches"] * per[i], -1)
+        f2, v2 = project_plan(data.frames, world["pitcher"], bigger, _stated_rule(), DailyPitchLimit())
+        assert len(v2) > 0 or f2.query("planned").upper.max() > 0.05  # the largest, day by day
     w.param.trigger("apply")
-    assert w.plan.equals(s) and len(w.plan_violations) == 0
+    assert w.plan.equals(s) and len(w.plan_violations) == 0 and w.verdict().startswith("Within budget")
 
 
 def test_whatif_with_the_real_pitch_smart_rules(world):
@@ -268,19 +284,30 @@ def test_models_page_flow(world):
     m = ModelsPage(data=admin, backend=FakeRetrainBackend(steps=3, step_s=0.01))
     assert m.start is not None and m.end >= m.start
     m.param.trigger("rollback")
+    assert m.yes.name == "Yes, roll back" and m.confirm_box.visible  # a second click is asked for
+    m.param.trigger("confirm")
     assert "no earlier champion" in m.status
     for _ in range(2):
         m.param.trigger("retrain")
         t0 = time.time()
         while not m.poll()["done"] and time.time() - t0 < 10:
             time.sleep(0.01)
-    assert list(m._table.value.version) == ["1", "2"] and m.progress == 1.0
+    assert list(m._table.value["Version"]) == ["1", "2"] and m.progress == 1.0
     m.version = "1"
     m.param.trigger("promote")
+    m.param.trigger("cancel")  # the first click alone, or a cancel, changes nothing
+    assert m._table.value.set_index("Version").Champion.to_dict() == {"1": "", "2": ""}
+    m.param.trigger("promote")
+    assert m.yes.name == "Yes, promote version 1"
+    m.param.trigger("confirm")
     m.version = "2"
     m.param.trigger("promote")
-    assert m._table.value.set_index("version").champion.to_dict() == {"1": False, "2": True}
+    assert "It replaces version 1 as the champion" in m.ask.object
+    m.param.trigger("confirm")
+    assert m._table.value.set_index("Version").Champion.to_dict() == {"1": "", "2": "yes"}
     m.param.trigger("rollback")
+    assert m.yes.name == "Yes, roll back version 2"
+    m.param.trigger("confirm")
     assert m.status == "rolled back: version 1 is champion"
     acts = world["store"].read("audit").query("entity == 'models'").action.tolist()
     assert acts[-5:] == ["retrain", "retrain", "promote", "promote", "rollback"]

@@ -39,7 +39,7 @@ from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 
 # %% auto 0
-__all__ = ['Page']
+__all__ = ['SHRINK_CSS', 'WRAP_CSS', 'Page', 'wrap_row']
 
 # %% ../../../nbs/65_dash_page.ipynb
 class Page(pn.viewable.Viewer):
@@ -63,3 +63,16 @@ _BADGE = {"high": "#c0392b", "elevated": "#e67e22", "low": "#27ae60", "": "#95a5
 
 def _badge(level: str) -> str:
     return f'<span style="background:{_BADGE.get(level, "#95a5a6")};color:white;padding:1px 8px;border-radius:9px">{level or "n/a"}</span>'
+
+# %% ../../../nbs/65_dash_page.ipynb
+SHRINK_CSS = ":host { min-width: 0 !important; }"  # a layout may be narrower than its widest row of fixed widgets
+WRAP_CSS = ":host { flex-wrap: wrap !important; height: auto !important; min-width: 0 !important; row-gap: 4px; }"
+
+
+def wrap_row(
+    *objects,  # the widgets and panes of the row
+    **params,  # further pn.Row parameters
+) -> pn.Row:
+    "A row that wraps onto several lines on a narrow screen instead of widening the page."
+    params.setdefault("sizing_mode", "stretch_width")
+    return pn.Row(*objects, stylesheets=[WRAP_CSS, *params.pop("stylesheets", [])], **params)
