@@ -216,6 +216,7 @@ def test_who_may_upload_is_checked_before_the_video_is_kept(world, tmp_path):
     assert nothing_left(world)
 
 
+@pytest.mark.slow  # about a minute of scoring: CI runs it (--runslow), make test-quick does not
 def test_a_60_mb_clip_is_streamed_scored_stored_and_audited(world, tmp_path_factory):
     from pitchlab.pose.jobs import keep_uploads
 

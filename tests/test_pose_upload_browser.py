@@ -189,7 +189,8 @@ def test_a_60_mb_clip_uploads_scores_and_its_overlay_plays(page, served, tmp_pat
     page.locator("input.pitchlab-pose-file").set_input_files(str(clip))
     expect(page.locator(".pitchlab-pose-status")).to_contain_text("phone60.avi uploaded (63", timeout=180_000)
     grew = _kib(pid, "VmHWM") - rss0
-    assert grew < 40_000, f"the server's peak memory grew by {grew} KiB for a 63 MB upload"  # streamed, not held
+    print(f"server peak memory grew {grew / 1024:.1f} MiB while a {clip.stat().st_size / 1e6:.0f} MB clip uploaded")
+    assert grew < 20_000, f"the server's peak memory grew by {grew} KiB for a 63 MB upload"  # streamed, not held
     kept = list((home / "uploads").iterdir())
     assert len(kept) == 1 and kept[0].stat().st_size == clip.stat().st_size
     page.locator("button", has_text="Score the video").click()
