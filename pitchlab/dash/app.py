@@ -37,7 +37,7 @@ from pitchlab.board import (
 )
 from ..rules import VIOLATION_COLUMNS
 from .data import DataStore, esc, load_team
-from .pages.base import Page, _badge, _hv
+from .pages.base import Page, _badge, _hv, SHRINK_CSS, WRAP_CSS
 from .pages.athlete import AthleteDrillDown
 from .pages.board import TeamRiskBoard
 from .pages.compare import Compare
@@ -119,8 +119,9 @@ class App(pn.viewable.Viewer):
             value=self.titles[self.pages[0]],
             color="light",
             css_classes=["pitchlab-nav"],
+            stylesheets=[SHRINK_CSS, ".bk-btn-group { flex-wrap: wrap; row-gap: 2px; }"],  # wraps on a phone
         )
-        self.main = pn.Column(sizing_mode="stretch_width")
+        self.main = pn.Column(sizing_mode="stretch_width", stylesheets=[SHRINK_CSS])
         self.page = self.pages[0]
         self.nav.param.watch(lambda e: self.show(next(p for p, t in self.titles.items() if t == e.new)), "value")
         if defer is None:
@@ -193,10 +194,11 @@ class App(pn.viewable.Viewer):
             ),  # which server process built the page (the browser tests visit each)
             sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #ddd"},
+            stylesheets=[WRAP_CSS],
         )
 
     def __panel__(self):
-        return pn.Column(self.header(), self.nav, self.main, sizing_mode="stretch_width")
+        return pn.Column(self.header(), self.nav, self.main, sizing_mode="stretch_width", stylesheets=[SHRINK_CSS])
 
 
 def build_app(
