@@ -5,20 +5,22 @@
 # %% ../nbs/44_board.ipynb 1
 from __future__ import annotations
 import abc
+import json
 import logging
 import os
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from .core import DAYS_PER_YEAR, ValidationError
-from .models.baselines import ACWR_EDGES
+from .models.baselines import ACWRRule
 from .rules import VIOLATION_COLUMNS
 
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'VARIANTS', 'CHRONIC_OF', 'WELLNESS_FLAGS', 'METRIC_COLUMNS', 'ACTIVITY_COLUMNS', 'FRAME_TABLES',
-           'BOARD_COLUMNS', 'RiskProvider', 'AcwrRuleRisk', 'risk_level', 'ChampionProvider', 'default_risk_provider',
+__all__ = ['logger', 'VARIANTS', 'CHRONIC_OF', 'RULE_LABEL', 'RULE_EDGES', 'AcwrRuleRisk', 'STORED', 'LIVE', 'WELLNESS_FLAGS',
+           'METRIC_COLUMNS', 'ACTIVITY_COLUMNS', 'FRAME_TABLES', 'BOARD_COLUMNS', 'RiskProvider', 'RuleRisk',
+           'risk_level', 'ChampionProvider', 'default_risk_provider', 'stored_predictions', 'StoredRisk', 'risk_note',
            'RuleChecker', 'NoRules', 'LibraryRules', 'wellness_flags', 'TeamFrames', 'metrics_input',
            'frames_from_tables', 'read_frames', 'team_board']
 
@@ -36,14 +38,18 @@ CHRONIC_OF = {
 
 # %% ../nbs/44_board.ipynb
 class RiskProvider(abc.ABC):
-    "Interface: features (one row per athlete, or athlete-day) -> risk with an interval and its factors."
+    "Interface: features (one row per athlete, or athlete-day) -> risk with an interval, a tier and its factors."
 
     label = "risk provider"  # shown on every page that shows risk
-    base_rate = 0.02  # the risk the badges scale from (risk_level)
+    base_rate = float("nan")  # the squad's event rate over the horizon, when the provider knows it (risk_level)
 
     @property
     def key(self) -> str:
         return type(self).__name__  # identifies the provider's settings (for caches)
+
+    @property
+    def model(self) -> str:
+        return self.label  # the model in a few words, on each board row
 
     def for_variant(self, variant: str) -> "RiskProvider":
         return self  # the provider to use when the person picks another ACWR
@@ -53,78 +59,115 @@ class RiskProvider(abc.ABC):
         self,
         features: pd.DataFrame,  # athlete_id (and date) with the provider's features
     ) -> pd.DataFrame:
-        "DataFrame[athlete_id, (date,) risk, lower, upper, factors] aligned with `features`."
+        "DataFrame[athlete_id, (date,) risk, lower, upper, tier, factors] aligned with `features`."
 
 # %% ../nbs/44_board.ipynb
-def _rule_factors(rule: AcwrRuleRisk, a: np.ndarray) -> np.ndarray:
-    "The factor sentence of each ACWR value under the rule."
-    fac = np.full(len(a), "", dtype=object)
-    fac[np.isnan(a)] = "no ACWR yet (too little history)"
-    name = VARIANTS[rule.variant].split(" (")[0]
-    for thr, r in rule.bands:
-        m = a >= thr
-        fac[m] = [f"{name} ACWR {x:.2f} >= {thr:g} (RR {r:g})" for x in a[m]]
-    return fac
+RULE_LABEL = "rule-based (no trained model)"  # what every page says when the ACWR rule gives the risk
+RULE_EDGES = "warren_hulin"  # the board's ACWR bands: a key of pitchlab.models.baselines.ACWR_EDGES
+_RULE_TABLES = ("athletes", "sessions", "injuries")  # what the rule's band rates are fitted on
 
 
-class AcwrRuleRisk(RiskProvider):
-    "The plain ACWR rule: base rate x relative risk of the ACWR band; interval over the three ACWR definitions."
-
-    label = "risk: ACWR rule until a model is promoted"
+class RuleRisk(RiskProvider):
+    "The board's fallback before a model is promoted: the one ACWR rule (pitchlab.models.baselines.ACWRRule), its band rates fitted on the squad's injuries, or its bands alone (no probability) when it has none."
 
     def __init__(
         self,
-        variant: str = "acwr_ewma",  # the ACWR that gives the point risk
-        base_rate: float = 0.02,  # risk of a non-contact injury in the horizon at ACWR below the first band
-        bands: tuple = tuple(
-            zip(ACWR_EDGES["warren_hulin"], (1.66, 4.5))
-        ),  # (ACWR edge, relative risk): Warren 2018, Hulin 2014
-        horizon_days: int = 7,  # the horizon the base rate refers to
+        variant: str = "acwr_ewma",  # the ACWR the rule reads
+        rule: ACWRRule | None = None,  # a fitted (or bare) ACWRRule on `variant`; default: bare, RULE_EDGES
+        refit=None,  # variant -> fitted ACWRRule (from_store passes one, so another ACWR is fitted on the same data)
     ):
         if variant not in VARIANTS:
             raise ValidationError(f"unknown ACWR variant {variant!r}", hint=f"use one of {list(VARIANTS)}")
-        self.variant, self.base_rate, self.bands = variant, float(base_rate), tuple(bands)
-        self.horizon_days = int(horizon_days)
+        self.variant, self.refit = variant, refit
+        self.rule = rule if rule is not None else ACWRRule(edges=RULE_EDGES, column=variant)
+        if self.rule.column != variant:
+            raise ValidationError(f"the rule reads {self.rule.column}, not {variant}")
+        self.fitted = self.rule.rates is not None
+        self.base_rate = self.rule.overall if self.fitted else float("nan")
+
+    @property
+    def label(self) -> str:
+        edges = " / ".join(f"{e:g}" for e in self.rule.edges)
+        if not self.fitted:
+            return f"risk: {RULE_LABEL}: ACWR bands {edges}; no injuries recorded, so no probability"
+        if self.rule.counts is None:
+            return f"risk: {RULE_LABEL}: ACWR bands {edges}, rates stated ({self.rule.source})"
+        n = float(self.rule.counts["episodes"].sum())
+        return f"risk: {RULE_LABEL}: ACWR bands {edges}, each band's rate from this squad's {n:.0f} injuries"
+
+    @property
+    def model(self) -> str:
+        return RULE_LABEL
 
     @property
     def key(self) -> str:
-        return f"acwr_rule:{self.variant}:{self.base_rate}:{self.bands}"
+        rates = None if not self.fitted else tuple(np.round(self.rule.rates, 8))
+        return f"acwr_rule:{self.variant}:{self.rule.edges}:{rates}"
 
-    def for_variant(self, variant: str) -> "AcwrRuleRisk":
-        "The same rule, with its point risk from another ACWR variant."
-        return self if variant == self.variant else AcwrRuleRisk(variant, self.base_rate, self.bands, self.horizon_days)
-
-    def relative_risk(self, acwr) -> np.ndarray:
-        "Relative risk of each ACWR value (NaN stays NaN)."
-        a = np.asarray(acwr, dtype=float)
-        rr = np.ones_like(a)
-        for thr, r in self.bands:
-            rr = np.where(a >= thr, r, rr)
-        return np.where(np.isnan(a), np.nan, rr)
+    def for_variant(self, variant: str) -> "RuleRisk":
+        "The same rule on another ACWR (fitted on the same data when it was fitted)."
+        if variant == self.variant:
+            return self
+        if self.refit is not None:
+            return RuleRisk(variant, self.refit(variant), self.refit)
+        other = ACWRRule(edges=self.rule.edges, column=variant)
+        if self.fitted and self.rule.counts is None:  # stated rates hold for any ACWR
+            other.stated(self.rule.rates, self.rule.source, self.rule.horizon)
+        return RuleRisk(variant, other)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        "Risk of each row from its ACWR band; the interval spans the three ACWR definitions."
+        "Each row's band: its rate over the horizon with the 90% interval (fitted), or its tier alone (bare)."
         if "athlete_id" not in features:
             raise ValidationError("features need an athlete_id column")
-        have = [v for v in VARIANTS if v in features]
-        if self.variant not in have:
-            raise ValidationError(f"features need the column {self.variant}", hint="see pitchlab.load.daily_metrics")
-        risks = np.column_stack([np.clip(self.base_rate * self.relative_risk(features[v]), 0, 1) for v in have])
-        point = risks[:, have.index(self.variant)]
-        with np.errstate(all="ignore"):
-            lo = np.where(np.isnan(point), np.nan, np.nanmin(np.where(np.isnan(risks), np.inf, risks), axis=1))
-            hi = np.where(np.isnan(point), np.nan, np.nanmax(np.where(np.isnan(risks), -np.inf, risks), axis=1))
-        out = pd.DataFrame({"athlete_id": features["athlete_id"].to_numpy()}, index=features.index)
-        if "date" in features:
-            out["date"] = features["date"].to_numpy()
-        out["risk"], out["lower"], out["upper"] = point, lo, hi
-        out["factors"] = _rule_factors(self, features[self.variant].to_numpy(dtype=float))
-        return out
+        f = self.rule.risk_frame(features) if self.fitted else self.rule.band_frame(features)
+        f.index = features.index
+        # the rule counts a missing ACWR as a steady load; the board shows no risk for an athlete without one yet
+        none = pd.to_numeric(features[self.variant], errors="coerce").isna().to_numpy()
+        f.loc[none, ["risk", "risk_lo", "risk_hi"]] = np.nan
+        f.loc[none, "tier"] = ""
+        return f.assign(lower=f["risk_lo"], upper=f["risk_hi"])
+
+
+AcwrRuleRisk = RuleRisk  # the name pages and notebooks imported before the rule was one (same class)
 
 # %% ../nbs/44_board.ipynb
+@classmethod
+def _rule_from_store(
+    cls,
+    store,  # a pitchlab.store.Store
+    variant: str = "acwr_ewma",
+    actor: str = "pitchlab board",  # who the injury read is audited as
+    purpose: str = "ACWR rule's band rates for the team board",
+) -> RuleRisk:
+    "The rule fitted on the store's injuries and exposures (cached per data version); bare bands, logged, when the store has no injury to fit."
+    counts = store.counts()
+    key = (str(store.url), tuple(int(counts.get(t, 0)) for t in _RULE_TABLES))
+    if _FITTED.get("key") != key:
+        tables = {t: store.read(t, actor=actor, purpose=purpose) for t in _RULE_TABLES}
+        _FITTED.clear()
+        _FITTED.update(key=key, tables=tables)
+
+    def fit(v):
+        if v not in _FITTED:
+            try:
+                _FITTED[v] = ACWRRule.from_tables(_FITTED["tables"], edges=RULE_EDGES, column=v)
+            except (ValidationError, KeyError) as e:  # no injuries, no sessions: the bands alone
+                logger.warning(
+                    "the ACWR rule has no band rates (%s): the board shows its bands without a probability", e
+                )
+                _FITTED[v] = ACWRRule(edges=RULE_EDGES, column=v)
+        return _FITTED[v]
+
+    return cls(variant, fit(variant), fit)
+
+
+_FITTED = {}  # the last store's rule fits, by variant (one process's cache; any process refits from the store)
+RuleRisk.from_store = _rule_from_store
+
+
 def risk_level(
     risk,  # risks on the provider's scale
-    base_rate: float = 0.02,  # the provider's base rate
+    base_rate: float,  # the squad's event rate over the horizon (NaN: unknown, every known risk is 'low')
 ) -> np.ndarray:
     "Badge level of each risk for a provider without tiers: 'high' (>= 3x base rate), 'elevated' (>= 1.3x), 'low', or '' when unknown."
     r = np.asarray(risk, dtype=float)
@@ -145,31 +188,179 @@ class ChampionProvider(RiskProvider):
     def key(self) -> str:
         return self.cr.key
 
+    @property
+    def model(self) -> str:
+        return f"{self.cr.name} v{self.cr.version}"
+
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         return self.cr.predict(features)
 
 # %% ../nbs/44_board.ipynb
-def default_risk_provider(
-    store=None,  # the store the board reads
-    actor: str = "pitchlab predict",  # the person the model reads for: its sensitive reads are audited as them
-    purpose: str | None = None,  # why (audited), e.g. 'injury-risk model for the team board'
-) -> RiskProvider:
-    "The champion's risk when a model is promoted in the registry, else the plain ACWR rule."
+def _rule_for(store) -> RuleRisk:
+    "The rule fitted on the store's injuries, or its bare bands when the store cannot be read (logged)."
+    try:
+        return RuleRisk.from_store(store)
+    except Exception:
+        logger.exception(
+            "the ACWR rule could not be fitted on the store: the board shows its bands without a probability"
+        )
+        return RuleRisk()
+
+
+def _live_provider(store, actor: str, purpose: str | None) -> RiskProvider:
+    "The champion's live risk when a model is promoted in the registry, else the ACWR rule (logged)."
     from pitchlab.core import settings
 
     s = settings()
     if s.mlflow_uri.startswith("sqlite:///") and not os.path.isfile(s.mlflow_uri[len("sqlite:///") :]):
-        return AcwrRuleRisk()
+        return _rule_for(store)
     try:
         from pitchlab.predict import ChampionRisk
 
         cr = ChampionRisk(store, actor=actor, purpose=purpose)
         if cr.champion.get() is None:
-            return AcwrRuleRisk()
+            logger.info("no champion in the registry: the board uses the ACWR rule (%s)", RULE_LABEL)
+            return _rule_for(store)
         return ChampionProvider(cr)
     except Exception:
         logger.exception("champion unavailable, the board uses the ACWR rule")
-        return AcwrRuleRisk()
+        return _rule_for(store)
+
+
+def default_risk_provider(
+    store=None,  # the store the board reads (default: the configured store)
+    actor: str = "pitchlab predict",  # the person the model reads for: its sensitive reads are audited as them
+    purpose: str | None = None,  # why (audited), e.g. 'injury-risk model for the team board'
+) -> StoredRisk:
+    "The board's risk: stored predictions of the day where they exist, else the champion's live risk, else the ACWR rule fitted on the store."
+    if store is None:
+        from pitchlab.store import Store
+
+        store = Store(actor=actor)
+    return StoredRisk(store, _live_provider(store, actor, purpose))
+
+# %% ../nbs/44_board.ipynb
+STORED, LIVE = "stored", "live, not stored"  # where a board row's risk came from (risk_source)
+_STORED_COLUMNS = ["athlete_id", "risk", "lower", "upper", "tier", "factors", "model_name", "model_version", "run_id"]
+
+
+def _factor_list(f) -> list:
+    "The stored factors (JSON text) as a list of sentences."
+    if f is None or (isinstance(f, float) and np.isnan(f)) or f == "":
+        return []
+    if isinstance(f, str) and f.startswith("["):
+        return list(json.loads(f))
+    return [str(f)]
+
+
+def stored_predictions(
+    store,  # a pitchlab.store.Store
+    athlete_ids: list,  # the (already authorised) athletes
+    day,  # the board's day
+    name: str = "injury_risk",  # the registered model whose predictions count
+) -> pd.DataFrame:
+    "What `pitchlab score` stored for these athletes on `day`, one row per athlete (its latest scoring that day): risk, lower, upper, tier, factors (list), model_name, model_version, run_id, scored_at."
+    empty = pd.DataFrame(columns=[*_STORED_COLUMNS, "scored_at"])
+    if day is None or not len(athlete_ids):
+        return empty
+    p = store.read("predictions", [str(a) for a in athlete_ids], start=day, end=day, loaded_at=True)
+    p = p[p["model_name"] == name]
+    if not len(p):
+        return empty
+    p = p.sort_values(["loaded_at", "model_version"], kind="stable").groupby("athlete_id").tail(1)
+    p = p.assign(factors=[_factor_list(f) for f in p["factors"]], scored_at=p["loaded_at"])
+    return p[[*_STORED_COLUMNS, "scored_at"]].reset_index(drop=True)
+
+# %% ../nbs/44_board.ipynb
+class StoredRisk(RiskProvider):
+    "The board's risk: what `pitchlab score` stored for the board's day where it exists, else the live provider's (logged, marked 'live, not stored')."
+
+    def __init__(
+        self,
+        store,  # a pitchlab.store.Store
+        live: RiskProvider,  # for athletes without a stored prediction, and for what-if plans
+        name: str = "injury_risk",  # the registered model whose predictions count
+    ):
+        self.store, self.live, self.name, self.note = store, live, name, ""
+
+    @property
+    def label(self) -> str:
+        return self.note or self.live.label  # after a board: where its numbers came from (risk_note)
+
+    @property
+    def model(self) -> str:
+        return self.live.model
+
+    @property
+    def base_rate(self) -> float:
+        return self.live.base_rate
+
+    @property
+    def key(self) -> str:
+        return f"stored:{self.name}|{self.live.key}"
+
+    def for_variant(self, variant: str) -> "StoredRisk":
+        live = self.live.for_variant(variant)
+        return self if live is self.live else StoredRisk(self.store, live, self.name)
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        "Stored rows for the board's day (`features.attrs['board_day']`), live ones for the rest; with risk_source, model and scored_at."
+        day = features.attrs.get("board_day")
+        ids = features["athlete_id"].astype(str)
+        s = stored_predictions(self.store, ids.unique(), day, self.name).set_index("athlete_id")
+        hit = ids.isin(s.index).to_numpy()
+        n = len(features)
+        num = {c: np.full(n, np.nan) for c in ("risk", "lower", "upper")}
+        tier, factors = np.full(n, "", dtype=object), [[] for _ in range(n)]
+        source, model = np.full(n, LIVE, dtype=object), np.full(n, self.live.model, dtype=object)
+        scored = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+        if (~hit).any():
+            if day is not None:
+                logger.info("%d athlete(s) have no stored prediction on %s: live, not stored", int((~hit).sum()), day)
+            r, i = self.live.predict(features[~hit]), np.flatnonzero(~hit)
+            for c in num:
+                num[c][i] = pd.to_numeric(r[c], errors="coerce").to_numpy(dtype=float)
+            if "tier" in r:
+                tier[i] = r["tier"].fillna("").to_numpy(dtype=object)
+            for j, f in zip(i, r["factors"]):
+                factors[j] = f
+        if hit.any():
+            got, i = s.loc[ids[hit]], np.flatnonzero(hit)
+            for c in num:
+                num[c][i] = pd.to_numeric(got[c], errors="coerce").to_numpy(dtype=float)
+            tier[i] = got["tier"].fillna("").to_numpy(dtype=object)
+            for j, f in zip(i, got["factors"]):
+                factors[j] = f
+            source[i] = STORED
+            model[i] = [f"{m} v{v}" for m, v in zip(got["model_name"], got["model_version"])]
+            scored[i] = pd.to_datetime(got["scored_at"]).to_numpy(dtype="datetime64[ns]")
+        out = pd.DataFrame({"athlete_id": features["athlete_id"].to_numpy(), **num}, index=features.index)
+        out["tier"], out["factors"], out["risk_source"], out["model"], out["scored_at"] = (
+            tier,
+            factors,
+            source,
+            model,
+            scored,
+        )
+        if day is not None:
+            self.note = risk_note(out)
+        return out
+
+
+def risk_note(
+    b: pd.DataFrame,  # a board (or StoredRisk.predict output) with risk_source, model and scored_at
+) -> str:
+    "Where a board's risks came from, in one sentence: each stored model with its version and scoring time, then the live ones."
+    if "risk_source" not in b or not len(b):
+        return ""
+    parts = []
+    for m, g in b[b["risk_source"] == STORED].groupby("model", sort=True):
+        parts.append(
+            f"{m}, scored {pd.Timestamp(g['scored_at'].max()):%Y-%m-%d %H:%M} UTC ({STORED}, {len(g)} athletes)"
+        )
+    for m, g in b[b["risk_source"] != STORED].groupby("model", sort=True):
+        parts.append(f"{m} ({LIVE}, {len(g)} athletes)")
+    return "risk: " + "; ".join(parts)
 
 # %% ../nbs/44_board.ipynb
 class RuleChecker(abc.ABC):
@@ -363,15 +554,16 @@ def frames_from_tables(
     sessions: pd.DataFrame,  # their sessions
     wellness: pd.DataFrame,  # their wellness reports
     pose: pd.DataFrame,  # their pose results
+    as_of=None,  # the board's day (default: the latest session day)
 ) -> TeamFrames:
     "The metrics, wellness z-scores, flags and latest state of these athletes."
     from pitchlab import load
 
     ses = sessions[ACTIVITY_COLUMNS]
     m = pd.DataFrame(columns=["athlete_id", "date", *METRIC_COLUMNS])
-    as_of, ds = None, None
+    day, as_of, ds = as_of, None, None
     if len(ses):
-        as_of = ses["date"].max()
+        as_of = ses["date"].max() if day is None else pd.Timestamp(day)
         ds = load.daily_metrics(metrics_input(ses, athletes, as_of))
         m = load.to_frame(ds, [v for v in METRIC_COLUMNS if v in ds])
     wz = load.wellness_z(wellness) if len(wellness) else pd.DataFrame(columns=["athlete_id", "date"])
@@ -394,12 +586,16 @@ def frames_from_tables(
 
 # %% ../nbs/44_board.ipynb
 def read_frames(
-    store,  # anything with the store's read(table, athlete_ids) (pitchlab.store.Store, DataAccess.read)
+    store,  # anything with the store's read(table, athlete_ids, start, end) (pitchlab.store.Store, DataAccess.read)
     athlete_ids: list,  # the (already authorised) athletes
+    day=None,  # the board of a past day: only data up to it, and that day as the board's day
 ) -> TeamFrames:
-    "Read the athletes' tables and compute their frames."
+    "Read the athletes' tables and compute their frames (as of `day`, when given)."
     ids = list(athlete_ids)
-    return frames_from_tables(*(store.read(t, ids) for t in FRAME_TABLES))
+    if day is None:
+        return frames_from_tables(*(store.read(t, ids) for t in FRAME_TABLES))
+    day = pd.Timestamp(day).normalize()
+    return frames_from_tables(*(store.read(t, ids, end=day) for t in FRAME_TABLES), as_of=day)
 
 # %% ../nbs/44_board.ipynb
 BOARD_COLUMNS = [
@@ -426,7 +622,10 @@ BOARD_COLUMNS = [
     "wellness",
     "pose",
     "factors",
-]  # team_board's columns, in order
+    "risk_source",
+    "model",
+    "scored_at",
+]  # team_board's columns, in order (risk_source: 'stored' or 'live, not stored'; model: name and version, or the rule)
 
 
 def _board_base(roster: pd.DataFrame, teams: pd.DataFrame | None) -> pd.DataFrame:
@@ -437,11 +636,15 @@ def _board_base(roster: pd.DataFrame, teams: pd.DataFrame | None) -> pd.DataFram
     return base
 
 # %% ../nbs/44_board.ipynb
-def _with_risk(b: pd.DataFrame, provider: RiskProvider, variant: str) -> pd.DataFrame:
-    "Risk, interval, factors and badge of each row from the provider for this ACWR variant."
+def _with_risk(b: pd.DataFrame, provider: RiskProvider, variant: str, as_of=None) -> pd.DataFrame:
+    "Risk, interval, tier, factors and where they came from (risk_source, model, scored_at) of each row, for the board's day."
     prov = provider.for_variant(variant)
     feats = b[["athlete_id"]].assign(**{v: b[v] if v in b else np.nan for v in VARIANTS})
+    feats.attrs["board_day"] = None if as_of is None else pd.Timestamp(as_of)
     r = prov.predict(feats)
+    b["risk_source"] = r["risk_source"].to_numpy() if "risk_source" in r else LIVE
+    b["model"] = r["model"].to_numpy() if "model" in r else prov.model
+    b["scored_at"] = pd.to_datetime(r["scored_at"]).to_numpy() if "scored_at" in r else pd.NaT
     for c in ("risk", "lower", "upper"):
         b[c] = r[c].to_numpy()
     # the model's own factors (a list per athlete from pitchlab.predict) read as one sentence
@@ -479,7 +682,7 @@ def team_board(
     cols = ["athlete_id", *VARIANTS, *CHRONIC_OF.values(), "ctl", "monotony", "strain", "weekly_load"]
     prev = frames.week_ago[["athlete_id", variant]].rename(columns={variant: "_acwr_prev"})
     b = _board_base(roster, teams).merge(frames.now[[c for c in cols if c in m]], on="athlete_id", how="left")
-    b = _with_risk(b.merge(prev, on="athlete_id", how="left"), provider, variant)
+    b = _with_risk(b.merge(prev, on="athlete_id", how="left"), provider, variant, as_of)
     b["acwr"] = b.get(variant, np.nan)
     b["acwr_change"] = b["acwr"] - b["_acwr_prev"]
     ch = b["acwr_change"]

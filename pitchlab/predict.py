@@ -335,10 +335,12 @@ def save_predictions(store, preds: pd.DataFrame, source: str = "predict"):
                 "horizon_days",
                 "model_name",
                 "model_version",
+                "run_id",
                 "risk",
                 "lower",
                 "upper",
                 "factors",
+                "tier",
             )
             if c in p
         ]
@@ -392,16 +394,17 @@ class ChampionRisk:
     def for_variant(self, variant: str):
         return self
 
-    def _rows(self, athlete_ids) -> tuple:
-        "(latest feature rows, the 56 days before them) of these athletes, cached per champion version and store contents."
+    def _rows(self, athlete_ids, day=None) -> tuple:
+        "(feature rows of `day` (default: the latest), the 56 days before them) of these athletes, cached per champion version and store contents."
         ids = tuple(sorted(map(str, athlete_ids)))
         counts = self.store.counts()  # of the tables read (not the audit log, which every read extends)
-        k = (ids, self.version, tuple(counts.get(t) for t in _TABLES))
+        k = (ids, self.version, tuple(counts.get(t) for t in _TABLES), day)
         if k not in self._cache:
             tables = {t: self.store.read(t, list(ids), actor=self.actor, purpose=self.purpose) for t in _TABLES}
             h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)
             if len(tables["sessions"]):
-                self._cache, self._answers = {k: features_with_history(tables, None, h)}, {}
+                same = {j: v for j, v in self._cache.items() if j[:3] == k[:3]}  # other days of this data version
+                self._cache, self._answers = {**same, k: features_with_history(tables, day, h)}, {}
             else:  # athletes with no sessions (unknown or new): no rows, so no risk (NaN) rather than an error
                 empty = pd.DataFrame(columns=["athlete_id", "date"])
                 self._cache, self._answers = {k: (empty, empty)}, {}
@@ -413,8 +416,9 @@ class ChampionRisk:
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         "DataFrame[athlete_id, risk, risk_lo, risk_hi, rr_self, rr_team, tier, factors] aligned with `features` (their columns override the latest rows); `lower`/`upper` repeat the interval for older readers."
-        base, hist = self._rows(features["athlete_id"].unique())
-        key = (self.version, len(base), int(pd.util.hash_pandas_object(features, index=False).sum()))
+        day = features.attrs.get("board_day")  # the board of a past day asks about that day
+        base, hist = self._rows(features["athlete_id"].unique(), day)
+        key = (self.version, len(base), day, int(pd.util.hash_pandas_object(features, index=False).sum()))
         if key in self._answers:  # the board asks the same question on every refresh: answer it once per data state
             return self._answers[key].copy()
         rows = (

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-from .core import ValidationError
+from .core import MOVEMENTS, ValidationError
 
 # %% auto 0
-__all__ = ['MOVEMENTS', 'ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES',
-           'AVAILABILITY', 'INJURY_DETAIL', 'Field', 'Entity', 'validate', 'contracts']
+__all__ = ['ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES', 'AVAILABILITY',
+           'INJURY_DETAIL', 'Field', 'Entity', 'validate', 'contracts']
 
 # %% ../nbs/01_schema.ipynb
 _KINDS = {
@@ -114,7 +114,6 @@ class Entity:
 
 # %% ../nbs/01_schema.ipynb
 _d, _s, _f, _i = "date", "str", "float", "int"
-MOVEMENTS = ("squat", "deadlift", "overhead_press", "pitch", "shot_put", "discus", "jump")  # what pose scoring knows
 
 
 def _F(*a, **k):
@@ -335,6 +334,11 @@ ENTITIES = {
                 _F("upper", _f, True, 0, 1, unit="probability", doc="upper end of the interval"),
                 _F("factors", nullable=True, doc="JSON list of the top contributing factors"),
                 _F("source", doc="what scored it: predict, dashboard, pipeline"),
+                _F(
+                    "tier",
+                    nullable=True,
+                    doc="the badge the model's validated thresholds gave: low, elevated or high (pitchlab.predict.TIERS)",
+                ),
             ),
             key=("athlete_id", "date", "horizon_days", "model_name", "model_version"),
             refs={"athlete_id": "athletes"},

@@ -37,7 +37,7 @@ def prediction_rows(
 
 
 def score_day(
-    day=None,  # the day to score (default: the latest day in the store)
+    day=None,  # the day to score (default: the latest session day, the board's day)
     name: str = "injury_risk",  # registered model
     store=None,  # a Store (default: the configured store)
     registry=None,  # a Registry (default: the configured registry)
@@ -59,6 +59,10 @@ def score_day(
     model = reg.load(name, version)
     run_id = reg.client.get_model_version(name, version).run_id
     tables = {t: store.read(t, actor="pitchlab score") for t in SCORED_TABLES}
+    if day is None and len(
+        tables["sessions"]
+    ):  # the board's day: the latest session day (pitchlab.board.TeamFrames.as_of)
+        day = tables["sessions"]["date"].max()
     preds = score(tables, model=model, name=name, day=day)
     rep = store.write("predictions", prediction_rows(preds, run_id, source), source=source)
     if rep.quarantined:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import io
 import json
+import logging
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ import sqlalchemy as sa
 from .core import private_files, settings, NotFoundError, StoreError, ValidationError
 from .schema import ENTITIES, validate
 
+logger = logging.getLogger(__name__)
+
 # %% auto 0
-__all__ = ['METADATA', 'make_engine', 'LoadReport', 'Store', 'write', 'log', 'read', 'quarantine', 'counts', 'export_athlete',
-           'erase_athlete']
+__all__ = ['logger', 'METADATA', 'make_engine', 'LoadReport', 'Store', 'write', 'log', 'read', 'quarantine', 'counts',
+           'export_athlete', 'erase_athlete']
 
 # %% ../nbs/02_store.ipynb
 _SA = {
@@ -244,6 +247,7 @@ class Store:
         try:
             METADATA.create_all(self.engine)
             self._add_new_columns()
+            self._current = True
         except sa.exc.OperationalError as e:
             raise StoreError(
                 f"cannot open the store at {self!r}: {e.orig}",
@@ -253,7 +257,7 @@ class Store:
 
     def _add_new_columns(self):
         "Additive migration: columns the contracts gained since the store was made are added (nullable only)."
-        insp = sa.inspect(self.engine)
+        insp, added = sa.inspect(self.engine), []
         with self.engine.begin() as conn:
             for name, t in self.tables.items():
                 have = {c["name"] for c in insp.get_columns(name)}
@@ -267,6 +271,15 @@ class Store:
                         )
                     ctype = c.type.compile(dialect=self.engine.dialect)
                     conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{c.name}" {ctype}'))
+                    logger.warning(
+                        "store %r: added the column %s.%s (%s, nullable) the contracts gained",
+                        self,
+                        name,
+                        c.name,
+                        ctype,
+                    )
+                    added.append(f"{name}.{c.name}")
+        return added
 
     @property
     def dialect(self) -> str:
@@ -284,11 +297,16 @@ class Store:
         return set(self.tables) <= have
 
     def _need_tables(self):
-        "Raise if this is not a pitchlab store; bring an older pitchlab store up to the current contracts (additive only)."
+        "Raise if this is not a pitchlab store; bring an older pitchlab store up to the current contracts (missing tables and nullable columns; checked once per Store)."
+        if getattr(self, "_current", False):
+            return
         if self.exists():
+            self._add_new_columns()
+            self._current = True
             return
         if "teams" in set(sa.inspect(self.engine).get_table_names()):
             self.create()
+            self._current = True
             return
         raise StoreError(
             f"the store at {self!r} has no pitchlab tables yet", hint="run `pitchlab init` (or Store(...).create())"
@@ -494,6 +512,23 @@ def _quarantine(self: Store, conn, raw: pd.DataFrame, rej: pd.DataFrame, now):
 Store.write, Store._quarantine = write, _quarantine
 
 # %% ../nbs/02_store.ipynb
+def _date_bounds(col, start=None, end=None) -> list:
+    "WHERE clauses for an inclusive day range on `col`: a DATE compares with dates (SQLite keeps both as text, and '2025-03-01' < '2025-03-01 00:00:00'); a timestamp's `end` day counts whole."
+    out, is_day = [], not isinstance(col.type, sa.DateTime)
+    if start is not None:
+        s = pd.Timestamp(start)
+        out.append(col >= (s.date() if is_day else s.to_pydatetime()))
+    if end is not None:
+        e = pd.Timestamp(end)
+        if is_day:
+            out.append(col <= e.date())
+        elif e == e.normalize():  # a day: all of it
+            out.append(col < (e + pd.Timedelta(days=1)).to_pydatetime())
+        else:
+            out.append(col <= e.to_pydatetime())
+    return out
+
+
 def log(
     self: Store,
     action: str,  # what happened: read, write, export, erase, login ...
@@ -520,22 +555,21 @@ def read(
     end=None,  # last date (inclusive)
     actor: str | None = None,  # who is reading (audited for sensitive entities)
     purpose: str | None = None,  # why, when read on someone's behalf (e.g. 'risk board for coach'); audited
+    loaded_at: bool = False,  # also return when each row was last written (column loaded_at, UTC)
 ) -> pd.DataFrame:
     "Rows of `entity` as a typed DataFrame, filtered by athletes and dates."
     if entity not in self.tables:
         raise NotFoundError(f"no table {entity!r} in the store", hint=f"tables: {sorted(self.tables)}")
     self._need_tables()
     t = self.tables[entity]
-    q = sa.select(*[c for c in t.c if c.name != "loaded_at"])
+    q = sa.select(*[c for c in t.c if c.name != "loaded_at" or loaded_at])
     if isinstance(athlete_ids, str):
         athlete_ids = [athlete_ids]
     if athlete_ids is not None and "athlete_id" in t.c:
         q = q.where(t.c.athlete_id.in_([str(a) for a in athlete_ids]))
     dcol = next((c for c in ("date", "game_date", "onset_date", "ts") if c in t.c), None)
-    if dcol is not None and start is not None:
-        q = q.where(t.c[dcol] >= pd.Timestamp(start).to_pydatetime())
-    if dcol is not None and end is not None:
-        q = q.where(t.c[dcol] <= pd.Timestamp(end).to_pydatetime())
+    if dcol is not None:
+        q = q.where(*_date_bounds(t.c[dcol], start, end))
     if entity in ENTITIES:
         q = q.order_by(*[t.c[k] for k in (ENTITIES[entity].key or ("id",))])
     with self.engine.begin() as conn:
@@ -550,6 +584,8 @@ def read(
                 actor=actor,
                 conn=conn,
             )
+    if "loaded_at" in df:
+        df["loaded_at"] = pd.to_datetime(df["loaded_at"])
     return _typed(entity, df) if entity in ENTITIES else df
 
 

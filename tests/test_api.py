@@ -290,12 +290,49 @@ def test_board_is_what_the_dashboard_shows(world):
     want = ds.board_all.set_index("athlete_id")
     got = pd.DataFrame(b["rows"]).set_index("athlete_id")
     assert sorted(got.index) == sorted(want.index)
-    assert b["risk_model"] == ds.risk_provider.label and "champion" in b["risk_model"]
+    v = w["logged"]["version"]
+    assert b["risk_model"] == ds.risk_provider.label and f"injury_risk v{v}, scored" in b["risk_model"]
     for col in ("risk", "lower", "upper", "acwr", "chronic", "monotony"):
         np.testing.assert_allclose(
             got.loc[want.index, col].astype(float), want[col].astype(float), rtol=1e-9, equal_nan=True
         )
     assert got.loc[want.index, "level"].tolist() == want["level"].tolist()
+
+
+def test_board_shows_the_stored_predictions_of_its_day_and_of_a_past_day(world):
+    "What a coach saw is looked up later: the board's risks are the stored rows GET /predictions returns for that day."
+    from pitchlab.registry import Registry
+    from pitchlab.score import score_day
+
+    w, c = world, world["client"]
+    v = w["logged"]["version"]
+
+    def both(day=None):
+        q = f"?date={day}" if day else ""
+        b = c.get(f"/api/v1/teams/{w['t1']}/board{q}", headers=H(w, "coach")).json()
+        p = c.get(f"/api/v1/predictions?team={w['t1']}&date={b['as_of']}", headers=H(w, "coach")).json()
+        return b, pd.DataFrame(b["rows"]).set_index("athlete_id"), pd.DataFrame(p)
+
+    b, rows, p = both()
+    assert b["as_of"] == w["scored"]["day"] and len(p) > 0
+    p = p.set_index("athlete_id")
+    on = rows.loc[p.index]
+    assert (on.risk_source == "stored").all() and set(on.model) == {f"injury_risk v{v}"} and on.scored_at.notna().all()
+    cols = ["risk", "lower", "upper"]
+    np.testing.assert_allclose(on[cols].astype(float), p[cols].astype(float), rtol=1e-12, equal_nan=True)
+    assert on.level.tolist() == p.tier.tolist()
+    past = str((pd.Timestamp(b["as_of"]) - pd.Timedelta(days=14)).date())
+    b0, rows0, p0 = both(past)
+    assert b0["as_of"] == past and len(p0) == 0 and set(rows0.risk_source) == {"live, not stored"}
+    assert "live, not stored" in b0["risk_model"]
+    score_day(day=past, store=w["store"], registry=Registry(os.environ["MLFLOW_TRACKING_URI"]))
+    time.sleep(1.1)  # the predictions' version is re-read at most once a second
+    b1, rows1, p1 = both(past)
+    p1 = p1.set_index("athlete_id")
+    assert len(p1) > 0 and (rows1.loc[p1.index, "risk_source"] == "stored").all()
+    np.testing.assert_allclose(rows1.loc[p1.index, "risk"].astype(float), p1["risk"].astype(float), rtol=1e-12)
+    assert both(past)[0] == b1  # looked up again: the same board
+    assert c.get(f"/api/v1/teams/{w['t1']}/board?date={past}", headers=H(w, "athlete")).status_code == 403
 
 
 def test_board_is_served_from_memory_until_a_write(world):
@@ -316,7 +353,9 @@ def test_board_is_served_from_memory_until_a_write(world):
 def test_predictions_carry_model_name_version_and_run_id(world):
     w, c = world, world["client"]
     preds = c.get("/api/v1/predictions", headers=H(w, "admin")).json()
-    assert len(preds) == w["scored"]["inserted"] > 0
+    assert (
+        sum(p["date"] == w["scored"]["day"] for p in preds) == w["scored"]["inserted"] > 0
+    )  # (a test scores a past day)
     assert {(p["model_name"], p["model_version"], p["run_id"]) for p in preds} == {
         ("injury_risk", w["logged"]["version"], w["logged"]["run_id"])
     }

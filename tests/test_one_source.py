@@ -10,7 +10,7 @@ LIB = Path(__file__).resolve().parents[1] / "pitchlab"
 
 CONSTANTS = {  # what -> (pattern of a definition or literal copy, the one file allowed to hold it)
     "days per year": (r"365\.25", "core.py"),
-    "movement list": (r"^MOVEMENTS\s*=|\(\s*\"squat\",\s*\"deadlift\"", "schema.py"),
+    "movement list": (r"^MOVEMENTS\s*=|\(\s*\"squat\",\s*\"deadlift\"", "core.py"),
     "role-to-pages table": (r"^(ROLE_PAGES|PAGES)\s*=", "dash/auth.py"),
     "ACWR band edges": (r"\b1\.42\b", "models/baselines.py"),
 }

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pitchlab.board import AcwrRuleRisk, LibraryRules, frames_from_tables
+from pitchlab.board import LibraryRules, RuleRisk, frames_from_tables
+from pitchlab.models.baselines import ACWRRule
 from pitchlab.plan_units import _amount, _upper, budget_breaches, budget_verdict, optimise_plan, plan_unit
 from pitchlab.synth import make_cohort
 
@@ -19,7 +20,14 @@ def squad():
 def _projector(frames, athlete, calls):
     from pitchlab.planning import project_plan
 
-    provider, rules = AcwrRuleRisk(), LibraryRules()
+    provider, rules = (
+        RuleRisk(
+            rule=ACWRRule(edges="warren_hulin", column="acwr_ewma").stated(
+                (0.02, 0.0332, 0.09), "a 2% week x RR 1.66 (Warren 2018) and 4.5 (Hulin 2014)"
+            )
+        ),
+        LibraryRules(),
+    )
 
     def project(plan):
         calls.append(1)

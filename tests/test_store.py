@@ -180,6 +180,7 @@ def _writer(url, k):
         st.write("sessions", chunk, source=f"proc{k}")
 
 
+@pytest.mark.slow  # `make test` runs it, `make test-quick` does not
 def test_several_processes_write_one_sqlite_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     st = Store(url).create()
@@ -234,3 +235,52 @@ def test_a_datetime_natural_key_is_matched_on_both_backends(db_url):
     got = st.read("drift_checks")
     assert (first.inserted, again.inserted, again.updated) == (1, 0, 1)
     assert len(got) == 1 and got["action"].iloc[0] == "retrain started" and got["checked_at"].iloc[0] == at
+
+
+def test_a_date_range_keeps_both_boundary_days(db_url):
+    "Store.read(start=, end=) is inclusive on both backends: SQLite keeps DATE as text, so a timestamp bound dropped the first day."
+    st = Store(db_url, actor="test").create()
+    _base(st)
+    days = ["2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04"]
+    st.write(
+        "sessions",
+        pd.DataFrame(
+            {"athlete_id": "A1", "date": days, "sport": "cricket", "duration_min": 60, "rpe": 5, "source": "csv"}
+            | {"source_id": [f"b{i}" for i in range(4)]}
+        ),
+        source="b.csv",
+    )
+    got = st.read("sessions", start="2025-03-02", end="2025-03-03")
+    assert got["date"].dt.strftime("%Y-%m-%d").tolist() == ["2025-03-02", "2025-03-03"]
+    one = st.read("sessions", start=pd.Timestamp("2025-03-04"), end=pd.Timestamp("2025-03-04"))
+    assert one["source_id"].tolist() == ["b3"]
+    assert len(st.read("sessions", start="2025-03-01")) == 4 and len(st.read("sessions", end="2025-03-01")) == 1
+    ts = st.read("audit")  # a timestamp column: an end day counts whole
+    st.log("read", "sessions", "A1", detail="probe")
+    today = pd.Timestamp.now("UTC").tz_localize(None).normalize()
+    assert len(st.read("audit", start=today, end=today)) == len(ts) + 1
+
+
+def test_an_older_store_gains_the_columns_added_since(db_url, caplog):
+    "A store made before a column existed is read and written after a plain open: the column is added (nullable), logged."
+    import logging
+
+    import sqlalchemy as sa
+
+    old = Store(db_url).create()
+    _base(old)
+    with old.engine.begin() as c:
+        c.execute(sa.text("ALTER TABLE injuries DROP COLUMN return_date"))
+        c.execute(sa.text("ALTER TABLE sessions DROP COLUMN tss"))
+    old.engine.dispose()
+    st = Store(db_url, actor="test")  # opened as a new process would: no create()
+    with caplog.at_level(logging.WARNING, logger="pitchlab.store"):
+        inj = st.read("injuries")
+    assert list(inj.columns).count("return_date") == 1 and len(inj) == 0
+    assert {"sessions.tss", "injuries.return_date"} <= {
+        f"{r.getMessage().split('column ')[1].split(' ')[0]}"
+        for r in caplog.records
+        if "added the column" in r.getMessage()
+    }
+    rep = st.write("sessions", BAD_BATCH.loc[[2]].assign(tss=42.0), source="a.csv")
+    assert rep.inserted == 1 and st.read("sessions").tss.tolist() == [42.0]

@@ -264,12 +264,33 @@ def bands(self: ACWRRule) -> pd.DataFrame:
         raise NotFoundError("ACWRRule is not fitted")
     e = [-np.inf, *self.edges, np.inf]
     c = self.counts
+    if c is None:  # stated rates: no counts, so no interval and no posterior; tiers by band position
+        m = self.rates
+        return pd.DataFrame(
+            {
+                "acwr_from": e[:-1],
+                "acwr_to": e[1:],
+                "rows": np.nan,
+                "episodes": np.nan,
+                "risk": m,
+                "risk_lo": m,
+                "risk_hi": m,
+                "rr": m / self.overall,
+                "p_above": np.nan,
+                "tier": _position_tier(self, np.arange(len(m))),
+            }
+        )
     # a Beta posterior on the band's rate with one pseudo-row at the overall rate, on *independent* counts
     # (positive rows / redundancy), so a 7-day label does not make the interval sqrt(7) too narrow
     m = self.rates
     n_eff = c["rows"].to_numpy() / self.redundancy + 1
     q = (1 - self.prob) / 2
-    lo, hi = beta.ppf(q, m * n_eff, (1 - m) * n_eff), beta.ppf(1 - q, m * n_eff, (1 - m) * n_eff)
+    # the interval: Jeffreys (Brown, Cai & DasGupta 2001) on the independent counts, 0 at the bottom for a band with no
+    # injury; a Beta(m n, (1-m) n) of a sparse band is so skewed that its mean can fall outside its own 90% interval
+    k_eff, n_ind = c["positive_rows"].to_numpy() / self.redundancy, c["rows"].to_numpy() / self.redundancy
+    lo = np.where(k_eff > 0, beta.ppf(q, k_eff + 0.5, n_ind - k_eff + 0.5), 0.0)
+    hi = beta.ppf(1 - q, k_eff + 0.5, n_ind - k_eff + 0.5)
+    lo, hi = np.minimum(lo, m), np.maximum(hi, m)  # the smoothed rate always lies inside what is shown
     p_above = beta.sf(
         self.overall, m * n_eff, (1 - m) * n_eff
     )  # posterior probability the band's risk exceeds the squad's
@@ -338,6 +359,63 @@ def from_tables(
     from ..features import build_features
 
     return cls(**kwargs).fit(build_features(tables, horizon=horizon))
+
+# %% ../../nbs/32_baselines.ipynb
+def _position_tier(rule: ACWRRule, z: np.ndarray) -> np.ndarray:
+    "Tier of each band index by how many bands it lies above the band holding ACWR 1.0: 1 'elevated', 2+ 'high'."
+    up = np.asarray(z) - int(rule._zone_of(np.array([1.0]), rule.edges)[0])
+    return np.select([up >= 2, up == 1], ["high", "elevated"], "low").astype(object)
+
+
+@patch
+def stated(
+    self: ACWRRule,
+    rates,  # one risk over the horizon per band, lowest band first
+    source: str,  # where they come from (a study, another squad's fit), shown in the rule's name
+    horizon: int = 7,  # days the rates refer to
+) -> ACWRRule:
+    "Band rates stated instead of fitted (another squad's, a study's): used as given, with no interval, tiers by band position."
+    if self.edges == "data":
+        raise ConfigError("stated rates need fixed ACWR edges, not edges='data'")
+    r = np.asarray(rates, dtype=float)
+    if r.shape != (len(self.edges) + 1,) or not ((r >= 0) & (r <= 1)).all():
+        raise ConfigError(f"stated rates need {len(self.edges) + 1} probabilities (one per band), got {list(rates)}")
+    self.rates, self.counts, self.horizon, self.source = r, None, int(horizon), source
+    self.overall = float(r[int(self._zone_of(np.array([1.0]), self.edges)[0])])  # the steady band's rate
+    self.name = f"{self.name}, stated rates ({source})"
+    return self
+
+
+def _band_range(lo: float, hi: float) -> str:
+    "A band's ACWR range in words: 'above 2', 'below 1.42', '1.42-2'."
+    return f"above {lo:g}" if np.isinf(hi) else f"below {hi:g}" if np.isinf(lo) else f"{lo:g}-{hi:g}"
+
+
+@patch
+def band_frame(
+    self: ACWRRule,
+    features: pd.DataFrame,  # athlete_id (, date) and the rule's ACWR column, one row per athlete-day
+) -> pd.DataFrame:
+    "The rule's bands without event rates: risk NaN (no made-up probability), tier by bands above the one holding ACWR 1.0, and the factor in words; same columns as `risk_frame`."
+    if "athlete_id" not in features:
+        raise ValidationError("features need an athlete_id column")
+    a, z = self._acwr(features), self.zone(features)
+    out = features[[c for c in ("athlete_id", "date") if c in features]].reset_index(drop=True).copy()
+    for c in ("risk", "risk_lo", "risk_hi"):
+        out[c] = np.nan
+    out["tier"] = np.where(np.isnan(a), "", _position_tier(self, z)).astype(object)
+    out["rr_team"] = out["rr_self"] = np.nan
+    e = [-np.inf, *self.edges, np.inf]
+    out["factors"] = [
+        ["no ACWR yet (under 28 days of history)"]
+        if np.isnan(x)
+        else [f"{self.column} {x:.2f}, band {_band_range(e[i], e[i + 1])} (no injuries recorded: no rate for the band)"]
+        if t in ("elevated", "high")
+        else []
+        for x, i, t in zip(a, z, out["tier"])
+    ]
+    out.attrs.update(horizon=self.horizon, model=self.name)
+    return out
 
 # %% ../../nbs/32_baselines.ipynb
 class GLMBaseline:

@@ -22,7 +22,7 @@ __all__ = ['logger', 'VIDEO_SUFFIXES', 'POSE_COLUMNS', 'find_videos', 'sha256_fi
            'store_results', 'run_score', 'register_cli']
 
 # %% ../../nbs/59_pose_commands.ipynb
-from ..schema import MOVEMENTS  # the one list, importable without pose.scores (xarray)
+from ..core import MOVEMENTS  # the one list, importable without pose.scores (xarray)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".3gp", ".wmv"})
 

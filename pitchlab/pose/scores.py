@@ -23,7 +23,7 @@ __all__ = ['REFERENCE_RANGES', 'THROW_ESTIMABILITY', 'SCORERS', 'Ref', 'referenc
            'score_pitch', 'score_shot_put', 'score_discus', 'score_jump', 'score', 'Analysis', 'analyse']
 
 # %% ../../nbs/53_pose_scores.ipynb
-from ..schema import MOVEMENTS  # the one list: the pose_results table allows these
+from ..core import MOVEMENTS  # the one list (the pose_results table allows these too)
 
 
 @dataclass(frozen=True)
