@@ -1288,13 +1288,15 @@ def run(
     store_url: str | None = None,
     registry_uri: str | None = None,
     log_level: str = "warning",
+    announce: bool = True,  # print the URLs (pitchlab serve prints them itself, once)
 ) -> None:
     "Serve the API with uvicorn until interrupted, printing its URLs."
     import uvicorn
 
     app = create_app(store_url, registry_uri)
-    print(
-        f"pitchlab API on http://{host}:{port}{API_PREFIX}/ (docs: http://{host}:{port}/api/docs); Ctrl-C stops",
-        flush=True,
-    )
+    if announce:
+        print(
+            f"pitchlab API on http://{host}:{port}{API_PREFIX}/ (docs: http://{host}:{port}/api/docs); Ctrl-C stops",
+            flush=True,
+        )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
