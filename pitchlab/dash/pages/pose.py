@@ -5,7 +5,6 @@
 # %% ../../../nbs/74_dash_pose.ipynb 1
 from __future__ import annotations
 import abc
-import html
 import io
 import json
 import logging
@@ -530,10 +529,10 @@ def poll(self: PosePage):
         )
         if st.get("overlay_path"):
             t = new_ticket("overlay", self.data.access.user.username, job_id=info["id"])
-            src = html.escape(f"{FILE_ROUTE}/{info['id']}/overlay.webm?t={t}")
+            src = f"{FILE_ROUTE}/{info['id']}/overlay.webm?t={t}"
             self._result.append(
                 pn.pane.HTML(
-                    f'<video class="pitchlab-pose-overlay" src="{src}" controls loop muted playsinline '
+                    f'<video class="pitchlab-pose-overlay" src="{esc(src)}" controls loop muted playsinline '
                     'preload="metadata" style="width:100%;max-width:720px"></video>',
                     sizing_mode="stretch_width",
                 )
