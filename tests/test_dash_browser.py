@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pitchlab.board import RULE_LABEL
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +180,7 @@ def test_coach(browser, site, layout_problems):
     text = page.locator(".pitchlab-board").inner_text()
     for n in site["cohort"].athletes.query("team_id == @site['t2']").name:
         assert n not in text
-    expect(page.get_by_text("risk: ACWR rule until a model is promoted").first).to_be_visible()
+    expect(page.get_by_text(f"risk: {RULE_LABEL}").first).to_be_visible()  # pitchlab.board.RULE_LABEL
     shoot(page, "coach-board")
 
     tab(page, "Athlete")

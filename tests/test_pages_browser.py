@@ -44,6 +44,7 @@ def served(tmp_path_factory):
     "The four pages served on loopback for a coach of both teams, one athlete logged out today by medical staff."
     import panel as pn
 
+    from pitchlab.board import RuleRisk
     from pitchlab.dash.auth import DataAccess, User
     from pitchlab.dash.data import DataStore
     from pitchlab.dash.pages.athlete import AthleteDrillDown
@@ -51,6 +52,7 @@ def served(tmp_path_factory):
     from pitchlab.dash.pages.compare import Compare
     from pitchlab.dash.pages.whatif import WhatIfPlanner
     from pitchlab.injury_log import add_injury
+    from pitchlab.models.baselines import ACWRRule
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
 
@@ -87,7 +89,11 @@ def served(tmp_path_factory):
     )
     add_injury(store, out, entry, key="browser-out-1", actor="med")
     coach = User("cora", "coach", "Cora Coach", team_ids=",".join(c.teams.team_id))
-    data = lambda: DataStore(access=DataAccess(store, coach))
+    # the ACWR rule with stated band rates (a squad this small has too few injuries to fit them): an ACWR above 2 is 'high'
+    rule = ACWRRule(edges="warren_hulin", column="acwr_ewma").stated(
+        (0.02, 0.0332, 0.09), "a 2% week x RR 1.66 (Warren 2018) and 4.5 (Hulin 2014)"
+    )
+    data = lambda: DataStore(access=DataAccess(store, coach), risk_provider=RuleRisk("acwr_ewma", rule))
     port = _free_port()
     server = pn.serve(
         {
@@ -192,7 +198,12 @@ def test_whatif_on_a_phone_overs_budget_horizon_and_suggestion(browser, served, 
     "The spiked bowler's plan: a breach said in words, overs refused and taken, edits kept over a longer horizon, Suggest with reasons."
     page = _open(browser, served, "whatif", 390, 844)
     try:
-        page.get_by_text("against a budget of 5%").first.wait_for(timeout=WAIT)  # a breach, in words
+        budget = page.locator(".noUi-handle").nth(1)
+        budget.focus()
+        for _ in range(4):
+            budget.press("ArrowLeft")  # -0.5% a press: 3%, under this week's 3.3%
+        page.get_by_text("Risk budget: 3.0%").first.wait_for(timeout=WAIT)
+        page.get_by_text("against a budget of 3%").first.wait_for(timeout=WAIT)  # a breach, in words
         assert page.get_by_text("Over budget or breaks a rule").first.is_visible()
         cell = lambda row: (
             page.locator(".pitchlab-plan .tabulator-row").nth(row).locator(".tabulator-cell[tabulator-field=overs]")
@@ -218,11 +229,8 @@ def test_whatif_on_a_phone_overs_budget_horizon_and_suggestion(browser, served, 
             time.sleep(0.3)
         assert rows.count() == 14 and cell(0).inner_text().strip() == "4.3"  # the edit survived the longer horizon
         suggest = page.get_by_role("button", name="Suggest the largest plan within budget")
-        suggest.click()  # this week's spike leaves no room under 5%, even with rest: said so
-        page.get_by_text("even with rest on every training day").first.wait_for(timeout=WAIT)
-        budget = page.locator(".noUi-handle").nth(1)
         budget.focus()
-        for _ in range(30):
+        for _ in range(34):
             budget.press("ArrowRight")  # +0.5% a press: 20%
         page.get_by_text("Risk budget: 20.0%").first.wait_for(timeout=WAIT)
         page.wait_for_timeout(1000)

@@ -273,6 +273,8 @@ class TeamRiskBoard(Page):
                 "availability": {"type": "html"},
                 "badge": {"type": "html"},
                 "trend": {"type": "html"},
+                "factors": {"type": "textarea"},  # the reasons wrap onto more lines, never cut off
+                "violations": {"type": "textarea"},
                 "risk": pct,
                 "acwr": num,
                 "monotony": num,
