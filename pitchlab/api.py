@@ -1155,6 +1155,27 @@ def pose_job_view(ctx: ApiContext, user, job_id: str) -> dict:
     return out
 
 
+_POSE_OPENAPI = {  # the body is parsed as it streams, so FastAPI cannot infer it: described here
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["athlete_id", "movement", "video"],
+                    "properties": {
+                        "athlete_id": {"type": "string", "description": "who was filmed (send before the video)"},
+                        "movement": {"type": "string", "description": "one of pitchlab.pose.scores.MOVEMENTS"},
+                        "date": {"type": "string", "format": "date", "description": "recording date (default today)"},
+                        "video": {"type": "string", "format": "binary", "description": "the clip, up to 500 MB"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 def _pose_routes(app: FastAPI, ctx: ApiContext, me):
     from fastapi.responses import FileResponse
 
@@ -1165,6 +1186,7 @@ def _pose_routes(app: FastAPI, ctx: ApiContext, me):
         tags=["pose"],
         status_code=202,
         summary="upload a video of one movement (multipart: athlete_id, movement, video); returns a pose job",
+        openapi_extra=_POSE_OPENAPI,
     )
     async def pose(request: Request, user: Annotated[Any, Depends(me)]):
         role_may(user, "write", "pose_results")
@@ -1266,13 +1288,15 @@ def run(
     store_url: str | None = None,
     registry_uri: str | None = None,
     log_level: str = "warning",
+    announce: bool = True,  # print the URLs (pitchlab serve prints them itself, once)
 ) -> None:
     "Serve the API with uvicorn until interrupted, printing its URLs."
     import uvicorn
 
     app = create_app(store_url, registry_uri)
-    print(
-        f"pitchlab API on http://{host}:{port}{API_PREFIX}/ (docs: http://{host}:{port}/api/docs); Ctrl-C stops",
-        flush=True,
-    )
+    if announce:
+        print(
+            f"pitchlab API on http://{host}:{port}{API_PREFIX}/ (docs: http://{host}:{port}/api/docs); Ctrl-C stops",
+            flush=True,
+        )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

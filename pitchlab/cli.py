@@ -401,7 +401,7 @@ def serve(
     api_port = int(env.get("PITCHLAB_API_PORT", API_PORT)) if api_port is None else int(api_port)
     api = None
     if api_port:
-        code = f"from pitchlab.cli import main; raise SystemExit(main(['api', '--host', {address!r}, '--port', '{api_port}']))"
+        code = f"from pitchlab.cli import main; raise SystemExit(main(['api', '--host', {address!r}, '--port', '{api_port}', '--quiet']))"
         api = subprocess.Popen([sys.executable, "-c", code], env=env)
     print(
         f"pitchlab dashboards on http://{address}:{port}/app (coach: /coach, medical: /medical, athlete: /athlete)"

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 # %% auto 0
 __all__ = ['logger', 'DRIFT_PSI', 'DRIFT_DAYS', 'DRIFT_ACTIONS', 'TABLES', 'drift_settings', 'compute_metrics', 'metrics_summary',
            'recent_features', 'check_drift', 'latest_drift', 'smtp_settings', 'recipients', 'send_report',
-           'weekly_reports', 'latest_report', 'register_report_cli', 'register_cli']
+           'weekly_reports', 'latest_report', 'week_risk', 'register_report_cli', 'register_cli']
 
 # %% ../nbs/93_monitor.ipynb
 DRIFT_PSI = 0.25  # default PSI above which the monitor acts (the conventional 'major shift' band)
@@ -313,6 +313,50 @@ def latest_report(
                 started=o.get("started"),
             )
     return None
+
+# %% ../nbs/93_monitor.ipynb
+def week_risk(
+    store,  # a Store
+    athlete_ids: list,  # the team's athletes
+    day,  # the report's day (the week's last)
+    name: str = "injury_risk",  # registered model
+) -> pd.DataFrame:
+    "Each athlete's risk on `day` as the board shows it: stored where `pitchlab score` stored it, else the champion's live score (logged); athlete_id, risk, tier, horizon_days, model, risk_source, scored_at."
+    import pandas as pd
+
+    from pitchlab.board import LIVE, STORED, stored_predictions
+    from pitchlab.predict import score
+    from pitchlab.score import SCORED_TABLES
+
+    cols = ["athlete_id", "risk", "tier", "horizon_days", "model", "risk_source", "scored_at"]
+    day = pd.Timestamp(day).normalize()
+    s = stored_predictions(store, athlete_ids, day, name)
+    out = [s.assign(model=[f"{m} v{v}" for m, v in zip(s["model_name"], s["model_version"])], risk_source=STORED)]
+    missing = sorted(set(map(str, athlete_ids)) - set(s["athlete_id"]))
+    if missing:
+        try:
+            tabs = {
+                t: store.read(t, missing, end=day, actor="pitchlab report", purpose="weekly report")
+                for t in SCORED_TABLES
+            }
+            live = score(tabs, name=name, day=day)
+            logger.info(
+                "weekly report: %d athlete(s) have no stored prediction on %s: live, not stored", len(live), day.date()
+            )
+            out.append(
+                live.assign(
+                    model=[f"{m} v{v}" for m, v in zip(live["model_name"], live["model_version"])],
+                    risk_source=LIVE,
+                    scored_at=pd.NaT,
+                )
+            )
+        except PitchlabError as e:
+            logger.warning(
+                "weekly report: no live risk for %d athlete(s) on %s: %s", len(missing), day.date(), e.message
+            )
+    got = [o[cols] for o in out if len(o)]
+    r = pd.concat(got, ignore_index=True) if got else pd.DataFrame(columns=cols)
+    return r.sort_values("risk", ascending=False, ignore_index=True)
 
 # %% ../nbs/93_monitor.ipynb
 def _cmd_report(args) -> int:

@@ -385,27 +385,32 @@ def _cmd_retrain(args) -> int:
 
 
 def _cmd_schedule(args) -> int:
-    t = schedule_text(args.pipeline, args.when, args.command)
     unit = (
         args.command.split()[0] + "".join("-" + w for w in args.command.split()[1:2]) if args.command else args.pipeline
     )
-    if args.install:
-        d = Path.home() / ".config" / "systemd" / "user"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"pitchlab-{unit}.service").write_text(t["service"])
-        (d / f"pitchlab-{unit}.timer").write_text(t["timer"])
-        print(
-            f"wrote {d}/pitchlab-{unit}.{{service,timer}}; enable with: systemctl --user enable --now pitchlab-{unit}.timer"
-        )
-    else:
-        print(
-            "# cron (crontab -e):\n"
-            + t["cron"]
-            + "\n\n# systemd service:\n"
-            + t["service"]
-            + "\n# systemd timer:\n"
-            + t["timer"]
-        )
+    units = [(unit, schedule_text(args.pipeline, args.when, args.command))]
+    if not args.command and args.pipeline == "retrain_injury_risk" and not args.no_score:
+        from pitchlab.score import score_schedule_text
+
+        units.append(("score", score_schedule_text()))  # the daily scoring the board and reports read
+    for unit, t in units:
+        if args.install:
+            d = Path.home() / ".config" / "systemd" / "user"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"pitchlab-{unit}.service").write_text(t["service"])
+            (d / f"pitchlab-{unit}.timer").write_text(t["timer"])
+            print(
+                f"wrote {d}/pitchlab-{unit}.{{service,timer}}; enable with: systemctl --user enable --now pitchlab-{unit}.timer"
+            )
+        else:
+            print(
+                f"## pitchlab-{unit}\n# cron (crontab -e):\n"
+                + t["cron"]
+                + "\n\n# systemd service:\n"
+                + t["service"]
+                + "\n# systemd timer:\n"
+                + t["timer"]
+            )
     return 0
 
 
@@ -429,5 +434,10 @@ def register_cli(sub):
     s.add_argument(
         "--command",
         help="schedule another pitchlab command instead of a pipeline, e.g. 'drift' (daily) or 'privacy purge'",
+    )
+    s.add_argument(
+        "--no-score",
+        action="store_true",
+        help="leave out the daily `pitchlab score` unit that comes with the injury-risk retrain",
     )
     s.set_defaults(func=_cmd_schedule)

@@ -129,7 +129,7 @@ def _cmd_score(args) -> int:
 def _cmd_api(args) -> int:
     from pitchlab import api
 
-    api.run(host=args.host, port=args.port, log_level=args.log_level)
+    api.run(host=args.host, port=args.port, log_level=args.log_level, announce=not args.quiet)
     return 0
 
 
@@ -147,5 +147,6 @@ def register_cli(sub):
     a.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     a.add_argument("--port", type=int, default=API_PORT, help=f"port (default {API_PORT})")
     a.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    a.add_argument("--quiet", action="store_true", help="print no URL line (pitchlab serve prints it once)")
     a.set_defaults(func=_cmd_api)
     return s

@@ -4,6 +4,7 @@
 
 # %% ../nbs/02_store.ipynb 1
 from __future__ import annotations
+import contextlib
 import getpass
 import io
 import json
@@ -122,7 +123,11 @@ def make_engine(url: str) -> sa.Engine:
         if path and path != ":memory:" and not path.startswith("file:"):
             private_files()  # the database, its -wal and -shm files: 0600
             Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite copies this mode to -wal and -shm
+            if not os.path.exists(path):  # SQLite copies this mode to -wal and -shm
+                # never open (and close) an existing database file here: closing any descriptor of it drops every POSIX
+                # lock this process holds on it, and another process may then take the WAL for unused (disk I/O error)
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         eng = sa.create_engine(url, connect_args={"timeout": 30})
 
         @sa.event.listens_for(eng, "connect")

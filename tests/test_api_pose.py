@@ -216,6 +216,7 @@ def test_who_may_upload_is_checked_before_the_video_is_kept(world, tmp_path):
     assert nothing_left(world)
 
 
+@pytest.mark.slow  # about a minute of scoring: CI runs it (--runslow), make test-quick does not
 def test_a_60_mb_clip_is_streamed_scored_stored_and_audited(world, tmp_path_factory):
     from pitchlab.pose.jobs import keep_uploads
 
@@ -256,3 +257,13 @@ def test_a_60_mb_clip_is_streamed_scored_stored_and_audited(world, tmp_path_fact
     assert world["client"].get(f"/api/v1/jobs/{jid}", headers=H(world, "ath")).json()["score"] == st["score"]
     assert world["client"].get(f"/api/v1/jobs/{jid}", headers=H(world, "ath2")).status_code == 404  # not theirs
     assert world["client"].get(st["overlay_url"], headers=H(world, "ath2")).status_code == 404
+
+
+def test_the_openapi_document_describes_the_upload(world):
+    from openapi_spec_validator import validate
+
+    doc = world["client"].get("/api/v1/openapi.json").json()
+    validate(doc)
+    body = doc["paths"]["/api/v1/pose"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["required"] == ["athlete_id", "movement", "video"] and body["properties"]["video"]["format"] == "binary"
+    assert "/api/v1/jobs/{job_id}/overlay" in doc["paths"]

@@ -118,3 +118,20 @@ def test_a_squad_without_injuries_gets_rule_bands_and_no_probability(db_url, hom
     assert not prov.live.fitted and b.risk.isna().all()
     assert set(b.level) <= {"low", "elevated", "high", ""} and (b.level[b.acwr.notna()] != "").all()
     assert "no injuries recorded, so no probability" in prov.label
+
+
+def test_week_risk_is_the_stored_rows_and_live_for_a_day_not_scored(squad):
+    from pitchlab.monitor import week_risk
+    from pitchlab.score import score_day
+
+    st, reg, co = squad
+    v = _champion(st, reg, "gabbett")["version"]
+    day = score_day(store=st, registry=reg)["day"]
+    ids = list(co.athletes.athlete_id)
+    r, p = week_risk(st, ids, day).set_index("athlete_id"), _stored(st, day, v)
+    assert set(r.risk_source) == {"stored"} and sorted(r.index) == sorted(p.index)
+    np.testing.assert_allclose(r.loc[p.index, "risk"].astype(float), p["risk"], rtol=1e-12)
+    past = pd.Timestamp(day) - pd.Timedelta(days=9)
+    live = week_risk(st, ids, past)
+    assert len(live) > 0 and set(live.risk_source) == {"live, not stored"} and set(live.model) == {f"injury_risk v{v}"}
+    assert len(_stored(st, past, v)) == 0  # computed, not stored

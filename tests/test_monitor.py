@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -148,3 +149,31 @@ def test_drift_command(squad_home):
         timeout=60,
     )
     assert "ExecStart=" in t.stdout and " drift\n" in t.stdout and "OnCalendar=*-*-* 04:00:00" in t.stdout
+
+
+def test_weekly_report_reads_the_predictions_stored_for_its_day(squad_home):
+    "The report's risk table is what `pitchlab score` stored for the week's last day (what the board showed), with the model."
+    from pitchlab.monitor import weekly_reports
+    from pitchlab.store import Store
+
+    st = Store()
+    ath = st.read("athletes")
+    team = sorted(set(ath.team_id))[0]
+    team_ath = ath[ath.team_id == team]
+    end = st.read("sessions", list(team_ath.athlete_id))["date"].max()
+    r = subprocess.run(
+        [PITCHLAB, "score", "--day", str(end.date()), "--json"], capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    scored = json.loads(r.stdout)
+    rep = weekly_reports([team], send=False)[0]
+    assert rep["status"] == "succeeded", rep["error"]
+    stored = st.read("predictions", list(team_ath.athlete_id), start=end, end=end)
+    stored = stored[stored.model_version == scored["version"]]
+    want = dict(zip(stored.athlete_id.map(team_ath.set_index("athlete_id")["name"]), stored.risk))
+    assert rep["week_end"] == str(end.date()) and len(rep["risk"]) == len(want) > 0
+    assert {x["source"] for x in rep["risk"]} == {"stored"} and {x["model"] for x in rep["risk"]} == {
+        f"injury_risk v{scored['version']}"
+    }
+    np.testing.assert_allclose([x["risk"] for x in rep["risk"]], [want[x["athlete"]] for x in rep["risk"]], rtol=1e-12)
+    assert f"injury_risk v{scored['version']}, scored" in rep["risk_source"]

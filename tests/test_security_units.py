@@ -3,7 +3,6 @@ API's bearer tokens and the dashboards' sign-in share one failed-attempt limit p
 and a real SQLite store), and the API's docs page reflects nothing from its URL."""
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -125,58 +124,36 @@ def test_api_docs_reflect_nothing_from_the_url(world):
     assert r.status_code == 404 and "<script>" not in r.text
 
 
-class RecordingScorer:
-    "A pose scorer that records the path it was given and what it found there (the Pose page's plug-in interface)."
-
-    note = ""
-
-    def __init__(self):
-        self.seen = {}
-
-    def score(self, video_path, movement, athlete_id, progress=None):
-        p = Path(video_path)
-        self.seen = dict(path=p, data=p.read_bytes(), mode=p.stat().st_mode & 0o777, folder=p.parent.stat().st_mode)
-        return dict(score=50.0, confidence=0.5, metrics={}, feedback="ok", angles=None, source="test")
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "pose" / "sports2d_demo.mp4"
 
 
 @pytest.mark.parametrize(
     "filename",
-    ["../../../../tmp/pitchlab-evil.mp4", "a/b/c.mp4", "<script>x</script>.MOV", "clip.mp4;rm -rf ~", None],
+    ["../../../../tmp/pitchlab-evil.mp4", "a/b/c.mp4", "<script>x</script>.MOV", "clip.mp4;rm -rf ~", ""],
 )
 def test_pose_upload_file_name_never_becomes_part_of_a_path(world, filename):
+    "The Pose page's upload (as the browser's streamed upload saves it): a random name in the data home's private"
+    "uploads folder; the browser's name is only shown (escaped), never a path."
     from pitchlab.dash.auth import DataAccess, User
     from pitchlab.dash.data import DataStore
-    from pitchlab.dash.pages.pose import PosePage, PoseScorer
+    from pitchlab.dash.pages.pose import PosePage
+    from pitchlab.pose.jobs import uploads_dir
 
-    PoseScorer.register(RecordingScorer)
     st, c = world["store"], world["cohort"]
     data = DataStore(access=DataAccess(st, User("cora", "coach", team_ids=c.teams.team_id.iloc[0])))
     data.athlete = c.athletes.athlete_id.iloc[0]
-    scorer = RecordingScorer()
-    page = PosePage(data=data, scorer=scorer)
-    before = len(st.read("pose_results", [data.athlete]))
-    video = b"\x00\x00\x00\x18ftypmp42" + repr(filename).encode()  # a different video each time (a new stored row)
-    page.upload.value, page.upload.filename = video, filename
-    page.param.trigger("score_video")
-    t_end = time.monotonic() + 30
-    while not page._job["job"]["done"] and time.monotonic() < t_end:
-        time.sleep(0.01)
-    assert page._job["job"]["done"] and page._job["job"]["error"] is None, page._job["job"]
-    p = scorer.seen["path"]
-    assert re.fullmatch(r"[0-9a-f]{32}\.(mp4|mov|bin)", p.name), p
-    assert p.suffix == {"../../../../tmp/pitchlab-evil.mp4": ".mp4", "a/b/c.mp4": ".mp4"}.get(
-        filename, ".mov" if filename and filename.endswith(".MOV") else ".bin"
-    )
-    for part in p.parts:  # nothing of the browser's name is in the path (beyond a known extension)
-        assert "evil" not in part and "script" not in part and part not in ("a", "b") and ";" not in part
-    assert scorer.seen["data"] == video and scorer.seen["mode"] == 0o600
-    assert scorer.seen["folder"] & 0o777 == 0o700
-    assert not p.exists() and not p.parent.exists()  # the upload and its private folder are gone after scoring
-    assert not Path("/tmp/pitchlab-evil.mp4").exists()
-    page.poll()
-    assert page.status == "score 50 stored"
-    stored = st.read("pose_results", [data.athlete])
-    assert len(stored) == before + 1 and stored.score.iloc[-1] == 50.0
+    page = PosePage(data=data)
+    page.take_file(SAMPLE, filename=filename)
+    p = Path(page._file["path"])
+    try:
+        assert p.parent == uploads_dir() and (p.parent.stat().st_mode & 0o777) == 0o700, p
+        assert re.fullmatch(r"[0-9a-f]{32}\.(mp4|mov|video)", p.name), p
+        for part in p.parts:  # nothing of the browser's name is in the path (beyond a known extension)
+            assert "evil" not in part and "script" not in part and part not in ("a", "b") and ";" not in part
+        assert (p.stat().st_mode & 0o777) == 0o600 and p.stat().st_size == SAMPLE.stat().st_size
+        assert not Path("/tmp/pitchlab-evil.mp4").exists()
+    finally:
+        p.unlink(missing_ok=True)
 
 
 def test_pipeline_kernels_talk_over_private_unix_sockets(tmp_path):

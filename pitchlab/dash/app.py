@@ -103,7 +103,9 @@ class App(pn.viewable.Viewer):
     ):
         access = access or params["data"].access
         if risk_provider is None and not params.get("data"):
-            risk_provider = default_risk_provider(access.store)
+            risk_provider = default_risk_provider(
+                access.store, actor=access.user.username, purpose="injury-risk model for the team board"
+            )
         self._data_kw = dict(
             access=access,
             token=token,

@@ -39,12 +39,24 @@ from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 from .base import Page, _badge, _hv, SHRINK_CSS, wrap_row
 from ...people import display_names
+from ...glossary import glossary_html
 from ...models.baselines import ACWR_EDGES
 
 # %% auto 0
-__all__ = ['WELLNESS_LINES', 'PHASE_COLORS', 'phase_spans', 'AthleteDrillDown']
+__all__ = ['ATHLETE_GLOSSARY', 'WELLNESS_LINES', 'PHASE_COLORS', 'phase_spans', 'AthleteDrillDown']
 
 # %% ../../../nbs/67_dash_athlete.ipynb
+ATHLETE_GLOSSARY = {
+    "load": "Daily load (AU)",
+    "acwr": "ACWR",
+    "ctl": "Fitness (CTL)",
+    "atl": "Fatigue (ATL)",
+    "tsb": "Form (TSB)",
+    "wellness": "Wellness vs own usual",
+    "balls_7d": "Balls bowled",
+    "pitches_7d": "Pitches",
+    "pose": "Pose score",
+}  # glossary key -> the chart that shows it (sentences in pitchlab.glossary)
 WELLNESS_LINES = {
     "hrv_rmssd_z": "HRV",
     "soreness_z": "soreness",
@@ -264,6 +276,12 @@ class AthleteDrillDown(Page):
             ),
             self._header,
             self._plots,
+            pn.Card(
+                pn.pane.HTML(glossary_html(ATHLETE_GLOSSARY), sizing_mode="stretch_width"),
+                title="Glossary: what each chart means",
+                collapsed=True,
+                sizing_mode="stretch_width",
+            ),
             sizing_mode="stretch_width",
             stylesheets=[SHRINK_CSS],
         )

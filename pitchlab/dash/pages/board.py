@@ -41,14 +41,14 @@ from ..data import DataStore, esc, load_team
 from .base import Page, _badge, _hv
 
 # %% auto 0
-__all__ = ['BOARD_TITLES', 'BOARD_WIDTHS', 'SPORT_COLUMNS', 'GLOSSARY_OF', 'TIER_ICONS', 'TIER_COLORS', 'AVAILABILITY_ORDER',
-           'CARD_BREAK', 'tier_badge', 'availability_cell', 'sparkline', 'board_frame', 'board_cards', 'TeamRiskBoard']
+__all__ = ['BOARD_TITLES', 'BOARD_WIDTHS', 'SPORT_COLUMNS', 'GLOSSARY_OF', 'AVAILABILITY_ORDER', 'CARD_BREAK',
+           'availability_cell', 'sparkline', 'board_frame', 'board_cards', 'TeamRiskBoard']
 
 # %% ../../../nbs/66_dash_board.ipynb
 from ...availability import STATUS_COLORS, STATUS_ICONS, STATUS_WORDS
 from ...glossary import GLOSSARY, explain, glossary_html
 from ...people import display_names
-from .base import SHRINK_CSS, wrap_row
+from .base import SHRINK_CSS, tier_badge, wrap_row
 
 # %% ../../../nbs/66_dash_board.ipynb
 BOARD_TITLES = {
@@ -103,23 +103,10 @@ GLOSSARY_OF = {
     "name": "athlete",
     "badge": "tier",
 }  # board column -> glossary key where they differ
-TIER_ICONS = {"high": "▲", "elevated": "◆", "low": "●", "": "?"}  # beside the tier's colour and word
-TIER_COLORS = {"high": "#b00020", "elevated": "#8a4500", "low": "#1e7b34", "": "#5f6b73"}  # 4.5:1 on white
 AVAILABILITY_ORDER = {"out": 0, "modified": 1, "available": 2}  # the board lists who is out first
 CARD_BREAK = 600  # px: under this width the board is a card list
 
 # %% ../../../nbs/66_dash_board.ipynb
-def tier_badge(
-    level: str,  # high, elevated, low or '' (no risk)
-) -> str:
-    "The tier as a pill: colour, icon and word (colour is never the only cue)."
-    lv = level if level in TIER_ICONS else ""
-    return (
-        f'<span class="pitchlab-tier" style="background:{TIER_COLORS[lv]};color:white;padding:1px 8px;border-radius:9px;'
-        f'white-space:nowrap">{TIER_ICONS[lv]} {lv or "n/a"}</span>'
-    )
-
-
 def availability_cell(
     status: str,  # available, modified or out
 ) -> str:

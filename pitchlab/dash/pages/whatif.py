@@ -58,8 +58,7 @@ from pitchlab.plan_units import (
     plan_unit,
     resize_plan,
 )
-from .base import SHRINK_CSS, wrap_row
-from .board import tier_badge
+from .base import SHRINK_CSS, tier_badge, wrap_row
 from ...glossary import explain
 
 # %% ../../../nbs/68_dash_whatif.ipynb
