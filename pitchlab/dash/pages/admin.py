@@ -17,8 +17,7 @@ from fastcore.basics import patch
 from ...core import PitchlabError
 from ..auth import ROLES, authorize
 from ..data import esc
-from .base import Page
-from .models import _SHRINK_CSS, _wrap_row
+from .base import SHRINK_CSS, Page, wrap_row
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ def _table(css: str, height: int = 240):
 
 def _form(*items):
     "Fields that wrap onto the next line on a narrow screen."
-    return _wrap_row(*items)
+    return wrap_row(*items)
 
 # %% ../../../nbs/72_dash_admin.ipynb
 class TeamsPage(AdminPage):
@@ -209,10 +208,10 @@ class TeamsPage(AdminPage):
                 self.field("sport", self.sport),
                 self.field("level", self.level),
             ),
-            _wrap_row(self.add, self.save),
+            wrap_row(self.add, self.save),
             self.note,
             sizing_mode="stretch_width",
-            stylesheets=[_SHRINK_CSS],
+            stylesheets=[SHRINK_CSS],
         )
 
 # %% ../../../nbs/72_dash_admin.ipynb
@@ -490,19 +489,19 @@ def _build(self: AthletesPage):
             self.field("position", self.position),
             self.field("guardian", self.guardian, ("guardian",)),
         ),
-        _wrap_row(self.add, self.save),
+        wrap_row(self.add, self.save),
         self.note,
         pn.pane.Markdown(
             "### Import a roster\nA CSV or Excel file with a Name column (or First and Last Name), Sex, and a Team "
             "column or a team chosen here; optional: Athlete ID, DOB, Position, Height (cm), Guardian Contact."
         ),
         _form(self.field("upload", self.upload), self.import_team),
-        _wrap_row(self.preview_btn, self.commit_btn),
+        wrap_row(self.preview_btn, self.commit_btn),
         self.summary,
         self.load_box,
         self.refused_box,
         sizing_mode="stretch_width",
-        stylesheets=[_SHRINK_CSS],
+        stylesheets=[SHRINK_CSS],
     )
 
 # %% ../../../nbs/72_dash_admin.ipynb
@@ -754,9 +753,9 @@ def _build(self: AccountsPage):
             self.field("teams", self.teams, ("team",)),
             self.field("athlete", self.athlete, ("athlete",)),
         ),
-        _wrap_row(self.create, self.save, self.reset, self.deactivate),
+        wrap_row(self.create, self.save, self.reset, self.deactivate),
         self.confirm,
         self.note,
         sizing_mode="stretch_width",
-        stylesheets=[_SHRINK_CSS],
+        stylesheets=[SHRINK_CSS],
     )

@@ -39,7 +39,7 @@ from pitchlab.board import (
 )
 from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
-from .base import Page, _badge, _hv
+from .base import SHRINK_CSS, Page, _badge, _hv, wrap_row
 
 logger = logging.getLogger(__name__)
 
@@ -165,18 +165,6 @@ def default_backend() -> RetrainBackend:
     return PipelineRetrainBackend()
 
 # %% ../../../nbs/75_dash_models.ipynb
-_WRAP_CSS = ":host { flex-wrap: wrap !important; height: auto !important; min-width: 0 !important; row-gap: 4px; }"
-
-
-def _wrap_row(*objects, **params) -> pn.Row:
-    "A row that wraps onto several lines on a narrow screen (a Bokeh row with CSS wrapping: FlexBox needs a script the CSP refuses)."
-    params.setdefault("sizing_mode", "stretch_width")
-    return pn.Row(*objects, stylesheets=[_WRAP_CSS], **params)
-
-
-_SHRINK_CSS = ":host { min-width: 0 !important; }"  # a page may be narrower than its widest row of fixed widgets
-
-
 GLOSSARY = (
     "**Gate**: the checks a version must pass before it can become the champion (the model the other pages use). "
     "**AUC**: how well risk separates the athlete-days before an injury from the rest on held-out days (0.5 is chance). "
@@ -527,7 +515,7 @@ def monitors(self: ModelsPage) -> list:
                     css_classes=["pitchlab-report-link"],
                 )
             )
-        out.append(_wrap_row(*line))
+        out.append(wrap_row(*line))
     return out
 
 
@@ -548,7 +536,7 @@ def __panel__(self: ModelsPage):
     )
     return pn.Column(
         pn.pane.Markdown(note + f" Risk on the other pages: *{esc(self.data.risk_provider.label)}*. " + who),
-        _wrap_row(
+        wrap_row(
             pn.widgets.DatePicker.from_param(self.param.start, width=160),
             pn.widgets.DatePicker.from_param(self.param.end, width=160),
             pn.widgets.Button.from_param(self.param.retrain, color="primary", disabled=not admin, align="end"),
@@ -556,7 +544,7 @@ def __panel__(self: ModelsPage):
         bar,
         status,
         self._table,
-        _wrap_row(
+        wrap_row(
             pn.widgets.Select.from_param(self.param.version, width=120),
             pn.widgets.Button.from_param(self.param.promote, disabled=not admin, align="end"),
             pn.widgets.Button.from_param(self.param.rollback, disabled=not admin, align="end"),
@@ -567,5 +555,5 @@ def __panel__(self: ModelsPage):
         pn.pane.Markdown("#### Monitoring"),
         *self.monitors(),
         sizing_mode="stretch_width",
-        stylesheets=[_SHRINK_CSS],
+        stylesheets=[SHRINK_CSS],
     )
