@@ -36,7 +36,7 @@ from pitchlab.board import (
     team_board,
 )
 from ..rules import VIOLATION_COLUMNS
-from .data import DataStore, esc, load_team
+from .data import BOARD_PURPOSE, DataStore, esc, load_team
 from .pages.base import Page, _badge, _hv
 from .pages.athlete import AthleteDrillDown
 from .pages.board import TeamRiskBoard
@@ -110,7 +110,7 @@ class App(pn.viewable.Viewer):
     ):
         access = access or params["data"].access
         if risk_provider is None and not params.get("data"):
-            risk_provider = default_risk_provider(access.store)
+            risk_provider = default_risk_provider(access.store, actor=access.user.username, purpose=BOARD_PURPOSE)
         self._data_kw = dict(
             access=access,
             token=token,

@@ -514,7 +514,7 @@ def monitors(self: ModelsPage) -> list:
         out.append(pn.pane.Markdown(f"The drift checks cannot be read: {esc(e.message)}"))
     for t in self.data.access.teams().itertuples():
         rep = latest_report(t.team_id)
-        line = [pn.pane.Markdown(report_in_words(rep, t.name), sizing_mode="stretch_width")]
+        line = [pn.pane.Markdown(report_in_words(rep, esc(t.name)), sizing_mode="stretch_width")]
         html_path = (rep or {}).get("html")
         if html_path and os.path.exists(html_path):
             line.append(
