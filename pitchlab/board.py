@@ -197,9 +197,9 @@ class ChampionProvider(RiskProvider):
 
 # %% ../nbs/44_board.ipynb
 def _rule_for(store, actor: str = "pitchlab board", purpose: str | None = None) -> RuleRisk:
-    "The rule fitted on the store's injuries (the read audited as `actor`), or its bare bands when the store cannot be read (logged)."
+    "The rule fitted on the store's injuries (read as `actor`, audited), or its bare bands when the store cannot be read (logged)."
     try:
-        return RuleRisk.from_store(store, actor=actor, purpose=purpose or "ACWR rule's band rates for the team board")
+        return RuleRisk.from_store(store, actor=actor, **({"purpose": purpose} if purpose else {}))
     except Exception:
         logger.exception(
             "the ACWR rule could not be fitted on the store: the board shows its bands without a probability"
@@ -241,8 +241,7 @@ def default_risk_provider(
 
 # %% ../nbs/44_board.ipynb
 STORED, LIVE = "stored", "live, not stored"  # where a board row's risk came from (risk_source)
-_STORED_COLUMNS = ["athlete_id", "risk", "lower", "upper", "tier", "factors", "horizon_days"]
-_STORED_COLUMNS += ["model_name", "model_version", "run_id"]
+_STORED_COLUMNS = ["athlete_id", "risk", "lower", "upper", "tier", "factors", "model_name", "model_version", "run_id"]
 
 
 def _factor_list(f) -> list:

@@ -36,8 +36,8 @@ from pitchlab.board import (
     team_board,
 )
 from ..rules import VIOLATION_COLUMNS
-from .data import DataStore, esc, load_team
-from .pages.base import SHRINK_CSS, WRAP_CSS, Page, _badge, _hv
+from .data import BOARD_PURPOSE, DataStore, esc, load_team
+from .pages.base import Page, _badge, _hv
 from .pages.athlete import AthleteDrillDown
 from .pages.board import TeamRiskBoard
 from .pages.compare import Compare
@@ -51,7 +51,8 @@ from .pages.admin import AccountsPage, AthletesPage, TeamsPage
 from .data import data_token, public_tables, _store, _violations
 
 # %% auto 0
-__all__ = ['PAGE_TITLES', 'NAV_CSS', 'role_pages', 'App', 'build_app', 'warm_caches', 'local_assets', 'serve_app']
+__all__ = ['PAGE_TITLES', 'NAV_CSS', 'SHRINK_CSS', 'HEADER_CSS', 'role_pages', 'App', 'build_app', 'warm_caches', 'local_assets',
+           'serve_app']
 
 # %% ../../nbs/79_dash_app.ipynb
 PAGE_TITLES = {
@@ -71,6 +72,12 @@ PAGE_TITLES = {
 
 
 NAV_CSS = ":host { min-width: 0 !important; height: auto !important; } .bk-btn-group { flex-wrap: wrap; row-gap: 4px; }"  # the page buttons wrap onto a second line on a phone instead of widening the page
+
+
+SHRINK_CSS = ":host { min-width: 0 !important; }"  # the page area may be narrower than a page's widest row
+HEADER_CSS = (
+    ":host { flex-wrap: wrap !important; min-width: 0 !important; height: auto !important; }"  # likewise the header
+)
 
 
 def role_pages(
@@ -103,9 +110,7 @@ class App(pn.viewable.Viewer):
     ):
         access = access or params["data"].access
         if risk_provider is None and not params.get("data"):
-            risk_provider = default_risk_provider(
-                access.store, actor=access.user.username, purpose="injury-risk model for the team board"
-            )
+            risk_provider = default_risk_provider(access.store, actor=access.user.username, purpose=BOARD_PURPOSE)
         self._data_kw = dict(
             access=access,
             token=token,
@@ -207,7 +212,7 @@ class App(pn.viewable.Viewer):
             ),  # which server process built the page (the browser tests visit each)
             sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #ddd"},
-            stylesheets=[WRAP_CSS],
+            stylesheets=[HEADER_CSS],
         )
 
     def __panel__(self):

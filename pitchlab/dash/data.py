@@ -39,7 +39,7 @@ from pitchlab.board import (
 from ..rules import VIOLATION_COLUMNS
 
 # %% auto 0
-__all__ = ['esc', 'data_token', 'team_frames', 'public_tables', 'load_team', 'DataStore']
+__all__ = ['BOARD_PURPOSE', 'esc', 'data_token', 'team_frames', 'public_tables', 'load_team', 'DataStore']
 
 # %% ../../nbs/64_dash_data.ipynb
 def esc(
@@ -119,6 +119,11 @@ def load_team(url: str, athlete_ids: tuple, token: str | None = None) -> TeamFra
 _LEVELS = ["all", "high", "elevated", "low"]
 
 
+BOARD_PURPOSE = (
+    "injury-risk model for the team board"  # why the board's model reads injuries on a person's behalf (audited)
+)
+
+
 class DataStore(pn.viewable.Viewer):
     "The session's data: what the signed-in person may see, the shared filters, and the metrics computed once per load."
 
@@ -156,9 +161,7 @@ class DataStore(pn.viewable.Viewer):
     def __init__(self, **params):
         if "risk_provider" not in params:
             acc = params["access"]
-            params["risk_provider"] = default_risk_provider(
-                acc.store, actor=acc.user.username, purpose="injury-risk model for the team board"
-            )
+            params["risk_provider"] = default_risk_provider(acc.store, actor=acc.user.username, purpose=BOARD_PURPOSE)
         params.setdefault("rules", LibraryRules())
         super().__init__(**params)
         self.roster = self.access.roster()
