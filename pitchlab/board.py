@@ -196,10 +196,10 @@ class ChampionProvider(RiskProvider):
         return self.cr.predict(features)
 
 # %% ../nbs/44_board.ipynb
-def _rule_for(store) -> RuleRisk:
-    "The rule fitted on the store's injuries, or its bare bands when the store cannot be read (logged)."
+def _rule_for(store, actor: str = "pitchlab board", purpose: str | None = None) -> RuleRisk:
+    "The rule fitted on the store's injuries (the read audited as `actor`), or its bare bands when the store cannot be read (logged)."
     try:
-        return RuleRisk.from_store(store)
+        return RuleRisk.from_store(store, actor=actor, purpose=purpose or "ACWR rule's band rates for the team board")
     except Exception:
         logger.exception(
             "the ACWR rule could not be fitted on the store: the board shows its bands without a probability"
@@ -213,18 +213,18 @@ def _live_provider(store, actor: str, purpose: str | None) -> RiskProvider:
 
     s = settings()
     if s.mlflow_uri.startswith("sqlite:///") and not os.path.isfile(s.mlflow_uri[len("sqlite:///") :]):
-        return _rule_for(store)
+        return _rule_for(store, actor, purpose)
     try:
         from pitchlab.predict import ChampionRisk
 
         cr = ChampionRisk(store, actor=actor, purpose=purpose)
         if cr.champion.get() is None:
             logger.info("no champion in the registry: the board uses the ACWR rule (%s)", RULE_LABEL)
-            return _rule_for(store)
+            return _rule_for(store, actor, purpose)
         return ChampionProvider(cr)
     except Exception:
         logger.exception("champion unavailable, the board uses the ACWR rule")
-        return _rule_for(store)
+        return _rule_for(store, actor, purpose)
 
 
 def default_risk_provider(

@@ -358,6 +358,8 @@ def serve_command(
         *[str(dash / f"{a}.py") for a in apps],
         "--plugins",
         "pitchlab.dash.auth",
+        "--plugins",
+        "pitchlab.dash.pages.pose",  # the Pose page's streamed upload and overlay routes
         "--oauth-provider",
         oauth or "pitchlab",
         "--setup",

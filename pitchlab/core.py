@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto 0
-__all__ = ['DAYS_PER_YEAR', 'PRIVATE_UMASK', 'PitchlabError', 'ConfigError', 'ValidationError', 'NotFoundError', 'AccessDenied',
-           'StoreError', 'project_root', 'private_files', 'write_private', 'private_secret', 'mode_warnings',
-           'Settings', 'settings', 'SecuritySettings', 'security_settings', 'quiet_tensorflow', 'quiet_stderr']
+__all__ = ['DAYS_PER_YEAR', 'MOVEMENTS', 'PRIVATE_UMASK', 'PitchlabError', 'ConfigError', 'ValidationError', 'NotFoundError',
+           'AccessDenied', 'StoreError', 'project_root', 'private_files', 'write_private', 'private_secret',
+           'mode_warnings', 'Settings', 'settings', 'SecuritySettings', 'security_settings', 'quiet_tensorflow',
+           'quiet_stderr']
 
 # %% ../nbs/00_core.ipynb
 class PitchlabError(Exception):
@@ -56,6 +57,7 @@ class StoreError(PitchlabError):
 
 # %% ../nbs/00_core.ipynb
 DAYS_PER_YEAR = 365.25  # mean Julian year: ages and yearly rates in days / DAYS_PER_YEAR
+MOVEMENTS = ("squat", "deadlift", "overhead_press", "pitch", "shot_put", "discus", "jump")  # what pose scoring knows
 
 # %% ../nbs/00_core.ipynb
 _ENV_NAMES = ("PITCHLAB_HOME", "PITCHLAB_DB_URL", "MLFLOW_TRACKING_URI", "PITCHLAB_ENV_FILE", "PITCHLAB_SECRET")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
-from .core import NotFoundError, PitchlabError, settings
+from .core import NotFoundError, PitchlabError, private_files, settings
 
 # %% auto 0
 __all__ = ['Gate', 'feature_profile', 'drift', 'assert_deidentified', 'Registry', 'log_model', 'log_failure', 'versions',
@@ -331,6 +331,7 @@ class Registry:
         artifact_root: str | Path | None = None,  # where new experiments keep artifacts (default: the data home)
     ):
         s = settings()
+        private_files()  # MLflow's database and artifacts are health data too: files 0600, folders 0700
         self.uri = uri or s.mlflow_uri
         self.artifact_root = Path(artifact_root or s.mlflow_artifacts)
         if self.uri.startswith("sqlite:///"):

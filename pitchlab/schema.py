@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-from .core import ValidationError
+from .core import MOVEMENTS, ValidationError
 
 # %% auto 0
 __all__ = ['ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES', 'AVAILABILITY',
@@ -308,7 +308,7 @@ ENTITIES = {
             (
                 _F("athlete_id", doc="who was filmed"),
                 _F("date", _d, unit="date", doc="day of the recording"),
-                _F("movement", doc="pitch, shot_put, discus, squat, deadlift, overhead_press, jump"),
+                _F("movement", isin=MOVEMENTS, doc="the movement filmed"),
                 _F("video_sha256", doc="SHA-256 of the analysed video (the video itself is not stored)"),
                 _F("score", _f, True, 0, 100, unit="0-100", doc="combined technique score"),
                 _F("confidence", _f, True, 0, 1, unit="0-1", doc="confidence of the score (falls with occlusion)"),

@@ -106,3 +106,44 @@ def home(tmp_path, monkeypatch):
     monkeypatch.delenv("PITCHLAB_DB_URL", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return h
+
+
+# What a browser test checks on every page at every width: the document does not scroll sideways, no readable box
+# (text, field, button, chart canvas, table, card) reaches past the viewport's edges, and no two such boxes overlap.
+# Boxes inside one another are fine; boxes are collected through every shadow root (Panel renders into shadow DOM).
+LAYOUT_JS = """(width) => {
+  const all = [];
+  const walk = (root) => { for (const e of root.querySelectorAll('*')) { all.push(e); if (e.shadowRoot) walk(e.shadowRoot); } };
+  walk(document);
+  const tags = new Set(['INPUT', 'SELECT', 'BUTTON', 'H1', 'H2', 'H3', 'P', 'LI', 'LABEL', 'DT', 'DD']);
+  const cls = ['tabulator', 'pitchlab-card', 'noUi-target', 'bk-Canvas'];
+  const inside = (a, b) => { for (let n = b; n; n = n.parentNode || n.host) if (n === a) return true; return false; };
+  const boxes = all.filter(e => tags.has(e.tagName) || cls.some(c => e.classList && e.classList.contains(c)))
+    .map(e => [e, e.getBoundingClientRect()])
+    .filter(([e, r]) => r.width > 0 && r.height > 0 && e.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}));
+  const name = (e) => e.tagName + '.' + ((e.className && e.className.baseVal === undefined ? e.className : '') || '').toString().slice(0, 30) + ':' + (e.textContent || '').trim().slice(0, 30);
+  const bad = [];
+  const sx = window.scrollX;
+  for (const [e, r] of boxes) if (r.left + sx < -1 || r.right + sx > width + 1) bad.push('clipped ' + name(e) + ' ' + Math.round(r.left) + '-' + Math.round(r.right));
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const [a, r] = boxes[i], [b, s] = boxes[j];
+    if (inside(a, b) || inside(b, a)) continue;
+    const w = Math.min(r.right, s.right) - Math.max(r.left, s.left), h = Math.min(r.bottom, s.bottom) - Math.max(r.top, s.top);
+    if (w > 2 && h > 2) bad.push('overlap ' + name(a) + ' / ' + name(b));
+  }
+  return [boxes.length, document.documentElement.scrollWidth, bad];
+}"""
+
+
+@pytest.fixture
+def layout_problems():
+    """A function (playwright page, viewport width) -> (number of boxes checked, list of problems): horizontal overflow,
+    boxes past the viewport's edges, overlapping boxes."""
+
+    def check(page, width):
+        n, scroll, bad = page.evaluate(LAYOUT_JS, width)
+        if scroll > width:
+            bad = [f"the page is {scroll} px wide in a {width} px viewport", *bad]
+        return n, bad
+
+    return check

@@ -140,6 +140,7 @@ def test_sklearn_errors():
         GLMBaseline(columns=["x1"]).fit(tiny.drop(columns="label"))
 
 
+@pytest.mark.slow  # `make test` runs it, `make test-quick` does not
 def test_baselines_on_pitchlab_features():
     """Across modules: synthetic cohort -> features -> time split -> every baseline fits and predicts finite risks."""
     from pitchlab.features import build_features, time_split

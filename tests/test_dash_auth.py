@@ -225,6 +225,7 @@ def test_every_page_as_every_role(world, role):
     expect = {
         "athlete": ["today", "athlete", "pose", "entry"],
         "medical": ["board", "athlete", "injuries", "whatif", "compare", "pose", "models", "entry"],
+        "admin": ["board", "athlete", "whatif", "compare", "pose", "models", "entry", "teams", "roster", "accounts"],
     }.get(role, ["board", "athlete", "whatif", "compare", "pose", "models", "entry"])
     app = App(access=DataAccess(world["store"], world["users"][role]), rules=NoRules(), backend=FakeRetrainBackend())
     assert app.pages == expect

@@ -169,7 +169,7 @@ def test_wrong_password_stays_on_the_login_page(browser, site):
     assert site["store"].read("audit").query("action == 'login_failed'").actor.iloc[-1] == "coach"
 
 
-def test_coach(browser, site):
+def test_coach(browser, site, layout_problems):
     from playwright.sync_api import expect
 
     page = sign_in(browser, site, "coach")
@@ -188,7 +188,7 @@ def test_coach(browser, site):
     sel = page.locator("select", has=page.locator("option", has_text=target.athlete_id)).first
     assert sel.locator("option").count() == len(site["team1"])
     sel.select_option(label=f"{target['name']} ({target.athlete_id})")
-    expect(page.get_by_text(f"{target['name']} ({target.athlete_id})").last).to_be_visible()
+    expect(page.locator("h3", has_text=target["name"]).last).to_be_visible()  # the heading names the athlete
     page.wait_for_selector(".pitchlab-drilldown-plots canvas")
     shoot(page, "coach-athlete")
 
@@ -222,6 +222,14 @@ def test_coach(browser, site):
         shoot(page, shot)
     tab(page, "Models")
     assert page.locator("button", has_text="Retrain").first.is_disabled()  # coaches see versions, cannot retrain
+    page.set_viewport_size({"width": 390, "height": 844})  # the same session on a phone: nothing clipped or overlapping
+    for name, wait in (("Team board", ".pitchlab-card"), ("What-if", ".pitchlab-day .noUi-handle")):
+        tab(page, name)
+        page.wait_for_selector(wait)
+        time.sleep(1.0)
+        n, bad = layout_problems(page, 390)
+        assert n > 10 and bad == [], (name, bad)
+    shoot(page, "coach-whatif-390")
     page.context.close()
     cyc = site["store"].read("audit").query("entity == 'cycle_logs'")
     assert "coach" not in set(cyc.actor)

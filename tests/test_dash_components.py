@@ -64,6 +64,17 @@ class FakeScorer(PoseScorer):
         )
 
 
+def _tiny_clip(path):
+    "Ten grey 64x48 frames as Motion-JPEG: a real video for the fake scorers (the upload refuses what is not one)."
+    import cv2
+
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (64, 48))
+    for i in range(10):
+        vw.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    vw.release()
+    return path
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from pitchlab.store import Store
@@ -232,22 +243,27 @@ def test_whatif_projection_follows_the_plan(world):
 
 
 def test_whatif_rules_and_largest_plan_within_budget(world):
+    "Suggest (pitchlab.plan_units.optimise_plan): within budget and rules, and one more step on any day would not be."
     data = data_store(world, rules=DailyPitchLimit(), risk_provider=_stated_rule())
     data.athlete = world["pitcher"]
     w = WhatIfPlanner(data=data, risk_budget=0.05)
-    w.plan = w.plan.assign(pitches=100, session_type="match", load=w.plan.load + 300)
-    assert len(w.plan_violations) == 7
+    w.plan = w.plan.assign(pitches=100, session_type="training", load=w.plan.load + 300)
+    assert len(w.plan_violations) == 7 and "Rules broken" in w.verdict()
     w.param.trigger("suggest")
     s = w.suggestion
-    assert s is not None and s.pitches.max() <= 80
+    assert s is not None and s.pitches.max() <= 80 and len(w.reasons) == 7
+    assert all(r.startswith(f"{d:%a %d %b}: ") for r, d in zip(w.reasons, s.date))  # one sentence per day, in order
     f, v = project_plan(data.frames, world["pitcher"], s, _stated_rule(), DailyPitchLimit())
     assert len(v) == 0 and f.query("planned").upper.max() <= 0.05
-    k = s.pitches.iloc[0] / 100
-    bigger = w.plan.assign(pitches=np.floor(100 * (k + 0.05)).astype(int), load=np.round(w.plan.load * (k + 0.05)))
-    f2, v2 = project_plan(data.frames, world["pitcher"], bigger, _stated_rule(), DailyPitchLimit())
-    assert len(v2) > 0 or f2.query("planned").upper.max() > 0.05  # the suggestion is the largest (to the tolerance)
+    per = w.plan.load / 100  # AU per pitch of each planned day
+    for i in range(len(s)):
+        bigger = s.copy()
+        bigger.loc[i, "pitches"] += 5
+        bigger.loc[i, "load"] = round(bigger.loc[i, "pitches"] * per[i], -1)
+        f2, v2 = project_plan(data.frames, world["pitcher"], bigger, _stated_rule(), DailyPitchLimit())
+        assert len(v2) > 0 or f2.query("planned").upper.max() > 0.05  # the largest, day by day
     w.param.trigger("apply")
-    assert w.plan.equals(s) and len(w.plan_violations) == 0
+    assert w.plan.equals(s) and len(w.plan_violations) == 0 and w.verdict().startswith("Within budget")
 
 
 def test_whatif_with_the_real_pitch_smart_rules(world):
@@ -268,19 +284,30 @@ def test_models_page_flow(world):
     m = ModelsPage(data=admin, backend=FakeRetrainBackend(steps=3, step_s=0.01))
     assert m.start is not None and m.end >= m.start
     m.param.trigger("rollback")
+    assert m.yes.name == "Yes, roll back" and m.confirm_box.visible  # a second click is asked for
+    m.param.trigger("confirm")
     assert "no earlier champion" in m.status
     for _ in range(2):
         m.param.trigger("retrain")
         t0 = time.time()
         while not m.poll()["done"] and time.time() - t0 < 10:
             time.sleep(0.01)
-    assert list(m._table.value.version) == ["1", "2"] and m.progress == 1.0
+    assert list(m._table.value["Version"]) == ["1", "2"] and m.progress == 1.0
     m.version = "1"
     m.param.trigger("promote")
+    m.param.trigger("cancel")  # the first click alone, or a cancel, changes nothing
+    assert m._table.value.set_index("Version").Champion.to_dict() == {"1": "", "2": ""}
+    m.param.trigger("promote")
+    assert m.yes.name == "Yes, promote version 1"
+    m.param.trigger("confirm")
     m.version = "2"
     m.param.trigger("promote")
-    assert m._table.value.set_index("version").champion.to_dict() == {"1": False, "2": True}
+    assert "It replaces version 1 as the champion" in m.ask.object
+    m.param.trigger("confirm")
+    assert m._table.value.set_index("Version").Champion.to_dict() == {"1": "", "2": "yes"}
     m.param.trigger("rollback")
+    assert m.yes.name == "Yes, roll back version 2"
+    m.param.trigger("confirm")
     assert m.status == "rolled back: version 1 is champion"
     acts = world["store"].read("audit").query("entity == 'models'").action.tolist()
     assert acts[-5:] == ["retrain", "retrain", "promote", "promote", "rollback"]
@@ -292,11 +319,11 @@ def test_models_page_flow(world):
         ModelsPage(data=data_store(world, User("ann", "athlete", athlete_id=world["bowler"])))
 
 
-def test_pose_page(world):
+def test_pose_page(world, home):
     data = data_store(world)
     data.athlete = world["bowler"]
     page = PosePage(data=data, scorer=FakeScorer())
-    page.upload.value, page.upload.filename = b"\x00\x01video", "bowl.mp4"
+    page.take_file(_tiny_clip(home.parent / "bowl.avi"))  # streamed to the data home as the browser's upload is
     page.param.trigger("score_video")
     while not page._job["job"]["done"]:
         time.sleep(0.01)
@@ -305,7 +332,7 @@ def test_pose_page(world):
     stored = world["store"].read("pose_results", [world["bowler"]])
     assert len(stored.video_sha256.iloc[0]) == 64 and stored.movement.iloc[0] == "pitch"
     bad = PosePage(data=data, scorer=FakeScorer(fail=True))
-    bad.upload.value = b"x"
+    bad.take_file(_tiny_clip(home.parent / "bowl2.avi"))
     bad.param.trigger("score_video")
     while not bad._job["job"]["done"]:
         time.sleep(0.01)
@@ -379,7 +406,7 @@ def test_serve_app_without_sign_in_shows_a_notice(world, monkeypatch):
 
 
 @pytest.mark.slow
-def test_pose_page_with_the_real_scorer(world):
+def test_pose_page_with_the_real_scorer(world, home):
     "The Pose page scores the sample video with pitchlab.pose (MediaPipe), stores the score and shows the plots."
     import hashlib
     from pathlib import Path
@@ -392,16 +419,16 @@ def test_pose_page_with_the_real_scorer(world):
     data.athlete = world["bowler"]
     page = PosePage(data=data, scorer=LibraryPoseScorer(), movement="jump")
     assert page.scorer.note == ""
-    page.upload.value, page.upload.filename = video.read_bytes(), video.name
+    page.take_file(video)
     page.param.trigger("score_video")
     t0 = time.time()
-    while not page._job["job"]["done"]:
+    while page._job is not None:  # a pose job: polled as the served page does
         assert time.time() - t0 < 300, "scoring took longer than 5 minutes"
         time.sleep(0.2)
-    page.poll()
+        page.poll()
     assert page.status.endswith("stored"), page.status
     r = page.result
-    assert 0 <= r["score"] <= 100 and 0 <= r["confidence"] <= 1 and r["angles_png"].endswith(".png")
+    assert 0 <= r["score"] <= 100 and 0 <= r["confidence"] <= 1 and r["measures"]
     h = page.history().set_index("video_sha256")
     row = h.loc[hashlib.sha256(video.read_bytes()).hexdigest()]
     assert row.movement == "jump" and row.score == pytest.approx(r["score"])

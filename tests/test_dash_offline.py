@@ -39,6 +39,9 @@ PAGE_READY = {  # nav title -> what shows once the page is built
     "Entry forms": ".pitchlab-forms",
     "Today": ".pitchlab-today-summary",
     "Injury log": ".pitchlab-injury-list",
+    "Teams": ".pitchlab-admin-teams",
+    "Athletes": ".pitchlab-admin-athletes",
+    "Accounts": ".pitchlab-admin-accounts",
 }
 ROLES = {"coach": "coach", "med": "medical", "ath": "athlete", "root": "admin"}
 

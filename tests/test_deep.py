@@ -23,6 +23,8 @@ from pitchlab.models.deep import (
     standardise,
 )
 
+pytestmark = pytest.mark.slow  # trains Keras models: `make test` runs it, `make test-quick` does not
+
 
 # ---------------------------------------------------------------- helpers
 

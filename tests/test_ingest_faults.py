@@ -96,6 +96,8 @@ def test_sigkill_mid_import_leaves_store_as_before(big):
 READER = """
 import json, sys, time
 from pitchlab.store import Store
+
+pytestmark = pytest.mark.slow  # kills and races real import processes: `make test` runs it, `make test-quick` does not
 st, worst, n, t_end = Store(), 0.0, 0, time.monotonic() + float(sys.argv[1])
 while time.monotonic() < t_end and n < 2000:
     t = time.perf_counter()

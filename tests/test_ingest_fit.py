@@ -76,6 +76,7 @@ def test_rr_intervals_and_rmssd():
     assert np.isnan(rmssd([800]))
 
 
+@pytest.mark.slow  # `make test` runs it, `make test-quick` does not
 def test_folder_of_fit_files_loads_once_skips_monitoring_and_dates_locally(db_url):
     st = Store(db_url).create()
     st.write("teams", pd.DataFrame([dict(team_id="c", name="Cycling", sport="other")]))

@@ -19,6 +19,8 @@ from pitchlab.ingest.wearables import ingest_catapult, ingest_whoop
 from pitchlab.ingest.fit import ingest_fit
 from pitchlab.store import Store
 
+pytestmark = pytest.mark.slow  # fuzzing loads thousands of files: `make test` runs it, `make test-quick` does not
+
 ROOT = project_root(Path(__file__).parent)
 FX = ROOT / "tests/data/ingest"
 DARVISH = ROOT / "data/samples/statcast/pybaseball_raw_darvish_data.csv"

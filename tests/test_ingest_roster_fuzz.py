@@ -7,11 +7,14 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pitchlab.core import PitchlabError
 from pitchlab.roster import _check_rows, import_athletes, read_roster
 from pitchlab.store import Store
+
+pytestmark = pytest.mark.slow  # fuzzes 1000 rosters: `make test` runs it, `make test-quick` does not
 
 TEAMS = pd.DataFrame(dict(team_id=["T1", "T2"], name=["One", "Two"], sport=["football", "cricket"]))
 HEADER = ["ID", "Name", "Gender", "DOB", "Squad", "Height (cm)", "Guardian Email"]

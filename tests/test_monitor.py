@@ -16,6 +16,8 @@ import pytest
 
 from pitchlab import cli
 
+pytestmark = pytest.mark.slow  # fits models and sends mail over SMTP: `make test` runs it, `make test-quick` does not
+
 PITCHLAB = str(Path(sys.executable).parent / "pitchlab")
 
 

@@ -10,7 +10,7 @@ LIB = Path(__file__).resolve().parents[1] / "pitchlab"
 
 CONSTANTS = {  # what -> (pattern of a definition or literal copy, the one file allowed to hold it)
     "days per year": (r"365\.25", "core.py"),
-    "movement list": (r"^MOVEMENTS\s*=|\(\s*\"squat\",\s*\"deadlift\"", "pose/scores.py"),
+    "movement list": (r"^MOVEMENTS\s*=|\(\s*\"squat\",\s*\"deadlift\"", "core.py"),
     "role-to-pages table": (r"^(ROLE_PAGES|PAGES)\s*=", "dash/auth.py"),
     "ACWR band edges": (r"\b1\.42\b", "models/baselines.py"),
 }
@@ -31,14 +31,6 @@ def copies(pattern: str) -> list:
 @pytest.mark.parametrize("what", list(CONSTANTS))
 def test_defined_once(what, request):
     pattern, home = CONSTANTS[what]
-    if what == "movement list" and "pose/commands.py" in copies(pattern):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="pitchlab.pose.commands keeps a copy so the CLI need not import pose.scores (xarray); "
-                "the pose module owner moves it to a cheap module",
-            )
-        )
     assert copies(pattern) == [home]
 
 

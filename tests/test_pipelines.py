@@ -13,6 +13,8 @@ import pytest
 from pitchlab import cli
 from pitchlab.registry import Registry
 
+pytestmark = pytest.mark.slow  # runs papermill retrains with MLflow: `make test` runs it, `make test-quick` does not
+
 PITCHLAB = str(Path(sys.executable).parent / "pitchlab")
 OPEN_GATE = json.dumps({"auc_min": None, "beat_baseline_by": None})
 

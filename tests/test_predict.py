@@ -97,6 +97,7 @@ def test_coach_frame_columns_and_edge_cases(squad):
         coach_frame(glm, day.iloc[:0])
 
 
+@pytest.mark.slow  # `make test` runs it, `make test-quick` does not
 def test_coach_model_through_registry_store_and_board(squad, tmp_path):
     from pitchlab.store import Store
 

@@ -191,6 +191,7 @@ def test_users_import_passwords_file(store_home, tmp_path):
     assert code == 0 and "0 account(s) created" in out and "user 'kim' already exists" in out
 
 
+@pytest.mark.slow  # `make test` runs it, `make test-quick` does not
 def test_readme_statcast_example_on_fresh_store(home):
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ)

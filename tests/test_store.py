@@ -180,6 +180,7 @@ def _writer(url, k):
         st.write("sessions", chunk, source=f"proc{k}")
 
 
+@pytest.mark.slow  # `make test` runs it, `make test-quick` does not
 def test_several_processes_write_one_sqlite_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     st = Store(url).create()

@@ -413,6 +413,7 @@ def _with_effects(c: Cohort) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow  # `make test` runs it, `make test-quick` does not
 def test_hazard_coefficients_recovered_by_logistic_regression(demos):
     "Pooled over 12 seeds, a logistic fit with the true random and phase effects as offset recovers the betas (the sport-specific ones too) within 3.5 SE."
     cohorts = list(demos.values()) + [demo_cohort(seed=s) for s in range(5, 12)]
@@ -515,6 +516,7 @@ def test_bad_arguments_raise_config_error(kw, fragment):
     seed=st.integers(0, 10_000),
     start=st.dates(min_value=pd.Timestamp("2000-01-01").date(), max_value=pd.Timestamp("2030-12-31").date()),
 )
+@pytest.mark.slow  # `make test` runs it, `make test-quick` does not
 def test_any_small_cohort_is_valid(n_teams, athletes, seed, start):
     c = make_cohort(
         n_teams=n_teams, athletes_per_team=athletes, seasons=1, start=str(start), seed=seed, id_prefix=f"p{seed}"

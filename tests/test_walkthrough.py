@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# the README's walk-through on both backends: `make test` runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Bring your own team"
 

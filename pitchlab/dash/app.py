@@ -47,10 +47,12 @@ from .pages.pose import PosePage, PoseScorer
 from .pages.whatif import WhatIfPlanner
 from .pages.today import TodayPage
 from .pages.injuries import InjuryLogPage
+from .pages.admin import AccountsPage, AthletesPage, TeamsPage
 from .data import data_token, public_tables, _store, _violations
 
 # %% auto 0
-__all__ = ['PAGE_TITLES', 'role_pages', 'App', 'build_app', 'warm_caches', 'local_assets', 'serve_app']
+__all__ = ['PAGE_TITLES', 'NAV_CSS', 'SHRINK_CSS', 'HEADER_CSS', 'role_pages', 'App', 'build_app', 'warm_caches', 'local_assets',
+           'serve_app']
 
 # %% ../../nbs/79_dash_app.ipynb
 PAGE_TITLES = {
@@ -63,7 +65,19 @@ PAGE_TITLES = {
     "entry": "Entry forms",
     "today": "Today",
     "injuries": "Injury log",
+    "teams": "Teams",
+    "roster": "Athletes",
+    "accounts": "Accounts",
 }
+
+
+NAV_CSS = ":host { min-width: 0 !important; height: auto !important; } .bk-btn-group { flex-wrap: wrap; row-gap: 4px; }"  # the page buttons wrap onto a second line on a phone instead of widening the page
+
+
+SHRINK_CSS = ":host { min-width: 0 !important; }"  # the page area may be narrower than a page's widest row
+HEADER_CSS = (
+    ":host { flex-wrap: wrap !important; min-width: 0 !important; height: auto !important; }"  # likewise the header
+)
 
 
 def role_pages(
@@ -96,7 +110,9 @@ class App(pn.viewable.Viewer):
     ):
         access = access or params["data"].access
         if risk_provider is None and not params.get("data"):
-            risk_provider = default_risk_provider(access.store)
+            risk_provider = default_risk_provider(
+                access.store, actor=access.user.username, purpose="injury-risk model for the team board"
+            )
         self._data_kw = dict(
             access=access,
             token=token,
@@ -119,8 +135,10 @@ class App(pn.viewable.Viewer):
             value=self.titles[self.pages[0]],
             color="light",
             css_classes=["pitchlab-nav"],
+            sizing_mode="stretch_width",
+            stylesheets=[NAV_CSS],
         )
-        self.main = pn.Column(sizing_mode="stretch_width")
+        self.main = pn.Column(sizing_mode="stretch_width", stylesheets=[SHRINK_CSS])
         self.page = self.pages[0]
         self.nav.param.watch(lambda e: self.show(next(p for p, t in self.titles.items() if t == e.new)), "value")
         if defer is None:
@@ -162,6 +180,9 @@ class App(pn.viewable.Viewer):
                 "entry": lambda: EntryForms(data=d),
                 "today": lambda: TodayPage(data=d),
                 "injuries": lambda: InjuryLogPage(data=d),
+                "teams": lambda: TeamsPage(data=d),
+                "roster": lambda: AthletesPage(data=d),
+                "accounts": lambda: AccountsPage(data=d),
             }
             self._built[page] = make[page]()
         return self._built[page]
@@ -193,10 +214,11 @@ class App(pn.viewable.Viewer):
             ),  # which server process built the page (the browser tests visit each)
             sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #ddd"},
+            stylesheets=[HEADER_CSS],
         )
 
     def __panel__(self):
-        return pn.Column(self.header(), self.nav, self.main, sizing_mode="stretch_width")
+        return pn.Column(self.header(), self.nav, self.main, sizing_mode="stretch_width", stylesheets=[SHRINK_CSS])
 
 
 def build_app(
@@ -274,7 +296,10 @@ def serve_app(
             raise AccessDenied(
                 f"this dashboard is for {', '.join(roles)}; {user.username} is {user.role}", hint="open /app instead"
             )
-        return build_app(user, store, pages, tables=tables, token=token, **kwargs)
+        from pitchlab.dash.security import watch_session
+
+        # an open page ends when its session is revoked (sign-out elsewhere, password change, deactivation)
+        return watch_session(build_app(user, store, pages, tables=tables, token=token, **kwargs), user.username)
     except AccessDenied as e:
         return pn.Column(
             pn.pane.Alert(f"**{esc(e.message)}**" + (f"<br>{esc(e.hint)}" if e.hint else ""), alert_type="warning"),

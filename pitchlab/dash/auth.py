@@ -141,6 +141,9 @@ PAGES = {
     "pose": ROLES,
     "models": ("coach", "medical", "admin"),
     "entry": ROLES,
+    "teams": ("admin",),  # the admin pages (pitchlab.dash.pages.admin): teams, athletes and roster import, accounts
+    "roster": ("admin",),
+    "accounts": ("admin",),
 }
 WRITES = {
     "athlete": {"sessions", "wellness", "cycle_logs", "pose_results"},

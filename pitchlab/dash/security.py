@@ -18,10 +18,10 @@ logger = logging.getLogger(__name__)
 
 # %% auto 0
 __all__ = ['logger', 'SESSION_COOKIE', 'CSRF_COOKIE', 'CSRF_FIELD', 'AUTH_COOKIES', 'LOGIN_ERRORS', 'UPLOAD_SUFFIXES',
-           'new_session', 'check_session', 'revoke_sessions', 'Throttled', 'Throttle', 'check_throttle',
-           'record_failure', 'record_success', 'new_csrf_token', 'csrf_ok', 'inline_script_hashes', 'add_script_nonce',
-           'content_security_policy', 'security_headers', 'login_error', 'upload_temp_path', 'bind_session_identity',
-           'install']
+           'SESSION_RECHECK_S', 'new_session', 'check_session', 'revoke_sessions', 'Throttled', 'Throttle',
+           'check_throttle', 'record_failure', 'record_success', 'new_csrf_token', 'csrf_ok', 'inline_script_hashes',
+           'add_script_nonce', 'content_security_policy', 'security_headers', 'login_error', 'upload_temp_path',
+           'bind_session_identity', 'install', 'watch_session']
 
 # %% ../../nbs/63_dash_security.ipynb
 SESSION_COOKIE = "pitchlab_session"  # signed, HttpOnly cookie holding the random session id
@@ -196,26 +196,42 @@ class Throttle:
             )
 
 # %% ../../nbs/63_dash_security.ipynb
+def _count_failure(self: Throttle, conn, key: str, now: datetime) -> None:
+    "One failure against `key` inside `conn`'s transaction: the count is bumped in SQL, so concurrent failures all count."
+    t, c = self._t, self.config
+    forget = now - timedelta(hours=c.forget_hours)
+    bump = sa.case((t.c.last_at < forget, 1), else_=t.c.failures + 1)
+    if not conn.execute(t.update().where(t.c.key == key).values(failures=bump, last_at=now)).rowcount:
+        conn.execute(t.insert(), [dict(key=key, first_at=now, last_at=now, failures=1)])
+    n = conn.execute(sa.select(t.c.failures).where(t.c.key == key)).scalar_one()
+    free, lock = self._limits(key)
+    delay = 0.0 if n < free else min(c.max_delay, c.base_delay * 2 ** (n - free))
+    conn.execute(
+        t.update()
+        .where(t.c.key == key)
+        .values(
+            next_at=now + timedelta(seconds=delay) if delay else None,
+            locked_until=now + timedelta(minutes=c.lock_minutes) if n >= lock else None,
+        )
+    )
+
+
 def _failure(self: Throttle, *keys: str) -> None:
     "Count one failed attempt against every key; set its next allowed time and, past the limit, its lock."
-    st, t, now, c = _store(self.store), self._t, _now(), self.config
-    forget = now - timedelta(hours=c.forget_hours)
-    with st.engine.begin() as conn:
-        for key in map(str, keys):
-            r = conn.execute(sa.select(t).where(t.c.key == key)).mappings().first()
-            n = 1 if r is None or r["last_at"] < forget else r["failures"] + 1
-            free, lock = self._limits(key)
-            delay = 0.0 if n < free else min(c.max_delay, c.base_delay * 2 ** (n - free))
-            vals = dict(
-                failures=n,
-                last_at=now,
-                next_at=now + timedelta(seconds=delay) if delay else None,
-                locked_until=now + timedelta(minutes=c.lock_minutes) if n >= lock else None,
-            )
-            if r is None:
-                conn.execute(t.insert(), [dict(key=key, first_at=now, **vals)])
-            else:
-                conn.execute(t.update().where(t.c.key == key).values(**vals))
+    import time
+
+    st = _store(self.store)
+    for attempt in range(3):  # two first failures of one key at once: one insert wins, the other retries as an update
+        try:
+            with st.engine.begin() as conn:
+                for key in map(str, keys):
+                    _count_failure(self, conn, key, _now())
+            return
+        except sa.exc.IntegrityError:
+            if attempt == 2:
+                raise
+            logger.info("a concurrent sign-in failure created throttle row(s) %s first; counting again", keys)
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _success(self: Throttle, *keys: str) -> None:
@@ -531,3 +547,46 @@ def install(
         "pitchlab security hooks installed (https=%s, frame-ancestors %s)", config.https, config.frame_ancestors
     )
     return config
+
+# %% ../../nbs/63_dash_security.ipynb
+SESSION_RECHECK_S = 30.0  # how often an open page checks that its session is still live (PITCHLAB_SESSION_RECHECK_S)
+
+
+def watch_session(
+    view,  # what the signed-in person sees (a Panel object)
+    username: str,  # who it is for
+    every_s: float | None = None,  # seconds between checks (default: PITCHLAB_SESSION_RECHECK_S or SESSION_RECHECK_S)
+):
+    "`view` in a column that replaces it with a sentence once the session record behind this page is revoked or expired (`view` itself where no session is served)."
+    import os
+
+    import panel as pn
+    from tornado.web import decode_signed_value
+
+    raw = (pn.state.cookies or {}).get(SESSION_COOKIE)
+    if not _INSTALLED or not raw or pn.state.curdoc is None:
+        return view  # not served with pitchlab's hooks (a notebook, a test): nothing to watch
+    box = pn.Column(view, sizing_mode="stretch_width")
+    days = _INSTALLED["config"].session_days
+    sid = decode_signed_value(pn.config.cookie_secret, SESSION_COOKIE, raw, max_age_days=days)
+    sid = sid.decode() if sid else None
+    every = float(every_s or os.environ.get("PITCHLAB_SESSION_RECHECK_S") or SESSION_RECHECK_S)
+
+    def check():
+        try:
+            live = check_session(sid, username)
+        except sa.exc.SQLAlchemyError:
+            logger.exception("the session of %s could not be checked; the page stays until the next check", username)
+            return
+        if not live:
+            cb.stop()
+            box[:] = [
+                pn.pane.HTML(
+                    "<p><b>Your sign-in has ended</b> (signed out elsewhere, expired, or changed by an admin).</p>"
+                    "<p><a href='./login'>Sign in again</a></p>",
+                    css_classes=["pitchlab-session-ended"],
+                )
+            ]
+
+    cb = pn.state.add_periodic_callback(check, period=int(every * 1000))
+    return box

@@ -18,19 +18,12 @@ from ..core import NotFoundError, PitchlabError, ValidationError
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'MOVEMENTS', 'VIDEO_SUFFIXES', 'POSE_COLUMNS', 'find_videos', 'sha256_file', 'limit_threads', 'score_file',
-           'score_files', 'store_results', 'run_score', 'register_cli']
+__all__ = ['logger', 'VIDEO_SUFFIXES', 'POSE_COLUMNS', 'find_videos', 'sha256_file', 'limit_threads', 'score_file', 'score_files',
+           'store_results', 'run_score', 'register_cli']
 
 # %% ../../nbs/59_pose_commands.ipynb
-MOVEMENTS = (
-    "squat",
-    "deadlift",
-    "overhead_press",
-    "pitch",
-    "shot_put",
-    "discus",
-    "jump",
-)  # as pitchlab.pose.scores.MOVEMENTS
+from ..core import MOVEMENTS  # the one list, importable without pose.scores (xarray)
+
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".3gp", ".wmv"})
 
 

@@ -19,12 +19,16 @@ from ..core import NotFoundError, PitchlabError, ValidationError, settings
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'UPLOAD_MAX_MB', 'upload_limit', 'keep_uploads', 'uploads_dir', 'Upload', 'save_upload', 'jobs_dir',
-           'status', 'run_job', 'submit', 'wait']
+__all__ = ['logger', 'UPLOAD_MAX_MB', 'OVERLAY_NAME', 'OVERLAY_SIDE', 'TooLarge', 'upload_limit', 'keep_uploads', 'uploads_dir',
+           'Upload', 'save_upload', 'jobs_dir', 'status', 'run_job', 'submit', 'wait']
 
 # %% ../../nbs/57_pose_jobs.ipynb
 UPLOAD_MAX_MB = 500  # default upload limit, MB (setting PITCHLAB_UPLOAD_MAX_MB)
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
+class TooLarge(ValidationError):
+    "An upload over the size limit (the HTTP API answers 413)."
 
 
 def _setting_number(name: str, default: float) -> float:
@@ -66,7 +70,7 @@ class Upload:
         self.name = Path(filename).name or "upload"
         self.max_bytes = upload_limit() if max_bytes is None else int(max_bytes)
         if size is not None and size > self.max_bytes:
-            raise ValidationError(
+            raise TooLarge(
                 f"{self.name} is {size / 1e6:.0f} MB; uploads are limited to {self.max_bytes / 1e6:.0f} MB",
                 hint="trim the clip to the movement or export it at a lower bit rate",
             )
@@ -85,7 +89,7 @@ class Upload:
         "Append a chunk; ValidationError (and the file deleted) as soon as the data is too big or not a video."
         try:
             if self.size + len(chunk) > self.max_bytes:
-                raise ValidationError(
+                raise TooLarge(
                     f"{self.name} is larger than the upload limit of {self.max_bytes / 1e6:.0f} MB",
                     hint="trim the clip to the movement or export it at a lower bit rate",
                 )
@@ -181,6 +185,10 @@ def status(
     return json.loads(f.read_text())
 
 # %% ../../nbs/57_pose_jobs.ipynb
+OVERLAY_NAME = "overlay.webm"  # a job's overlay: VP8 WebM, which browsers play (mp4v does not play in Chromium)
+OVERLAY_SIDE = 640  # longer side of a job's overlay, px: OpenCV's VP8 encoder takes about 66 ms a 640x360 frame here
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -219,8 +227,9 @@ def run_job(
             job["movement"],
             height_m=job.get("height_m"),
             hand=job.get("hand"),
-            overlay=folder / "overlay.mp4" if job["overlay"] else None,
+            overlay=folder / OVERLAY_NAME if job["overlay"] else None,
             background=job.get("background", "keep"),
+            display_side=OVERLAY_SIDE,
             progress=progress,
         )
         job["overlay_path"] = str(r.overlay) if r.overlay else None
@@ -240,7 +249,7 @@ def run_job(
         job["result"] = None
     finally:
         if job.get("state") == "failed":
-            for name in ("overlay.mp4", "result.json"):
+            for name in (OVERLAY_NAME, "result.json"):
                 (folder / name).unlink(missing_ok=True)  # no partial result
             job.update(score=None, confidence=None, overlay_path=None)
         if not job.get("keep_original"):
@@ -266,7 +275,18 @@ def _store(job: dict, r) -> dict:
         source=_source(),
         error=None,
     )
-    rep = store_results([row])
+    url = job.get("store_url") or None
+    rep = store_results([row], url=url)
+    if job.get("actor"):  # audited as the page's writes are: who stored which athlete's score
+        from pitchlab.store import Store
+
+        Store(url, actor="pitchlab pose").log(
+            "write",
+            "pose_results",
+            athlete_id=job["athlete_id"],
+            detail=f"{rep.inserted} inserted, {rep.updated} updated from pose job {job['id']}",
+            actor=job["actor"],
+        )
     rejects = [str(x) for x in getattr(rep.rejects, "reason", [])] if len(rep.rejects) else []
     return dict(inserted=int(rep.inserted), updated=int(rep.updated), rejects=rejects)
 
@@ -285,6 +305,8 @@ def submit(
     filename: str | None = None,  # the name the user knows the clip by
     background: str = "keep",  # overlay: 'blur' also blurs everything outside the athlete
     run_now: bool = False,  # run in this thread and return when done (tests, worker processes)
+    actor: str | None = None,  # who asked (the API's or the page's user), for the audit of the stored result
+    store_url: str | None = None,  # the store to write the result to (default: the configured one)
 ) -> str:
     "Check the video and start a background pose job; returns its id. ValidationError at once for a file that cannot be scored."
     from pitchlab.pose.capture import probe
@@ -330,6 +352,8 @@ def submit(
         confidence=None,
         overlay_path=None,
         error=None,
+        actor=actor,
+        store_url=store_url if store_url and store_url != settings().db_url else None,
     )
     if not overlay:
         job["progress"].pop("overlay")

@@ -18,13 +18,12 @@ from . import kinematics as K
 from .kinematics import SIDES
 
 # %% auto 0
-__all__ = ['MOVEMENTS', 'REFERENCE_RANGES', 'THROW_ESTIMABILITY', 'SCORERS', 'Ref', 'reference_table', 'band_score',
-           'view_factor', 'Measure', 'measure', 'combine', 'PoseScore', 'feedback', 'score_squat', 'score_deadlift',
-           'score_overhead_press', 'score_pitch', 'score_shot_put', 'score_discus', 'score_jump', 'score', 'Analysis',
-           'analyse']
+__all__ = ['REFERENCE_RANGES', 'THROW_ESTIMABILITY', 'SCORERS', 'Ref', 'reference_table', 'band_score', 'view_factor', 'Measure',
+           'measure', 'combine', 'PoseScore', 'feedback', 'score_squat', 'score_deadlift', 'score_overhead_press',
+           'score_pitch', 'score_shot_put', 'score_discus', 'score_jump', 'score', 'Analysis', 'analyse']
 
 # %% ../../nbs/53_pose_scores.ipynb
-MOVEMENTS = ("squat", "deadlift", "overhead_press", "pitch", "shot_put", "discus", "jump")
+from ..core import MOVEMENTS  # the one list (the pose_results table allows these too)
 
 
 @dataclass(frozen=True)

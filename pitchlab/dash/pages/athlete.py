@@ -37,13 +37,33 @@ from pitchlab.board import (
 )
 from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
-from .base import Page, _badge, _hv
+from .base import Page, _badge, _hv, SHRINK_CSS, wrap_row
+from ...people import display_names
+from ...glossary import glossary_html
 from ...models.baselines import ACWR_EDGES
 
 # %% auto 0
-__all__ = ['PHASE_COLORS', 'phase_spans', 'AthleteDrillDown']
+__all__ = ['ATHLETE_GLOSSARY', 'WELLNESS_LINES', 'PHASE_COLORS', 'phase_spans', 'AthleteDrillDown']
 
 # %% ../../../nbs/67_dash_athlete.ipynb
+ATHLETE_GLOSSARY = {
+    "load": "Daily load (AU)",
+    "acwr": "ACWR",
+    "ctl": "Fitness (CTL)",
+    "atl": "Fatigue (ATL)",
+    "tsb": "Form (TSB)",
+    "wellness": "Wellness vs own usual",
+    "balls_7d": "Balls bowled",
+    "pitches_7d": "Pitches",
+    "pose": "Pose score",
+}  # glossary key -> the chart that shows it (sentences in pitchlab.glossary)
+WELLNESS_LINES = {
+    "hrv_rmssd_z": "HRV",
+    "soreness_z": "soreness",
+    "fatigue_z": "fatigue",
+    "sleep_quality_z": "sleep quality",
+    "resting_hr_z": "resting heart rate",
+}  # wellness z-score column -> the line's name on the chart
 PHASE_COLORS = {"menstrual": "#e74c3c", "follicular": "#3498db", "ovulatory": "#9b59b6", "luteal": "#f1c40f"}
 
 
@@ -137,28 +157,35 @@ class AthleteDrillDown(Page):
         ).opts(title=f"ACWR, {VARIANTS[v]}", ylabel="ACWR", **opts)
         pmc = [
             hv.Curve((m["date"], m[c]), "date", ("value", "AU/day"), label=n).opts(line_width=2)
-            for c, n in (("ctl", "CTL (fitness)"), ("atl", "ATL (fatigue)"), ("tsb", "TSB (form)"))
+            for c, n in (("ctl", "fitness (CTL)"), ("atl", "fatigue (ATL)"), ("tsb", "form (TSB)"))
         ]
-        figs["pmc"] = hv.Overlay(pmc).opts(title="CTL / ATL / TSB", ylabel="AU/day", legend_position="top_left", **opts)
+        figs["pmc"] = hv.Overlay(pmc).opts(
+            title="Fitness, fatigue and form",
+            ylabel="AU/day",
+            legend_position="top",
+            legend_cols=3,
+            **{**opts, "height": 270},
+        )
         wz = d.frames.wz
         wz = wz[(wz["athlete_id"] == aid) & (wz["date"] > start)]
-        zc = [c for c in ("hrv_rmssd_z", "soreness_z", "fatigue_z", "sleep_quality_z", "resting_hr_z") if c in wz]
+        zc = [c for c in WELLNESS_LINES if c in wz]
         if len(wz) and zc:
             figs["wellness"] = hv.Overlay(
                 [
                     hv.HSpan(-1.5, 1.5).opts(color="#bbb", alpha=0.2),
                     *[
-                        hv.Curve((wz["date"], wz[c]), "date", ("z", "SD from own baseline"), label=c[:-2]).opts(
-                            line_width=1.5
-                        )
+                        hv.Curve(
+                            (wz["date"], wz[c]), "date", ("z", "SD from own baseline"), label=WELLNESS_LINES[c]
+                        ).opts(line_width=1.5)
                         for c in zc
                     ],
                 ]
             ).opts(
-                title="Wellness and HRV vs own 28-day baseline",
+                title="Wellness vs own usual",
                 ylabel="SD from own baseline",
-                legend_position="top_left",
-                **opts,
+                legend_position="top",
+                legend_cols=3,
+                **{**opts, "height": 300},
             )
         if who["sport"] == "baseball" and who.get("role") == "pitcher":
             p = d.access.read("pitches", [aid], start=start)
@@ -205,10 +232,9 @@ class AthleteDrillDown(Page):
             return
         self.data.access.check("view", "athlete", aid)
         who = d.roster.set_index("athlete_id").loc[aid]
+        name = display_names(d.roster, d.teams).get(aid, who["name"])  # a name, not an id
         if d.as_of is None or not (d.frames.metrics["athlete_id"] == aid).any():
-            self._header.object = (
-                f"### {esc(who['name'])} ({esc(aid)})\nNo sessions recorded yet: enter one on the Entry forms page."
-            )
+            self._header.object = f"### {esc(name)}\nNo sessions recorded yet: enter one on the Entry forms page."
             self._plots[:] = []
             return
         figs = self.figures()
@@ -224,7 +250,7 @@ class AthleteDrillDown(Page):
         if self.sensitive.get("injuries") is None and d.access.user.role == "coach":
             notes.append("injury and cycle detail: medical staff and the athlete only")
         self._header.object = (
-            f"### {esc(who['name'])} ({esc(aid)})\n{esc(who['sport'])}, {esc(who.get('role'))} {esc(_dash(who.get('position')))}; "
+            f"### {esc(name)}\n{esc(who['sport'])}, {esc(who.get('role'))} {esc(_dash(who.get('position')))}; "
             f"data to {d.as_of:%Y-%m-%d}" + ("\n\n" + " | ".join(notes) if notes else "")
         )
         hv = _hv()
@@ -243,12 +269,19 @@ class AthleteDrillDown(Page):
 
     def __panel__(self):
         return pn.Column(
-            pn.Row(
+            wrap_row(
                 pn.widgets.Select.from_param(self.data.param.athlete, width=260),
                 pn.widgets.IntSlider.from_param(self.param.days, width=220),
                 pn.widgets.Select.from_param(self.data.param.variant, width=220),
             ),
             self._header,
             self._plots,
+            pn.Card(
+                pn.pane.HTML(glossary_html(ATHLETE_GLOSSARY), sizing_mode="stretch_width"),
+                title="Glossary: what each chart means",
+                collapsed=True,
+                sizing_mode="stretch_width",
+            ),
             sizing_mode="stretch_width",
+            stylesheets=[SHRINK_CSS],
         )

@@ -39,7 +39,7 @@ from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 
 # %% auto 0
-__all__ = ['Page']
+__all__ = ['TIER_ICONS', 'TIER_COLORS', 'SHRINK_CSS', 'WRAP_CSS', 'Page', 'tier_badge', 'wrap_row']
 
 # %% ../../../nbs/65_dash_page.ipynb
 class Page(pn.viewable.Viewer):
@@ -58,8 +58,32 @@ def _hv():
     return hv
 
 
-_BADGE = {"high": "#c0392b", "elevated": "#e67e22", "low": "#27ae60", "": "#95a5a6"}
+TIER_ICONS = {"high": "▲", "elevated": "◆", "low": "●", "": "?"}  # beside the tier's colour and word
+TIER_COLORS = {"high": "#b00020", "elevated": "#8a4500", "low": "#1e7b34", "": "#5f6b73"}  # 4.5:1 on white
 
 
-def _badge(level: str) -> str:
-    return f'<span style="background:{_BADGE.get(level, "#95a5a6")};color:white;padding:1px 8px;border-radius:9px">{level or "n/a"}</span>'
+def tier_badge(
+    level: str,  # high, elevated, low or '' (no risk)
+) -> str:
+    "The risk tier as a pill: colour, icon and word (colour is never the only cue)."
+    lv = level if level in TIER_ICONS else ""
+    return (
+        f'<span class="pitchlab-tier" style="background:{TIER_COLORS[lv]};color:white;padding:1px 8px;border-radius:9px;'
+        f'white-space:nowrap">{TIER_ICONS[lv]} {lv or "n/a"}</span>'
+    )
+
+
+_badge = tier_badge  # the name the pages imported before the tiers had icons
+
+# %% ../../../nbs/65_dash_page.ipynb
+SHRINK_CSS = ":host { min-width: 0 !important; }"  # a layout may be narrower than its widest row of fixed widgets
+WRAP_CSS = ":host { flex-wrap: wrap !important; height: auto !important; min-width: 0 !important; row-gap: 4px; }"
+
+
+def wrap_row(
+    *objects,  # the widgets and panes of the row
+    **params,  # further pn.Row parameters
+) -> pn.Row:
+    "A row that wraps onto several lines on a narrow screen instead of widening the page."
+    params.setdefault("sizing_mode", "stretch_width")
+    return pn.Row(*objects, stylesheets=[WRAP_CSS, *params.pop("stylesheets", [])], **params)

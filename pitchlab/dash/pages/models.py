@@ -17,6 +17,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import param
+from fastcore.basics import patch
 import panel as pn
 from ...core import AccessDenied, NotFoundError, PitchlabError, ValidationError, settings
 from ..auth import DataAccess, PAGES, User, authorize
@@ -43,7 +44,8 @@ from .base import Page, _badge, _hv
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'RetrainBackend', 'PipelineRetrainBackend', 'default_backend', 'ModelsPage']
+__all__ = ['logger', 'GLOSSARY', 'RetrainBackend', 'PipelineRetrainBackend', 'default_backend', 'gate_in_words',
+           'retrain_summary', 'drift_in_words', 'report_in_words', 'ModelsPage']
 
 # %% ../../../nbs/75_dash_models.ipynb
 class RetrainBackend(abc.ABC):
@@ -132,7 +134,9 @@ class PipelineRetrainBackend(RetrainBackend):
                     done=True,
                     ok=r.ok,
                     error=r.error,
-                    message=("finished: " if r.ok else "failed: ") + json.dumps(r.result, default=str)[:300],
+                    message=retrain_summary(r.result)
+                    if r.ok
+                    else "failed: the pipeline notebook stopped with an error",
                 )
             except Exception as e:
                 logger.exception("retraining job %s failed", job)
@@ -161,8 +165,138 @@ def default_backend() -> RetrainBackend:
     return PipelineRetrainBackend()
 
 # %% ../../../nbs/75_dash_models.ipynb
+_WRAP_CSS = ":host { flex-wrap: wrap !important; height: auto !important; min-width: 0 !important; row-gap: 4px; }"
+
+
+def _wrap_row(*objects, **params) -> pn.Row:
+    "A row that wraps onto several lines on a narrow screen (a Bokeh row with CSS wrapping: FlexBox needs a script the CSP refuses)."
+    params.setdefault("sizing_mode", "stretch_width")
+    return pn.Row(*objects, stylesheets=[_WRAP_CSS], **params)
+
+
+_SHRINK_CSS = ":host { min-width: 0 !important; }"  # a page may be narrower than its widest row of fixed widgets
+
+
+GLOSSARY = (
+    "**Gate**: the checks a version must pass before it can become the champion (the model the other pages use). "
+    "**AUC**: how well risk separates the athlete-days before an injury from the rest on held-out days (0.5 is chance). "
+    "**O/E**: injuries observed divided by injuries the model expected (1 is right). "
+    "**Calibration slope**: below 1 the risks are too extreme, above 1 too timid. "
+    "**R-hat**: agreement between the sampler's chains (at most 1.01 means they agree). "
+    "**ESS** (effective sample size): how many independent draws the correlated posterior draws are worth. "
+    "**Divergences**: sampler steps that went wrong; any means the fit may be biased."
+)  # the glossary line of the Models page
+
+_BAR_WORDS = {
+    "auc": ("held-out AUC", "{v:.3f} is at least {t:g}"),
+    "beat_baseline": ("AUC over the ACWR rule", "it beats the rule by {v:+.3f} (needed {t:+g})"),
+    "brier": ("Brier score", "{v:.4f} is at most {t:g}"),
+    "ece": ("calibration error (ECE)", "{v:.4f} is at most {t:g}"),
+    "oe": ("O/E", "{v:.2f} lies within {t}"),
+    "slope": ("calibration slope", "{v:.2f} lies within {t}"),
+    "max_rhat": ("R-hat", "the largest, {v:.3f}, is at most {t:g}"),
+    "min_ess_bulk": ("bulk ESS", "the smallest, {v:.0f}, is at least {t:g}"),
+    "min_ess_tail": ("tail ESS", "the smallest, {v:.0f}, is at least {t:g}"),
+    "divergences": ("divergences", "{v:.0f} divergent transitions (at most {t:g})"),
+    "min_bfmi": ("E-BFMI", "the smallest, {v:.2f}, is at least {t:g}"),
+}  # how each bar of pitchlab.registry.Gate reads when it passes
+
+
+def gate_in_words(
+    metrics: dict,  # a version's logged metrics (a row of the versions table)
+    gate=None,  # a pitchlab.registry.Gate (default: the registry's default gate, which promote checks)
+) -> list:
+    "Each bar of the promotion gate in a sentence: 'passed: ...', 'failed because ...' or 'not checked: ...'."
+    from pitchlab.registry import Gate
+
+    clean = {}
+    for k, v in dict(metrics).items():
+        try:
+            clean[k] = float(v)
+        except (TypeError, ValueError):
+            continue
+    rep = (gate or Gate()).report(clean)
+    out = []
+    for r in rep.itertuples():
+        label, text = _BAR_WORDS.get(r.bar, (r.bar, "{v} (limit {t})"))
+        if r.verdict == "pass":
+            out.append(f"passed: {label}: " + text.format(v=r.value, t=r.limit))
+        elif r.verdict == "fail":
+            out.append(f"failed because {r.why}")
+        else:
+            out.append(f"not checked: {r.why}")
+    return out or ["not checked: this version logged none of the metrics the gate reads"]
+
+
+def retrain_summary(
+    result: dict,  # the outcome a retraining pipeline returns (version, auc, oe, slope, promoted, gate_reasons ...)
+) -> str:
+    "A retraining run's outcome as a readable sentence or two (never a raw dump)."
+    r = dict(result or {})
+    if not r:
+        return "Finished, but the run reported no outcome."
+
+    def num(k, fmt):
+        try:
+            return format(float(r[k]), fmt)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    parts = [f"Finished: version {r.get('version', '?')} registered"]
+    if r.get("seconds") is not None:
+        parts[0] += f" after {num('seconds', '.0f')} s"
+    fit = [
+        f"AUC {num('auc', '.3f')}"
+        + (f" (ACWR rule {num('baseline_auc', '.3f')})" if num("baseline_auc", ".3f") else "")
+        if num("auc", ".3f")
+        else None,
+        f"O/E {num('oe', '.2f')}" if num("oe", ".2f") else None,
+        f"calibration slope {num('slope', '.2f')}" if num("slope", ".2f") else None,
+        f"on {num('test_events', '.0f')} held-out injuries" if num("test_events", ".0f") else None,
+    ]
+    fit = [x for x in fit if x]
+    if fit:
+        parts.append(", ".join(fit))
+    reasons = [x for x in r.get("gate_reasons") or [] if not str(x).startswith("note:")]
+    if r.get("promoted"):
+        parts.append("It passed the gate and is now the champion")
+    elif reasons and reasons != ["promotion not asked"]:
+        parts.append("It was not promoted because " + "; ".join(reasons))
+    else:
+        parts.append(f"It was not promoted (the champion is still version {r.get('champion') or 'none'})")
+    return ". ".join(parts) + "."
+
+
+def drift_in_words(
+    table: pd.DataFrame,  # pitchlab.monitor.latest_drift(): one row per feature of the latest check
+) -> str:
+    "The latest drift check in a sentence: when, against which version, the worst feature and what was done."
+    if table is None or not len(table):
+        return (
+            "No drift check has run yet (`pitchlab drift` compares recent features with the champion's training data)."
+        )
+    w = table.sort_values("psi", ascending=False).iloc[0]
+    n_major = int((table["level"] == "major").sum())
+    when = pd.Timestamp(w["checked_at"]).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"Latest drift check {when} UTC against version {w['model_version']} on {int(w['rows'] or 0)} recent athlete-days: "
+        f"the largest shift is {w['feature']} (PSI {w['psi']:.2f}, {w['level']}); "
+        f"{n_major} of {len(table)} features shifted majorly (PSI above 0.25); action: {w['action'] or 'none'}."
+    )
+
+
+def report_in_words(
+    rep: dict | None,  # pitchlab.monitor.latest_report(team)
+    team_name: str,  # the team's name
+) -> str:
+    "The latest weekly report of a team in a sentence."
+    if not rep:
+        return f"{team_name}: no weekly report yet (`pitchlab report`)."
+    return f"{team_name}: weekly report for the week to {rep.get('week_end') or '?'} (made {str(rep.get('started') or '?')[:16]})."
+
+# %% ../../../nbs/75_dash_models.ipynb
 class ModelsPage(Page):
-    "Registered model versions, background retraining over a date range with live progress, promote and roll back."
+    "Registered model versions, background retraining over a date range with live progress, promote and roll back after a confirmation, and the gate, drift and weekly reports in words."
 
     backend = param.ClassSelector(class_=RetrainBackend, doc="registry and retraining")
     start = param.CalendarDate(default=None, doc="first day of the training data")
@@ -170,9 +304,14 @@ class ModelsPage(Page):
     progress = param.Number(default=0.0, bounds=(0, 1), precedence=-1, doc="progress of the running job (0-1)")
     status = param.String(default="", precedence=-1, doc="what the job is doing")
     version = param.Selector(default=None, objects=[], allow_None=True, label="Version", doc="version to promote")
+    pending = param.String(
+        default="", precedence=-1, doc="the action waiting for confirmation: 'promote N' or 'rollback'"
+    )
     retrain = param.Event(label="Retrain")
     promote = param.Event(label="Promote")
     rollback = param.Event(label="Roll back")
+    confirm = param.Event(label="Yes")
+    cancel = param.Event(label="Cancel")
 
     def __init__(self, **params):
         params.setdefault("backend", default_backend())
@@ -183,66 +322,176 @@ class ModelsPage(Page):
             self.start = ses["date"].min().date()
         if self.end is None and ses is not None and len(ses):
             self.end = ses["date"].max().date()
-        self._job, self._cb = None, None
+        self._job, self._cb, self._versions = None, None, pd.DataFrame()
         self._table = pn.widgets.Tabulator(
             pd.DataFrame(),
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
-            height=260,
+            height=200,
             css_classes=["pitchlab-versions"],
         )
+        self.gate_words = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pitchlab-gate-words"])
+        self.ask = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.yes = pn.widgets.Button.from_param(self.param.confirm, color="danger", width=240)
+        self.confirm_box = pn.Column(
+            self.ask,
+            pn.Row(self.yes, pn.widgets.Button.from_param(self.param.cancel, width=100)),
+            visible=False,
+            css_classes=["pitchlab-confirm"],
+        )
+        for event, do in (
+            ("retrain", self._retrain),
+            ("promote", self._ask_promote),
+            ("rollback", self._ask_rollback),
+            ("confirm", self._confirmed),
+            ("cancel", self._cancel),
+        ):
+            self.param.watch(lambda e, do=do: do(), event)
+        self.param.watch(lambda e: self._say_gate(), "version")
         self.refresh()
 
-    def refresh(self):
-        "Reload the versions table."
-        v = self.backend.versions()
-        shown = v.copy()
-        for c in shown.columns:
-            if pd.api.types.is_datetime64_any_dtype(shown[c]):
-                shown[c] = shown[c].dt.strftime("%Y-%m-%d %H:%M")
-        self._table.value = shown
-        self.param.version.objects = [str(x) for x in v.get("version", [])]
-        if self.version not in self.param.version.objects:
-            self.version = self.param.version.objects[-1] if len(v) else None
+# %% ../../../nbs/75_dash_models.ipynb
+_SHOWN = {
+    "version": "Version",
+    "champion": "Champion",
+    "created": "Created",
+    "data_first": "Data from",
+    "data_last": "Data to",
+    "auc": "AUC",
+    "oe": "O/E",
+    "slope": "Slope",
+    "gate": "Gate",
+}  # the columns of the versions table (the rest of a version's metrics are said in words under it)
 
-    @param.depends("retrain", watch=True)
-    def _retrain(self):
-        authorize(self.data.access.user, "retrain", "models")
-        self._job = self.backend.start(self.start, self.end, actor=self.data.access.user.username)
-        self.data.access.log("retrain", "models", detail=f"{self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} job {self._job}")
-        self.progress, self.status = 0.0, "started"
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            self._cb = pn.state.add_periodic_callback(self.poll, period=250)
 
-    def poll(self) -> dict | None:
-        "Update progress from the backend; refresh the versions when the job is done."
-        if self._job is None:
-            return None
-        s = self.backend.status(self._job)
-        self.progress = 1.0 if s["done"] else (s["progress"] if s["progress"] is not None else self.progress)
-        self.status = s["message"] + (f" ({s['error']})" if s.get("error") else "")
-        if s["done"]:
-            if self._cb is not None:
-                self._cb.stop()
-                self._cb = None
-            self._job = None
-            self.refresh()
-        return s
+@patch
+def refresh(self: ModelsPage):
+    "Reload the versions table."
+    v = self.backend.versions()
+    self._versions = v
+    shown = v[[c for c in _SHOWN if c in v.columns]].copy()
+    for c in shown.columns:
+        if pd.api.types.is_datetime64_any_dtype(shown[c]):
+            shown[c] = shown[c].dt.strftime("%Y-%m-%d %H:%M")
+        elif pd.api.types.is_float_dtype(shown[c]):
+            shown[c] = shown[c].round(3)
+    if "champion" in shown:
+        shown["champion"] = shown["champion"].map({True: "yes", False: ""}).fillna("")
+    self._table.value = shown.rename(columns=_SHOWN)
+    self.param.version.objects = [str(x) for x in v.get("version", [])]
+    if self.version not in self.param.version.objects:
+        self.version = self.param.version.objects[-1] if len(v) else None
+    self._say_gate()
 
-    @param.depends("promote", watch=True)
-    def _promote(self):
-        authorize(self.data.access.user, "promote", "models")
-        r = self.backend.promote(self.version, actor=self.data.access.user.username)
-        self.data.access.log("promote", "models", detail=f"version {self.version}: {r}")
+
+@patch
+def _say_gate(self: ModelsPage):
+    "The selected version's gate, bar by bar, in sentences."
+    v = self._versions
+    if self.version is None or not len(v):
+        self.gate_words.object = "<p>No version is registered yet: retrain to make one.</p>"
+        return
+    row = v[v["version"].astype(str) == str(self.version)].iloc[0].to_dict()
+    said = gate_in_words(row)
+    head = f"<b>Version {esc(self.version)}{' (the champion)' if row.get('champion') is True else ''}: what the gate checks</b>"
+    items = "".join(
+        f"<li style='color:{'#a00' if s.startswith('failed') else '#1e6b30' if s.startswith('passed') else '#555'}'>{esc(s)}</li>"
+        for s in said
+    )
+    self.gate_words.object = head + "<ul style='margin:4px 0;padding-left:20px'>" + items + "</ul>"  # escaped above
+
+
+@patch
+def current_champion(self: ModelsPage) -> str | None:
+    "The champion's version (None if none)."
+    v = self._versions
+    if not len(v) or "champion" not in v:
+        return None
+    hit = v[v["champion"] == True]  # noqa: E712
+    return str(hit["version"].iloc[0]) if len(hit) else None
+
+# %% ../../../nbs/75_dash_models.ipynb
+@patch
+def _retrain(self: ModelsPage):
+    authorize(self.data.access.user, "retrain", "models")
+    self._job = self.backend.start(self.start, self.end, actor=self.data.access.user.username)
+    self.data.access.log("retrain", "models", detail=f"{self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} job {self._job}")
+    self.progress, self.status = 0.0, "started"
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        self._cb = pn.state.add_periodic_callback(self.poll, period=250)
+
+
+@patch
+def poll(self: ModelsPage) -> dict | None:
+    "Update progress from the backend; refresh the versions when the job is done."
+    if self._job is None:
+        return None
+    s = self.backend.status(self._job)
+    self.progress = 1.0 if s["done"] else (s["progress"] if s["progress"] is not None else self.progress)
+    self.status = s["message"] + (f" ({s['error']})" if s.get("error") else "")
+    if s["done"]:
+        if self._cb is not None:
+            self._cb.stop()
+            self._cb = None
+        self._job = None
+        self.refresh()
+    return s
+
+
+@patch
+def _ask_promote(self: ModelsPage):
+    "First click on Promote: ask again, naming the version and the champion it replaces."
+    authorize(self.data.access.user, "promote", "models")
+    if self.version is None:
+        self.status = "no version to promote"
+        return
+    champ = self.current_champion()
+    self.pending = f"promote {self.version}"
+    self.ask.object = (
+        f"<b>Promote version {esc(self.version)}?</b> "
+        + (f"It replaces version {esc(champ)} as the champion " if champ else "It becomes the champion ")
+        + "if it passes the gate; every page's risk then comes from it."
+    )
+    self.yes.name = f"Yes, promote version {self.version}"
+    self.confirm_box.visible = True
+
+
+@patch
+def _ask_rollback(self: ModelsPage):
+    "First click on Roll back: ask again, naming the champion that steps down."
+    authorize(self.data.access.user, "promote", "models")
+    champ = self.current_champion()
+    self.pending = "rollback"
+    self.ask.object = (
+        "<b>Roll back the champion" + (f" (version {esc(champ)})" if champ else "") + "?</b> "
+        "The version that was champion before it takes its place."
+    )
+    self.yes.name = f"Yes, roll back version {champ}" if champ else "Yes, roll back"
+    self.confirm_box.visible = True
+
+
+@patch
+def _cancel(self: ModelsPage):
+    self.pending, self.confirm_box.visible = "", False
+
+# %% ../../../nbs/75_dash_models.ipynb
+@patch
+def _confirmed(self: ModelsPage):
+    "Second click: do what was asked (checked and audited again)."
+    what, self.pending = self.pending, ""
+    self.confirm_box.visible = False
+    authorize(self.data.access.user, "promote", "models")
+    if what.startswith("promote "):
+        version = what.split(" ", 1)[1]
+        r = self.backend.promote(version, actor=self.data.access.user.username)
+        self.data.access.log("promote", "models", detail=f"version {version}: {r}")
+        reasons = [x for x in r.get("reasons", []) if not str(x).startswith("note:")]
         self.status = f"version {r['version']} " + (
-            "is champion" if r.get("promoted") else "was not promoted: " + "; ".join(r.get("reasons", []))
+            "is champion" if r.get("promoted") else "was not promoted because " + "; ".join(reasons)
         )
         self.refresh()
-
-    @param.depends("rollback", watch=True)
-    def _rollback(self):
-        authorize(self.data.access.user, "promote", "models")
+    elif what == "rollback":
         try:
             v = self.backend.rollback(actor=self.data.access.user.username)
         except PitchlabError as e:
@@ -252,27 +501,71 @@ class ModelsPage(Page):
         self.status = f"rolled back: version {v} is champion"
         self.refresh()
 
-    def __panel__(self):
-        admin = self.data.access.can("retrain", "models")
-        bar = pn.indicators.Progress(value=0, max=100, width=320, css_classes=["pitchlab-retrain-progress"])
-        self.param.watch(lambda e: setattr(bar, "value", int(round(e.new * 100))), "progress")
-        reason = self.backend.note
-        note = esc(reason) if reason else f"Models backend: registry model `{esc(self.backend.model_name)}`."
-        admin = admin and not reason
-        who = "" if admin else "Retraining and promotion are for admins; you can see the versions."
-        return pn.Column(
-            pn.pane.Markdown(note + f" Risk on the other pages: *{esc(self.data.risk_provider.label)}*. " + who),
-            pn.Row(
-                pn.widgets.DatePicker.from_param(self.param.start, width=160),
-                pn.widgets.DatePicker.from_param(self.param.end, width=160),
-                pn.widgets.Button.from_param(self.param.retrain, color="primary", disabled=not admin),
-            ),
-            pn.Row(bar, pn.pane.Str(self.param.status, css_classes=["pitchlab-retrain-status"])),
-            self._table,
-            pn.Row(
-                pn.widgets.Select.from_param(self.param.version, width=120),
-                pn.widgets.Button.from_param(self.param.promote, disabled=not admin),
-                pn.widgets.Button.from_param(self.param.rollback, disabled=not admin),
-            ),
-            sizing_mode="stretch_width",
-        )
+# %% ../../../nbs/75_dash_models.ipynb
+@patch
+def monitors(self: ModelsPage) -> list:
+    "The latest drift check and each visible team's latest weekly report: a sentence each, with a download of the report."
+    from pitchlab.monitor import latest_drift, latest_report
+
+    out = []
+    try:
+        out.append(pn.pane.Markdown(drift_in_words(latest_drift(self.data.access.store, self.backend.model_name))))
+    except PitchlabError as e:
+        out.append(pn.pane.Markdown(f"The drift checks cannot be read: {esc(e.message)}"))
+    for t in self.data.access.teams().itertuples():
+        rep = latest_report(t.team_id)
+        line = [pn.pane.Markdown(report_in_words(rep, esc(t.name)), sizing_mode="stretch_width")]
+        html_path = (rep or {}).get("html")
+        if html_path and os.path.exists(html_path):
+            line.append(
+                pn.widgets.FileDownload(
+                    file=html_path,
+                    filename=f"weekly-report-{t.team_id}-{rep.get('week_end')}.html",
+                    label="Download the report",
+                    color="light",
+                    width=200,
+                    css_classes=["pitchlab-report-link"],
+                )
+            )
+        out.append(_wrap_row(*line))
+    return out
+
+
+@patch
+def __panel__(self: ModelsPage):
+    admin = self.data.access.can("retrain", "models")
+    bar = pn.indicators.Progress(value=0, max=100, width=260, css_classes=["pitchlab-retrain-progress"])
+    self.param.watch(lambda e: setattr(bar, "value", int(round(e.new * 100))), "progress")
+    reason = self.backend.note
+    note = esc(reason) if reason else f"Models backend: registry model `{esc(self.backend.model_name)}`."
+    admin = admin and not reason
+    who = "" if admin else "Retraining and promotion are for admins; you can see the versions."
+    status = pn.pane.HTML(
+        pn.bind(esc, self.param.status),
+        sizing_mode="stretch_width",
+        styles={"overflow-wrap": "anywhere"},
+        css_classes=["pitchlab-retrain-status"],
+    )
+    return pn.Column(
+        pn.pane.Markdown(note + f" Risk on the other pages: *{esc(self.data.risk_provider.label)}*. " + who),
+        _wrap_row(
+            pn.widgets.DatePicker.from_param(self.param.start, width=160),
+            pn.widgets.DatePicker.from_param(self.param.end, width=160),
+            pn.widgets.Button.from_param(self.param.retrain, color="primary", disabled=not admin, align="end"),
+        ),
+        bar,
+        status,
+        self._table,
+        _wrap_row(
+            pn.widgets.Select.from_param(self.param.version, width=120),
+            pn.widgets.Button.from_param(self.param.promote, disabled=not admin, align="end"),
+            pn.widgets.Button.from_param(self.param.rollback, disabled=not admin, align="end"),
+        ),
+        self.confirm_box,
+        self.gate_words,
+        pn.pane.Markdown(GLOSSARY, styles={"font-size": "0.9em", "color": "#444"}, sizing_mode="stretch_width"),
+        pn.pane.Markdown("#### Monitoring"),
+        *self.monitors(),
+        sizing_mode="stretch_width",
+        stylesheets=[_SHRINK_CSS],
+    )

@@ -10,14 +10,18 @@ import io
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 import uuid
 from datetime import date
+from pathlib import Path
+from fastcore.basics import patch
 import numpy as np
 import pandas as pd
 import param
 import panel as pn
+from panel.reactive import ReactiveHTML
 from ...core import AccessDenied, NotFoundError, PitchlabError, ValidationError, settings
 from ..auth import DataAccess, PAGES, User, authorize
 from pitchlab.board import (
@@ -44,7 +48,8 @@ from ...pose.scores import MOVEMENTS
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'PoseScorer', 'LibraryPoseScorer', 'default_scorer', 'PosePage']
+__all__ = ['logger', 'TICKET_HOURS', 'UPLOAD_ROUTE', 'FILE_ROUTE', 'PoseScorer', 'LibraryPoseScorer', 'default_scorer',
+           'new_ticket', 'read_ticket', 'pose_routes', 'VideoUpload', 'PosePage']
 
 # %% ../../../nbs/74_dash_pose.ipynb
 class PoseScorer(abc.ABC):
@@ -65,6 +70,8 @@ class PoseScorer(abc.ABC):
 
 class LibraryPoseScorer(PoseScorer):
     "Adapter to pitchlab.pose.commands.score_file: MediaPipe landmarks, kinematics, events and scores of one video."
+
+    jobs = True  # the page runs this scorer as a `pitchlab.pose.jobs` job (stages, score first, stored by the job)
 
     @property
     def note(self) -> str:
@@ -113,8 +120,213 @@ def default_scorer() -> PoseScorer:
     return LibraryPoseScorer()
 
 # %% ../../../nbs/74_dash_pose.ipynb
+TICKET_HOURS = 6.0  # an upload or overlay ticket is valid this long
+UPLOAD_ROUTE = "pose-upload"  # the page's upload URL, relative to the app (POST, the raw file as the body)
+FILE_ROUTE = "pose-file"  # a job's overlay video, relative to the app (GET, ranges for seeking)
+
+
+def _tickets() -> Path:
+    d = settings().home / "pose_tickets"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _ticket_file(ticket: str) -> Path:
+    if not isinstance(ticket, str) or len(ticket) != 32 or any(c not in "0123456789abcdef" for c in ticket):
+        raise NotFoundError("no such upload ticket", hint="reload the page and choose the file again")
+    return _tickets() / f"{ticket}.json"
+
+
+def new_ticket(
+    kind: str,  # 'upload' (one file to the data home) or 'overlay' (read one job's overlay)
+    username: str,  # the signed-in person it is for
+    **data,  # job_id for 'overlay'
+) -> str:
+    "A one-purpose secret the page hands to its browser: the upload or file routes accept nothing else."
+    t = secrets.token_hex(16)
+    now = time.time()
+    for old in _tickets().glob("*.json"):  # expired tickets (and their unclaimed uploads) are swept here
+        try:
+            if now - old.stat().st_mtime > TICKET_HOURS * 3600:
+                rec = json.loads(old.read_text())
+                if rec.get("path") and not rec.get("claimed"):
+                    Path(rec["path"]).unlink(missing_ok=True)
+                old.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            logger.exception("could not sweep the expired ticket %s", old.name)
+    _write_ticket(t, dict(kind=kind, user=username, created=now, **data))
+    return t
+
+
+def _write_ticket(ticket: str, rec: dict):
+    f = _ticket_file(ticket)
+    tmp = f.with_suffix(f".{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(rec))
+    os.replace(tmp, f)
+
+
+def read_ticket(
+    ticket: str,  # from `new_ticket`
+    kind: str,  # the purpose it must have
+) -> dict:
+    "The ticket's record (NotFoundError if unknown, expired or for another purpose)."
+    f = _ticket_file(ticket)
+    try:
+        rec = json.loads(f.read_text())
+    except (OSError, ValueError):
+        raise NotFoundError("no such upload ticket", hint="reload the page and choose the file again") from None
+    if rec.get("kind") != kind or time.time() - rec.get("created", 0) > TICKET_HOURS * 3600:
+        raise NotFoundError("this upload ticket has expired", hint="reload the page and choose the file again")
+    return rec
+
+# %% ../../../nbs/74_dash_pose.ipynb
+def _route_classes():
+    "The tornado handlers of the upload and overlay routes (built on first use: tornado is imported with the server)."
+    import tornado.web
+
+    from pitchlab.pose.jobs import TooLarge, Upload, jobs_dir, upload_limit
+
+    @tornado.web.stream_request_body
+    class PoseUploadHandler(tornado.web.RequestHandler):
+        "POST ?ticket=...: the raw file as the body, streamed through `Upload` to the data home; JSON answer."
+
+        def prepare(self):
+            self.up, self.failed = None, None
+            try:
+                self.ticket = self.get_query_argument("ticket", "")
+                rec = read_ticket(self.ticket, "upload")
+                if rec.get("path") or rec.get("error"):
+                    raise ValidationError("this upload ticket was used already", hint="choose the file again")
+                limit = upload_limit()
+                cl = self.request.headers.get("Content-Length")
+                name = tornado.escape.url_unescape(self.request.headers.get("X-Filename", "video"))
+                self.up = Upload(name, size=int(cl) if cl and cl.isdigit() else None, max_bytes=limit)
+                self.request.connection.set_max_body_size(limit + 1)  # Upload counts; tornado stops past it
+            except PitchlabError as e:
+                self._fail(e)
+
+        def data_received(self, chunk):
+            if self.failed is None:
+                try:
+                    self.up.write(chunk)
+                except PitchlabError as e:
+                    self._fail(e)
+
+        def _fail(self, e: PitchlabError):
+            self.failed = e
+            if self.up is not None:
+                self.up.abort()
+            if getattr(self, "ticket", None):
+                try:
+                    rec = read_ticket(self.ticket, "upload")
+                    _write_ticket(self.ticket, dict(rec, error=e.message, hint=e.hint))
+                except NotFoundError:
+                    pass
+            self.set_status(413 if isinstance(e, TooLarge) else 404 if isinstance(e, NotFoundError) else 422)
+            self.finish(dict(ok=False, detail=e.message, hint=e.hint))
+
+        def post(self):
+            if self.failed is not None:
+                return
+            try:
+                path = self.up.finish()
+            except PitchlabError as e:
+                return self._fail(e)
+            rec = read_ticket(self.ticket, "upload")
+            _write_ticket(self.ticket, dict(rec, path=str(path), size=self.up.size, filename=self.up.name))
+            self.finish(dict(ok=True, size=self.up.size, filename=self.up.name))
+
+        def on_connection_close(self):
+            if self.up is not None and self.failed is None and not self._finished:
+                self.up.abort()  # the browser went away mid-upload: no partial file is kept
+
+    class PoseFileHandler(tornado.web.StaticFileHandler):
+        "GET <job id>/overlay.webm?t=...: a job's overlay for the ticket's holder (ranges, so the video can seek)."
+
+        def prepare(self):
+            try:
+                rec = read_ticket(self.get_query_argument("t", ""), "overlay")
+            except NotFoundError as e:
+                raise tornado.web.HTTPError(404, e.message) from None
+            if self.path_args and self.path_args[0] != f"{rec['job_id']}/overlay.webm":
+                raise tornado.web.HTTPError(404)
+
+        @classmethod
+        def get_content_version(cls, abspath):
+            return str(Path(abspath).stat().st_mtime_ns)
+
+    return PoseUploadHandler, PoseFileHandler, jobs_dir
+
+
+def pose_routes() -> list:
+    "The tornado routes the Pose page needs: `panel serve --plugins pitchlab.dash.pages.pose` reads them as `ROUTES`."
+    up, files, jobs_dir = _route_classes()
+    return [(rf"/{UPLOAD_ROUTE}", up), (rf"/{FILE_ROUTE}/(.*)", files, {"path": str(jobs_dir())})]
+
+
+def __getattr__(name):
+    "ROUTES for Panel's plugin loader, built on first access."
+    if name == "ROUTES":
+        return pose_routes()
+    raise AttributeError(name)
+
+# %% ../../../nbs/74_dash_pose.ipynb
+class VideoUpload(ReactiveHTML):
+    "A file chooser that sends the chosen video over HTTP in one streamed request (not the websocket), with progress."
+
+    ticket = param.String(default="", doc="the upload ticket this browser may use once")
+    url = param.String(default=UPLOAD_ROUTE, doc="the upload route, relative to the page")
+    accept = param.String(default="video/*,.mp4,.mov,.avi,.mkv,.webm")
+    max_bytes = param.Integer(default=0, doc="the size limit, bytes (the server checks it again)")
+    sent = param.Integer(default=0, doc="bytes sent so far")
+    total = param.Integer(default=0, doc="the chosen file's size, bytes")
+    filename = param.String(default="")
+    state = param.Selector(default="idle", objects=["idle", "uploading", "uploaded", "failed"])
+    message = param.String(default="")
+
+    _template = (
+        '<div class="pitchlab-pose-upload-box"><input id="file" type="file" class="pitchlab-pose-file" '
+        'accept="${accept}"></input><progress id="bar" max="100" value="0" style="margin-left:8px"></progress></div>'
+    )
+    _scripts = {
+        "render": """
+        file.addEventListener('change', () => {
+          const f = file.files[0]
+          if (!f) return
+          data.filename = f.name
+          data.total = f.size
+          if (data.max_bytes && f.size > data.max_bytes) {
+            data.message = f.name + ' is ' + Math.round(f.size / 1e6) + ' MB; uploads are limited to ' +
+              Math.round(data.max_bytes / 1e6) + ' MB'
+            data.state = 'failed'
+            return
+          }
+          const xhr = new XMLHttpRequest()
+          xhr.open('POST', data.url + '?ticket=' + encodeURIComponent(data.ticket))
+          xhr.setRequestHeader('X-Filename', encodeURIComponent(f.name))
+          let last = 0
+          xhr.upload.onprogress = (e) => {
+            bar.value = 100 * e.loaded / Math.max(1, f.size)
+            if (e.loaded - last > f.size / 50) { last = e.loaded; data.sent = e.loaded }
+          }
+          xhr.onload = () => {
+            let detail = ''
+            try { detail = JSON.parse(xhr.responseText).detail || '' } catch (err) { detail = xhr.statusText }
+            if (xhr.status === 200) { data.sent = f.size; bar.value = 100 }
+            data.message = detail
+            data.state = xhr.status === 200 ? 'uploaded' : 'failed'
+          }
+          xhr.onerror = () => { data.message = 'the upload was interrupted'; data.state = 'failed' }
+          data.sent = 0
+          data.state = 'uploading'
+          xhr.send(f)
+        })
+        """
+    }
+
+# %% ../../../nbs/74_dash_pose.ipynb
 class PosePage(Page):
-    "Upload a video, choose the movement, score it with progress, show overlay and angles, store the scores; the athlete's pose history."
+    "Upload a video (streamed over HTTP), choose the movement, score it with progress by stage, see the score, then the overlay; the athlete's pose history."
 
     scorer = param.ClassSelector(class_=PoseScorer, doc="pose scoring (pitchlab.pose)")
     movement = param.Selector(default="pitch", objects=list(MOVEMENTS), doc="the movement filmed")
@@ -126,13 +338,59 @@ class PosePage(Page):
     score_video = param.Event(label="Score the video")
 
     def __init__(self, **params):
+        from pitchlab.pose.jobs import upload_limit
+
         params.setdefault("scorer", default_scorer())
         super().__init__(**params)
-        self.upload = pn.widgets.FileInput(accept="video/*,.mp4,.mov,.avi", multiple=False)
-        self._job, self._cb = None, None
+        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        self.upload = VideoUpload(  # a ticket only for a browser (notebooks and tests use `take_file`)
+            max_bytes=upload_limit(), ticket=self._ticket() if served else "", css_classes=["pitchlab-pose-upload"]
+        )
+        self.upload.param.watch(self._uploaded, "state")
+        self._file, self._job, self._cb = None, None, None
         self._result, self._history = pn.Column(sizing_mode="stretch_width"), pn.Column(sizing_mode="stretch_width")
         self.data.param.watch(self._show_history, ["athlete", "frames"])
         self._show_history()
+
+    @param.depends("score_video", watch=True)
+    def _start(self):
+        self.begin()
+
+    def _ticket(self) -> str:
+        return new_ticket("upload", self.data.access.user.username)
+
+    def _uploaded(self, event):
+        "The browser says its upload ended: take the file the server recorded for the ticket (never a path from the browser)."
+        if event.new not in ("uploaded", "failed"):
+            return
+        t, self.upload.ticket = self.upload.ticket, self._ticket()  # one ticket per file
+        try:
+            rec = read_ticket(t, "upload")
+        except NotFoundError as e:
+            rec = dict(error=e.message)
+        if rec.get("path") and Path(rec["path"]).is_file():
+            _write_ticket(t, dict(rec, claimed=True))
+            self._set_file(dict(path=rec["path"], filename=rec["filename"], size=rec["size"]))
+        else:
+            self.status = "upload refused: " + (rec.get("error") or self.upload.message or "the file did not arrive")
+
+    def _set_file(self, f: dict):
+        if self._file and self._file["path"] != f["path"]:
+            Path(self._file["path"]).unlink(missing_ok=True)  # an earlier upload that was never scored
+        self._file = f
+        self.status = f"{f['filename']} uploaded ({f['size'] / 1e6:.1f} MB): press Score the video"
+
+    def take_file(
+        self,
+        path: str | Path,  # a video on this machine (notebooks, tests)
+        filename: str | None = None,  # the name to show
+    ):
+        "Upload a video that is already on disk, as the browser's upload does (streamed to the data home, checked)."
+        from pitchlab.pose.jobs import save_upload
+
+        with open(path, "rb") as f:
+            up = save_upload(f, filename or Path(path).name)
+        self._set_file(dict(path=str(up), filename=filename or Path(path).name, size=up.stat().st_size))
 
     def history(self) -> pd.DataFrame:
         "The athlete's stored pose results (authorised)."
@@ -141,164 +399,241 @@ class PosePage(Page):
         p = self.data.frames.pose
         return p[p["athlete_id"] == aid].sort_values("date", ascending=False).reset_index(drop=True)
 
-    def _show_history(self, *_):
-        if self.data.athlete is None:
-            return
-        h = self.history()
-        items = [pn.pane.Markdown(f"#### Pose history ({len(h)} video(s))")]
-        if len(h):
-            hv = _hv()
-            items.append(
-                pn.pane.HoloViews(
-                    hv.Scatter(h, "date", [("score", "score (0-100)"), "movement"]).opts(
-                        color="movement", cmap="Category10", size=8, responsive=True, height=220, tools=["hover"]
-                    ),
-                    sizing_mode="stretch_width",
-                    linked_axes=False,
-                )
+# %% ../../../nbs/74_dash_pose.ipynb
+@patch
+def _show_history(self: PosePage, *_):
+    if self.data.athlete is None:
+        return
+    h = self.history()
+    items = [pn.pane.Markdown(f"#### Pose history ({len(h)} video(s))")]
+    if len(h):
+        hv = _hv()
+        items.append(
+            pn.pane.HoloViews(
+                hv.Scatter(h, "date", [("score", "score (0-100)"), "movement"]).opts(
+                    color="movement", cmap="Category10", size=8, responsive=True, height=220, tools=["hover"]
+                ),
+                sizing_mode="stretch_width",
+                linked_axes=False,
             )
-            items.append(
-                pn.widgets.Tabulator(
-                    h[["date", "movement", "score", "confidence", "feedback"]],
-                    show_index=False,
-                    disabled=True,
-                    height=220,
-                    sizing_mode="stretch_width",
-                )
+        )
+        items.append(
+            pn.widgets.Tabulator(
+                h[["date", "movement", "score", "confidence", "feedback"]],
+                show_index=False,
+                disabled=True,
+                height=220,
+                sizing_mode="stretch_width",
             )
-        else:
-            items.append(pn.pane.Markdown("No pose scores stored for this athlete yet."))
-        self._history[:] = items
+        )
+    else:
+        items.append(pn.pane.Markdown("No pose scores stored for this athlete yet."))
+    self._history[:] = items
 
-    @param.depends("score_video", watch=True)
-    def _start(self):
-        aid = self.data.athlete
-        self.data.access.check("write", "pose_results", aid)
-        if self.scorer.note:
-            self.status = self.scorer.note
-            return
-        if not self.upload.value:
-            self.status = "choose a video file first"
-            return
-        import hashlib
-        import tempfile as _tf
 
-        raw = self.upload.value
-        sha = hashlib.sha256(raw).hexdigest()
-        path = _tf.NamedTemporaryFile(suffix="-" + (self.upload.filename or "video.mp4"), delete=False).name
-        with open(path, "wb") as fh:
-            fh.write(raw)
+@patch
+def _height_m(self: PosePage, aid: str):
+    r = self.data.roster.set_index("athlete_id")
+    h = r["height_cm"].get(aid) if "height_cm" in r else None
+    return float(h) / 100 if h is not None and pd.notna(h) else None
+
+# %% ../../../nbs/74_dash_pose.ipynb
+@patch
+def begin(self: PosePage):
+    "Score the uploaded video: a pose job (`pitchlab.pose.jobs`) for pitchlab's scorer, a thread for other scorers."
+    aid = self.data.athlete
+    self.data.access.check("write", "pose_results", aid)
+    if self.scorer.note:
+        self.status = self.scorer.note
+        return
+    if not self._file:
+        self.status = "choose a video file first"
+        return
+    f, self._file = self._file, None
+    user = self.data.access.user.username
+    info = dict(athlete=aid, movement=self.movement, t0=time.monotonic(), filename=f["filename"], shown=False)
+    if getattr(self.scorer, "jobs", False):
+        from pitchlab.pose.jobs import submit
+
+        try:
+            jid = submit(
+                f["path"],
+                self.movement,
+                athlete_id=aid,
+                height_m=self._height_m(aid),
+                actor=user,
+                filename=f["filename"],
+                store_url=self.data.access.store.url,
+            )
+        except PitchlabError as e:
+            self.status = f"not scored: {e.message}" + (f" ({e.hint})" if e.hint else "")
+            return
+        self.data.access.log(
+            "upload", "pose_results", aid, detail=f"pose job {jid}: {self.movement}, {f['size']} bytes"
+        )
+        self._job = dict(info, kind="job", id=jid)
+    else:
+        from pitchlab.pose.commands import sha256_file
+
         job = dict(done=False, error=None, result=None, progress=0.0, message="starting")
+        path = f["path"]
 
         def prog(frac, msg=""):
             job.update(progress=float(frac), message=str(msg))
 
         def work():
             try:
-                kw = (
-                    {"height_m": h / 100}
-                    if isinstance(self.scorer, LibraryPoseScorer)
-                    and pd.notna(
-                        h := self.data.roster.set_index("athlete_id").get("height_cm", pd.Series(dtype=float)).get(aid)
-                    )
-                    else {}
-                )
-                job["result"] = self.scorer.score(path, self.movement, aid, progress=prog, **kw)
+                job["result"] = self.scorer.score(path, info["movement"], aid, progress=prog)
             except Exception as e:
                 logger.exception("scoring %s failed", path)
                 job["error"] = str(e).splitlines()[0] if str(e) else type(e).__name__
             finally:
                 job["done"] = True
-                import os
+                Path(path).unlink(missing_ok=True)
 
-                os.unlink(path)
-
-        self._job = dict(job=job, sha=sha, athlete=aid, movement=self.movement, t0=time.monotonic())
+        self._job = dict(info, kind="thread", job=job, sha=sha256_file(path))
         threading.Thread(target=work, daemon=True).start()
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            self._cb = pn.state.add_periodic_callback(self.poll, period=300)
+    self.status = "scoring started"
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        self._cb = pn.state.add_periodic_callback(self.poll, period=300)
 
-    def poll(self):
-        "Show the scorer's progress; when done, store and show the result."
-        if self._job is None:
+# %% ../../../nbs/74_dash_pose.ipynb
+@patch
+def poll(self: PosePage):
+    "Show the scoring's progress; the score as soon as it exists, the overlay when it is written."
+    if self._job is None:
+        return
+    info = self._job
+    if info["kind"] == "job":
+        from pitchlab.pose.jobs import status
+
+        st = status(info["id"])
+        pr = st["progress"]
+        self.progress = sum(pr.values()) / max(1, len(pr))
+        if st["score"] is not None and not info["shown"]:
+            info["shown"] = True
+            self._show(dict(st["result"] or {}, score=st["score"], confidence=st["confidence"]), st["warnings"])
+        if st["state"] not in ("done", "failed"):
+            el = time.monotonic() - info["t0"]
+            done = f"; score {st['score']:.0f} ready, the overlay is being written" if st["score"] is not None else ""
+            self.status = f"{st['stage']} {pr.get(st['stage'], 0):.0%} ({el:.0f} s){done}"
             return
-        j = self._job["job"]
-        self.progress = j["progress"]
-        self.status = j["message"] + ("" if j["done"] else f" ({time.monotonic() - self._job['t0']:.0f} s)")
-        if not j["done"]:
+        self._stop()
+        if st["state"] == "failed":
+            self._result[:] = []
+            self.status = "scoring failed: " + (st["error"] or "unknown error")
             return
-        if self._cb is not None:
-            self._cb.stop()
-            self._cb = None
-        info, self._job = self._job, None
-        if j["error"]:
-            self.status = "scoring failed: " + j["error"]
-            return
-        r = self.result = j["result"]
-        metrics = r.get("metrics", {})
-        row = pd.DataFrame(
-            [
-                dict(
-                    athlete_id=info["athlete"],
-                    date=pd.Timestamp.now().normalize(),
-                    movement=info["movement"],
-                    video_sha256=info["sha"],
-                    score=r.get("score"),
-                    confidence=r.get("confidence"),
-                    metrics=metrics if isinstance(metrics, str) else json.dumps(metrics, default=str),
-                    feedback=r.get("feedback"),
-                    source=r.get("source", "pitchlab.pose"),
-                )
-            ]
+        s = st.get("stored") or {}
+        ok = s.get("inserted", 0) + s.get("updated", 0) > 0
+        self.status = (
+            f"score {st['score']:.0f} stored" if ok else f"score {st['score']:.0f} not stored: {s.get('rejects')}"
         )
-        rep = self.data.access.write("pose_results", row, source="dashboard")
-        self.status = f"score {r.get('score', float('nan')):.0f} stored" if rep.ok else f"not stored: {rep}"
-        items = [
-            pn.pane.Markdown(
-                f"### Score {r.get('score', float('nan')):.0f} / 100 (confidence {r.get('confidence', float('nan')):.2f})\n\n{esc(r.get('feedback'))}"
+        if st.get("overlay_path"):
+            t = new_ticket("overlay", self.data.access.user.username, job_id=info["id"])
+            src = html.escape(f"{FILE_ROUTE}/{info['id']}/overlay.webm?t={t}")
+            self._result.append(
+                pn.pane.HTML(
+                    f'<video class="pitchlab-pose-overlay" src="{src}" controls loop muted playsinline '
+                    'preload="metadata" style="width:100%;max-width:720px"></video>',
+                    sizing_mode="stretch_width",
+                )
+            )
+        self.data.version += 1
+        return
+    j = info["job"]
+    self.progress = j["progress"]
+    self.status = j["message"] + ("" if j["done"] else f" ({time.monotonic() - info['t0']:.0f} s)")
+    if not j["done"]:
+        return
+    self._stop()
+    if j["error"]:
+        self.status = "scoring failed: " + j["error"]
+        return
+    r = self.result = j["result"]
+    metrics = r.get("metrics", {})
+    row = pd.DataFrame(
+        [
+            dict(
+                athlete_id=info["athlete"],
+                date=pd.Timestamp.now().normalize(),
+                movement=info["movement"],
+                video_sha256=info["sha"],
+                score=r.get("score"),
+                confidence=r.get("confidence"),
+                metrics=metrics if isinstance(metrics, str) else json.dumps(metrics, default=str),
+                feedback=r.get("feedback"),
+                source=r.get("source", "pitchlab.pose"),
             )
         ]
-        if r.get("overlay"):
-            items.append(pn.pane.Image(r["overlay"], sizing_mode="scale_width", max_width=640))
-        if r.get("overlay_video"):
-            items.append(pn.pane.Video(r["overlay_video"], loop=True, width=640))
-        if r.get("angles_png"):
-            items.append(pn.pane.PNG(r["angles_png"], sizing_mode="scale_width", max_width=900))
-        ang = r.get("angles")
-        if isinstance(ang, pd.DataFrame) and len(ang):
-            hv = _hv()
-            items.append(
-                pn.pane.HoloViews(
-                    hv.Overlay(
-                        [
-                            hv.Curve((ang["time_s"], ang[c]), "time (s)", ("angle", "degrees"), label=c)
-                            for c in ang.columns
-                            if c != "time_s"
-                        ]
-                    ).opts(responsive=True, height=260, legend_position="right", title="Joint angles"),
-                    sizing_mode="stretch_width",
-                    linked_axes=False,
-                )
-            )
-        self._result[:] = items
-        self.data.version += 1
+    )
+    rep = self.data.access.write("pose_results", row, source="dashboard")
+    self.status = f"score {r.get('score', float('nan')):.0f} stored" if rep.ok else f"not stored: {rep}"
+    self._show(r)
+    self.data.version += 1
 
-    def __panel__(self):
-        ok = not self.scorer.note and self.data.access.can("write", "pose_results", self.data.athlete)
-        btn = pn.widgets.Button.from_param(self.param.score_video, color="primary", disabled=not ok)
-        bar = pn.indicators.Progress(value=int(self.progress * 100), max=100, width=300)
-        self.param.watch(lambda e: setattr(bar, "value", int(e.new * 100)), "progress")
-        notes = [self.scorer.note] if self.scorer.note else []
-        return pn.Column(
-            pn.Row(
-                pn.widgets.Select.from_param(self.data.param.athlete, width=260),
-                pn.widgets.Select.from_param(self.param.movement, width=180),
-                self.upload,
-                btn,
-            ),
-            pn.Row(bar, pn.pane.Str(self.param.status)),
-            *[pn.pane.Alert(n, alert_type="info") for n in notes],
-            self._result,
-            self._history,
-            sizing_mode="stretch_width",
+
+@patch
+def _stop(self: PosePage):
+    if self._cb is not None:
+        self._cb.stop()
+        self._cb = None
+    self._job = None
+
+
+@patch
+def _show(self: PosePage, r: dict, warnings: list = ()):
+    "The score, its feedback and capture warnings, and what the scorer drew."
+    self.result = r
+    items = [
+        pn.pane.Markdown(
+            f"### Score {r.get('score', float('nan')):.0f} / 100 (confidence {r.get('confidence', float('nan')):.2f})\n\n{esc(r.get('feedback'))}",
+            css_classes=["pitchlab-pose-score"],
         )
+    ]
+    for w in warnings:
+        items.append(pn.pane.Alert(esc(w["message"]), alert_type="warning"))
+    if r.get("overlay"):
+        items.append(pn.pane.Image(r["overlay"], sizing_mode="scale_width", max_width=640))
+    if r.get("overlay_video"):
+        items.append(pn.pane.Video(r["overlay_video"], loop=True, width=640))
+    if r.get("angles_png"):
+        items.append(pn.pane.PNG(r["angles_png"], sizing_mode="scale_width", max_width=900))
+    ang = r.get("angles")
+    if isinstance(ang, pd.DataFrame) and len(ang):
+        hv = _hv()
+        items.append(
+            pn.pane.HoloViews(
+                hv.Overlay(
+                    [
+                        hv.Curve((ang["time_s"], ang[c]), "time (s)", ("angle", "degrees"), label=c)
+                        for c in ang.columns
+                        if c != "time_s"
+                    ]
+                ).opts(responsive=True, height=260, legend_position="right", title="Joint angles"),
+                sizing_mode="stretch_width",
+                linked_axes=False,
+            )
+        )
+    self._result[:] = items
+
+
+@patch
+def __panel__(self: PosePage):
+    ok = not self.scorer.note and self.data.access.can("write", "pose_results", self.data.athlete)
+    btn = pn.widgets.Button.from_param(self.param.score_video, color="primary", disabled=not ok)
+    bar = pn.indicators.Progress(value=int(self.progress * 100), max=100, width=300)
+    self.param.watch(lambda e: setattr(bar, "value", int(e.new * 100)), "progress")
+    notes = [self.scorer.note] if self.scorer.note else []
+    return pn.Column(
+        pn.Row(
+            pn.widgets.Select.from_param(self.data.param.athlete, width=260),
+            pn.widgets.Select.from_param(self.param.movement, width=180),
+            self.upload,
+            btn,
+        ),
+        pn.Row(bar, pn.pane.Str(self.param.status, css_classes=["pitchlab-pose-status"])),
+        *[pn.pane.Alert(n, alert_type="info") for n in notes],
+        self._result,
+        self._history,
+        sizing_mode="stretch_width",
+    )
