@@ -689,7 +689,9 @@ def team_board_json(ctx: ApiContext, access, team_id: str, variant: str = "acwr_
     ses, ath = _f(frames, "sessions"), _f(frames, "athletes")
     viol = lib.LibraryRules().check(ses, ath) if len(ses) else None
     b = lib.team_board(frames, roster, prov, variant, viol, p["teams"])
-    note = lib.risk_note(b) if hasattr(lib, "risk_note") else ""
+    note = lib.risk_note(b)  # the stored model(s), version and scoring time; else the live provider in its words
+    if not (b["risk_source"] == lib.STORED).any():
+        note = f"{getattr(prov, 'live', prov).label} ({lib.LIVE})"
     body = json_bytes(
         dict(
             team_id=team_id,

@@ -342,8 +342,8 @@ class StoredRisk(RiskProvider):
             model,
             scored,
         )
-        if day is not None:
-            self.note = risk_note(out)
+        if day is not None:  # what the page says: the stored model(s), or the live provider in its own words
+            self.note = risk_note(out) if hit.any() else f"{self.live.label} ({LIVE})"
         return out
 
 

@@ -403,7 +403,7 @@ class ChampionRisk:
             tables = {t: self.store.read(t, list(ids), actor=self.actor, purpose=self.purpose) for t in _TABLES}
             h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)
             if len(tables["sessions"]):
-                same = {j: v for j, v in self._cache.items() if j[:3] == k[:3]}  # other days of this data version
+                same = dict([(j, v) for j, v in self._cache.items() if j[:3] == k[:3]][-3:])  # other days, same data
                 self._cache, self._answers = {**same, k: features_with_history(tables, day, h)}, {}
             else:  # athletes with no sessions (unknown or new): no rows, so no risk (NaN) rather than an error
                 empty = pd.DataFrame(columns=["athlete_id", "date"])

@@ -9,21 +9,32 @@ import pytest
 from pitchlab.board import default_risk_provider, read_frames, team_board
 
 
-@pytest.fixture
-def squad(db_url, home, monkeypatch, tmp_path):
+def _squad(url, monkeypatch, tmp_path):
     "A one-team store with a season of synthetic data and an empty MLflow registry of its own."
     from pitchlab.registry import Registry
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
 
-    monkeypatch.setenv("PITCHLAB_DB_URL", db_url)
+    monkeypatch.setenv("PITCHLAB_DB_URL", url)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    st = Store(db_url, actor="test").create()
+    st = Store(url, actor="test").create()
     co = make_cohort(n_teams=1, athletes_per_team=8, seasons=1, seed=11)
     for n in ("teams", "athletes", "sessions", "wellness", "injuries"):
         st.write(n, getattr(co, n), source="synthetic")
     reg = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=tmp_path / "artifacts")
     return st, reg, co
+
+
+@pytest.fixture
+def squad(db_url, home, monkeypatch, tmp_path):
+    "The squad on each backend (SQLite and PostgreSQL)."
+    return _squad(db_url, monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def squad1(home, monkeypatch, tmp_path):
+    "The squad on SQLite only, for what does not depend on the backend (the API tests cover both)."
+    return _squad(f"sqlite:///{tmp_path / 'store.db'}", monkeypatch, tmp_path)
 
 
 def _champion(st, reg, edges):
@@ -75,26 +86,34 @@ def test_the_board_shows_the_stored_rows_and_a_new_champion_changes_them(squad):
     assert len(_stored(st, day, v1)) == len(p1)  # what v1 said that day stays on record
 
 
-def test_a_past_day_is_live_until_scored_then_reads_its_stored_rows(squad):
+def test_a_past_day_is_live_until_scored_then_reads_its_stored_rows_and_so_does_the_report(squad1):
+    from pitchlab.monitor import week_risk
     from pitchlab.score import score_day
 
-    st, reg, co = squad
+    st, reg, co = squad1
     v = _champion(st, reg, "gabbett")["version"]
+    ids = list(co.athletes.athlete_id)
     past = (co.sessions.date.max() - pd.Timedelta(days=20)).normalize()
     live = _board(st, past)
     assert set(live.risk_source) == {"live, not stored"} and set(live.model) == {f"injury_risk v{v}"}
+    wl = week_risk(st, ids, past)
+    assert len(wl) > 0 and set(wl.risk_source) == {"live, not stored"} and set(wl.model) == {f"injury_risk v{v}"}
+    assert len(_stored(st, past, v)) == 0  # computed, not stored
     score_day(day=past, store=st, registry=reg)
     then, p = _board(st, past), _stored(st, past, v)
     assert len(p) > 0 and (then.loc[p.index, "risk_source"] == "stored").all()
     np.testing.assert_allclose(then.loc[p.index, "risk"].astype(float), p["risk"], rtol=1e-12)
     later = _board(st, past)
     pd.testing.assert_frame_equal(later, then)  # the same day looked up again gives the same board
+    r = week_risk(st, ids, past).set_index("athlete_id")
+    assert set(r.risk_source) == {"stored"} and sorted(r.index) == sorted(p.index)
+    np.testing.assert_allclose(r.loc[p.index, "risk"].astype(float), p["risk"], rtol=1e-12)
 
 
-def test_without_a_champion_the_board_is_the_acwr_rule_fitted_on_the_store(squad):
+def test_without_a_champion_the_board_is_the_acwr_rule_fitted_on_the_store(squad1):
     from pitchlab.models.baselines import ACWRRule
 
-    st, _, _ = squad
+    st, _, _ = squad1
     prov = default_risk_provider(st)
     assert isinstance(prov.live.rule, ACWRRule) and prov.live.fitted
     b = _board(st)
@@ -105,7 +124,7 @@ def test_without_a_champion_the_board_is_the_acwr_rule_fitted_on_the_store(squad
     assert "rule-based (no trained model)" in prov.label and "injuries" in prov.label
 
 
-def test_a_squad_without_injuries_gets_rule_bands_and_no_probability(db_url, home):
+def test_a_squad_without_injuries_gets_rule_bands_and_no_probability(db_url, home):  # both: the store's reads
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
 
@@ -118,20 +137,3 @@ def test_a_squad_without_injuries_gets_rule_bands_and_no_probability(db_url, hom
     assert not prov.live.fitted and b.risk.isna().all()
     assert set(b.level) <= {"low", "elevated", "high", ""} and (b.level[b.acwr.notna()] != "").all()
     assert "no injuries recorded, so no probability" in prov.label
-
-
-def test_week_risk_is_the_stored_rows_and_live_for_a_day_not_scored(squad):
-    from pitchlab.monitor import week_risk
-    from pitchlab.score import score_day
-
-    st, reg, co = squad
-    v = _champion(st, reg, "gabbett")["version"]
-    day = score_day(store=st, registry=reg)["day"]
-    ids = list(co.athletes.athlete_id)
-    r, p = week_risk(st, ids, day).set_index("athlete_id"), _stored(st, day, v)
-    assert set(r.risk_source) == {"stored"} and sorted(r.index) == sorted(p.index)
-    np.testing.assert_allclose(r.loc[p.index, "risk"].astype(float), p["risk"], rtol=1e-12)
-    past = pd.Timestamp(day) - pd.Timedelta(days=9)
-    live = week_risk(st, ids, past)
-    assert len(live) > 0 and set(live.risk_source) == {"live, not stored"} and set(live.model) == {f"injury_risk v{v}"}
-    assert len(_stored(st, past, v)) == 0  # computed, not stored
