@@ -12,9 +12,12 @@ For each clip, in interleaved rounds (the machine's load drifts; each round's tw
 
 * floor: in this process, decode every frame (OpenCV/FFmpeg), scale it to the inference size (960 px on the longer
   side, as pitchlab does) and run MediaPipe's pose landmarker alone in VIDEO mode on it, one frame after another.
-* pitchlab: `pitchlab.pose.pipeline.run(clip, "jump", overlay=...)` end to end: header check, decode, pose, capture
-  checks, cleaning, kinematics, score, face finder, blurred overlay drawn and encoded at 1280 px (720p), one pipelined
-  pass on two cores.
+* pitchlab: `pitchlab.pose.pipeline.run(clip, "jump", overlay=<dir>/overlay.webm, display_side=OVERLAY_SIDE)` end to
+  end, exactly as a pose job (the Pose page, `POST /api/v1/pose`) runs it: header check, decode, pose, capture checks,
+  cleaning, kinematics, score, face finder, and the overlay users get: faces blurred, skeleton and angles drawn at
+  `OVERLAY_SIDE` (1280 px, 720p) and encoded as VP9 WebM (PyAV, libvpx realtime: `pitchlab.pose.pipeline.VideoOut`)
+  in the pipeline's encode thread, one pipelined pass on two cores. The WebM is read back with PyAV after each clip
+  (codec, size, frames) and its size printed.
 
 Both sides are warm (MediaPipe imported and a model loaded once before; the import, 3-6 s with TensorFlow installed,
 is printed separately). floor_ratio is the larger of the two clips' median pitchlab / floor ratios (paired by
@@ -92,16 +95,27 @@ def floor(clip, infer_side=960):
 
 
 def pitchlab_run(clip, out):
-    """pitchlab end to end with the blurred overlay; (wall, cpu, run)."""
-    from pitchlab.pose.pipeline import run
+    """pitchlab end to end with the blurred WebM overlay, as a pose job writes it; (wall, cpu, run)."""
+    from pitchlab.pose.pipeline import OVERLAY_SIDE, run
 
     c0, t0 = time.process_time(), time.perf_counter()
-    r = run(clip, "jump", overlay=out)
+    r = run(clip, "jump", overlay=out, display_side=OVERLAY_SIDE)
     return time.perf_counter() - t0, time.process_time() - c0, r
+
+
+def webm_info(path):
+    """The overlay read back with PyAV: codec, width, height, frames decoded."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return s.codec_context.name, s.width, s.height, sum(1 for _ in c.decode(video=0))
 
 
 def bench_clip(name, clip, tmp, repeat):
     import cv2
+
+    from pitchlab.pose.jobs import OVERLAY_NAME
 
     cap = cv2.VideoCapture(str(clip))
     n, w, h = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(3)), int(cap.get(4))
@@ -110,7 +124,7 @@ def bench_clip(name, clip, tmp, repeat):
     fl, pl = [], []
     for k in range(repeat):
         fl.append(floor(clip))
-        pl.append(pitchlab_run(clip, tmp / f"{name}.overlay.mp4"))
+        pl.append(pitchlab_run(clip, tmp / name / OVERLAY_NAME))
         r = pl[-1][2]
         print(
             f"  round {k + 1}: floor {fl[-1][0]:.2f} s (CPU {fl[-1][1]:.1f} s); pitchlab {pl[-1][0]:.2f} s "
@@ -118,9 +132,11 @@ def bench_clip(name, clip, tmp, repeat):
             f"load {os.getloadavg()[0]:.1f}"
         )
     r = pl[-1][2]
+    codec, ow, oh, on = webm_info(r.overlay)
+    assert on == n, f"the overlay has {on} frames, the clip {n}"
     print(
-        f"  last run: score {r.result.score}, confidence {r.result.confidence}, warnings {[x['code'] for x in r.warnings]}, "
-        f"overlay {r.overlay.stat().st_size / 1e6:.1f} MB; steps "
+        f"  overlay: {r.overlay.name}, {codec} {ow}x{oh}, {on} frames, {r.overlay.stat().st_size / 1e6:.1f} MB\n"
+        f"  last run: score {r.result.score}, confidence {r.result.confidence}, warnings {[x['code'] for x in r.warnings]}; steps "
         + ", ".join(f"{k} {v:.2f} s" for k, v in r.seconds.items())
     )
     p_s, f_s = statistics.median(x[0] for x in pl), statistics.median(x[0] for x in fl)

@@ -17,6 +17,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 store_with_athlete = test_pose_commands.store_with_athlete  # the store with athlete A1, as the command's tests use
 
 
+def _webm(path) -> tuple:
+    "A WebM read back with PyAV: (codec, width, height, frames decoded)."
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return s.codec_context.name, s.width, s.height, sum(1 for _ in c.decode(video=0))
+
+
 def _tiny_mp4(path, n=10, fps=25.0):
     import cv2
 
@@ -162,6 +171,8 @@ def test_a_60_mb_clip_streams_to_disk_scores_and_is_stored(store_with_athlete, t
     assert st["progress"] == dict(decode=1.0, pose=1.0, clean=1.0, score=1.0, overlay=1.0)
     assert st["score"] == st["result"]["score"] and 0 <= st["score"] <= 100
     assert Path(st["overlay_path"]).stat().st_size > 10_000
+    assert Path(st["overlay_path"]).name == "overlay.webm"
+    assert _webm(st["overlay_path"]) == ("vp9", 1280, 720, 230)  # every frame of the 1768 x 994 clip, at OVERLAY_SIDE
     assert st["original_deleted"] and not up.exists()
     rows = store_with_athlete.read("pose_results")
     assert len(rows) == 1 and rows["athlete_id"].iloc[0] == "A1"
@@ -189,6 +200,7 @@ def test_background_job_reports_the_score_before_the_overlay(home, tmp_path):
     st = wait(jid, timeout=300)
     assert st["state"] == "done", st.get("error")
     assert any(s["score"] is not None and s["progress"]["overlay"] < 1 for s in seen)  # score first
+    assert _webm(st["overlay_path"]) == ("vp9", 960, 540, 60)  # a smaller clip keeps its size: never upscaled
     assert all(s["state"] in ("queued", "running", "done") for s in seen)
     assert up.exists()  # kept, as asked
 

@@ -208,7 +208,7 @@ def test_a_60_mb_clip_uploads_scores_and_its_overlay_plays(page, served, tmp_pat
             setTimeout(done, 30000)
         })"""
     )
-    assert meta["err"] is None and meta["w"] == 640 and meta["h"] > 0, meta
+    assert meta["err"] is None and (meta["w"], meta["h"]) == (1280, 720), meta  # VP9 at OVERLAY_SIDE
     assert meta["d"] > 5 or meta["d"] == float("inf"), meta  # a 7.7 s clip
     rows = st.read("pose_results")
     assert len(rows) == 1 and rows["athlete_id"].iloc[0] == "A1" and rows["movement"].iloc[0] == "jump"

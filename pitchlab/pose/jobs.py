@@ -19,8 +19,8 @@ from ..core import NotFoundError, PitchlabError, ValidationError, settings
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'UPLOAD_MAX_MB', 'OVERLAY_NAME', 'OVERLAY_SIDE', 'TooLarge', 'upload_limit', 'keep_uploads', 'uploads_dir',
-           'Upload', 'save_upload', 'jobs_dir', 'status', 'run_job', 'submit', 'wait']
+__all__ = ['logger', 'UPLOAD_MAX_MB', 'OVERLAY_NAME', 'TooLarge', 'upload_limit', 'keep_uploads', 'uploads_dir', 'Upload',
+           'save_upload', 'jobs_dir', 'status', 'run_job', 'submit', 'wait']
 
 # %% ../../nbs/57_pose_jobs.ipynb
 UPLOAD_MAX_MB = 500  # default upload limit, MB (setting PITCHLAB_UPLOAD_MAX_MB)
@@ -185,8 +185,7 @@ def status(
     return json.loads(f.read_text())
 
 # %% ../../nbs/57_pose_jobs.ipynb
-OVERLAY_NAME = "overlay.webm"  # a job's overlay: VP8 WebM, which browsers play (mp4v does not play in Chromium)
-OVERLAY_SIDE = 640  # longer side of a job's overlay, px: OpenCV's VP8 encoder takes about 66 ms a 640x360 frame here
+OVERLAY_NAME = "overlay.webm"  # a job's overlay: VP9 WebM, which browsers play (mp4v does not play in Chromium)
 
 
 def _now() -> str:
@@ -197,7 +196,7 @@ def run_job(
     job_id: str,  # a job written by `submit`
 ) -> dict:
     "Run a queued job (in this thread): pipeline, outputs, store; the original deleted unless kept. Returns its final record."
-    from pitchlab.pose.pipeline import STAGES, run
+    from pitchlab.pose.pipeline import OVERLAY_SIDE, STAGES, run
 
     job = status(job_id)
     folder = _job_file(job_id).parent
