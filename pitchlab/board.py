@@ -241,7 +241,8 @@ def default_risk_provider(
 
 # %% ../nbs/44_board.ipynb
 STORED, LIVE = "stored", "live, not stored"  # where a board row's risk came from (risk_source)
-_STORED_COLUMNS = ["athlete_id", "risk", "lower", "upper", "tier", "factors", "model_name", "model_version", "run_id"]
+_STORED_COLUMNS = ["athlete_id", "risk", "lower", "upper", "tier", "factors", "horizon_days"]
+_STORED_COLUMNS += ["model_name", "model_version", "run_id"]
 
 
 def _factor_list(f) -> list:
