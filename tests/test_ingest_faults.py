@@ -15,6 +15,8 @@ import pytest
 
 from pitchlab.store import Store
 
+pytestmark = pytest.mark.slow  # kills and races real import processes: `make test` runs it, `make test-quick` does not
+
 PITCHLAB = str(Path(sys.executable).parent / "pitchlab")
 MAPPING = """entity: sessions
 columns: {athlete_id: Player, date: Day, load: Load}
@@ -97,7 +99,6 @@ READER = """
 import json, sys, time
 from pitchlab.store import Store
 
-pytestmark = pytest.mark.slow  # kills and races real import processes: `make test` runs it, `make test-quick` does not
 st, worst, n, t_end = Store(), 0.0, 0, time.monotonic() + float(sys.argv[1])
 while time.monotonic() < t_end and n < 2000:
     t = time.perf_counter()
