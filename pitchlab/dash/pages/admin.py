@@ -583,7 +583,8 @@ def refresh(self: AccountsPage):
         }
     )
     t, a = list_teams(store=self.store), list_athletes(store=self.store)
-    self.teams.options = {f"{r.name} ({r.team_id})": r.team_id for r in t.itertuples()}
+    # MultiChoice chips render their labels as HTML
+    self.teams.options = {esc(f"{r.name} ({r.team_id})"): r.team_id for r in t.itertuples()}
     self.athlete.options = {"none": "", **{f"{r.name} ({r.athlete_id})": r.athlete_id for r in a.itertuples()}}
     self.pick.options = {"(a new account)": "", **{f"{r.username} ({r.role})": r.username for r in u.itertuples()}}
 
