@@ -37,7 +37,7 @@ from pitchlab.board import (
 )
 from ..rules import VIOLATION_COLUMNS
 from .data import BOARD_PURPOSE, DataStore, esc, load_team
-from .pages.base import Page, _badge, _hv
+from .pages.base import SHRINK_CSS, Page, _badge, _hv
 from .pages.athlete import AthleteDrillDown
 from .pages.board import TeamRiskBoard
 from .pages.compare import Compare
@@ -51,8 +51,7 @@ from .pages.admin import AccountsPage, AthletesPage, TeamsPage
 from .data import data_token, public_tables, _store, _violations
 
 # %% auto 0
-__all__ = ['PAGE_TITLES', 'NAV_CSS', 'SHRINK_CSS', 'HEADER_CSS', 'role_pages', 'App', 'build_app', 'warm_caches', 'local_assets',
-           'serve_app']
+__all__ = ['PAGE_TITLES', 'NAV_CSS', 'HEADER_CSS', 'role_pages', 'App', 'build_app', 'warm_caches', 'local_assets', 'serve_app']
 
 # %% ../../nbs/79_dash_app.ipynb
 PAGE_TITLES = {
@@ -74,7 +73,6 @@ PAGE_TITLES = {
 NAV_CSS = ":host { min-width: 0 !important; height: auto !important; } .bk-btn-group { flex-wrap: wrap; row-gap: 4px; }"  # the page buttons wrap onto a second line on a phone instead of widening the page
 
 
-SHRINK_CSS = ":host { min-width: 0 !important; }"  # the page area may be narrower than a page's widest row
 HEADER_CSS = (
     ":host { flex-wrap: wrap !important; min-width: 0 !important; height: auto !important; }"  # likewise the header
 )
