@@ -37,6 +37,7 @@ from pitchlab.board import (
     team_board,
 )
 from ..rules import VIOLATION_COLUMNS
+from ..people import display_names
 
 # %% auto 0
 __all__ = ['BOARD_PURPOSE', 'esc', 'data_token', 'team_frames', 'public_tables', 'load_team', 'DataStore']
@@ -191,9 +192,10 @@ class DataStore(pn.viewable.Viewer):
             raise
 
     def athlete_options(self, ids=None) -> dict:
-        "Label -> athlete_id for selectors ('Name (team, role)')."
+        "Display name -> athlete_id for every athlete picker, by name (the board's `display_names`: never an id as the label)."
         r = self.roster if ids is None else self.roster[self.roster["athlete_id"].isin(ids)]
-        return {f"{n} ({a})": a for a, n in zip(r["athlete_id"], r["name"])}
+        names = display_names(self.roster, self.teams)  # disambiguated over everyone this person sees
+        return dict(sorted(((str(names[a]), a) for a in r["athlete_id"]), key=lambda kv: kv[0].lower()))
 
     @param.depends("version", watch=True)
     def _load(self):
