@@ -39,10 +39,13 @@ from pitchlab.board import (
 )
 from ..rules import VIOLATION_COLUMNS
 from ..people import display_names
+from ..glossary import explain
+from fastcore.basics import patch
 
 # %% auto 0
-__all__ = ['SHARED', 'BOARD_PURPOSE', 'esc', 'data_token', 'team_frames', 'public_tables', 'load_team', 'SharedCache',
-           'DataStore']
+__all__ = ['SHARED', 'BOARD_PURPOSE', 'logger', 'QUALITY_MODEL', 'QUALITY_PURPOSE', 'QUALITY_TABLES', 'QUALITY_WORDS',
+           'NO_QUALITY_MODEL', 'QUALITY_COLUMNS', 'esc', 'data_token', 'team_frames', 'public_tables', 'load_team',
+           'SharedCache', 'DataStore', 'quality_word', 'quality_champion', 'score_sessions', 'quality_html']
 
 # %% ../../nbs/64_dash_data.ipynb
 def esc(
@@ -325,3 +328,111 @@ def shared_board(self: DataStore) -> pd.DataFrame:
     if hit and note is not None:
         prov.note = note
     return board.copy()
+
+# %% ../../nbs/64_dash_data.ipynb
+logger = logging.getLogger(__name__)
+
+QUALITY_MODEL = "session_quality"  # the registered name the retrain_session_quality pipeline promotes
+QUALITY_PURPOSE = "session-quality model for the athlete pages"  # why the model reads injuries (audited)
+QUALITY_TABLES = ("athletes", "sessions", "wellness", "injuries", "pitches")  # what its features read
+QUALITY_WORDS = ((3.5, "as planned"), (2.5, "watch"), (-np.inf, "check"))  # lowest score -> word, best first
+NO_QUALITY_MODEL = (
+    "No session-quality model is trained yet, so sessions carry no quality score "
+    "(an admin trains one with `pitchlab retrain --pipeline retrain_session_quality`)."
+)
+_QUALITY_CHAMPIONS = {}  # registry URI -> its Champion (one per process; the alias is re-read every few seconds)
+
+
+def quality_word(
+    score: float,  # a session-quality score (1-5)
+) -> str:
+    "The word for a session-quality score ('as planned', 'watch', 'check'), '' when there is none."
+    if score is None or not np.isfinite(score):
+        return ""
+    return next(w for lo, w in QUALITY_WORDS if score >= lo)
+
+
+def quality_champion(
+    uri: str | None = None,  # MLflow tracking URI (default: the settings')
+):
+    "The session-quality Champion of the registry (None when the registry does not exist yet)."
+    uri = uri or settings().mlflow_uri
+    if uri.startswith("sqlite:///") and not os.path.isfile(uri[len("sqlite:///") :]):
+        return None
+    if uri not in _QUALITY_CHAMPIONS:
+        from pitchlab.registry import Champion, Registry
+
+        _QUALITY_CHAMPIONS[uri] = Champion(QUALITY_MODEL, Registry(uri))
+    return _QUALITY_CHAMPIONS[uri]
+
+# %% ../../nbs/64_dash_data.ipynb
+QUALITY_COLUMNS = ["date", "session_type", "duration_min", "rpe", "load", "quality", "word"]
+
+
+def score_sessions(
+    store,  # a pitchlab Store
+    athlete_id: str,  # whose sessions (already authorised by the caller)
+    model,  # a loaded session-quality model (e.g. quality_champion().get())
+    actor: str,  # who the model reads for (its injury read is audited as them)
+) -> pd.DataFrame:
+    "The athlete's sessions with the model's quality score (1-5) and its word, oldest first."
+    from pitchlab.models.deep import session_quality_table
+
+    t = {e: store.read(e, [athlete_id], actor=actor, purpose=QUALITY_PURPOSE) for e in QUALITY_TABLES}
+    if not len(t["sessions"]) or not len(t["wellness"]):
+        return pd.DataFrame(columns=QUALITY_COLUMNS)
+    q = session_quality_table(t)  # its `quality` column is the training target, known only the next morning
+    q["quality"] = model.predict(q)["quality"].to_numpy(dtype=float)
+    q["word"] = [quality_word(v) for v in q["quality"]]
+    return q[QUALITY_COLUMNS].reset_index(drop=True)
+
+# %% ../../nbs/64_dash_data.ipynb
+@patch
+def session_quality(
+    self: DataStore,
+    athlete_id: str | None = None,  # default: the athlete in focus
+    last: int = 10,  # most recent sessions returned
+) -> tuple:
+    "(the last sessions with quality and word, newest first, or None; a sentence when there is no score to show)."
+    aid = athlete_id or self.athlete
+    self.access.check("read", "sessions", aid)
+    champ = quality_champion()
+    model = champ.get() if champ is not None else None
+    if model is None:
+        return None, NO_QUALITY_MODEL
+    key = (aid, champ.version, self.access.store.counts().get("sessions"), self.version)
+    cache = self.__dict__.setdefault("_quality_cache", {})
+    if key not in cache:
+        try:
+            q = score_sessions(self.access.store, aid, model, self.access.user.username)
+        except PitchlabError as e:
+            logger.exception("session quality of %s could not be scored", aid)
+            return None, f"The session-quality model could not score these sessions: {str(e).splitlines()[0]}"
+        cache.clear()
+        cache[key] = q
+    q = cache[key].iloc[::-1].head(last).reset_index(drop=True)
+    words = ", ".join(f"{w} from {lo:g}" if np.isfinite(lo) else f"{w} below" for lo, w in QUALITY_WORDS)
+    return (
+        q,
+        f"Session quality by {QUALITY_MODEL} v{champ.version} (champion). {explain('session_quality')} ({words}; a proxy, not a validated measure.)",
+    )
+
+
+def quality_html(
+    frame: pd.DataFrame | None,  # DataStore.session_quality's sessions (None: no score)
+    note: str,  # its sentence
+) -> str:
+    "The sessions as a list, each with its quality score, word and units; the sentence above (escaped)."
+    head = f"<p class='pitchlab-quality-note' style='color:#555'>{esc(note)}</p>"
+    if frame is None:
+        return head
+    if not len(frame):
+        return head + "<p>No sessions with a wellness record to score yet.</p>"
+    color = {"as planned": "#1e7b34", "watch": "#b36b00", "check": "#b00020"}
+    items = "".join(
+        f"<li class='pitchlab-quality-row'>{r.date:%a %d %b}: {esc(r.session_type)}, {r.duration_min:.0f} min, "
+        f"RPE {r.rpe:g}, {r.load:,.0f} AU: <b>quality {r.quality:.1f}/5</b> "
+        f"<span style='color:{color.get(r.word, '#555')}'>{esc(r.word)}</span></li>"
+        for r in frame.itertuples()
+    )
+    return head + f"<ul style='padding-left:1.2em;margin:0'>{items}</ul>"
