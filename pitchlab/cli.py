@@ -125,9 +125,11 @@ def demo(
     n_teams: int = 3,  # teams (cricket, baseball, football, then more)
     athletes_per_team: int = 25,  # athletes in each team
     seasons: int = 2,  # seasons of daily data
+    end=None,  # last day of the data (default: the loaded demo's, else today, so the demo's "today" is today)
     train: bool = True,  # train and promote a first risk model if the registry has no champion
 ):
     "Load the seeded demo cohort into the store, compute the daily metrics, and print a summary."
+    import datetime
     import pandas as pd
     from tqdm.auto import tqdm
     from pitchlab.store import Store, LoadReport
@@ -140,18 +142,21 @@ def demo(
     done = json.loads(marker.read_text()) if marker.is_file() else {}
     counts = st.counts()
     sizes = dict(n_teams=n_teams, athletes_per_team=athletes_per_team, seasons=seasons)
+    same = done.get("seed") == seed and done.get("sizes") == sizes and done.get("db_url") == s.db_url
+    end = pd.Timestamp(end or (same and done.get("end")) or datetime.date.today()).strftime("%Y-%m-%d")
     if (
         not force
-        and done.get("seed") == seed
-        and done.get("sizes") == sizes
-        and done.get("db_url") == s.db_url
+        and same
+        and done.get("end", end) == end
         and all(counts.get(k, 0) >= n for k, n in done.get("rows", {}).items())
     ):
         if not quiet:
-            print(f"demo cohort (seed {seed}) already in the store: nothing to load (use --force to reload)")
+            print(
+                f"demo cohort (seed {seed}, ending {end}) already in the store: nothing to load (use --force to reload)"
+            )
         reports = None
     else:
-        cohort = synth.make_cohort(seed=seed, **sizes)
+        cohort = synth.make_cohort(seed=seed, end=end, **sizes)
         tables = cohort.tables()
         reports = []
         for name in (bar := tqdm(_ORDER, desc="loading demo cohort", unit="table", disable=quiet)):
@@ -161,7 +166,9 @@ def demo(
         if bad:
             raise PitchlabError("the demo cohort did not meet its own contracts:\n" + "\n".join(map(str, bad)))
         marker.write_text(
-            json.dumps(dict(seed=seed, sizes=sizes, db_url=s.db_url, rows={r.entity: r.loaded for r in reports}))
+            json.dumps(
+                dict(seed=seed, sizes=sizes, end=end, db_url=s.db_url, rows={r.entity: r.loaded for r in reports})
+            )
         )
     metrics_path = _demo_metrics(st, s, quiet)
     trained = _demo_train(quiet) if train else None
@@ -180,11 +187,9 @@ def demo(
 
 # %% ../nbs/90_cli.ipynb
 def _demo_metrics(st, s, quiet):
-    "Compute the daily load metrics of every athlete in the store into the data home (if pitchlab.load is available)."
-    try:
-        from pitchlab import load
-    except ImportError:
-        return None
+    "Compute the daily load metrics of every athlete in the store into the data home."
+    from pitchlab import load
+
     sessions = st.read("sessions")
     ds = load.daily_metrics(
         sessions[["athlete_id", "date", "load", "sport", "balls_bowled", "pitches"]].rename(
@@ -193,7 +198,7 @@ def _demo_metrics(st, s, quiet):
     )
     out = s.home / "derived" / "daily_metrics.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
-    df = load.to_frame(ds) if hasattr(load, "to_frame") else ds.to_dataframe().reset_index()
+    df = load.to_frame(ds)
     df.to_parquet(out, index=False)
     return out
 
@@ -452,6 +457,7 @@ def _parser():
     d.add_argument("--teams", type=int, default=3, help="number of teams (default 3)")
     d.add_argument("--athletes-per-team", type=int, default=25, help="athletes per team (default 25)")
     d.add_argument("--seasons", type=int, default=2, help="seasons of daily data (default 2)")
+    d.add_argument("--end", default=None, help="last day of the data, YYYY-MM-DD (default today)")
     d.add_argument("--no-train", action="store_true", help="do not train a first risk model")
     sub.add_parser("info", help="print where everything lives and what the store holds")
     sub.add_parser(
@@ -489,6 +495,7 @@ def main(
                 n_teams=args.teams,
                 athletes_per_team=args.athletes_per_team,
                 seasons=args.seasons,
+                end=args.end,
                 train=not args.no_train,
             )
         elif args.cmd == "info":

@@ -37,6 +37,7 @@ GLOSSARY = {
     "acwr_rolling": "ACWR from plain 7-day and 28-day averages, the acute week included in the chronic (coupled).",
     "acwr_uncoupled": "ACWR from a 7-day average against the 21 days before it (uncoupled, Lolli et al. 2019).",
     "budget": "Risk budget: the highest risk you accept on any planned day; a plan whose interval reaches above it is over budget.",
+    "session_quality": "Session quality (1-5, 5 = best): a model's estimate of how well a session was absorbed, learnt from next-morning soreness, fatigue and sleep, and effort (RPE) against the usual.",
 }  # metric -> one plain sentence; every header tooltip, glossary and API description reads it from here
 
 # %% ../nbs/05_glossary.ipynb

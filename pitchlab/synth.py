@@ -812,11 +812,40 @@ def _cycle_logs(ath, cday, dates, rng):
     )
 
 # %% ../nbs/03_synth.ipynb
+def _day(value, name: str) -> pd.Timestamp:
+    "A calendar day from a date-like value, or a ConfigError naming the argument."
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        t = pd.NaT
+    if pd.isna(t):
+        raise ConfigError(f"make_cohort: {name}={value!r} is not a date", hint="give an ISO date such as '2025-01-06'")
+    return t.tz_localize(None).normalize() if t.tzinfo else t.normalize()
+
+
+def _cohort_start(
+    start,  # first day, or None
+    end,  # last day, or None
+    days: int,  # days simulated
+) -> pd.Timestamp:
+    "The first simulated day: `start`, or `end` minus the simulated days, or the reference 2025-01-06."
+    if end is None:
+        return _day("2025-01-06" if start is None else start, "start")
+    t0 = _day(end, "end") - pd.Timedelta(days=days - 1)
+    if start is not None and _day(start, "start") != t0:
+        raise ConfigError(
+            f"make_cohort: start={start!r} and end={end!r} do not span {days} days",
+            hint="give start or end, not both",
+        )
+    return t0
+
+# %% ../nbs/03_synth.ipynb
 def make_cohort(
     n_teams: int = 3,  # teams; team k plays SPORTS[k % 3]: women's cricket, baseball, football
     athletes_per_team: int = 25,  # squad size of every team (at least 4)
     seasons: int = 2,  # 52-week seasons simulated from `start`
-    start="2025-01-06",  # first calendar day (a fitness-testing day for everyone)
+    start=None,  # first calendar day, a fitness-testing day for everyone (default 2025-01-06, or from `end`)
+    end=None,  # last calendar day instead of `start`: the seasons are placed so they end on it
     seed: int = 0,  # seed of numpy's default_rng: same seed, identical tables
     hazard: HazardParams | None = None,  # true parameters (default `HazardParams()`)
     id_prefix: str = "syn",  # prefix of team, athlete and injury ids, so two cohorts can share a store
@@ -828,13 +857,7 @@ def make_cohort(
                 f"make_cohort: {name}={v!r} must be a whole number of at least {lo}",
                 hint=f"e.g. make_cohort({name}={max(lo, 3 if name != 'seasons' else 2)})",
             )
-    try:
-        t0 = pd.Timestamp(start)
-    except (ValueError, TypeError):
-        t0 = pd.NaT
-    if pd.isna(t0):
-        raise ConfigError(f"make_cohort: start={start!r} is not a date", hint="give an ISO date such as '2025-01-06'")
-    t0 = t0.tz_localize(None).normalize() if t0.tzinfo else t0.normalize()
+    t0 = _cohort_start(start, end, 364 * seasons)
     hp = hazard or HazardParams()
     if not isinstance(hp, HazardParams):
         raise ConfigError(
@@ -1021,6 +1044,7 @@ def make_cohort(
 # %% ../nbs/03_synth.ipynb
 def demo_cohort(
     seed: int = 0,  # seed of the draw
+    end=None,  # last day (e.g. `datetime.date.today()`, as `pitchlab demo` passes); None: the reference seasons
 ) -> Cohort:
-    "The demo cohort: women's cricket, baseball and football squads of 25 over two seasons from 2025-01-06."
-    return make_cohort(n_teams=3, athletes_per_team=25, seasons=2, start="2025-01-06", seed=seed)
+    "The demo cohort: women's cricket, baseball and football squads of 25 over two seasons (from 2025-01-06, or ending on `end`)."
+    return make_cohort(n_teams=3, athletes_per_team=25, seasons=2, end=end, seed=seed)

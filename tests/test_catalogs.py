@@ -15,6 +15,7 @@ def demo_home(home):
         seed=SMALL["seed"],
         athletes_per_team=SMALL["athletes_per_team"],
         seasons=SMALL["seasons"],
+        end="2026-01-04",  # the catalog's seasons start on make_cohort's default day, 2025-01-06
         quiet=True,
         train=False,
     )

@@ -147,6 +147,13 @@ def sign_in(browser, site, user, path="/app", password=PASSWORD):
     return page
 
 
+def _shown_name(site, athlete_id, roster=None):
+    "The name a picker shows for an athlete: pitchlab.people.display_names over the roster the person sees."
+    from pitchlab.people import display_names
+
+    return display_names(site["cohort"].athletes if roster is None else roster, site["cohort"].teams)[athlete_id]
+
+
 def tab(page, name):
     page.locator(".pitchlab-nav .bk-btn", has_text=name).first.click()
 
@@ -187,9 +194,11 @@ def test_coach(browser, site, layout_problems):
     page.wait_for_selector(".pitchlab-drilldown-plots canvas")
     expect(page.get_by_text("injury and cycle detail: medical staff and the athlete only")).to_be_visible()
     target = site["team1"].iloc[2]
-    sel = page.locator("select", has=page.locator("option", has_text=target.athlete_id)).first
-    assert sel.locator("option").count() == len(site["team1"])
-    sel.select_option(label=f"{target['name']} ({target.athlete_id})")
+    label = _shown_name(site, target.athlete_id, site["team1"])
+    sel = page.locator("select", has=page.locator("option", has_text=label)).first
+    options = sel.locator("option").all_inner_texts()
+    assert len(options) == len(site["team1"]) and not any(a in o for o in options for a in site["team1"].athlete_id)
+    sel.select_option(label=label)  # the picker reads names (the board's disambiguation), never ids
     expect(page.locator("h3", has_text=target["name"]).last).to_be_visible()  # the heading names the athlete
     page.wait_for_selector(".pitchlab-drilldown-plots canvas")
     shoot(page, "coach-athlete")
@@ -246,9 +255,9 @@ def test_medical_sees_the_cycle_overlay_and_it_is_audited(browser, site):
     expect(page.locator(".tabulator-row")).to_have_count(len(site["cohort"].athletes))  # both teams
     tab(page, "Athlete")
     page.wait_for_selector(".pitchlab-drilldown-plots canvas")
-    own = site["team1"].set_index("athlete_id").loc[site["own"]]
-    sel = page.locator("select", has=page.locator("option", has_text=site["own"])).first
-    sel.select_option(label=f"{own['name']} ({site['own']})")
+    label = _shown_name(site, site["own"])
+    sel = page.locator("select", has=page.locator("option", has_text=label)).first
+    sel.select_option(label=label)
     expect(page.get_by_text(re.compile("cycle phase shaded")).first).to_be_visible()
     page.wait_for_selector(".pitchlab-drilldown-plots canvas")
     shoot(page, "medical-athlete")

@@ -1,11 +1,17 @@
 """The coach's pages (board, what-if, athlete, compare) in a real browser (Debian Chromium via Playwright, loopback
 only) at 390x844 and 1400x900: no horizontal overflow, nothing past the viewport's edges, no overlapping boxes; the
 board as cards on a phone; who is out and who is flagged and why on the first screen at 1400 px. Screenshots go to
-docs/screenshots/ (ux-<page>-<width>.png)."""
+docs/screenshots/ (ux-<page>-<width>.png). The same four pages are opened again inside the signed-in app (`/app`, the
+real `panel serve dashboards/app.py` with pitchlab's sign-in) at both widths, with its navigation and header
+(coach-app-<page>-<width>.png)."""
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +30,7 @@ ARGS = [
     "--no-first-run",
 ]
 WAIT = 45_000  # ms: the longest any element may take to appear
+PASSWORD = "pages-browser-password"
 SIZES = [(390, 844), (1400, 900)]
 READY = {
     "board": ".pitchlab-board .tabulator-row, .pitchlab-card",
@@ -45,7 +52,7 @@ def served(tmp_path_factory):
     import panel as pn
 
     from pitchlab.board import RuleRisk
-    from pitchlab.dash.auth import DataAccess, User
+    from pitchlab.dash.auth import DataAccess, User, hash_password
     from pitchlab.dash.data import DataStore
     from pitchlab.dash.pages.athlete import AthleteDrillDown
     from pitchlab.dash.pages.board import TeamRiskBoard
@@ -89,6 +96,21 @@ def served(tmp_path_factory):
     )
     add_injury(store, out, entry, key="browser-out-1", actor="med")
     coach = User("cora", "coach", "Cora Coach", team_ids=",".join(c.teams.team_id))
+    store.write(
+        "users",
+        pd.DataFrame(
+            [
+                dict(
+                    username="cora",
+                    display_name="Cora Coach",
+                    role="coach",
+                    team_ids=coach.team_ids,
+                    password_hash=hash_password(PASSWORD),
+                )
+            ]
+        ),
+        source="test",
+    )  # the same coach signs in to the app (test_coach_pages_inside_the_signed_in_app)
     # the ACWR rule with stated band rates (a squad this small has too few injuries to fit them): an ACWR above 2 is 'high'
     rule = ACWRRule(edges="warren_hulin", column="acwr_ewma").stated(
         (0.02, 0.0332, 0.09), "a 2% week x RR 1.66 (Warren 2018) and 4.5 (Hulin 2014)"
@@ -108,10 +130,16 @@ def served(tmp_path_factory):
         show=False,
         threaded=True,
     )
+    old_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"  # this home's (empty) registry
     try:
-        yield dict(base=f"http://127.0.0.1:{port}", store=store, c=c, out=out, spiked=spiked, coach=coach)
+        yield dict(base=f"http://127.0.0.1:{port}", store=store, c=c, out=out, spiked=spiked, coach=coach, home=home)
     finally:
         server.stop()
+        if old_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +271,88 @@ def test_whatif_on_a_phone_overs_budget_horizon_and_suggestion(browser, served, 
         page.screenshot(path=str(SHOTS / "ux-whatif-390-suggested.png"), full_page=True)
     finally:
         page.close()
+
+
+APP_PAGES = {"board": "Team board", "whatif": "What-if", "athlete": "Athlete", "compare": "Compare"}  # app.PAGE_TITLES
+
+
+@pytest.fixture(scope="module")
+def app_site(served):
+    "`panel serve dashboards/app.py` with pitchlab's local sign-in on the same data home, on loopback; killed at the end."
+    home, port = served["home"], _free_port()
+    env = dict(os.environ, PITCHLAB_HOME=str(home), PANEL_COOKIE_SECRET="test-" + os.urandom(16).hex())
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    for k in (
+        "PITCHLAB_DB_URL",
+        "MLFLOW_TRACKING_URI",
+        "PITCHLAB_DASH_USER",
+        "PANEL_OAUTH_PROVIDER",
+        "PANEL_BASIC_AUTH",
+    ):
+        env.pop(k, None)
+    cmd = [str(Path(sys.executable).parent / "panel"), "serve", str(ROOT / "dashboards" / "app.py")]
+    cmd += ["--plugins", "pitchlab.dash.auth", "--oauth-provider", "pitchlab", "--address", "127.0.0.1"]
+    cmd += ["--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
+    log = open(home / "app-serve.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                if urllib.request.urlopen(base + "/login", timeout=5).status == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() - t0 > 90:
+                pytest.fail("panel serve did not start:\n" + (home / "app-serve.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(15)
+        log.close()
+
+
+@pytest.mark.parametrize("width,height", SIZES)
+def test_coach_pages_inside_the_signed_in_app(browser, app_site, layout_problems, width, height):
+    "Each coach page inside /app: navigation wrapping, header and Sign out on screen, no overflow or overlap."
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    page = ctx.new_page()
+    page.set_default_timeout(WAIT)
+    try:
+        page.goto(app_site + "/app", timeout=2 * WAIT)
+        page.fill("input[name=username]", "cora")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.locator(READY["board"]).first.wait_for(state="visible", timeout=2 * WAIT)
+        buttons = page.locator(".pitchlab-nav .bk-btn")
+        titles = [t.strip() for t in buttons.all_inner_texts()]
+        assert set(APP_PAGES.values()) <= set(titles), titles
+        problems = {}
+        for name, title in APP_PAGES.items():
+            buttons.filter(has_text=title).first.click()
+            page.locator(READY[name]).first.wait_for(state="visible", timeout=WAIT)
+            time.sleep(1.0)  # let the charts finish their layout
+            page.screenshot(path=str(SHOTS / f"coach-app-{name}-{width}.png"), full_page=True)
+            n, bad = layout_problems(page, width)
+            assert n > 5, (name, n)
+            if bad:
+                problems[name] = bad
+            for box in [b.bounding_box() for b in buttons.all()] + [page.get_by_text("Sign out").first.bounding_box()]:
+                assert box and 0 <= box["x"] and box["x"] + box["width"] <= width + 1, (
+                    name,
+                    box,
+                )  # wrapped, not clipped
+            if name == "athlete":  # the session-quality section: no model in this registry, so a sentence, no number
+                q = page.locator(".pitchlab-quality").first
+                q.get_by_text("No session-quality model is trained yet").wait_for(timeout=WAIT)
+                assert "/5" not in q.inner_text()
+        assert problems == {}, problems
+    finally:
+        ctx.close()

@@ -499,7 +499,8 @@ def test_two_prefixes_share_a_store_without_key_collisions():
         (dict(seasons=1.5), "seasons"),
         (dict(n_teams=True), "n_teams"),
         (dict(start="someday"), "not a date"),
-        (dict(start=None), "not a date"),
+        (dict(end="someday"), "not a date"),
+        (dict(start="2025-01-06", end="2026-01-01"), "do not span"),
         (dict(hazard={"alpha": -6}), "HazardParams"),
     ],
 )

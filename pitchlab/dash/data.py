@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import param
 import panel as pn
+from fastcore.basics import patch
 from ..core import AccessDenied, NotFoundError, PitchlabError, ValidationError, settings
 from .auth import DataAccess, PAGES, User, authorize
 from pitchlab.board import (
@@ -37,9 +38,14 @@ from pitchlab.board import (
     team_board,
 )
 from ..rules import VIOLATION_COLUMNS
+from ..people import display_names
+from ..glossary import explain
+from fastcore.basics import patch
 
 # %% auto 0
-__all__ = ['BOARD_PURPOSE', 'esc', 'data_token', 'team_frames', 'public_tables', 'load_team', 'DataStore']
+__all__ = ['SHARED', 'BOARD_PURPOSE', 'logger', 'QUALITY_MODEL', 'QUALITY_PURPOSE', 'QUALITY_TABLES', 'QUALITY_WORDS',
+           'NO_QUALITY_MODEL', 'QUALITY_COLUMNS', 'esc', 'data_token', 'team_frames', 'public_tables', 'load_team',
+           'SharedCache', 'DataStore', 'quality_word', 'quality_champion', 'score_sessions', 'quality_html']
 
 # %% ../../nbs/64_dash_data.ipynb
 def esc(
@@ -49,7 +55,7 @@ def esc(
     return "" if value is None else html.escape(str(value), quote=True)
 
 # %% ../../nbs/64_dash_data.ipynb
-_TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results")
+_TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results", "injuries", "predictions")
 
 
 @functools.lru_cache(maxsize=16)
@@ -114,6 +120,49 @@ def load_team(url: str, athlete_ids: tuple, token: str | None = None) -> TeamFra
     token = token or data_token(url)
     with _COMPUTE_LOCK:
         return team_frames(url, tuple(athlete_ids), token)
+
+# %% ../../nbs/64_dash_data.ipynb
+class SharedCache:
+    "A process's results computed once per data version and shared by its sessions: least recently used out first, thread-safe, with hit and miss counts per kind."
+
+    def __init__(
+        self,
+        max_items: int = 64,  # entries kept (each a team's board or frame: tens of kB)
+    ):
+        from collections import Counter, OrderedDict
+
+        self.max_items, self.hits, self.misses = max_items, Counter(), Counter()
+        self._items, self._lock = OrderedDict(), threading.RLock()
+
+    def get(
+        self,
+        kind: str,  # what is cached ('board', 'board_view', 'availability' ...)
+        key: tuple,  # what the result depends on, the data token included
+        compute,  # called without arguments on a miss
+    ) -> tuple:
+        "(value, hit): the cached value of (kind, key), computed once (one computation at a time in this process)."
+        k = (kind, key)
+        with self._lock:
+            if k in self._items:
+                self._items.move_to_end(k)
+                self.hits[kind] += 1
+                return self._items[k], True
+            self.misses[kind] += 1
+            value = compute()
+            self._items[k] = value
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+            return value, False
+
+    def clear(self):
+        "Forget every entry and count."
+        with self._lock:
+            self._items.clear()
+            self.hits.clear()
+            self.misses.clear()
+
+
+SHARED = SharedCache()  # this process's shared results (dashboards/warm.py fills the frames at start)
 
 # %% ../../nbs/64_dash_data.ipynb
 _LEVELS = ["all", "high", "elevated", "low"]
@@ -191,9 +240,10 @@ class DataStore(pn.viewable.Viewer):
             raise
 
     def athlete_options(self, ids=None) -> dict:
-        "Label -> athlete_id for selectors ('Name (team, role)')."
+        "Display name -> athlete_id for every athlete picker, by name (the board's `display_names`: never an id as the label)."
         r = self.roster if ids is None else self.roster[self.roster["athlete_id"].isin(ids)]
-        return {f"{n} ({a})": a for a, n in zip(r["athlete_id"], r["name"])}
+        names = display_names(self.roster, self.teams)  # disambiguated over everyone this person sees
+        return dict(sorted(((str(names[a]), a) for a in r["athlete_id"]), key=lambda kv: kv[0].lower()))
 
     @param.depends("version", watch=True)
     def _load(self):
@@ -203,13 +253,12 @@ class DataStore(pn.viewable.Viewer):
             load_team, ["athletes", "sessions", "wellness", "pose_results"], ids, token=token
         )
         self.violations = self.access.through(_violations, ["sessions", "athletes"], ids, rules=self.rules, token=token)
+        self.loaded_token = token  # the data version of the frames (the key of the shared results)
         self._board_all()
 
     @param.depends("variant", "risk_provider", watch=True)
     def _board_all(self):
-        self.board_all = team_board(
-            self.frames, self.roster, self.risk_provider, self.variant, self.violations, self.teams
-        )
+        self.board_all = self.shared_board()
         self._filter()
 
     @param.depends("team", "position", "level", watch=True)
@@ -263,3 +312,127 @@ def _violations(url: str, athlete_ids: tuple, rules: RuleChecker = None, token: 
         return pd.DataFrame(columns=VIOLATION_COLUMNS)
     f = load_team(url, athlete_ids, token)
     return rules.check(f.sessions, f.athletes)
+
+# %% ../../nbs/64_dash_data.ipynb
+@patch
+def shared_board(self: DataStore) -> pd.DataFrame:
+    "`team_board` of this session's athletes, computed once per (athletes, data version, ACWR, risk model, rules) and shared by the process's sessions."
+    prov, ids = self.risk_provider, tuple(self.roster["athlete_id"])
+    key = (self.access.url, ids, self.loaded_token, self.variant, prov.key, self.rules.key)
+
+    def compute():
+        b = team_board(self.frames, self.roster, prov, self.variant, self.violations, self.teams)
+        return b, getattr(prov, "note", None)  # where the risks came from (StoredRisk says it after a board)
+
+    (board, note), hit = SHARED.get("board", key, compute)
+    if hit and note is not None:
+        prov.note = note
+    return board.copy()
+
+# %% ../../nbs/64_dash_data.ipynb
+logger = logging.getLogger(__name__)
+
+QUALITY_MODEL = "session_quality"  # the registered name the retrain_session_quality pipeline promotes
+QUALITY_PURPOSE = "session-quality model for the athlete pages"  # why the model reads injuries (audited)
+QUALITY_TABLES = ("athletes", "sessions", "wellness", "injuries", "pitches")  # what its features read
+QUALITY_WORDS = ((3.5, "as planned"), (2.5, "watch"), (-np.inf, "check"))  # lowest score -> word, best first
+NO_QUALITY_MODEL = (
+    "No session-quality model is trained yet, so sessions carry no quality score "
+    "(an admin trains one with `pitchlab retrain --pipeline retrain_session_quality`)."
+)
+_QUALITY_CHAMPIONS = {}  # registry URI -> its Champion (one per process; the alias is re-read every few seconds)
+
+
+def quality_word(
+    score: float,  # a session-quality score (1-5)
+) -> str:
+    "The word for a session-quality score ('as planned', 'watch', 'check'), '' when there is none."
+    if score is None or not np.isfinite(score):
+        return ""
+    return next(w for lo, w in QUALITY_WORDS if score >= lo)
+
+
+def quality_champion(
+    uri: str | None = None,  # MLflow tracking URI (default: the settings')
+):
+    "The session-quality Champion of the registry (None when the registry does not exist yet)."
+    uri = uri or settings().mlflow_uri
+    if uri.startswith("sqlite:///") and not os.path.isfile(uri[len("sqlite:///") :]):
+        return None
+    if uri not in _QUALITY_CHAMPIONS:
+        from pitchlab.registry import Champion, Registry
+
+        _QUALITY_CHAMPIONS[uri] = Champion(QUALITY_MODEL, Registry(uri))
+    return _QUALITY_CHAMPIONS[uri]
+
+# %% ../../nbs/64_dash_data.ipynb
+QUALITY_COLUMNS = ["date", "session_type", "duration_min", "rpe", "load", "quality", "word"]
+
+
+def score_sessions(
+    store,  # a pitchlab Store
+    athlete_id: str,  # whose sessions (already authorised by the caller)
+    model,  # a loaded session-quality model (e.g. quality_champion().get())
+    actor: str,  # who the model reads for (its injury read is audited as them)
+) -> pd.DataFrame:
+    "The athlete's sessions with the model's quality score (1-5) and its word, oldest first."
+    from pitchlab.models.deep import session_quality_table
+
+    t = {e: store.read(e, [athlete_id], actor=actor, purpose=QUALITY_PURPOSE) for e in QUALITY_TABLES}
+    if not len(t["sessions"]) or not len(t["wellness"]):
+        return pd.DataFrame(columns=QUALITY_COLUMNS)
+    q = session_quality_table(t)  # its `quality` column is the training target, known only the next morning
+    q["quality"] = model.predict(q)["quality"].to_numpy(dtype=float)
+    q["word"] = [quality_word(v) for v in q["quality"]]
+    return q[QUALITY_COLUMNS].reset_index(drop=True)
+
+# %% ../../nbs/64_dash_data.ipynb
+@patch
+def session_quality(
+    self: DataStore,
+    athlete_id: str | None = None,  # default: the athlete in focus
+    last: int = 10,  # most recent sessions returned
+) -> tuple:
+    "(the last sessions with quality and word, newest first, or None; a sentence when there is no score to show)."
+    aid = athlete_id or self.athlete
+    self.access.check("read", "sessions", aid)
+    champ = quality_champion()
+    model = champ.get() if champ is not None else None
+    if model is None:
+        return None, NO_QUALITY_MODEL
+    key = (aid, champ.version, self.access.store.counts().get("sessions"), self.version)
+    cache = self.__dict__.setdefault("_quality_cache", {})
+    if key not in cache:
+        try:
+            q = score_sessions(self.access.store, aid, model, self.access.user.username)
+        except PitchlabError as e:
+            logger.exception("session quality of %s could not be scored", aid)
+            return None, f"The session-quality model could not score these sessions: {str(e).splitlines()[0]}"
+        cache.clear()
+        cache[key] = q
+    q = cache[key].iloc[::-1].head(last).reset_index(drop=True)
+    words = ", ".join(f"{w} from {lo:g}" if np.isfinite(lo) else f"{w} below" for lo, w in QUALITY_WORDS)
+    return (
+        q,
+        f"Session quality by {QUALITY_MODEL} v{champ.version} (champion). {explain('session_quality')} ({words}; a proxy, not a validated measure.)",
+    )
+
+
+def quality_html(
+    frame: pd.DataFrame | None,  # DataStore.session_quality's sessions (None: no score)
+    note: str,  # its sentence
+) -> str:
+    "The sessions as a list, each with its quality score, word and units; the sentence above (escaped)."
+    head = f"<p class='pitchlab-quality-note' style='color:#555'>{esc(note)}</p>"
+    if frame is None:
+        return head
+    if not len(frame):
+        return head + "<p>No sessions with a wellness record to score yet.</p>"
+    color = {"as planned": "#1e7b34", "watch": "#b36b00", "check": "#b00020"}
+    items = "".join(
+        f"<li class='pitchlab-quality-row'>{r.date:%a %d %b}: {esc(r.session_type)}, {r.duration_min:.0f} min, "
+        f"RPE {r.rpe:g}, {r.load:,.0f} AU: <b>quality {r.quality:.1f}/5</b> "
+        f"<span style='color:{color.get(r.word, '#555')}'>{esc(r.word)}</span></li>"
+        for r in frame.itertuples()
+    )
+    return head + f"<ul style='padding-left:1.2em;margin:0'>{items}</ul>"

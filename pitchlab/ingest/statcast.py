@@ -188,7 +188,7 @@ def appearances_from_pitches(
     types["source"] = source
     label = lambda df: df["game_pk"].astype(str) + ":" + df["athlete_id"].str.replace("mlbam:", "", regex=False)
     apps.index = label(apps)
-    types.index = label(types) + ":" + types["pitch_type"]
+    types.index = label(types) + ":" + types["pitch_type"].astype(str)  # an empty column may be float
     return apps, types
 
 # %% ../../nbs/21_ingest_statcast.ipynb

@@ -36,7 +36,7 @@ from pitchlab.board import (
     team_board,
 )
 from ...rules import VIOLATION_COLUMNS
-from ..data import DataStore, esc, load_team
+from ..data import DataStore, esc, load_team, quality_html
 from .base import Page, _badge, _hv, SHRINK_CSS, wrap_row
 from ...people import display_names
 from ...glossary import glossary_html
@@ -95,7 +95,7 @@ def _dash(position) -> str:
 
 
 class AthleteDrillDown(Page):
-    "One athlete over time: load and ACWR, CTL/ATL/TSB, wellness vs baseline, throwing or bowling, injuries, cycle phase, pose."
+    "One athlete over time: load and ACWR, CTL/ATL/TSB, wellness vs baseline, throwing or bowling, injuries, cycle phase, pose, and each recent session's quality."
 
     days = param.Integer(
         default=180, bounds=(28, 730), step=7, label="Days shown", doc="how many days up to the latest are drawn"
@@ -108,6 +108,7 @@ class AthleteDrillDown(Page):
         super().__init__(**params)
         self._plots = pn.Column(sizing_mode="stretch_width")
         self._header = pn.pane.Markdown(sizing_mode="stretch_width")
+        self._quality = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pitchlab-quality"])
         self.data.param.watch(self._update, ["athlete", "variant", "frames"])
         self.param.watch(self._update, "days")
         self._update()
@@ -226,6 +227,7 @@ class AthleteDrillDown(Page):
 
     def _update(self, *_):
         d, aid = self.data, self.data.athlete
+        self._quality.object = ""
         if aid is None:
             self._header.object = "No athlete to show."
             self._plots[:] = []
@@ -253,6 +255,10 @@ class AthleteDrillDown(Page):
             f"### {esc(name)}\n{esc(who['sport'])}, {esc(who.get('role'))} {esc(_dash(who.get('position')))}; "
             f"data to {d.as_of:%Y-%m-%d}" + ("\n\n" + " | ".join(notes) if notes else "")
         )
+        q, note = d.session_quality(aid)
+        self._quality.object = "<h3 style='margin:.4em 0'>Recent sessions and their quality</h3>" + quality_html(
+            q, note
+        )
         hv = _hv()
         self._plots[:] = (
             [
@@ -276,6 +282,7 @@ class AthleteDrillDown(Page):
             ),
             self._header,
             self._plots,
+            self._quality,
             pn.Card(
                 pn.pane.HTML(glossary_html(ATHLETE_GLOSSARY), sizing_mode="stretch_width"),
                 title="Glossary: what each chart means",

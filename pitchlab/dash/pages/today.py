@@ -9,7 +9,7 @@ import pandas as pd
 import param
 import panel as pn
 from ...core import AccessDenied, NotFoundError, ValidationError
-from ..data import esc
+from ..data import esc, quality_html
 from .base import Page
 from ...ingest.forms import form_spec, recent_entries, save_session, save_wellness
 from ...injury_log import team_availability
@@ -47,6 +47,7 @@ class TodayPage(Page):
         self._alert = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
         self._summary = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pitchlab-today-summary"])
         self._recent = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pitchlab-today-recent"])
+        self._quality = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pitchlab-quality"])
         self._refresh()
 
     def _athlete(self) -> dict:
@@ -58,7 +59,7 @@ class TodayPage(Page):
 
 # %% ../../../nbs/77_dash_today.ipynb
 def _refresh(self: TodayPage):
-    "Redraw the summary and the recent entries."
+    "Redraw the summary, the recent entries and the last sessions' quality."
     a, store = self._athlete(), self.data.access.store
     self.data.access.check("read", "wellness", a["athlete_id"])
     w = self.data.access.read("wellness", a["athlete_id"])
@@ -90,6 +91,8 @@ def _refresh(self: TodayPage):
     self._recent.object = "<h3>Recent entries</h3>" + (
         "<ul>" + rows + "</ul>" if rows else "<p>Nothing entered in the last 14 days.</p>"
     )
+    q, note = self.data.session_quality(a["athlete_id"], last=7)
+    self._quality.object = "<h3>How your last sessions went</h3>" + quality_html(q, note)
 
 
 TodayPage._refresh = _refresh
@@ -164,6 +167,7 @@ def _panel(self: TodayPage):
         self._alert,
         tabs,
         self._recent,
+        self._quality,
         max_width=520,
         sizing_mode="stretch_width",
         css_classes=["pitchlab-today"],

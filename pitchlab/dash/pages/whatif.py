@@ -42,7 +42,7 @@ from ...planning import default_plan, project_plan
 from ...models.baselines import ACWR_EDGES
 
 # %% auto 0
-__all__ = ['PLAN_TITLES', 'WhatIfPlanner']
+__all__ = ['PLAN_TITLES', 'SLIDER_RANGE', 'WhatIfPlanner']
 
 # %% ../../../nbs/68_dash_whatif.ipynb
 from fastcore.basics import patch
@@ -195,9 +195,9 @@ def edit_day(self: WhatIfPlanner, i: int, column: str, value) -> str:
             p.loc[i, column] = int(v) if column == "pitches" else v
         else:
             p.loc[i, column] = str(value)
-        unit = {"overs": "balls", "pitches": "pitches"}.get(column)
-        if unit and self._au_per is not None:
-            p.loc[i, "load"] = float(np.round(p.at[i, unit] * self._au_per, -1))
+        if column in ("overs", "pitches") and self._au_per is not None:
+            # plan_from_units converts the day's balls or pitches with the athlete's AU per unit
+            p.loc[i, "load"] = np.nan
         p = plan_from_units(p[PLAN_COLUMNS], sport, self._au_per)
     except (ValidationError, ValueError, TypeError) as e:
         msg = f"{day}: {getattr(e, 'message', str(e))}"
@@ -225,15 +225,24 @@ def _edited(self: WhatIfPlanner, event):
 
 
 @patch
+def _slider_unit(self: WhatIfPlanner) -> str:
+    "The plan column the day sliders move: balls for a bowler, pitches for a pitcher (when they have history), else load (AU)."
+    col = plan_unit(self._sport())[0]
+    return col if col != "load" and getattr(self, "_au_per", None) is not None else "load"
+
+
+@patch
 def _slid(self: WhatIfPlanner, i):
-    "Callback of day i's slider (on release: value_throttled); the sliders are not written back, so a drag is never undone."
+    "Callback of day i's slider (on release: value_throttled), edited in the slider's unit; a drag is never undone."
 
     def cb(event):
         if self._sync:
             return
+        col = self._slider_unit()
+        column, value = ("overs", balls_to_overs(event.new)) if col == "balls" else (col, event.new)
         self._from_slider = True
         try:
-            self.set_day(i, load=float(event.new))
+            self.edit_day(i, column, value)
         finally:
             self._from_slider = False
 
@@ -263,33 +272,52 @@ def _table_frame(self: WhatIfPlanner) -> pd.DataFrame:
     return p[self._columns()]
 
 
+SLIDER_RANGE = {
+    "load": (1500, 10),
+    "balls": (60, 1),
+    "pitches": (120, 1),
+}  # slider column -> (least top of the scale, step): AU in tens, balls and pitches one by one
+
+
+@patch
+def _slider_name(self: WhatIfPlanner, day, value) -> str:
+    "A day slider's title in its unit: overs (and balls) for a bowler, pitches, or AU."
+    col = self._slider_unit()
+    unit = {"balls": f"{balls_to_overs(value)} overs; balls", "pitches": "pitches"}.get(col, "AU")
+    return f"{day:%a %d %b} ({unit})"
+
+
 @patch
 def _sync_widgets(self: WhatIfPlanner):
     "The table and the sliders follow the plan (the slider being dragged is left alone)."
     self._sync = True
     try:
         self._table.value = self._table_frame()
-        if getattr(self, "_slider_dates", None) != list(self.plan["date"]):
-            self._slider_dates = list(self.plan["date"])
-            top = int(max(1500, self.plan["load"].max() * 2))
+        col = self._slider_unit()
+        if getattr(self, "_slider_key", None) != (col, list(self.plan["date"])):
+            self._slider_key = (col, list(self.plan["date"]))
+            floor, step = SLIDER_RANGE[col]
+            top = int(max(floor, self.plan[col].max() * 2))
             sl = [
                 pn.widgets.IntSlider(
-                    name=f"{d:%a %d %b} (AU)",
+                    name=self._slider_name(d, v),
                     start=0,
                     end=top,
-                    step=10,
+                    step=step,
                     value=int(v),
                     width=170,
                     css_classes=["pitchlab-day"],
                 )
-                for d, v in zip(self.plan["date"], self.plan["load"])
+                for d, v in zip(self.plan["date"], self.plan[col])
             ]
             for i, s in enumerate(sl):
                 s.param.watch(self._slid(i), "value_throttled")
             self._sliders[:] = sl
-        elif not getattr(self, "_from_slider", False):
-            for s, v in zip(self._sliders, self.plan["load"]):
-                s.value = int(v)
+        else:
+            for s, d, v in zip(self._sliders, self.plan["date"], self.plan[col]):
+                s.name = self._slider_name(d, v)
+                if not getattr(self, "_from_slider", False):
+                    s.value = int(v)
     finally:
         self._sync = False
 
@@ -305,7 +333,7 @@ def _summary_text(self: WhatIfPlanner) -> str:
     f, var = self.projection, self.data.variant
     fp = f[f["planned"]]
     i = fp["risk"].idxmax() if fp["risk"].notna().any() else None
-    base = getattr(self.data.risk_provider, "base_rate", 0.02)
+    base = self.data.risk_provider.for_variant(var).base_rate  # NaN when unknown: the board's badge rule, same words
     lvl = risk_level([fp.loc[i, "risk"]] if i is not None else [np.nan], base)[0]
     risk_txt = (
         f"**Highest risk in the plan**: {tier_badge(lvl)} {fp.loc[i, 'risk']:.1%} "
@@ -420,10 +448,10 @@ def _apply(self: WhatIfPlanner, *_):
 # %% ../../../nbs/68_dash_whatif.ipynb
 @patch
 def __panel__(self: WhatIfPlanner):
-    unit = plan_unit(self._sport())[1] if self.data.athlete is not None else "AU"
+    unit = self._slider_unit() if self.data.athlete is not None and self.plan is not None else "load"
     hint = {
-        "balls": "Drag a day's load (AU), or type overs in the table (4.3 = 4 overs and 3 balls): the load follows from this bowler's usual AU per ball.",
-        "pitches": "Drag a day's load (AU), or type pitches in the table: the load follows from this pitcher's usual AU per pitch.",
+        "balls": "Drag a day's balls (the title shows them as overs), or type overs in the table (4.3 = 4 overs and 3 balls): the load follows from this bowler's usual AU per ball.",
+        "pitches": "Drag a day's pitches, or type them in the table: the load follows from this pitcher's usual AU per pitch.",
     }.get(unit, "Drag a day's load (AU) or type it in the table; set a day to match or training.")
     return pn.Column(
         wrap_row(
