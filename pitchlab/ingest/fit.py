@@ -5,6 +5,7 @@
 # %% ../../nbs/22_ingest_fit.ipynb 1
 from __future__ import annotations
 import io
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -81,7 +82,16 @@ def read_fit(
             f"{p.name} is truncated: the FIT data end before the header says ({e})",
             hint="copy the file from the device again",
         ) from e
-    except (fitdecode.FitError, ValueError, KeyError, IndexError, UnicodeDecodeError) as e:
+    # fitdecode also fails on damaged headers and chunks with struct.error and its own asserts (found by fuzzing)
+    except (
+        fitdecode.FitError,
+        ValueError,
+        KeyError,
+        IndexError,
+        UnicodeDecodeError,
+        struct.error,
+        AssertionError,
+    ) as e:
         raise ValidationError(
             f"{p.name} is not a readable FIT file: {e}", hint="check that the file is a complete .fit export"
         ) from e
