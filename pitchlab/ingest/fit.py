@@ -23,6 +23,7 @@ from pitchlab.ingest.base import (
     run_files,
     write_frames,
 )
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['FitFile', 'read_fit', 'rmssd', 'session_summary', 'fit_frames', 'ingest_fit_file', 'ingest_fit']
@@ -41,19 +42,20 @@ class FitFile:
     device: dict  # what the device knows of the athlete: hr_rest, hr_max, ftp
     counts: dict = field(default_factory=dict)  # messages of each type
 
-    @property
-    def is_activity(self) -> bool:
-        return bool(self.sessions) or len(self.records) > 0
+# %% ../../nbs/22_ingest_fit.ipynb
+@patch(as_prop=True)
+def is_activity(self: FitFile) -> bool:
+    return bool(self.sessions) or len(self.records) > 0
 
-
+# %% ../../nbs/22_ingest_fit.ipynb
 def _fields(fm) -> dict:
     return {f.name: f.value for f in fm.fields if not f.name.startswith("unknown")}
 
-
+# %% ../../nbs/22_ingest_fit.ipynb
 def _positive(v):
     return v if isinstance(v, (int, float)) and v > 0 else None
 
-
+# %% ../../nbs/22_ingest_fit.ipynb
 def read_fit(
     path: str | Path,  # a .fit file
 ) -> FitFile:
