@@ -118,3 +118,29 @@ def test_inactive_athletes_and_teams_leave_the_roster_but_stay_reachable(store):
     assert len(da.roster(inactive=True)) == len(a)
     me = a[a.team_id == t2].athlete_id.iloc[0]
     assert list(DataAccess(store, User("ath", "athlete", athlete_id=me)).roster().athlete_id) == [me]
+
+
+def test_pitchlab_score_skips_inactive_athletes_and_teams(store, tmp_path):
+    from pitchlab.features import build_features
+    from pitchlab.models.baselines import ACWRRule
+    from pitchlab.registry import PickledModel, Registry
+    from pitchlab.roster import edit_athlete, edit_team
+    from pitchlab.score import SCORED_TABLES, score_day
+    from pitchlab.synth import make_cohort
+
+    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=5)
+    for n in ("sessions", "wellness", "injuries"):
+        store.write(n, getattr(c, n), source="test")
+    t1, t2 = c.teams.team_id
+    off = c.athletes.query("team_id == @t1").athlete_id.iloc[0]
+    edit_athlete(off, store=store, actor="root", active=False)
+    edit_team(t2, store=store, actor="root", active=False)
+    reg = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=tmp_path / "artifacts")
+    feats = build_features({t: store.read(t) for t in SCORED_TABLES}, horizon=7)
+    v = reg.log_model("injury_risk", PickledModel(ACWRRule().fit(feats)), metrics={"auc": 0.6})["version"]
+    reg.promote("injury_risk", v, force=True, actor="test")
+    out = score_day(store=store, registry=reg)
+    want = set(c.athletes.query("team_id == @t1").athlete_id) - {off}
+    assert out["athletes"] == len(want) == 3
+    assert set(store.read("predictions").athlete_id) == want  # one prediction per active athlete
+    assert len(store.read("sessions", off)) > 0  # their history stays

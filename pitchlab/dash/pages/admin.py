@@ -715,7 +715,13 @@ def _build(self: AthletesPage):
             self.field("position", self.position),
             self.field("guardian", self.guardian, ("guardian",)),
             self.field("guardian_name", self.guardian_name),
-            self.field("consent_scope", self.consent_scope, ("consent scope",)),
+            self.field(
+                "consent_scope",
+                pn.Column(
+                    pn.pane.HTML("Guardian consented to", margin=(0, 10)), self.consent_scope, width=200, margin=0
+                ),
+                ("consent scope",),
+            ),
             self.field("consent_by", self.consent_by, ("consent_by", "consent record")),
             self.field("consent_date", self.consent_date),
         ),
@@ -983,9 +989,9 @@ def deactivate_now(self: AccountsPage):
     except PitchlabError as e:
         return self.refusal(e, "pick")
     self.refresh()
-    self.tell(f"{esc(name)} is deactivated: every sign-in is refused and their open sessions ended.")
     if self.pick.value == name:
-        self._fill(name)
+        self._fill(name)  # the button now offers Reactivate
+    self.tell(f"{esc(name)} is deactivated: every sign-in is refused and their open sessions ended.")
 
 
 @patch
