@@ -28,7 +28,7 @@ def store(db_url):
     from pitchlab.synth import make_cohort
 
     st = Store(db_url, actor="test").create()
-    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=5)
+    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=7)
     st.write("teams", c.teams, source="test")
     st.write("athletes", c.athletes, source="test")
     t1 = c.teams.team_id.iloc[0]
@@ -128,7 +128,9 @@ def test_pitchlab_score_skips_inactive_athletes_and_teams(store, tmp_path):
     from pitchlab.score import SCORED_TABLES, score_day
     from pitchlab.synth import make_cohort
 
-    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=5)
+    if store.dialect != "sqlite":
+        pytest.skip("the filter is pandas after the read: one backend is enough (CI time)")
+    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=7)
     for n in ("sessions", "wellness", "injuries"):
         store.write(n, getattr(c, n), source="test")
     t1, t2 = c.teams.team_id

@@ -535,7 +535,8 @@ def ask_erase(self: AthletesPage):
     self.erase_ask.object = (
         f"<p><b>Erase {esc(name)} ({esc(aid)}) for ever?</b> This removes every row about them: the athlete record, "
         "sessions, wellness, cycle logs, injuries, pose results, predictions, their quarantined rows and any account "
-        "linked to them, their files and exports in the data home and their rows in derived tables. The audit keeps "
+        "linked to them, their files, exports and reports in the data home, their rows in derived tables and their "
+        "entries in the model registry. The audit keeps "
         "a token instead of their id. It cannot be undone: export first if they asked for a copy.</p>"
     )
     self.erase_typed.value = ""
