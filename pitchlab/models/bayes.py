@@ -1218,6 +1218,13 @@ def _shortfalls(d: dict, t: dict) -> list:
     return out
 
 
+def _longer(draws: int, d: dict, t: dict, most: float = 4.0) -> int:
+    "Draws a chain for the next round: the ESS shortfall with a quarter's margin, at least 1.5x and at most `most`x, in hundreds."
+    need = max(t["min_ess_bulk"] / max(d["min_ess_bulk"], 1.0), t["min_ess_tail"] / max(d["min_ess_tail"], 1.0))
+    f = min(most, max(1.5, 1.25 * need if np.isfinite(need) else most))
+    return int(math.ceil(draws * f / 100.0) * 100)
+
+
 @patch_method
 def fit(
     self: HazardModel,
@@ -1274,6 +1281,7 @@ def fit(
         rounds.append(
             dict(
                 chains=int(idata.posterior.sizes["chain"]),
+                draws=int(idata.posterior.sizes["draw"]),
                 target_accept=cfg["target_accept"],
                 seconds=round(time.perf_counter() - rs, 2),
                 misses=miss,
@@ -1289,8 +1297,10 @@ def fit(
             cfg = {**cfg, "target_accept": round(min(0.995, 1 - (1 - cfg["target_accept"]) / 2), 4)}
             idata = None
             logger.info("round %d: %s; sampling again with target_accept %s", r, "; ".join(miss), cfg["target_accept"])
-        else:  # R-hat or ESS short: add as many chains again
-            logger.info("round %d: %s; adding %d chains", r, "; ".join(miss), cfg["chains"])
+        else:  # R-hat or ESS short: afresh with chains longer by the shortfall (more short chains keep R-hat high)
+            cfg = {**cfg, "draws": _longer(cfg["draws"], d, {**DIAGNOSTIC_TARGETS, **targets})}
+            idata = None
+            logger.info("round %d: %s; sampling again with %d draws a chain", r, "; ".join(miss), cfg["draws"])
     t2 = time.perf_counter()
     idata = _add_effects(idata, info, pri)
     info.update(
