@@ -123,3 +123,15 @@ def test_catapult_table_without_any_date_or_start_time_is_quarantined(store, tmp
         return
     ses = rep.entities().loc["sessions"]
     assert ses["read"] == ses["inserted"] + ses["quarantined"]
+
+
+def test_whoop_times_with_different_offsets_do_not_crash(store, tmp_path):
+    # 16 bytes deleted a third of the way into workouts.csv left a cell that parses with a time zone beside plain
+    # times: pandas refused the column ("Mixed timezones detected"); now each cell is read on its own
+    data = (FX / "whoop/workouts.csv").read_bytes()
+    cut = int(0.33203125 * (len(data) + 1))
+    p = tmp_path / "workouts.csv"
+    p.write_bytes(data[:cut] + data[cut + 16 :])
+    rep = ingest_whoop(store, p, athlete="f01")
+    ses = rep.entities().loc["sessions"]
+    assert rep.errors == [] and ses["read"] == ses["inserted"] + ses["quarantined"] and ses["inserted"] >= 3
