@@ -79,10 +79,16 @@ def served(tmp_path_factory):
         show=False,
         threaded=True,
     )
+    old_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"  # this home's (empty) registry
     try:
         yield dict(url=f"http://127.0.0.1:{port}/today", base=f"http://127.0.0.1:{port}", store=store, me=me, c=c)
     finally:
         server.stop()
+        if old_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
 @pytest.fixture(scope="module")
