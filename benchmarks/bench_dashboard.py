@@ -21,6 +21,10 @@ What it does, all on 127.0.0.1 and bounded in time:
    applied, and from one press of a what-if day slider (+10 AU) until the plan summary shows the new total. The same K
    sign-ins on an empty Panel page served by the same server give the floor; floor_ratio = board median / empty median.
 
+The machine may be shared, so wall times alone mislead: the benchmark also reports the server's CPU seconds (user +
+system of every server process, read from /proc) per board session and per browser session, with the load average
+before and after.
+
 A session that fails, times out or lacks a row counts as an error. The server is stopped at the end whatever happens.
 The last line is machine-readable:
 
@@ -119,6 +123,25 @@ def start_server(home: Path, port: int, procs: int = 1, threads: int = 0, extra_
     ]
     log = open(home / "serve.log", "w")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def server_cpu(pgid: int) -> float:
+    "CPU seconds (user + system) used so far by the server's processes: its process group, read from /proc."
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(f[2]) == pgid:
+            total += int(f[11]) + int(f[12])
+    return total / tick
+
+
+def load_avg() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def stop_server(proc):
@@ -291,7 +314,7 @@ async def browser_session(browser, base, path, ready, n_rows=0, whatif=False, ti
         await ctx.close()
 
 
-async def run_browsers(base, k, n_rows, timeout):
+async def run_browsers(base, k, n_rows, timeout, pgid):
     "K browsers at once on the board (and the what-if slider), then K on the empty page: medians and the ratio."
     from playwright.async_api import async_playwright
 
@@ -300,18 +323,25 @@ async def run_browsers(base, k, n_rows, timeout):
         try:
             await browser_session(browser, base, "/app", ".tabulator-row", n_rows, True, timeout)  # warm-up
             await browser_session(browser, base, "/empty", ".pitchlab-empty", 0, False, timeout)
+            c0, l0 = server_cpu(pgid), load_avg()
             board = await asyncio.gather(
                 *[browser_session(browser, base, "/app", ".tabulator-row", n_rows, True, timeout) for _ in range(k)]
             )
+            c1 = server_cpu(pgid)
             empty = await asyncio.gather(
                 *[browser_session(browser, base, "/empty", ".pitchlab-empty", 0, False, timeout) for _ in range(k)]
             )
+            c2 = server_cpu(pgid)
         finally:
             await browser.close()
     b, w, e = [x[0] for x in board], [x[1] for x in board], [x[0] for x in empty]
     print(
         f"browser board visible: {', '.join(f'{x:.2f}' for x in sorted(b))} s; what-if update: "
         f"{', '.join(f'{x:.2f}' for x in sorted(w))} s; empty page: {', '.join(f'{x:.2f}' for x in sorted(e))} s"
+    )
+    print(
+        f"server CPU per browser session: board + what-if {(c1 - c0) / k:.3f} s, empty page {(c2 - c1) / k:.3f} s "
+        f"(load average {l0} before, {load_avg()} after)"
     )
     return statistics.median(b), statistics.median(w), statistics.median(b) / statistics.median(e)
 
@@ -336,12 +366,18 @@ async def run(args):
             f"setup {t_warm - t_setup:.1f} s (cohort of {len(ids)} athletes, server start with {args.procs} process(es) and warm caches, "
             f"sign-in); warm-up {time.perf_counter() - t_warm:.2f} s ({2 * args.procs} sessions)"
         )
+        c0, l0 = server_cpu(proc.pid), load_avg()
         results = await asyncio.gather(
             *[
                 asyncio.wait_for(one_session(base, cookie, ids, args.timeout), args.timeout)
                 for _ in range(args.sessions)
             ],
             return_exceptions=True,
+        )
+        cpu = server_cpu(proc.pid) - c0
+        print(
+            f"server CPU: {cpu:.2f} s for {args.sessions} sessions, {cpu / args.sessions:.3f} s a session "
+            f"(load average {l0} before, {load_avg()} after)"
         )
         times = [r for r in results if isinstance(r, float)]
         errors = [r for r in results if not isinstance(r, float)]
@@ -355,7 +391,7 @@ async def run(args):
             )
         out = [len(results), len(errors), (statistics.median(times) if times else float("nan"))]
         if args.browsers:
-            out.append(await run_browsers(base, args.browsers, len(ids), args.timeout))
+            out.append(await run_browsers(base, args.browsers, len(ids), args.timeout, proc.pid))
         return out
     finally:
         stop_server(proc)

@@ -235,6 +235,16 @@ def authenticate(
     user = load_user(row.username, store)
     if user is None:
         _refuse(store, client, keys, f"token {tid}: user {row.username} no longer exists", throttle)
+    if not user.active:
+        store.log(
+            "token_refused",
+            "users",
+            detail=f"token {tid}: the account {user.username} is deactivated",
+            actor=f"api:{client}",
+        )
+        raise AccessDenied(
+            f"the account {user.username} is deactivated: its tokens do not work", hint="ask an admin to reactivate it"
+        )
     if row.last_used is None or now - row.last_used > timedelta(minutes=1):
         with store.engine.begin() as c:
             c.execute(t.update().where(t.c.token_id == tid).values(last_used=now))

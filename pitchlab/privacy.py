@@ -9,15 +9,15 @@ import json
 import logging
 import sys
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from .core import ConfigError, NotFoundError, PitchlabError, settings
 
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'RETENTION', 'token', 'athlete_files', 'export_athlete', 'erase_athlete', 'retention', 'purge',
-           'register_cli']
+__all__ = ['logger', 'RETENTION', 'ERASED_NAME', 'token', 'athlete_files', 'export_athlete', 'scrub_registry', 'erase_athlete',
+           'retention', 'purge', 'register_cli']
 
 # %% ../nbs/92_privacy.ipynb
 RETENTION = {
@@ -93,6 +93,238 @@ def export_athlete(
     return Path(path)
 
 # %% ../nbs/92_privacy.ipynb
+ERASED_NAME = "[erased athlete]"  # what an erased athlete's name becomes in rewritten reports and registry text
+_TEXT = (".json", ".yaml", ".yml", ".txt", ".csv", ".tsv", ".html", ".htm", ".ipynb", ".md", ".log", ".MLmodel", "")
+_ID_CHARS = "A-Za-z0-9_:-"  # characters of athlete ids: a match must not be part of a longer id
+
+
+def _pattern(athlete_id: str, name: str | None) -> tuple:
+    "A regex matching the athlete's id (not inside a longer id) or name, and the replacement for each."
+    import re
+
+    parts = [rf"(?<![{_ID_CHARS}]){re.escape(athlete_id)}(?![A-Za-z0-9_-])"]  # "A7" but not "A77", "xA7"; "A7:" ok
+    if name and len(name.strip()) >= 3:
+        parts.append(rf"(?<!\w){re.escape(name.strip())}(?!\w)")
+    tok = token(athlete_id)
+    return re.compile("|".join(parts)), lambda m: tok if m.group(0) == athlete_id else ERASED_NAME
+
+
+def _rewrite(p: Path, text: str):
+    "Replace a file's text atomically, keeping its permissions."
+    tmp = p.with_name(p.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(p.stat().st_mode & 0o777)
+    tmp.replace(p)
+
+
+def _scrub_text(p: Path, pat, repl) -> int:
+    "Rewrite a text file with the athlete's id and name replaced; returns the number replaced (-1: not UTF-8 text)."
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return -1
+    new, n = pat.subn(repl, text)
+    if n:
+        _rewrite(p, new)
+    return n
+
+
+def _scrub_netcdf(p: Path, athlete_id: str, pat, repl) -> int:
+    """Drop the athlete from a saved Bayesian model (ArviZ InferenceData in NetCDF): their entry along every group
+    dimension (the per-athlete effects), the training cells fitted on their data, their name in the group levels; the
+    model then scores them, like any athlete it never saw, from the population. Returns the entries dropped."""
+    import arviz as az
+    import numpy as np
+
+    idata = az.from_netcdf(str(p))  # loaded into memory: the file can be replaced below
+    dropped = 0
+    info = json.loads(idata.attrs["info"]) if "info" in idata.attrs else {}
+    levels = info.get("levels", {})
+    for group in idata.groups():
+        ds = idata[group]
+        for dim in list(ds.dims):
+            if dim in ds.coords and (ds[dim].astype(str) == athlete_id).any():
+                keep = (ds[dim].astype(str) != athlete_id).values
+                dropped += int((~keep).sum()) if group == "posterior" else 0
+                ds = ds.isel({dim: keep})
+        if group == "fit_data" and "idx" in ds:  # training cells: drop the athlete's, renumber the others
+            for li, lev in enumerate(ds["level"].values.astype(str)):
+                if athlete_id in levels.get(lev, []):
+                    k = levels[lev].index(athlete_id)
+                    idx = ds["idx"].values
+                    ds = ds.isel(cell=idx[li] != k)
+                    idx = ds["idx"].values.copy()
+                    idx[li][idx[li] > k] -= 1
+                    ds["idx"] = (("level", "cell"), idx.astype(np.int64))
+        idata[group] = ds
+    for lev, names in levels.items():
+        if athlete_id in names:
+            names.remove(athlete_id)
+    if levels:
+        info.setdefault("notices", []).append(
+            f"{datetime.now(timezone.utc):%Y-%m-%d}: an erased athlete's effects and training cells were removed"
+        )
+        if "fit_data" in idata.groups():
+            info["n_cells"] = int(idata["fit_data"].sizes.get("cell", info.get("n_cells", 0)))
+        idata.attrs["info"] = json.dumps(info)
+    for k, v in list(idata.attrs.items()):
+        if isinstance(v, str):
+            idata.attrs[k] = pat.sub(repl, v)
+    tmp = p.with_name(p.name + ".part")
+    idata.to_netcdf(str(tmp))
+    tmp.chmod(p.stat().st_mode & 0o777)
+    tmp.replace(p)
+    return dropped
+
+# %% ../nbs/92_privacy.ipynb
+def _scrub_registry_db(uri: str, pat, repl) -> int:
+    "Rewrite every text value (params, tags, run names, descriptions) naming the athlete in a local SQLite MLflow database; returns values rewritten."
+    import sqlalchemy as sa
+
+    path = Path(uri[len("sqlite:///") :])
+    if not path.is_file():
+        return 0
+    eng = sa.create_engine(uri)
+    md = sa.MetaData()
+    n = 0
+    try:
+        md.reflect(eng)
+        with eng.begin() as conn:
+            for t in md.sorted_tables:
+                cols = [c for c in t.columns if isinstance(c.type, sa.String)]
+                pk = list(t.primary_key.columns) or list(t.columns)
+                for c in cols:
+                    rows = conn.execute(sa.select(*pk, c).where(c.is_not(None))).all()
+                    for r in rows:
+                        val = r[-1]
+                        new, k = pat.subn(repl, val) if isinstance(val, str) else (val, 0)
+                        if k:
+                            where = sa.and_(*[col == r[i] for i, col in enumerate(pk)])
+                            conn.execute(t.update().where(where).values({c.name: new}))
+                            n += 1
+        if n:
+            _vacuum(eng)
+    finally:
+        eng.dispose()
+    return n
+
+
+def _vacuum(eng) -> bool:
+    "Rebuild a SQLite database and empty its WAL, so deleted or rewritten values do not linger in free pages."
+    import sqlalchemy as sa
+
+    try:
+        with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql("VACUUM")
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return True
+    except sa.exc.OperationalError:  # another process holds the database: the rows are gone, the pages wait
+        logger.exception("could not VACUUM %s after an erasure; run it when the store is idle", eng.url)
+        return False
+
+
+def _tag_runs(uri: str, run_ids: dict, key: str) -> int:
+    "Tag each run (and its registered model versions) with `run_ids[run]`, a sentence without personal data."
+    from pitchlab.registry import Registry
+
+    c = Registry(uri).client
+    done = 0
+    for rid, why in run_ids.items():
+        c.set_tag(rid, key, why)
+        for mv in c.search_model_versions(f"run_id='{rid}'"):
+            c.set_model_version_tag(mv.name, mv.version, key, why)
+        done += 1
+    return done
+
+
+def scrub_registry(
+    athlete_id: str,  # the athlete being erased
+    name: str | None = None,  # their name (replaced too, though the registry refuses names when logging)
+    home: Path | None = None,  # the data home (default: the configured one)
+    uri: str | None = None,  # the MLflow tracking URI (default: the configured one)
+) -> dict:
+    """Remove the athlete from the local registry: saved models' per-athlete entries dropped (NetCDF), text artefacts
+    and the registry database's params, tags and names rewritten (id -> token, name -> placeholder), derived Parquet
+    artefacts without their rows; every run touched is tagged `pitchlab.erasure`. An artefact that cannot be rewritten
+    (another binary format naming the id) is left as it is and its run and versions are tagged
+    `pitchlab.retrain_needed`. Returns counts and the artefacts flagged (paths without personal data)."""
+    import re
+
+    s = settings()
+    home, uri = Path(home or s.home), uri or s.mlflow_uri
+    pat, repl = _pattern(athlete_id, name)
+    raw = re.compile(pat.pattern.encode())
+    out = dict(models=0, effects=0, texts=0, tables=0, db_values=0, flagged=[], runs=0)
+    day = f"{datetime.now(timezone.utc):%Y-%m-%d}"
+    touched, flagged = {}, {}
+    root = home / "mlflow"
+    for p in sorted(root.rglob("*")) if root.is_dir() else []:
+        if not p.is_file() or p.suffix == ".db" or p.name.endswith(".part"):
+            continue
+        rel = p.relative_to(root)
+        run = rel.parts[1] if len(rel.parts) > 2 and rel.parts[0] == "artifacts" else None
+        if p.suffix == ".nc":
+            if not raw.search(p.read_bytes()):
+                continue
+            out["effects"] += _scrub_netcdf(p, athlete_id, pat, repl)
+            out["models"] += 1
+        elif p.suffix == ".parquet":
+            import pandas as pd
+
+            df = pd.read_parquet(p)
+            if "athlete_id" not in df or not (df["athlete_id"].astype(str) == athlete_id).any():
+                continue
+            df[df["athlete_id"].astype(str) != athlete_id].to_parquet(p, index=False)
+            out["tables"] += 1
+        elif p.suffix in _TEXT and (n := _scrub_text(p, pat, repl)) >= 0:
+            if not n:
+                continue
+            out["texts"] += 1
+        elif raw.search(p.read_bytes()):
+            out["flagged"].append(str(rel))
+            if run:
+                flagged[run] = (
+                    f"{day}: artefact {rel.name} holds an erased athlete's data and could not be rewritten: retrain"
+                )
+            continue
+        else:
+            continue
+        if run:
+            touched[run] = f"{day}: an erased athlete's entries were removed from this run's artefacts"
+    if uri.startswith("sqlite:///"):
+        out["runs"] = _tag_runs(uri, touched, "pitchlab.erasure") if touched else 0
+        if flagged:
+            _tag_runs(uri, flagged, "pitchlab.retrain_needed")
+        out["db_values"] = _scrub_registry_db(uri, pat, repl)
+    elif touched or flagged:
+        out["runs"] = _tag_runs(uri, {**touched, **flagged}, "pitchlab.erasure")
+        logger.warning("registry %s is not a local SQLite file: its params and tags were not rewritten", uri)
+    return out
+
+
+def _scrub_home_texts(athlete_id: str, name: str | None, home: Path) -> dict:
+    """Rewrite the data home's text files (reports, executed notebooks, account lists) that name the athlete; delete
+    the binary files of the same report (PDF, plots), which cannot be rewritten. Returns files rewritten and deleted."""
+    pat, repl = _pattern(athlete_id, name)
+    rewritten, stems = [], set()
+    for p in sorted(home.rglob("*")) if home.is_dir() else []:
+        rel = p.relative_to(home)
+        if not p.is_file() or (rel.parts and rel.parts[0] in _SKIP + ("models", "derived")) or p.suffix == ".part":
+            continue
+        if p.suffix in _TEXT and p.stat().st_size < 50_000_000 and _scrub_text(p, pat, repl) > 0:
+            rewritten.append(p)
+            stems.add((p.parent, p.name.split(".")[0]))
+    deleted = []
+    for parent, stem in sorted(stems):
+        for q in sorted(parent.glob(stem + ".*")):
+            if q.suffix not in _TEXT and q.is_file():
+                q.unlink()
+                deleted.append(q)
+    return dict(
+        rewritten=[str(p.relative_to(home)) for p in rewritten], deleted=[str(p.relative_to(home)) for p in deleted]
+    )
+
+# %% ../nbs/92_privacy.ipynb
 def _scrub_parquet(athlete_id: str, home: Path) -> dict:
     "Drop the athlete's rows from derived Parquet tables; returns rows dropped per file."
     import pandas as pd
@@ -125,17 +357,16 @@ def _exports_of(athlete_id: str, home: Path) -> list:
 
 
 def _registry_mentions(athlete_id: str, home: Path) -> list:
-    "Text files of the local registry's artefacts that contain the athlete's id (for an admin to retire those versions)."
+    "Files of the local registry (artefacts and database) that still contain the athlete's id: the ones erasure could not rewrite."
+    import re
+
+    pat = re.compile(_pattern(athlete_id, None)[0].pattern.encode())
     root = home / "mlflow"
     hits = []
-    for p in root.rglob("*") if root.is_dir() else []:
-        if (
-            p.is_file()
-            and p.suffix in (".json", ".yaml", ".txt", ".csv", ".MLmodel", "")
-            and p.stat().st_size < 5_000_000
-        ):
+    for p in sorted(root.rglob("*")) if root.is_dir() else []:
+        if p.is_file() and p.stat().st_size < 200_000_000:
             try:
-                if athlete_id in p.read_text(errors="ignore"):
+                if pat.search(p.read_bytes()):
                     hits.append(str(p.relative_to(home)))
             except OSError:
                 logger.exception("could not read %s", p)
@@ -147,14 +378,20 @@ def erase_athlete(
     store=None,  # a Store (default: the configured store)
     actor: str | None = None,  # who asked (audited, without the athlete)
 ) -> dict:
-    "Erase an athlete: every row, their files and derived rows; their id in the audit replaced by a token. Returns what was removed."
+    """Erase an athlete: every row, their files and derived rows, their entries in the registry (models' per-athlete
+    effects, artefacts, params and tags) and in reports; their id in the audit replaced by a token. Returns what was
+    removed."""
     import sqlalchemy as sa
 
     s = settings()
     st = _store(store, actor)
-    if not len(st.read("athletes", athlete_id)):
+    who = st.read("athletes", athlete_id, actor=actor)
+    if not len(who):
         raise NotFoundError(f"no athlete {athlete_id!r} in the store", hint="nothing was erased")
+    name = who["name"].iloc[0] if "name" in who and isinstance(who["name"].iloc[0], str) else None
     files = sorted(set(athlete_files(athlete_id, s.home)) | set(_exports_of(athlete_id, s.home)))
+    registry = scrub_registry(athlete_id, name, s.home)  # before the rows go: a failure here leaves all to retry
+    texts = _scrub_home_texts(athlete_id, name, s.home)
     rows = st.erase_athlete(athlete_id, actor=actor)
     removed = []
     for f in files:
@@ -170,9 +407,24 @@ def erase_athlete(
             .where(a.c.detail.contains(athlete_id))
             .values(detail=sa.func.replace(a.c.detail, athlete_id, tok))
         )
-    st.log("erase_files", "athlete", tok, detail=json.dumps(dict(files=len(removed), derived=derived)), actor=actor)
+    summary = dict(
+        files=len(removed),
+        derived=derived,
+        registry={k: (len(v) if isinstance(v, list) else v) for k, v in registry.items()},
+        reports_rewritten=len(texts["rewritten"]),
+        reports_deleted=len(texts["deleted"]),
+    )
+    st.log("erase_files", "athlete", tok, detail=json.dumps(summary), actor=actor)
+    if st.dialect == "sqlite":
+        summary["vacuum"] = _vacuum(st.engine)
     return dict(
-        token=tok, rows=rows, files=removed, derived=derived, registry_mentions=_registry_mentions(athlete_id, s.home)
+        token=tok,
+        rows=rows,
+        files=removed,
+        derived=derived,
+        registry=registry,
+        texts=texts,
+        registry_mentions=_registry_mentions(athlete_id, s.home),
     )
 
 # %% ../nbs/92_privacy.ipynb
@@ -252,6 +504,13 @@ def _cmd_erase(args) -> int:
     n = sum(out["rows"].values())
     print(
         f"erased {n} row(s), {len(out['files'])} file(s), derived rows {out['derived'] or 'none'}; audit token {out['token']}"
+    )
+    reg, texts = out["registry"], out["texts"]
+    print(
+        f"registry: {reg['models']} model(s) rewritten ({reg['effects']} per-athlete effect(s) dropped), "
+        f"{reg['texts'] + reg['tables']} artefact(s) and {reg['db_values']} param/tag value(s) rewritten, "
+        f"{reg['runs']} run(s) tagged pitchlab.erasure; reports: {len(texts['rewritten'])} rewritten, "
+        f"{len(texts['deleted'])} PDF/plot file(s) deleted"
     )
     if out["registry_mentions"]:
         print("registry files still naming the id (retire those versions): " + ", ".join(out["registry_mentions"]))

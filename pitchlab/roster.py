@@ -25,7 +25,7 @@ __all__ = ['TEAM_FIELDS', 'ATHLETE_FIELDS', 'PRESETS', 'add_team', 'edit_team', 
            'register_cli']
 
 # %% ../nbs/91_roster.ipynb
-TEAM_FIELDS = ("name", "sport", "level")  # the editable fields of a team
+TEAM_FIELDS = ("name", "sport", "level", "active")  # the editable fields of a team (active False: deactivated)
 ATHLETE_FIELDS = (
     "name",
     "sex",
@@ -40,7 +40,8 @@ ATHLETE_FIELDS = (
     "consent_scope",
     "consent_by",
     "consent_date",
-)  # the editable fields of an athlete
+    "active",
+)  # the editable fields of an athlete (active False: deactivated, history kept)
 
 
 def _store(store=None, actor: str | None = None):
@@ -121,9 +122,11 @@ def list_teams(
 ):
     "Teams with their number of athletes."
     st = _store(store)
+    from pitchlab.schema import is_active
+
     t, a = st.read("teams"), st.read("athletes")
     n = a.groupby("team_id").size()
-    return t.assign(athletes=t.team_id.map(n).fillna(0).astype(int))
+    return t.assign(active=is_active(t["active"]), athletes=t.team_id.map(n).fillna(0).astype(int))
 
 # %% ../nbs/91_roster.ipynb
 def _age(birth, on=None) -> float | None:
@@ -219,12 +222,18 @@ def list_athletes(
     team: str | None = None,  # only this team
     store=None,  # a Store (default: the configured store)
 ):
-    "Athletes (id, name, sex, birth date, sport, role, position, team) without guardian details."
+    "Athletes (id, name, sex, birth date, sport, role, position, team, active) without guardian details; `active` is False for a deactivated athlete or one of a deactivated team."
+    from pitchlab.schema import active_athletes
+
     st = _store(store)
     a = st.read("athletes")
+    on = set(active_athletes(a, st.read("teams")).athlete_id)
+    a = a.assign(active=a.athlete_id.isin(on))
     if team is not None:
         a = a[a.team_id == team]
-    return a[["athlete_id", "name", "sex", "birth_date", "sport", "role", "position", "team_id"]].reset_index(drop=True)
+    return a[["athlete_id", "name", "sex", "birth_date", "sport", "role", "position", "team_id", "active"]].reset_index(
+        drop=True
+    )
 
 # %% ../nbs/91_roster.ipynb
 PRESETS = {
@@ -520,50 +529,138 @@ def _secret_file(path: Path, text: str) -> Path:
     return path
 
 
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}$")  # a plausible e-mail address
+
+
+def _user_rows(path: Path):
+    "The accounts CSV as columns username, role, display_name, teams, athlete_id, email (cleaned strings)."
+    from pitchlab.ingest.base import clean, read_table
+
+    df = read_table(path).frame
+    df.columns = [_hnorm(c).replace(" ", "_") for c in df.columns]
+    df = df.rename(
+        columns={
+            "team_ids": "teams",
+            "name": "display_name",
+            "athlete": "athlete_id",
+            "user": "username",
+            "e-mail": "email",
+        }
+    )
+    for c in ("username", "role"):
+        if c not in df:
+            raise ValidationError(
+                f"{path.name} has no {c} column (header: {list(df.columns)})",
+                hint="columns: username, role, display_name, teams, athlete_id",
+            )
+    for c in df.columns:
+        df[c] = clean(df[c])
+    return df
+
+
+def _check_users(df, st) -> tuple:
+    "(plan of accounts to create, refusals with row, username, field, value, reason) before anything is written."
+    import pandas as pd
+    from pitchlab.dash.auth import ROLES
+
+    have = set(st.read("users")["username"].str.lower())
+    teams, athletes = set(st.read("teams")["team_id"].astype(str)), set(st.read("athletes")["athlete_id"].astype(str))
+    seen, plan, refused = {}, [], []
+    blank = lambda v: v is None or (not isinstance(v, str) and pd.isna(v)) or str(v).strip() == ""
+    for i, r in df.iterrows():
+        name = "" if blank(r.get("username")) else str(r["username"]).strip()
+        role = "" if blank(r.get("role")) else str(r["role"]).strip().lower()
+        probs = []
+        if not name or any(ch.isspace() for ch in name):
+            probs.append(("username", name, f"username {name!r} must be non-empty without spaces"))
+        elif name.lower() in have:
+            probs.append(("username", name, f"duplicate username: {name!r} already has an account"))
+        elif name.lower() in seen:
+            probs.append(("username", name, f"duplicate username: {name!r} is also on row {seen[name.lower()]}"))
+        email = None if blank(r.get("email")) else str(r["email"]).strip()
+        for field, v in (("email", email), ("username", name if "@" in name else None)):
+            if v is not None and not _EMAIL.match(v):
+                probs.append((field, v, f"bad e-mail address {v!r}"))
+        if role not in ROLES:
+            probs.append(("role", role, f"unknown role {role!r}: use one of {', '.join(ROLES)}"))
+        scope = None
+        if role == "athlete":
+            aid = None if blank(r.get("athlete_id")) else str(r["athlete_id"]).strip()
+            if aid is None:
+                probs.append(("athlete_id", None, "an athlete account needs an athlete_id"))
+            elif aid not in athletes:
+                probs.append(("athlete_id", aid, f"unknown athlete {aid!r}: add the athlete first"))
+            scope = aid
+        elif role in ("coach", "medical"):
+            ts = [t.strip() for t in ("" if blank(r.get("teams")) else str(r["teams"])).split(",") if t.strip()]
+            unknown = [t for t in ts if t not in teams]
+            if not ts:
+                probs.append(("teams", None, f"a {role} account needs teams (comma-separated team ids)"))
+            elif unknown:
+                probs.append(("teams", ",".join(unknown), f"unknown team(s) {', '.join(unknown)}: add them first"))
+            scope = ",".join(ts)
+        if name and name.lower() not in seen:
+            seen[name.lower()] = i
+        if probs:
+            refused += [dict(row=int(i), username=name, field=f, value=v, reason=why) for f, v, why in probs]
+        else:
+            plan.append(
+                dict(
+                    row=int(i),
+                    username=name,
+                    role=role,
+                    display_name=r.get("display_name"),
+                    scope=scope or "",
+                    action="create",
+                )
+            )
+    return plan, refused
+
+
 def import_users(
     path: str | Path,  # CSV of accounts
     passwords_file: str | Path | None = None,  # where the one-time passwords go (default: data home/secrets/)
     store=None,  # a Store (default: the configured store)
     actor: str | None = None,  # who imports (audited)
+    dry_run: bool = False,  # only check: what would be created, which rows would be refused; nothing written
+    write_file: bool = True,  # False: return the one-time passwords (to show once on a page) instead of writing a file
 ) -> dict:
-    "Create the accounts of a CSV with generated one-time passwords (written to a 0600 file); returns created, refused and the file."
+    "Create the accounts of a CSV with generated one-time passwords (written to a 0600 file, or returned when not `write_file`); returns the plan, created, refused (row, username, field, value, reason) and the file."
     from pitchlab.dash.users import add_user
-    from pitchlab.ingest.base import clean, read_table
 
     st = _store(store, actor)
     p = Path(path)
-    df = read_table(p).frame
-    df.columns = [_hnorm(c).replace(" ", "_") for c in df.columns]
-    df = df.rename(columns={"team_ids": "teams", "name": "display_name", "athlete": "athlete_id", "user": "username"})
-    for c in ("username", "role"):
-        if c not in df:
-            raise ValidationError(
-                f"{p.name} has no {c} column (header: {list(df.columns)})",
-                hint="columns: username, role, display_name, teams, athlete_id",
-            )
-    for c in df.columns:
-        df[c] = clean(df[c])
-    created, refused, lines = [], [], []
-    for i, r in df.iterrows():
+    df = _user_rows(p)
+    plan, refused = _check_users(df, st)
+    if dry_run:
+        return dict(dry_run=True, read=len(df), plan=plan, created=[], refused=refused, passwords_file=None)
+    created, lines, passwords = [], [], {}
+    for r in plan:
         pw = secrets.token_urlsafe(12)
+        row = df.loc[r["row"]]
         try:
             add_user(
-                r["username"] or "",
+                r["username"],
                 r["role"],
                 password=pw,
-                display_name=r.get("display_name"),
-                athlete_id=r.get("athlete_id"),
-                team_ids=r.get("teams"),
+                display_name=row.get("display_name"),
+                athlete_id=row.get("athlete_id"),
+                team_ids=row.get("teams"),
                 store=st,
                 actor=actor,
             )
         except PitchlabError as e:
-            refused.append(dict(row=int(i), username=r["username"], reason=str(e)))
+            refused.append(dict(row=r["row"], username=r["username"], field="", value=None, reason=str(e)))
             continue
         created.append(r["username"])
         lines.append(f"{r['username']}\t{pw}")
+        passwords[r["username"]] = pw
+    refused.sort(key=lambda x: x["row"])
+    st.log(
+        "import", "users", detail=f"{p.name}: {len(created)} account(s) created, {len(refused)} refusal(s)", actor=actor
+    )
     out = None
-    if lines:
+    if lines and write_file:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         out = (
             Path(passwords_file) if passwords_file else settings().ensure().home / "secrets" / f"passwords-{stamp}.tsv"
@@ -574,7 +671,17 @@ def import_users(
             + "\n".join(lines)
             + "\n",
         )
-    return dict(created=created, refused=refused, passwords_file=str(out) if out else None)
+    res = dict(
+        dry_run=False,
+        read=len(df),
+        plan=plan,
+        created=created,
+        refused=refused,
+        passwords_file=str(out) if out else None,
+    )
+    if not write_file:
+        res["passwords"] = passwords
+    return res
 
 # %% ../nbs/91_roster.ipynb
 def _print(obj, as_json: bool):
@@ -605,8 +712,15 @@ def _cmd(args) -> int:
             add_team(args.team_id, args.name, args.sport, args.level, store=st, exist_ok=args.exist_ok)
             print(f"team {args.team_id} ready")
         elif what == "teams edit":
-            edit_team(args.team_id, store=st, name=args.name, sport=args.sport, level=args.level)
-            print(f"team {args.team_id} changed")
+            edit_team(args.team_id, store=st, name=args.name, sport=args.sport, level=args.level, active=args.active)
+            print(
+                f"team {args.team_id} changed"
+                + {
+                    None: "",
+                    False: " (deactivated: its athletes leave the boards and daily scoring)",
+                    True: " (active)",
+                }[args.active]
+            )
         elif what == "teams list":
             _print(list_teams(st), args.json)
         elif what == "athletes add":
@@ -615,16 +729,25 @@ def _cmd(args) -> int:
             print(f"athlete {args.athlete_id} added")
         elif what == "athletes edit":
             edit_athlete(args.athlete_id, store=st, **_athlete_kw(args))
-            print(f"athlete {args.athlete_id} changed")
+            print(
+                f"athlete {args.athlete_id} changed"
+                + {None: "", False: " (deactivated: history kept)", True: " (active)"}[getattr(args, "active", None)]
+            )
         elif what == "athletes list":
             _print(list_athletes(args.team, st), args.json)
         elif what == "athletes import":
             rep = import_athletes(args.file, args.team, args.preset, args.dry_run, args.dayfirst, store=st)
             _print(rep.to_dict() if args.json else rep, args.json)
         elif what == "users import":
-            out = import_users(args.file, args.passwords_file, store=st)
+            out = import_users(args.file, args.passwords_file, store=st, dry_run=args.dry_run)
             if args.json:
                 _print(out, True)
+            elif args.dry_run:
+                print(f"{len(out['plan'])} account(s) would be created (dry run: nothing written)")
+                for r in out["plan"]:
+                    print(f"  create {r['username']} ({r['role']}{', ' + r['scope'] if r['scope'] else ''})")
+                for r in out["refused"]:
+                    print(f"  line {r['row']} ({r['username']}), field {r['field']}: {r['reason']}")
             else:
                 print(
                     f"{len(out['created'])} account(s) created"
@@ -635,11 +758,20 @@ def _cmd(args) -> int:
                     )
                 )
                 for r in out["refused"]:
-                    print(f"  line {r['row']} ({r['username']}): {r['reason']}")
+                    print(f"  line {r['row']} ({r['username']}), field {r['field']}: {r['reason']}")
     except PitchlabError as e:
         print(f"pitchlab {what}: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _active_opts(q, what: str, effect: str):
+    g = q.add_mutually_exclusive_group()
+    g.add_argument(
+        "--inactive", dest="active", action="store_const", const=False, help=f"deactivate the {what}: {effect}"
+    )
+    g.add_argument("--active", dest="active", action="store_const", const=True, help=f"reactivate the {what}")
+    q.set_defaults(active=None)
 
 
 def _athlete_opts(q, required: bool):
@@ -680,6 +812,7 @@ def register_cli(
     e.add_argument("--name")
     e.add_argument("--sport")
     e.add_argument("--level")
+    _active_opts(e, "team", "its athletes leave the coach board, the pickers and the daily scoring")
     e.set_defaults(roster_cmd="teams edit")
     li = ts.add_parser("list", help="list teams with their head count")
     li.add_argument("--json", action="store_true")
@@ -693,6 +826,7 @@ def register_cli(
     e = asub.add_parser("edit", help="change an athlete's fields")
     e.add_argument("athlete_id")
     _athlete_opts(e, False)
+    _active_opts(e, "athlete", "off the coach board, the pickers and the daily scoring; history kept")
     e.set_defaults(roster_cmd="athletes edit")
     li = asub.add_parser("list", help="list athletes")
     li.add_argument("--team", help="only this team")
@@ -716,6 +850,7 @@ def register_cli(
         )
         u.add_argument("file", help="CSV: username, role, display_name, teams, athlete_id")
         u.add_argument("--passwords-file", help="where to write the one-time passwords (default: data home/secrets/)")
+        u.add_argument("--dry-run", action="store_true", help="print what would be created and refused; write nothing")
         u.add_argument("--json", action="store_true")
         u.set_defaults(roster_cmd="users import", func=_cmd)
     for p in (t, ath):

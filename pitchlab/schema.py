@@ -12,7 +12,7 @@ from .core import MOVEMENTS, ValidationError
 
 # %% auto 0
 __all__ = ['ADULT_AGE', 'CONSENT_SCOPES', 'CONSENT_NEEDED', 'ENTITIES', 'SCHEMAS', 'INJURY_KINDS', 'RTP_STAGES', 'AVAILABILITY',
-           'INJURY_DETAIL', 'Field', 'Entity', 'validate', 'contracts']
+           'INJURY_DETAIL', 'Field', 'Entity', 'is_active', 'active_athletes', 'validate', 'contracts']
 
 # %% ../nbs/01_schema.ipynb
 _KINDS = {
@@ -133,6 +133,10 @@ _hash_only = (
     ),
 )
 
+_ACTIVE = lambda what: _F(
+    "active", "bool", True, doc=f"false: a deactivated {what}; empty or true: active (the default)"
+)
+
 ADULT_AGE = 18  # years: below this age an athlete needs a guardian contact, and a consent for video or cycle data
 CONSENT_SCOPES = ("video", "cycle")  # what a guardian can consent to
 CONSENT_NEEDED = {"cycle_logs": "cycle", "pose_results": "video"}  # entity -> consent a minor needs before it is stored
@@ -147,6 +151,7 @@ ENTITIES = {
                 _F("name", doc="team name"),
                 _F("sport", doc="main sport, e.g. cricket, baseball, football"),
                 _F("level", nullable=True, doc="e.g. senior, u19, college"),
+                _ACTIVE("team (its athletes leave the boards, pickers and daily scoring)"),
             ),
             key=("team_id",),
             doc="a squad of athletes",
@@ -168,6 +173,7 @@ ENTITIES = {
                 _F("consent_scope", nullable=True, doc="what was consented to, comma-separated: video, cycle"),
                 _F("consent_by", nullable=True, doc="who gave the consent (the guardian for a minor)"),
                 _F("consent_date", _d, True, unit="date", doc="when the consent was given"),
+                _ACTIVE("athlete (history kept; off the boards, pickers and daily scoring)"),
             ),
             key=("athlete_id",),
             refs={"team_id": "teams"},
@@ -182,6 +188,7 @@ ENTITIES = {
                 _F("athlete_id", nullable=True, doc="for role athlete: whose data is theirs"),
                 _F("team_ids", nullable=True, doc="comma-separated teams a coach or medical user looks after"),
                 _F("password_hash", nullable=True, doc="argon2 hash for local sign-in; empty for OAuth-only users"),
+                _ACTIVE("account (every sign-in refused: password, OAuth, API tokens; row, role and audit kept)"),
             ),
             key=("username",),
             refs={"athlete_id": "athletes"},
@@ -441,6 +448,25 @@ ENTITIES = {
     ]
 }
 SCHEMAS = {k: e.schema for k, e in ENTITIES.items()}
+
+# %% ../nbs/01_schema.ipynb
+def is_active(
+    flags: pd.Series,  # an `active` column (True, False or missing)
+) -> pd.Series:
+    "True where a row is active: an `active` flag that is missing counts as active (rows stored before the flag existed)."
+    return flags.astype("boolean").fillna(True).astype(bool)
+
+
+def active_athletes(
+    athletes: pd.DataFrame,  # the athletes table
+    teams: pd.DataFrame | None = None,  # the teams table (an inactive team's athletes are inactive too)
+) -> pd.DataFrame:
+    "The athletes who are active: their own flag, and their team's, are not false."
+    keep = is_active(athletes["active"]) if "active" in athletes else pd.Series(True, index=athletes.index)
+    if teams is not None and "active" in teams and len(teams):
+        off = set(teams.loc[~is_active(teams["active"]), "team_id"].astype(str))
+        keep &= ~athletes["team_id"].astype(str).isin(off)
+    return athletes[keep]
 
 # %% ../nbs/01_schema.ipynb
 INJURY_KINDS = ("injury", "illness")  # what a log entry records (Bahr et al. 2020)

@@ -43,7 +43,7 @@ def score_day(
     registry=None,  # a Registry (default: the configured registry)
     source: str = "score",  # written to the predictions' source column
 ) -> dict:
-    "Score every athlete at risk on `day` with the champion of `name` and store the predictions; returns a summary."
+    "Score every active athlete at risk on `day` (not deactivated, nor in a deactivated team) with the champion of `name` and store the predictions; returns a summary."
     from pitchlab.predict import score
     from pitchlab.registry import Registry
     from pitchlab.store import Store
@@ -63,7 +63,11 @@ def score_day(
         tables["sessions"]
     ):  # the board's day: the latest session day (pitchlab.board.TeamFrames.as_of)
         day = tables["sessions"]["date"].max()
+    from pitchlab.schema import active_athletes
+
     preds = score(tables, model=model, name=name, day=day)
+    on = set(active_athletes(tables["athletes"], store.read("teams")).athlete_id)
+    preds = preds[preds["athlete_id"].isin(on)].reset_index(drop=True)  # deactivated athletes and teams are not scored
     rep = store.write("predictions", prediction_rows(preds, run_id, source), source=source)
     if rep.quarantined:
         logger.warning(

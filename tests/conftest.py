@@ -1,17 +1,25 @@
-"""Shared fixtures: a real PostgreSQL server on loopback, stores on both backends, the --runslow flag."""
+"""Shared fixtures: a real PostgreSQL server on loopback, stores on both backends, the --runslow flag, dashboard
+servers and an offline Chromium for the browser tests, the layout check."""
 
 import glob
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
+import urllib.request
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_addoption(parser):
@@ -147,3 +155,179 @@ def layout_problems():
         return n, bad
 
     return check
+
+
+# ---- Dashboards in a real browser: one server factory and one Chromium set-up for every browser test ----------------
+# A server is `pitchlab serve`'s own command line (`pitchlab.cli.serve_command`: `panel serve` with pitchlab's sign-in,
+# the Pose upload routes, the warm-up hook, signed session ids, `--num-procs`) on 127.0.0.1 and a free port, or pages
+# served in this process (`pn.serve`, threaded) for tests that build the pages with their own stores and users.
+# Start-up is bounded; a server that dies or does not answer shows its log; every server is stopped whatever happens,
+# and a test that fails while a server runs gets the tail of that server's log in its report.
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/browser-deps.sh); Playwright's own download is never used
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS += ["--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+BROWSER_WAIT = 60_000  # ms: the longest an element may take to appear on a busy 2-core machine
+SERVER_START = 180  # s: the longest a server may take to answer its sign-in page (a busy 2-core machine)
+LOCAL_URL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/|^(data|blob|about):")  # all a test page may ask for
+_RUNNING: dict = {}  # log file -> what runs: the servers up now, whose logs a failing test shows
+_SERVER_ENV = ("PITCHLAB_HOME", "PITCHLAB_DB_URL", "MLFLOW_TRACKING_URI", "PITCHLAB_DASH_USER", "PANEL_OAUTH_PROVIDER")
+_SERVER_ENV += ("PANEL_BASIC_AUTH", "PITCHLAB_RETRAIN_BACKEND", "PANEL_COOKIE_SECRET", "BOKEH_SECRET_KEY")
+
+
+def _log_tail(log: Path, n: int = 4000) -> str:
+    return log.read_text(errors="replace")[-n:] if log.exists() else "(no log written)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for log, what in list(_RUNNING.items()):
+            report.sections.append((f"{what}: last lines of {log}", _log_tail(log)))
+
+
+@dataclass
+class Server:
+    "A dashboard server under test: its base URL, data home, process (None when served in this process) and log."
+
+    base: str
+    home: Path
+    proc: subprocess.Popen | None = None
+    log: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else os.getpid()
+
+
+def _stop(proc: subprocess.Popen):
+    "SIGTERM to the server's process group, SIGKILL after 20 s."
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(20)
+
+
+def _wait_up(url: str, proc: subprocess.Popen | None, log: Path | None, timeout: float, what: str):
+    "Poll `url` (0.3 s apart, at most `timeout` s) until it answers 200; fail with the log if the server dies or is late."
+    t0 = time.monotonic()
+    while True:
+        try:
+            if urllib.request.urlopen(url, timeout=5).status == 200:
+                return
+        except OSError:
+            pass
+        dead = proc is not None and proc.poll() is not None
+        if dead or time.monotonic() - t0 > timeout:
+            why = f"exited with code {proc.returncode}" if dead else f"did not answer {url} within {timeout:.0f} s"
+            pytest.fail(f"{what} {why}:\n" + (_log_tail(log) if log else ""), pytrace=False)
+        time.sleep(0.3)
+
+
+@contextmanager
+def pitchlab_server(home: Path, apps=("app",), procs: int = 1, env: dict | None = None, timeout: float = SERVER_START):
+    """`pitchlab serve`'s command line (`--num-procs procs`) on a free loopback port over the data home `home`, with
+    this environment's database, MLflow and sign-in settings removed and `env` added; yields a `Server` once /login
+    answers, stops it on exit whatever happened. Its log is `home`/../serve-<port>.log."""
+    from pitchlab.cli import serve_command
+
+    port = _free_port()
+    saved = {k: os.environ.pop(k, None) for k in _SERVER_ENV}
+    os.environ["PITCHLAB_HOME"] = str(home)
+    try:
+        cmd, full = serve_command(port=port, address="127.0.0.1", apps=tuple(apps), procs=procs)
+    finally:
+        os.environ.pop("PITCHLAB_HOME")
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+    full.update(PITCHLAB_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    log = Path(home).parent / f"serve-{port}.log"
+    what = f"pitchlab serve (port {port}, {procs} process(es))"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        _RUNNING[log] = what
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_up(base + "/login", proc, log, timeout, what)
+            yield Server(base, Path(home), proc, log)
+        finally:
+            _RUNNING.pop(log, None)
+            _stop(proc)
+
+
+@contextmanager
+def panel_pages(apps: dict, home: Path | None = None, timeout: float = 60):
+    """Pages served by this process: `apps` maps a URL path to a function building the page (`pn.serve`, threaded, on a
+    free loopback port); yields a `Server` once the port accepts connections, stops the server on exit."""
+    import panel as pn
+
+    port = _free_port()
+    server = pn.serve(
+        apps, port=port, address="127.0.0.1", websocket_origin=[f"127.0.0.1:{port}"], show=False, threaded=True
+    )
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() - t0 > timeout:
+                    pytest.fail(f"pn.serve did not listen on 127.0.0.1:{port} within {timeout} s", pytrace=False)
+                time.sleep(0.2)
+        yield Server(f"http://127.0.0.1:{port}", Path(home) if home else Path.cwd())
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    "Debian's Chromium through Playwright for one test module (`expect` waits up to BROWSER_WAIT)."
+    from playwright.sync_api import expect, sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run .ci/browser-deps.sh (Debian's chromium package)", pytrace=False)
+    expect.set_options(timeout=BROWSER_WAIT)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_context(browser, width: int = 1400, height: int = 1000):
+    """A browser context of `width` x `height` in which every request that leaves 127.0.0.1 is aborted and recorded in
+    `ctx.blocked`, and console errors and uncaught page errors are recorded in `ctx.errors`; pages wait BROWSER_WAIT."""
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    ctx.set_default_timeout(BROWSER_WAIT)
+    ctx.blocked, ctx.errors = [], []
+
+    def route(r):
+        if LOCAL_URL.match(r.request.url):
+            return r.continue_()
+        ctx.blocked.append(r.request.url)
+        return r.abort()
+
+    ctx.route("**/*", route)
+    ctx.on("console", lambda m: ctx.errors.append(m.text) if m.type == "error" else None)
+    ctx.on("weberror", lambda e: ctx.errors.append(str(e.error)))
+    return ctx
+
+
+@pytest.fixture
+def browser_context(browser):
+    "A factory (width, height) -> offline browser context (see `open_context`); every context is closed after the test."
+    made = []
+
+    def new(width: int = 1400, height: int = 1000):
+        made.append(open_context(browser, width, height))
+        return made[-1]
+
+    yield new
+    for ctx in made:
+        ctx.close()

@@ -4,7 +4,11 @@ versions and a stored drift check; Playwright drives Debian's Chromium. The admi
 with one bad row (the preview shows it, the commit loads the good rows, the bad row is in the quarantine table),
 creates an account, resets its password and signs in with the new one, deactivates it and sees sign-in refused, and
 promotes a version after the confirmation. Each admin page is checked at 390 and 1400 px for horizontal overflow and
-overlapping boxes; screenshots go to docs/screenshots/."""
+overlapping boxes; screenshots go to docs/screenshots/.
+
+Then the admin imports accounts from a CSV with one bad row (the preview refuses it, the import shows the one-time
+passwords once and one of them signs in), deactivates a team (its athletes leave the coach board), exports an athlete
+(the download is a zip holding that athlete's rows) and erases one after typing their name (gone from every page)."""
 
 import os
 import re
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_today_browser import ARGS, CHROMIUM, OVERLAPS
+from test_today_browser import ARGS, CHROMIUM
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -75,17 +79,17 @@ def site(tmp_path_factory):
     home = tmp_path_factory.mktemp("admin-browser") / "home"
     (home / "mlflow" / "artifacts").mkdir(parents=True)
     store = Store(f"sqlite:///{home / 'pitchlab.db'}", actor="test").create()
-    c = make_cohort(n_teams=1, athletes_per_team=6, seasons=1, seed=11)
+    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=11)
     for n in ("teams", "athletes", "sessions", "wellness", "injuries"):
         store.write(n, getattr(c, n), source="synthetic")
-    (t1,) = c.teams.team_id
+    t1, t2 = c.teams.team_id
     h = hash_password(PASSWORD)
     store.write(
         "users",
         pd.DataFrame(
             [
                 dict(username="root", display_name="Ada Admin", role="admin", password_hash=h),
-                dict(username="coach", display_name="Cora Coach", role="coach", team_ids=t1, password_hash=h),
+                dict(username="coach", display_name="Cora Coach", role="coach", team_ids=f"{t1},{t2}", password_hash=h),
             ]
         ),
         source="test",
@@ -161,7 +165,7 @@ def site(tmp_path_factory):
             if proc.poll() is not None or time.monotonic() - t0 > 90:
                 pytest.fail("panel serve did not start:\n" + (home / "serve.log").read_text()[-3000:])
             time.sleep(0.3)
-        yield dict(base=base, store=store, reg=reg, home=home, t1=t1)
+        yield dict(base=base, store=store, reg=reg, home=home, t1=t1, t2=t2, cohort=c)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -313,13 +317,13 @@ def test_admin_walks_through_teams_roster_accounts_and_promotion(browser, site, 
         page.get_by_role("button", name="Yes, deactivate nia").click()
         expect(page.get_by_text("nia is deactivated")).to_be_visible()
         assert refused(browser, site, "nia", new_pw)
+        nia = sign_in(browser, site, "nia", new_pw)
+        expect(nia.get_by_text("This account is deactivated: ask an admin to reactivate it.")).to_be_visible()
+        nia.context.close()
+        row = st.read("users").set_index("username").loc["nia"]
+        assert row["active"] == False and row["role"] == "coach" and row["password_hash"]  # noqa: E712 (row kept)
         acts = st.read("audit").query("entity == 'users' and actor == 'root'").action
-        assert acts[acts.str.startswith("user_")].tolist() == [
-            "user_add",
-            "user_passwd",
-            "user_passwd",
-            "user_deactivate",
-        ]
+        assert acts[acts.str.startswith("user_")].tolist() == ["user_add", "user_passwd", "user_deactivate"]
 
         tab(page, "Models")
         expect(page.get_by_text("what the gate checks")).to_be_visible()
@@ -340,8 +344,99 @@ def test_admin_walks_through_teams_roster_accounts_and_promotion(browser, site, 
         page.context.close()
 
 
+def board_text(browser, site):
+    "The coach's team board, freshly signed in."
+    page = sign_in(browser, site, "coach")
+    try:
+        page.wait_for_selector(".pitchlab-board .tabulator-row")
+        time.sleep(0.5)
+        return "\n".join(page.locator(".pitchlab-board .tabulator-row").all_inner_texts())  # rows live in shadow roots
+    finally:
+        page.context.close()
+
+
+def test_admin_imports_accounts_deactivates_a_team_exports_and_erases(browser, site, tmp_path):
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    st, c, t1, t2 = site["store"], site["cohort"], site["t1"], site["t2"]
+    names2 = c.athletes.query("team_id == @t2").name.tolist()
+    page = sign_in(browser, site, "root")
+    try:
+        nav(page)
+        tab(page, "Accounts")
+        csv = tmp_path / "staff.csv"
+        csv.write_text(f"username,role,teams,athlete_id\nkai,coach,{t1},\nmo,physio,{t1},\nzoe,medical,{t2},\n")
+        page.locator(".pitchlab-users-file input[type=file]").set_input_files(str(csv))
+        time.sleep(1.0)  # the file reaches the server over the websocket
+        page.get_by_role("button", name="Preview accounts").click()
+        expect(page.get_by_text("2 account(s) will be created, 1 row(s) will be refused")).to_be_visible()
+        expect(page.get_by_text("unknown role 'physio': use one of athlete, coach, medical, admin")).to_be_visible()
+        assert not {"kai", "zoe"} & set(st.read("users").username)  # the preview wrote nothing
+        shoot(page, "admin-accounts-import-preview")
+        page.get_by_role("button", name="Import 2 account(s)").click()
+        secrets = page.locator(".pitchlab-secrets-table .pitchlab-secret")
+        expect(secrets).to_have_count(2)
+        users = [u.strip() for u in page.locator(".pitchlab-secrets-table td:first-child").all_inner_texts()]
+        pw = dict(zip(users, [p.strip() for p in secrets.all_inner_texts()]))
+        assert set(pw) == {"kai", "zoe"}
+        shoot(page, "admin-accounts-imported")
+        stored = st.read("users").set_index("username")
+        assert stored.at["zoe", "team_ids"] == t2 and "mo" not in stored.index
+        assert not any(p in stored.password_hash.str.cat() + st.read("audit").detail.str.cat() for p in pw.values())
+        kai = sign_in(browser, site, "kai", pw["kai"])
+        assert "Team board" in nav(kai)  # signed in with the one-time password
+        kai.context.close()
+
+        before = board_text(browser, site)
+        assert all(n in before for n in names2)
+        tab(page, "Teams")
+        select(page, "(a new team)", c.teams.set_index("team_id").at[t2, "name"] + f" ({t2})")
+        page.get_by_role("button", name="Deactivate team").click()
+        expect(
+            page.get_by_text(re.compile(r"is deactivated: its 4 athlete\(s\) leave the coach board"))
+        ).to_be_visible()
+        assert st.read("teams").set_index("team_id").at[t2, "active"] == False  # noqa: E712
+        shoot(page, "admin-teams-deactivated")
+        after = board_text(browser, site)
+        assert not any(n in after for n in names2) and all(n in after for n in c.athletes.query("team_id == @t1").name)
+        assert len(st.read("sessions", c.athletes.query("team_id == @t2").athlete_id.tolist()))  # history kept
+
+        a = c.athletes.query("team_id == @t1").iloc[0]
+        tab(page, "Athletes")
+        select(page, "(a new athlete)", f"{a['name']} ({a['athlete_id']})")
+        with page.expect_download(timeout=WAIT) as dl:
+            page.get_by_role("button", name="Export (zip)").click()
+        got = tmp_path / "export.zip"
+        dl.value.save_as(got)
+        with zipfile.ZipFile(got) as z:
+            ath = pd.read_csv(z.open("athletes.csv"))
+            ses = pd.read_csv(z.open("sessions.csv"))
+        assert ath.athlete_id.tolist() == [a["athlete_id"]] and set(ses.athlete_id) == {a["athlete_id"]}
+        assert len(ses) == len(st.read("sessions", a["athlete_id"])) > 0
+        assert st.read("audit").query("action == 'export'").actor.tolist() == ["root"]
+
+        page.get_by_role("button", name="Erase", exact=True).click()
+        expect(page.get_by_text("This removes every row about them")).to_be_visible()
+        fill(page, "Type the athlete's id or name to confirm", "someone else")
+        page.get_by_role("button", name="Erase for ever").click()
+        expect(page.get_by_text(re.compile("exactly to confirm; nothing was erased"))).to_be_visible()
+        assert len(st.read("athletes", a["athlete_id"])) == 1
+        fill(page, "Type the athlete's id or name to confirm", a["name"])
+        shoot(page, "admin-athletes-erase-confirm")
+        page.get_by_role("button", name="Erase for ever").click()
+        expect(page.get_by_text(re.compile(f"{re.escape(a['name'])} .* is erased"))).to_be_visible()
+        assert not len(st.read("athletes", a["athlete_id"])) and not len(st.read("sessions", a["athlete_id"]))
+        rows = "\n".join(page.locator(".pitchlab-admin-athletes .tabulator-row").all_inner_texts())
+        assert a["name"] not in rows and c.athletes.query("team_id == @t1").name.iloc[1] in rows
+        assert a["name"] not in board_text(browser, site)
+    finally:
+        page.context.close()
+
+
 @pytest.mark.parametrize("width,height", [(390, 844), (1400, 900)])
-def test_admin_pages_fit_without_overflow_or_overlap(browser, site, width, height):
+def test_admin_pages_fit_without_overflow_or_overlap(browser, site, width, height, layout_problems):
     page = sign_in(browser, site, "root", width=width, height=height)
     try:
         nav(page)
@@ -355,7 +450,7 @@ def test_admin_pages_fit_without_overflow_or_overlap(browser, site, width, heigh
             page.wait_for_selector(wait)
             time.sleep(0.5)
             assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, page.evaluate(WIDE, width))
-            n, bad = page.evaluate(OVERLAPS)
+            n, bad = layout_problems(page, width)
             assert n > 5 and bad == [], (name, bad)
             shoot(page, f"admin-{name.lower()}-{width}")
     finally:

@@ -267,3 +267,53 @@ def test_the_openapi_document_describes_the_upload(world):
     body = doc["paths"]["/api/v1/pose"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["required"] == ["athlete_id", "movement", "video"] and body["properties"]["video"]["format"] == "binary"
     assert "/api/v1/jobs/{job_id}/overlay" in doc["paths"]
+
+
+def test_the_jobs_route_documents_pose_jobs_and_a_real_one_validates(world, tmp_path):
+    "GET /api/v1/jobs/{id} is a union on `kind` (retraining or pose) in the OpenAPI document; a pose job's answers fit it."
+    import cv2
+    import jsonschema
+    from pydantic import TypeAdapter
+
+    from pitchlab.api import JobState, PoseJob
+    from pitchlab.pose.pipeline import STAGES
+
+    doc = world["client"].get("/api/v1/openapi.json").json()
+    answer = doc["paths"]["/api/v1/jobs/{job_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["discriminator"]["propertyName"] == "kind"
+    assert set(answer["discriminator"]["mapping"]) == {"retrain", "pose"}
+    pose = doc["components"]["schemas"][answer["discriminator"]["mapping"]["pose"].split("/")[-1]]
+    assert {"progress", "warnings", "score", "confidence", "overlay_url", "state", "stage", "result"} <= set(
+        pose["properties"]
+    )
+    warning = doc["components"]["schemas"][pose["properties"]["warnings"]["items"]["$ref"].split("/")[-1]]
+    assert {"code", "message", "confidence_factor"} <= set(warning["required"])
+    started = doc["paths"]["/api/v1/pose"]["post"]["responses"]["202"]["content"]["application/json"]["schema"]
+    assert started["$ref"].endswith("/PoseJobStarted")
+
+    clip = tmp_path / "short.mp4"  # the real clip's first 40 frames at 640 x 360: a job of a few seconds
+    cap = cv2.VideoCapture(str(DEMO))
+    vw = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), cap.get(cv2.CAP_PROP_FPS), (640, 360))
+    for _ in range(40):
+        ok, frame = cap.read()
+        assert ok
+        vw.write(cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA))
+    vw.release()
+    cap.release()
+    r = post(world, "coach", clip, date="2026-12-02")
+    assert r.status_code == 202, r.text
+    validate = jsonschema.Draft202012Validator({**answer, "components": doc["components"]}).validate
+    jsonschema.Draft202012Validator({**started, "components": doc["components"]}).validate(r.json())
+    seen = []
+    for _ in range(600):  # bounded: 600 x 0.2 s
+        st = world["client"].get(r.json()["status_url"], headers=H(world, "coach")).json()
+        validate(st)  # every answer on the way fits the document: queued, running, done
+        seen.append(st["state"])
+        if st["state"] in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert st["state"] == "done", st.get("error")
+    job = TypeAdapter(JobState).validate_python(st)
+    assert isinstance(job, PoseJob) and job.kind == "pose" and 0 <= job.score <= 100 and 0 < job.confidence <= 1
+    assert job.overlay_url == f"/api/v1/jobs/{job.job_id}/overlay" and set(job.progress) == set(STAGES)
+    assert all(w.code and w.message for w in job.warnings)

@@ -443,3 +443,39 @@ def test_pose_scorer_note_finds_the_models_as_the_scorer_does(monkeypatch, tmp_p
     monkeypatch.setenv("PITCHLAB_POSE_MODEL", str(tmp_path / "gone.task"))
     note = LibraryPoseScorer().note
     assert "PITCHLAB_POSE_MODEL" in note and "gone.task" in note and "pitchlab setup-models" in note
+
+
+def test_two_sessions_of_a_team_reuse_the_board_frame_and_each_is_audited(world):
+    """The board's rows, the table's frame and the team's availability are computed by the first session of a team and
+    reused by the next (cache hits counted, not timed); the second session still writes its own audit entry for the
+    injury log it reads through the shared copy; another scope is another key."""
+    from pitchlab.dash.data import SHARED
+
+    SHARED.clear()
+    store, t1, t2 = world["store"], world["t1"], world["t2"]
+    med = User("mo", "medical", team_ids=f"{t1},{t2}")
+
+    def injury_reads(who):
+        a = store.read("audit")
+        return int(((a.actor == who) & (a.action == "read") & (a.entity == "injuries")).sum())
+
+    first = TeamRiskBoard(data=data_store(world))
+    assert {k: SHARED.misses[k] for k in ("board", "board_view", "availability")} == dict(
+        board=1, board_view=1, availability=1
+    )
+    hits, reads = dict(SHARED.hits), injury_reads("mo")
+    second = TeamRiskBoard(data=data_store(world, user=med))
+    assert {k: SHARED.misses[k] for k in ("board", "board_view", "availability")} == dict(
+        board=1, board_view=1, availability=1
+    )  # nothing computed again
+    assert SHARED.hits["board"] == hits.get("board", 0) + 1
+    assert SHARED.hits["availability"] == hits.get("availability", 0) + 1
+    assert SHARED.hits["board_view"] >= hits.get("board_view", 0) + 1
+    pd.testing.assert_frame_equal(second.table.value, first.table.value)
+    assert injury_reads("mo") == reads + 1  # the shared read is audited in the second person's name
+    third = TeamRiskBoard(data=data_store(world, user=User("tess", "coach", team_ids=t1)))
+    assert SHARED.misses["board_view"] == 2 and len(third.table.value) == 6
+    second.data.team = t2  # a filter applies to the shared frame: no new computation
+    assert SHARED.misses["board_view"] == 2 and set(second.table.value.team) == {
+        first.data.teams.set_index("team_id").name[t2]
+    }

@@ -4,30 +4,19 @@ server processes) on 127.0.0.1, and Debian's Chromium with every request that le
 built it), and the test fails on any request to another host, any console error, or a team board without its
 Tabulator stylesheet (a computed style of the table). Bounded: sign-ins per role and every wait have limits."""
 
-import os
 import re
-import signal
-import socket
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from conftest import pitchlab_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-ARGS += ["--disable-sync", "--no-first-run"]
 PASSWORD = "offline-test-password"
-WAIT = 60_000  # ms: the longest any element may take to appear (a busy 2-core machine)
 PROCS = 2  # server processes, as `pitchlab serve` starts on two cores
 TRIES = 40  # sign-ins per role at most while looking for the process not yet seen (the kernel, not us, picks one)
-LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/|^(data|blob|about):")
 PAGE_READY = {  # nav title -> what shows once the page is built
     "Team board": ".tabulator-row",
     "Athlete": ".pitchlab-drilldown-plots canvas",
@@ -44,12 +33,6 @@ PAGE_READY = {  # nav title -> what shows once the page is built
     "Accounts": ".pitchlab-admin-accounts",
 }
 ROLES = {"coach": "coach", "med": "medical", "ath": "athlete", "root": "admin"}
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _seed(home: Path):
@@ -77,78 +60,11 @@ def _seed(home: Path):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     "`pitchlab serve`'s command line with two processes on a temporary data home: the base URL."
-    from pitchlab.cli import serve_command
-
     home = tmp_path_factory.mktemp("dash-offline") / "home"
     home.mkdir()
     _seed(home)
-    port = _free_port()
-    old = {k: os.environ.get(k) for k in ("PITCHLAB_HOME", "PITCHLAB_DB_URL", "MLFLOW_TRACKING_URI")}
-    os.environ["PITCHLAB_HOME"] = str(home)
-    os.environ.pop("PITCHLAB_DB_URL", None)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:
-        cmd, env = serve_command(port=port, address="127.0.0.1", procs=PROCS)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    env = dict(env, PITCHLAB_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("PITCHLAB_RETRAIN_BACKEND", None)
-    log = open(home / "serve.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/login", timeout=5).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() - t0 > 180:
-                pytest.fail("pitchlab serve did not start:\n" + (home / "serve.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield base
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(20)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run .ci/browser-deps.sh (Debian's chromium package)")
-    expect.set_options(timeout=WAIT)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _offline_context(browser):
-    "A browser context where every request off 127.0.0.1 is aborted and recorded, with console errors recorded."
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    seen = dict(blocked=[], errors=[])
-
-    def route(r):
-        if LOCAL.match(r.request.url):
-            return r.continue_()
-        seen["blocked"].append(r.request.url)
-        return r.abort()
-
-    ctx.route("**/*", route)
-    return ctx, seen
+    with pitchlab_server(home, apps=("app", "coach", "medical", "athlete"), procs=PROCS) as server:
+        yield server.base
 
 
 def _table_style(page, tries: int = 10) -> dict:
@@ -171,14 +87,12 @@ def _table_style(page, tries: int = 10) -> dict:
 STYLED = dict(position="relative", header="inline-flex")
 
 
-def _visit(browser, base, user, skip=()) -> tuple[str, dict, dict]:
+def _visit(browser_context, base, user, skip=()) -> tuple[str, dict, dict]:
     """Sign in as `user`, open each page; the server process that built them, what was seen, the table styles.
     A sign-in that lands on a process in `skip` stops there (its pages were seen already): styles is None."""
-    ctx, seen = _offline_context(browser)
+    ctx = browser_context(1400, 1000)  # conftest: requests off 127.0.0.1 aborted, console errors recorded
+    seen = dict(blocked=ctx.blocked, errors=ctx.errors)
     page = ctx.new_page()
-    page.set_default_timeout(WAIT)
-    page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: seen["errors"].append(str(e)))
     page.goto(base + "/app")
     page.fill("input[name=username]", user)
     page.fill("input[name=password]", PASSWORD)
@@ -200,10 +114,10 @@ def _visit(browser, base, user, skip=()) -> tuple[str, dict, dict]:
 
 
 @pytest.mark.parametrize("user", list(ROLES))
-def test_every_page_offline_on_both_processes(browser, served, user):
+def test_every_page_offline_on_both_processes(browser_context, served, user):
     pids = {}
     for _ in range(TRIES):
-        pid, seen, styles = _visit(browser, served, user, skip=set(pids))
+        pid, seen, styles = _visit(browser_context, served, user, skip=set(pids))
         assert seen["blocked"] == [], f"{ROLES[user]} (process {pid}) asked another host for {seen['blocked']}"
         assert seen["errors"] == [], f"{ROLES[user]} (process {pid}) console errors: {seen['errors']}"
         if styles is None:  # a process already seen: only its sign-in page was checked

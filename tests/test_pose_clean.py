@@ -165,3 +165,40 @@ def test_clean_pipeline_handles_all_faults_at_once():
     )  # the unsure frame and the 4 missing ones
     with pytest.raises(ValidationError, match="unknown movement"):
         C.clean(truth, "curling")
+
+
+def test_a_point_missing_for_whole_windows_stays_missing_without_a_warning():
+    import threading
+    import time
+    import warnings
+
+    truth = smooth_landmarks()
+    v = truth.values.copy()
+    knee, hip = LANDMARKS.index("left_knee"), LANDMARKS.index("left_hip")
+    v[30:60, knee, :3] = np.nan  # out of frame for a second: many all-NaN Hampel windows
+    v[:, hip, :3] = np.nan  # never seen
+    da = truth.copy(data=v)
+    done = threading.Event()
+
+    def other_thread():  # as the pose pipeline's overlay thread: its catch_warnings restores the global filters
+        for _ in range(20_000):
+            if done.is_set():
+                return
+            with warnings.catch_warnings():
+                time.sleep(0.0005)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the benchmark saw 'All-NaN slice encountered' leak from nanmedian
+        th = threading.Thread(target=other_thread, daemon=True)
+        th.start()
+        try:
+            for _ in range(20):
+                h = C.hampel(da)
+                out = C.clean(da, "jump")
+        finally:
+            done.set()
+            th.join(timeout=30)
+    assert np.isnan(h.values[30:60, knee, :3]).all() and np.isnan(h.values[:, hip, :3]).all()
+    np.testing.assert_allclose(np.delete(h.values, [knee, hip], 1), np.delete(truth.values, [knee, hip], 1), atol=1e-9)
+    assert np.isnan(out.values[:, hip, :3]).all() and np.isnan(out.values[30:60, knee, :2]).all()
+    assert np.isfinite(out.values[:25, knee, :3]).all() and np.isfinite(out.values[65:, knee, :3]).all()

@@ -117,10 +117,19 @@ def test_json_output_and_overlay(clip, home, capsys, tmp_path):
     res = json.loads(out)
     assert len(res) == 1 and res[0]["file"].endswith("box.mp4") and res[0]["error"] is None
     assert res[0]["metrics"]["movement"] == "squat" and res[0]["frames"] == 60
-    assert (
-        any(p.endswith(".overlay.mp4") for p in res[0]["outputs"])
-        and (tmp_path / "box.squat.overlay.mp4").stat().st_size > 10_000
-    )
+    ov = tmp_path / "box.squat.overlay.webm"  # what the Pose page and the API write: VP9 WebM at OVERLAY_SIDE at most
+    assert str(ov) in res[0]["outputs"] and ov.stat().st_size > 10_000
+    assert not list(tmp_path.glob("*.mp4"))
+    import av
+    import cv2
+
+    src = cv2.VideoCapture(str(clip))
+    size = (int(src.get(cv2.CAP_PROP_FRAME_WIDTH)), int(src.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    src.release()
+    with av.open(str(ov)) as c:
+        s = c.streams.video[0]
+        got = (s.codec_context.name, s.width, s.height, sum(1 for _ in c.decode(video=0)))
+    assert got == ("vp9", size[0] - size[0] % 2, size[1] - size[1] % 2, 60) and max(size) <= 1280
 
 
 def test_unknown_athlete_is_not_stored_and_says_why(clip, store_with_athlete, capsys):

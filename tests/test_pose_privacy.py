@@ -3,9 +3,19 @@
 import numpy as np
 import pytest
 
+from pitchlab.core import ValidationError
+
 from test_pose_landmarks import DEMO, PHOTO, demo_frames, write_clip
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+def read_webm(path) -> tuple:
+    "An overlay read back with PyAV: (codec, BGR frames)."
+    import av
+
+    with av.open(str(path)) as c:
+        return c.streams.video[0].codec_context.name, [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +75,10 @@ def test_written_overlay_video_has_the_face_blurred(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", demo_frames(20, 50))
     raw = landmarks(clip)
     cl = clean(raw, "jump")
-    out = write_overlay(clip, cl, tmp_path / "overlay.mp4", joint_angles(cl), everyone=False)
+    out = write_overlay(clip, cl, tmp_path / "overlay.webm", joint_angles(cl), everyone=False)
     src = [f for _, _, f in iter_frames(clip)]
-    got = [f for _, _, f in iter_frames(out)]
-    assert len(got) == len(src) == 30 and got[0].shape == src[0].shape
+    codec, got = read_webm(out)  # the same VP9 WebM the pipeline, jobs, the page and the API write
+    assert codec == "vp9" and len(got) == len(src) == 30 and got[0].shape == src[0].shape
     boxes = face_boxes(raw)
     for i in (5, 15, 25):
         x0, y0, x1, y1 = boxes[i][0]
@@ -79,6 +89,10 @@ def test_written_overlay_video_has_the_face_blurred(tmp_path):
     from PIL import Image
 
     assert Image.open(gif).n_frames == 15 and max(Image.open(gif).size) <= 360
+    for bad in ("overlay.mp4", "overlay.avi"):  # one overlay format: no mp4v file a browser cannot play
+        with pytest.raises(ValidationError, match="use .webm"):
+            write_overlay(clip, cl, tmp_path / bad, everyone=False)
+        assert not (tmp_path / bad).exists()
 
 
 def test_strict_mode_blurs_everything_but_the_athlete(tmp_path):
@@ -169,15 +183,15 @@ def test_overlay_blurs_the_face_without_a_body(pasted, tmp_path):
     from pitchlab.pose.privacy import write_overlay
 
     clip, (x0, y0, x1, y1) = pasted
-    out = write_overlay(clip, landmarks(clip), tmp_path / "overlay.mp4")  # everyone=True: pose pass + face finder
+    out = write_overlay(clip, landmarks(clip), tmp_path / "overlay.webm")  # everyone=True: pose pass + face finder
     src = [f for _, _, f in iter_frames(clip)]
-    got = [f for _, _, f in iter_frames(out)]
-    assert len(got) == len(src) == 30
+    codec, got = read_webm(out)
+    assert codec == "vp9" and len(got) == len(src) == 30
     lap = lambda a: float(np.abs(cv2.Laplacian(cv2.cvtColor(a[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), cv2.CV_64F)).mean())
     ratios = [lap(g) / lap(s) for g, s in zip(got, src)]
     assert max(ratios) < 0.35, [round(r, 2) for r in ratios]  # the face's detail is gone in every frame
     without = write_overlay(
-        clip, landmarks(clip), tmp_path / "pose_only.mp4", faces=[[]] * 30
+        clip, landmarks(clip), tmp_path / "pose_only.webm", faces=[[]] * 30
     )  # the athlete's own face only
-    kept = [f for _, _, f in iter_frames(without)]
+    kept = read_webm(without)[1]
     assert min(lap(g) / lap(s) for g, s in zip(kept, src)) > 0.6  # without the face finder it would have stayed sharp

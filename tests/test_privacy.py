@@ -72,6 +72,7 @@ def test_export_then_erase(cohort, home):
     assert r.returncode == 2 and "nothing erased" in r.stderr and len(st.read("athletes", aid))
     r = pitchlab("athletes", "erase", aid, "--actor", "dpo", stdin=aid + "\n")
     assert r.returncode == 0, r.stderr
+    assert "registry: 0 model(s) rewritten" in r.stdout and "reports: 0 rewritten" in r.stdout  # no registry here
     for t in st.tables:
         text = st.read(t, actor="check").to_csv()
         assert aid not in text and name not in text, t

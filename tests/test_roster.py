@@ -188,7 +188,65 @@ def test_users_import_passwords_file(store_home, tmp_path):
     assert all(verify_password(users.at[u, "password_hash"], p) for u, p in pw.items())
     assert all(p not in out for p in pw.values())
     code, out, _ = run("users", "import", str(f), "--passwords-file", str(pw_file))
-    assert code == 0 and "0 account(s) created" in out and "user 'kim' already exists" in out
+    assert code == 0 and "0 account(s) created" in out
+    assert "line 2 (kim), field username: duplicate username: 'kim' already has an account" in out
+
+
+def test_users_import_dry_run_writes_nothing(store_home, tmp_path):
+    home, st = store_home
+    run("teams", "add", "T1", "--sport", "football")
+    f = tmp_path / "staff.csv"
+    f.write_text(
+        "username,role,teams,email\nkim,coach,T1,kim@club.org\nraj,physio,T1,\nol,coach,T9,\nsam,coach,T1,sam@club\n"
+    )
+    code, out, _ = run("users", "import", str(f), "--dry-run")
+    assert code == 0 and "1 account(s) would be created (dry run: nothing written)" in out
+    assert "create kim (coach, T1)" in out and "line 3 (raj), field role: unknown role 'physio'" in out
+    assert "line 4 (ol), field teams: unknown team(s) T9" in out and "line 5 (sam), field email: bad e-mail" in out
+    assert (
+        len(st.read("users")) == 0 and not list((home / "secrets").glob("*")) if (home / "secrets").exists() else True
+    )
+
+
+def test_active_flags_are_migrated_onto_an_older_store(store_home):
+    import sqlalchemy as sa
+
+    home, st = store_home
+    run("teams", "add", "T1", "--sport", "football")
+    run("athletes", "add", "A1", "--name", "Ann Lee", "--sex", "F", "--team", "T1")
+    run("athletes", "add", "A2", "--name", "Bo Ray", "--sex", "M", "--team", "T1")
+    with st.engine.begin() as c:  # a store made before the flag existed
+        for t in ("teams", "athletes", "users"):
+            c.execute(sa.text(f'ALTER TABLE {t} DROP COLUMN "active"'))
+    old = Store(st.url)
+    assert "active" in old.read("athletes") and old.read("athletes")["active"].isna().all()  # added, empty = active
+    assert run("athletes", "list", "--json")[1].count('"active": true') == 2
+    code, out, _ = run("athletes", "edit", "A1", "--inactive")
+    assert code == 0 and "deactivated" in out
+    a = old.read("athletes").set_index("athlete_id")
+    assert a.at["A1", "active"] == False and pd.isna(a.at["A2", "active"])  # noqa: E712
+    assert a.at["A1", "name"] == "Ann Lee"  # the row and its fields stay
+    assert run("teams", "edit", "T1", "--inactive")[0] == 0
+    listed = json.loads(run("athletes", "list", "--json")[1])
+    assert [x["active"] for x in listed] == [False, False]  # an inactive team's athletes are inactive
+    assert run("teams", "edit", "T1", "--active")[0] == 0 and run("athletes", "edit", "A1", "--active")[0] == 0
+    assert [x["active"] for x in json.loads(run("athletes", "list", "--json")[1])] == [True, True]
+    acts = old.read("audit").query("entity in ['teams', 'athletes']").action.tolist()
+    assert acts.count("athlete_edit") == 2 and acts.count("team_edit") == 2
+
+
+def test_reimporting_a_roster_keeps_an_athlete_inactive(store_home, tmp_path):
+    home, st = store_home
+    run("teams", "add", "T1", "--sport", "football")
+    f = tmp_path / "r.csv"
+    f.write_text("ID,Name,Sex\nA1,Ann Lee,F\nA2,Bo Ray,M\n")
+    assert run("athletes", "import", str(f), "--team", "T1")[0] == 0
+    assert run("athletes", "edit", "A1", "--inactive")[0] == 0
+    f.write_text("ID,Name,Sex,Position\nA1,Ann Lee,F,wing\nA2,Bo Ray,M,\n")
+    d = json.loads(run("athletes", "import", str(f), "--team", "T1", "--json")[1])
+    assert d["updated"] == 1
+    a = st.read("athletes").set_index("athlete_id")
+    assert a.at["A1", "active"] == False and a.at["A1", "position"] == "wing"  # noqa: E712
 
 
 @pytest.mark.slow  # `make test` runs it, `make test-quick` does not

@@ -2,26 +2,20 @@
 no horizontal overflow, no overlapping boxes, refusals beside the fields, one session per tap, logged in under 30 s."""
 
 import os
-import socket
 import time
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM, panel_pages  # noqa: F401  (CHROMIUM, ARGS: test_admin_browser imports them from here)
+from conftest import CHROMIUM_ARGS as ARGS  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 WAIT = 45_000
 
+# the overlap check test_admin_browser still imports (this module's tests use conftest's `layout_problems`)
 OVERLAPS = """() => {
   const all = [];
   const walk = (root) => { for (const e of root.querySelectorAll('*')) { all.push(e); if (e.shadowRoot) walk(e.shadowRoot); } };
@@ -40,16 +34,8 @@ OVERLAPS = """() => {
 }"""
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    import panel as pn
-
     from pitchlab.dash.auth import DataAccess, User
     from pitchlab.dash.data import DataStore
     from pitchlab.dash.pages.injuries import InjuryLogPage
@@ -57,8 +43,6 @@ def served(tmp_path_factory):
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
 
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing")
     home = tmp_path_factory.mktemp("today")
     store = Store(f"sqlite:///{home / 'pitchlab.db'}", actor="test").create()
     c = make_cohort(n_teams=1, athletes_per_team=4, seasons=1, seed=7)
@@ -67,57 +51,38 @@ def served(tmp_path_factory):
     me = c.athletes.iloc[0]
     user = User("ath", "athlete", athlete_id=me.athlete_id, display_name=me["name"])
     medic = User("med", "medical", team_ids=me.team_id, display_name="Mo Medic")
-    port = _free_port()
-    server = pn.serve(
-        {
-            "today": lambda: TodayPage(data=DataStore(access=DataAccess(store, user))),
-            "injuries": lambda: InjuryLogPage(data=DataStore(access=DataAccess(store, medic))),
-        },
-        port=port,
-        address="127.0.0.1",
-        websocket_origin=[f"127.0.0.1:{port}"],
-        show=False,
-        threaded=True,
-    )
+    apps = {
+        "today": lambda: TodayPage(data=DataStore(access=DataAccess(store, user))),
+        "injuries": lambda: InjuryLogPage(data=DataStore(access=DataAccess(store, medic))),
+    }
     old_uri = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"  # this home's (empty) registry
     try:
-        yield dict(url=f"http://127.0.0.1:{port}/today", base=f"http://127.0.0.1:{port}", store=store, me=me, c=c)
+        with panel_pages(apps, home) as server:
+            yield dict(url=server.base + "/today", base=server.base, store=store, me=me, c=c)
     finally:
-        server.stop()
         if old_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        yield b
-        b.close()
-
-
-def _open(browser, served, width, height):
-    page = browser.new_page(viewport={"width": width, "height": height})
+def _open(browser_context, served, width, height):
+    page = browser_context(width, height).new_page()
     page.goto(served["url"], timeout=WAIT)
     page.get_by_text("What to tell your coach").wait_for(timeout=WAIT)
     return page
 
 
 @pytest.mark.parametrize("width,height", [(390, 844), (1400, 900)])
-def test_today_fits_without_overflow_or_overlap(browser, served, width, height):
-    page = _open(browser, served, width, height)
+def test_today_fits_without_overflow_or_overlap(browser_context, served, layout_problems, width, height):
+    page = _open(browser_context, served, width, height)
     try:
         for tab in ("Session", "Wellness"):
             page.locator(".bk-tab", has_text=tab).click()
             page.wait_for_timeout(500)
-            assert page.evaluate("document.documentElement.scrollWidth") <= width
-            n, bad = page.evaluate(OVERLAPS)
-            assert n > 15 and bad == []
+            n, bad = layout_problems(page, width)  # conftest: overflow, clipped and overlapping boxes
+            assert bad == [] and n > 15, f"{tab} tab at {width} px: {bad} ({n} boxes)"
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"today-{width}-wellness.png"), full_page=True)
         page.locator(".bk-tab", has_text="Session").click()
@@ -126,10 +91,10 @@ def test_today_fits_without_overflow_or_overlap(browser, served, width, height):
         page.close()
 
 
-def test_athlete_logs_a_session_on_a_phone_once(browser, served):
+def test_athlete_logs_a_session_on_a_phone_once(browser_context, served):
     st, me = served["store"], served["me"]
     before = len(st.read("sessions", me.athlete_id))
-    page = _open(browser, served, 390, 844)
+    page = _open(browser_context, served, 390, 844)
     try:
         t0 = time.monotonic()
         page.get_by_role("button", name="Save session").click()
@@ -156,10 +121,10 @@ def test_athlete_logs_a_session_on_a_phone_once(browser, served):
         page.close()
 
 
-def test_untouched_wellness_form_stores_nothing(browser, served):
+def test_untouched_wellness_form_stores_nothing(browser_context, served):
     st, me = served["store"], served["me"]
     before = len(st.read("wellness", me.athlete_id))
-    page = _open(browser, served, 390, 844)
+    page = _open(browser_context, served, 390, 844)
     try:
         page.locator(".bk-tab", has_text="Wellness").click()
         page.get_by_role("button", name="Save wellness").click()
@@ -171,17 +136,16 @@ def test_untouched_wellness_form_stores_nothing(browser, served):
 
 
 @pytest.mark.parametrize("width,height", [(390, 844), (1400, 900)])
-def test_medical_logs_an_injury_and_the_athlete_turns_out(browser, served, width, height):
+def test_medical_logs_an_injury_and_the_athlete_turns_out(browser_context, served, layout_problems, width, height):
     from pitchlab.injury_log import team_availability
 
     st = served["store"]
-    page = browser.new_page(viewport={"width": width, "height": height})
+    page = browser_context(width, height).new_page()
     try:
         page.goto(served["base"] + "/injuries", timeout=WAIT)
         page.get_by_role("button", name="Log entry").wait_for(timeout=WAIT)
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
-        n, bad = page.evaluate(OVERLAPS)
-        assert n > 15 and bad == []
+        n, bad = layout_problems(page, width)
+        assert bad == [] and n > 15, f"injury log at {width} px: {bad} ({n} boxes)"
         before = len(st.read("injuries"))
         page.get_by_role("button", name="Log entry").click()
         page.get_by_text("injury log entry not saved").wait_for(timeout=WAIT)

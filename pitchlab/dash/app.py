@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import param
 import panel as pn
+from fastcore.basics import patch
 from ..core import AccessDenied, NotFoundError, PitchlabError, ValidationError, settings
 from .auth import DataAccess, PAGES, User, authorize
 from pitchlab.board import (
@@ -84,7 +85,7 @@ def role_pages(
     "The pages `role` may open, in the order of pitchlab.dash.auth.PAGES (the one table of who sees what)."
     return [p for p, roles in PAGES.items() if role in roles]
 
-
+# %% ../../nbs/79_dash_app.ipynb
 class App(pn.viewable.Viewer):
     "The dashboard of one signed-in person: the pages their role may open, built when first shown."
 
@@ -152,71 +153,77 @@ class App(pn.viewable.Viewer):
         else:
             self.start()
 
-    def start(self):
-        "Load the data and build the first page (on page load when served, so the page shell appears at once)."
+# %% ../../nbs/79_dash_app.ipynb
+@patch
+def start(self: App):
+    "Load the data and build the first page (on page load when served, so the page shell appears at once)."
+    if self.data is None:
+        self.data = DataStore(**self._data_kw)
+    self.show(self.pages[0])
+    self.ready = True
+
+# %% ../../nbs/79_dash_app.ipynb
+@patch
+def component(self: App, page: str):
+    "The component of `page` (built once, after checking the person may open it)."
+    if page not in self._built:
+        authorize(self.user, "view", page)
         if self.data is None:
             self.data = DataStore(**self._data_kw)
-        self.show(self.pages[0])
-        self.ready = True
+        d = self.data
+        make = {
+            "board": lambda: TeamRiskBoard(data=d),
+            "athlete": lambda: AthleteDrillDown(data=d),
+            "whatif": lambda: WhatIfPlanner(data=d),
+            "compare": lambda: Compare(data=d),
+            "pose": lambda: PosePage(data=d, **({"scorer": self.scorer} if self.scorer else {})),
+            "models": lambda: ModelsPage(data=d, **({"backend": self.backend} if self.backend else {})),
+            "entry": lambda: EntryForms(data=d),
+            "today": lambda: TodayPage(data=d),
+            "injuries": lambda: InjuryLogPage(data=d),
+            "teams": lambda: TeamsPage(data=d),
+            "roster": lambda: AthletesPage(data=d),
+            "accounts": lambda: AccountsPage(data=d),
+        }
+        self._built[page] = make[page]()
+    return self._built[page]
 
-    def component(self, page: str):
-        "The component of `page` (built once, after checking the person may open it)."
-        if page not in self._built:
-            authorize(self.user, "view", page)
-            if self.data is None:
-                self.data = DataStore(**self._data_kw)
-            d = self.data
-            make = {
-                "board": lambda: TeamRiskBoard(data=d),
-                "athlete": lambda: AthleteDrillDown(data=d),
-                "whatif": lambda: WhatIfPlanner(data=d),
-                "compare": lambda: Compare(data=d),
-                "pose": lambda: PosePage(data=d, **({"scorer": self.scorer} if self.scorer else {})),
-                "models": lambda: ModelsPage(data=d, **({"backend": self.backend} if self.backend else {})),
-                "entry": lambda: EntryForms(data=d),
-                "today": lambda: TodayPage(data=d),
-                "injuries": lambda: InjuryLogPage(data=d),
-                "teams": lambda: TeamsPage(data=d),
-                "roster": lambda: AthletesPage(data=d),
-                "accounts": lambda: AccountsPage(data=d),
-            }
-            self._built[page] = make[page]()
-        return self._built[page]
+# %% ../../nbs/79_dash_app.ipynb
+@patch
+def show(self: App, page: str):
+    "Build `page` if needed and show it."
+    if page not in self.pages:
+        raise AccessDenied(f"{self.user.username} ({self.user.role}) has no page {page!r}", hint=f"pages: {self.pages}")
+    self.main[:] = [self.component(page)]
+    self.page = page
+    if self.nav.value != self.titles[page]:
+        self.nav.value = self.titles[page]
 
-    def show(self, page: str):
-        "Build `page` if needed and show it."
-        if page not in self.pages:
-            raise AccessDenied(
-                f"{self.user.username} ({self.user.role}) has no page {page!r}", hint=f"pages: {self.pages}"
-            )
-        self.main[:] = [self.component(page)]
-        self.page = page
-        if self.nav.value != self.titles[page]:
-            self.nav.value = self.titles[page]
-
-    def header(self):
-        u = self.user
-        return pn.Row(
-            pn.pane.HTML(
-                f"<b style='font-size:1.3em'>pitchlab</b>&nbsp;&nbsp;{esc(u.name)} <span style='color:#666'>({esc(u.role)})</span>",
-                css_classes=["pitchlab-user"],
-            ),
-            pn.layout.HSpacer(),
-            pn.pane.HTML(
-                f"<span style='color:#666'>{esc(self._label)}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a>"
-            ),
-            pn.pane.HTML(
-                "", css_classes=["pitchlab-process", f"pitchlab-pid-{os.getpid()}"], visible=False
-            ),  # which server process built the page (the browser tests visit each)
-            sizing_mode="stretch_width",
-            styles={"border-bottom": "1px solid #ddd"},
-            stylesheets=[HEADER_CSS],
-        )
-
-    def __panel__(self):
-        return pn.Column(self.header(), self.nav, self.main, sizing_mode="stretch_width", stylesheets=[SHRINK_CSS])
+# %% ../../nbs/79_dash_app.ipynb
+@patch
+def header(self: App):
+    u = self.user
+    return pn.Row(
+        pn.pane.HTML(
+            f"<b style='font-size:1.3em'>pitchlab</b>&nbsp;&nbsp;{esc(u.name)} <span style='color:#666'>({esc(u.role)})</span>",
+            css_classes=["pitchlab-user"],
+        ),
+        pn.layout.HSpacer(),
+        pn.pane.HTML(f"<span style='color:#666'>{esc(self._label)}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a>"),
+        pn.pane.HTML(
+            "", css_classes=["pitchlab-process", f"pitchlab-pid-{os.getpid()}"], visible=False
+        ),  # which server process built the page (the browser tests visit each)
+        sizing_mode="stretch_width",
+        styles={"border-bottom": "1px solid #ddd"},
+        stylesheets=[HEADER_CSS],
+    )
 
 
+@patch
+def __panel__(self: App):
+    return pn.Column(self.header(), self.nav, self.main, sizing_mode="stretch_width", stylesheets=[SHRINK_CSS])
+
+# %% ../../nbs/79_dash_app.ipynb
 def build_app(
     user: User,  # the signed-in person
     store=None,  # a Store (default: the configured store)
@@ -236,7 +243,7 @@ def build_app(
         **kwargs,
     )
 
-
+# %% ../../nbs/79_dash_app.ipynb
 def warm_caches(
     url: str | None = None,  # the store's URL (default: the configured store)
     rules: RuleChecker | None = None,  # the rule checker the app uses (default: LibraryRules())
@@ -261,7 +268,7 @@ def warm_caches(
         access.through(_violations, ["sessions", "athletes"], list(ids), rules=rules or LibraryRules(), token=token)
     return len(scopes)
 
-
+# %% ../../nbs/79_dash_app.ipynb
 def local_assets():
     "Point this session's stylesheets at this server's /static (a session whose websocket reached another server process never had its page rendered there, so Panel would fall back to its CDN)."
     from panel.io.resources import LOCAL_DIST
@@ -271,7 +278,7 @@ def local_assets():
         rel = pn.state.rel_path
         doc.template_variables.setdefault("dist_url", f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST)
 
-
+# %% ../../nbs/79_dash_app.ipynb
 def serve_app(
     pages: list | None = None,  # pages to offer (default: all the signed-in role may open)
     roles: tuple | None = None,  # roles this entry point is for (None: every role)

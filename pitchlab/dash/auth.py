@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 import pandas as pd
 from ..core import AccessDenied, ConfigError, NotFoundError, ValidationError, settings
-from ..schema import ENTITIES
+from ..schema import ENTITIES, is_active
 from .security import Throttle, Throttled, check_throttle  # noqa: F401 (the API's limiter, importable here too)
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class User:
     display_name: str | None = None  # name shown in the dashboards
     athlete_id: str | None = None  # for role athlete: whose data is theirs
     team_ids: tuple = ()  # for coach and medical: the teams they look after
+    active: bool = True  # False: a deactivated account (every sign-in is refused)
 
     def __post_init__(self):
         object.__setattr__(self, "team_ids", _teams(self.team_ids))
@@ -125,6 +126,7 @@ class User:
             display_name=g("display_name"),
             athlete_id=g("athlete_id"),
             team_ids=g("team_ids"),
+            active=bool(is_active(pd.Series([row.get("active")])).iloc[0]),
         )
 
 # %% ../../nbs/60_dash_auth.ipynb
@@ -279,11 +281,19 @@ class DataAccess:
         except AccessDenied:
             return False
 
-    def roster(self) -> pd.DataFrame:
-        "The athletes this user may see (athlete_id, name, sex, sport, role, position, team_id ...); worked out once per DataAccess."
-        if getattr(self, "_roster", None) is not None:
-            return self._roster
+    def roster(
+        self,
+        inactive: bool = False,  # also deactivated athletes and those of deactivated teams (medical and admin views)
+    ) -> pd.DataFrame:
+        "The athletes this user may see (athlete_id, name, sex, sport, role, position, team_id ...), active ones only unless `inactive`; worked out once per DataAccess."
+        cached = getattr(self, "_rosters", {}).get(inactive)
+        if cached is not None:
+            return cached
         a, u = self._all_athletes(), self.user
+        if not inactive and u.role != "athlete":  # an athlete keeps their own page
+            from pitchlab.schema import active_athletes
+
+            a = active_athletes(a, self._teams if self._teams is not None else self.store.read("teams"))
         if u.role == "admin":
             keep = pd.Series(True, index=a.index)
         elif u.role == "athlete":
@@ -293,7 +303,7 @@ class DataAccess:
         out = a[keep].reset_index(drop=True)
         for r in out.itertuples():
             authorize(u, "read", "athletes", r.athlete_id, r.team_id)
-        self._roster = out
+        self._rosters = {**getattr(self, "_rosters", {}), inactive: out}
         return out
 
     def teams(self) -> pd.DataFrame:
@@ -412,14 +422,18 @@ def login(
     password: str,  # and as password
     store=None,  # a Store (default: the configured store)
 ) -> User | None:
-    "Check a local sign-in against the users table: the User, or None; both outcomes are audited."
+    "Check a local sign-in against the users table: the User, or None; a deactivated account raises AccessDenied; every outcome is audited."
     store = store or _default_store()
     hit = _user_rows(username, store)
     h = hit["password_hash"].iloc[0] if len(hit) else None
     ok = verify_password(None if h is None or pd.isna(h) else str(h), password)
     name = str(hit["username"].iloc[0]) if len(hit) else str(username)[:80]
+    user = User.from_row(hit.iloc[0]) if ok else None
+    if user is not None and not user.active:
+        store.log("login_refused", "users", detail="local sign-in: the account is deactivated", actor=name)
+        raise AccessDenied(f"the account {name} is deactivated", hint="ask an admin to reactivate it")
     store.log("login" if ok else "login_failed", "users", detail="local sign-in", actor=name)
-    return User.from_row(hit.iloc[0]) if ok else None
+    return user
 
 # %% ../../nbs/60_dash_auth.ipynb
 def sign_in(
@@ -429,7 +443,7 @@ def sign_in(
     store=None,  # a Store (default: the configured store)
     config=None,  # throttling limits, a pitchlab.core.SecuritySettings (default: security_settings())
 ) -> tuple:
-    "Throttled local sign-in: (User, '') on success, else (None, 'invalid' | 'throttled' | 'locked' | 'denied'); audited."
+    "Throttled local sign-in: (User, '') on success, else (None, 'invalid' | 'throttled' | 'locked' | 'inactive' | 'denied'); audited."
     from pitchlab.dash.security import _store
 
     store = _store(store)
@@ -447,6 +461,9 @@ def sign_in(
     except ValidationError:
         logger.exception("the users table row of %r is not a valid account", name)
         return None, "denied"
+    except AccessDenied:  # the right password of a deactivated account: refused with its own sentence
+        th.success(keys[0])
+        return None, "inactive"
     if user is None:
         th.failure(*keys[1:])
         return None, "invalid"
@@ -510,7 +527,7 @@ def user_from_claims(
     athlete_claim: str = "pitchlab_athlete_id",  # claim holding an athlete's id
     role_map: dict | None = None,  # extra claim value -> role, e.g. {'physio': 'medical'}
 ) -> User:
-    "Map an OAuth sign-in to a User: the users table first, then a role claim; refuse when neither names a role."
+    "Map an OAuth sign-in to a User: the users table first (a deactivated row is refused, whatever the claims say), then a role claim; refuse when neither names a role."
     claims = dict(claims or {})
     username = next((str(claims[k]) for k in USERNAME_CLAIMS if claims.get(k)), None)
     if not username:
@@ -518,7 +535,13 @@ def user_from_claims(
     if users is not None and len(users):
         hit = users[users["username"].str.lower() == username.lower()]
         if len(hit):
-            return User.from_row(hit.iloc[0])
+            user = User.from_row(hit.iloc[0])
+            if not user.active:
+                raise AccessDenied(
+                    f"the account {user.username} is deactivated: it cannot sign in",
+                    hint="ask an admin to reactivate it",
+                )
+            return user
     role_claim = role_claim or os.environ.get("PITCHLAB_OAUTH_ROLE_CLAIM", "roles")
     team_claim = team_claim or os.environ.get("PITCHLAB_OAUTH_TEAM_CLAIM", "pitchlab_teams")
     role = _role_from(
@@ -595,7 +618,10 @@ def current_user(
         )
         if not len(hit):
             raise AccessDenied(f"PITCHLAB_DASH_USER={dev!r} is not in the users table", hint="pitchlab users list")
-        return User.from_row(hit.iloc[0])
+        dev_user = User.from_row(hit.iloc[0])
+        if not dev_user.active:
+            raise AccessDenied(f"the account {dev_user.username} is deactivated", hint="ask an admin to reactivate it")
+        return dev_user
     raise AccessDenied(
         "nobody is signed in: this dashboard needs a sign-in provider",
         hint="serve with: --plugins pitchlab.dash.auth --oauth-provider pitchlab --cookie-secret $PANEL_COOKIE_SECRET",

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import param
 import panel as pn
+from fastcore.basics import patch
 from ..core import AccessDenied, NotFoundError, PitchlabError, ValidationError, settings
 from .auth import DataAccess, PAGES, User, authorize
 from pitchlab.board import (
@@ -42,9 +43,9 @@ from ..glossary import explain
 from fastcore.basics import patch
 
 # %% auto 0
-__all__ = ['BOARD_PURPOSE', 'logger', 'QUALITY_MODEL', 'QUALITY_PURPOSE', 'QUALITY_TABLES', 'QUALITY_WORDS', 'NO_QUALITY_MODEL',
-           'QUALITY_COLUMNS', 'esc', 'data_token', 'team_frames', 'public_tables', 'load_team', 'DataStore',
-           'quality_word', 'quality_champion', 'score_sessions', 'quality_html']
+__all__ = ['SHARED', 'BOARD_PURPOSE', 'logger', 'QUALITY_MODEL', 'QUALITY_PURPOSE', 'QUALITY_TABLES', 'QUALITY_WORDS',
+           'NO_QUALITY_MODEL', 'QUALITY_COLUMNS', 'esc', 'data_token', 'team_frames', 'public_tables', 'load_team',
+           'SharedCache', 'DataStore', 'quality_word', 'quality_champion', 'score_sessions', 'quality_html']
 
 # %% ../../nbs/64_dash_data.ipynb
 def esc(
@@ -54,7 +55,7 @@ def esc(
     return "" if value is None else html.escape(str(value), quote=True)
 
 # %% ../../nbs/64_dash_data.ipynb
-_TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results")
+_TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results", "injuries", "predictions")
 
 
 @functools.lru_cache(maxsize=16)
@@ -119,6 +120,49 @@ def load_team(url: str, athlete_ids: tuple, token: str | None = None) -> TeamFra
     token = token or data_token(url)
     with _COMPUTE_LOCK:
         return team_frames(url, tuple(athlete_ids), token)
+
+# %% ../../nbs/64_dash_data.ipynb
+class SharedCache:
+    "A process's results computed once per data version and shared by its sessions: least recently used out first, thread-safe, with hit and miss counts per kind."
+
+    def __init__(
+        self,
+        max_items: int = 64,  # entries kept (each a team's board or frame: tens of kB)
+    ):
+        from collections import Counter, OrderedDict
+
+        self.max_items, self.hits, self.misses = max_items, Counter(), Counter()
+        self._items, self._lock = OrderedDict(), threading.RLock()
+
+    def get(
+        self,
+        kind: str,  # what is cached ('board', 'board_view', 'availability' ...)
+        key: tuple,  # what the result depends on, the data token included
+        compute,  # called without arguments on a miss
+    ) -> tuple:
+        "(value, hit): the cached value of (kind, key), computed once (one computation at a time in this process)."
+        k = (kind, key)
+        with self._lock:
+            if k in self._items:
+                self._items.move_to_end(k)
+                self.hits[kind] += 1
+                return self._items[k], True
+            self.misses[kind] += 1
+            value = compute()
+            self._items[k] = value
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+            return value, False
+
+    def clear(self):
+        "Forget every entry and count."
+        with self._lock:
+            self._items.clear()
+            self.hits.clear()
+            self.misses.clear()
+
+
+SHARED = SharedCache()  # this process's shared results (dashboards/warm.py fills the frames at start)
 
 # %% ../../nbs/64_dash_data.ipynb
 _LEVELS = ["all", "high", "elevated", "low"]
@@ -209,13 +253,12 @@ class DataStore(pn.viewable.Viewer):
             load_team, ["athletes", "sessions", "wellness", "pose_results"], ids, token=token
         )
         self.violations = self.access.through(_violations, ["sessions", "athletes"], ids, rules=self.rules, token=token)
+        self.loaded_token = token  # the data version of the frames (the key of the shared results)
         self._board_all()
 
     @param.depends("variant", "risk_provider", watch=True)
     def _board_all(self):
-        self.board_all = team_board(
-            self.frames, self.roster, self.risk_provider, self.variant, self.violations, self.teams
-        )
+        self.board_all = self.shared_board()
         self._filter()
 
     @param.depends("team", "position", "level", watch=True)
@@ -269,6 +312,22 @@ def _violations(url: str, athlete_ids: tuple, rules: RuleChecker = None, token: 
         return pd.DataFrame(columns=VIOLATION_COLUMNS)
     f = load_team(url, athlete_ids, token)
     return rules.check(f.sessions, f.athletes)
+
+# %% ../../nbs/64_dash_data.ipynb
+@patch
+def shared_board(self: DataStore) -> pd.DataFrame:
+    "`team_board` of this session's athletes, computed once per (athletes, data version, ACWR, risk model, rules) and shared by the process's sessions."
+    prov, ids = self.risk_provider, tuple(self.roster["athlete_id"])
+    key = (self.access.url, ids, self.loaded_token, self.variant, prov.key, self.rules.key)
+
+    def compute():
+        b = team_board(self.frames, self.roster, prov, self.variant, self.violations, self.teams)
+        return b, getattr(prov, "note", None)  # where the risks came from (StoredRisk says it after a board)
+
+    (board, note), hit = SHARED.get("board", key, compute)
+    if hit and note is not None:
+        prov.note = note
+    return board.copy()
 
 # %% ../../nbs/64_dash_data.ipynb
 logger = logging.getLogger(__name__)

@@ -370,6 +370,7 @@ LOGIN_ERRORS = {
     "throttled": "Too many failed sign-ins: wait a little and try again.",
     "locked": "Too many failed sign-ins: this account or address is locked for a while. Ask an admin if you need help now.",
     "csrf": "The sign-in form had expired. Please try again.",
+    "inactive": "This account is deactivated: ask an admin to reactivate it.",
     "expired": "Your session ended. Please sign in again.",
     "denied": "This account cannot use the dashboards. Ask an admin.",
 }  # the only texts /login?error=<code> can show

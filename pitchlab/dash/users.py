@@ -10,7 +10,7 @@ import sys
 from ..core import NotFoundError, PitchlabError, ValidationError, settings
 
 # %% auto 0
-__all__ = ['add_user', 'list_users', 'set_role', 'set_password', 'remove_user', 'register_cli']
+__all__ = ['add_user', 'list_users', 'set_role', 'set_password', 'set_active', 'remove_user', 'register_cli']
 
 # %% ../../nbs/61_dash_users.ipynb
 _ROLES = (
@@ -115,6 +115,7 @@ def add_user(
         athlete_id=athlete_id if role == "athlete" else None,
         team_ids=teams,
         password_hash=hash_password(password) if password is not None else None,
+        active=True,
     )
     _save(store, row, "user_add", actor)
     return User.from_row(row)
@@ -123,9 +124,12 @@ def add_user(
 def list_users(
     store=None,  # a Store (default: the configured store)
 ):
-    "The accounts without their hashes: username, display_name, role, athlete_id, team_ids, local_password."
+    "The accounts without their hashes: username, display_name, role, athlete_id, team_ids, active, local_password."
+    from pitchlab.schema import is_active
+
     store = store or _store()
     u = _users(store)
+    u["active"] = is_active(u["active"])
     u["local_password"] = u["password_hash"].notna()
     return u.drop(columns=["password_hash"]).sort_values("username").reset_index(drop=True)
 
@@ -175,6 +179,24 @@ def set_password(
     row["password_hash"] = hash_password(password) if password is not None else None
     _save(store, row, "user_passwd", actor)
     _revoke(store, row["username"], "password changed", actor)
+
+
+def set_active(
+    username: str,  # the account
+    active: bool,  # False: deactivate (every sign-in refused, open sessions end); True: reactivate
+    store=None,
+    actor: str | None = None,
+):
+    "Deactivate or reactivate an account; its row, role, password hash and audit history stay. Returns the User."
+    from pitchlab.dash.auth import User
+
+    store = store or _store()
+    row = _row(store, username)
+    row["active"] = bool(active)
+    _save(store, row, "user_reactivate" if active else "user_deactivate", actor)
+    if not active:
+        _revoke(store, row["username"], "account deactivated", actor)
+    return User.from_row(row)
 
 
 def remove_user(
@@ -258,6 +280,19 @@ def _cmd_passwd(args) -> int:
     return 0
 
 
+def _cmd_active(args) -> int:
+    u = set_active(args.username, args.active)
+    print(
+        f"{u.username} is "
+        + (
+            "active again: they can sign in"
+            if args.active
+            else "deactivated: every sign-in is refused and their sessions ended"
+        )
+    )
+    return 0
+
+
 def _cmd_remove(args) -> int:
     if not args.yes and sys.stdin.isatty() and input(f"remove user {args.username}? [y/N] ").strip().lower() != "y":
         print("nothing removed")
@@ -271,10 +306,12 @@ def register_cli(subparsers):
     "Add `pitchlab users add|list|set-role|passwd|remove` to the pitchlab command line."
     p = subparsers.add_parser(
         "users",
-        help="dashboard accounts: add, list, set-role, passwd, remove",
+        help="dashboard accounts: add, list, set-role, passwd, deactivate, reactivate, remove",
         description="Manage who can sign in to the dashboards. Passwords are prompted for (or piped with --password-stdin) and stored as argon2 hashes.",
     )
-    sub = p.add_subparsers(dest="users_cmd", required=True, metavar="{add,list,set-role,passwd,remove,token}")
+    sub = p.add_subparsers(
+        dest="users_cmd", required=True, metavar="{add,list,set-role,passwd,deactivate,reactivate,remove,token}"
+    )
 
     def pw_opts(q):
         g = q.add_mutually_exclusive_group()
@@ -302,6 +339,13 @@ def register_cli(subparsers):
     w.add_argument("username")
     pw_opts(w)
     w.set_defaults(func=_cmd_passwd)
+    for verb, what in (
+        ("deactivate", "refuse every sign-in (password, OAuth, API tokens); sessions end"),
+        ("reactivate", "let a deactivated account sign in again"),
+    ):
+        d = sub.add_parser(verb, help=what)
+        d.add_argument("username")
+        d.set_defaults(func=_cmd_active, active=verb == "reactivate")
     r = sub.add_parser("remove", help="delete an account")
     r.add_argument("username")
     r.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")

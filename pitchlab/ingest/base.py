@@ -350,14 +350,33 @@ def read_table(
     return Table(p, frame, hline, pre, notes, encoding or "utf-8")
 
 
+def _blank1(v) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in MISSING
+    if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
+        return True
+    return str(v).strip().lower() in MISSING
+
+
+def _clean1(v):
+    if isinstance(v, str):
+        t = v.strip()
+        return np.nan if t.lower() in MISSING else t
+    return np.nan if _blank1(v) else v
+
+
+# One pass over the cells instead of eight vectorised string operations: a reader calls these once per column, and
+# on the short files people import (and the fuzz tests generate by the thousand) pandas' per-call overhead dominated
+# (8 ms a column against 0.2 ms); on 100,000 rows both take about the same time.
 def blank(s: pd.Series) -> pd.Series:
     "True where a cell means 'no value' (empty, NA, null, -, ...)."
-    return s.isna() | s.astype(str).str.strip().str.lower().isin(MISSING)
+    return pd.Series([_blank1(v) for v in s.to_numpy(object)], index=s.index, dtype=bool, name=s.name)
 
 
 def clean(s: pd.Series) -> pd.Series:
     "Cells stripped, with 'no value' texts as missing."
-    return s.astype(object).where(~blank(s)).map(lambda v: v.strip() if isinstance(v, str) else v)
+    out = pd.Series([_clean1(v) for v in s.to_numpy(object)], index=s.index, dtype=object, name=s.name)
+    return out.map(lambda v: v)  # the dtype pandas infers (as before: strings stay strings, numbers numbers)
 
 # %% ../../nbs/20_ingest_base.ipynb
 def to_number(

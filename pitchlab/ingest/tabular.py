@@ -138,6 +138,21 @@ def read_excel_rows(
     "Rows of one sheet under the header row the function picks; index = Excel row number."
     import openpyxl
     import zipfile
+    import zlib
+
+    # what openpyxl raises on a damaged workbook: zip and deflate errors, broken XML (SyntaxError), missing parts,
+    # and, reading a sheet lazily, bad cell values (fuzzing found zlib.error escaping while rows were read)
+    broken = (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        KeyError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        TypeError,
+        IndexError,
+    )
 
     p = Path(path)
     data = read_bytes(p)
@@ -149,7 +164,7 @@ def read_excel_rows(
         )
     try:
         wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+    except broken as e:
         raise ValidationError(
             f"{p.name} is not a readable .xlsx workbook: {e}", hint="open it in Excel and save it again"
         ) from e
@@ -177,6 +192,11 @@ def read_excel_rows(
             cells = (cells + [None] * len(cols))[: len(cols)]
             rows.append(cells)
             idx.append(r)
+    except broken as e:
+        raise ValidationError(
+            f"{p.name} is not a readable .xlsx workbook: {type(e).__name__}: {e}",
+            hint="open it in Excel and save it again",
+        ) from e
     finally:
         wb.close()
     if cols is None:

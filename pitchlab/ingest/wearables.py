@@ -106,11 +106,12 @@ def read_whoop(
 # %% ../../nbs/23_ingest_wearables.ipynb
 def _local_times(s: pd.Series) -> pd.Series:
     "Wall-clock times as written (offsets dropped, the local time kept)."
-    return (
-        pd.to_datetime(clean(s), errors="coerce", format="mixed")
-        .map(lambda t: t.tz_localize(None) if t is not pd.NaT and t.tzinfo else t)
-        .astype("datetime64[ns]")
+    t = pd.to_datetime(clean(s), errors="coerce", format="mixed").map(
+        lambda t: t.tz_localize(None) if t is not pd.NaT and t.tzinfo else t
     )
+    # a time outside what nanoseconds can hold (year 25, found by fuzzing a workouts file) is unreadable, not a crash
+    ok = t.map(lambda v: v is not pd.NaT and pd.Timestamp.min < v < pd.Timestamp.max).astype(bool)
+    return t.where(ok, pd.NaT).astype("datetime64[ns]")
 
 
 def _raw(s: pd.Series) -> pd.Series:

@@ -4,7 +4,6 @@
 
 # %% ../../nbs/51_pose_clean.ipynb 1
 from __future__ import annotations
-import warnings
 import numpy as np
 import xarray as xr
 from ..core import ValidationError
@@ -87,6 +86,12 @@ SWAP_GROUPS = dict(
 )
 
 
+def _mean_known(x: np.ndarray) -> float:
+    "Mean of the values that are not NaN; NaN when there are none (said explicitly: no 'Mean of empty slice' warning)."
+    ok = ~np.isnan(x)
+    return float(x[ok].mean()) if ok.any() else np.nan
+
+
 def _swap_flags(L: np.ndarray, R: np.ndarray, ratio: float, reset: int = 5) -> np.ndarray:
     "Frames whose left and right points (F, n, 2) are swapped relative to the previous repaired frame."
     F = len(L)
@@ -94,22 +99,20 @@ def _swap_flags(L: np.ndarray, R: np.ndarray, ratio: float, reset: int = 5) -> n
     pl = pr = None
     last = -(10**9)
     seen = np.any(~np.isnan(L[:, :, 0]), axis=1) & np.any(~np.isnan(R[:, :, 0]), axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for f in np.flatnonzero(seen):
-            l, r = L[f], R[f]
-            if f - last > reset:
-                pl = pr = None  # after a long gap there is nothing to compare with
-            if pl is not None:
-                keep = np.nanmean(np.linalg.norm(l - pl, axis=1)) + np.nanmean(np.linalg.norm(r - pr, axis=1))
-                swap = np.nanmean(np.linalg.norm(l - pr, axis=1)) + np.nanmean(np.linalg.norm(r - pl, axis=1))
-                if np.isfinite(keep) and np.isfinite(swap) and swap < ratio * keep:
-                    flags[f] = True
-            if flags[f]:
-                l, r = r, l
-            pl = l if pl is None else np.where(np.isnan(l), pl, l)
-            pr = r if pr is None else np.where(np.isnan(r), pr, r)
-            last = f
+    dist = lambda a, b: _mean_known(np.linalg.norm(a - b, axis=1))
+    for f in np.flatnonzero(seen):
+        l, r = L[f], R[f]
+        if f - last > reset:
+            pl = pr = None  # after a long gap there is nothing to compare with
+        if pl is not None:
+            keep, swap = dist(l, pl) + dist(r, pr), dist(l, pr) + dist(r, pl)
+            if np.isfinite(keep) and np.isfinite(swap) and swap < ratio * keep:
+                flags[f] = True
+        if flags[f]:
+            l, r = r, l
+        pl = l if pl is None else np.where(np.isnan(l), pl, l)
+        pr = r if pr is None else np.where(np.isnan(r), pr, r)
+        last = f
     if flags.sum() > 0.5 * seen.sum():
         flags = ~flags & seen
     return flags
@@ -149,10 +152,12 @@ def _hampel(a: np.ndarray, window: int, n_sigmas: float) -> tuple:
     h = window // 2
     pad = np.pad(a, ((h, h), (0, 0)), constant_values=np.nan)
     win = sliding_window_view(pad, window, axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(win, axis=-1)
-        mad = 1.4826 * np.nanmedian(np.abs(win - med[..., None]), axis=-1)
+    empty = np.isnan(win).all(-1)  # windows where the point is missing throughout: their median is NaN
+    if empty.any():
+        win = np.where(empty[..., None], 0.0, win)
+    med = np.nanmedian(win, axis=-1)
+    mad = 1.4826 * np.nanmedian(np.abs(win - med[..., None]), axis=-1)
+    med[empty] = mad[empty] = np.nan
     out = np.abs(a - med) > n_sigmas * mad
     return np.where(out, med, a), int(out.sum())
 

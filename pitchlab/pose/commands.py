@@ -18,8 +18,8 @@ from ..core import NotFoundError, PitchlabError, ValidationError
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'VIDEO_SUFFIXES', 'POSE_COLUMNS', 'find_videos', 'sha256_file', 'limit_threads', 'score_file', 'score_files',
-           'store_results', 'run_score', 'register_cli']
+__all__ = ['logger', 'VIDEO_SUFFIXES', 'OVERLAY_SUFFIX', 'POSE_COLUMNS', 'find_videos', 'sha256_file', 'limit_threads',
+           'score_file', 'score_files', 'store_results', 'run_score', 'register_cli']
 
 # %% ../../nbs/59_pose_commands.ipynb
 from ..core import MOVEMENTS  # the one list, importable without pose.scores (xarray)
@@ -70,6 +70,9 @@ def limit_threads(n: int = 1):
     cv2.setNumThreads(n)
 
 
+OVERLAY_SUFFIX = ".overlay.webm"  # what `--out` names the overlay: VP9 WebM (`pitchlab.pose.privacy.VideoOut`)
+
+
 def score_file(
     path: str | Path,  # a video
     movement: str,  # one of MOVEMENTS
@@ -116,7 +119,7 @@ def score_file(
             kw = {k: v for k, v in landmark_kw.items() if k in ("model", "subject", "min_confidence", "stop")}
             if "max_side" in landmark_kw:
                 kw["infer_side"] = landmark_kw["max_side"]
-            ov = Path(out_dir) / f"{stem}.overlay.mp4" if (overlay and out_dir) else None
+            ov = Path(out_dir) / f"{stem}{OVERLAY_SUFFIX}" if (overlay and out_dir) else None
             an = run(path, movement, height_m=height_m, hand=hand, overlay=ov, **kw)
         else:  # several people tracked: the two-pass `analyse` (the one-pass pipeline tracks one)
             from pitchlab.pose.scores import analyse
@@ -182,7 +185,9 @@ def _write_outputs(an, out: Path, overlay: bool) -> list:
         from pitchlab.pose.privacy import write_overlay
 
         done = getattr(an, "overlay", None)
-        files.append(done or write_overlay(an.path, an.clean, out / f"{stem}.overlay.mp4", an.angles, an.result.events))
+        files.append(
+            done or write_overlay(an.path, an.clean, out / f"{stem}{OVERLAY_SUFFIX}", an.angles, an.result.events)
+        )
     return [str(f) for f in files]
 
 # %% ../../nbs/59_pose_commands.ipynb

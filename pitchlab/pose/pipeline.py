@@ -11,14 +11,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
-from ..core import ConfigError, ValidationError
+from ..core import ValidationError
+from .privacy import OVERLAY_SIDE, VideoOut, check_overlay_path
 from .scores import Analysis, MOVEMENTS
 
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'STAGES', 'TILE_EVERY', 'OVERLAY_SIDE', 'WEBM_CODEC', 'WEBM_OPTIONS', 'WEBM_BITRATE', 'PoseRun', 'VideoOut',
-           'run']
+__all__ = ['logger', 'STAGES', 'TILE_EVERY', 'PoseRun', 'run']
 
 # %% ../../nbs/55_pose_pipeline.ipynb
 STAGES = ("decode", "pose", "clean", "score", "overlay")  # progress stages, in order
@@ -142,76 +142,6 @@ def _face_worker(flow, q_face, face_model, face_every):
             flow.cond.notify_all()
 
 # %% ../../nbs/55_pose_pipeline.ipynb
-OVERLAY_SIDE = 1280  # longer side of the overlay video, px (720p for 16:9): jobs, the Pose page and the API use it
-WEBM_CODEC = "libvpx-vp9"  # WebM overlays: VP9, libvpx realtime (cheaper than VP8 realtime here; see above)
-WEBM_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "lag-in-frames": "0", "crf": "30"}
-WEBM_BITRATE = 3_000_000  # ceiling of the WebM overlay's bit rate, bit/s
-
-
-class VideoOut:
-    "An overlay video written frame by frame: `.webm` as VP9 (PyAV, libvpx realtime), `.mp4` as mp4v (OpenCV)."
-
-    def __init__(
-        self,
-        path: str | Path,  # .webm (browsers) or .mp4
-        fps: float,  # frames a second
-        size: tuple,  # (width, height) of the frames, px; a WebM's sides are cut to even numbers
-    ):
-        self.path, self.n = Path(path), 0
-        w, h = int(size[0]), int(size[1])
-        suffix = self.path.suffix.lower()
-        if suffix not in (".webm", ".mp4"):
-            raise ValidationError(f"cannot write video {self.path.name}", hint="use .webm (browsers) or .mp4")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".mp4":
-            import cv2
-
-            self._vw = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            if not self._vw.isOpened():
-                raise ValidationError(f"cannot write video {self.path}", hint="check the folder is writable")
-            return
-        try:
-            import av
-        except ImportError as e:
-            raise ConfigError(
-                "writing a WebM overlay needs PyAV, which is not installed",
-                hint="pip install 'av==18.1.0' (a declared dependency of pitchlab)",
-            ) from e
-        from fractions import Fraction
-
-        self._vw, self.size = None, (w - w % 2, h - h % 2)
-        self._c = av.open(str(self.path), "w")
-        self._s = self._c.add_stream(WEBM_CODEC, rate=Fraction(fps).limit_denominator(1001))
-        self._s.width, self._s.height = self.size
-        self._s.pix_fmt, self._s.bit_rate = "yuv420p", WEBM_BITRATE
-        self._s.codec_context.thread_count = 2
-        self._s.options = dict(WEBM_OPTIONS)
-        self._frame = av.VideoFrame
-
-    def write(self, img: np.ndarray):
-        "Append one BGR frame."
-        if self._vw is not None:
-            self._vw.write(img)
-        else:
-            w, h = self.size
-            f = self._frame.from_ndarray(np.ascontiguousarray(img[:h, :w]), format="bgr24")
-            f.pts = self.n
-            for pkt in self._s.encode(f):
-                self._c.mux(pkt)
-        self.n += 1
-
-    def close(self):
-        "Flush the encoder and close the file."
-        if self._vw is not None:
-            self._vw.release()
-            return
-        try:
-            for pkt in self._s.encode():
-                self._c.mux(pkt)
-        finally:
-            self._c.close()
-
-# %% ../../nbs/55_pose_pipeline.ipynb
 def _window(flow, info, a: int, b: int, subject, movement, cutoff):
     "Landmarks of frames a..b-1 as assembled and cleaned for the score, with the face extents found."
     from pitchlab.pose.clean import clean
@@ -331,7 +261,7 @@ def run(
     movement: str,  # one of MOVEMENTS
     height_m: float | None = None,  # athlete's height, m
     hand: str | None = None,  # throwing hand for throws
-    overlay: str | Path | None = None,  # write the face-blurred overlay video here (.webm: VP9 for browsers; .mp4)
+    overlay: str | Path | None = None,  # write the face-blurred overlay video here (.webm: VP9, which browsers play)
     progress=None,  # callable(stage, fraction, **details) for progress, warnings (stage 'checks') and the score (stage 'score')
     infer_side: int = 960,  # longer side of the frames the pose model sees
     display_side: int | None = OVERLAY_SIDE,  # longer side of the overlay video (None: the source's)
@@ -359,6 +289,8 @@ def run(
         raise ValidationError(f"background must be 'keep' or 'blur', got {background!r}")
     if face_every < 1 or lag < 1 or chunk < 1:
         raise ValidationError("face_every, lag and chunk must be at least 1")
+    if overlay is not None:
+        check_overlay_path(overlay)
     t0 = time.perf_counter()
     info = probe(path, limit_s)
     total = min(info["n_frames"], stop) if stop and info["n_frames"] else (stop or info["n_frames"])

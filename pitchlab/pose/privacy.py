@@ -4,16 +4,16 @@
 
 # %% ../../nbs/54_pose_privacy.ipynb 1
 from __future__ import annotations
-import warnings
 from pathlib import Path
 import numpy as np
 import xarray as xr
-from ..core import ValidationError
+from ..core import ConfigError, ValidationError
 from .landmarks import FACE, LANDMARKS, SKELETON, iter_frames
 
 # %% auto 0
-__all__ = ['LABELS', 'face_boxes', 'people_faces', 'face_finder', 'find_faces', 'detected_faces', 'bystander_faces', 'blur_boxes',
-           'draw_pose', 'overlay_frames', 'write_overlay', 'overlay_image']
+__all__ = ['LABELS', 'OVERLAY_SIDE', 'WEBM_CODEC', 'WEBM_OPTIONS', 'WEBM_BITRATE', 'face_boxes', 'people_faces', 'face_finder',
+           'find_faces', 'detected_faces', 'bystander_faces', 'blur_boxes', 'draw_pose', 'check_overlay_path',
+           'VideoOut', 'overlay_frames', 'write_overlay', 'overlay_image']
 
 # %% ../../nbs/54_pose_privacy.ipynb
 def _face_extents(da: xr.DataArray) -> list:
@@ -21,9 +21,8 @@ def _face_extents(da: xr.DataArray) -> list:
     if "faces" in da.coords:
         return [list(f) if f is not None else [] for f in da["faces"].values]
     xy = da.sel(landmark=list(FACE), coord=["x", "y"]).values
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # frames without a face: all-NaN
-        ext = np.concatenate([np.nanmin(xy, 1), np.nanmax(xy, 1)], -1)
+    ok = np.isfinite(xy).all(-1, keepdims=True)  # frames without a face have no point: their extent is not finite
+    ext = np.concatenate([np.where(ok, xy, np.inf).min(1), np.where(ok, xy, -np.inf).max(1)], -1)
     return [[tuple(e)] if np.isfinite(e).all() else [] for e in ext]
 
 
@@ -278,6 +277,72 @@ def draw_pose(
     return frame
 
 # %% ../../nbs/54_pose_privacy.ipynb
+OVERLAY_SIDE = 1280  # longer side of the overlay video, px (720p for 16:9): jobs, the Pose page and the API use it
+WEBM_CODEC = "libvpx-vp9"  # WebM overlays: VP9, libvpx realtime (cheaper than VP8 realtime here; see above)
+WEBM_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "lag-in-frames": "0", "crf": "30"}
+WEBM_BITRATE = 3_000_000  # ceiling of the WebM overlay's bit rate, bit/s
+
+
+def check_overlay_path(
+    path: str | Path,  # where an overlay video is to be written
+) -> Path:
+    "The path as a `Path` if it names a `.webm` file, else ValidationError: overlays are VP9 WebM, the format browsers play."
+    path = Path(path)
+    if path.suffix.lower() != ".webm":
+        raise ValidationError(
+            f"cannot write the overlay video {path.name}", hint="overlays are VP9 WebM, which browsers play: use .webm"
+        )
+    return path
+
+
+class VideoOut:
+    "An overlay video written frame by frame as VP9 WebM (PyAV, libvpx realtime): the one overlay format browsers play."
+
+    def __init__(
+        self,
+        path: str | Path,  # a .webm file
+        fps: float,  # frames a second
+        size: tuple,  # (width, height) of the frames, px; a WebM's sides are cut to even numbers
+    ):
+        self.path, self.n = check_overlay_path(path), 0
+        w, h = int(size[0]), int(size[1])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            import av
+        except ImportError as e:
+            raise ConfigError(
+                "writing a WebM overlay needs PyAV, which is not installed",
+                hint="pip install 'av==18.1.0' (a declared dependency of pitchlab)",
+            ) from e
+        from fractions import Fraction
+
+        self.size = (w - w % 2, h - h % 2)
+        self._c = av.open(str(self.path), "w")
+        self._s = self._c.add_stream(WEBM_CODEC, rate=Fraction(fps).limit_denominator(1001))
+        self._s.width, self._s.height = self.size
+        self._s.pix_fmt, self._s.bit_rate = "yuv420p", WEBM_BITRATE
+        self._s.codec_context.thread_count = 2
+        self._s.options = dict(WEBM_OPTIONS)
+        self._frame = av.VideoFrame
+
+    def write(self, img: np.ndarray):
+        "Append one BGR frame."
+        w, h = self.size
+        f = self._frame.from_ndarray(np.ascontiguousarray(img[:h, :w]), format="bgr24")
+        f.pts = self.n
+        for pkt in self._s.encode(f):
+            self._c.mux(pkt)
+        self.n += 1
+
+    def close(self):
+        "Flush the encoder and close the file."
+        try:
+            for pkt in self._s.encode():
+                self._c.mux(pkt)
+        finally:
+            self._c.close()
+
+# %% ../../nbs/54_pose_privacy.ipynb
 def _blur_outside(frame: np.ndarray, xy: np.ndarray, pad: float = 0.15) -> np.ndarray:
     "Blur everything outside the padded bounding box of the athlete's points (the whole frame if none)."
     h, w = frame.shape[:2]
@@ -308,7 +373,7 @@ def overlay_frames(
     want = None if frames is None else set(int(f) for f in np.atleast_1d(frames))
     upto = None if want is None else max(want, default=-1) + 6  # the hold of `face_boxes` looks 5 frames ahead
     if faces is None and everyone:
-        faces = bystander_faces(path, max_side=max_side or 640, stop=upto)
+        faces = bystander_faces(path, stop=upto)  # its pose pass infers at 640 px whatever size is drawn
     boxes = face_boxes(da, extra=faces)
     W, H = float(da.attrs["width"]), float(da.attrs["height"])
     xy_all = np.stack([da.sel(coord="x").values * W, da.sel(coord="y").values * H], -1)
@@ -332,22 +397,24 @@ def overlay_frames(
 def write_overlay(
     path: str | Path,  # the source video
     da: xr.DataArray,  # its landmarks
-    out: str | Path,  # .mp4, .avi or .gif
+    out: str | Path,  # .webm (VP9, as jobs, the Pose page and the API write) or .gif
     angles: xr.DataArray | None = None,  # labels
     events: dict | None = None,  # label -> time, s
-    max_side: int = 640,  # longer side of the written frames (GIFs: at most 360)
+    max_side: int = OVERLAY_SIDE,  # longer side of the written frames, never upscaled (GIFs: at most 360)
     every: int = 1,  # keep every n-th frame (GIFs default to every 2nd at 30 fps)
     everyone: bool = True,  # blur bystanders' faces too (`bystander_faces`)
     background: str = "keep",  # 'blur' also blurs everything outside the athlete
     faces: list | None = None,  # bystanders' faces from `bystander_faces`, if already found
 ) -> Path:
-    "Write an overlay video or GIF (faces blurred, skeleton, angles, events); returns its path."
+    "Write an overlay video (VP9 WebM through `VideoOut`) or GIF: faces blurred, skeleton, angles, events; returns its path."
     import cv2
 
     out = Path(out)
+    gif = out.suffix.lower() == ".gif"
+    if not gif:
+        check_overlay_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fps = float(da.attrs.get("fps") or 30.0)
-    gif = out.suffix.lower() == ".gif"
     if gif:
         max_side, every = min(max_side, 360), max(every, 2 if fps > 20 else 1)
     keep = range(0, da.sizes["frame"], every)
@@ -364,18 +431,20 @@ def write_overlay(
             out, save_all=True, append_images=imgs[1:], duration=int(1000 * every / fps), loop=0, optimize=True
         )
         return out
-    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
     vw = None
     try:
         for _, _, f in frames:
             if vw is None:
-                vw = cv2.VideoWriter(str(out), fourcc, fps / every, (f.shape[1], f.shape[0]))
-                if not vw.isOpened():
-                    raise ValidationError(f"cannot write video {out}", hint="use .mp4, .avi or .gif")
+                vw = VideoOut(out, fps / every, (f.shape[1], f.shape[0]))
             vw.write(f)
-    finally:
+    except BaseException:
         if vw is not None:
-            vw.release()
+            vw.close()
+        out.unlink(missing_ok=True)  # no partial overlay
+        raise
+    if vw is None:
+        raise ValidationError(f"no frame of {Path(path).name} could be rendered")
+    vw.close()
     return out
 
 

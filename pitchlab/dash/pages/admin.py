@@ -123,6 +123,8 @@ class TeamsPage(AdminPage):
         self.level = pn.widgets.TextInput(name="Level", placeholder="e.g. senior, u19", width=200)
         self.add = pn.widgets.Button(name="Add team", color="primary", width=140)
         self.save = pn.widgets.Button(name="Save changes", width=140, disabled=True)
+        self.toggle = pn.widgets.Button(name="Deactivate team", width=160, disabled=True)
+        self.toggle.on_click(lambda e: self.toggle_team())
         self.add.on_click(lambda e: self.add_team())
         self.save.on_click(lambda e: self.save_team())
         self.pick.param.watch(lambda e: self._fill(e.new), "value")
@@ -134,8 +136,10 @@ class TeamsPage(AdminPage):
         from pitchlab.roster import list_teams
 
         t = list_teams(store=self.store)
-        self.table.value = t.rename(
-            columns=dict(team_id="Team id", name="Name", sport="Sport", level="Level", athletes="Athletes")
+        self.table.value = t.assign(active=t["active"].map({True: "active", False: "inactive"})).rename(
+            columns=dict(
+                team_id="Team id", name="Name", sport="Sport", level="Level", active="Status", athletes="Athletes"
+            )
         )
         self.pick.options = {"(a new team)": "", **{f"{r.name} ({r.team_id})": r.team_id for r in t.itertuples()}}
 
@@ -148,6 +152,8 @@ class TeamsPage(AdminPage):
         for w, c in ((self.name_input, "Name"), (self.sport, "Sport"), (self.level, "Level")):
             w.value = "" if row is None or pd.isna(row[c]) else str(row[c])
         self.add.disabled, self.save.disabled = bool(team_id), not team_id
+        self.toggle.disabled = not team_id
+        self.toggle.name = "Reactivate team" if row is not None and row["Status"] == "inactive" else "Deactivate team"
 
     def add_team(self) -> dict | None:
         "Add the team of the form; a refusal goes beside its field."
@@ -208,11 +214,39 @@ class TeamsPage(AdminPage):
                 self.field("sport", self.sport),
                 self.field("level", self.level),
             ),
-            wrap_row(self.add, self.save),
+            wrap_row(self.add, self.save, self.toggle),
             self.note,
             sizing_mode="stretch_width",
             stylesheets=[SHRINK_CSS],
         )
+
+# %% ../../../nbs/72_dash_admin.ipynb
+@patch
+def toggle_team(self: TeamsPage) -> dict | None:
+    "Deactivate the picked team (its athletes leave the coach board, the pickers and the daily scoring; nothing is deleted), or reactivate it."
+    from pitchlab.roster import edit_team
+
+    self.clear()
+    self.may_write("teams")
+    team_id = self.pick.value
+    if not team_id:
+        return self.refuse("pick", "pick a team first")
+    t = self.table.value.set_index("Team id")
+    on = t.at[team_id, "Status"] == "inactive"
+    try:
+        row = edit_team(team_id, store=self.store, actor=self.user.username, active=on)
+    except PitchlabError as e:
+        return self.refusal(e, "pick")
+    self.refresh()
+    self._fill(team_id)
+    n = int(t.at[team_id, "Athletes"])
+    self.tell(
+        f"Team {esc(row['name'])} ({esc(team_id)}) is active again: its {n} athlete(s) are back on the boards."
+        if on
+        else f"Team {esc(row['name'])} ({esc(team_id)}) is deactivated: its {n} athlete(s) leave the coach board, the "
+        "pickers and the daily scoring; their history stays and admins and medical staff can still find them."
+    )
+    return row
 
 # %% ../../../nbs/72_dash_admin.ipynb
 class AthletesPage(AdminPage):
@@ -231,6 +265,43 @@ class AthletesPage(AdminPage):
         self.birth = pn.widgets.DatePicker(name="Birth date", width=200)
         self.position = pn.widgets.TextInput(name="Position", width=200)
         self.guardian = pn.widgets.TextInput(name="Guardian contact", placeholder="needed under 18", width=200)
+        self.guardian_name = pn.widgets.TextInput(name="Guardian name", placeholder="parent or guardian", width=200)
+        self.consent_scope = pn.widgets.CheckBoxGroup(
+            name="Consent to", options={"video": "video", "cycle logs": "cycle"}, inline=True, width=200
+        )
+        self.consent_by = pn.widgets.TextInput(name="Consent given by", placeholder="who consented", width=200)
+        self.consent_date = pn.widgets.DatePicker(name="Consent date", width=200)
+        self.show_inactive = pn.widgets.Checkbox(name="Show inactive athletes", value=False, width=220)
+        self.toggle = pn.widgets.Button(name="Deactivate athlete", width=170, disabled=True)
+        self.export = pn.widgets.FileDownload(
+            callback=self.export_zip,
+            filename="athlete-export.zip",
+            label="Export (zip)",
+            button_type="default",
+            width=150,
+            disabled=True,
+            css_classes=["pitchlab-export"],
+        )
+        self.erase = pn.widgets.Button(name="Erase", button_type="danger", width=120, disabled=True)
+        self.erase_ask = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.erase_typed = pn.widgets.TextInput(
+            name="Type the athlete's id or name to confirm", width=260, css_classes=["pitchlab-erase-typed"]
+        )
+        self.erase_yes = pn.widgets.Button(name="Erase for ever", button_type="danger", width=160)
+        self.erase_no = pn.widgets.Button(name="Keep", width=100)
+        self.erase_box = pn.Column(
+            self.erase_ask,
+            self.field("erase_typed", self.erase_typed),
+            wrap_row(self.erase_yes, self.erase_no),
+            visible=False,
+            sizing_mode="stretch_width",
+            css_classes=["pitchlab-confirm"],
+        )
+        self.toggle.on_click(lambda e: self.toggle_athlete())
+        self.erase.on_click(lambda e: self.ask_erase())
+        self.erase_yes.on_click(lambda e: self.erase_now())
+        self.erase_no.on_click(lambda e: self.cancel_erase())
+        self.show_inactive.param.watch(lambda e: self.refresh(), "value")
         self.add = pn.widgets.Button(name="Add athlete", color="primary", width=140)
         self.save = pn.widgets.Button(name="Save changes", width=140, disabled=True)
         self.upload = pn.widgets.FileInput(accept=".csv,.xlsx", width=260, css_classes=["pitchlab-roster-file"])
@@ -261,23 +332,36 @@ def refresh(self: AthletesPage):
     from pitchlab.roster import list_athletes, list_teams
 
     a, t = list_athletes(store=self.store), list_teams(store=self.store)
+    self._all = a
+    if not self.show_inactive.value:
+        a = a[a["active"]].reset_index(drop=True)
     self._athletes = a
-    self.table.value = a.rename(
-        columns=dict(
-            athlete_id="Athlete id",
-            name="Name",
-            sex="Sex",
-            birth_date="Birth date",
-            sport="Sport",
-            role="Role",
-            position="Position",
-            team_id="Team",
+    self.table.value = (
+        a.assign(active=a["active"].map({True: "active", False: "inactive"}))
+        .rename(
+            columns=dict(
+                athlete_id="Athlete id",
+                name="Name",
+                sex="Sex",
+                birth_date="Birth date",
+                sport="Sport",
+                role="Role",
+                position="Position",
+                team_id="Team",
+                active="Status",
+            )
         )
-    ).assign(**{"Birth date": lambda d: pd.to_datetime(d["Birth date"]).dt.strftime("%Y-%m-%d").fillna("")})
-    teams = {f"{r.name} ({r.team_id})": r.team_id for r in t.itertuples()}
+        .assign(**{"Birth date": lambda d: pd.to_datetime(d["Birth date"]).dt.strftime("%Y-%m-%d").fillna("")})
+    )
+    teams = {f"{r.name} ({r.team_id})": r.team_id for r in t[t["active"]].itertuples()}
     self.team.options = {"choose": "", **teams}
     self.import_team.options = {"(each row names its team)": "", **teams}
-    self.pick.options = {"(a new athlete)": "", **{f"{r.name} ({r.athlete_id})": r.athlete_id for r in a.itertuples()}}
+    self.pick.options = {
+        "(a new athlete)": "",
+        **{f"{r.name} ({r.athlete_id}){'' if r.active else ', inactive'}": r.athlete_id for r in a.itertuples()},
+    }
+    if self.pick.value not in self.pick.options.values():
+        self.pick.value = ""
 
 
 @patch
@@ -291,7 +375,20 @@ def _fill(self: AthletesPage, athlete_id: str):
     self.team.value = "" if r is None else str(r["team_id"])
     self.position.value = "" if r is None or pd.isna(r["position"]) else str(r["position"])
     self.birth.value = None if r is None or pd.isna(r["birth_date"]) else pd.Timestamp(r["birth_date"]).date()
+    full = self.store.read("athletes", athlete_id).iloc[0] if r is not None else None  # guardian and consent (admins)
+    txt = lambda c: "" if full is None or pd.isna(full[c]) else str(full[c])
+    self.guardian.value, self.guardian_name.value, self.consent_by.value = (
+        txt("guardian_contact"),
+        txt("guardian_name"),
+        txt("consent_by"),
+    )
+    self.consent_scope.value = [s.strip() for s in txt("consent_scope").split(",") if s.strip()]
+    self.consent_date.value = None if full is None or pd.isna(full["consent_date"]) else full["consent_date"].date()
     self.add.disabled, self.save.disabled = bool(athlete_id), not athlete_id
+    self.toggle.disabled = self.export.disabled = self.erase.disabled = not athlete_id
+    self.toggle.name = "Reactivate athlete" if r is not None and not r["active"] else "Deactivate athlete"
+    self.export.filename = f"{athlete_id or 'athlete'}-export.zip"
+    self.cancel_erase()
 
 # %% ../../../nbs/72_dash_admin.ipynb
 @patch
@@ -306,10 +403,26 @@ def _athlete_fields(self: AthletesPage) -> dict | None:
         self.refuse(k, {"name": "enter the athlete's name", "sex": "choose F or M", "team": "choose a team"}[k])
     if miss:
         return None
-    more = dict(position=self.position.value.strip() or None, guardian_contact=self.guardian.value.strip() or None)
+    from pitchlab.roster import minor_problems
+
+    more = dict(
+        position=self.position.value.strip() or None,
+        guardian_contact=self.guardian.value.strip() or None,
+        guardian_name=self.guardian_name.value.strip() or None,
+        consent_scope=",".join(self.consent_scope.value) or None,
+        consent_by=self.consent_by.value.strip() or None,
+    )
     if self.birth.value:
         more["birth_date"] = str(self.birth.value)
-    return dict(name=self.name_input.value.strip(), sex=self.sex.value, team_id=self.team.value, **more)
+    if self.consent_date.value:
+        more["consent_date"] = str(self.consent_date.value)
+    out = dict(name=self.name_input.value.strip(), sex=self.sex.value, team_id=self.team.value, **more)
+    old = self.store.read("athletes", self.pick.value).iloc[0].to_dict() if self.pick.value else {}
+    probs = minor_problems({**old, **{k: v for k, v in out.items() if v is not None}})
+    where = {"guardian_contact": "guardian", "consent_scope": "consent_scope", "consent_by": "consent_by"}
+    for f, why in probs:  # the library's own reasons, each beside its field
+        self.refuse(where.get(f, "birth_date"), why)
+    return None if probs else out
 
 
 @patch
@@ -330,9 +443,9 @@ def add_athlete(self: AthletesPage) -> dict | None:
         return self.refusal(e, "athlete_id")
     self.refresh()
     self.tell(f"{esc(row['name'])} ({esc(row['athlete_id'])}) added to {esc(row['team_id'])}.")
-    for w in (self.athlete_id, self.name_input, self.position, self.guardian):
+    for w in (self.athlete_id, self.name_input, self.position, self.guardian, self.guardian_name, self.consent_by):
         w.value = ""
-    self.sex.value, self.birth.value = "", None
+    self.sex.value, self.birth.value, self.consent_date.value, self.consent_scope.value = "", None, None, []
     return row
 
 
@@ -353,6 +466,118 @@ def save_athlete(self: AthletesPage) -> dict | None:
     self.refresh()
     self.tell(f"{esc(row['name'])} ({esc(row['athlete_id'])}) saved.")
     return row
+
+# %% ../../../nbs/72_dash_admin.ipynb
+@patch
+def toggle_athlete(self: AthletesPage) -> dict | None:
+    "Deactivate the picked athlete (off the coach board, the pickers and the daily scoring; history kept), or reactivate them."
+    from pitchlab.roster import edit_athlete
+
+    self.clear()
+    self.may_write("athletes")
+    aid = self.pick.value
+    if not aid:
+        return self.refuse("pick", "pick an athlete first")
+    on = not bool(self._all.set_index("athlete_id").at[aid, "active"])
+    try:
+        row = edit_athlete(aid, store=self.store, actor=self.user.username, active=on)
+    except PitchlabError as e:
+        return self.refusal(e, "pick")
+    self.refresh()
+    self._fill(self.pick.value)
+    self.tell(
+        f"{esc(row['name'])} ({esc(aid)}) is "
+        + (
+            "active again."
+            if on
+            else "deactivated: off the coach board, the pickers and the daily scoring; their history stays "
+            "(tick <i>Show inactive athletes</i> to find them)."
+        )
+    )
+    return row
+
+
+@patch
+def export_zip(self: AthletesPage):
+    "The picked athlete's export (`pitchlab.privacy.export_athlete`: every row and file, machine-readable; audited) as bytes for the download."
+    import io
+
+    from pitchlab.privacy import export_athlete
+
+    self.clear()
+    self.may_write("athletes")
+    aid = self.pick.value
+    if not aid:
+        self.refuse("pick", "pick an athlete first")
+        return io.BytesIO(b"")
+    folder = Path(tempfile.mkdtemp(prefix="pitchlab-export-"))
+    try:
+        path = export_athlete(aid, folder / f"{aid}-export.zip", store=self.store, actor=self.user.username)
+        data = path.read_bytes()
+    except PitchlabError as e:
+        self.refusal(e, "pick")
+        return io.BytesIO(b"")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # the zip holds personal data: it lives only in the download
+    self.tell(f"Export of {esc(aid)} downloaded ({len(data) / 1024:.0f} KB zip); the export is in the audit.")
+    return io.BytesIO(data)
+
+
+@patch
+def ask_erase(self: AthletesPage):
+    "First step of an erasure: say what goes, and ask for the athlete's id or name."
+    self.clear()
+    self.may_write("athletes")
+    aid = self.pick.value
+    if not aid:
+        return self.refuse("pick", "pick an athlete first")
+    name = self._all.set_index("athlete_id").at[aid, "name"]
+    self.erase_ask.object = (
+        f"<p><b>Erase {esc(name)} ({esc(aid)}) for ever?</b> This removes every row about them: the athlete record, "
+        "sessions, wellness, cycle logs, injuries, pose results, predictions, their quarantined rows and any account "
+        "linked to them, their files and exports in the data home and their rows in derived tables. The audit keeps "
+        "a token instead of their id. It cannot be undone: export first if they asked for a copy.</p>"
+    )
+    self.erase_typed.value = ""
+    self.erase_box.visible = True
+
+
+@patch
+def erase_now(self: AthletesPage) -> dict | None:
+    "Second step: erase (`pitchlab.privacy.erase_athlete`) when the typed text is the athlete's id or name."
+    from pitchlab.privacy import erase_athlete
+
+    self.may_write("athletes")
+    aid = self.pick.value
+    if not aid or not self.erase_box.visible:
+        return None
+    name = str(self._all.set_index("athlete_id").at[aid, "name"])
+    typed = self.erase_typed.value.strip()
+    if typed.casefold() not in (aid.casefold(), name.casefold()):
+        return self.refuse("erase_typed", f"type {aid} or {name} exactly to confirm; nothing was erased")
+    try:
+        out = erase_athlete(aid, store=self.store, actor=self.user.username)
+    except PitchlabError as e:
+        return self.refusal(e, "erase_typed")
+    self.cancel_erase()
+    self.pick.value = ""
+    self.refresh()
+    self.tell(
+        f"{esc(name)} ({esc(aid)}) is erased: {sum(out['rows'].values())} row(s) and {len(out['files'])} file(s) "
+        f"removed; the audit keeps the token {esc(out['token'])}."
+        + (
+            f" Registry files still name the id (retire those model versions): {esc(', '.join(out['registry_mentions']))}."
+            if out["registry_mentions"]
+            else ""
+        )
+    )
+    return out
+
+
+@patch
+def cancel_erase(self: AthletesPage):
+    "Drop the erasure question."
+    self.erase_box.visible, self.erase_typed.value = False, ""
 
 # %% ../../../nbs/72_dash_admin.ipynb
 _PLAN_WORDS = {"insert": "added", "update": "changed", "unchanged": "unchanged"}
@@ -478,6 +703,7 @@ def commit(self: AthletesPage):
 def _build(self: AthletesPage):
     return pn.Column(
         pn.pane.Markdown("### Athletes"),
+        self.show_inactive,
         self.table,
         _form(
             self.field("pick", self.pick),
@@ -488,8 +714,19 @@ def _build(self: AthletesPage):
             self.field("birth_date", self.birth, ("birth", "consent")),
             self.field("position", self.position),
             self.field("guardian", self.guardian, ("guardian",)),
+            self.field("guardian_name", self.guardian_name),
+            self.field(
+                "consent_scope",
+                pn.Column(
+                    pn.pane.HTML("Guardian consented to", margin=(0, 10)), self.consent_scope, width=200, margin=0
+                ),
+                ("consent scope",),
+            ),
+            self.field("consent_by", self.consent_by, ("consent_by", "consent record")),
+            self.field("consent_date", self.consent_date),
         ),
-        wrap_row(self.add, self.save),
+        wrap_row(self.add, self.save, self.toggle, self.export, self.erase),
+        self.erase_box,
         self.note,
         pn.pane.Markdown(
             "### Import a roster\nA CSV or Excel file with a Name column (or First and Last Name), Sex, and a Team "
@@ -510,18 +747,10 @@ def deactivate_account(
     store=None,  # a Store (default: the configured store)
     actor: str | None = None,  # the admin
 ) -> None:
-    "Deactivate a local account: its password is removed and every session ends (audited as user_deactivate)."
-    from pitchlab.dash.users import set_password
+    "Deactivate an account (`pitchlab.dash.users.set_active`): every sign-in is refused, open sessions end; row, role and password hash stay (audited as user_deactivate)."
+    from pitchlab.dash.users import set_active
 
-    set_password(username, None, store=store, actor=actor)
-    (store or _configured()).log("user_deactivate", "users", detail=f"user {username}", actor=actor)
-
-
-def _configured():
-    from pitchlab.store import Store
-    from pitchlab.core import settings
-
-    return Store(settings().db_url)
+    set_active(username, False, store=store, actor=actor)
 
 
 def one_time_password() -> str:
@@ -548,6 +777,29 @@ class AccountsPage(AdminPage):
         self.save = pn.widgets.Button(name="Save role and teams", width=170, disabled=True)
         self.reset = pn.widgets.Button(name="Reset password", width=150, disabled=True)
         self.deactivate = pn.widgets.Button(name="Deactivate", color="danger", width=150, disabled=True)
+        self.upload = pn.widgets.FileInput(accept=".csv", width=260, css_classes=["pitchlab-users-file"])
+        self.preview_btn = pn.widgets.Button(name="Preview accounts", color="primary", width=170)
+        self.import_btn = pn.widgets.Button(name="Import", width=170, disabled=True)
+        self.import_summary = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pitchlab-users-summary"])
+        self.will_create = _table("pitchlab-users-plan", 150)
+        self.refused_rows = _table("pitchlab-users-refused", 150)
+        self.create_box = pn.Column(
+            pn.pane.HTML("<b>Accounts that will be created</b>"),
+            self.will_create,
+            visible=False,
+            sizing_mode="stretch_width",
+        )
+        self.refused_box = pn.Column(
+            pn.pane.HTML("<b>Rows that will be refused</b> (nothing is created for them)"),
+            self.refused_rows,
+            visible=False,
+            sizing_mode="stretch_width",
+        )
+        self.secrets = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pitchlab-import-secrets"])
+        self._users_file = None
+        self.preview_btn.on_click(lambda e: self.preview_users())
+        self.import_btn.on_click(lambda e: self.import_users())
+        self.upload.param.watch(lambda e: self._forget_users(), "value")
         self.yes = pn.widgets.Button(name="Yes", color="danger", width=220)
         self.no = pn.widgets.Button(name="Cancel", width=100)
         self.ask = pn.pane.HTML("", sizing_mode="stretch_width")
@@ -555,7 +807,9 @@ class AccountsPage(AdminPage):
         self.create.on_click(lambda e: self.create_account())
         self.save.on_click(lambda e: self.save_account())
         self.reset.on_click(lambda e: self.reset_password())
-        self.deactivate.on_click(lambda e: self.ask_deactivate())
+        self.deactivate.on_click(
+            lambda e: self.ask_deactivate() if self.deactivate.name == "Deactivate" else self.reactivate()
+        )
         self.yes.on_click(lambda e: self.deactivate_now())
         self.no.on_click(lambda e: self.cancel())
         self.pick.param.watch(lambda e: self._fill(e.new), "value")
@@ -579,7 +833,8 @@ def refresh(self: AccountsPage):
             "Role": u["role"],
             "Teams": u["team_ids"].fillna(""),
             "Athlete": u["athlete_id"].fillna(""),
-            "Sign-in": u["local_password"].map({True: "password", False: "no password (deactivated or OAuth only)"}),
+            "Status": u["active"].map({True: "active", False: "deactivated"}),
+            "Sign-in": u["local_password"].map({True: "password", False: "no password (OAuth only)"}),
         }
     )
     t, a = list_teams(store=self.store), list_athletes(store=self.store)
@@ -603,6 +858,8 @@ def _fill(self: AccountsPage, username: str):
     self.athlete.value = "" if r is None or pd.isna(r["athlete_id"]) else str(r["athlete_id"])
     self.create.disabled = bool(username)
     self.save.disabled = self.reset.disabled = self.deactivate.disabled = not username
+    self.deactivate.name = "Reactivate" if r is not None and not r["active"] else "Deactivate"
+    self.deactivate.button_type = "success" if self.deactivate.name == "Reactivate" else "danger"
 
 
 @patch
@@ -710,8 +967,8 @@ def ask_deactivate(self: AccountsPage):
     self.may_write("users")
     self.pending = self.pick.value
     self.ask.object = (
-        f"<b>Deactivate {esc(self.pending)}?</b> Their password is removed and every open session ends; "
-        "they cannot sign in until an admin resets the password."
+        f"<b>Deactivate {esc(self.pending)}?</b> Every sign-in is refused (password, OAuth, API tokens) and every "
+        "open session ends; the account, its role and its history stay, and an admin can reactivate it."
     )
     self.yes.name = f"Yes, deactivate {self.pending}"
     self.confirm.visible = True
@@ -732,13 +989,139 @@ def deactivate_now(self: AccountsPage):
     except PitchlabError as e:
         return self.refusal(e, "pick")
     self.refresh()
-    self.tell(f"{esc(name)} is deactivated: they can no longer sign in with a password.")
+    if self.pick.value == name:
+        self._fill(name)  # the button now offers Reactivate
+    self.tell(f"{esc(name)} is deactivated: every sign-in is refused and their open sessions ended.")
+
+
+@patch
+def reactivate(self: AccountsPage):
+    "Let the picked (deactivated) account sign in again."
+    from pitchlab.dash.users import set_active
+
+    self.clear()
+    self.may_write("users")
+    name = self.pick.value
+    try:
+        set_active(name, True, store=self.store, actor=self.user.username)
+    except PitchlabError as e:
+        return self.refusal(e, "pick")
+    self.refresh()
+    self._fill(name)
+    self.tell(f"{esc(name)} is active again and can sign in.")
 
 
 @patch
 def cancel(self: AccountsPage):
     "Drop the question."
     self.pending, self.confirm.visible = "", False
+
+# %% ../../../nbs/72_dash_admin.ipynb
+@patch
+def clear(self: AccountsPage):
+    "Forget the refusals, the note and any one-time passwords on show (they are shown once)."
+    AdminPage.clear(self)
+    self.secrets.object = ""
+
+
+@patch
+def _forget_users(self: AccountsPage):
+    "A new accounts file: the last preview no longer holds."
+    if self._users_file is not None:
+        shutil.rmtree(self._users_file.parent, ignore_errors=True)
+    self._users_file = None
+    self.import_btn.disabled = True
+    self.create_box.visible = self.refused_box.visible = False
+    self.import_summary.object = ""
+
+
+@patch
+def _show_users(self: AccountsPage, out: dict, preview: bool):
+    "The import's plan and refusals in words and two tables."
+    plan, refused = out["plan"], out["refused"]
+    made = plan if preview else [r for r in plan if r["username"] in set(out["created"])]
+    self.import_summary.object = (
+        f"<p>{out['read']} row(s) read: {len(made)} account(s) {'will be' if preview else 'were'} created, "
+        f"{len({r['row'] for r in refused})} row(s) {'will be' if preview else 'were'} refused"
+        + (" (the reasons are below)." if refused else ".")
+        + (" Nothing is written until you press <i>Import</i>." if preview else "")
+        + "</p>"
+    )
+    self.will_create.value = pd.DataFrame(
+        {
+            "Row": [r["row"] for r in made],
+            "Username": [r["username"] for r in made],
+            "Role": [r["role"] for r in made],
+            "Teams or athlete": [r["scope"] for r in made],
+        }
+    )
+    self.refused_rows.value = pd.DataFrame(
+        {
+            "Row": [r["row"] for r in refused],
+            "Username": [r["username"] for r in refused],
+            "Field": [r["field"] for r in refused],
+            "Reason": [r["reason"] for r in refused],
+        }
+    )
+    self.create_box.visible, self.refused_box.visible = len(made) > 0, len(refused) > 0
+
+
+@patch
+def preview_users(self: AccountsPage) -> dict | None:
+    "Dry-run the uploaded accounts CSV: what would be created, which rows would be refused; nothing is written."
+    from pitchlab.roster import import_users
+
+    self.clear()
+    self.may_write("users")
+    if not self.upload.value:
+        return self.refuse("users_file", "choose a CSV of accounts first")
+    if not str(self.upload.filename or "").lower().endswith(".csv"):
+        return self.refuse("users_file", "choose a .csv file (other files are not read)")
+    self._forget_users()
+    self._users_file = Path(tempfile.mkdtemp(prefix="pitchlab-users-")) / "accounts.csv"
+    self._users_file.write_bytes(self.upload.value)
+    try:
+        out = import_users(self._users_file, store=self.store, actor=self.user.username, dry_run=True)
+    except PitchlabError as e:
+        self._forget_users()
+        return self.refuse("users_file", _sentence(e))
+    self._show_users(out, preview=True)
+    self.import_btn.disabled = not out["plan"]
+    self.import_btn.name = f"Import {len(out['plan'])} account(s)"
+    return out
+
+
+@patch
+def import_users(self: AccountsPage) -> dict | None:
+    "Create the previewed accounts; their one-time passwords are shown once here (never logged, never stored)."
+    from pitchlab.roster import import_users
+
+    self.clear()
+    self.may_write("users")
+    if self._users_file is None:
+        return self.refuse("users_file", "preview the file first")
+    try:
+        out = import_users(self._users_file, store=self.store, actor=self.user.username, write_file=False)
+    except PitchlabError as e:
+        return self.refuse("users_file", _sentence(e))
+    finally:
+        self.import_btn.disabled = True
+    shutil.rmtree(self._users_file.parent, ignore_errors=True)
+    self._users_file = None
+    self._show_users(out, preview=False)
+    pw = out.pop("passwords")
+    rows = "".join(
+        f"<tr><td>{esc(u)}</td><td><code class='pitchlab-secret' style='background:#eef;padding:2px 6px'>{esc(p)}</code></td></tr>"
+        for u, p in pw.items()
+    )
+    self.secrets.object = (
+        "<p><b>One-time passwords</b> (shown once, only here: hand each person theirs; they can sign in now).</p>"
+        f"<table class='pitchlab-secrets-table'><tr><th>Username</th><th>Password</th></tr>{rows}</table>"
+        if pw
+        else ""
+    )
+    self.refresh()
+    return out
 
 # %% ../../../nbs/72_dash_admin.ipynb
 @patch
@@ -757,6 +1140,16 @@ def _build(self: AccountsPage):
         wrap_row(self.create, self.save, self.reset, self.deactivate),
         self.confirm,
         self.note,
+        pn.pane.Markdown(
+            "### Import accounts\nA CSV with the columns username, role (athlete, coach, medical, admin), and teams "
+            "(comma-separated team ids, for coach and medical) or athlete_id (for athletes); optional: display_name, email."
+        ),
+        self.field("users_file", self.upload, ("file",)),
+        wrap_row(self.preview_btn, self.import_btn),
+        self.import_summary,
+        self.create_box,
+        self.refused_box,
+        self.secrets,
         sizing_mode="stretch_width",
         stylesheets=[SHRINK_CSS],
     )

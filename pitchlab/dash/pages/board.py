@@ -37,7 +37,7 @@ from pitchlab.board import (
     team_board,
 )
 from ...rules import VIOLATION_COLUMNS
-from ..data import DataStore, esc, load_team
+from ..data import SHARED, DataStore, esc, load_team
 from .base import Page, _badge, _hv
 
 # %% auto 0
@@ -131,11 +131,13 @@ def sparkline(
     if not n:
         return ""
     w, top = width / n, np.nanmax(load) if np.isfinite(load).any() and np.nanmax(load) > 0 else 1.0
-    bars = "".join(
-        f'<rect x="{i * w:.1f}" y="{height - h:.1f}" width="{max(w - 0.6, 0.5):.1f}" height="{h:.1f}" fill="#b8c2cc"/>'
+    bw = f"{max(w - 0.6, 0.5):.1f}"
+    d = "".join(
+        f"M{i * w:.1f} {height}v-{h:.1f}h{bw}v{h:.1f}z"
         for i, h in enumerate(np.nan_to_num(load / top * (height - 2)))
         if h > 0
     )
+    bars = f'<path d="{d}" fill="#b8c2cc"/>' if d else ""  # one element for all the bars: a fraction of the bytes
     ok = np.isfinite(acwr)
     pts = " ".join(
         f"{(i + 0.5) * w:.1f},{height - min(a, 2.0) / 2.0 * (height - 2) - 1:.1f}"
@@ -294,24 +296,39 @@ class TeamRiskBoard(Page):
 # %% ../../../nbs/66_dash_board.ipynb
 @patch
 def availability(self: TeamRiskBoard) -> pd.DataFrame:
-    "Availability of everyone on the board (no medical detail), read once per data version and audited."
+    "Availability of everyone on the board (no medical detail): read once per data version and day and shared; each session's use is audited in its person's name."
     from pitchlab.injury_log import team_availability
 
-    ids = tuple(self.data.board_all["athlete_id"])
-    key = (ids, self.data.version, pd.Timestamp.today().normalize())
+    d, acc = self.data, self.data.access
+    ids = tuple(d.board_all["athlete_id"])
+    key = (acc.url, ids, d.loaded_token, pd.Timestamp.today().normalize())
     if key != self._avail_key:
-        acc = self.data.access
-        self._avail = team_availability(acc.store, list(ids), actor=acc.user.username)
-        self._avail_key = key
+        av, hit = SHARED.get(
+            "availability", key, lambda: team_availability(acc.store, list(ids), actor=acc.user.username)
+        )
+        if hit:  # another session read the injury log for these athletes: this person's use is audited all the same
+            acc.log(
+                "read",
+                "injuries",
+                detail=f"availability of {len(ids)} athletes (shared read); athletes: {','.join(ids)[:500]}",
+            )
+        self._avail, self._avail_key = av, key
     return self._avail
 
 # %% ../../../nbs/66_dash_board.ipynb
 @patch
 def view(self: TeamRiskBoard) -> pd.DataFrame:
-    "The rows as shown (filtered and sorted), with every column the board may show."
-    ba = self.data.board_all
-    names = display_names(ba.assign(team_id=ba["team_id"]), self.data.teams) if len(ba) else pd.Series(dtype=str)
-    v = board_frame(self.data.board, self.data.frames, self.availability(), names, self.data.variant)
+    "The rows as shown (filtered and sorted), with every column the board may show: the team's frame is shared, the filters apply here."
+    d, avail = self.data, self.availability()
+    ba = d.board_all
+    key = (d.access.url, tuple(ba["athlete_id"]), d.loaded_token, d.variant, d.risk_provider.key, d.rules.key)
+
+    def whole():
+        names = display_names(ba, d.teams) if len(ba) else pd.Series(dtype=str)
+        return board_frame(ba, d.frames, avail, names, d.variant)
+
+    full, _ = SHARED.get("board_view", (*key, self._avail_key[-1]), whole)  # the whole team's rows, built once
+    v = full[full["athlete_id"].isin(d.board["athlete_id"])].reset_index(drop=True)  # the filters keep the order
     if self.sort_by != "availability":
         v = v.sort_values(self.sort_by, ascending=self.sort_by == "name", na_position="last", ignore_index=True)
     return v
@@ -375,7 +392,22 @@ def __panel__(self: TeamRiskBoard):
         pn.widgets.Select.from_param(d.param.variant, width=210),
         pn.Column(pn.Spacer(height=18), self.download, width=150),
     )
-    titles = {c: t for c, t in BOARD_TITLES.items() if c in self._shown(self.view())}
+    shown = set(self._shown(self.table.value))
+    titles = {c: t for c, t in BOARD_TITLES.items() if c in shown}
+    glossary = pn.pane.HTML("", sizing_mode="stretch_width")  # written when the card is first opened
+
+    def write_glossary(event):
+        if not event.new and not glossary.object:
+            glossary.object = glossary_html({GLOSSARY_OF.get(c, c): t for c, t in titles.items()})
+
+    card = pn.Card(
+        glossary,
+        title="Glossary: what each column means",
+        collapsed=True,
+        sizing_mode="stretch_width",
+        css_classes=["pitchlab-glossary-card"],
+    )
+    card.param.watch(write_glossary, "collapsed")
     return pn.Column(
         filters,
         pn.pane.Markdown(
@@ -384,15 +416,7 @@ def __panel__(self: TeamRiskBoard):
         self.empty,
         self.table,
         self.cards,
-        pn.Card(
-            pn.pane.HTML(
-                glossary_html({GLOSSARY_OF.get(c, c): t for c, t in titles.items()}), sizing_mode="stretch_width"
-            ),
-            title="Glossary: what each column means",
-            collapsed=True,
-            sizing_mode="stretch_width",
-            css_classes=["pitchlab-glossary-card"],
-        ),
+        card,
         sizing_mode="stretch_width",
         stylesheets=[SHRINK_CSS],
     )

@@ -108,7 +108,7 @@ class LibraryPoseScorer(PoseScorer):
             feedback=r["feedback"],
             source=r["source"],
             angles_png=pick(".angles.png"),
-            overlay_video=pick(".overlay.mp4"),
+            overlay_video=pick(commands.OVERLAY_SUFFIX),
             angles=None,
             overlay=None,
         )
