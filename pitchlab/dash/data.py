@@ -55,7 +55,8 @@ def esc(
     return "" if value is None else html.escape(str(value), quote=True)
 
 # %% ../../nbs/64_dash_data.ipynb
-_TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results", "injuries", "predictions")
+_TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results")  # what the frames read
+_TOKEN_TABLES += ("injuries", "predictions", "pitches", "cycle_logs")  # and what the board's risk and availability read
 
 
 @functools.lru_cache(maxsize=16)
