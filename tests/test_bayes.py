@@ -23,6 +23,9 @@ from pitchlab.models.bayes import (
 )
 from pitchlab.synth import HazardParams, make_cohort
 
+# slow: samples PyMC models; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
+
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 

@@ -14,7 +14,8 @@ import pytest
 import test_pose_commands
 from test_pose_landmarks import DEMO, write_clip
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+# slow: MediaPipe on video clips, a 60 MB upload; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 store_with_athlete = test_pose_commands.store_with_athlete  # the store with athlete A1, as the command's tests use
 
 

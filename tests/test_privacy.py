@@ -15,6 +15,9 @@ from pitchlab import synth
 from pitchlab.privacy import token
 from pitchlab.store import Store
 
+# slow: runs the CLI in subprocesses on both backends; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
+
 PITCHLAB = str(Path(sys.executable).parent / "pitchlab")
 
 
