@@ -9,6 +9,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['DAYS_PER_YEAR', 'MOVEMENTS', 'PRIVATE_UMASK', 'PitchlabError', 'ConfigError', 'ValidationError', 'NotFoundError',
@@ -172,44 +173,53 @@ class Settings:
     env_file: Path | None = None  # the `.env` file that was read, if any
     extra: dict = field(default_factory=dict)  # other PITCHLAB_* values from the environment or `.env`
 
-    @property
-    def mlflow_artifacts(self) -> Path:
-        return self.home / "mlflow" / "artifacts"
+# %% ../nbs/00_core.ipynb
+@patch(as_prop=True)
+def mlflow_artifacts(self: Settings) -> Path:
+    return self.home / "mlflow" / "artifacts"
 
-    @property
-    def models_dir(self) -> Path:
-        return self.home / "models"
+# %% ../nbs/00_core.ipynb
+@patch(as_prop=True)
+def models_dir(self: Settings) -> Path:
+    return self.home / "models"
 
-    @property
-    def reports_dir(self) -> Path:
-        return self.home / "reports"
+# %% ../nbs/00_core.ipynb
+@patch(as_prop=True)
+def reports_dir(self: Settings) -> Path:
+    return self.home / "reports"
 
-    @property
-    def exports_dir(self) -> Path:
-        return self.home / "exports"
+# %% ../nbs/00_core.ipynb
+@patch(as_prop=True)
+def exports_dir(self: Settings) -> Path:
+    return self.home / "exports"
 
-    @property
-    def pose_model(self) -> Path:
-        return self.models_dir / "pose_landmarker_full.task"
+# %% ../nbs/00_core.ipynb
+@patch(as_prop=True)
+def pose_model(self: Settings) -> Path:
+    return self.models_dir / "pose_landmarker_full.task"
 
-    @property
-    def face_model(self) -> Path:
-        return self.models_dir / "face_landmarker.task"
+# %% ../nbs/00_core.ipynb
+@patch(as_prop=True)
+def face_model(self: Settings) -> Path:
+    return self.models_dir / "face_landmarker.task"
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.db_url.startswith("sqlite")
+# %% ../nbs/00_core.ipynb
+@patch(as_prop=True)
+def is_sqlite(self: Settings) -> bool:
+    return self.db_url.startswith("sqlite")
 
-    def ensure(self) -> "Settings":
-        "Create the data home's folders, private to their owner (0700), and return self (idempotent)."
-        private_files()
-        for d in (self.home, self.models_dir, self.reports_dir, self.exports_dir, self.mlflow_artifacts):
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            self.home.chmod(0o700)
-        return self
+# %% ../nbs/00_core.ipynb
+@patch
+def ensure(self: Settings) -> "Settings":
+    "Create the data home's folders, private to their owner (0700), and return self (idempotent)."
+    private_files()
+    for d in (self.home, self.models_dir, self.reports_dir, self.exports_dir, self.mlflow_artifacts):
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        self.home.chmod(0o700)
+    return self
 
-
+# %% ../nbs/00_core.ipynb
 def settings(
     environ: dict | None = None,  # variables to read (default: `os.environ`), e.g. for tests
 ) -> Settings:

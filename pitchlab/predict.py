@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import NotFoundError, ValidationError, settings
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['FACTORS', 'TIERS', 'TIER_SHARES', 'tier_thresholds', 'tier_of', 'typical_rows', 'contributions', 'factor_text',
@@ -240,44 +241,51 @@ class CoachModel:
         rec = self.recalibration["method"] if self.recalibration else "none"
         return f"CoachModel({type(self.model).__name__}, recalibration={rec}, tiers={self.tiers and {k: round(self.tiers[k], 4) for k in ('elevated', 'high')}})"
 
-    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        "risk, risk_lo, risk_hi over the horizon, after the recalibration map (monotone, so the interval maps end to end)."
-        from pitchlab.evaluate import apply_recalibration
+# %% ../nbs/42_predict.ipynb
+@patch
+def predict(self: CoachModel, rows: pd.DataFrame) -> pd.DataFrame:
+    "risk, risk_lo, risk_hi over the horizon, after the recalibration map (monotone, so the interval maps end to end)."
+    from pitchlab.evaluate import apply_recalibration
 
-        r = _risk_frame(self.model, rows)
-        for c in ("risk", "risk_lo", "risk_hi"):
-            r[c] = apply_recalibration(r[c].to_numpy(), self.recalibration)
-        if "athlete_id" in rows:
-            r.insert(0, "athlete_id", rows["athlete_id"].to_numpy())
-        return r
+    r = _risk_frame(self.model, rows)
+    for c in ("risk", "risk_lo", "risk_hi"):
+        r[c] = apply_recalibration(r[c].to_numpy(), self.recalibration)
+    if "athlete_id" in rows:
+        r.insert(0, "athlete_id", rows["athlete_id"].to_numpy())
+    return r
 
-    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
-        return self.predict(rows)["risk"].to_numpy()
+# %% ../nbs/42_predict.ipynb
+@patch
+def predict_proba(self: CoachModel, rows: pd.DataFrame) -> np.ndarray:
+    return self.predict(rows)["risk"].to_numpy()
 
-    def save(self, folder):
-        "The inner model in `inner/` (its own format) and the map and thresholds in `coach_model.json`."
-        inner = Path(folder) / "inner"
-        inner.mkdir(parents=True, exist_ok=True)
-        self.model.save(inner)
-        meta = dict(
-            inner_class=f"{type(self.model).__module__}:{type(self.model).__qualname__}",
-            recalibration=self.recalibration,
-            tiers=self.tiers,
-            horizon=self.model_config["horizon"],
-        )
-        (Path(folder) / "coach_model.json").write_text(json.dumps(meta, default=float))
+# %% ../nbs/42_predict.ipynb
+@patch
+def save(self: CoachModel, folder):
+    "The inner model in `inner/` (its own format) and the map and thresholds in `coach_model.json`."
+    inner = Path(folder) / "inner"
+    inner.mkdir(parents=True, exist_ok=True)
+    self.model.save(inner)
+    meta = dict(
+        inner_class=f"{type(self.model).__module__}:{type(self.model).__qualname__}",
+        recalibration=self.recalibration,
+        tiers=self.tiers,
+        horizon=self.model_config["horizon"],
+    )
+    (Path(folder) / "coach_model.json").write_text(json.dumps(meta, default=float))
 
-    @classmethod
-    def load(cls, folder) -> "CoachModel":
-        import importlib
+# %% ../nbs/42_predict.ipynb
+@patch(cls_method=True)
+def load(cls: CoachModel, folder) -> "CoachModel":
+    import importlib
 
-        meta = json.loads((Path(folder) / "coach_model.json").read_text())
-        mod, _, name = meta["inner_class"].partition(":")
-        inner_cls = importlib.import_module(mod)
-        for part in name.split("."):
-            inner_cls = getattr(inner_cls, part)
-        inner = inner_cls.load(Path(folder) / "inner")
-        return cls(inner, meta["recalibration"], meta["tiers"], meta["horizon"])
+    meta = json.loads((Path(folder) / "coach_model.json").read_text())
+    mod, _, name = meta["inner_class"].partition(":")
+    inner_cls = importlib.import_module(mod)
+    for part in name.split("."):
+        inner_cls = getattr(inner_cls, part)
+    inner = inner_cls.load(Path(folder) / "inner")
+    return cls(inner, meta["recalibration"], meta["tiers"], meta["horizon"])
 
 # %% ../nbs/42_predict.ipynb
 def features_with_history(
@@ -372,75 +380,87 @@ class ChampionRisk:
         self.champion = champion or Champion(name, ttl=ttl)
         self._cache, self._answers = {}, {}
 
-    @property
-    def model(self):
-        m = self.champion.get()
-        if m is None:
-            raise NotFoundError(f"no champion for {self.name!r}", hint="train and promote one: pitchlab retrain")
-        return m
+# %% ../nbs/42_predict.ipynb
+@patch(as_prop=True)
+def model(self: ChampionRisk):
+    m = self.champion.get()
+    if m is None:
+        raise NotFoundError(f"no champion for {self.name!r}", hint="train and promote one: pitchlab retrain")
+    return m
 
-    @property
-    def version(self):
-        return self.champion.version
+# %% ../nbs/42_predict.ipynb
+@patch(as_prop=True)
+def version(self: ChampionRisk):
+    return self.champion.version
 
-    @property
-    def label(self) -> str:
-        return f"risk: {self.name} v{self.version} (champion)"
+# %% ../nbs/42_predict.ipynb
+@patch(as_prop=True)
+def label(self: ChampionRisk) -> str:
+    return f"risk: {self.name} v{self.version} (champion)"
 
-    @property
-    def key(self) -> str:
-        return f"champion:{self.name}:{self.version}"
+# %% ../nbs/42_predict.ipynb
+@patch(as_prop=True)
+def key(self: ChampionRisk) -> str:
+    return f"champion:{self.name}:{self.version}"
 
-    def for_variant(self, variant: str):
-        return self
+# %% ../nbs/42_predict.ipynb
+@patch
+def for_variant(self: ChampionRisk, variant: str):
+    return self
 
-    def _rows(self, athlete_ids, day=None) -> tuple:
-        "(feature rows of `day` (default: the latest), the 56 days before them) of these athletes, cached per champion version and store contents."
-        ids = tuple(sorted(map(str, athlete_ids)))
-        counts = self.store.counts()  # of the tables read (not the audit log, which every read extends)
-        k = (ids, self.version, tuple(counts.get(t) for t in _TABLES), day)
-        if k not in self._cache:
-            tables = {t: self.store.read(t, list(ids), actor=self.actor, purpose=self.purpose) for t in _TABLES}
-            h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)
-            if len(tables["sessions"]):
-                same = dict([(j, v) for j, v in self._cache.items() if j[:3] == k[:3]][-3:])  # other days, same data
-                self._cache, self._answers = {**same, k: features_with_history(tables, day, h)}, {}
-            else:  # athletes with no sessions (unknown or new): no rows, so no risk (NaN) rather than an error
-                empty = pd.DataFrame(columns=["athlete_id", "date"])
-                self._cache, self._answers = {k: (empty, empty)}, {}
-        return self._cache[k]
+# %% ../nbs/42_predict.ipynb
+@patch
+def _rows(self: ChampionRisk, athlete_ids, day=None) -> tuple:
+    "(feature rows of `day` (default: the latest), the 56 days before them) of these athletes, cached per champion version and store contents."
+    ids = tuple(sorted(map(str, athlete_ids)))
+    counts = self.store.counts()  # of the tables read (not the audit log, which every read extends)
+    k = (ids, self.version, tuple(counts.get(t) for t in _TABLES), day)
+    if k not in self._cache:
+        tables = {t: self.store.read(t, list(ids), actor=self.actor, purpose=self.purpose) for t in _TABLES}
+        h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)
+        if len(tables["sessions"]):
+            same = dict([(j, v) for j, v in self._cache.items() if j[:3] == k[:3]][-3:])  # other days, same data
+            self._cache, self._answers = {**same, k: features_with_history(tables, day, h)}, {}
+        else:  # athletes with no sessions (unknown or new): no rows, so no risk (NaN) rather than an error
+            empty = pd.DataFrame(columns=["athlete_id", "date"])
+            self._cache, self._answers = {k: (empty, empty)}, {}
+    return self._cache[k]
 
-    def base_rows(self, athlete_ids) -> pd.DataFrame:
-        "Latest feature rows of these athletes."
-        return self._rows(athlete_ids)[0]
+# %% ../nbs/42_predict.ipynb
+@patch
+def base_rows(self: ChampionRisk, athlete_ids) -> pd.DataFrame:
+    "Latest feature rows of these athletes."
+    return self._rows(athlete_ids)[0]
 
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        "DataFrame[athlete_id, risk, risk_lo, risk_hi, rr_self, rr_team, tier, factors] aligned with `features` (their columns override the latest rows); `lower`/`upper` repeat the interval for older readers."
-        day = features.attrs.get("board_day")  # the board of a past day asks about that day
-        base, hist = self._rows(features["athlete_id"].unique(), day)
-        key = (self.version, len(base), day, int(pd.util.hash_pandas_object(features, index=False).sum()))
-        if key in self._answers:  # the board asks the same question on every refresh: answer it once per data state
-            return self._answers[key].copy()
-        rows = (
-            base.drop_duplicates("athlete_id", keep="last")
-            .set_index("athlete_id")
-            .reindex(features["athlete_id"].astype(str))
-        )
-        for c in features.columns:
-            if c in rows.columns and c not in ("athlete_id", "date"):
-                v = pd.to_numeric(features[c], errors="coerce").to_numpy()
-                rows[c] = np.where(np.isfinite(v), v, rows[c].to_numpy(float))
-        known = rows.index.isin(base["athlete_id"])
-        out = pd.DataFrame({"athlete_id": features["athlete_id"].to_numpy()})
-        for c in ("risk", "risk_lo", "risk_hi", "rr_self", "rr_team"):
-            out[c] = np.nan
-        out["tier"] = ""
-        out["factors"] = [[] for _ in range(len(out))]
-        if known.any():
-            cf = coach_frame(self.model, rows[known].reset_index(), hist)
-            for c in ("risk", "risk_lo", "risk_hi", "rr_self", "rr_team", "tier"):
-                out.loc[known, c] = cf[c].to_numpy()
-            out.loc[known, "factors"] = pd.Series(cf["factors"].to_list(), index=out.index[known])
-        out["lower"], out["upper"] = out["risk_lo"], out["risk_hi"]
-        self._answers = {**dict(list(self._answers.items())[-31:]), key: out}
-        return out.copy()
+# %% ../nbs/42_predict.ipynb
+@patch
+def predict(self: ChampionRisk, features: pd.DataFrame) -> pd.DataFrame:
+    "DataFrame[athlete_id, risk, risk_lo, risk_hi, rr_self, rr_team, tier, factors] aligned with `features` (their columns override the latest rows); `lower`/`upper` repeat the interval for older readers."
+    day = features.attrs.get("board_day")  # the board of a past day asks about that day
+    base, hist = self._rows(features["athlete_id"].unique(), day)
+    key = (self.version, len(base), day, int(pd.util.hash_pandas_object(features, index=False).sum()))
+    if key in self._answers:  # the board asks the same question on every refresh: answer it once per data state
+        return self._answers[key].copy()
+    rows = (
+        base.drop_duplicates("athlete_id", keep="last")
+        .set_index("athlete_id")
+        .reindex(features["athlete_id"].astype(str))
+    )
+    for c in features.columns:
+        if c in rows.columns and c not in ("athlete_id", "date"):
+            v = pd.to_numeric(features[c], errors="coerce").to_numpy()
+            rows[c] = np.where(np.isfinite(v), v, rows[c].to_numpy(float))
+    known = rows.index.isin(base["athlete_id"])
+    out = pd.DataFrame({"athlete_id": features["athlete_id"].to_numpy()})
+    for c in ("risk", "risk_lo", "risk_hi", "rr_self", "rr_team"):
+        out[c] = np.nan
+    out["tier"] = ""
+    out["factors"] = [[] for _ in range(len(out))]
+    if known.any():
+        cf = coach_frame(self.model, rows[known].reset_index(), hist)
+        for c in ("risk", "risk_lo", "risk_hi", "rr_self", "rr_team", "tier"):
+            out.loc[known, c] = cf[c].to_numpy()
+        out.loc[known, "factors"] = pd.Series(cf["factors"].to_list(), index=out.index[known])
+    out["lower"], out["upper"] = out["risk_lo"], out["risk_hi"]
+    self._answers = {**dict(list(self._answers.items())[-31:]), key: out}
+    return out.copy()

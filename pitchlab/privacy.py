@@ -505,6 +505,13 @@ def _cmd_erase(args) -> int:
     print(
         f"erased {n} row(s), {len(out['files'])} file(s), derived rows {out['derived'] or 'none'}; audit token {out['token']}"
     )
+    reg, texts = out["registry"], out["texts"]
+    print(
+        f"registry: {reg['models']} model(s) rewritten ({reg['effects']} per-athlete effect(s) dropped), "
+        f"{reg['texts'] + reg['tables']} artefact(s) and {reg['db_values']} param/tag value(s) rewritten, "
+        f"{reg['runs']} run(s) tagged pitchlab.erasure; reports: {len(texts['rewritten'])} rewritten, "
+        f"{len(texts['deleted'])} PDF/plot file(s) deleted"
+    )
     if out["registry_mentions"]:
         print("registry files still naming the id (retire those versions): " + ", ".join(out["registry_mentions"]))
     return 0

@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from .core import private_files, settings, NotFoundError, StoreError, ValidationError
 from .schema import ENTITIES, validate
+from fastcore.basics import patch
 
 logger = logging.getLogger(__name__)
 
@@ -155,29 +156,6 @@ class LoadReport:
         default_factory=lambda: pd.DataFrame(columns=["entity", "source", "row", "field", "value", "reason"])
     )
 
-    @property
-    def quarantined(self) -> int:
-        return int(self.rejects["row"].nunique()) if len(self.rejects) else 0
-
-    @property
-    def loaded(self) -> int:
-        return self.inserted + self.updated + self.unchanged
-
-    @property
-    def ok(self) -> bool:
-        return self.quarantined == 0
-
-    def summary(self) -> dict:
-        return dict(
-            entity=self.entity,
-            source=self.source,
-            read=self.read,
-            inserted=self.inserted,
-            updated=self.updated,
-            unchanged=self.unchanged,
-            quarantined=self.quarantined,
-        )
-
     def __str__(self):
         s = (
             f"{self.entity} from {self.source}: {self.read} read, {self.inserted} inserted, {self.updated} updated, "
@@ -191,10 +169,39 @@ class LoadReport:
 
     __repr__ = __str__
 
-    @classmethod
-    def combine(cls, reports: list) -> pd.DataFrame:
-        "One row per report, for printing several loads together."
-        return pd.DataFrame([r.summary() for r in reports])
+# %% ../nbs/02_store.ipynb
+@patch(as_prop=True)
+def quarantined(self: LoadReport) -> int:
+    return int(self.rejects["row"].nunique()) if len(self.rejects) else 0
+
+# %% ../nbs/02_store.ipynb
+@patch(as_prop=True)
+def loaded(self: LoadReport) -> int:
+    return self.inserted + self.updated + self.unchanged
+
+# %% ../nbs/02_store.ipynb
+@patch(as_prop=True)
+def ok(self: LoadReport) -> bool:
+    return self.quarantined == 0
+
+# %% ../nbs/02_store.ipynb
+@patch
+def summary(self: LoadReport) -> dict:
+    return dict(
+        entity=self.entity,
+        source=self.source,
+        read=self.read,
+        inserted=self.inserted,
+        updated=self.updated,
+        unchanged=self.unchanged,
+        quarantined=self.quarantined,
+    )
+
+# %% ../nbs/02_store.ipynb
+@patch(cls_method=True)
+def combine(cls: LoadReport, reports: list) -> pd.DataFrame:
+    "One row per report, for printing several loads together."
+    return pd.DataFrame([r.summary() for r in reports])
 
 # %% ../nbs/02_store.ipynb
 def _now():
@@ -247,75 +254,84 @@ class Store:
     def __repr__(self):
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
-    def create(self) -> "Store":
-        "Create missing tables and add missing nullable columns (idempotent); return self."
-        try:
-            METADATA.create_all(self.engine)
-            self._add_new_columns()
-            self._current = True
-        except sa.exc.OperationalError as e:
-            raise StoreError(
-                f"cannot open the store at {self!r}: {e.orig}",
-                hint="check PITCHLAB_DB_URL and that the server is running",
-            ) from e
-        return self
-
-    def _add_new_columns(self):
-        "Additive migration: columns the contracts gained since the store was made are added (nullable only)."
-        insp, added = sa.inspect(self.engine), []
-        with self.engine.begin() as conn:
-            for name, t in self.tables.items():
-                have = {c["name"] for c in insp.get_columns(name)}
-                for c in t.columns:
-                    if c.name in have:
-                        continue
-                    if not c.nullable:
-                        raise StoreError(
-                            f"the store's table {name!r} lacks the required column {c.name!r}, which cannot be added in place",
-                            hint="export the data, recreate the store (`pitchlab init` on a new PITCHLAB_DB_URL) and load it again",
-                        )
-                    ctype = c.type.compile(dialect=self.engine.dialect)
-                    conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{c.name}" {ctype}'))
-                    logger.warning(
-                        "store %r: added the column %s.%s (%s, nullable) the contracts gained",
-                        self,
-                        name,
-                        c.name,
-                        ctype,
-                    )
-                    added.append(f"{name}.{c.name}")
-        return added
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
-    def exists(self) -> bool:
-        "Do all of pitchlab's tables exist in this database?"
-        try:
-            have = set(sa.inspect(self.engine).get_table_names())
-        except sa.exc.OperationalError as e:
-            raise StoreError(
-                f"cannot open the store at {self!r}: {e.orig}",
-                hint="check PITCHLAB_DB_URL and that the server is running",
-            ) from e
-        return set(self.tables) <= have
-
-    def _need_tables(self):
-        "Raise if this is not a pitchlab store; bring an older pitchlab store up to the current contracts (missing tables and nullable columns; checked once per Store)."
-        if getattr(self, "_current", False):
-            return
-        if self.exists():
-            self._add_new_columns()
-            self._current = True
-            return
-        if "teams" in set(sa.inspect(self.engine).get_table_names()):
-            self.create()
-            self._current = True
-            return
+# %% ../nbs/02_store.ipynb
+@patch
+def create(self: Store) -> "Store":
+    "Create missing tables and add missing nullable columns (idempotent); return self."
+    try:
+        METADATA.create_all(self.engine)
+        self._add_new_columns()
+        self._current = True
+    except sa.exc.OperationalError as e:
         raise StoreError(
-            f"the store at {self!r} has no pitchlab tables yet", hint="run `pitchlab init` (or Store(...).create())"
-        )
+            f"cannot open the store at {self!r}: {e.orig}",
+            hint="check PITCHLAB_DB_URL and that the server is running",
+        ) from e
+    return self
+
+# %% ../nbs/02_store.ipynb
+@patch
+def _add_new_columns(self: Store):
+    "Additive migration: columns the contracts gained since the store was made are added (nullable only)."
+    insp, added = sa.inspect(self.engine), []
+    with self.engine.begin() as conn:
+        for name, t in self.tables.items():
+            have = {c["name"] for c in insp.get_columns(name)}
+            for c in t.columns:
+                if c.name in have:
+                    continue
+                if not c.nullable:
+                    raise StoreError(
+                        f"the store's table {name!r} lacks the required column {c.name!r}, which cannot be added in place",
+                        hint="export the data, recreate the store (`pitchlab init` on a new PITCHLAB_DB_URL) and load it again",
+                    )
+                ctype = c.type.compile(dialect=self.engine.dialect)
+                conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{c.name}" {ctype}'))
+                logger.warning(
+                    "store %r: added the column %s.%s (%s, nullable) the contracts gained",
+                    self,
+                    name,
+                    c.name,
+                    ctype,
+                )
+                added.append(f"{name}.{c.name}")
+    return added
+
+# %% ../nbs/02_store.ipynb
+@patch(as_prop=True)
+def dialect(self: Store) -> str:
+    return self.engine.dialect.name
+
+# %% ../nbs/02_store.ipynb
+@patch
+def exists(self: Store) -> bool:
+    "Do all of pitchlab's tables exist in this database?"
+    try:
+        have = set(sa.inspect(self.engine).get_table_names())
+    except sa.exc.OperationalError as e:
+        raise StoreError(
+            f"cannot open the store at {self!r}: {e.orig}",
+            hint="check PITCHLAB_DB_URL and that the server is running",
+        ) from e
+    return set(self.tables) <= have
+
+# %% ../nbs/02_store.ipynb
+@patch
+def _need_tables(self: Store):
+    "Raise if this is not a pitchlab store; bring an older pitchlab store up to the current contracts (missing tables and nullable columns; checked once per Store)."
+    if getattr(self, "_current", False):
+        return
+    if self.exists():
+        self._add_new_columns()
+        self._current = True
+        return
+    if "teams" in set(sa.inspect(self.engine).get_table_names()):
+        self.create()
+        self._current = True
+        return
+    raise StoreError(
+        f"the store at {self!r} has no pitchlab tables yet", hint="run `pitchlab init` (or Store(...).create())"
+    )
 
 # %% ../nbs/02_store.ipynb
 def _existing(self, conn, entity: str, df: pd.DataFrame) -> pd.DataFrame:

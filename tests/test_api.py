@@ -15,6 +15,9 @@ import sqlalchemy as sa
 
 from conftest import _pg_database
 
+# slow: serves the HTTP API (uvicorn) on both backends; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
+
 ROLES = ("athlete", "coach", "medical", "admin")
 
 

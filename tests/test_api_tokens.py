@@ -16,6 +16,9 @@ import sqlalchemy as sa
 
 from pitchlab.core import AccessDenied, NotFoundError, ValidationError
 
+# slow: serves the HTTP API and runs `pitchlab api`; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def store(db_url):

@@ -94,6 +94,7 @@ def test_glm_recovers_the_coefficient_and_gee_widens_intervals():
         ("gbm", "isotonic", "time"),
     ],
 )
+@pytest.mark.slow  # fits and calibrates gradient boosting per fold
 def test_sklearn_models_are_calibrated_and_explained(kind, calibration, cv):
     df = simulated(frailty=0.0, n_ath=80, seed=1)
     te = simulated(frailty=0.0, n_ath=40, seed=2)

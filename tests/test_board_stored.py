@@ -8,6 +8,9 @@ import pytest
 
 from pitchlab.board import default_risk_provider, read_frames, team_board
 
+# slow: trains and registers champions in MLflow; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
+
 
 def _squad(url, monkeypatch, tmp_path):
     "A one-team store with a season of synthetic data and an empty MLflow registry of its own."

@@ -215,6 +215,7 @@ def test_form_writes(world, key):
             da.write(entity, df)
 
 
+@pytest.mark.slow  # builds every page for a role
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page_as_every_role(world, role):
     "The page list each role gets, and that the App refuses to build a page the role may not open."
@@ -272,6 +273,7 @@ def test_tampered_selection_is_refused_server_side(world):
     assert drill is not None and WhatIfPlanner is not None
 
 
+@pytest.mark.slow  # builds the drill-down for each role
 def test_cycle_overlay_only_for_athlete_and_medical_and_audited(world):
     from pitchlab.board import NoRules
     from pitchlab.dash.data import DataStore

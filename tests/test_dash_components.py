@@ -232,8 +232,10 @@ def test_whatif_projection_follows_the_plan(world):
     p = w.projection.query("planned")
     np.testing.assert_allclose(p.ctl, p.ctl_projected, rtol=1e-9)  # daily_metrics over history+plan == project_pmc
     first = p.acwr_ewma.iloc[0]
-    w._slid(0)(type("E", (), {"new": float(w.plan.load.iloc[0] + 1000)})())  # what the day-1 slider does
-    assert w.plan.load.iloc[0] >= 1000 and w.projection.query("planned").acwr_ewma.iloc[0] > first
+    assert w._slider_unit() == "pitches"  # a pitcher's day sliders move pitches; the load follows from AU per pitch
+    w._slid(0)(type("E", (), {"new": int(w.plan.pitches.iloc[0] + 100)})())  # what the day-1 slider does
+    assert w.plan.pitches.iloc[0] >= 100 and w.plan.load.iloc[0] == np.round(w.plan.pitches.iloc[0] * w._au_per, -1)
+    assert w.projection.query("planned").acwr_ewma.iloc[0] > first
     w.horizon = 14
     assert len(w.plan) == 14 and len(w._sliders) == 14
     with pytest.raises(ValidationError, match="after"):

@@ -27,7 +27,12 @@ from pitchlab.load import (
     wellness_z,
 )
 
-HYP = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_HYP = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def HYP(test):
+    "The property checks against pandas (50 cohorts each) are slow: `make test` (--runslow) runs them, test-quick does not."
+    return pytest.mark.slow(_HYP(test))
 
 
 # ----------------------------------------------------------------------------------------------- pandas reference

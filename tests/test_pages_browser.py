@@ -104,7 +104,7 @@ def served(tmp_path_factory):
                     username="cora",
                     display_name="Cora Coach",
                     role="coach",
-                    team_ids=coach.team_ids,
+                    team_ids=",".join(c.teams.team_id),
                     password_hash=hash_password(PASSWORD),
                 )
             ]
@@ -274,6 +274,7 @@ def test_whatif_on_a_phone_overs_budget_horizon_and_suggestion(browser, served, 
 
 
 APP_PAGES = {"board": "Team board", "whatif": "What-if", "athlete": "Athlete", "compare": "Compare"}  # app.PAGE_TITLES
+APP_READY = {**READY, "compare": ".pitchlab-compare-table"}  # in the app, a selector only that page has
 
 
 @pytest.fixture(scope="module")
@@ -337,6 +338,7 @@ def test_coach_pages_inside_the_signed_in_app(browser, app_site, layout_problems
         problems = {}
         for name, title in APP_PAGES.items():
             buttons.filter(has_text=title).first.click()
+            page.locator(APP_READY[name]).first.wait_for(state="visible", timeout=WAIT)
             page.locator(READY[name]).first.wait_for(state="visible", timeout=WAIT)
             time.sleep(1.0)  # let the charts finish their layout
             page.screenshot(path=str(SHOTS / f"coach-app-{name}-{width}.png"), full_page=True)

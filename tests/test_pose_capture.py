@@ -5,7 +5,8 @@ import pytest
 
 from test_pose_landmarks import DEMO, write_clip
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+# slow: MediaPipe on the real clip; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import pytest
 
 from test_pose_landmarks import demo_frames, write_clip
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+# slow: MediaPipe through the pose commands; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,9 @@ import pytest
 
 from pitchlab.core import NotFoundError, ValidationError, project_root
 
+# slow: MediaPipe on the demo videos; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
+
 ROOT = project_root(Path(__file__).resolve().parent)
 DEMO = ROOT / "data" / "samples" / "pose" / "sports2d_demo.mp4"
 PHOTO = ROOT / "data" / "samples" / "pose" / "skimage_astronaut.png"

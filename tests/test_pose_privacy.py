@@ -7,7 +7,8 @@ from pitchlab.core import ValidationError
 
 from test_pose_landmarks import DEMO, PHOTO, demo_frames, write_clip
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+# slow: MediaPipe face and pose passes over video; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
 
 def read_webm(path) -> tuple:

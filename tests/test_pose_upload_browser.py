@@ -194,6 +194,8 @@ def test_a_60_mb_clip_uploads_scores_and_its_overlay_plays(page, served, tmp_pat
     kept = list((home / "uploads").iterdir())
     assert len(kept) == 1 and kept[0].stat().st_size == clip.stat().st_size
     page.locator("button", has_text="Score the video").click()
+    stage = re.compile(r"\b(decode|pose|clean|overlay) \d+% \(\d+ s\)")  # progress by stage while the job runs
+    expect(page.locator(".pitchlab-pose-status")).to_contain_text(stage, timeout=120_000)
     expect(page.locator(".pitchlab-pose-score")).to_contain_text("/ 100", timeout=300_000)
     expect(page.locator(".pitchlab-pose-status")).to_contain_text("stored", timeout=300_000)
     video = page.locator("video.pitchlab-pose-overlay")

@@ -15,6 +15,9 @@ from pitchlab import synth
 from pitchlab.privacy import token
 from pitchlab.store import Store
 
+# slow: runs the CLI in subprocesses on both backends; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
+
 PITCHLAB = str(Path(sys.executable).parent / "pitchlab")
 
 
@@ -72,6 +75,7 @@ def test_export_then_erase(cohort, home):
     assert r.returncode == 2 and "nothing erased" in r.stderr and len(st.read("athletes", aid))
     r = pitchlab("athletes", "erase", aid, "--actor", "dpo", stdin=aid + "\n")
     assert r.returncode == 0, r.stderr
+    assert "registry: 0 model(s) rewritten" in r.stdout and "reports: 0 rewritten" in r.stdout  # no registry here
     for t in st.tables:
         text = st.read(t, actor="check").to_csv()
         assert aid not in text and name not in text, t

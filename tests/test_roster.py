@@ -16,6 +16,9 @@ from pitchlab import cli
 from pitchlab.dash.auth import verify_password
 from pitchlab.store import Store
 
+# slow: runs the roster and users commands in subprocesses on both backends; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
+
 PITCHLAB = str(Path(sys.executable).parent / "pitchlab")
 
 

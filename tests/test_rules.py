@@ -42,6 +42,7 @@ def test_shipped_files_and_versions():
         assert f.endswith(".yaml")
 
 
+@pytest.mark.slow  # every age and pitch count of both tables
 @pytest.mark.parametrize("version", ["2015-2018", "2025-26"])
 def test_pitch_smart_table_matches_references(version):
     rules = load_ruleset("pitch_smart", version)
@@ -107,6 +108,7 @@ def brute_force_pitch_smart(days, pitches, age, version):
     st.integers(7, 22),
     st.sampled_from(["2015-2018", "2025-26"]),
 )
+@pytest.mark.slow  # a brute-force search per example
 def test_pitch_smart_daily_rules_match_brute_force(log, age, version):
     days, pitches = zip(*log)
     act = pd.DataFrame(

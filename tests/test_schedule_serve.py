@@ -10,6 +10,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+
+# slow: starts `pitchlab serve` and the scheduler; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = pytest.mark.slow
 
 PITCHLAB = str(Path(sys.executable).parent / "pitchlab")
 

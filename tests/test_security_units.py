@@ -199,6 +199,7 @@ json.dump(dict(transport=info["transport"], ip=info["ip"], mode=stat.S_IMODE(os.
     assert not Path(got["ip"]).parent.exists()  # the sockets' folder is removed after the run
 
 
+@pytest.mark.slow  # starts MLflow's registry
 def test_a_registry_used_first_writes_private_files(tmp_path):
     "A fresh process with the usual umask 022 (a Jupyter kernel, a script) whose first pitchlab call is the registry:"
     "MLflow's database, run folders and artifacts come out 0600/0700."

@@ -5,6 +5,7 @@
 # %% ../../nbs/22_ingest_fit.ipynb 1
 from __future__ import annotations
 import io
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -22,6 +23,7 @@ from pitchlab.ingest.base import (
     run_files,
     write_frames,
 )
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['FitFile', 'read_fit', 'rmssd', 'session_summary', 'fit_frames', 'ingest_fit_file', 'ingest_fit']
@@ -40,19 +42,20 @@ class FitFile:
     device: dict  # what the device knows of the athlete: hr_rest, hr_max, ftp
     counts: dict = field(default_factory=dict)  # messages of each type
 
-    @property
-    def is_activity(self) -> bool:
-        return bool(self.sessions) or len(self.records) > 0
+# %% ../../nbs/22_ingest_fit.ipynb
+@patch(as_prop=True)
+def is_activity(self: FitFile) -> bool:
+    return bool(self.sessions) or len(self.records) > 0
 
-
+# %% ../../nbs/22_ingest_fit.ipynb
 def _fields(fm) -> dict:
     return {f.name: f.value for f in fm.fields if not f.name.startswith("unknown")}
 
-
+# %% ../../nbs/22_ingest_fit.ipynb
 def _positive(v):
     return v if isinstance(v, (int, float)) and v > 0 else None
 
-
+# %% ../../nbs/22_ingest_fit.ipynb
 def read_fit(
     path: str | Path,  # a .fit file
 ) -> FitFile:
@@ -81,7 +84,18 @@ def read_fit(
             f"{p.name} is truncated: the FIT data end before the header says ({e})",
             hint="copy the file from the device again",
         ) from e
-    except (fitdecode.FitError, ValueError, KeyError, IndexError, UnicodeDecodeError) as e:
+    # fitdecode also fails on damaged headers and chunks with struct.error and its own asserts, and on a field whose
+    # size no longer matches its type with TypeError (all found by fuzzing)
+    except (
+        fitdecode.FitError,
+        ValueError,
+        KeyError,
+        IndexError,
+        UnicodeDecodeError,
+        struct.error,
+        AssertionError,
+        TypeError,
+    ) as e:
         raise ValidationError(
             f"{p.name} is not a readable FIT file: {e}", hint="check that the file is a complete .fit export"
         ) from e

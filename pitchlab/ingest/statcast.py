@@ -46,7 +46,7 @@ class StatcastFile:
     pitcher_names: dict = field(default_factory=dict)  # MLBAM id -> name, when `player_name` names pitchers
     notes: list = field(default_factory=list)  # oddities found while reading
 
-
+# %% ../../nbs/21_ingest_statcast.ipynb
 def _pitcher_names(raw: pd.DataFrame) -> dict:
     "MLBAM id -> name when `player_name` is one name per pitcher (a pitcher search), else {}."
     if "player_name" not in raw:
@@ -61,7 +61,7 @@ def _pitcher_names(raw: pd.DataFrame) -> dict:
         return {}
     return {str(int(float(p))): n for p, n in g.drop_duplicates("p").itertuples(index=False) if _is_id(p)}
 
-
+# %% ../../nbs/21_ingest_statcast.ipynb
 def _is_id(v) -> bool:
     try:
         f = float(v)
@@ -69,7 +69,7 @@ def _is_id(v) -> bool:
         return False
     return np.isfinite(f) and f == round(f) and 0 < f < 2**53
 
-
+# %% ../../nbs/21_ingest_statcast.ipynb
 def read_statcast(
     path: str | Path,  # a Baseball Savant CSV export
     encoding: str | None = None,  # text encoding (default: BOM, else UTF-8)

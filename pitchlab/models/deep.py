@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from ..core import ConfigError, NotFoundError, ValidationError, quiet_tensorflow, quiet_stderr
 from ..features import FEATURE_VERSION, build_features
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['SEQUENCE_FEATURES', 'SESSION_TYPES', 'TODAY_WELLNESS', 'QUALITY_DAY_FEATURES', 'QUALITY_FEATURES', 'import_keras',
@@ -231,12 +232,12 @@ def sequence_windows(
 def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
-
+# %% ../../nbs/35_deep.ipynb
 def _logit(p, eps: float = 1e-7):
     p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
     return np.log(p / (1 - p))
 
-
+# %% ../../nbs/35_deep.ipynb
 def _jsonable(v):
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
@@ -250,7 +251,7 @@ def _jsonable(v):
         return str(pd.Timestamp(v).date())
     return v
 
-
+# %% ../../nbs/35_deep.ipynb
 @contextlib.contextmanager
 def _keras_warnings():
     "Hide a NumPy 2 deprecation notice raised inside Keras's own array conversion (not actionable here)."
@@ -260,7 +261,7 @@ def _keras_warnings():
         )
         yield
 
-
+# %% ../../nbs/35_deep.ipynb
 class KerasModel:
     "Base of pitchlab's Keras models: configuration over defaults, the scaler, `save` to `.keras` + JSON and `load` back."
 
@@ -283,113 +284,125 @@ class KerasModel:
         self.model_config["features"] = list(self.model_config["features"])
         self.model, self.state, self.history = None, {}, {}
 
-    @property
-    def features(self) -> list:
-        return self.model_config["features"]
-
     def __repr__(self):
         fitted = f"fitted on {self.state.get('n_train')} rows" if self.model is not None else "not fitted"
         return f"{type(self).__name__}({len(self.features)} features, {fitted})"
 
-    def _require(self):
-        if self.model is None:
-            raise NotFoundError(f"{type(self).__name__} is not fitted", hint="call .fit(frame) or .load(folder) first")
+# %% ../../nbs/35_deep.ipynb
+@patch(as_prop=True)
+def features(self: KerasModel) -> list:
+    return self.model_config["features"]
 
-    def _check_version(self, frame):
-        v, mine = frame.attrs.get("feature_version"), self.state.get("feature_version")
-        if v is not None and mine is not None and str(v) != str(mine):
-            raise ValidationError(
-                f"{type(self).__name__} was trained on feature version {mine}, but the table has version {v}",
-                hint="rebuild the features with the version the model knows, or retrain the model",
-            )
+# %% ../../nbs/35_deep.ipynb
+@patch
+def _require(self: KerasModel):
+    if self.model is None:
+        raise NotFoundError(f"{type(self).__name__} is not fitted", hint="call .fit(frame) or .load(folder) first")
 
-    def _train(self, keras, X, y, Xv=None, yv=None, class_weight=None):
-        "Fit the compiled network; keeps the per-epoch history."
-        cfg = self.model_config
-        t0 = time.perf_counter()
-        with _keras_warnings():
-            h = self.model.fit(
-                X,
-                y,
-                epochs=int(cfg["epochs"]),
-                batch_size=int(cfg["batch_size"]),
-                verbose=0,
-                shuffle=True,
-                class_weight=class_weight,
-                validation_data=(Xv, yv) if Xv is not None and len(Xv) else None,
-            )
-        self.history = {k: [float(x) for x in v] for k, v in h.history.items()}
-        self.state["fit_seconds"] = round(time.perf_counter() - t0, 2)
-
-    def _raw_predict(self, X) -> np.ndarray:
-        if not len(X):
-            return np.zeros(0)
-        with _keras_warnings():
-            p = self.model.predict(X, batch_size=4096, verbose=0)
-        return np.asarray(p, dtype=float).reshape(len(X))
-
-    def save(
-        self,
-        folder: str | Path,  # folder to write model.keras and config.json into (created if missing)
-    ) -> Path:
-        "Save the network as `model.keras` and the configuration, scaler and history as `config.json`."
-        self._require()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with _keras_warnings():
-            self.model.save(folder / self.model_file)
-        tf, keras = import_keras()
-        meta = dict(
-            cls=type(self).__name__,
-            model_config=self.model_config,
-            state=self.state,
-            history=self.history,
-            versions=dict(keras=keras.__version__, tensorflow=tf.__version__),
+# %% ../../nbs/35_deep.ipynb
+@patch
+def _check_version(self: KerasModel, frame):
+    v, mine = frame.attrs.get("feature_version"), self.state.get("feature_version")
+    if v is not None and mine is not None and str(v) != str(mine):
+        raise ValidationError(
+            f"{type(self).__name__} was trained on feature version {mine}, but the table has version {v}",
+            hint="rebuild the features with the version the model knows, or retrain the model",
         )
-        (folder / self.config_file).write_text(json.dumps(_jsonable(meta), indent=1))
-        return folder
 
-    @classmethod
-    def load(
-        cls,
-        folder: str | Path,  # folder written by `save`
-    ):
-        "A fitted model read back from `folder`."
-        folder = Path(folder)
-        cfg_path, net_path = folder / cls.config_file, folder / cls.model_file
-        for p in (cfg_path, net_path):
-            if not p.is_file():
-                raise NotFoundError(
-                    f"{cls.__name__}.load: {p} does not exist", hint="pass the folder that save() wrote"
-                )
-        meta = json.loads(cfg_path.read_text())
-        if meta.get("cls") != cls.__name__:
-            raise ValidationError(
-                f"{folder} holds a {meta.get('cls')}, not a {cls.__name__}", hint=f"load it with {meta.get('cls')}.load"
-            )
-        _, keras = import_keras()
-        obj = cls(meta["model_config"])
-        obj.state, obj.history = meta["state"], meta.get("history", {})
-        with _keras_warnings():
-            obj.model = keras.saving.load_model(net_path, compile=False)
-        return obj
+# %% ../../nbs/35_deep.ipynb
+@patch
+def _train(self: KerasModel, keras, X, y, Xv=None, yv=None, class_weight=None):
+    "Fit the compiled network; keeps the per-epoch history."
+    cfg = self.model_config
+    t0 = time.perf_counter()
+    with _keras_warnings():
+        h = self.model.fit(
+            X,
+            y,
+            epochs=int(cfg["epochs"]),
+            batch_size=int(cfg["batch_size"]),
+            verbose=0,
+            shuffle=True,
+            class_weight=class_weight,
+            validation_data=(Xv, yv) if Xv is not None and len(Xv) else None,
+        )
+    self.history = {k: [float(x) for x in v] for k, v in h.history.items()}
+    self.state["fit_seconds"] = round(time.perf_counter() - t0, 2)
 
-    def plot_history(self):
-        "Each training metric (and its validation twin) by epoch, one panel per metric; returns the figure."
-        import matplotlib.pyplot as plt
+# %% ../../nbs/35_deep.ipynb
+@patch
+def _raw_predict(self: KerasModel, X) -> np.ndarray:
+    if not len(X):
+        return np.zeros(0)
+    with _keras_warnings():
+        p = self.model.predict(X, batch_size=4096, verbose=0)
+    return np.asarray(p, dtype=float).reshape(len(X))
 
-        self._require()
-        names = [k for k in self.history if not k.startswith("val_")]
-        fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 2.8), squeeze=False)
-        for ax, k in zip(axes[0], names):
-            for key, style in ((k, "-o"), (f"val_{k}", "--s")):
-                if key in self.history:
-                    ax.plot(np.arange(1, len(self.history[key]) + 1), self.history[key], style, ms=3, label=key)
-            ax.set(xlabel="epoch", title=k)
-            ax.legend(fontsize=8)
-        fig.suptitle(f"{type(self).__name__} training", fontsize=10)
-        fig.tight_layout()
-        return fig
+# %% ../../nbs/35_deep.ipynb
+@patch
+def save(
+    self: KerasModel,
+    folder: str | Path,  # folder to write model.keras and config.json into (created if missing)
+) -> Path:
+    "Save the network as `model.keras` and the configuration, scaler and history as `config.json`."
+    self._require()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _keras_warnings():
+        self.model.save(folder / self.model_file)
+    tf, keras = import_keras()
+    meta = dict(
+        cls=type(self).__name__,
+        model_config=self.model_config,
+        state=self.state,
+        history=self.history,
+        versions=dict(keras=keras.__version__, tensorflow=tf.__version__),
+    )
+    (folder / self.config_file).write_text(json.dumps(_jsonable(meta), indent=1))
+    return folder
+
+# %% ../../nbs/35_deep.ipynb
+@patch(cls_method=True)
+def load(
+    cls: KerasModel,
+    folder: str | Path,  # folder written by `save`
+):
+    "A fitted model read back from `folder`."
+    folder = Path(folder)
+    cfg_path, net_path = folder / cls.config_file, folder / cls.model_file
+    for p in (cfg_path, net_path):
+        if not p.is_file():
+            raise NotFoundError(f"{cls.__name__}.load: {p} does not exist", hint="pass the folder that save() wrote")
+    meta = json.loads(cfg_path.read_text())
+    if meta.get("cls") != cls.__name__:
+        raise ValidationError(
+            f"{folder} holds a {meta.get('cls')}, not a {cls.__name__}", hint=f"load it with {meta.get('cls')}.load"
+        )
+    _, keras = import_keras()
+    obj = cls(meta["model_config"])
+    obj.state, obj.history = meta["state"], meta.get("history", {})
+    with _keras_warnings():
+        obj.model = keras.saving.load_model(net_path, compile=False)
+    return obj
+
+# %% ../../nbs/35_deep.ipynb
+@patch
+def plot_history(self: KerasModel):
+    "Each training metric (and its validation twin) by epoch, one panel per metric; returns the figure."
+    import matplotlib.pyplot as plt
+
+    self._require()
+    names = [k for k in self.history if not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 2.8), squeeze=False)
+    for ax, k in zip(axes[0], names):
+        for key, style in ((k, "-o"), (f"val_{k}", "--s")):
+            if key in self.history:
+                ax.plot(np.arange(1, len(self.history[key]) + 1), self.history[key], style, ms=3, label=key)
+        ax.set(xlabel="epoch", title=k)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{type(self).__name__} training", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 # %% ../../nbs/35_deep.ipynb
 class SequenceRisk(KerasModel):
@@ -415,122 +428,130 @@ class SequenceRisk(KerasModel):
         threads=None,  # TensorFlow threads (None: default; see `set_seed`)
     )
 
-    def _build(self, keras, channels: int, bias: float):
-        cfg = self.model_config
-        L = keras.layers
-        reg = keras.regularizers.L2(float(cfg["l2"])) if cfg["l2"] else None
-        last = lambda x, name: L.Flatten(name=name)(L.Cropping1D((int(cfg["window"]) - 1, 0), name=f"{name}_crop")(x))
-        inp = keras.Input((int(cfg["window"]), channels), name="days")
-        if cfg["kind"] == "lstm":
-            h = L.LSTM(int(cfg["units"]), kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm")(inp)
-        elif cfg["kind"] == "tcn":
-            h = inp
-            for d in (1, 2, 4, 8):  # receptive field 1 + 2 x (1 + 2 + 4 + 8) = 31 days
-                h = L.Conv1D(
-                    int(cfg["units"]),
-                    3,
-                    padding="causal",
-                    dilation_rate=d,
-                    activation="relu",
-                    kernel_regularizer=reg,
-                    name=f"conv_d{d}",
-                )(h)
-            h = last(h, "conv_last_day")
-        else:
-            raise ConfigError(f"SequenceRisk: kind must be 'lstm' or 'tcn', got {cfg['kind']!r}")
-        h = L.Dropout(float(cfg["dropout"]), name="dropout")(h)
-        if cfg["last_day"]:
-            h = L.Concatenate(name="with_last_day")([h, last(inp, "last_day")])
-        out = L.Dense(
-            1,
-            activation="sigmoid",
-            kernel_regularizer=reg,
-            name="risk",
-            bias_initializer=keras.initializers.Constant(bias),
-        )(h)
-        model = keras.Model(inp, out, name="sequence_risk")
-        model.compile(
-            optimizer=keras.optimizers.Adam(float(cfg["learning_rate"])),
-            loss="binary_crossentropy",
-            metrics=[keras.metrics.AUC(name="auc")],
-        )
-        return model
+# %% ../../nbs/35_deep.ipynb
+@patch
+def _build(self: SequenceRisk, keras, channels: int, bias: float):
+    cfg = self.model_config
+    L = keras.layers
+    reg = keras.regularizers.L2(float(cfg["l2"])) if cfg["l2"] else None
+    last = lambda x, name: L.Flatten(name=name)(L.Cropping1D((int(cfg["window"]) - 1, 0), name=f"{name}_crop")(x))
+    inp = keras.Input((int(cfg["window"]), channels), name="days")
+    if cfg["kind"] == "lstm":
+        h = L.LSTM(int(cfg["units"]), kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm")(inp)
+    elif cfg["kind"] == "tcn":
+        h = inp
+        for d in (1, 2, 4, 8):  # receptive field 1 + 2 x (1 + 2 + 4 + 8) = 31 days
+            h = L.Conv1D(
+                int(cfg["units"]),
+                3,
+                padding="causal",
+                dilation_rate=d,
+                activation="relu",
+                kernel_regularizer=reg,
+                name=f"conv_d{d}",
+            )(h)
+        h = last(h, "conv_last_day")
+    else:
+        raise ConfigError(f"SequenceRisk: kind must be 'lstm' or 'tcn', got {cfg['kind']!r}")
+    h = L.Dropout(float(cfg["dropout"]), name="dropout")(h)
+    if cfg["last_day"]:
+        h = L.Concatenate(name="with_last_day")([h, last(inp, "last_day")])
+    out = L.Dense(
+        1,
+        activation="sigmoid",
+        kernel_regularizer=reg,
+        name="risk",
+        bias_initializer=keras.initializers.Constant(bias),
+    )(h)
+    model = keras.Model(inp, out, name="sequence_risk")
+    model.compile(
+        optimizer=keras.optimizers.Adam(float(cfg["learning_rate"])),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
+    return model
 
-    def fit(
-        self,
-        frame: pd.DataFrame,  # feature rows with labels (e.g. `time_split(...).train`); unlabelled rows only lend history
-        context: pd.DataFrame | None = None,  # earlier rows that lend history to the first windows
-    ) -> "SequenceRisk":
-        "Train on the labelled rows of `frame`, each seen through its window of the last `window` days."
-        cfg, label = self.model_config, self.model_config["label"]
-        _check_columns(frame, ["athlete_id", "date", *self.features, label], "SequenceRisk.fit")
-        rows = frame[frame[label].notna()]
-        if not len(rows):
-            raise ValidationError("SequenceRisk.fit: no row has a label", hint=f"the `{label}` column is empty")
-        y = rows[label].to_numpy(dtype=float)
-        cw = class_weights(y, cfg["class_weight"])
-        means, sds = fit_scaler(_matrix(rows, self.features))
-        ctx = frame if context is None else pd.concat([frame, context], ignore_index=True)
-        X = sequence_windows(rows, self.features, means, sds, int(cfg["window"]), context=ctx, clip=float(cfg["clip"]))
-        val = np.zeros(len(rows), bool)
-        if cfg["validation_frac"]:
-            days = np.sort(rows["date"].unique())
-            val = (rows["date"] >= days[int(len(days) * (1 - float(cfg["validation_frac"])))]).to_numpy()
-        tf, keras = import_keras()
-        keras.backend.clear_session()
-        seeded = set_seed(int(cfg["seed"]), cfg["threads"])
-        n1 = float(y[~val].sum())
-        n0 = float((~val).sum()) - n1
-        bias = float(np.log(cw[1] * max(n1, 0.5) / (cw[0] * max(n0, 0.5))))
-        self.model = self._build(keras, X.shape[2], bias)
-        self.state = dict(
-            means=means,
-            sds=sds,
-            class_weight=[cw[0], cw[1]],
-            logit_shift=float(np.log(cw[1] / cw[0])),
-            feature_version=frame.attrs.get("feature_version", FEATURE_VERSION),
-            horizon=frame.attrs.get("horizon"),
-            n_train=int((~val).sum()),
-            n_positive=int(y[~val].sum()),
-            n_validation=int(val.sum()),
-            train_first=rows["date"].min(),
-            train_last=rows["date"].max(),
-            **seeded,
-        )
-        self._train(keras, X[~val], y[~val], X[val], y[val], class_weight=cw)
-        return self
+# %% ../../nbs/35_deep.ipynb
+@patch
+def fit(
+    self: SequenceRisk,
+    frame: pd.DataFrame,  # feature rows with labels (e.g. `time_split(...).train`); unlabelled rows only lend history
+    context: pd.DataFrame | None = None,  # earlier rows that lend history to the first windows
+) -> "SequenceRisk":
+    "Train on the labelled rows of `frame`, each seen through its window of the last `window` days."
+    cfg, label = self.model_config, self.model_config["label"]
+    _check_columns(frame, ["athlete_id", "date", *self.features, label], "SequenceRisk.fit")
+    rows = frame[frame[label].notna()]
+    if not len(rows):
+        raise ValidationError("SequenceRisk.fit: no row has a label", hint=f"the `{label}` column is empty")
+    y = rows[label].to_numpy(dtype=float)
+    cw = class_weights(y, cfg["class_weight"])
+    means, sds = fit_scaler(_matrix(rows, self.features))
+    ctx = frame if context is None else pd.concat([frame, context], ignore_index=True)
+    X = sequence_windows(rows, self.features, means, sds, int(cfg["window"]), context=ctx, clip=float(cfg["clip"]))
+    val = np.zeros(len(rows), bool)
+    if cfg["validation_frac"]:
+        days = np.sort(rows["date"].unique())
+        val = (rows["date"] >= days[int(len(days) * (1 - float(cfg["validation_frac"])))]).to_numpy()
+    tf, keras = import_keras()
+    keras.backend.clear_session()
+    seeded = set_seed(int(cfg["seed"]), cfg["threads"])
+    n1 = float(y[~val].sum())
+    n0 = float((~val).sum()) - n1
+    bias = float(np.log(cw[1] * max(n1, 0.5) / (cw[0] * max(n0, 0.5))))
+    self.model = self._build(keras, X.shape[2], bias)
+    self.state = dict(
+        means=means,
+        sds=sds,
+        class_weight=[cw[0], cw[1]],
+        logit_shift=float(np.log(cw[1] / cw[0])),
+        feature_version=frame.attrs.get("feature_version", FEATURE_VERSION),
+        horizon=frame.attrs.get("horizon"),
+        n_train=int((~val).sum()),
+        n_positive=int(y[~val].sum()),
+        n_validation=int(val.sum()),
+        train_first=rows["date"].min(),
+        train_last=rows["date"].max(),
+        **seeded,
+    )
+    self._train(keras, X[~val], y[~val], X[val], y[val], class_weight=cw)
+    return self
 
-    def predict_proba(
-        self,
-        frame: pd.DataFrame,  # feature rows (athlete_id, date and the model's features)
-        context: pd.DataFrame | None = None,  # rows that lend history (e.g. the whole feature table)
-    ) -> np.ndarray:
-        "Probability of an injury onset within the label horizon, one per row of `frame`."
-        self._require()
-        cfg = self.model_config
-        _check_columns(frame, ["athlete_id", "date", *self.features], "SequenceRisk.predict")
-        self._check_version(frame)
-        X = sequence_windows(
-            frame,
-            self.features,
-            self.state["means"],
-            self.state["sds"],
-            int(cfg["window"]),
-            context=context,
-            clip=float(cfg["clip"]),
-        )
-        p = self._raw_predict(X)
-        if cfg["prior_correction"]:
-            p = _sigmoid(_logit(p) - self.state["logit_shift"])
-        return p
+# %% ../../nbs/35_deep.ipynb
+@patch
+def predict_proba(
+    self: SequenceRisk,
+    frame: pd.DataFrame,  # feature rows (athlete_id, date and the model's features)
+    context: pd.DataFrame | None = None,  # rows that lend history (e.g. the whole feature table)
+) -> np.ndarray:
+    "Probability of an injury onset within the label horizon, one per row of `frame`."
+    self._require()
+    cfg = self.model_config
+    _check_columns(frame, ["athlete_id", "date", *self.features], "SequenceRisk.predict")
+    self._check_version(frame)
+    X = sequence_windows(
+        frame,
+        self.features,
+        self.state["means"],
+        self.state["sds"],
+        int(cfg["window"]),
+        context=context,
+        clip=float(cfg["clip"]),
+    )
+    p = self._raw_predict(X)
+    if cfg["prior_correction"]:
+        p = _sigmoid(_logit(p) - self.state["logit_shift"])
+    return p
 
-    def predict(
-        self,
-        frame: pd.DataFrame,  # feature rows (athlete_id, date and the model's features)
-        context: pd.DataFrame | None = None,  # rows that lend history (e.g. the whole feature table)
-    ) -> pd.DataFrame:
-        "A DataFrame indexed like `frame` with the column `risk`."
-        return pd.DataFrame({"risk": self.predict_proba(frame, context)}, index=frame.index)
+# %% ../../nbs/35_deep.ipynb
+@patch
+def predict(
+    self: SequenceRisk,
+    frame: pd.DataFrame,  # feature rows (athlete_id, date and the model's features)
+    context: pd.DataFrame | None = None,  # rows that lend history (e.g. the whole feature table)
+) -> pd.DataFrame:
+    "A DataFrame indexed like `frame` with the column `risk`."
+    return pd.DataFrame({"risk": self.predict_proba(frame, context)}, index=frame.index)
 
 # %% ../../nbs/35_deep.ipynb
 SESSION_TYPES = ("training", "match", "gym", "conditioning", "recovery", "other")
@@ -671,76 +692,80 @@ class SessionQuality(KerasModel):
         threads=None,
     )
 
-    def _build(self, keras, n_inputs: int, mean_target: float):
-        cfg = self.model_config
-        L = keras.layers
-        inp = keras.Input((n_inputs,), name="session")
-        h = L.Dense(int(cfg["units"]), activation="relu", name="hidden1")(inp)
-        h = L.Dropout(float(cfg["dropout"]), name="dropout")(h)
-        h = L.Dense(max(int(cfg["units"]) // 2, 1), activation="relu", name="hidden2")(h)
-        b = float(_logit((np.clip(mean_target, 1.05, 4.95) - 1) / 4))
-        h = L.Dense(1, activation="sigmoid", name="unit", bias_initializer=keras.initializers.Constant(b))(h)
-        out = L.Rescaling(4.0, offset=1.0, name="quality")(h)  # 1 + 4 x sigmoid: always inside 1-5
-        if cfg["loss"] not in ("huber", "mse"):
-            raise ConfigError(f"SessionQuality: loss must be 'huber' or 'mse', got {cfg['loss']!r}")
-        model = keras.Model(inp, out, name="session_quality")
-        model.compile(
-            optimizer=keras.optimizers.Adam(float(cfg["learning_rate"])),
-            loss=cfg["loss"],
-            metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
-        )
-        return model
+# %% ../../nbs/35_deep.ipynb
+@patch
+def _build(self: SessionQuality, keras, n_inputs: int, mean_target: float):
+    cfg = self.model_config
+    L = keras.layers
+    inp = keras.Input((n_inputs,), name="session")
+    h = L.Dense(int(cfg["units"]), activation="relu", name="hidden1")(inp)
+    h = L.Dropout(float(cfg["dropout"]), name="dropout")(h)
+    h = L.Dense(max(int(cfg["units"]) // 2, 1), activation="relu", name="hidden2")(h)
+    b = float(_logit((np.clip(mean_target, 1.05, 4.95) - 1) / 4))
+    h = L.Dense(1, activation="sigmoid", name="unit", bias_initializer=keras.initializers.Constant(b))(h)
+    out = L.Rescaling(4.0, offset=1.0, name="quality")(h)  # 1 + 4 x sigmoid: always inside 1-5
+    if cfg["loss"] not in ("huber", "mse"):
+        raise ConfigError(f"SessionQuality: loss must be 'huber' or 'mse', got {cfg['loss']!r}")
+    model = keras.Model(inp, out, name="session_quality")
+    model.compile(
+        optimizer=keras.optimizers.Adam(float(cfg["learning_rate"])),
+        loss=cfg["loss"],
+        metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
+    )
+    return model
 
-    def fit(
-        self,
-        frame: pd.DataFrame,  # rows of `session_quality_table` (or any table with the features and the target)
-    ) -> "SessionQuality":
-        "Train on the rows of `frame` that have a target."
-        cfg, target = self.model_config, self.model_config["target"]
-        _check_columns(frame, [*self.features, target], "SessionQuality.fit")
-        rows = frame[pd.to_numeric(frame[target], errors="coerce").notna()]
-        if not len(rows):
-            raise ValidationError(f"SessionQuality.fit: no row has a `{target}` value")
-        y = pd.to_numeric(rows[target]).to_numpy(dtype=float)
-        if (y < 1).any() or (y > 5).any():
-            raise ValidationError(
-                f"SessionQuality.fit: `{target}` must lie in 1-5, found {y.min():.2f} to {y.max():.2f}"
-            )
-        X0 = _matrix(rows, self.features)
-        means, sds = fit_scaler(X0)
-        X = standardise(X0, means, sds, float(cfg["clip"]))
-        val = np.zeros(len(rows), bool)
-        if cfg["validation_frac"] and "date" in rows:
-            days = np.sort(rows["date"].unique())
-            val = (rows["date"] >= days[int(len(days) * (1 - float(cfg["validation_frac"])))]).to_numpy()
-        tf, keras = import_keras()
-        keras.backend.clear_session()
-        seeded = set_seed(int(cfg["seed"]), cfg["threads"])
-        self.model = self._build(keras, X.shape[1], float(y[~val].mean()))
-        self.state = dict(
-            means=means,
-            sds=sds,
-            feature_version=frame.attrs.get("feature_version", FEATURE_VERSION),
-            quality_definition=frame.attrs.get("quality_definition"),
-            n_train=int((~val).sum()),
-            n_validation=int(val.sum()),
-            target_mean=float(y[~val].mean()),
-            **seeded,
-        )
-        if "date" in rows:
-            self.state.update(train_first=rows["date"].min(), train_last=rows["date"].max())
-        self._train(keras, X[~val], y[~val], X[val], y[val])
-        return self
+# %% ../../nbs/35_deep.ipynb
+@patch
+def fit(
+    self: SessionQuality,
+    frame: pd.DataFrame,  # rows of `session_quality_table` (or any table with the features and the target)
+) -> "SessionQuality":
+    "Train on the rows of `frame` that have a target."
+    cfg, target = self.model_config, self.model_config["target"]
+    _check_columns(frame, [*self.features, target], "SessionQuality.fit")
+    rows = frame[pd.to_numeric(frame[target], errors="coerce").notna()]
+    if not len(rows):
+        raise ValidationError(f"SessionQuality.fit: no row has a `{target}` value")
+    y = pd.to_numeric(rows[target]).to_numpy(dtype=float)
+    if (y < 1).any() or (y > 5).any():
+        raise ValidationError(f"SessionQuality.fit: `{target}` must lie in 1-5, found {y.min():.2f} to {y.max():.2f}")
+    X0 = _matrix(rows, self.features)
+    means, sds = fit_scaler(X0)
+    X = standardise(X0, means, sds, float(cfg["clip"]))
+    val = np.zeros(len(rows), bool)
+    if cfg["validation_frac"] and "date" in rows:
+        days = np.sort(rows["date"].unique())
+        val = (rows["date"] >= days[int(len(days) * (1 - float(cfg["validation_frac"])))]).to_numpy()
+    tf, keras = import_keras()
+    keras.backend.clear_session()
+    seeded = set_seed(int(cfg["seed"]), cfg["threads"])
+    self.model = self._build(keras, X.shape[1], float(y[~val].mean()))
+    self.state = dict(
+        means=means,
+        sds=sds,
+        feature_version=frame.attrs.get("feature_version", FEATURE_VERSION),
+        quality_definition=frame.attrs.get("quality_definition"),
+        n_train=int((~val).sum()),
+        n_validation=int(val.sum()),
+        target_mean=float(y[~val].mean()),
+        **seeded,
+    )
+    if "date" in rows:
+        self.state.update(train_first=rows["date"].min(), train_last=rows["date"].max())
+    self._train(keras, X[~val], y[~val], X[val], y[val])
+    return self
 
-    def predict(
-        self,
-        frame: pd.DataFrame,  # rows with the model's feature columns
-    ) -> pd.DataFrame:
-        "A DataFrame indexed like `frame` with the column `quality` (1-5)."
-        self._require()
-        _check_columns(frame, self.features, "SessionQuality.predict")
-        self._check_version(frame)
-        X = standardise(
-            _matrix(frame, self.features), self.state["means"], self.state["sds"], float(self.model_config["clip"])
-        )
-        return pd.DataFrame({"quality": np.clip(self._raw_predict(X), 1, 5)}, index=frame.index)
+# %% ../../nbs/35_deep.ipynb
+@patch
+def predict(
+    self: SessionQuality,
+    frame: pd.DataFrame,  # rows with the model's feature columns
+) -> pd.DataFrame:
+    "A DataFrame indexed like `frame` with the column `quality` (1-5)."
+    self._require()
+    _check_columns(frame, self.features, "SessionQuality.predict")
+    self._check_version(frame)
+    X = standardise(
+        _matrix(frame, self.features), self.state["means"], self.state["sds"], float(self.model_config["clip"])
+    )
+    return pd.DataFrame({"quality": np.clip(self._raw_predict(X), 1, 5)}, index=frame.index)

@@ -373,7 +373,7 @@ def overlay_frames(
     want = None if frames is None else set(int(f) for f in np.atleast_1d(frames))
     upto = None if want is None else max(want, default=-1) + 6  # the hold of `face_boxes` looks 5 frames ahead
     if faces is None and everyone:
-        faces = bystander_faces(path, max_side=max_side or 640, stop=upto)
+        faces = bystander_faces(path, stop=upto)  # its pose pass infers at 640 px whatever size is drawn
     boxes = face_boxes(da, extra=faces)
     W, H = float(da.attrs["width"]), float(da.attrs["height"])
     xy_all = np.stack([da.sel(coord="x").values * W, da.sel(coord="y").values * H], -1)

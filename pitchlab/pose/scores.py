@@ -16,6 +16,7 @@ import xarray as xr
 from ..core import ValidationError
 from . import kinematics as K
 from .kinematics import SIDES
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['REFERENCE_RANGES', 'THROW_ESTIMABILITY', 'SCORERS', 'Ref', 'reference_table', 'band_score', 'view_factor', 'Measure',
@@ -474,7 +475,7 @@ def _clean_json(x):
         return None if not np.isfinite(x) else round(float(x), 4)
     return x
 
-
+# %% ../../nbs/53_pose_scores.ipynb
 @dataclass
 class PoseScore:
     "A movement's technique score: measures, events, extra metrics, faults and feedback in words."
@@ -489,52 +490,56 @@ class PoseScore:
     faults: list = field(default_factory=list)  # names of measures scoring under 70 with confidence >= 0.4
     feedback: str = ""  # what to work on, in words
 
-    def table(self) -> pd.DataFrame:
-        "The measures as a table."
-        return pd.DataFrame(
-            [
-                dict(
-                    measure=m.name,
-                    value=round(m.value, 1) if np.isfinite(m.value) else None,
+# %% ../../nbs/53_pose_scores.ipynb
+@patch
+def table(self: PoseScore) -> pd.DataFrame:
+    "The measures as a table."
+    return pd.DataFrame(
+        [
+            dict(
+                measure=m.name,
+                value=round(m.value, 1) if np.isfinite(m.value) else None,
+                unit=m.unit,
+                score=m.score,
+                confidence=m.confidence,
+                low=m.lo,
+                high=m.hi,
+                weight=m.weight,
+            )
+            for m in self.measures
+        ]
+    )
+
+# %% ../../nbs/53_pose_scores.ipynb
+@patch
+def to_dict(self: PoseScore) -> dict:
+    "Everything as JSON-safe values (the `metrics` text stored per athlete)."
+    return _clean_json(
+        dict(
+            movement=self.movement,
+            score=self.score,
+            confidence=self.confidence,
+            view=self.view,
+            measures={
+                m.name: dict(
+                    value=m.value,
                     unit=m.unit,
                     score=m.score,
                     confidence=m.confidence,
-                    low=m.lo,
-                    high=m.hi,
+                    range=[m.lo, m.hi],
                     weight=m.weight,
+                    note=m.note,
                 )
                 for m in self.measures
-            ]
+            },
+            events=self.events,
+            metrics=self.metrics,
+            faults=self.faults,
+            feedback=self.feedback,
         )
+    )
 
-    def to_dict(self) -> dict:
-        "Everything as JSON-safe values (the `metrics` text stored per athlete)."
-        return _clean_json(
-            dict(
-                movement=self.movement,
-                score=self.score,
-                confidence=self.confidence,
-                view=self.view,
-                measures={
-                    m.name: dict(
-                        value=m.value,
-                        unit=m.unit,
-                        score=m.score,
-                        confidence=m.confidence,
-                        range=[m.lo, m.hi],
-                        weight=m.weight,
-                        note=m.note,
-                    )
-                    for m in self.measures
-                },
-                events=self.events,
-                metrics=self.metrics,
-                faults=self.faults,
-                feedback=self.feedback,
-            )
-        )
-
-
+# %% ../../nbs/53_pose_scores.ipynb
 _LABEL = lambda n: n.replace("_s", "").replace("_", " ")
 
 
@@ -569,7 +574,7 @@ def feedback(
         )
     return "\n".join(out)
 
-
+# %% ../../nbs/53_pose_scores.ipynb
 def _finish(movement, measures, events, metrics, view) -> PoseScore:
     "Combine the measures, name the faults and write the feedback."
     score, conf = combine(measures)
@@ -580,7 +585,7 @@ def _finish(movement, measures, events, metrics, view) -> PoseScore:
     res.feedback = feedback(res)
     return res
 
-
+# %% ../../nbs/53_pose_scores.ipynb
 def _nothing(movement, view, why) -> PoseScore:
     "A result with no score and the reason in words."
     return PoseScore(movement, None, 0.0, [], {}, {}, view, [], f"{movement.replace('_', ' ')}: {why}")

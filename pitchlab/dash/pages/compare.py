@@ -39,6 +39,7 @@ from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 from .base import Page, _badge, _hv, SHRINK_CSS, wrap_row
 from ...people import display_names
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['COMPARE_METRICS', 'TABLE_METRICS', 'Compare']
@@ -85,59 +86,6 @@ class Compare(Page):
         self.data.param.watch(self._update, "frames")
         self._update()
 
-    def frame(self) -> pd.DataFrame:
-        "The compared athletes' metric over the window (authorised per athlete)."
-        for a in self.athletes:
-            self.data.access.check("read", "sessions", a)
-        m, end = self.data.frames.metrics, self.data.as_of
-        m = m[m["athlete_id"].isin(self.athletes) & (m["date"] > end - pd.Timedelta(days=self.days))]
-        names = self.names()
-        return m.assign(athlete=m["athlete_id"].map(names))[["athlete_id", "athlete", "date", self.metric]]
-
-    def names(self) -> pd.Series:
-        "athlete_id -> the name people read (shared names disambiguated)."
-        return display_names(self.data.roster, self.data.teams)
-
-    def _update(self, *_):
-        n = len(self.athletes)
-        if self.data.as_of is None:
-            self._out[:] = [pn.pane.Alert("no sessions recorded yet", alert_type="info")]
-            return
-        if not 2 <= n <= 6:
-            self._out[:] = [pn.pane.Alert(f"choose 2 to 6 athletes (now {len(self.athletes)})", alert_type="warning")]
-            return
-        hv, f = _hv(), self.frame()
-        label = next(k for k, v in COMPARE_METRICS.items() if v == self.metric)
-        curves = [
-            hv.Curve(g, "date", (self.metric, label), label=name).opts(line_width=2, tools=["hover"])
-            for name, g in f.groupby("athlete", sort=False)
-        ]
-        layout = hv.Overlay(curves).opts(
-            title=f"{label}, last {self.days} days",
-            responsive=True,
-            height=320,
-            show_grid=True,
-            legend_position="top",
-            legend_cols=3,
-            xlabel="date",
-        )
-        cols = list(TABLE_METRICS)
-        m = self.data.frames.metrics
-        now = m[(m["date"] == self.data.as_of) & m["athlete_id"].isin(self.athletes)].set_index("athlete_id")[cols]
-        # Tabulator renders column titles as HTML: the athletes' names are escaped
-        now.index = now.index.map(self.names()).map(esc)
-        self._out[:] = [
-            pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=False),
-            pn.widgets.Tabulator(
-                now.T.round(2).rename(index=TABLE_METRICS).reset_index(names="metric"),
-                show_index=False,
-                disabled=True,
-                sizing_mode="stretch_width",
-                frozen_columns=["metric"],
-                css_classes=["pitchlab-compare-table"],
-            ),
-        ]
-
     def __panel__(self):
         return pn.Column(
             wrap_row(
@@ -149,3 +97,62 @@ class Compare(Page):
             sizing_mode="stretch_width",
             stylesheets=[SHRINK_CSS],
         )
+
+# %% ../../../nbs/69_dash_compare.ipynb
+@patch
+def frame(self: Compare) -> pd.DataFrame:
+    "The compared athletes' metric over the window (authorised per athlete)."
+    for a in self.athletes:
+        self.data.access.check("read", "sessions", a)
+    m, end = self.data.frames.metrics, self.data.as_of
+    m = m[m["athlete_id"].isin(self.athletes) & (m["date"] > end - pd.Timedelta(days=self.days))]
+    names = self.names()
+    return m.assign(athlete=m["athlete_id"].map(names))[["athlete_id", "athlete", "date", self.metric]]
+
+# %% ../../../nbs/69_dash_compare.ipynb
+@patch
+def names(self: Compare) -> pd.Series:
+    "athlete_id -> the name people read (shared names disambiguated)."
+    return display_names(self.data.roster, self.data.teams)
+
+# %% ../../../nbs/69_dash_compare.ipynb
+@patch
+def _update(self: Compare, *_):
+    n = len(self.athletes)
+    if self.data.as_of is None:
+        self._out[:] = [pn.pane.Alert("no sessions recorded yet", alert_type="info")]
+        return
+    if not 2 <= n <= 6:
+        self._out[:] = [pn.pane.Alert(f"choose 2 to 6 athletes (now {len(self.athletes)})", alert_type="warning")]
+        return
+    hv, f = _hv(), self.frame()
+    label = next(k for k, v in COMPARE_METRICS.items() if v == self.metric)
+    curves = [
+        hv.Curve(g, "date", (self.metric, label), label=name).opts(line_width=2, tools=["hover"])
+        for name, g in f.groupby("athlete", sort=False)
+    ]
+    layout = hv.Overlay(curves).opts(
+        title=f"{label}, last {self.days} days",
+        responsive=True,
+        height=320,
+        show_grid=True,
+        legend_position="top",
+        legend_cols=3,
+        xlabel="date",
+    )
+    cols = list(TABLE_METRICS)
+    m = self.data.frames.metrics
+    now = m[(m["date"] == self.data.as_of) & m["athlete_id"].isin(self.athletes)].set_index("athlete_id")[cols]
+    # Tabulator renders column titles as HTML: the athletes' names are escaped
+    now.index = now.index.map(self.names()).map(esc)
+    self._out[:] = [
+        pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=False),
+        pn.widgets.Tabulator(
+            now.T.round(2).rename(index=TABLE_METRICS).reset_index(names="metric"),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            frozen_columns=["metric"],
+            css_classes=["pitchlab-compare-table"],
+        ),
+    ]

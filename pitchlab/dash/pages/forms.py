@@ -38,6 +38,7 @@ from pitchlab.board import (
 from ...rules import VIOLATION_COLUMNS
 from ..data import DataStore, esc, load_team
 from .base import Page, _badge, _hv
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['EntryForms']
@@ -84,31 +85,6 @@ class EntryForms(Page):
             params.setdefault(k, date.today())
         super().__init__(**params)
         self._alert = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
-
-    def _sport(self):
-        return self.data.roster.set_index("athlete_id").loc[self.data.athlete, "sport"]
-
-    def _save(self, entity, row, what):
-        df = pd.DataFrame([row])
-        from pitchlab.schema import validate
-
-        try:
-            self.data.access.check("write", entity, self.data.athlete)
-            _, rej = validate(entity, df, source="form")
-        except (AccessDenied, ValidationError) as e:
-            return self._say(False, str(e).splitlines()[0])
-        if len(rej):
-            return self._say(False, f"{what} not saved: " + "; ".join(dict.fromkeys(rej["reason"])))
-        rep = self.data.access.write(entity, df, source="form")
-        if not rep.ok:
-            return self._say(False, f"{what} not saved: " + "; ".join(rep.rejects["reason"]))
-        self._say(True, f"{what} saved for {row['athlete_id']} on {pd.Timestamp(row['date']):%a %d %b %Y}")
-        if entity in ("sessions", "wellness"):
-            self.data.version += 1
-
-    def _say(self, ok, msg):
-        self.ok, self.message = ok, msg
-        self._alert.param.update(object=msg, alert_type="success" if ok else "danger", visible=True)
 
     @param.depends("save_session", watch=True)
     def _session(self):
@@ -222,3 +198,34 @@ class EntryForms(Page):
             sizing_mode="stretch_width",
             css_classes=["pitchlab-forms"],
         )
+
+# %% ../../../nbs/76_dash_forms.ipynb
+@patch
+def _sport(self: EntryForms):
+    return self.data.roster.set_index("athlete_id").loc[self.data.athlete, "sport"]
+
+# %% ../../../nbs/76_dash_forms.ipynb
+@patch
+def _save(self: EntryForms, entity, row, what):
+    df = pd.DataFrame([row])
+    from pitchlab.schema import validate
+
+    try:
+        self.data.access.check("write", entity, self.data.athlete)
+        _, rej = validate(entity, df, source="form")
+    except (AccessDenied, ValidationError) as e:
+        return self._say(False, str(e).splitlines()[0])
+    if len(rej):
+        return self._say(False, f"{what} not saved: " + "; ".join(dict.fromkeys(rej["reason"])))
+    rep = self.data.access.write(entity, df, source="form")
+    if not rep.ok:
+        return self._say(False, f"{what} not saved: " + "; ".join(rep.rejects["reason"]))
+    self._say(True, f"{what} saved for {row['athlete_id']} on {pd.Timestamp(row['date']):%a %d %b %Y}")
+    if entity in ("sessions", "wellness"):
+        self.data.version += 1
+
+# %% ../../../nbs/76_dash_forms.ipynb
+@patch
+def _say(self: EntryForms, ok, msg):
+    self.ok, self.message = ok, msg
+    self._alert.param.update(object=msg, alert_type="success" if ok else "danger", visible=True)

@@ -12,9 +12,10 @@ from ...core import AccessDenied, NotFoundError, ValidationError
 from ..data import esc
 from .base import Page
 from ...injury_log import INJURY_FORM, add_injury, form_choices, list_injuries
+from fastcore.basics import patch
 
 # %% auto 0
-__all__ = ['InjuryLogPage', 'save']
+__all__ = ['InjuryLogPage']
 
 # %% ../../../nbs/78_dash_injuries.ipynb
 _LABELS = {
@@ -60,6 +61,7 @@ class InjuryLogPage(Page):
         self._refresh()
 
 # %% ../../../nbs/78_dash_injuries.ipynb
+@patch
 def _refresh(self: InjuryLogPage):
     "Redraw the log of the athletes in view (audited read)."
     ids = list(self.data.roster["athlete_id"])
@@ -97,7 +99,8 @@ def _refresh(self: InjuryLogPage):
         else "<h3>Injury and illness log</h3><p>Nothing logged.</p>"
     )
 
-
+# %% ../../../nbs/78_dash_injuries.ipynb
+@patch
 def save(self: InjuryLogPage):
     "Log the form's entry for the athlete in focus; refusals beside their fields."
     a = self.data.athlete
@@ -123,13 +126,15 @@ def save(self: InjuryLogPage):
     self._refresh()
     return s
 
-
+# %% ../../../nbs/78_dash_injuries.ipynb
+@patch
 def _say(self: InjuryLogPage, ok: bool, msg: str):
     self.message = msg
     self._alert.param.update(object=msg, alert_type="success" if ok else "danger", visible=True)
 
-
-def _panel(self: InjuryLogPage):
+# %% ../../../nbs/78_dash_injuries.ipynb
+@patch
+def __panel__(self: InjuryLogPage):
     w = dict(sizing_mode="stretch_width")
     form = [pn.widgets.Select.from_param(self.data.param.athlete, name="Athlete", **w)]
     for f in INJURY_FORM:
@@ -140,6 +145,3 @@ def _panel(self: InjuryLogPage):
         css_classes=["pitchlab-injuries"],
         **w,
     )
-
-
-InjuryLogPage._refresh, InjuryLogPage.save, InjuryLogPage._say, InjuryLogPage.__panel__ = _refresh, save, _say, _panel

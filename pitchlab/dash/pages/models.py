@@ -74,7 +74,7 @@ class RetrainBackend(abc.ABC):
     def rollback(self, actor: str) -> str:
         "Make the previous champion the champion again; returns its version."
 
-
+# %% ../../../nbs/75_dash_models.ipynb
 class PipelineRetrainBackend(RetrainBackend):
     "Retraining with pitchlab.pipelines (papermill) and versions from pitchlab.registry (MLflow)."
 
@@ -86,23 +86,6 @@ class PipelineRetrainBackend(RetrainBackend):
     ):
         self.pipeline, self.model_name, self.date_params = pipeline, model_name, date_params
         self._jobs, self._registry = {}, None
-
-    @property
-    def note(self) -> str:
-        "Why retraining cannot run here ('' when the pipeline notebook is installed)."
-        from pitchlab import pipelines
-
-        if self.pipeline in pipelines.available():
-            return ""
-        return f"Retraining is unavailable: the pipeline notebook {self.pipeline!r} is not installed (nbs/pipelines)."
-
-    @property
-    def registry(self):
-        if self._registry is None:
-            from pitchlab.registry import Registry
-
-            self._registry = Registry()
-        return self._registry
 
     def versions(self):
         try:
@@ -159,7 +142,26 @@ class PipelineRetrainBackend(RetrainBackend):
     def rollback(self, actor):
         return self.registry.rollback(self.model_name, actor=actor)
 
+# %% ../../../nbs/75_dash_models.ipynb
+@patch(as_prop=True)
+def note(self: PipelineRetrainBackend) -> str:
+    "Why retraining cannot run here ('' when the pipeline notebook is installed)."
+    from pitchlab import pipelines
 
+    if self.pipeline in pipelines.available():
+        return ""
+    return f"Retraining is unavailable: the pipeline notebook {self.pipeline!r} is not installed (nbs/pipelines)."
+
+# %% ../../../nbs/75_dash_models.ipynb
+@patch(as_prop=True)
+def registry(self: PipelineRetrainBackend):
+    if self._registry is None:
+        from pitchlab.registry import Registry
+
+        self._registry = Registry()
+    return self._registry
+
+# %% ../../../nbs/75_dash_models.ipynb
 def default_backend() -> RetrainBackend:
     "The registry and the retraining pipeline (its `note` says why when retraining cannot run here)."
     return PipelineRetrainBackend()
