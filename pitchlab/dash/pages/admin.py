@@ -1041,9 +1041,10 @@ def _show_users(self: AccountsPage, out: dict, preview: bool):
     "The import's plan and refusals in words and two tables."
     plan, refused = out["plan"], out["refused"]
     made = plan if preview else [r for r in plan if r["username"] in set(out["created"])]
+    verb = "will be" if preview else "were"
     self.import_summary.object = (
-        f"<p>{out['read']} row(s) read: {len(made)} account(s) {'will be' if preview else 'were'} created, "
-        f"{len({r['row'] for r in refused})} row(s) {'will be' if preview else 'were'} refused"
+        f"<p>{int(out['read'])} row(s) read: {len(made)} account(s) {esc(verb)} created, "
+        f"{len({r['row'] for r in refused})} row(s) {esc(verb)} refused"
         + (" (the reasons are below)." if refused else ".")
         + (" Nothing is written until you press <i>Import</i>." if preview else "")
         + "</p>"
@@ -1111,13 +1112,15 @@ def import_users(self: AccountsPage) -> dict | None:
     self._users_file = None
     self._show_users(out, preview=False)
     pw = out.pop("passwords")
-    rows = "".join(
-        f"<tr><td>{esc(u)}</td><td><code class='pitchlab-secret' style='background:#eef;padding:2px 6px'>{esc(p)}</code></td></tr>"
-        for u, p in pw.items()
-    )
     self.secrets.object = (
         "<p><b>One-time passwords</b> (shown once, only here: hand each person theirs; they can sign in now).</p>"
-        f"<table class='pitchlab-secrets-table'><tr><th>Username</th><th>Password</th></tr>{rows}</table>"
+        "<table class='pitchlab-secrets-table'><tr><th>Username</th><th>Password</th></tr>"
+        + "".join(
+            f"<tr><td>{esc(u)}</td><td><code class='pitchlab-secret' style='background:#eef;padding:2px 6px'>"
+            f"{esc(p)}</code></td></tr>"
+            for u, p in pw.items()
+        )
+        + "</table>"
         if pw
         else ""
     )
