@@ -238,7 +238,7 @@ def default_sampler_config() -> dict:
         collapse=True,  # collapse identical (athlete, covariate cell) rows to Binomial counts before sampling
         c_kernel=True,  # backend 'numba': nutpie's threads call the kernel from C (False: through Python, slower)
         targets=dict(DIAGNOSTIC_TARGETS),  # sample until these hold (None: one round, whatever it gives)
-        max_rounds=3,  # rounds of sampling at most: more chains when ESS or R-hat fall short, a higher target_accept after a divergence
+        max_rounds=4,  # rounds of sampling at most: longer chains when ESS or R-hat fall short, a higher target_accept after a divergence
         budget_seconds=900.0,  # no new round starts after this many seconds
         advi_iterations=20_000,  # steps of the ADVI optimiser (backend 'advi')
         max_predict_draws=500,  # posterior draws used by `predict` (thinned evenly)
