@@ -440,8 +440,8 @@ def _user_dep(ctx: ApiContext):
 
 
 def _visible(access, athlete_id: str, what: str = "athlete") -> str:
-    "The athlete's team if this user may see the athlete; else 404, the same as for an unknown athlete."
-    r = access.roster()
+    "The athlete's team if this user may see the athlete (a deactivated one too: history stays readable); else 404, the same as for an unknown athlete."
+    r = access.roster(inactive=True)
     hit = r.loc[r["athlete_id"] == str(athlete_id), "team_id"]
     if not len(hit):
         raise NotFoundError(f"no {what} {athlete_id!r}", hint="GET /api/v1/athletes lists the athletes you may see")
@@ -476,9 +476,13 @@ def _write(ctx: ApiContext, user, entity: str, body) -> JSONResponse:
     df = pd.DataFrame([r.model_dump() for r in rows], columns=cols)
     own = []
     if "athlete_id" in ENTITIES[entity].columns and entity != "athletes" and len(df):
-        known = set(access.roster()["athlete_id"])
+        known, every = set(access.roster()["athlete_id"]), set(access.roster(inactive=True)["athlete_id"])
         for i, a in df["athlete_id"].astype(str).items():
-            if a not in known:
+            if a in every - known:
+                own.append(
+                    (i, "athlete_id", a, f"athlete {a!r} is deactivated: an admin reactivates them before new data")
+                )
+            elif a not in known:
                 own.append((i, "athlete_id", a, f"unknown athlete_id {a!r}: add it to athletes first"))
     dcol = next((c for c in _DATE_COLS if c in df.columns), None)
     if dcol and len(df):
@@ -588,9 +592,13 @@ def _roster_routes(app: FastAPI, ctx: ApiContext, me):
 
     @app.get(f"{API_PREFIX}/athletes", tags=["roster"], response_model=list[AthleteRow], summary="athletes you may see")
     def athletes(
-        user: Annotated[Any, Depends(me)], team: Annotated[Optional[str], Query(description="only this team")] = None
+        user: Annotated[Any, Depends(me)],
+        team: Annotated[Optional[str], Query(description="only this team")] = None,
+        inactive: Annotated[
+            bool, Query(description="also deactivated athletes (their history stays readable)")
+        ] = False,
     ):
-        r = ctx.access(user).roster()
+        r = ctx.access(user).roster(inactive=inactive)
         return JSONResponse(records(r if team is None else r[r["team_id"] == team]))
 
 # %% ../nbs/70_api.ipynb
@@ -757,7 +765,7 @@ def pitcher_workload(ctx: ApiContext, access, athlete_id: str, on=None) -> dict:
     from pitchlab import rules
 
     _visible(access, athlete_id, "pitcher")
-    ath = access.roster().set_index("athlete_id").loc[str(athlete_id)]
+    ath = access.roster(inactive=True).set_index("athlete_id").loc[str(athlete_id)]
     if ath["sport"] != "baseball":
         raise ValidationError(f"athlete {athlete_id} plays {ath['sport']}, not baseball: no pitching workload")
     on = pd.Timestamp(on or dt.datetime.now(dt.timezone.utc).date())
@@ -1071,7 +1079,7 @@ def _pose_target(ctx: ApiContext, user, athlete_id, movement) -> dict:
     access = ctx.access(user)
     _visible(access, athlete_id)
     access.check("write", "pose_results", athlete_id)
-    r = access.roster()
+    r = access.roster(inactive=True)
     h = r.loc[r["athlete_id"] == athlete_id, "height_cm"] if "height_cm" in r else pd.Series(dtype=float)
     return dict(
         athlete_id=athlete_id,

@@ -76,7 +76,7 @@ def availability(
     st["rank"] = st["availability"].map(rank)
     worst = st.sort_values(["athlete_id", "rank", "since"], ascending=[True, False, True]).drop_duplicates("athlete_id")
     n = st.groupby("athlete_id").size()
-    out = pd.DataFrame({"athlete_id": ids})
+    out = pd.DataFrame({"athlete_id": pd.Series(ids, dtype=str)})  # typed even when empty (a team with no athletes)
     out = out.merge(worst[["athlete_id", "availability", "since"]], on="athlete_id", how="left")
     out["availability"] = out["availability"].fillna("available")
     out["open_entries"] = out["athlete_id"].map(n).fillna(0).astype(int)

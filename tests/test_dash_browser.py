@@ -124,19 +124,28 @@ def test_coach(browser, site, layout_problems):
 
     tab(page, "What-if")
     page.wait_for_selector(".pitchlab-day .noUi-handle")
-    summary = page.get_by_text(re.compile(r"planned load [\d,]+ AU"))
-    total = lambda: int(re.search(r"planned load ([\d,]+) AU", summary.inner_text()).group(1).replace(",", ""))
+    title = page.locator(".pitchlab-day .bk-slider-title").first.inner_text()  # the sliders move the sport's unit
+    who = site["cohort"].athletes.set_index("athlete_id").loc[target.athlete_id]
+    unit = "balls" if "balls" in title else "pitches" if "(pitches)" in title else "AU"
+    want = {"bowler": "balls", "pitcher": "pitches", "batter": "AU", "position player": "AU"}.get(who.role, unit)
+    assert unit == want, (title, who.role)  # a bowler's sliders move balls (titled as overs), a pitcher's pitches
+    pattern = {"AU": r"planned load ([\d,]+) AU", "balls": r"\((\d+) balls\)", "pitches": r"; (\d+) pitches"}[unit]
+    summary = page.get_by_text(re.compile(pattern))
+    total = lambda: int(re.search(pattern, summary.inner_text()).group(1).replace(",", ""))
     day = page.locator(".pitchlab-day .bk-slider-value").first
     value = lambda: int(day.inner_text().replace(",", ""))
     t0, v0 = total(), value()
     handle = page.locator(".pitchlab-day .noUi-handle").first
     handle.focus()
     for _ in range(30):
-        handle.press("ArrowRight")  # +10 AU a press
+        handle.press("ArrowRight")  # +10 AU, or one ball or pitch, a press
     time.sleep(1.0)
     v1 = value()
-    assert v1 == v0 + 300
-    expect(summary).to_contain_text(f"planned load {t0 - v0 + v1:,} AU", timeout=WAIT)  # the plan follows the slider
+    assert v1 == v0 + 30 * (10 if unit == "AU" else 1)
+    deadline = time.monotonic() + WAIT / 1000
+    while total() != t0 - v0 + v1 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert total() == t0 - v0 + v1  # the plan follows the slider
     time.sleep(1.0)
     assert value() == v1 and total() == t0 - v0 + v1  # and nothing undoes the move afterwards
     shoot(page, "coach-whatif")
@@ -194,12 +203,10 @@ def test_athlete_sees_only_their_own(browser, site):
     assert nav(page) == ["Today", "My data", "Pose", "Entry forms"]
     tab(page, "My data")
     page.wait_for_selector(".pitchlab-drilldown-plots canvas")
-    opts = (
-        page.locator("select", has=page.locator("option", has_text=site["own"]))
-        .first.locator("option")
-        .all_inner_texts()
-    )
-    assert len(opts) == 1 and site["own"] in opts[0]
+    team1 = site["team1"]
+    label = _shown_name(site, site["own"], team1[team1.athlete_id == site["own"]])
+    opts = page.locator("select", has=page.locator("option", has_text=label)).first.locator("option").all_inner_texts()
+    assert opts == [label]  # only themselves, by name
     expect(page.get_by_text(re.compile("cycle phase shaded")).first).to_be_visible()
     assert page.locator(".tabulator-row").count() == 0
     shoot(page, "athlete-mydata")

@@ -5,6 +5,7 @@ docs/screenshots/ (ux-<page>-<width>.png). The same four pages are opened again 
 real `panel serve dashboards/app.py` with pitchlab's sign-in) at both widths, with its navigation and header
 (coach-app-<page>-<width>.png)."""
 
+import os
 import time
 from pathlib import Path
 
@@ -99,8 +100,16 @@ def served(tmp_path_factory):
         "athlete": lambda: AthleteDrillDown(data=data()),
         "compare": lambda: Compare(data=data()),
     }
-    with panel_pages(apps, home) as server:
-        yield dict(base=server.base, store=store, c=c, out=out, spiked=spiked, coach=coach, home=home)
+    old_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"  # this home's (empty) registry
+    try:
+        with panel_pages(apps, home) as server:
+            yield dict(base=server.base, store=store, c=c, out=out, spiked=spiked, coach=coach, home=home)
+    finally:
+        if old_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
 def _open(browser, served, name, width, height):

@@ -1,6 +1,7 @@
 """The athlete's Today page in a real browser (Debian Chromium via Playwright, loopback only) at 390x844 and 1400 px:
 no horizontal overflow, no overlapping boxes, refusals beside the fields, one session per tap, logged in under 30 s."""
 
+import os
 import time
 from pathlib import Path
 
@@ -35,8 +36,16 @@ def served(tmp_path_factory):
         "today": lambda: TodayPage(data=DataStore(access=DataAccess(store, user))),
         "injuries": lambda: InjuryLogPage(data=DataStore(access=DataAccess(store, medic))),
     }
-    with panel_pages(apps, home) as server:
-        yield dict(url=server.base + "/today", base=server.base, store=store, me=me, c=c)
+    old_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"  # this home's (empty) registry
+    try:
+        with panel_pages(apps, home) as server:
+            yield dict(url=server.base + "/today", base=server.base, store=store, me=me, c=c)
+    finally:
+        if old_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
 def _open(browser_context, served, width, height):

@@ -28,7 +28,7 @@ def store(db_url):
     from pitchlab.synth import make_cohort
 
     st = Store(db_url, actor="test").create()
-    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=5)
+    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=7)
     st.write("teams", c.teams, source="test")
     st.write("athletes", c.athletes, source="test")
     t1 = c.teams.team_id.iloc[0]
@@ -128,7 +128,9 @@ def test_pitchlab_score_skips_inactive_athletes_and_teams(store, tmp_path):
     from pitchlab.score import SCORED_TABLES, score_day
     from pitchlab.synth import make_cohort
 
-    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=5)
+    if store.dialect != "sqlite":
+        pytest.skip("the filter is pandas after the read: one backend is enough (CI time)")
+    c = make_cohort(n_teams=2, athletes_per_team=4, seasons=1, seed=7)
     for n in ("sessions", "wellness", "injuries"):
         store.write(n, getattr(c, n), source="test")
     t1, t2 = c.teams.team_id
@@ -144,3 +146,39 @@ def test_pitchlab_score_skips_inactive_athletes_and_teams(store, tmp_path):
     assert out["athletes"] == len(want) == 3
     assert set(store.read("predictions").athlete_id) == want  # one prediction per active athlete
     assert len(store.read("sessions", off)) > 0  # their history stays
+
+
+def test_the_api_keeps_a_deactivated_athletes_history_readable_and_refuses_new_data(store, tmp_path, monkeypatch):
+    "The HTTP API through the same roster: listed only on request, history readable by id, writes refused by name."
+    from fastapi.testclient import TestClient
+
+    from pitchlab.api import API_PREFIX, ApiContext, create_app
+    from pitchlab.api_tokens import create_token
+    from pitchlab.roster import edit_athlete
+
+    monkeypatch.setenv("PITCHLAB_HOME", str(tmp_path / "home"))
+    a = store.read("athletes")
+    t1 = store.read("teams").team_id.iloc[0]
+    a1 = a[a.team_id == t1].athlete_id.iloc[0]
+    tok, _ = create_token("cora", store=store)
+    edit_athlete(a1, store=store, actor="root", active=False)
+    app = create_app(
+        ctx=ApiContext(
+            str(store.engine.url.render_as_string(hide_password=False)), f"sqlite:///{tmp_path / 'mlflow.db'}"
+        )
+    )
+    h = {"Authorization": f"Bearer {tok}"}
+    with TestClient(app) as c:
+        listed = c.get(f"{API_PREFIX}/athletes", headers=h).json()
+        assert a1 not in {r["athlete_id"] for r in listed} and len(listed) == 3
+        every = c.get(f"{API_PREFIX}/athletes", params={"inactive": "true"}, headers=h).json()
+        assert a1 in {r["athlete_id"] for r in every} and len(every) == 4
+        assert c.get(f"{API_PREFIX}/athletes/{a1}/metrics", headers=h).status_code == 200
+        r = c.post(
+            f"{API_PREFIX}/sessions",
+            json=dict(athlete_id=a1, date="2026-12-01", sport="cricket", session_type="gym", duration_min=40, rpe=5),
+            headers=h,
+        )
+        assert r.status_code == 422, r.text
+        assert f"athlete {a1!r} is deactivated: an admin reactivates them before new data" in r.text
+    assert not len(store.read("sessions"))

@@ -55,7 +55,8 @@ def esc(
     return "" if value is None else html.escape(str(value), quote=True)
 
 # %% ../../nbs/64_dash_data.ipynb
-_TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results", "injuries", "predictions")
+_TOKEN_TABLES = ("athletes", "teams", "users", "sessions", "wellness", "pose_results")  # what the frames read
+_TOKEN_TABLES += ("injuries", "predictions", "pitches", "cycle_logs")  # and what the board's risk and availability read
 
 
 @functools.lru_cache(maxsize=16)
@@ -411,11 +412,19 @@ def session_quality(
         cache.clear()
         cache[key] = q
     q = cache[key].iloc[::-1].head(last).reset_index(drop=True)
-    words = ", ".join(f"{w} from {lo:g}" if np.isfinite(lo) else f"{w} below" for lo, w in QUALITY_WORDS)
+    words = ", ".join(
+        f"{w} from {lo:g}" if np.isfinite(lo) else f"{w} below {QUALITY_WORDS[i - 1][0]:g}"
+        for i, (lo, w) in enumerate(QUALITY_WORDS)
+    )
     return (
         q,
         f"Session quality by {QUALITY_MODEL} v{champ.version} (champion). {explain('session_quality')} ({words}; a proxy, not a validated measure.)",
     )
+
+
+def _num(v, fmt: str) -> str:
+    "A number in `fmt`, or 'n/a' when it is missing."
+    return format(v, fmt) if v is not None and np.isfinite(v) else "n/a"
 
 
 def quality_html(
@@ -430,9 +439,10 @@ def quality_html(
         return head + "<p>No sessions with a wellness record to score yet.</p>"
     color = {"as planned": "#1e7b34", "watch": "#b36b00", "check": "#b00020"}
     items = "".join(
-        f"<li class='pitchlab-quality-row'>{r.date:%a %d %b}: {esc(r.session_type)}, {r.duration_min:.0f} min, "
-        f"RPE {r.rpe:g}, {r.load:,.0f} AU: <b>quality {r.quality:.1f}/5</b> "
-        f"<span style='color:{color.get(r.word, '#555')}'>{esc(r.word)}</span></li>"
+        f"<li class='pitchlab-quality-row'>{r.date:%a %d %b}: {esc(r.session_type)}, {_num(r.duration_min, '.0f')} min, "
+        f"RPE {_num(r.rpe, 'g')}, {_num(r.load, ',.0f')} AU: "
+        + (f"<b>quality {r.quality:.1f}/5</b> " if np.isfinite(r.quality) else "<b>no score</b> (inputs missing)")
+        + f"<span style='color:{color.get(r.word, '#555')}'>{esc(r.word)}</span></li>"
         for r in frame.itertuples()
     )
     return head + f"<ul style='padding-left:1.2em;margin:0'>{items}</ul>"

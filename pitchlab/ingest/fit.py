@@ -84,7 +84,8 @@ def read_fit(
             f"{p.name} is truncated: the FIT data end before the header says ({e})",
             hint="copy the file from the device again",
         ) from e
-    # fitdecode also fails on damaged headers and chunks with struct.error and its own asserts (found by fuzzing)
+    # fitdecode also fails on damaged headers and chunks with struct.error and its own asserts, and on a field whose
+    # size no longer matches its type with TypeError (all found by fuzzing)
     except (
         fitdecode.FitError,
         ValueError,
@@ -93,6 +94,7 @@ def read_fit(
         UnicodeDecodeError,
         struct.error,
         AssertionError,
+        TypeError,
     ) as e:
         raise ValidationError(
             f"{p.name} is not a readable FIT file: {e}", hint="check that the file is a complete .fit export"

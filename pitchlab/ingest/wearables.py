@@ -91,11 +91,8 @@ def read_whoop(
             f"{t.path.name} is not a file of WHOOP's data export (found columns {list(t.frame.columns)[:8]})",
             hint="pass physiological_cycles.csv, sleeps.csv or workouts.csv from the WHOOP export",
         )
-    need = [
-        c
-        for c in WHOOP[kind].values()
-        if c not in t.frame.columns and c not in ("Distance (meters)", "Day Strain", "Nap", "Wake onset")
-    ]
+    optional = {"Distance (meters)", "Day Strain", "Nap"} | ({"Wake onset"} if kind != "sleeps" else set())
+    need = [c for c in WHOOP[kind].values() if c not in t.frame.columns and c not in optional]  # a sleep needs its wake
     if need:
         raise ValidationError(
             f"{t.path.name} looks like WHOOP's {kind} file but lacks {need}",
@@ -106,9 +103,12 @@ def read_whoop(
 # %% ../../nbs/23_ingest_wearables.ipynb
 def _local_times(s: pd.Series) -> pd.Series:
     "Wall-clock times as written (offsets dropped, the local time kept)."
-    t = pd.to_datetime(clean(s), errors="coerce", format="mixed").map(
-        lambda t: t.tz_localize(None) if t is not pd.NaT and t.tzinfo else t
-    )
+    c = clean(s)
+    try:
+        t = pd.to_datetime(c, errors="coerce", format="mixed")
+    except ValueError:  # cells with different UTC offsets (fuzzing: a damaged cell read as a zone): one at a time
+        t = c.map(lambda v: pd.to_datetime(v, errors="coerce", format="mixed"))
+    t = t.map(lambda t: t.tz_localize(None) if t is not pd.NaT and t.tzinfo else t)
     # a time outside what nanoseconds can hold (year 25, found by fuzzing a workouts file) is unreadable, not a crash
     ok = t.map(lambda v: v is not pd.NaT and pd.Timestamp.min < v < pd.Timestamp.max).astype(bool)
     return t.where(ok, pd.NaT).astype("datetime64[ns]")
@@ -457,6 +457,8 @@ def catapult_sessions(
                 s.at[i, "trimp"] = float(load.trimp(dm, s.at[i, "hr_mean"], p["hr_rest"], p["hr_max"], p["sex"]))
     s["load"] = s["player_load"] if "player_load" in s else np.nan
     s["source"] = "catapult"
+    # no readable start at all (fuzzing: a table without dates or Unix times): the key says so, the rows are quarantined
+    start_key = pd.Series([k if isinstance(k, str) else "no-start" for k in start_key], index=s.index, dtype=object)
     s["source_id"] = start_key + ":" + s["athlete_id"].astype(str)
     return s, pd.DataFrame(band_rows)
 

@@ -227,11 +227,12 @@ DIAGNOSTIC_TARGETS = dict(
 def default_sampler_config() -> dict:
     "A fresh copy of the default sampler settings."
     return dict(
-        draws=600,
+        draws=1000,
         tune=600,
         chains=4,
         cores=2,
         target_accept=0.9,
+        low_rank_mass_matrix=True,  # nutpie's low-rank modified mass matrix (nutpie docs, 'low_rank_modified_mass_matrix'): the athletes' spread mixes faster
         random_seed=None,
         backend="auto",  # 'auto', 'numba' (compiled hazard kernel + nutpie), 'nutpie' (PyMC model via nutpie), 'pymc', 'advi'
         collapse=True,  # collapse identical (athlete, covariate cell) rows to Binomial counts before sampling
@@ -474,6 +475,31 @@ def history_from_truth(
 _SIGMA_KINDS = {"HalfNormal": 0, "Exponential": 1, "HalfStudentT": 2, "Fixed": 3}
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
+def _patterns_xb(Xp, theta, xb):
+    "Each covariate pattern's linear predictor (a matrix-vector product the compiler may vectorise)."
+    P, K = Xp.shape
+    for p in range(P):
+        acc = 0.0
+        for k in range(K):
+            acc += Xp[p, k] * theta[1 + k]
+        xb[p] = acc
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
+def _patterns_grad(Xp, gp, g):
+    "The fixed effects' gradient from the patterns' summed gradients (the transposed product)."
+    P, K = Xp.shape
+    acc = np.zeros(K)
+    for p in range(P):
+        w = gp[p]
+        if w != 0.0:
+            for k in range(K):
+                acc[k] += w * Xp[p, k]
+    for k in range(K):
+        g[1 + k] += acc[k]
+
+# %% ../../nbs/31_bayes.ipynb
 @njit(cache=True, nogil=True, error_model="numpy")
 def _hazard_logp_into(theta, g, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link):
     "Log posterior density (up to a constant), its gradient written into `g`, on the unconstrained scale, in one pass over the cells."
@@ -510,40 +536,57 @@ def _hazard_logp_into(theta, g, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, 
         lp -= 0.5 * theta[j] * theta[j]
         g[j] -= theta[j]
     xb = np.empty(P)  # each covariate pattern's linear predictor
-    for p in range(P):
-        acc = 0.0
-        for k in range(K):
-            acc += Xp[p, k] * theta[1 + k]
-        xb[p] = acc
+    _patterns_xb(Xp, theta, xb)
     a = np.empty(U)  # each unit's (athlete's) summed group effects
     for u in range(U):
         acc = theta[0]
         for l in range(L):
             acc += sig[l] * theta[offs[l] + uidx[l, u]]
         a[u] = acc
+    # exp(eta) = exp(a) exp(xb): one exponential per unit and per pattern instead of one per cell
+    big = 0.0
+    for u in range(U):
+        big = max(big, abs(a[u]))
+    for p in range(P):
+        big = max(big, abs(xb[p]))
+    fast = big < 300.0  # the product cannot overflow or underflow to zero where it matters
+    ea = np.exp(a)
+    ep = np.exp(xb)
     ga = np.zeros(U)
     gp = np.zeros(P)
     for c in range(N):
-        eta = a[unit[c]] + xb[pat[c]]
+        uc, pc = unit[c], pat[c]
         if link == 0:  # logit: y * eta - n * log(1 + e^eta)
-            if eta > 0:
-                e = np.exp(-eta)
-                lp += y[c] * eta - n[c] * (eta + np.log1p(e))
-                gc = y[c] - n[c] / (1.0 + e)
-            else:
-                e = np.exp(eta)
-                lp += y[c] * eta - n[c] * np.log1p(e)
+            if fast:
+                e = ea[uc] * ep[pc]
+                if e < 1e-3:  # log(1 + e) by its series, exact to rounding here (the next term is below 2e-16 of e)
+                    l1 = e * (1.0 - e * (0.5 - e * (1.0 / 3.0 - e * (0.25 - e * (0.2 - e * (1.0 / 6.0))))))
+                else:
+                    l1 = np.log1p(e)
+                lp += y[c] * (a[uc] + xb[pc]) - n[c] * l1
                 gc = y[c] - n[c] * e / (1.0 + e)
+            else:
+                eta = a[uc] + xb[pc]
+                if eta > 0:
+                    e = np.exp(-eta)
+                    lp += y[c] * eta - n[c] * (eta + np.log1p(e))
+                    gc = y[c] - n[c] / (1.0 + e)
+                else:
+                    e = np.exp(eta)
+                    lp += y[c] * eta - n[c] * np.log1p(e)
+                    gc = y[c] - n[c] * e / (1.0 + e)
         else:  # cloglog: p = 1 - exp(-e^eta)
-            m = np.exp(eta)
-            q = -np.expm1(-m)
-            lp += y[c] * np.log(q) - (n[c] - y[c]) * m
-            gc = y[c] * m * np.exp(-m) / q - (n[c] - y[c]) * m
-        ga[unit[c]] += gc
-        gp[pat[c]] += gc
-    for p in range(P):
-        for k in range(K):
-            g[1 + k] += gp[p] * Xp[p, k]
+            m = ea[uc] * ep[pc] if fast else np.exp(a[uc] + xb[pc])
+            if y[c] == 0.0:
+                lp -= n[c] * m
+                gc = -n[c] * m
+            else:
+                q = -np.expm1(-m)
+                lp += y[c] * np.log(q) - (n[c] - y[c]) * m
+                gc = y[c] * m * np.exp(-m) / q - (n[c] - y[c]) * m
+        ga[uc] += gc
+        gp[pc] += gc
+    _patterns_grad(Xp, gp, g)
     for u in range(U):
         g[0] += ga[u]
         for l in range(L):
@@ -1055,6 +1098,7 @@ def _sample_numba(self: HazardModel, flat: dict, cfg: dict, seed: int):
         seed=seed,
         progress_bar=cfg["progressbar"],
         target_accept=cfg["target_accept"],
+        low_rank_modified_mass_matrix=bool(cfg.get("low_rank_mass_matrix", False)),
         save_warmup=False,
     )
 
@@ -1115,6 +1159,7 @@ def _sample_round(self: HazardModel, cells: tuple, cfg: dict, seed: int, backend
             seed=seed,
             progress_bar=cfg["progressbar"],
             target_accept=cfg["target_accept"],
+            low_rank_modified_mass_matrix=bool(cfg.get("low_rank_mass_matrix", False)),
             save_warmup=False,
         )
     elif backend == "pymc":
@@ -1173,6 +1218,13 @@ def _shortfalls(d: dict, t: dict) -> list:
     return out
 
 
+def _longer(draws: int, d: dict, t: dict, most: float = 4.0) -> int:
+    "Draws a chain for the next round: the ESS shortfall with a quarter's margin, at least 1.5x and at most `most`x, in hundreds."
+    need = max(t["min_ess_bulk"] / max(d["min_ess_bulk"], 1.0), t["min_ess_tail"] / max(d["min_ess_tail"], 1.0))
+    f = min(most, max(1.5, 1.25 * need if np.isfinite(need) else most))
+    return int(math.ceil(draws * f / 100.0) * 100)
+
+
 @patch_method
 def fit(
     self: HazardModel,
@@ -1229,6 +1281,7 @@ def fit(
         rounds.append(
             dict(
                 chains=int(idata.posterior.sizes["chain"]),
+                draws=int(idata.posterior.sizes["draw"]),
                 target_accept=cfg["target_accept"],
                 seconds=round(time.perf_counter() - rs, 2),
                 misses=miss,
@@ -1244,8 +1297,10 @@ def fit(
             cfg = {**cfg, "target_accept": round(min(0.995, 1 - (1 - cfg["target_accept"]) / 2), 4)}
             idata = None
             logger.info("round %d: %s; sampling again with target_accept %s", r, "; ".join(miss), cfg["target_accept"])
-        else:  # R-hat or ESS short: add as many chains again
-            logger.info("round %d: %s; adding %d chains", r, "; ".join(miss), cfg["chains"])
+        else:  # R-hat or ESS short: afresh with chains longer by the shortfall (more short chains keep R-hat high)
+            cfg = {**cfg, "draws": _longer(cfg["draws"], d, {**DIAGNOSTIC_TARGETS, **targets})}
+            idata = None
+            logger.info("round %d: %s; sampling again with %d draws a chain", r, "; ".join(miss), cfg["draws"])
     t2 = time.perf_counter()
     idata = _add_effects(idata, info, pri)
     info.update(

@@ -5,7 +5,6 @@
 # %% ../../nbs/58_pose_repeatability.ipynb 1
 from __future__ import annotations
 from pathlib import Path
-import numpy as np
 import pandas as pd
 from .scores import MOVEMENTS
 
@@ -81,7 +80,7 @@ def repeatability(
     movements=MOVEMENTS,  # movements to score (each variant's landmarks are found once and scored as each)
     height_m: float | None = None,  # athlete's height, m
 ) -> pd.DataFrame:
-    "Score and confidence of every movement on every variant (`variant_clips`), and each variant's difference from the original."
+    "Score, confidence (with the completeness rule's cap) and warning codes of every movement on every variant (`variant_clips`), and each variant's difference from the original."
     from pitchlab.pose.clean import clean
     from pitchlab.pose.pipeline import run
     from pitchlab.pose.scores import score
@@ -91,7 +90,15 @@ def repeatability(
         raws[name] = run(clip, movements[0]).raw
         for m in movements:
             r = score(clean(raws[name], m), m, height_m)
-            rows.append(dict(movement=m, variant=name, score=r.score, confidence=r.confidence))
+            rows.append(
+                dict(
+                    movement=m,
+                    variant=name,
+                    score=r.score,
+                    confidence=r.confidence,
+                    warnings=", ".join(w["code"] for w in r.warnings),
+                )
+            )
     df = pd.DataFrame(rows)
     base = df[df.variant == "original"].set_index("movement")["score"]
     df["diff"] = df.score - df.movement.map(base)

@@ -4,8 +4,6 @@
 
 # %% ../../nbs/53_pose_scores.ipynb 1
 from __future__ import annotations
-import json
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -19,9 +17,10 @@ from .kinematics import SIDES
 from fastcore.basics import patch
 
 # %% auto 0
-__all__ = ['REFERENCE_RANGES', 'THROW_ESTIMABILITY', 'SCORERS', 'Ref', 'reference_table', 'band_score', 'view_factor', 'Measure',
-           'measure', 'combine', 'PoseScore', 'feedback', 'score_squat', 'score_deadlift', 'score_overhead_press',
-           'score_pitch', 'score_shot_put', 'score_discus', 'score_jump', 'score', 'Analysis', 'analyse']
+__all__ = ['REFERENCE_RANGES', 'CONFIDENCE_LOW', 'EDGE_FRAMES', 'CUT_CAPS', 'THROW_ESTIMABILITY', 'SCORERS', 'Ref',
+           'reference_table', 'band_score', 'view_factor', 'Measure', 'measure', 'combine', 'PoseScore', 'feedback',
+           'lowered', 'completeness', 'score_squat', 'score_deadlift', 'score_overhead_press', 'score_pitch',
+           'score_shot_put', 'score_discus', 'score_jump', 'score', 'Analysis', 'analyse']
 
 # %% ../../nbs/53_pose_scores.ipynb
 from ..core import MOVEMENTS  # the one list (the pose_results table allows these too)
@@ -489,6 +488,7 @@ class PoseScore:
     view: str  # camera view seen: front, side, oblique
     faults: list = field(default_factory=list)  # names of measures scoring under 70 with confidence >= 0.4
     feedback: str = ""  # what to work on, in words
+    warnings: list = field(default_factory=list)  # `completeness` warnings (code, message, confidence_cap ...)
 
 # %% ../../nbs/53_pose_scores.ipynb
 @patch
@@ -536,6 +536,7 @@ def to_dict(self: PoseScore) -> dict:
             metrics=self.metrics,
             faults=self.faults,
             feedback=self.feedback,
+            warnings=self.warnings,
         )
     )
 
@@ -562,7 +563,9 @@ def feedback(
         ]
     else:
         out.append("No clear fault in what the video shows.")
-    if res.confidence < 0.5:
+    if res.confidence < CONFIDENCE_LOW and res.warnings:
+        out.append("Confidence is low: " + "; ".join(w["message"] for w in res.warnings) + ".")
+    elif res.confidence < CONFIDENCE_LOW:
         wrong = sorted(
             {REFERENCE_RANGES[res.movement][m.name].view for m in res.measures if m.weight > 0 and m.confidence < 0.4}
             - {"any"}
@@ -575,10 +578,12 @@ def feedback(
     return "\n".join(out)
 
 # %% ../../nbs/53_pose_scores.ipynb
-def _finish(movement, measures, events, metrics, view) -> PoseScore:
-    "Combine the measures, name the faults and write the feedback."
+def _finish(movement, measures, events, metrics, view, warns=()) -> PoseScore:
+    "Combine the measures, cap the confidence by the `completeness` warnings, name the faults and write the feedback."
     score, conf = combine(measures)
-    res = PoseScore(movement, score, conf, measures, _clean_json(events), _clean_json(metrics), view)
+    warns = list(warns)
+    res = PoseScore(movement, score, lowered(conf, warns), measures, _clean_json(events), _clean_json(metrics), view)
+    res.warnings = _clean_json(warns)
     res.faults = [
         m.name for m in measures if m.weight > 0 and np.isfinite(m.score) and m.score < 70 and m.confidence >= 0.4
     ]
@@ -589,6 +594,87 @@ def _finish(movement, measures, events, metrics, view) -> PoseScore:
 def _nothing(movement, view, why) -> PoseScore:
     "A result with no score and the reason in words."
     return PoseScore(movement, None, 0.0, [], {}, {}, view, [], f"{movement.replace('_', ' ')}: {why}")
+
+# %% ../../nbs/53_pose_scores.ipynb
+CONFIDENCE_LOW = 0.5  # under this the feedback says "confidence is low"
+EDGE_FRAMES = 3  # an event this close to the first / last tracked frame is cut (the Hampel half-window, clean's 7 // 2)
+CUT_CAPS = dict(movement_cut_at_clip_edge=0.4, event_missing=0.3)  # a score's confidence is capped at these
+
+
+def lowered(
+    confidence: float,  # a score's confidence, 0-1
+    warns: list,  # warnings with `confidence_factor` and/or `confidence_cap` (capture checks, `completeness`)
+) -> float:
+    "The confidence times the warnings' factors, then capped at the lowest of their caps."
+    f = float(np.prod([w.get("confidence_factor", 1.0) for w in warns])) if warns else 1.0
+    cap = min([w.get("confidence_cap", 1.0) for w in warns], default=1.0)
+    return round(min(confidence * f, cap), 3)
+
+
+def _cut(code: str, message: str) -> dict:
+    return dict(
+        code=code, message=message, confidence_factor=1.0, confidence_cap=CUT_CAPS[code], basis="coaching guideline"
+    )
+
+
+def _names(ks) -> str:
+    ks = [k.replace("_", " ") for k in ks]
+    return ks[0] if len(ks) == 1 else ", ".join(ks[:-1]) + " and " + ks[-1]
+
+
+def completeness(
+    da: xr.DataArray,  # cleaned landmarks
+    movement: str,  # the movement scored
+    events: dict,  # key event -> frame (-1 or None when not found)
+    phases: dict | None = None,  # phase the score reads -> (start, end) time, s
+) -> list:
+    "Warnings (`event_missing`, `movement_cut_at_clip_edge`) when key events are missing or at the clip's edges, or a phase is cut."
+    t = da["time"].values
+    seen = np.flatnonzero(np.isfinite(da.sel(coord="x").values).any(1))
+    if not len(seen):
+        return [_cut("event_missing", "the athlete was not tracked in any frame")]
+    a, b = int(seen[0]), int(seen[-1])
+    what = movement.replace("_", " ")
+    out = []
+    missing = [k for k, f in events.items() if f is None or f < 0]
+    if missing:
+        out.append(
+            _cut(
+                "event_missing",
+                f"the {_names(missing)} of the {what} {'was' if len(missing) == 1 else 'were'} not found: "
+                "film the whole movement, from a second before it starts to a second after it ends",
+            )
+        )
+    found = {k: int(f) for k, f in events.items() if f is not None and f >= 0}
+    half = 0.5 * float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+    for end, near, past in (
+        (
+            "start",
+            [k for k, f in found.items() if f - a < EDGE_FRAMES],
+            [k for k, (s, e) in (phases or {}).items() if s < t[a] - half],
+        ),
+        (
+            "end",
+            [k for k, f in found.items() if b - f < EDGE_FRAMES],
+            [k for k, (s, e) in (phases or {}).items() if e > t[b] + half],
+        ),
+    ):
+        if near or past:
+            why = (
+                f"the {_names(near)} {'is' if len(near) == 1 else 'are'} within {EDGE_FRAMES} frames of the clip's {end}"
+                if near
+                else ""
+            )
+            why += ("; " if near and past else "") + (
+                f"the {_names(past)} phase runs past the clip's {end}" if past else ""
+            )
+            out.append(
+                _cut(
+                    "movement_cut_at_clip_edge",
+                    f"{why}: the {what} may be cut. Start filming a second before the movement and stop a second after it",
+                )
+            )
+    return out
 
 # %% ../../nbs/53_pose_scores.ipynb
 def _vis(da: xr.DataArray, names, frames, half: int = 2) -> float:
@@ -648,6 +734,15 @@ def _ctx(da: xr.DataArray) -> tuple:
     return K.joint_angles(da), K._P(K.points(da).values), K.body_height(da), view
 
 # %% ../../nbs/53_pose_scores.ipynb
+def _rep_frames(reps: pd.DataFrame, turn: str) -> dict:
+    "Key event frames of every rep (start, turning point, end) for `completeness`."
+    return {
+        f"{k} of rep {r.rep}": int(getattr(r, c))
+        for r in reps.itertuples()
+        for k, c in (("start", "start"), (turn, "turn"), ("end", "end"))
+    }
+
+
 def score_squat(
     da: xr.DataArray,  # cleaned landmarks of a set of squats
     height_m: float | None = None,  # athlete's height (unused; for a uniform signature)
@@ -694,7 +789,7 @@ def score_squat(
         ascent_s=_med(reps.up_s),
         per_rep=reps.assign(depth_deg=depth, trunk_lean=lean, valgus=valg).round(3).to_dict("records"),
     )
-    return _finish("squat", ms, events, metrics, view)
+    return _finish("squat", ms, events, metrics, view, completeness(da, "squat", _rep_frames(reps, "bottom")))
 
 
 def score_deadlift(
@@ -764,7 +859,8 @@ def score_deadlift(
     events = {f"lockout_{i + 1}": float(t) for i, t in enumerate(reps.t_turn)} | {
         f"liftoff_{i + 1}": float(t) for i, t in enumerate(reps.t_start)
     }
-    return _finish("deadlift", ms, events, dict(reps=len(reps), per_rep=reps.round(3).to_dict("records")), view)
+    cut = completeness(da, "deadlift", _rep_frames(reps, "lockout"))
+    return _finish("deadlift", ms, events, dict(reps=len(reps), per_rep=reps.round(3).to_dict("records")), view, cut)
 
 
 def score_overhead_press(
@@ -830,7 +926,10 @@ def score_overhead_press(
         _m(da, "ascent_s", _med(reps.up_s), "overhead_press", _legs("wrist"), reps.start, "rack to lockout"),
     ]
     events = {f"lockout_{i + 1}": float(t) for i, t in enumerate(reps.t_turn)}
-    return _finish("overhead_press", ms, events, dict(reps=len(reps), per_rep=reps.round(3).to_dict("records")), view)
+    cut = completeness(da, "overhead_press", _rep_frames(reps, "lockout"))
+    return _finish(
+        "overhead_press", ms, events, dict(reps=len(reps), per_rep=reps.round(3).to_dict("records")), view, cut
+    )
 
 # %% ../../nbs/53_pose_scores.ipynb
 def score_pitch(
@@ -889,7 +988,8 @@ def score_pitch(
     metrics = dict(
         hand=hand, foot_plant_to_release_s=ev["release_time"] - ev["foot_plant_time"], stride_seen=ev["stride_seen"]
     )
-    return _finish("pitch", ms, events, metrics, view)
+    cut = completeness(da, "pitch", dict(foot_plant=fp, release=rel))
+    return _finish("pitch", ms, events, metrics, view, cut)
 
 # %% ../../nbs/53_pose_scores.ipynb
 THROW_ESTIMABILITY = pd.DataFrame(
@@ -974,7 +1074,8 @@ def _score_throw(da, movement, height_m=None, hand=None) -> PoseScore:
     metrics = dict(
         hand=hand, release_angle_sd_deg=angle_sd, power_to_release_s=ev["release_time"] - ev["foot_plant_time"]
     )
-    return _finish(movement, ms, events, metrics, view)
+    cut = completeness(da, movement, dict(power_position=fp, release=rel))
+    return _finish(movement, ms, events, metrics, view, cut)
 
 
 def score_shot_put(
@@ -993,6 +1094,37 @@ def score_discus(
 ) -> PoseScore:
     "Discus score: release angle and relative height, rear knee at the power position, front-leg brace."
     return _score_throw(da, "discus", height_m, hand)
+
+# %% ../../nbs/53_pose_scores.ipynb
+def _jump_level_cut(
+    da: xr.DataArray,  # cleaned landmarks of a jump
+    tf: int,  # last frame on the ground before the scored take-off
+    lf: int,  # first frame back on the ground
+) -> list:
+    "A `movement_cut_at_clip_edge` warning when the feet at the clip's start or end are at a height the scored jump does not explain."
+    t, _, H, low = K._signals(da)
+    ok = np.flatnonzero(np.isfinite(low))
+    if len(ok) < 4 or not np.isfinite(H):
+        return []
+    n0 = max(2, int(round(0.2 / np.median(np.diff(t)))))  # 0.2 s of frames, as `jump_events` takes its stance levels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        l1, l2 = np.nanmedian(low[max(tf - n0 + 1, 0) : tf + 1]), np.nanmedian(low[lf : lf + n0])
+        rise = np.nanmax(low[tf : lf + 1]) - l1 if np.isfinite(low[tf : lf + 1]).any() else 0.0
+        first, last = np.nanmedian(low[ok[:n0]]), np.nanmedian(low[ok[-n0:]])
+    size = max(rise, 0.0) + abs(l2 - l1)
+    out = []
+    for end, d, ev in (("start", first - l1, "take-off"), ("end", last - l2, "landing")):
+        if np.isfinite(d) and abs(d) > max(0.05 * H, size):
+            out.append(
+                _cut(
+                    "movement_cut_at_clip_edge",
+                    f"the clip {end}s with the feet {abs(d) / H:.0%} of body height {'higher' if d > 0 else 'lower'} than at the "
+                    f"scored {ev}: a bigger movement runs past the clip's {end} and the jump scored may not be the one filmed. "
+                    "Film from a second before the jump to a second after the landing",
+                )
+            )
+    return out
 
 # %% ../../nbs/53_pose_scores.ipynb
 def score_jump(
@@ -1063,7 +1195,10 @@ def score_jump(
             "level_change_m",
         )
     }
-    return _finish("jump", ms, events, metrics, view)
+    key = dict(bottom=ev["bottom_frame"], takeoff=tf, landing=lf)
+    phases = dict(countermovement=(t[tf] - 1.0, t[tf]), landing=(t[lf], t[lf] + 0.5))
+    cut = completeness(da, "jump", key, phases) + _jump_level_cut(da, tf, lf)
+    return _finish("jump", ms, events, metrics, view, cut)
 
 # %% ../../nbs/53_pose_scores.ipynb
 SCORERS = dict(

@@ -535,7 +535,8 @@ def ask_erase(self: AthletesPage):
     self.erase_ask.object = (
         f"<p><b>Erase {esc(name)} ({esc(aid)}) for ever?</b> This removes every row about them: the athlete record, "
         "sessions, wellness, cycle logs, injuries, pose results, predictions, their quarantined rows and any account "
-        "linked to them, their files and exports in the data home and their rows in derived tables. The audit keeps "
+        "linked to them, their files, exports and reports in the data home, their rows in derived tables and their "
+        "entries in the model registry. The audit keeps "
         "a token instead of their id. It cannot be undone: export first if they asked for a copy.</p>"
     )
     self.erase_typed.value = ""
@@ -1040,9 +1041,10 @@ def _show_users(self: AccountsPage, out: dict, preview: bool):
     "The import's plan and refusals in words and two tables."
     plan, refused = out["plan"], out["refused"]
     made = plan if preview else [r for r in plan if r["username"] in set(out["created"])]
+    verb = "will be" if preview else "were"
     self.import_summary.object = (
-        f"<p>{out['read']} row(s) read: {len(made)} account(s) {'will be' if preview else 'were'} created, "
-        f"{len({r['row'] for r in refused})} row(s) {'will be' if preview else 'were'} refused"
+        f"<p>{int(out['read'])} row(s) read: {len(made)} account(s) {esc(verb)} created, "
+        f"{len({r['row'] for r in refused})} row(s) {esc(verb)} refused"
         + (" (the reasons are below)." if refused else ".")
         + (" Nothing is written until you press <i>Import</i>." if preview else "")
         + "</p>"
@@ -1110,13 +1112,15 @@ def import_users(self: AccountsPage) -> dict | None:
     self._users_file = None
     self._show_users(out, preview=False)
     pw = out.pop("passwords")
-    rows = "".join(
-        f"<tr><td>{esc(u)}</td><td><code class='pitchlab-secret' style='background:#eef;padding:2px 6px'>{esc(p)}</code></td></tr>"
-        for u, p in pw.items()
-    )
     self.secrets.object = (
         "<p><b>One-time passwords</b> (shown once, only here: hand each person theirs; they can sign in now).</p>"
-        f"<table class='pitchlab-secrets-table'><tr><th>Username</th><th>Password</th></tr>{rows}</table>"
+        "<table class='pitchlab-secrets-table'><tr><th>Username</th><th>Password</th></tr>"
+        + "".join(
+            f"<tr><td>{esc(u)}</td><td><code class='pitchlab-secret' style='background:#eef;padding:2px 6px'>"
+            f"{esc(p)}</code></td></tr>"
+            for u, p in pw.items()
+        )
+        + "</table>"
         if pw
         else ""
     )
