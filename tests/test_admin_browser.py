@@ -1,4 +1,4 @@
-"""The admin pages and the Models page in a real browser: `panel serve dashboards/app.py` with pitchlab's local sign-in
+"""The admin pages and the Models page in a real browser: `pitchlab serve` (the app) with pitchlab's local sign-in
 on 127.0.0.1 and a free port, a temporary PITCHLAB_HOME with a small cohort, a real MLflow registry holding two
 versions and a stored drift check; Playwright drives Debian's Chromium. The admin creates a team, imports a roster CSV
 with one bad row (the preview shows it, the commit loads the good rows, the bad row is in the quarantine table),
@@ -10,19 +10,13 @@ Then the admin imports accounts from a CSV with one bad row (the preview refuses
 passwords once and one of them signs in), deactivates a team (its athletes leave the coach board), exports an athlete
 (the download is a zip holding that athlete's rows) and erases one after typing their name (gone from every page)."""
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_today_browser import ARGS, CHROMIUM
+from conftest import open_context, pitchlab_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -58,17 +52,9 @@ WIDE = """(width) => {
 }"""  # the first boxes that reach past the right edge (named in the failure message)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     "A served dashboard on a temporary data home with an admin, a coach, two registered versions and a drift check."
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run .ci/browser-deps.sh (Debian's chromium package)")
     from pitchlab.dash.auth import hash_password
     from pitchlab.features import build_features
     from pitchlab.models.baselines import ACWRRule
@@ -121,77 +107,12 @@ def site(tmp_path_factory):
         ),
         source="test",
     )
-    port = _free_port()
-    env = dict(
-        os.environ,
-        PITCHLAB_HOME=str(home),
-        PANEL_COOKIE_SECRET="test-" + os.urandom(16).hex(),
-        TF_CPP_MIN_LOG_LEVEL="3",
-    )
-    for k in (
-        "PITCHLAB_DB_URL",
-        "PITCHLAB_DASH_USER",
-        "PANEL_OAUTH_PROVIDER",
-        "PANEL_BASIC_AUTH",
-        "MLFLOW_TRACKING_URI",
-    ):
-        env.pop(k, None)
-    cmd = [
-        str(Path(sys.executable).parent / "panel"),
-        "serve",
-        str(ROOT / "dashboards" / "app.py"),
-        "--plugins",
-        "pitchlab.dash.auth",
-        "--oauth-provider",
-        "pitchlab",
-        "--address",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--allow-websocket-origin",
-        f"127.0.0.1:{port}",
-    ]
-    log = open(home / "serve.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/login", timeout=5).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() - t0 > 90:
-                pytest.fail("panel serve did not start:\n" + (home / "serve.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield dict(base=base, store=store, reg=reg, home=home, t1=t1, t2=t2, cohort=c)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(15)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    import playwright.sync_api as pw
-
-    pw.expect.set_options(timeout=WAIT)
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        try:
-            yield b
-        finally:
-            b.close()
+    with pitchlab_server(home, apps=("app",)) as server:
+        yield dict(base=server.base, store=store, reg=reg, home=home, t1=t1, t2=t2, cohort=c)
 
 
 def sign_in(browser, site, user, password=PASSWORD, width=1400, height=1000):
-    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page = open_context(browser, width, height).new_page()  # conftest: requests off 127.0.0.1 aborted
     page.set_default_timeout(WAIT)
     page.goto(site["base"] + "/app")
     page.fill("input[name=username]", user)
@@ -436,7 +357,7 @@ def test_admin_imports_accounts_deactivates_a_team_exports_and_erases(browser, s
 
 
 @pytest.mark.parametrize("width,height", [(390, 844), (1400, 900)])
-def test_admin_pages_fit_without_overflow_or_overlap(browser, site, width, height, layout_problems):
+def test_admin_pages_fit_without_overflow_or_overlap(browser, site, layout_problems, width, height):
     page = sign_in(browser, site, "root", width=width, height=height)
     try:
         nav(page)

@@ -17,7 +17,8 @@ from test_api import Server
 from test_pose_jobs import BAD
 from test_pose_landmarks import DEMO
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+# slow: serves the API and scores real clips with MediaPipe; `make test` (--runslow) runs it, `make test-quick` does not
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 ROLES = dict(ath="athlete", ath2="athlete", coach="coach", med="medical", adm="admin")
 
 

@@ -1,52 +1,30 @@
-"""The real dashboards in a real browser: `panel serve dashboards/*.py` with pitchlab's local sign-in on 127.0.0.1 and
+"""The real dashboards in a real browser: `pitchlab serve`'s command line with pitchlab's local sign-in on 127.0.0.1 and
 a free port, against a temporary PITCHLAB_HOME holding a small synthetic cohort; Playwright drives Debian's Chromium
 (/usr/bin/chromium; `.ci/browser-deps.sh` installs it). Each role signs in, opens its pages, changes an athlete, moves
 a what-if slider, presses Retrain, and we check what a person sees. Screenshots of every page go to docs/screenshots/.
 Everything is bounded: start-up and every wait have timeouts, and the server is killed in teardown."""
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from pitchlab.board import RULE_LABEL
+from conftest import open_context, pitchlab_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "browser-test-password"
 WAIT = 45_000  # ms: the longest any element may take to appear
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     "A served dashboard on a temporary data home: its URL, store and who is who."
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run .ci/browser-deps.sh (Debian's chromium package)")
     from pitchlab.dash.auth import hash_password
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
@@ -73,77 +51,12 @@ def site(tmp_path_factory):
         ),
         source="test",
     )
-    port = _free_port()
-    env = dict(
-        os.environ,
-        PITCHLAB_HOME=str(home),
-        PANEL_COOKIE_SECRET="test-" + os.urandom(16).hex(),
-        TF_CPP_MIN_LOG_LEVEL="3",
-    )
-    for k in (
-        "PITCHLAB_DB_URL",
-        "MLFLOW_TRACKING_URI",
-        "PITCHLAB_DASH_USER",
-        "PANEL_OAUTH_PROVIDER",
-        "PANEL_BASIC_AUTH",
-    ):
-        env.pop(k, None)
-    cmd = [
-        str(Path(sys.executable).parent / "panel"),
-        "serve",
-        *[str(ROOT / "dashboards" / f) for f in ("app.py", "coach.py", "medical.py", "athlete.py")],
-        "--plugins",
-        "pitchlab.dash.auth",
-        "--oauth-provider",
-        "pitchlab",
-        "--address",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--allow-websocket-origin",
-        f"127.0.0.1:{port}",
-    ]
-    log = open(home / "serve.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/login", timeout=5).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() - t0 > 90:
-                pytest.fail("panel serve did not start:\n" + (home / "serve.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield dict(base=base, store=store, cohort=c, t1=t1, t2=t2, own=own, team1=team1, home=home)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(15)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    import playwright.sync_api as pw
-
-    pw.expect.set_options(timeout=WAIT)  # pages load their data after the shell arrives: allow for a busy machine
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        try:
-            yield b
-        finally:
-            b.close()
+    with pitchlab_server(home, apps=("app", "coach", "medical", "athlete")) as server:
+        yield dict(base=server.base, store=store, cohort=c, t1=t1, t2=t2, own=own, team1=team1, home=home)
 
 
 def sign_in(browser, site, user, path="/app", password=PASSWORD):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = open_context(browser, 1400, 1000)  # conftest: requests off 127.0.0.1 aborted
     page = ctx.new_page()
     page.set_default_timeout(WAIT)
     page.goto(site["base"] + path)

@@ -6,29 +6,17 @@ real `panel serve dashboards/app.py` with pitchlab's sign-in) at both widths, wi
 (coach-app-<page>-<width>.png)."""
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import open_context, panel_pages, pitchlab_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 WAIT = 45_000  # ms: the longest any element may take to appear
 PASSWORD = "pages-browser-password"
 SIZES = [(390, 844), (1400, 900)]
@@ -40,17 +28,9 @@ READY = {
 }  # what shows once each page has drawn
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     "The four pages served on loopback for a coach of both teams, one athlete logged out today by medical staff."
-    import panel as pn
-
     from pitchlab.board import RuleRisk
     from pitchlab.dash.auth import DataAccess, User, hash_password
     from pitchlab.dash.data import DataStore
@@ -63,8 +43,6 @@ def served(tmp_path_factory):
     from pitchlab.store import Store
     from pitchlab.synth import make_cohort
 
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run .ci/browser-deps.sh (Debian's chromium package)")
     home = tmp_path_factory.mktemp("pages")
     store = Store(f"sqlite:///{home / 'pitchlab.db'}", actor="test").create()
     c = make_cohort(n_teams=2, athletes_per_team=8, seasons=1, seed=41)
@@ -116,44 +94,26 @@ def served(tmp_path_factory):
         (0.02, 0.0332, 0.09), "a 2% week x RR 1.66 (Warren 2018) and 4.5 (Hulin 2014)"
     )
     data = lambda: DataStore(access=DataAccess(store, coach), risk_provider=RuleRisk("acwr_ewma", rule))
-    port = _free_port()
-    server = pn.serve(
-        {
-            "board": lambda: TeamRiskBoard(data=data()),
-            "whatif": lambda: WhatIfPlanner(data=data()),
-            "athlete": lambda: AthleteDrillDown(data=data()),
-            "compare": lambda: Compare(data=data()),
-        },
-        port=port,
-        address="127.0.0.1",
-        websocket_origin=[f"127.0.0.1:{port}"],
-        show=False,
-        threaded=True,
-    )
+    apps = {
+        "board": lambda: TeamRiskBoard(data=data()),
+        "whatif": lambda: WhatIfPlanner(data=data()),
+        "athlete": lambda: AthleteDrillDown(data=data()),
+        "compare": lambda: Compare(data=data()),
+    }
     old_uri = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"  # this home's (empty) registry
     try:
-        yield dict(base=f"http://127.0.0.1:{port}", store=store, c=c, out=out, spiked=spiked, coach=coach, home=home)
+        with panel_pages(apps, home) as server:
+            yield dict(base=server.base, store=store, c=c, out=out, spiked=spiked, coach=coach, home=home)
     finally:
-        server.stop()
         if old_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        yield b
-        b.close()
-
-
 def _open(browser, served, name, width, height):
-    page = browser.new_page(viewport={"width": width, "height": height})
+    page = open_context(browser, width, height).new_page()  # conftest: requests off 127.0.0.1 aborted
     page.set_default_timeout(WAIT)
     page.goto(f"{served['base']}/{name}", timeout=2 * WAIT)  # a busy machine: the first load builds the page
     page.locator(READY[name]).first.wait_for(state="visible", timeout=WAIT)
@@ -279,51 +239,15 @@ APP_READY = {**READY, "compare": ".pitchlab-compare-table"}  # in the app, a sel
 
 @pytest.fixture(scope="module")
 def app_site(served):
-    "`panel serve dashboards/app.py` with pitchlab's local sign-in on the same data home, on loopback; killed at the end."
-    home, port = served["home"], _free_port()
-    env = dict(os.environ, PITCHLAB_HOME=str(home), PANEL_COOKIE_SECRET="test-" + os.urandom(16).hex())
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    for k in (
-        "PITCHLAB_DB_URL",
-        "MLFLOW_TRACKING_URI",
-        "PITCHLAB_DASH_USER",
-        "PANEL_OAUTH_PROVIDER",
-        "PANEL_BASIC_AUTH",
-    ):
-        env.pop(k, None)
-    cmd = [str(Path(sys.executable).parent / "panel"), "serve", str(ROOT / "dashboards" / "app.py")]
-    cmd += ["--plugins", "pitchlab.dash.auth", "--oauth-provider", "pitchlab", "--address", "127.0.0.1"]
-    cmd += ["--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
-    log = open(home / "app-serve.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/login", timeout=5).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() - t0 > 90:
-                pytest.fail("panel serve did not start:\n" + (home / "app-serve.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield base
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(15)
-        log.close()
+    "`pitchlab serve`'s command line (the app, pitchlab's local sign-in) on the same data home, on loopback."
+    with pitchlab_server(served["home"], apps=("app",)) as server:
+        yield server.base
 
 
 @pytest.mark.parametrize("width,height", SIZES)
 def test_coach_pages_inside_the_signed_in_app(browser, app_site, layout_problems, width, height):
     "Each coach page inside /app: navigation wrapping, header and Sign out on screen, no overflow or overlap."
-    ctx = browser.new_context(viewport={"width": width, "height": height})
+    ctx = open_context(browser, width, height)  # conftest: requests off 127.0.0.1 aborted
     page = ctx.new_page()
     page.set_default_timeout(WAIT)
     try:

@@ -3,13 +3,8 @@ A 63 MB phone-sized clip is uploaded through the page's streamed HTTP upload (no
 with the server's memory staying flat, scored as a pose job, the score shown and stored, and the WebM overlay played
 by Chromium (nonzero videoWidth and duration); an audio file is refused with a sentence before any work."""
 
-import os
 import re
-import signal
 import socket
-import subprocess
-import time
-import urllib.request
 import wave
 from pathlib import Path
 
@@ -18,27 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from test_api_pose import make_clip60
 from test_pose_jobs import BAD
 from test_pose_landmarks import DEMO
+from conftest import BROWSER_WAIT as WAIT
+from conftest import open_context, pitchlab_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-ARGS += ["--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 PASSWORD = "pose-upload-test-password"
-WAIT = 60_000  # ms: the longest an element may take to appear on a busy 2-core machine
-LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/|^(data|blob|about):")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _kib(pid: int, field: str) -> int:
@@ -52,7 +38,6 @@ def _kib(pid: int, field: str) -> int:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     "`pitchlab serve`'s command line, one process, on a data home with athlete A1 and a coach: (base URL, home, pid)."
-    from pitchlab.cli import serve_command
     from pitchlab.dash.auth import hash_password
     from pitchlab.store import Store
 
@@ -93,63 +78,20 @@ def served(tmp_path_factory):
         ),
         "test",
     )
-    port = _free_port()
-    old = {k: os.environ.get(k) for k in ("PITCHLAB_HOME", "PITCHLAB_DB_URL", "MLFLOW_TRACKING_URI")}
-    os.environ["PITCHLAB_HOME"] = str(home)
-    os.environ.pop("PITCHLAB_DB_URL", None)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:
-        cmd, env = serve_command(port=port, address="127.0.0.1", apps=("app",), procs=1)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    assert "pitchlab.dash.pages.pose" in cmd  # the upload route comes with `pitchlab serve`
-    env = dict(env, PITCHLAB_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="3")
-    log = open(home.parent / "serve.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/login", timeout=5).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() - t0 > 180:
-                pytest.fail("pitchlab serve did not start:\n" + (home.parent / "serve.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield base, home, proc.pid, st
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(20)
-        log.close()
+    with pitchlab_server(home, apps=("app",), procs=1) as server:
+        assert "pitchlab.dash.pages.pose" in server.proc.args  # the upload route comes with `pitchlab serve`
+        yield server.base, home, server.pid, st
 
 
 @pytest.fixture(scope="module")
-def page(served):
+def page(served, browser):
     "A signed-in coach on the Pose page, with every request off 127.0.0.1 aborted."
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run .ci/browser-deps.sh (Debian's chromium package)")
     base = served[0]
-    expect.set_options(timeout=WAIT)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        ctx = b.new_context(viewport={"width": 1400, "height": 1000})
-        ctx.route("**/*", lambda r: r.continue_() if LOCAL.match(r.request.url) else r.abort())
+    ctx = open_context(browser, 1400, 1000)  # conftest: requests off 127.0.0.1 aborted, console errors kept
+    try:
         pg = ctx.new_page()
         pg.set_default_timeout(WAIT)
-        errors = []
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: errors.append(str(e)))
+        errors = ctx.errors
         pg.goto(base + "/app")
         pg.fill("input[name=username]", "coach")
         pg.fill("input[name=password]", PASSWORD)
@@ -159,12 +101,12 @@ def page(served):
             pg.locator("input.pitchlab-pose-file").wait_for(state="attached")
         except PlaywrightTimeout:
             pg.screenshot(path=str(served[1].parent / "pose.png"))
-            log = (served[1].parent / "serve.log").read_text()[-3000:]
-            pytest.fail(f"the Pose page has no file chooser; console errors {errors}; server log:\n{log}")
+            pytest.fail(f"the Pose page has no file chooser; console errors {errors} (the server log follows)")
         yield pg
         refusals = "Failed to load resource: the server responded with a status of 4"  # the refused upload's answer
         assert [e for e in errors if not e.startswith(refusals)] == []
-        b.close()
+    finally:
+        ctx.close()
 
 
 def test_an_audio_file_is_refused_with_a_sentence(page, served, tmp_path):

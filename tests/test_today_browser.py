@@ -6,32 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, panel_pages  # noqa: F401  (CHROMIUM, ARGS: test_admin_browser imports them from here)
-from conftest import CHROMIUM_ARGS as ARGS  # noqa: F401
+from conftest import panel_pages
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"
 WAIT = 45_000
-
-# the overlap check test_admin_browser still imports (this module's tests use conftest's `layout_problems`)
-OVERLAPS = """() => {
-  const all = [];
-  const walk = (root) => { for (const e of root.querySelectorAll('*')) { all.push(e); if (e.shadowRoot) walk(e.shadowRoot); } };
-  walk(document);
-  const tags = new Set(['INPUT', 'SELECT', 'BUTTON', 'H2', 'H3', 'P', 'LI', 'LABEL']);
-  const boxes = all.filter(e => tags.has(e.tagName)).map(e => [e, e.getBoundingClientRect()])
-    .filter(([e, r]) => r.width > 0 && r.height > 0 && e.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}));
-  const bad = [];
-  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
-    const [a, r] = boxes[i], [b, s] = boxes[j];
-    if (a.contains(b) || b.contains(a)) continue;
-    const w = Math.min(r.right, s.right) - Math.max(r.left, s.left), h = Math.min(r.bottom, s.bottom) - Math.max(r.top, s.top);
-    if (w > 2 && h > 2) bad.push(a.tagName + ':' + (a.textContent || '').trim().slice(0, 30) + ' / ' + b.tagName + ':' + (b.textContent || '').trim().slice(0, 30));
-  }
-  return [boxes.length, bad];
-}"""
 
 
 @pytest.fixture(scope="module")
