@@ -39,9 +39,10 @@ test: setup system-deps
 	@$(BIN)/python -m pytest tests --runslow -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is missing" >&2; exit 1; fi; exit $$rc
 
-## test-quick: notebooks and pytest without the slow checks
+## test-quick: notebooks and pytest without the slow checks; the model-fitting notebooks (31-33, 35, 36) run in `make test` only
+QUICK_SKIP_NBS = ^([_.].*|(31_bayes|32_baselines|33_evaluate|35_deep|36_benchmark)\.ipynb)$$
 test-quick: setup
-	$(BIN)/nbdev_test --n_workers 2 --skip_folder_re "^(pipelines|[_.].*)$$"
+	$(BIN)/nbdev_test --n_workers 2 --skip_folder_re "^(pipelines|[_.].*)$$" --skip_file_re "$(QUICK_SKIP_NBS)"
 	$(BIN)/python -m pytest tests -x -q
 
 ## lint: ruff check and format check over the notebooks, tests, benchmarks and dashboards (settings in pyproject.toml)

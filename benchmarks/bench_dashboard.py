@@ -18,7 +18,8 @@ What it does, all on 127.0.0.1 and bounded in time:
 
 5. browser mode (`--browsers K`, default 4): K real Chromium sessions (Playwright, /usr/bin/chromium) sign in as the
    coach at once; each is timed from pressing "Sign in" until every board row is visible with Tabulator's stylesheet
-   applied, and from one press of a what-if day slider (+10 AU) until the plan summary shows the new total. The same K
+   applied, and from one press of a what-if day slider (one step in the sport's unit: AU, pitches or balls) until the plan summary shows
+   a new total. The same K
    sign-ins on an empty Panel page served by the same server give the floor; floor_ratio = board median / empty median.
 
 The machine may be shared, so wall times alone mislead: the benchmark also reports the server's CPU seconds (user +
@@ -145,13 +146,23 @@ def load_avg() -> str:
 
 
 def stop_server(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+    "Stop the server's whole process group, even when its parent has already exited (the forked workers outlive it)."
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            continue
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the parent is gone; wait (bounded) for its group's workers
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
 
 
 async def wait_up(base, timeout):
@@ -302,8 +313,11 @@ async def browser_session(browser, base, path, ready, n_rows=0, whatif=False, ti
         total = int(re.search(r"planned load ([\d,]+) AU", await summary.inner_text()).group(1).replace(",", ""))
         await handle.focus()
         t1 = time.perf_counter()
-        await handle.press("ArrowRight")  # +10 AU on the first planned day
-        await page.get_by_text(f"planned load {total + 10:,} AU").first.wait_for()
+        await handle.press("ArrowRight")  # one step on the first planned day (AU, pitches or balls: the sport's unit)
+        while (now := await summary.inner_text()) and f"planned load {total:,} AU" in now:  # until the total moves
+            if time.perf_counter() - t1 > timeout:
+                raise TimeoutError(f"the what-if summary still reads {now!r} after {timeout} s")
+            await asyncio.sleep(0.01)
         return shown, time.perf_counter() - t1
     except Exception:
         shot = Path(tempfile.gettempdir()) / f"pitchlab-bench-failed-{os.getpid()}.png"
