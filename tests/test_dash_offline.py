@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import pitchlab_server
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -23,7 +24,7 @@ PAGE_READY = {  # nav title -> what shows once the page is built
     "My data": ".pitchlab-drilldown-plots canvas",
     "What-if": ".pitchlab-day .noUi-handle",
     "Compare": "canvas",
-    "Pose": ".bk-btn",
+    "Pose": ".pitchlab-pose-upload-box",
     "Models": ".pitchlab-versions",
     "Entry forms": ".pitchlab-forms",
     "Today": ".pitchlab-today-summary",
@@ -67,17 +68,25 @@ def served(tmp_path_factory):
         yield server.base
 
 
-def _table_style(page, tries: int = 10) -> dict:
+def _table_style(page, tries: int = 10) -> dict | None:
     """Computed styles that only Tabulator's stylesheet gives a table (unstyled, they are 'static' and 'block').
     Read again (at most `tries` times, 0.5 s apart) while a table is being redrawn: a column detached mid-redraw
-    reports no style at all, whereas a table without the stylesheet never turns styled."""
+    reports no style at all, whereas a table without the stylesheet never turns styled. None when the table was the
+    previous page's, removed as the new page (without a table) replaced it."""
+    got = None
     for _ in range(tries):
+        if not page.locator(".tabulator-col:visible").count():
+            return got if got == STYLED else None
         table = page.locator(".tabulator").first
         col = page.locator(".tabulator-col:visible").first
-        got = dict(
-            position=table.evaluate("e => getComputedStyle(e).position"),
-            header=col.evaluate("e => getComputedStyle(e).display"),
-        )
+        try:
+            got = dict(
+                position=table.evaluate("e => getComputedStyle(e).position", timeout=5000),
+                header=col.evaluate("e => getComputedStyle(e).display", timeout=5000),
+            )
+        except PlaywrightTimeout:  # detached between the count and the read: look again
+            page.wait_for_timeout(500)
+            continue
         if got == STYLED:
             break
         page.wait_for_timeout(500)
@@ -106,8 +115,8 @@ def _visit(browser_context, base, user, skip=()) -> tuple[str, dict, dict]:
     for title in [t.strip() for t in page.locator(".pitchlab-nav .bk-btn").all_inner_texts()]:
         page.locator(".pitchlab-nav .bk-btn", has_text=title).first.click()
         page.locator(PAGE_READY[title]).first.wait_for()
-        if page.locator(".tabulator-col:visible").count():
-            styles[title] = _table_style(page)
+        if page.locator(".tabulator-col:visible").count() and (style := _table_style(page)) is not None:
+            styles[title] = style
     time.sleep(1.0)  # late requests (fonts, images) of the last page
     ctx.close()
     return pid, seen, styles
