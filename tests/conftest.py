@@ -202,15 +202,40 @@ class Server:
         return self.proc.pid if self.proc else os.getpid()
 
 
-def _stop(proc: subprocess.Popen):
-    "SIGTERM to the server's process group, SIGKILL after 20 s."
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+def stop_server(proc: subprocess.Popen | None, wait: float = 20):
+    """SIGTERM to the server's process group, SIGKILL after `wait` s; the group is signalled even when its parent has
+    exited, since `--num-procs` workers outlive it (a crashed run had left two `panel serve` workers running)."""
+    if proc is None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            proc.wait(20)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(20)
+            continue
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:  # the parent is gone: wait (bounded) for the group's workers
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def run_cli(*argv) -> tuple:
+    "`pitchlab ARGV` in this process: (exit code, stdout, stderr)."
+    import contextlib
+    import io
+
+    from pitchlab import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(argv))
+    return code, out.getvalue(), err.getvalue()
 
 
 def _wait_up(url: str, proc: subprocess.Popen | None, log: Path | None, timeout: float, what: str):
@@ -256,7 +281,7 @@ def pitchlab_server(home: Path, apps=("app",), procs: int = 1, env: dict | None 
             yield Server(base, Path(home), proc, log)
         finally:
             _RUNNING.pop(log, None)
-            _stop(proc)
+            stop_server(proc)
 
 
 @contextmanager

@@ -1,7 +1,5 @@
 """Roster and accounts from the command line on both store backends: teams, athletes, a roster import with bad rows, users import."""
 
-import contextlib
-import io
 import json
 import os
 import stat
@@ -11,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli as run
 
-from pitchlab import cli
 from pitchlab.dash.auth import verify_password
 from pitchlab.store import Store
 
@@ -20,13 +18,6 @@ from pitchlab.store import Store
 pytestmark = pytest.mark.slow
 
 PITCHLAB = str(Path(sys.executable).parent / "pitchlab")
-
-
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import http.cookies
 import json
 import os
 import re
-import signal
 import socket
 import statistics
 import struct
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import stop_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -243,20 +243,10 @@ def _serve(home, env_extra, procs, logf, apps=None):
         except requests.RequestException:
             pass
         if proc.poll() is not None or time.monotonic() - t0 > 150:
-            _stop(proc)
+            stop_server(proc, wait=15)
             pytest.fail("panel serve did not start:\n" + Path(logf).read_text()[-3000:])
         time.sleep(0.5)
     return proc, port, cmd, env
-
-
-def _stop(proc):
-    if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(15)
 
 
 USERS = ["coach", "med", "ath", "root", "victim", "replay", "tab"] + [
@@ -327,7 +317,7 @@ def site(tmp_path_factory):
             team=t1,
         )
     finally:
-        _stop(proc)
+        stop_server(proc, wait=15)
         for k, v in keep.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -959,7 +949,7 @@ def https_site(tmp_path_factory):
         proc, port, cmd, env = _serve(home, dict(PITCHLAB_HTTPS="1"), 1, home.parent / "serve.log", apps=("app",))
         yield dict(port=port, base=f"http://127.0.0.1:{port}", pids=lambda: [proc.pid], cmd=cmd)
     finally:
-        _stop(proc)
+        stop_server(proc, wait=15)
         for k, v in keep.items():
             if v is None:
                 os.environ.pop(k, None)

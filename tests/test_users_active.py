@@ -3,22 +3,12 @@ OAuth sign-in whose row keeps a role, the API tokens of the user), their open se
 history stay, and `pitchlab users deactivate|reactivate` switch it; deactivated athletes and teams leave the rosters
 that boards and pickers use while staying reachable by id."""
 
-import contextlib
-import io
-
 import pytest
+from conftest import run_cli as run
 
-from pitchlab import cli
 from pitchlab.core import AccessDenied
 
 PASSWORD = "correct horse battery staple"
-
-
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
