@@ -45,15 +45,23 @@ def _rule_files():
     return sorted((p for p in folder.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
 
 
+_PARSED = {}  # rule file path -> (its bytes, the parsed and checked rule set): a file is parsed again only when it changes
+
+
 def _read(path) -> dict:
+    "The rule file at `path`, parsed and checked (a copy: callers may change it)."
+    import copy
+
     import yaml
 
-    with path.open("r", encoding="utf-8") as f:
-        d = yaml.safe_load(f)
-    d = _validate(d, path.name)
-    d["version"] = str(d["version"])
-    d["file"] = path.name
-    return d
+    raw = path.read_bytes()
+    hit = _PARSED.get(str(path))
+    if hit is None or hit[0] != raw:  # the dashboards check rules on every what-if edit: YAML parsing was half of it
+        d = _validate(yaml.safe_load(raw.decode("utf-8")), path.name)
+        d["version"] = str(d["version"])
+        d["file"] = path.name
+        hit = _PARSED[str(path)] = (raw, d)
+    return copy.deepcopy(hit[1])
 
 
 def list_rulesets() -> pd.DataFrame:

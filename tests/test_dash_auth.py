@@ -310,6 +310,27 @@ def test_passwords_and_local_login(world):
     assert list(tail.actor) == ["coach", "coach", "coach", "nobody", "coach"]
 
 
+def test_old_argon2_parameters_still_sign_in_and_are_rehashed(world):
+    "A hash made with argon2-cffi's defaults (RFC 9106, 64 MiB t=3 p=4) verifies and is stored again with ARGON2_PARAMS."
+    from argon2 import PasswordHasher
+
+    from pitchlab.dash.auth import ARGON2_PARAMS, needs_rehash
+
+    store = world["store"]
+    assert ARGON2_PARAMS == dict(time_cost=2, memory_cost=19456, parallelism=1)  # OWASP's 19 MiB, t=2, p=1
+    row = store.read("users").query("username == 'med'")
+    store.write("users", row.assign(password_hash=PasswordHasher().hash(PASSWORD)), source="test")
+    stored = lambda: store.read("users").query("username == 'med'")["password_hash"].iloc[0]
+    assert stored().startswith("$argon2id$v=19$m=65536,t=3,p=4$") and needs_rehash(stored())
+    assert login("med", "not-the-password", store) is None and stored().startswith("$argon2id$v=19$m=65536")
+    assert login("med", PASSWORD, store).role == "medical"
+    assert stored().startswith("$argon2id$v=19$m=19456,t=2,p=1$") and not needs_rehash(stored())
+    assert login("med", PASSWORD, store).role == "medical"  # the new hash verifies; no second rehash
+    tail = store.read("audit").tail(4)
+    assert list(tail.action) == ["login_failed", "user_rehash", "login", "login"]
+    assert list(tail.actor) == ["med"] * 4
+
+
 def test_panel_login_handler_checks_the_users_table(world, monkeypatch):
     "The handler registered as `--oauth-provider pitchlab` validates against the users table (argon2)."
     import pitchlab.dash.auth as auth

@@ -15,18 +15,42 @@ from .security import Throttle, Throttled, check_throttle  # noqa: F401 (the API
 logger = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['logger', 'MIN_PASSWORD_LENGTH', 'ROLES', 'SENSITIVE', 'ADMIN_ONLY', 'PUBLIC', 'PAGES', 'WRITES', 'SENSITIVE_ROLES',
-           'ACTIONS', 'OAUTH_PROVIDERS', 'USERNAME_CLAIMS', 'hash_password', 'verify_password', 'User', 'authorize',
-           'DataAccess', 'load_user', 'login', 'sign_in', 'oauth_serve_args', 'user_from_claims', 'current_user']
+__all__ = ['logger', 'MIN_PASSWORD_LENGTH', 'ARGON2_PARAMS', 'ROLES', 'SENSITIVE', 'ADMIN_ONLY', 'PUBLIC', 'PAGES', 'WRITES',
+           'SENSITIVE_ROLES', 'ACTIONS', 'OAUTH_PROVIDERS', 'USERNAME_CLAIMS', 'needs_rehash', 'hash_password',
+           'verify_password', 'User', 'authorize', 'DataAccess', 'load_user', 'login', 'sign_in', 'oauth_serve_args',
+           'user_from_claims', 'current_user']
 
 # %% ../../nbs/60_dash_auth.ipynb
 MIN_PASSWORD_LENGTH = 10  # shortest password `hash_password` accepts
 
 
-def _hasher():
-    from argon2 import PasswordHasher
+ARGON2_PARAMS = dict(
+    time_cost=2, memory_cost=19456, parallelism=1
+)  # argon2id, OWASP Password Storage Cheat Sheet: 19 MiB, 2 iterations, 1 lane
+_HASHER = []
 
-    return PasswordHasher()
+
+def _hasher():
+    "The argon2id hasher with ARGON2_PARAMS (made once)."
+    if not _HASHER:
+        from argon2 import PasswordHasher
+
+        _HASHER.append(PasswordHasher(**ARGON2_PARAMS))
+    return _HASHER[0]
+
+
+def needs_rehash(
+    password_hash: str,  # a stored argon2 or bcrypt hash
+) -> bool:
+    "Was `password_hash` made with other parameters than ARGON2_PARAMS (or another algorithm)? Then sign-in re-hashes it."
+    if password_hash.startswith("$argon2"):
+        from argon2.exceptions import InvalidHashError
+
+        try:
+            return _hasher().check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return False
+    return password_hash.startswith(("$2a$", "$2b$", "$2y$"))
 
 
 def hash_password(
@@ -417,6 +441,20 @@ def load_user(
     return User.from_row(hit.iloc[0]) if len(hit) else None
 
 
+def _rehash(store, row: dict, password: str):
+    "Store `row`'s account with its password hashed with ARGON2_PARAMS (sign-in found older parameters)."
+    row = {**row, "password_hash": _hasher().hash(password)}
+    rep = store.write("users", pd.DataFrame([row]), source="sign-in rehash")
+    if rep.quarantined:
+        logger.warning(
+            "the re-hashed password of %r was not stored: %s", row["username"], "; ".join(rep.rejects["reason"])
+        )
+        return
+    store.log(
+        "user_rehash", "users", detail="password re-hashed with the current argon2id parameters", actor=row["username"]
+    )
+
+
 def login(
     username: str,  # what the person typed as username
     password: str,  # and as password
@@ -429,6 +467,8 @@ def login(
     ok = verify_password(None if h is None or pd.isna(h) else str(h), password)
     name = str(hit["username"].iloc[0]) if len(hit) else str(username)[:80]
     user = User.from_row(hit.iloc[0]) if ok else None
+    if ok and needs_rehash(str(h)):
+        _rehash(store, hit.iloc[0].to_dict(), password)
     if user is not None and not user.active:
         store.log("login_refused", "users", detail="local sign-in: the account is deactivated", actor=name)
         raise AccessDenied(f"the account {name} is deactivated", hint="ask an admin to reactivate it")

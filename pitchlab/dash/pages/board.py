@@ -41,7 +41,7 @@ from ..data import SHARED, DataStore, esc, load_team
 from .base import Page, _badge, _hv
 
 # %% auto 0
-__all__ = ['BOARD_TITLES', 'BOARD_WIDTHS', 'SPORT_COLUMNS', 'GLOSSARY_OF', 'AVAILABILITY_ORDER', 'CARD_BREAK',
+__all__ = ['BOARD_TITLES', 'BOARD_WIDTHS', 'SPORT_COLUMNS', 'GLOSSARY_OF', 'AVAILABILITY_ORDER', 'CARD_BREAK', 'BOARD_ROW_BUFFER',
            'availability_cell', 'sparkline', 'board_frame', 'board_cards', 'TeamRiskBoard']
 
 # %% ../../../nbs/66_dash_board.ipynb
@@ -105,6 +105,9 @@ GLOSSARY_OF = {
 }  # board column -> glossary key where they differ
 AVAILABILITY_ORDER = {"out": 0, "modified": 1, "available": 2}  # the board lists who is out first
 CARD_BREAK = 600  # px: under this width the board is a card list
+BOARD_ROW_BUFFER = (
+    100  # px of rows Tabulator draws above and below the visible ones (its default: a whole table's height)
+)
 
 # %% ../../../nbs/66_dash_board.ipynb
 def availability_cell(
@@ -265,6 +268,7 @@ class TeamRiskBoard(Page):
             layout="fit_data_table",
             selectable=1,
             frozen_columns=["name"],
+            configuration={"renderVerticalBuffer": BOARD_ROW_BUFFER},
             css_classes=["pitchlab-board"],
             titles=BOARD_TITLES,
             widths=BOARD_WIDTHS,

@@ -42,7 +42,7 @@ from ...planning import default_plan, project_plan
 from ...models.baselines import ACWR_EDGES
 
 # %% auto 0
-__all__ = ['PLAN_TITLES', 'SLIDER_RANGE', 'WhatIfPlanner']
+__all__ = ['PLAN_TITLES', 'SLIDER_RANGE', 'PLAN_COLORS', 'WhatIfPlanner']
 
 # %% ../../../nbs/68_dash_whatif.ipynb
 from fastcore.basics import patch
@@ -369,52 +369,106 @@ def _verdict_html(self: WhatIfPlanner) -> str:
     )
 
 # %% ../../../nbs/68_dash_whatif.ipynb
+PLAN_COLORS = {
+    "band": "#e67e22",
+    "plan": "#3498db",
+    "risk": "#c0392b",
+    "fitness (CTL)": "#1f77b4",
+    "fatigue (ATL)": "#ff7f0e",
+    "form (TSB)": "#2ca02c",
+}  # the what-if charts' colours (Tableau's first three for the fitness/fatigue/form lines)
+
+
+def _ms(t) -> float:
+    "A timestamp as Bokeh's datetime axis counts it: milliseconds since 1970."
+    return pd.Timestamp(t).value / 1e6
+
+
+def _plan_figure(title: str, ylabel: str, height: int, x_range=None, tooltips=()):
+    "One empty what-if figure (date axis, grid, hover): plain Bokeh, built once per page."
+    from bokeh.models import HoverTool
+    from bokeh.plotting import figure
+
+    p = figure(
+        title=title,
+        x_axis_type="datetime",
+        x_axis_label="date",
+        y_axis_label=ylabel,
+        height=height,
+        sizing_mode="stretch_width",
+        min_width=200,
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+        toolbar_location="right",
+        **({"x_range": x_range} if x_range is not None else {}),
+    )
+    p.add_tools(HoverTool(tooltips=[("date", "@date{%a %d %b}"), *tooltips], formatters={"@date": "datetime"}))
+    return p
+
+
 @patch
-def _charts(self: WhatIfPlanner):
-    "ACWR, fitness/fatigue/form and risk per planned day, legends above the plot (never over the data)."
-    hv, f, var = _hv(), self.projection, self.data.variant
+def _figures(self: WhatIfPlanner) -> list:
+    "The three what-if figures and their data sources, built on first use; later plans only change their data."
+    if getattr(self, "_figs", None) is not None:
+        return self._figs
+    from bokeh.models import BoxAnnotation, ColumnDataSource, Legend, LegendItem, Range1d, Span
+
+    C = PLAN_COLORS
+    self._hist = ColumnDataSource(dict(date=[], acwr=[], ctl=[], atl=[], tsb=[]))
+    self._planned = ColumnDataSource(dict(date=[], acwr=[], risk=[], lower=[], upper=[]))
+    self._spans = [BoxAnnotation(fill_color=C["plan"], fill_alpha=0.08, line_alpha=0) for _ in range(3)]
+    acwr = _plan_figure("ACWR: history and plan (plan shaded)", "ACWR", 220, tooltips=[("ACWR", "@acwr{0.00}")])
+    lo, hi = ACWR_EDGES["warren_hulin"]
+    acwr.add_layout(BoxAnnotation(bottom=lo, top=hi, fill_color=C["band"], fill_alpha=0.15, line_alpha=0))
+    acwr.line("date", "acwr", source=self._hist, color="black", line_width=2)
+    acwr.scatter("date", "acwr", source=self._planned, color=C["plan"], size=6)
+    pmc = _plan_figure(
+        "Fitness, fatigue and form",
+        "AU/day",
+        260,
+        acwr.x_range,
+        [("fitness", "@ctl{0}"), ("fatigue", "@atl{0}"), ("form", "@tsb{0}")],
+    )
+    items = [
+        LegendItem(label=n, renderers=[pmc.line("date", c, source=self._hist, color=C[n], line_width=2)])
+        for c, n in (("ctl", "fitness (CTL)"), ("atl", "fatigue (ATL)"), ("tsb", "form (TSB)"))
+    ]
+    pmc.add_layout(Legend(items=items, orientation="horizontal", border_line_alpha=0), "above")  # never over the data
+    risk = _plan_figure(
+        "Risk per day (budget dashed)", "risk", 220, acwr.x_range, [("risk", "@risk{0.0%}"), ("upper", "@upper{0.0%}")]
+    )
+    risk.varea("date", "lower", "upper", source=self._planned, fill_color=C["band"], fill_alpha=0.3)
+    risk.line("date", "risk", source=self._planned, color=C["risk"], line_width=2)
+    self._budget_line = Span(dimension="width", line_color="grey", line_dash="dashed", line_width=1.5)
+    risk.add_layout(self._budget_line)
+    risk.y_range = Range1d(0, 1)
+    for fig, span in zip((acwr, pmc, risk), self._spans):
+        fig.add_layout(span)
+    self._figs = [acwr, pmc, risk]
+    return self._figs
+
+
+@patch
+def _charts(self: WhatIfPlanner) -> list:
+    "ACWR, fitness/fatigue/form and risk per planned day (plan shaded, legends above the plot, never over the data): the figures fed this projection."
+    acwr, pmc, risk = self._figures()
+    f, var = self.projection, self.data.variant
     fp = f[f["planned"]]
-    opts = dict(responsive=True, height=220, show_grid=True, tools=["hover"], xlabel="date")
-    span = hv.VSpan(fp["date"].min() - pd.Timedelta(hours=12), fp["date"].max() + pd.Timedelta(hours=12)).opts(
-        color="#3498db", alpha=0.08
+    proj = lambda c: f[f"{c}_projected"].fillna(f[c]).to_numpy(float)
+    self._hist.data = dict(
+        date=f["date"].to_numpy(), acwr=f[var].to_numpy(float), **{c: proj(c) for c in ("ctl", "atl", "tsb")}
     )
-    acwr = hv.Overlay(
-        [
-            hv.HSpan(*ACWR_EDGES["warren_hulin"]).opts(color="#e67e22", alpha=0.15),
-            span,
-            hv.Curve(f, "date", (var, "ACWR")).opts(color="black", line_width=2),
-            hv.Scatter(fp, "date", (var, "ACWR")).opts(color="#3498db", size=6),
-        ]
-    ).opts(title="ACWR: history and plan (plan shaded)", ylabel="ACWR", **opts)
-    pmc = hv.Overlay(
-        [
-            span,
-            *[
-                hv.Curve((f["date"], f[f"{c}_projected"].fillna(f[c])), "date", ("value", "AU/day"), label=n)
-                for c, n in (("ctl", "fitness (CTL)"), ("atl", "fatigue (ATL)"), ("tsb", "form (TSB)"))
-            ],
-        ]
-    ).opts(
-        title="Fitness, fatigue and form",
-        ylabel="AU/day",
-        legend_position="top",
-        legend_cols=3,
-        **{**opts, "height": 260},
-    )
+    self._planned.data = {
+        "date": fp["date"].to_numpy(),
+        "acwr": fp[var].to_numpy(float),
+        **{c: fp[c].to_numpy(float) for c in ("risk", "lower", "upper")},
+    }
+    left, right = _ms(fp["date"].min() - pd.Timedelta(hours=12)), _ms(fp["date"].max() + pd.Timedelta(hours=12))
+    for s in self._spans:
+        s.update(left=left, right=right)
     top = float(fp["upper"].max() if fp["upper"].notna().any() else 0)
-    risk = hv.Overlay(
-        [
-            hv.Area(fp, "date", ["lower", "upper"]).opts(color="#e67e22", alpha=0.3),
-            hv.Curve(fp, "date", ("risk", "risk")).opts(color="#c0392b"),
-            hv.HLine(self.risk_budget).opts(color="grey", line_dash="dashed"),
-        ]
-    ).opts(
-        title="Risk per day (budget dashed)",
-        ylabel="risk",
-        ylim=(0, max(self.risk_budget, top) * 1.3),
-        **opts,
-    )
-    return hv.Layout([acwr, pmc, risk]).cols(1).opts(shared_axes=True)
+    self._budget_line.location = self.risk_budget
+    risk.y_range.update(start=0, end=max(self.risk_budget, top) * 1.3)
+    return [acwr, pmc, risk]
 
 
 @patch
@@ -422,7 +476,9 @@ def _show(self: WhatIfPlanner):
     self._sync_widgets()
     self._verdict.object = self._verdict_html()
     self._summary.object = self._summary_text()
-    self._plots[:] = [pn.pane.HoloViews(self._charts(), sizing_mode="stretch_width", linked_axes=False)]
+    figs = self._charts()
+    if not len(self._plots):  # built once: a new plan sends the figures' new data, not new figures
+        self._plots[:] = [pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in figs]
 
 # %% ../../../nbs/68_dash_whatif.ipynb
 @patch
