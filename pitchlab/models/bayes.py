@@ -476,39 +476,62 @@ _SIGMA_KINDS = {"HalfNormal": 0, "Exponential": 1, "HalfStudentT": 2, "Fixed": 3
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
-def _patterns_xb(Xp, theta, xb):
-    "Each covariate pattern's linear predictor (a matrix-vector product the compiler may vectorise)."
-    P, K = Xp.shape
-    for p in range(P):
-        acc = 0.0
-        for k in range(K):
-            acc += Xp[p, k] * theta[1 + k]
-        xb[p] = acc
+def _rows_xb(Xr, colidx, bcol, brow, theta, xr):
+    "Each block row's share of the linear predictor: a block's covariates times their coefficients (vectorisable)."
+    for b in range(bcol.shape[0] - 1):
+        k0, k1 = bcol[b], bcol[b + 1]
+        for r in range(brow[b], brow[b + 1]):
+            acc = 0.0
+            for k in range(k0, k1):
+                acc += Xr[r, k] * theta[1 + colidx[k]]
+            xr[r] = acc
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
-def _patterns_grad(Xp, gp, g):
-    "The fixed effects' gradient from the patterns' summed gradients (the transposed product)."
-    P, K = Xp.shape
-    acc = np.zeros(K)
-    for p in range(P):
-        w = gp[p]
-        if w != 0.0:
-            for k in range(K):
-                acc[k] += w * Xp[p, k]
-    for k in range(K):
-        g[1 + k] += acc[k]
+def _rows_grad(Xr, colidx, bcol, brow, gr, g):
+    "The fixed effects' gradient from the block rows' summed gradients (the transposed product)."
+    for b in range(bcol.shape[0] - 1):
+        for k in range(bcol[b], bcol[b + 1]):
+            acc = 0.0
+            for r in range(brow[b], brow[b + 1]):
+                acc += gr[r] * Xr[r, k]
+            g[1 + colidx[k]] += acc
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _cell_term(yc, nc, eta, e, link, fast):
+    "One cell's log-likelihood and its derivative in eta; `e` is exp(eta) when `fast` (computed by products)."
+    if link == 0:  # logit: y * eta - n * log(1 + e^eta)
+        if fast:
+            if e < 1e-3:  # log(1 + e) by its series, exact to rounding here (the next term is below 2e-16 of e)
+                l1 = e * (1.0 - e * (0.5 - e * (1.0 / 3.0 - e * (0.25 - e * (0.2 - e * (1.0 / 6.0))))))
+            else:
+                l1 = np.log1p(e)
+            return yc * eta - nc * l1, yc - nc * e / (1.0 + e)
+        if eta > 0:
+            q = np.exp(-eta)
+            return yc * eta - nc * (eta + np.log1p(q)), yc - nc / (1.0 + q)
+        q = np.exp(eta)
+        return yc * eta - nc * np.log1p(q), yc - nc * q / (1.0 + q)
+    m = e if fast else np.exp(eta)  # cloglog: p = 1 - exp(-e^eta)
+    if yc == 0.0:
+        return -nc * m, -nc * m
+    q = -np.expm1(-m)
+    return yc * np.log(q) - (nc - yc) * m, yc * m * np.exp(-m) / q - (nc - yc) * m
 
 # %% ../../nbs/31_bayes.ipynb
 @njit(cache=True, nogil=True, error_model="numpy")
-def _hazard_logp_into(theta, g, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link):
+def _hazard_logp_into(
+    theta, g, y, n, unit, cidx, ustart, Xr, colidx, bcol, brow, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link
+):
     "Log posterior density (up to a constant), its gradient written into `g`, on the unconstrained scale, in one pass over the cells."
     N = y.shape[0]
-    P, K = Xp.shape
+    R = Xr.shape[0]
     L, U = uidx.shape
+    nev = ustart[0]  # cells [0, nev) hold events; the others follow, grouped by unit
     g[:] = 0.0
     lp = 0.0
-    for k in range(K + 1):  # intercept and fixed effects: Normal(mu, sd)
+    for k in range(mu.shape[0]):  # intercept and fixed effects: Normal(mu, sd)
         r = (theta[k] - mu[k]) / sd[k]
         lp -= 0.5 * r * r
         g[k] -= r / sd[k]
@@ -535,58 +558,62 @@ def _hazard_logp_into(theta, g, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, 
     for j in range(zstart, theta.shape[0]):  # standard-normal group effects (non-centred)
         lp -= 0.5 * theta[j] * theta[j]
         g[j] -= theta[j]
-    xb = np.empty(P)  # each covariate pattern's linear predictor
-    _patterns_xb(Xp, theta, xb)
-    a = np.empty(U)  # each unit's (athlete's) summed group effects
+    xr = np.empty(R)  # each block row's share of the linear predictor
+    _rows_xb(Xr, colidx, bcol, brow, theta, xr)
+    a = np.empty(U)  # each unit's (athlete's) intercept plus summed group effects
     for u in range(U):
         acc = theta[0]
         for l in range(L):
             acc += sig[l] * theta[offs[l] + uidx[l, u]]
         a[u] = acc
-    # exp(eta) = exp(a) exp(xb): one exponential per unit and per pattern instead of one per cell
+    # exp(eta) = exp(a) * prod_b exp(xr): one exponential per unit and per block row instead of one per cell, used
+    # while the product can neither overflow nor underflow to zero (|eta| and every factor's exponent below 600)
     big = 0.0
     for u in range(U):
         big = max(big, abs(a[u]))
-    for p in range(P):
-        big = max(big, abs(xb[p]))
-    fast = big < 300.0  # the product cannot overflow or underflow to zero where it matters
+    for b in range(2):
+        bb = 0.0
+        for r in range(brow[b], brow[b + 1]):
+            bb = max(bb, abs(xr[r]))
+        big += bb
+    fast = big < 600.0
     ea = np.exp(a)
-    ep = np.exp(xb)
+    er = np.exp(xr)
     ga = np.zeros(U)
-    gp = np.zeros(P)
-    for c in range(N):
-        uc, pc = unit[c], pat[c]
-        if link == 0:  # logit: y * eta - n * log(1 + e^eta)
-            if fast:
-                e = ea[uc] * ep[pc]
-                if e < 1e-3:  # log(1 + e) by its series, exact to rounding here (the next term is below 2e-16 of e)
-                    l1 = e * (1.0 - e * (0.5 - e * (1.0 / 3.0 - e * (0.25 - e * (0.2 - e * (1.0 / 6.0))))))
-                else:
-                    l1 = np.log1p(e)
-                lp += y[c] * (a[uc] + xb[pc]) - n[c] * l1
-                gc = y[c] - n[c] * e / (1.0 + e)
-            else:
-                eta = a[uc] + xb[pc]
-                if eta > 0:
-                    e = np.exp(-eta)
-                    lp += y[c] * eta - n[c] * (eta + np.log1p(e))
-                    gc = y[c] - n[c] / (1.0 + e)
-                else:
-                    e = np.exp(eta)
-                    lp += y[c] * eta - n[c] * np.log1p(e)
-                    gc = y[c] - n[c] * e / (1.0 + e)
-        else:  # cloglog: p = 1 - exp(-e^eta)
-            m = ea[uc] * ep[pc] if fast else np.exp(a[uc] + xb[pc])
-            if y[c] == 0.0:
-                lp -= n[c] * m
-                gc = -n[c] * m
-            else:
-                q = -np.expm1(-m)
-                lp += y[c] * np.log(q) - (n[c] - y[c]) * m
-                gc = y[c] * m * np.exp(-m) / q - (n[c] - y[c]) * m
+    gr = np.zeros(R)
+    for c in range(nev if fast else N):  # cells with events (all cells when the products are unsafe)
+        uc, r0, r1 = unit[c], cidx[0, c], cidx[1, c]
+        lc, gc = _cell_term(y[c], n[c], a[uc] + xr[r0] + xr[r1], ea[uc] * er[r0] * er[r1], link, fast)
+        lp += lc
         ga[uc] += gc
-        gp[pc] += gc
-    _patterns_grad(Xp, gp, g)
+        gr[r0] += gc
+        gr[r1] += gc
+    if fast:  # cells without events, unit by unit: -n log(1 + e) (logit) or -n e (cloglog), and -n e / (1 + e) or -n e
+        for u in range(U):
+            eu = ea[u]
+            sl = 0.0
+            sg = 0.0
+            for c in range(ustart[u], ustart[u + 1]):
+                r0, r1 = cidx[0, c], cidx[1, c]
+                e = eu * er[r0] * er[r1]
+                nc = n[c]
+                if link == 0:
+                    if e < 1e-3:  # log(1 + e) and e / (1 + e) by their series (next terms below 2e-16 relative)
+                        l1 = e * (1.0 - e * (0.5 - e * (1.0 / 3.0 - e * (0.25 - e * (0.2 - e * (1.0 / 6.0))))))
+                        w = nc * e * (1.0 - e * (1.0 - e * (1.0 - e * (1.0 - e * (1.0 - e)))))
+                    else:
+                        l1 = np.log1p(e)
+                        w = nc * e / (1.0 + e)
+                    sl += nc * l1
+                else:
+                    w = nc * e
+                    sl += w
+                sg += w
+                gr[r0] -= w
+                gr[r1] -= w
+            lp -= sl
+            ga[u] -= sg
+    _rows_grad(Xr, colidx, bcol, brow, gr, g)
     for u in range(U):
         g[0] += ga[u]
         for l in range(L):
@@ -598,10 +625,34 @@ def _hazard_logp_into(theta, g, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _hazard_logp(theta, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link):
+def _hazard_logp(
+    theta, y, n, unit, cidx, ustart, Xr, colidx, bcol, brow, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link
+):
     "Log posterior density (up to a constant) and its gradient (a new array)."
     g = np.empty(theta.shape[0])
-    lp = _hazard_logp_into(theta, g, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link)
+    lp = _hazard_logp_into(
+        theta,
+        g,
+        y,
+        n,
+        unit,
+        cidx,
+        ustart,
+        Xr,
+        colidx,
+        bcol,
+        brow,
+        uidx,
+        offs,
+        sslot,
+        zstart,
+        mu,
+        sd,
+        skind,
+        sa,
+        sb,
+        link,
+    )
     return lp, g
 
 # %% ../../nbs/31_bayes.ipynb
@@ -620,7 +671,11 @@ def _voidptr(typingctx, addr):
     return types.voidptr(types.int64), codegen
 
 
-_META = 24  # entries of the int64 table the C functions read: sizes first, then the addresses of the data arrays
+_META = 28  # entries of the int64 table the C functions read: sizes first, then the addresses of the data arrays
+_ARRAYS = (
+    "y", "n", "unit", "cidx", "ustart", "Xr", "colidx", "bcol", "brow",
+    "uidx", "offs", "sslot", "mu", "sd", "skind", "sa", "sb", "sizes",
+)  # fmt: skip
 
 _LOGP_SIG = types.int64(
     types.uint64,
@@ -637,26 +692,32 @@ _EXPAND_SIG = types.int64(
 def _logp_c(dim, x_, out_, logp_, ud):
     "C entry point for nutpie's sampler threads: log density at x and its gradient, no Python and no GIL involved."
     m = carray(ud, (_META,), np.int64)
-    ndim, N, P, K, L, U, zstart, link = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
+    ndim, N, R, K, L, U, zstart, link, NB = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]
     if dim != ndim:
         return -1
-    y = carray(_voidptr(m[8]), (N,), np.float64)
-    n = carray(_voidptr(m[9]), (N,), np.float64)
-    unit = carray(_voidptr(m[10]), (N,), np.int64)
-    pat = carray(_voidptr(m[11]), (N,), np.int64)
-    Xp = carray(_voidptr(m[12]), (P, K), np.float64)
-    uidx = carray(_voidptr(m[13]), (L, U), np.int64)
-    offs = carray(_voidptr(m[14]), (L,), np.int64)
-    sslot = carray(_voidptr(m[15]), (L,), np.int64)
-    mu = carray(_voidptr(m[16]), (K + 1,), np.float64)
-    sd = carray(_voidptr(m[17]), (K + 1,), np.float64)
-    skind = carray(_voidptr(m[18]), (L,), np.int64)
-    sa = carray(_voidptr(m[19]), (L,), np.float64)
-    sb = carray(_voidptr(m[20]), (L,), np.float64)
+    y = carray(_voidptr(m[10]), (N,), np.float64)
+    n = carray(_voidptr(m[11]), (N,), np.float64)
+    unit = carray(_voidptr(m[12]), (N,), np.int64)
+    cidx = carray(_voidptr(m[13]), (NB, N), np.int64)
+    ustart = carray(_voidptr(m[14]), (U + 1,), np.int64)
+    Xr = carray(_voidptr(m[15]), (R, K), np.float64)
+    colidx = carray(_voidptr(m[16]), (K,), np.int64)
+    bcol = carray(_voidptr(m[17]), (NB + 1,), np.int64)
+    brow = carray(_voidptr(m[18]), (NB + 1,), np.int64)
+    uidx = carray(_voidptr(m[19]), (L, U), np.int64)
+    offs = carray(_voidptr(m[20]), (L,), np.int64)
+    sslot = carray(_voidptr(m[21]), (L,), np.int64)
+    mu = carray(_voidptr(m[22]), (K + 1,), np.float64)
+    sd = carray(_voidptr(m[23]), (K + 1,), np.float64)
+    skind = carray(_voidptr(m[24]), (L,), np.int64)
+    sa = carray(_voidptr(m[25]), (L,), np.float64)
+    sb = carray(_voidptr(m[26]), (L,), np.float64)
     x = carray(x_, (ndim,))
     out = carray(out_, (ndim,))
     lp = carray(logp_, (1,))
-    v = _hazard_logp_into(x, out, y, n, unit, pat, Xp, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link)
+    v = _hazard_logp_into(
+        x, out, y, n, unit, cidx, ustart, Xr, colidx, bcol, brow, uidx, offs, sslot, zstart, mu, sd, skind, sa, sb, link
+    )
     lp[0] = v
     if not np.isfinite(v):
         return 4
@@ -672,10 +733,10 @@ def _expand_c(dim, n_exp, x_, out_, ud):
     ndim, K, L = m[0], m[3], m[4]
     if dim != ndim:
         return -1
-    offs = carray(_voidptr(m[14]), (L,), np.int64)
-    sslot = carray(_voidptr(m[15]), (L,), np.int64)
-    skind = carray(_voidptr(m[18]), (L,), np.int64)
-    sizes = carray(_voidptr(m[21]), (L,), np.int64)
+    offs = carray(_voidptr(m[20]), (L,), np.int64)
+    sslot = carray(_voidptr(m[21]), (L,), np.int64)
+    skind = carray(_voidptr(m[24]), (L,), np.int64)
+    sizes = carray(_voidptr(m[27]), (L,), np.int64)
     x = carray(x_, (ndim,))
     out = carray(out_, (n_exp,))
     o = 0
@@ -850,19 +911,45 @@ def _flat(self: HazardModel, X, idx, events, trials):
         pd.factorize(pd.MultiIndex.from_arrays(list(idx))) if levels else (np.zeros(len(events), np.int64), [()])
     )
     uidx = np.array([list(u) for u in units], np.int64).reshape(len(units), len(levels)).T
-    pkey = (
-        pd.DataFrame(X).groupby(list(range(K)), sort=False).ngroup().to_numpy()
-        if K
-        else np.zeros(len(events), np.int64)
-    )
-    first = np.full(int(pkey.max()) + 1, len(pkey))
-    np.minimum.at(first, pkey, np.arange(len(pkey)))
+    # covariate blocks: the sport-specific terms (zero for athletes who do not throw or bowl) apart from the others;
+    # each block's distinct rows are stored once and a cell points at one row of each block
+    # (always two blocks: an empty one is a single row of no covariates, whose share of the linear predictor is 0)
+    owners = info.get("owners") or [""] * K
+    blk = np.array([1 if o in SPORT_TERMS else 0 for o in owners], np.int64)
+    blocks = [np.flatnonzero(blk == b) for b in (0, 1)]
+    colidx = np.concatenate([np.zeros(0, np.int64), *blocks]).astype(np.int64)
+    bcol = np.r_[0, np.cumsum([len(c) for c in blocks])].astype(np.int64)
+    tabs, codes = [], []
+    for cols in blocks:
+        key = pd.DataFrame(X[:, cols])
+        code = (
+            key.groupby(list(key.columns), sort=False).ngroup().to_numpy() if len(cols) else np.zeros(len(X), np.int64)
+        )
+        first = np.full(int(code.max()) + 1, len(code))
+        np.minimum.at(first, code, np.arange(len(code)))
+        tabs.append(X[first][:, cols])
+        codes.append(code)
+    brow = np.r_[0, np.cumsum([len(t) for t in tabs])].astype(np.int64)
+    Xr = np.zeros((int(brow[-1]), K))
+    for b, t in enumerate(tabs):
+        Xr[brow[b] : brow[b + 1], bcol[b] : bcol[b + 1]] = t
+    cidx = np.array([brow[b] + codes[b] for b in range(len(blocks))], np.int64).reshape(len(blocks), len(events))
+    # cells with events first, then the others grouped by unit (the kernel's pass unit by unit)
+    ucode = np.asarray(ucode, np.int64)
+    ev = np.asarray(events) > 0
+    zero = np.flatnonzero(~ev)
+    order = np.r_[np.flatnonzero(ev), zero[np.argsort(ucode[zero], kind="stable")]].astype(np.int64)
+    ustart = int(ev.sum()) + np.r_[0, np.cumsum(np.bincount(ucode[zero], minlength=len(units)))]
     return dict(
-        y=np.asarray(events, np.float64),
-        n=np.asarray(trials, np.float64),
-        unit=np.asarray(ucode, np.int64),
-        pat=np.asarray(pkey, np.int64),
-        Xp=np.ascontiguousarray(X[first], dtype=np.float64).reshape(len(first), K),
+        y=np.asarray(events, np.float64)[order],
+        n=np.asarray(trials, np.float64)[order],
+        unit=ucode[order],
+        cidx=np.ascontiguousarray(cidx[:, order]),
+        ustart=np.asarray(ustart, np.int64),
+        Xr=Xr,
+        colidx=colidx,
+        bcol=bcol,
+        brow=brow,
         uidx=np.ascontiguousarray(uidx),
         offs=np.asarray(offs, np.int64),
         sslot=np.asarray(sslot, np.int64),
@@ -880,7 +967,10 @@ def _flat(self: HazardModel, X, idx, events, trials):
     )
 
 
-_KARGS = ("y", "n", "unit", "pat", "Xp", "uidx", "offs", "sslot", "zstart", "mu", "sd", "skind", "sa", "sb", "link")
+_KARGS = (
+    "y", "n", "unit", "cidx", "ustart", "Xr", "colidx", "bcol", "brow",
+    "uidx", "offs", "sslot", "zstart", "mu", "sd", "skind", "sa", "sb", "link",
+)  # fmt: skip
 
 
 @patch_method
@@ -993,26 +1083,22 @@ def _c_model(flat: dict, names: dict, coords: dict, dims: dict, init):
     "nutpie's compiled-model object around the C kernel: the sampler threads call it directly (no Python, no GIL)."
     from nutpie.compile_pymc import CompiledPyMCModel
 
-    arrays = {
-        k: np.ascontiguousarray(flat[k])
-        for k in ("y", "n", "unit", "pat", "Xp", "uidx", "offs", "sslot", "mu", "sd", "skind", "sa", "sb")
-    }
+    arrays = {k: np.ascontiguousarray(flat[k]) for k in _ARRAYS if k != "sizes"}
     arrays["sizes"] = np.asarray(flat["sizes"], np.int64).reshape(-1)
     meta = np.zeros(_META, np.int64)
-    meta[:8] = [
+    meta[:9] = [
         flat["ndim"],
         len(arrays["y"]),
-        arrays["Xp"].shape[0],
+        arrays["Xr"].shape[0],
         flat["K"],
         len(flat["levels"]),
         arrays["uidx"].shape[1],
         flat["zstart"],
         flat["link"],
+        arrays["cidx"].shape[0],
     ]
-    for i, k in enumerate(
-        ("y", "n", "unit", "pat", "Xp", "uidx", "offs", "sslot", "mu", "sd", "skind", "sa", "sb", "sizes")
-    ):
-        meta[8 + i] = arrays[k].ctypes.data
+    for i, k in enumerate(_ARRAYS):
+        meta[10 + i] = arrays[k].ctypes.data
     shapes = [tuple(np.shape(v)) for v in names.values()]
     sizes = [int(np.prod(s)) for s in shapes]
     ends = np.cumsum(sizes)
