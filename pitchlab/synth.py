@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_synth.ipynb 1
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 import zlib
 import numpy as np
@@ -13,8 +13,8 @@ from .core import ConfigError, DAYS_PER_YEAR
 from .schema import ENTITIES
 
 # %% auto 0
-__all__ = ['SPORTS', 'PHASES', 'SEVERITY_DAYS', 'severity_from_days', 'cycle_phase', 'HazardParams', 'Truth', 'Cohort',
-           'make_cohort', 'demo_cohort']
+__all__ = ['SPORTS', 'PHASES', 'SEVERITY_DAYS', 'SCENARIOS', 'severity_from_days', 'cycle_phase', 'HazardParams', 'Truth',
+           'Cohort', 'make_cohort', 'demo_cohort']
 
 # %% ../nbs/03_synth.ipynb
 SPORTS = ("cricket", "baseball", "football")  # team k plays SPORTS[k % 3]
@@ -95,6 +95,13 @@ class HazardParams:
     sag_mph: float = -1.5  # release-speed change at the onset of a pitcher's arm injury
     sag_rpm: float = -80.0  # spin-rate change at onset
     sag_days: int = 21  # length of the linear ramp before onset (0 at sag_days before, full at onset)
+    # misspecified truths (see `SCENARIOS`): the models' linear ACWR and binary earlier-injury terms do not hold
+    acwr_shape: str = "linear"  # 'linear': beta_acwr (ACWR - 1); 'u': beta_acwr_u (ACWR - acwr_u_min)^2 instead
+    beta_acwr_u: float = 1.0  # curvature of the U-shaped term (log-odds per squared ACWR unit from its minimum; ACWR clipped to [0, 2.5])
+    acwr_u_min: float = 1.1  # the ACWR of lowest risk under the U shape
+    acwr_lag: tuple = (0, 0)  # (nearest, farthest) days back: the term uses the mean ACWR of those days; (0, 0) today's
+    beta_return: float = 0.0  # extra log-odds on the day of return from injury, fading linearly to 0 at return_weeks
+    return_weeks: int = 6  # weeks after return over which the extra risk fades
 
     @property
     def betas(self) -> dict:
@@ -111,6 +118,24 @@ class HazardParams:
             batting_7d=self.beta_batting_7d,
         )
         return b | {f"phase_{k}": v for k, v in self.beta_phase}
+
+    @property
+    def misspecified(self) -> set:
+        "Names in `betas` whose linear term is not the truth here (a U-shaped or lagged ACWR, the risk after return)."
+        out = set()
+        if self.acwr_shape != "linear" or tuple(self.acwr_lag) != (0, 0):
+            out.add("acwr")
+        if self.beta_return:
+            out.add("prev")
+        return out
+
+
+SCENARIOS = {
+    "linear": {},  # the models' own form: every term linear in its covariate
+    "u_acwr": dict(acwr_shape="u"),  # risk lowest at ACWR 1.1, rising on both sides: +1.2 at ACWR 0, +2.0 at 2.5
+    "lagged_acwr": dict(acwr_lag=(7, 21)),  # the ACWR of 7-21 days ago drives today's risk, not yesterday's
+    "return": dict(beta_return=1.0),  # +1.0 log-odds on the day of return, fading to 0 over the next 6 weeks
+}  # misspecified truths for the benchmark: `make_cohort(scenario=...)` applies one to `hazard`
 
 # %% ../nbs/03_synth.ipynb
 _REST, _TRAIN, _MATCH, _GYM, _RECOV, _COND = range(6)
@@ -496,6 +521,21 @@ def _rotation(d, games, typ, dur, rpe, npitch, st, ath, avail, rng):
         games.append((st["team"], d, apps))
 
 # %% ../nbs/03_synth.ipynb
+def _scenario_terms(hp, acwr_days, d, ret_day):
+    "Day d's ACWR term (linear or U-shaped, on the ACWR of hp.acwr_lag days back) and the after-return term."
+    lo, hi = hp.acwr_lag
+    x = acwr_days[max(d - hi, 0) : d - lo + 1].mean(0) if d - lo >= 0 else np.ones(acwr_days.shape[1])
+    aterm = (
+        hp.beta_acwr * (x - 1)
+        if hp.acwr_shape == "linear"
+        else hp.beta_acwr_u * (np.clip(x, 0.0, 2.5) - hp.acwr_u_min) ** 2
+    )
+    since = np.where((ret_day >= 0) & (d >= ret_day), d - ret_day, np.nan)
+    w = 7 * hp.return_weeks
+    rterm = np.where(since < w, hp.beta_return * (1 - np.nan_to_num(since, nan=w) / w), 0.0)
+    return aterm, rterm, since
+
+
 def _simulate(hp, cal, ath, D, typ, dur, rpe, rng, crk):
     "The day loop: availability, pitching rotations, lagged EWMA covariates, true hazard and injury draws."
     A = len(ath["team"])
@@ -525,7 +565,22 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng, crk):
         r["next_start"], r["last1"], r["last2"] = rot[0]["next_start"], rot[0]["last1"], rot[0]["last2"]
     rec = {
         k: np.zeros((D, A))
-        for k in ("load", "acute", "chronic", "acwr", "prev", "eta", "hazard", "p7", "short", "b7", "f7")
+        for k in (
+            "load",
+            "acute",
+            "chronic",
+            "acwr",
+            "prev",
+            "eta",
+            "hazard",
+            "p7",
+            "short",
+            "b7",
+            "f7",
+            "aterm",
+            "rterm",
+            "since",
+        )
     }
     rec |= {k: np.zeros((D, A), np.int8) for k in ("day_type", "avail", "injury", "contact")}
     games, injuries = [], []
@@ -552,9 +607,12 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng, crk):
             acute, chronic = load.copy(), load.copy()
         acwr = np.divide(acute, chronic, out=np.ones(A), where=chronic > 0)
         day_type = np.where((typ[:, d] == _MATCH).any(0), 2, np.where(on.any(0), 1, 0))
+        rec["acwr"][d] = acwr
+        aterm, rterm, since = _scenario_terms(hp, rec["acwr"], d, ret_day)
         eta = (
             base_eta
-            + hp.beta_acwr * (acwr - 1)
+            + aterm
+            + rterm
             + hp.beta_chronic * (chronic - hp.chronic_center) / hp.chronic_scale
             + hp.beta_prev * prev
             + phase_eff[d]
@@ -585,6 +643,9 @@ def _simulate(hp, cal, ath, D, typ, dur, rpe, rng, crk):
             ("short", short),
             ("b7", b7),
             ("f7", f7),
+            ("aterm", aterm),
+            ("rterm", rterm),
+            ("since", since),
         ):
             rec[k][d] = v
         for a in np.flatnonzero(nc | ct):
@@ -849,6 +910,7 @@ def make_cohort(
     seed: int = 0,  # seed of numpy's default_rng: same seed, identical tables
     hazard: HazardParams | None = None,  # true parameters (default `HazardParams()`)
     id_prefix: str = "syn",  # prefix of team, athlete and injury ids, so two cohorts can share a store
+    scenario: str | None = None,  # a misspecified truth from `SCENARIOS` applied to `hazard` (None: as given)
 ) -> Cohort:
     "Draw a synthetic cohort of teams, athletes, sessions, pitches, wellness, cycle logs and injuries from a known hazard."
     for name, v, lo in (("n_teams", n_teams, 1), ("athletes_per_team", athletes_per_team, 4), ("seasons", seasons, 1)):
@@ -863,6 +925,15 @@ def make_cohort(
         raise ConfigError(
             f"make_cohort: hazard must be a HazardParams, not {type(hp).__name__}",
             hint="e.g. hazard=HazardParams(alpha=-6.5)",
+        )
+    if scenario is not None:
+        if scenario not in SCENARIOS:
+            raise ConfigError(f"make_cohort: unknown scenario {scenario!r}", hint=f"one of {sorted(SCENARIOS)}")
+        hp = replace(hp, **SCENARIOS[scenario])
+    if hp.acwr_shape not in ("linear", "u") or not 0 <= hp.acwr_lag[0] <= hp.acwr_lag[1]:
+        raise ConfigError(
+            f"make_cohort: acwr_shape={hp.acwr_shape!r}, acwr_lag={hp.acwr_lag!r}",
+            hint="acwr_shape 'linear' or 'u'; acwr_lag (nearest, farthest) days back with 0 <= nearest <= farthest",
         )
     rng = np.random.default_rng(seed)
     D, T, n = 364 * seasons, n_teams, athletes_per_team
@@ -981,6 +1052,9 @@ def make_cohort(
             acwr_ewma=g("acwr"),
             chronic_z=(g("chronic") - hp.chronic_center) / hp.chronic_scale,
             prev_injury=g("prev").astype(int),
+            acwr_term=g("aterm"),
+            days_since_return=g("since"),
+            return_term=g("rterm"),
             pitches_7d=g("p7"),
             short_rest=g("short"),
             balls_7d=g("b7"),

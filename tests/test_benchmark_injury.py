@@ -1,48 +1,125 @@
-"""The open benchmark's quick mode (benchmarks/bench_injury.py --quick): it runs end to end, its BENCH line parses and
-its table has a row for every method in every cell."""
+"""The open benchmark of injury-risk methods (benchmarks/bench_injury.py): its quick mode runs end to end, its BENCH
+line parses, its table has a row for every method in every cell, and coverage counts every fixed effect with a truth."""
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import binomtest
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
     "oracle (frailty)",
     "learnable oracle",
     "ACWR rule 1.5",
-    "ACWR rule (90th pct band)",
+    "ACWR rule (data bands)",
     "acute load alone",
     "GLM logistic",
     "gradient boosting",
+    "Keras sequence (LSTM)",
     "Bayes hierarchical logit",
 }
 
 
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_injury", ROOT / "benchmarks" / "bench_injury.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_clopper_pearson_matches_scipy(bench):
+    for k, n in [(0, 10), (9, 10), (85, 96), (96, 96)]:
+        ci = binomtest(k, n).proportion_ci(0.95, method="exact")
+        assert np.allclose(bench.clopper_pearson(k, n), (ci.low, ci.high))
+
+
+def test_cells_parse_with_and_without_a_truth(bench):
+    assert bench._parse_cells("300:1.0:0.5,75:0:0:u_acwr") == [(300, 1.0, 0.5, "linear"), (75, 0.0, 0.0, "u_acwr")]
+    assert {c[3] for c in bench.FULL_CELLS} == {"linear", "u_acwr", "lagged_acwr", "return"}
+    assert len(bench.FULL_CELLS) == 27 + 3
+
+
+def test_summary_pools_coverage_over_fits(bench):
+    t = pd.DataFrame(
+        dict(
+            scenario="linear",
+            athletes=75,
+            acwr_effect=1.0,
+            frailty=0.5,
+            method="Bayes hierarchical logit",
+            seed=[0, 1],
+            auc_label=[0.6, 0.7],
+            fe_covered=[15, 12],
+            fe_total=[16, 16],
+            acwr_covered=[1.0, 0.0],
+            gap_rule_excl0=[1.0, 0.0],
+        )
+    )
+    s = bench.summarise(t).iloc[0]
+    assert s["fe_coverage"] == pytest.approx(27 / 32) and s["acwr_coverage"] == 0.5 and s["seeds"] == 2
+    assert s["auc_label"] == pytest.approx(0.65) and s["gap_rule_excl0_share"] == 0.5
+
+
+@pytest.mark.slow
+def test_coverage_counts_every_fixed_effect_with_a_truth(bench):
+    from pitchlab.features import build_features
+    from pitchlab.models.bayes import QUICK_SAMPLER, HazardModel, history_from_truth
+    from pitchlab.synth import make_cohort
+
+    for scenario, dropped in [("linear", set()), ("u_acwr", {"acwr"})]:
+        c = make_cohort(n_teams=3, athletes_per_team=10, seasons=1, seed=1, scenario=scenario)
+        f = build_features({**c.tables(), "injuries": history_from_truth(c)}, horizon=7)
+        m = HazardModel({}, {**QUICK_SAMPLER, "random_seed": 0})
+        m.fit(f)
+        cov = bench.fixed_effect_coverage(c, m).set_index("parameter")
+        assert not {"intercept", "sigma_team", "sigma_athlete", "speed_drop"} & set(cov.index)
+        want = {"chronic", "prev_injury", "match_day", "rest_day", "phase_ovulatory"} | ({"acwr"} - dropped)
+        assert want <= set(cov.index) and not dropped & set(cov.index), cov.index
+        st = m.info["terms"]["chronic"]
+        assert cov.loc["chronic", "truth"] == pytest.approx(-0.3 * st["scale"] / 200.0)
+        assert (cov["inside"] == ((cov["hdi_lo"] <= cov["truth"]) & (cov["truth"] <= cov["hdi_hi"]))).all()
+        assert len(cov) >= 10
+
+
 @pytest.mark.slow
 def test_quick_benchmark_runs_and_reports(tmp_path):
+    "The quick mode with one seed per cell (CI time): every method in every cell, the coverage line, the BENCH line."
     out = tmp_path / "bench.csv"
     r = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_injury.py"), "--quick", "--out", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / "bench_injury.py"), "--quick", "--seeds", "1", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=1500,
         cwd=ROOT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1]
-    m = re.fullmatch(r"BENCH injury bayes_gap_300=(\S+) oe_300=(\S+) coverage=(\S+)", last)
-    assert m, last
+    lines = r.stdout.strip().splitlines()
+    m = re.fullmatch(r"BENCH injury bayes_gap_300=(\S+) oe_300=(\S+) coverage=(\S+)", lines[-1])
+    assert m, lines[-1]
     gap, oe, cov = (float(v) for v in m.groups())
     assert -0.2 < gap < 0.3 and 0.2 < oe < 5 and 0 <= cov <= 1
     t = pd.read_csv(out)
-    cells = t.groupby(["athletes", "acwr_effect", "frailty", "seed"])["method"].apply(set)
-    assert len(cells) == 2 and all(METHODS <= s for s in cells), cells
+    syn = t[t["scenario"] != "hamstring (real)"]
+    cells = syn.groupby(["athletes", "acwr_effect", "frailty", "scenario", "seed"])["method"].apply(set)
+    assert len(cells) == 3 and all(METHODS <= s for s in cells), cells
+    ham = t[t["scenario"] == "hamstring (real)"]
+    assert set(ham["method"]) == {"ACWR rule 1.5", "GLM logistic", "Bayes hierarchical logit"}
+    assert (ham["events_train"] + ham["events_test"] == 6).all()
     assert "inside the random-denominator null" in r.stdout
+    cv = pd.read_csv(str(out).replace(".csv", "_coverage.csv"))
+    k, n = int(cv["inside"].sum()), len(cv)
+    mc = re.search(r"coverage: (\d+) of (\d+) 94% intervals", r.stdout)
+    assert mc and (int(mc[1]), int(mc[2])) == (k, n) and n >= 3 * 10
+    assert cov == pytest.approx(round(k / n, 3), abs=1e-3)
     summary = pd.read_csv(str(out).replace(".csv", "_summary.csv"))
-    assert {"auc_label", "auc_daily", "gap_oracle", "gap_rule", "gap_rule_excl0_share", "oe", "slope"} <= set(summary)
-    oracle = t[t["method"] == "learnable oracle"]
-    assert (oracle["gap_oracle"] == 0).all()
+    need = {"auc_label", "auc_daily", "gap_oracle", "gap_rule", "gap_rule_excl0_share", "oe", "oe_vs_oracle", "slope"}
+    assert need | {"fe_coverage"} <= set(summary)
+    assert (syn.loc[syn["method"] == "learnable oracle", "gap_oracle"] == 0).all()
+    assert (syn.loc[syn["method"] == "oracle (frailty)", "oe_vs_oracle"] == 1).all()

@@ -9,6 +9,7 @@ from pitchlab.core import ConfigError
 from pitchlab.schema import ENTITIES, SCHEMAS, validate
 from pitchlab.synth import (
     PHASES,
+    SCENARIOS,
     SPORTS,
     Cohort,
     HazardParams,
@@ -502,6 +503,9 @@ def test_two_prefixes_share_a_store_without_key_collisions():
         (dict(end="someday"), "not a date"),
         (dict(start="2025-01-06", end="2026-01-01"), "do not span"),
         (dict(hazard={"alpha": -6}), "HazardParams"),
+        (dict(scenario="quadratic"), "unknown scenario"),
+        (dict(hazard=HazardParams(acwr_shape="cubic")), "acwr_shape"),
+        (dict(hazard=HazardParams(acwr_lag=(21, 7))), "acwr_lag"),
     ],
 )
 def test_bad_arguments_raise_config_error(kw, fragment):
@@ -531,3 +535,104 @@ def test_any_small_cohort_is_valid(n_teams, athletes, seed, start):
     assert len(c.sessions.merge(_injured_days(c), on=["athlete_id", "date"])) == 0
     if n_teams < 2:
         assert len(c.pitches) == 0
+
+
+# --- misspecified truths (the benchmark's scenarios) ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scenarios():
+    return {k: make_cohort(n_teams=3, athletes_per_team=12, seasons=2, seed=4, scenario=k) for k in SCENARIOS}
+
+
+def _eta_without_acwr_and_return(t):
+    "Every term of the truth's linear predictor except the ACWR and after-return terms."
+    hp, d = t.params, t.daily
+    u = d.team_id.map(t.teams.set_index("team_id").u_team)
+    v = d.athlete_id.map(t.athletes.set_index("athlete_id").v_athlete)
+    phase = d.phase.map({p: dict(hp.beta_phase)[p] for p in PHASES}).fillna(0.0)
+    day = d.day_type.map({"rest": hp.beta_rest, "training": 0.0, "match": hp.beta_match})
+    return (
+        hp.alpha
+        + u
+        + v
+        + hp.beta_chronic * d.chronic_z
+        + hp.beta_prev * d.prev_injury
+        + phase
+        + day
+        + hp.beta_pitches_7d * d.pitches_7d / 100
+        + hp.beta_short_rest * d.short_rest
+        + hp.beta_balls_7d * d.balls_7d / 100
+        + hp.beta_batting_7d * d.balls_faced_7d / 300
+    )
+
+
+def test_scenarios_state_what_is_misspecified(scenarios):
+    assert {k: c.truth.params.misspecified for k, c in scenarios.items()} == {
+        "linear": set(),
+        "u_acwr": {"acwr"},
+        "lagged_acwr": {"acwr"},
+        "return": {"prev"},
+    }
+    hp = scenarios["u_acwr"].truth.params
+    assert (hp.acwr_shape, hp.beta_acwr_u, hp.acwr_u_min) == ("u", 1.0, 1.1)
+    assert scenarios["lagged_acwr"].truth.params.acwr_lag == (7, 21)
+    assert scenarios["return"].truth.params.beta_return == 1.0 and scenarios["linear"].truth.params == HazardParams()
+
+
+def test_scenario_truths_are_what_they_say(scenarios):
+    "Each scenario's eta is the linear truth with its ACWR / after-return term swapped, recomputed here from the covariates."
+    for k, c in scenarios.items():
+        t, hp = c.truth, c.truth.params
+        d = t.daily.sort_values(["athlete_id", "date"])
+        x = d.acwr_ewma
+        if k == "u_acwr":
+            want_a = 1.0 * (x.clip(0, 2.5) - 1.1) ** 2
+        elif k == "lagged_acwr":  # mean ACWR of the days 7..21 back (1.0, no effect, in the first week)
+            g = x.groupby(d.athlete_id)
+            want_a = g.transform(lambda s: s.shift(7).rolling(15, min_periods=1).mean()).fillna(1.0) - 1
+        else:
+            want_a = hp.beta_acwr * (x - 1)
+        assert np.allclose(d.acwr_term, want_a), k
+        s = d.days_since_return
+        want_r = np.where(s < 42, hp.beta_return * (1 - s.fillna(42) / 42), 0.0)
+        assert np.allclose(d.return_term, want_r), k
+        assert np.allclose(d.eta, _eta_without_acwr_and_return(t).loc[d.index] + want_a + want_r), k
+        r = d[d.at_risk]
+        assert np.allclose(r.hazard, 1 / (1 + np.exp(-r.eta)))
+    # days since return count from each injury's return date
+    c = scenarios["return"]
+    inj = c.injuries.sort_values("onset_date").groupby("athlete_id").return_date.last()
+    d = c.truth.daily
+    last = d[d.date == d.date.max()].set_index("athlete_id").days_since_return
+    back = inj[inj <= d.date.max()]
+    assert np.allclose(last.loc[back.index], (d.date.max() - back).dt.days)
+    assert (d.return_term > 0).sum() > 100 and d.return_term.max() == pytest.approx(1.0)
+
+
+def test_misspecified_effects_change_the_injuries(scenarios):
+    "The swapped terms act: injuries fall where the truth says risk is high (U ends, the 6 weeks after return)."
+    d = scenarios["return"].truth.daily
+    r = d[d.at_risk & d.prev_injury.eq(1)]
+    back = r.days_since_return < 42
+    assert r.loc[back, "hazard"].mean() > 1.5 * r.loc[~back, "hazard"].mean()
+    u = scenarios["u_acwr"].truth.daily
+    u = u[u.at_risk]
+    ends = (u.acwr_ewma < 0.6) | (u.acwr_ewma > 1.6)
+    assert u.loc[ends, "acwr_term"].min() > u.loc[~ends, "acwr_term"].max() - 1e-9
+
+
+@pytest.mark.slow
+def test_true_hazard_is_calibrated_in_each_season():
+    "The generator's hazard is the compensator of its injuries in each season: O/E of the truth near 1 over seeds."
+    obs, exp = np.zeros(2), np.zeros(2)
+    for seed in range(8):
+        c = make_cohort(n_teams=8, athletes_per_team=25, seasons=2, seed=seed)
+        d = c.truth.daily[c.truth.daily.at_risk]
+        s2 = d.date >= d.date.min() + pd.Timedelta(days=364)
+        for k, m in enumerate([~s2, s2]):
+            obs[k] += d.loc[m, "injury"].sum()
+            exp[k] += d.loc[m, "hazard"].sum()
+    z = (obs - exp) / np.sqrt(exp)
+    assert (np.abs(z) < 3).all(), (obs, exp)
+    assert exp[1] > 1.05 * exp[0]  # the expected rate rises in season 2 (more athletes carry an earlier injury)
