@@ -211,7 +211,7 @@ def header(self: App):
         f"<span class='pitchlab-user'><b style='font-size:1.3em'>pitchlab</b>&nbsp;&nbsp;{esc(u.name)} "
         f"<span style='color:#666'>({esc(u.role)})</span></span>"
         f"<span><span style='color:#666'>{esc(self._label)}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a></span>"
-        f"<span class='pitchlab-process pitchlab-pid-{os.getpid()}' hidden></span></div>",
+        f"<span class='pitchlab-process pitchlab-pid-{os.getpid():d}' hidden></span></div>",
         sizing_mode="stretch_width",
         stylesheets=[HEADER_CSS],
     )
