@@ -21,6 +21,8 @@ What it does, all on 127.0.0.1 and bounded in time:
    applied, and from one press of a what-if day slider (one step in the sport's unit: AU, pitches or balls) until the plan summary shows
    a new total. The same K
    sign-ins on an empty Panel page served by the same server give the floor; floor_ratio = board median / empty median.
+   Each browser page also reports its renderer process's CPU seconds until it was ready (Chromium's
+   Performance.getMetrics ProcessTime, sign-in form included): the browser's share, as the server's CPU is the server's.
 
 The machine may be shared, so wall times alone mislead: the benchmark also reports the server's CPU seconds (user +
 system of every server process, read from /proc) per board session and per browser session, with the load average
@@ -280,12 +282,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 async def browser_session(browser, base, path, ready, n_rows=0, whatif=False, timeout=90):
-    "One browser: sign in at `path`; seconds to `ready` (board: every row and a styled header), and to a what-if update."
+    "One browser: sign in at `path`; seconds to `ready` (board: every row and a styled header), to a what-if update, and the page's renderer CPU seconds when ready."
     import re
 
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await ctx.new_page()
     page.set_default_timeout(timeout * 1000)
+    cdp = await ctx.new_cdp_session(page)
+    await cdp.send("Performance.enable")
     try:
         await page.goto(base + path)
         await page.fill("input[name=username]", "coach")
@@ -303,8 +307,10 @@ async def browser_session(browser, base, path, ready, n_rows=0, whatif=False, ti
             if await col.evaluate("e => getComputedStyle(e).display") != "inline-flex":
                 raise RuntimeError("the board's table is unstyled (Tabulator's stylesheet did not load)")
         shown = time.perf_counter() - t0
+        metrics = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
+        task = metrics.get("ProcessTime", float("nan"))  # CPU seconds of the page's renderer process so far
         if not whatif:
-            return shown, None
+            return shown, None, task
         await page.locator(".pitchlab-nav .bk-btn", has_text="What-if").first.click()
         handle = page.locator(".pitchlab-day .noUi-handle").first
         await handle.wait_for()
@@ -318,7 +324,7 @@ async def browser_session(browser, base, path, ready, n_rows=0, whatif=False, ti
             if time.perf_counter() - t1 > timeout:
                 raise TimeoutError(f"the what-if summary still reads {now!r} after {timeout} s")
             await asyncio.sleep(0.01)
-        return shown, time.perf_counter() - t1
+        return shown, time.perf_counter() - t1, task
     except Exception:
         shot = Path(tempfile.gettempdir()) / f"pitchlab-bench-failed-{os.getpid()}.png"
         await page.screenshot(path=str(shot))
@@ -349,6 +355,7 @@ async def run_browsers(base, k, n_rows, timeout, pgid):
         finally:
             await browser.close()
     b, w, e = [x[0] for x in board], [x[1] for x in board], [x[0] for x in empty]
+    rb, re_ = statistics.median(x[2] for x in board), statistics.median(x[2] for x in empty)
     print(
         f"browser board visible: {', '.join(f'{x:.2f}' for x in sorted(b))} s; what-if update: "
         f"{', '.join(f'{x:.2f}' for x in sorted(w))} s; empty page: {', '.join(f'{x:.2f}' for x in sorted(e))} s"
@@ -356,6 +363,9 @@ async def run_browsers(base, k, n_rows, timeout, pgid):
     print(
         f"server CPU per browser session: board + what-if {(c1 - c0) / k:.3f} s, empty page {(c2 - c1) / k:.3f} s "
         f"(load average {l0} before, {load_avg()} after)"
+    )
+    print(
+        f"browser renderer CPU until visible (Chromium ProcessTime, median): board {rb:.2f} s, empty page {re_:.2f} s"
     )
     return statistics.median(b), statistics.median(w), statistics.median(b) / statistics.median(e)
 

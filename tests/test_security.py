@@ -692,7 +692,13 @@ def test_thirty_wrong_passwords_are_throttled_and_others_are_still_served(site):
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         futs = [pool.submit(attempt, i) for i in range(30)]
         t_end = time.monotonic() + 60
-        while not all(f.done() for f in futs) and time.monotonic() < t_end and sum(map(len, lat.values())) < 400:
+        # sample until the attack is over and each process answered at least 3 times (argon2id at OWASP's cost, ~0.02 s
+        # a check, lets the 30 attempts end within a couple of samples)
+        while (
+            (not all(f.done() for f in futs) or min(map(len, lat.values())) < 3)
+            and time.monotonic() < t_end
+            and sum(map(len, lat.values())) < 400
+        ):
             for p, c in others.items():
                 t0 = time.perf_counter()
                 assert c.call("GET", "/login")[0] == 200

@@ -75,8 +75,10 @@ NAV_CSS = ":host { min-width: 0 !important; height: auto !important; } .bk-btn-g
 
 
 HEADER_CSS = (
-    ":host { flex-wrap: wrap !important; min-width: 0 !important; height: auto !important; }"  # likewise the header
-)
+    ":host { min-width: 0 !important; height: auto !important; }"
+    ".pitchlab-header { display: flex; flex-wrap: wrap; justify-content: space-between; align-items: baseline;"
+    " column-gap: 16px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }"
+)  # likewise the header: who is signed in on the left, the risk model and Sign out on the right, wrapping on a phone
 
 
 def role_pages(
@@ -202,19 +204,15 @@ def show(self: App, page: str):
 # %% ../../nbs/79_dash_app.ipynb
 @patch
 def header(self: App):
+    "Who is signed in, the risk model, Sign out, and which server process built the page (the browser tests visit each): one HTML pane, not a row of four models."
     u = self.user
-    return pn.Row(
-        pn.pane.HTML(
-            f"<b style='font-size:1.3em'>pitchlab</b>&nbsp;&nbsp;{esc(u.name)} <span style='color:#666'>({esc(u.role)})</span>",
-            css_classes=["pitchlab-user"],
-        ),
-        pn.layout.HSpacer(),
-        pn.pane.HTML(f"<span style='color:#666'>{esc(self._label)}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a>"),
-        pn.pane.HTML(
-            "", css_classes=["pitchlab-process", f"pitchlab-pid-{os.getpid()}"], visible=False
-        ),  # which server process built the page (the browser tests visit each)
+    return pn.pane.HTML(
+        "<div class='pitchlab-header'>"
+        f"<span class='pitchlab-user'><b style='font-size:1.3em'>pitchlab</b>&nbsp;&nbsp;{esc(u.name)} "
+        f"<span style='color:#666'>({esc(u.role)})</span></span>"
+        f"<span><span style='color:#666'>{esc(self._label)}</span>&nbsp;&nbsp;<a href='./logout'>Sign out</a></span>"
+        f"<span class='pitchlab-process pitchlab-pid-{os.getpid():d}' hidden></span></div>",
         sizing_mode="stretch_width",
-        styles={"border-bottom": "1px solid #ddd"},
         stylesheets=[HEADER_CSS],
     )
 

@@ -38,7 +38,7 @@ from pitchlab.board import (
     team_board,
 )
 from ..rules import VIOLATION_COLUMNS
-from ..people import display_names
+from ..people import DISAMBIGUATORS, display_names
 from ..glossary import explain
 from fastcore.basics import patch
 
@@ -240,10 +240,17 @@ class DataStore(pn.viewable.Viewer):
                 self.athlete = event.old
             raise
 
+    def names(self) -> pd.Series:
+        "display_names of everyone this person sees, computed once per (athletes, their names and details, teams) and shared by the sessions that see the same."
+        cols = [c for c in ("athlete_id", "name", *DISAMBIGUATORS, "team_id") if c in self.roster]
+        rows = lambda f, cs: tuple(map(tuple, f[cs].astype(str).to_numpy()))
+        key = (self.access.url, rows(self.roster, cols), rows(self.teams, ["team_id", "name"]))
+        return SHARED.get("display_names", key, lambda: display_names(self.roster, self.teams))[0]
+
     def athlete_options(self, ids=None) -> dict:
         "Display name -> athlete_id for every athlete picker, by name (the board's `display_names`: never an id as the label)."
         r = self.roster if ids is None else self.roster[self.roster["athlete_id"].isin(ids)]
-        names = display_names(self.roster, self.teams)  # disambiguated over everyone this person sees
+        names = self.names()  # disambiguated over everyone this person sees
         return dict(sorted(((str(names[a]), a) for a in r["athlete_id"]), key=lambda kv: kv[0].lower()))
 
     @param.depends("version", watch=True)

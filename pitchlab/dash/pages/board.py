@@ -288,7 +288,9 @@ class TeamRiskBoard(Page):
             },
         )
         self.table.on_click(self._clicked)
-        self.cards = pn.pane.HTML(board_cards(view), sizing_mode="stretch_width", stylesheets=[_SHOW_NARROW])
+        self.cards = pn.pane.HTML(
+            "", sizing_mode="stretch_width", stylesheets=[_SHOW_NARROW]
+        )  # written by _refresh below
         self.empty = pn.pane.Markdown("", visible=False, css_classes=["pitchlab-empty"])
         self.download = pn.widgets.FileDownload(
             callback=self.csv, filename="team-risk-board.csv", label="Export CSV", color="primary", width=140
