@@ -6,7 +6,7 @@ design and the same priors, with 4 chains x (1000 tune + 1000 draws) on 2 cores:
 
 - slow: PyMC's default NUTS (`pm.sample`, target_accept 0.8) on the Bernoulli athlete-day rows;
 - fast: pitchlab's default fit: identical (athlete, covariate cell) rows collapsed to Binomial counts, the compiled
-  hazard kernel (numba) sampled by nutpie's NUTS (target_accept 0.95).
+  hazard kernel (numba) sampled by nutpie's NUTS (target_accept 0.8, the default).
 
 The collapse is exact (same likelihood up to a constant), so the two posteriors must agree up to Monte Carlo error.
 The fast fit is timed before and after the slow one and the mean is used, because other jobs share the machine.
