@@ -414,6 +414,7 @@ def main(argv=None):
     ap.add_argument(
         "--draws", type=int, default=None, help="NUTS draws and tuning steps per chain (default 300 quick, 600 full)"
     )
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (to add seeds to a run)")
     ap.add_argument("--no-keras", action="store_true", help="leave the Keras sequence model out")
     ap.add_argument("--no-hamstring", action="store_true", help="leave the real hamstring row out")
     ap.add_argument("--out", default=None, help="write the per-seed table (CSV) here; summary and coverage beside it")
@@ -425,7 +426,7 @@ def main(argv=None):
     t0, c0 = time.perf_counter(), time.process_time()
     parts, covers = [], []
     for n, eff, fr, sc in cells:
-        for s in range(seeds):
+        for s in range(a.first_seed, a.first_seed + seeds):
             t1, c1 = time.perf_counter(), time.process_time()
             out, cov = run_cell(n, eff, fr, s, a.quick, draws, sc, keras=not a.no_keras)
             parts.append(out)
