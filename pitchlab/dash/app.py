@@ -146,7 +146,7 @@ class App(pn.viewable.Viewer):
             self.main[:] = [
                 pn.Row(
                     pn.indicators.LoadingSpinner(value=True, size=28),
-                    pn.pane.Markdown("loading your athletes' data ..."),
+                    pn.pane.HTML("loading your athletes' data ..."),
                 )
             ]
             pn.state.onload(
