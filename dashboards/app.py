@@ -16,5 +16,4 @@ import panel as pn
 from pitchlab.dash.app import serve_app
 
 if pn.state.served:
-    pn.extension("tabulator")
     serve_app(title="pitchlab").servable(title="pitchlab")

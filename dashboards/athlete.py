@@ -8,5 +8,4 @@ import panel as pn
 from pitchlab.dash.app import serve_app
 
 if pn.state.served:
-    pn.extension("tabulator")
     serve_app(roles=("athlete",), title="pitchlab: athlete").servable(title="pitchlab: athlete")
