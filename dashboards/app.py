@@ -16,4 +16,6 @@ import panel as pn
 from pitchlab.dash.app import serve_app
 
 if pn.state.served:
-    serve_app(title="pitchlab").servable(title="pitchlab")
+    serve_app(title="pitchlab").servable(
+        title="pitchlab", location=False
+    )  # no URL sync (pitchlab reads no query): one model fewer

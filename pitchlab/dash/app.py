@@ -293,8 +293,9 @@ def serve_app(
     from pitchlab.dash.auth import current_user
 
     local_assets()
-    # the one extension call of a page (the entry points leave it to this); no call signatures for IDEs on a server
-    pn.extension("tabulator", notifications=False, apply_signatures=False)
+    # the one extension call of a page (the entry points leave it to this): no call signatures for IDEs on a server,
+    # no browser-info model (pitchlab reads none of it)
+    pn.extension("tabulator", notifications=False, apply_signatures=False, browser_info=False)
     try:
         store = _store(settings().db_url)
         token = data_token(store.url, max_age=2.0)  # page loads within 2 s share one look at the tables

@@ -342,7 +342,8 @@ def view(self: TeamRiskBoard) -> pd.DataFrame:
         names = display_names(ba, d.teams) if len(ba) else pd.Series(dtype=str)
         return board_frame(ba, d.frames, avail, names, d.variant)
 
-    full, _ = SHARED.get("board_view", (*key, self._avail_key[-1]), whole)  # the whole team's rows, built once
+    self._view_key = (*key, self._avail_key[-1])
+    full, _ = SHARED.get("board_view", self._view_key, whole)  # the whole team's rows, built once
     v = full[full["athlete_id"].isin(d.board["athlete_id"])].reset_index(drop=True)  # the filters keep the order
     if self.sort_by != "availability":
         v = v.sort_values(self.sort_by, ascending=self.sort_by == "name", na_position="last", ignore_index=True)
@@ -393,7 +394,8 @@ def _refresh(self: TeamRiskBoard, *_):
 def _show(self: TeamRiskBoard, v: pd.DataFrame):
     "Size the table to `v`, write the cards and the glossary, or say that nobody matches."
     self.table.height = min(560, 90 + 34 * len(v))  # no empty band under a short list
-    self.cards.object = board_cards(v)
+    cards = lambda: board_cards(v)  # the same rows in the same order: the same cards, built once per process
+    self.cards.object = SHARED.get("board_cards", (self._view_key, tuple(v["athlete_id"])), cards)[0]
     self.glossary.object = board_glossary(tuple(self.table.value.columns))
     none = not len(v)
     self.empty.object = (
