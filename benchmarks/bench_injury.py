@@ -326,7 +326,7 @@ def null_cohorts(n, first_seed=1000, n_permutations=50):
         rows.append(
             dict(seed=seed, events_test=int(test["event"].sum()), rd_observed=obs, rd_null_lo=lo, rd_null_hi=hi)
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["seed", "events_test", "rd_observed", "rd_null_lo", "rd_null_hi"])
 
 
 def hamstring_data():
