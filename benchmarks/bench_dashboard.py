@@ -20,7 +20,9 @@ What it does, all on 127.0.0.1 and bounded in time:
    coach at once; each is timed from pressing "Sign in" until every board row is visible with Tabulator's stylesheet
    applied, and from one press of a what-if day slider (one step in the sport's unit: AU, pitches or balls) until the plan summary shows
    a new total. The same K
-   sign-ins on an empty Panel page served by the same server give the floor; floor_ratio = board median / empty median.
+   sign-ins on an empty Panel page (one HTML pane: the lightest Panel page; a Markdown pane would load
+   bokeh-mathjax, 1.8 MB, which the board never loads) served by the same server give the floor;
+   floor_ratio = board median / empty median.
    Each browser page also reports its renderer process's CPU seconds until it was ready (Chromium's
    Performance.getMetrics ProcessTime, sign-in form included): the browser's share, as the server's CPU is the server's.
 
@@ -276,7 +278,7 @@ async def one_session(base, cookie, ids, timeout):
 
 EMPTY_APP = """import panel as pn
 
-pn.pane.Markdown("empty page", css_classes=["pitchlab-empty"]).servable()
+pn.pane.HTML("empty page", css_classes=["pitchlab-empty"]).servable()
 """
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
@@ -442,7 +444,8 @@ def main():
         "--threads",
         type=int,
         default=0,
-        help="`panel serve --num-threads` (default 0: the app loads each page on the event loop)",
+        help="`panel serve --num-threads` (default 0: Panel then runs each page's load in a thread pool of its "
+        "default size, ThreadPoolExecutor(max_workers=None); `pitchlab serve` passes no --num-threads: no pool)",
     )
     p.add_argument(
         "--browsers",

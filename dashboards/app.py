@@ -16,5 +16,6 @@ import panel as pn
 from pitchlab.dash.app import serve_app
 
 if pn.state.served:
-    pn.extension("tabulator")
-    serve_app(title="pitchlab").servable(title="pitchlab")
+    serve_app(title="pitchlab").servable(
+        title="pitchlab", location=False
+    )  # no URL sync (pitchlab reads no query): one model fewer

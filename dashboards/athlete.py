@@ -8,5 +8,6 @@ import panel as pn
 from pitchlab.dash.app import serve_app
 
 if pn.state.served:
-    pn.extension("tabulator")
-    serve_app(roles=("athlete",), title="pitchlab: athlete").servable(title="pitchlab: athlete")
+    serve_app(roles=("athlete",), title="pitchlab: athlete").servable(
+        title="pitchlab: athlete", location=False
+    )  # no URL sync (pitchlab reads no query): one model fewer

@@ -8,5 +8,6 @@ import panel as pn
 from pitchlab.dash.app import serve_app
 
 if pn.state.served:
-    pn.extension("tabulator")
-    serve_app(roles=("coach", "admin"), title="pitchlab: coach").servable(title="pitchlab: coach")
+    serve_app(roles=("coach", "admin"), title="pitchlab: coach").servable(
+        title="pitchlab: coach", location=False
+    )  # no URL sync (pitchlab reads no query): one model fewer

@@ -8,5 +8,6 @@ import panel as pn
 from pitchlab.dash.app import serve_app
 
 if pn.state.served:
-    pn.extension("tabulator")
-    serve_app(roles=("medical",), title="pitchlab: medical").servable(title="pitchlab: medical")
+    serve_app(roles=("medical",), title="pitchlab: medical").servable(
+        title="pitchlab: medical", location=False
+    )  # no URL sync (pitchlab reads no query): one model fewer

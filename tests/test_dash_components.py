@@ -127,7 +127,7 @@ def test_board_filters_sort_and_csv(world):
     assert shown.is_monotonic_decreasing
     audit_before = len(world["store"].read("audit"))
     csv = pd.read_csv(board.csv())
-    assert list(csv.athlete_id) == list(board.table.value.athlete_id)
+    assert list(csv.athlete_id) == list(board.table.value.index)  # the athlete id: the table's hidden index
     assert set(csv.risk_level.dropna()) <= {"low", "elevated", "high"} and "<span" not in csv.to_csv()
     assert world["store"].read("audit").iloc[audit_before:].action.tolist() == ["export"]
     for level in ("high", "elevated", "low"):
@@ -476,8 +476,8 @@ def test_two_sessions_of_a_team_reuse_the_board_frame_and_each_is_audited(world)
     third = TeamRiskBoard(data=data_store(world, user=User("tess", "coach", team_ids=t1)))
     assert SHARED.misses["board_view"] == 2
     ath = store.read("athletes")
-    assert set(third.table.value.athlete_id) == set(ath[ath.team_id == t1].athlete_id)
+    assert set(third.table.value.index) == set(ath[ath.team_id == t1].athlete_id)
     second.data.team = t2  # a filter applies to the shared frame: no new computation
-    assert SHARED.misses["board_view"] == 2 and set(second.table.value.team) == {
+    assert SHARED.misses["board_view"] == 2 and set(second.view().team) == {
         first.data.teams.set_index("team_id").name[t2]
     }

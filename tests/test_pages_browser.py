@@ -151,12 +151,14 @@ def test_coach_sees_who_is_out_and_who_is_flagged_and_why_on_the_first_screen(br
         for row in (out, flagged):
             box = row.bounding_box()
             assert box["y"] >= 0 and box["y"] + box["height"] <= 900  # on the first screen, no scrolling
+        assert page.locator(".tabulator-col", has_text="Fitness (CTL)").count() == 0  # a compact board first
+        page.get_by_role("button", name="More columns").click()  # then every column
         page.locator(".tabulator-col", has_text="Fitness (CTL)").first.hover()
         page.get_by_text("42-day weighted average").first.wait_for(timeout=WAIT)  # the header explains itself
-        page.locator(".pitchlab-glossary-card .card-header").first.click()
+        page.locator(".pitchlab-glossary-card summary").first.click()
         page.locator(".pitchlab-glossary dd", has_text="mean daily load divided by its spread").first.wait_for(
             timeout=WAIT
-        )  # and so does the glossary
+        )  # and so does the glossary, of the columns shown
     finally:
         page.close()
 

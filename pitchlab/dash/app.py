@@ -52,7 +52,8 @@ from .pages.admin import AccountsPage, AthletesPage, TeamsPage
 from .data import data_token, public_tables, _store, _violations
 
 # %% auto 0
-__all__ = ['PAGE_TITLES', 'NAV_CSS', 'HEADER_CSS', 'role_pages', 'App', 'build_app', 'warm_caches', 'local_assets', 'serve_app']
+__all__ = ['PAGE_TITLES', 'NAV_CSS', 'HEADER_CSS', 'LOADING_HTML', 'role_pages', 'App', 'build_app', 'warm_caches',
+           'local_assets', 'serve_app']
 
 # %% ../../nbs/79_dash_app.ipynb
 PAGE_TITLES = {
@@ -79,6 +80,16 @@ HEADER_CSS = (
     ".pitchlab-header { display: flex; flex-wrap: wrap; justify-content: space-between; align-items: baseline;"
     " column-gap: 16px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }"
 )  # likewise the header: who is signed in on the left, the risk model and Sign out on the right, wrapping on a phone
+
+
+LOADING_HTML = (
+    "<div style='display:flex;align-items:center;gap:10px;color:#555'>"
+    "<svg width='24' height='24' viewBox='0 0 24 24' aria-hidden='true'>"
+    "<circle cx='12' cy='12' r='9' fill='none' stroke='#ddd' stroke-width='3'/>"
+    "<path d='M12 3a9 9 0 0 1 9 9' fill='none' stroke='#0072b5' stroke-width='3'>"
+    "<animateTransform attributeName='transform' type='rotate' from='0 12 12' to='360 12 12' dur='0.8s'"
+    " repeatCount='indefinite'/></path></svg>loading your athletes' data ...</div>"
+)  # the page shell's spinner and words: one HTML pane (an SVG that turns), not a row of three models
 
 
 def role_pages(
@@ -143,12 +154,7 @@ class App(pn.viewable.Viewer):
         if defer is None:
             defer = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
         if defer:
-            self.main[:] = [
-                pn.Row(
-                    pn.indicators.LoadingSpinner(value=True, size=28),
-                    pn.pane.Markdown("loading your athletes' data ..."),
-                )
-            ]
+            self.main[:] = [pn.pane.HTML(LOADING_HTML, css_classes=["pitchlab-loading"])]
             pn.state.onload(
                 self.start, threaded=bool(pn.config.nthreads)
             )  # in a worker thread when served with --num-threads
@@ -287,7 +293,9 @@ def serve_app(
     from pitchlab.dash.auth import current_user
 
     local_assets()
-    pn.extension("tabulator", notifications=False)
+    # the one extension call of a page (the entry points leave it to this): no call signatures for IDEs on a server,
+    # no browser-info model (pitchlab reads none of it)
+    pn.extension("tabulator", notifications=False, apply_signatures=False, browser_info=False)
     try:
         store = _store(settings().db_url)
         token = data_token(store.url, max_age=2.0)  # page loads within 2 s share one look at the tables

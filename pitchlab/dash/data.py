@@ -306,13 +306,19 @@ class DataStore(pn.viewable.Viewer):
         )
 
 
-@pn.cache(max_items=16, hash_funcs={RuleChecker: lambda r: r.key.encode()})
 def _violations(url: str, athlete_ids: tuple, rules: RuleChecker = None, token: str = "") -> pd.DataFrame:
-    "Rule violations of these athletes' activity (cached per data version and rule set)."
+    "Rule violations of these athletes' activity, computed once per (athletes, data version, rule set) and shared by the process's sessions."
     if rules is None:
         return pd.DataFrame(columns=VIOLATION_COLUMNS)
-    f = load_team(url, athlete_ids, token)
-    return rules.check(f.sessions, f.athletes)
+    token = token or data_token(url)
+
+    def compute():
+        f = load_team(url, athlete_ids, token)
+        return rules.check(f.sessions, f.athletes)
+
+    # SHARED, not pn.cache: pn.cache's hash_funcs swap a module-level dict per call, which breaks (RuntimeError:
+    # dictionary changed size during iteration) when two sessions load at once in `panel serve --num-threads`
+    return SHARED.get("violations", (url, tuple(athlete_ids), token, rules.key), compute)[0]
 
 # %% ../../nbs/64_dash_data.ipynb
 @patch

@@ -41,8 +41,9 @@ from ..data import SHARED, DataStore, esc, load_team
 from .base import Page, _badge, _hv
 
 # %% auto 0
-__all__ = ['BOARD_TITLES', 'BOARD_WIDTHS', 'SPORT_COLUMNS', 'GLOSSARY_OF', 'AVAILABILITY_ORDER', 'CARD_BREAK', 'BOARD_ROW_BUFFER',
-           'availability_cell', 'sparkline', 'board_frame', 'board_cards', 'TeamRiskBoard']
+__all__ = ['BOARD_TITLES', 'BOARD_WIDTHS', 'SPORT_COLUMNS', 'BOARD_COMPACT', 'GLOSSARY_OF', 'AVAILABILITY_ORDER', 'CARD_BREAK',
+           'BOARD_ROW_BUFFER', 'availability_cell', 'sparkline', 'board_frame', 'board_cards', 'TeamRiskBoard',
+           'board_glossary']
 
 # %% ../../../nbs/66_dash_board.ipynb
 from ...availability import STATUS_COLORS, STATUS_ICONS, STATUS_WORDS
@@ -99,6 +100,8 @@ SPORT_COLUMNS = {
     "cricket": ["balls_7d"],
     "baseball": ["pitches_7d", "days_rest"],
 }  # columns shown only when a team on the board plays the sport
+BOARD_COMPACT = ("name", "availability", "badge", "risk", "interval", "factors", "trend", "acwr")
+BOARD_COMPACT += tuple(c for cs in SPORT_COLUMNS.values() for c in cs)  # the columns shown until "More columns"
 GLOSSARY_OF = {
     "name": "athlete",
     "badge": "tier",
@@ -251,6 +254,7 @@ class TeamRiskBoard(Page):
         doc="initial order: availability (out, then modified, then by risk) or a column",
     )
     selected = param.String(default=None, allow_None=True, doc="athlete_id of the row last clicked")
+    more = param.Boolean(default=False, label="More columns", doc="every column, not only BOARD_COMPACT")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -260,7 +264,7 @@ class TeamRiskBoard(Page):
         pct, num, whole = NumberFormatter(format="0.0%"), NumberFormatter(format="0.00"), NumberFormatter(format="0")
         view = self.view()
         self.table = pn.widgets.Tabulator(
-            view[self._shown(view)],
+            self._rows(view),
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
@@ -273,7 +277,6 @@ class TeamRiskBoard(Page):
             titles=BOARD_TITLES,
             widths=BOARD_WIDTHS,
             header_tooltips={c: explain(GLOSSARY_OF.get(c, c)) for c in BOARD_TITLES},
-            hidden_columns=["athlete_id"],
             stylesheets=[".tabulator-col-title {white-space: normal !important; font-size: 0.9em;}", _HIDE_NARROW],
             formatters={
                 "availability": {"type": "html"},
@@ -291,13 +294,19 @@ class TeamRiskBoard(Page):
         self.cards = pn.pane.HTML(
             "", sizing_mode="stretch_width", stylesheets=[_SHOW_NARROW]
         )  # written by _refresh below
-        self.empty = pn.pane.Markdown("", visible=False, css_classes=["pitchlab-empty"])
+        self.empty = pn.pane.HTML("", visible=False, css_classes=["pitchlab-empty"])
         self.download = pn.widgets.FileDownload(
-            callback=self.csv, filename="team-risk-board.csv", label="Export CSV", color="primary", width=140
+            callback=self.csv,
+            filename="team-risk-board.csv",
+            label="Export CSV",
+            color="primary",
+            width=140,
+            margin=(23, 10, 5, 10),  # level with the filters, which have a label above them
         )
+        self.glossary = pn.pane.HTML("", sizing_mode="stretch_width")  # the columns shown, written by _show
         self.data.param.watch(self._refresh, "board")
-        self.param.watch(self._refresh, "sort_by")
-        self._refresh()
+        self.param.watch(self._refresh, ["sort_by", "more"])
+        self._show(view)
 
 # %% ../../../nbs/66_dash_board.ipynb
 @patch
@@ -333,7 +342,8 @@ def view(self: TeamRiskBoard) -> pd.DataFrame:
         names = display_names(ba, d.teams) if len(ba) else pd.Series(dtype=str)
         return board_frame(ba, d.frames, avail, names, d.variant)
 
-    full, _ = SHARED.get("board_view", (*key, self._avail_key[-1]), whole)  # the whole team's rows, built once
+    self._view_key = (*key, self._avail_key[-1])
+    full, _ = SHARED.get("board_view", self._view_key, whole)  # the whole team's rows, built once
     v = full[full["athlete_id"].isin(d.board["athlete_id"])].reset_index(drop=True)  # the filters keep the order
     if self.sort_by != "availability":
         v = v.sort_values(self.sort_by, ascending=self.sort_by == "name", na_position="last", ignore_index=True)
@@ -341,11 +351,21 @@ def view(self: TeamRiskBoard) -> pd.DataFrame:
 
 
 @patch
-def _shown(self: TeamRiskBoard, view: pd.DataFrame) -> list:
-    "The columns to show: the board's, with a sport's columns only when a team on the board plays it."
+def _shown(
+    self: TeamRiskBoard,
+    every: bool | None = None,  # every column (default: `self.more`); the CSV has them all
+) -> list:
+    "The columns to show: BOARD_COMPACT (or every one), with a sport's columns only when a team on the board plays it."
+    every = self.more if every is None else every
     sports = set(self.data.board_all["sport"].dropna())
     extra = {c for s, cs in SPORT_COLUMNS.items() if s not in sports for c in cs}
-    return ["athlete_id", *[c for c in BOARD_TITLES if c not in extra]]
+    return [c for c in BOARD_TITLES if c not in extra and (every or c in BOARD_COMPACT)]
+
+
+@patch
+def _rows(self: TeamRiskBoard, view: pd.DataFrame) -> pd.DataFrame:
+    "The table's frame: the columns shown, indexed by athlete_id (not shown, so no column is made for it)."
+    return view.set_index("athlete_id")[self._shown()]
 
 # %% ../../../nbs/66_dash_board.ipynb
 @patch
@@ -357,29 +377,54 @@ def csv(self: TeamRiskBoard) -> io.StringIO:
         badge=v["level"],
         trend=self.data.board.set_index("athlete_id")["trend"].reindex(v["athlete_id"]).to_numpy(),
     )
-    v = v[self._shown(v)].rename(columns={"badge": "risk_level", "trend": "acwr_trend_7d"})
+    v = v[["athlete_id", *self._shown(every=True)]].rename(columns={"badge": "risk_level", "trend": "acwr_trend_7d"})
     self.data.access.log("export", "board", detail=f"{len(v)} rows as CSV")
     return io.StringIO(v.to_csv(index=False))
 
 
 @patch
 def _refresh(self: TeamRiskBoard, *_):
+    "Show the rows (and columns) the filters, the order and the toggle ask for."
     v = self.view()
-    self.table.value = v[self._shown(v)]
+    self.table.value = self._rows(v)
+    self._show(v)
+
+
+@patch
+def _show(self: TeamRiskBoard, v: pd.DataFrame):
+    "Size the table to `v`, write the cards and the glossary, or say that nobody matches."
     self.table.height = min(560, 90 + 34 * len(v))  # no empty band under a short list
-    self.cards.object = board_cards(v)
+    cards = lambda: board_cards(v)  # the same rows in the same order: the same cards, built once per process
+    self.cards.object = SHARED.get("board_cards", (self._view_key, tuple(v["athlete_id"])), cards)[0]
+    self.glossary.object = board_glossary(tuple(self.table.value.columns))
     none = not len(v)
     self.empty.object = (
-        "**No athlete matches these filters.** Set Team, Position and Risk back to *all* to see everyone."
+        "<p><b>No athlete matches these filters.</b> Set Team, Position and Risk back to <i>all</i> to see everyone.</p>"
         if none
         else ""
     )
     self.empty.visible, self.table.visible, self.cards.visible = none, not none, not none
 
 
+_GLOSSARIES = {}  # columns shown -> their glossary (a handful of column sets: every session shares them)
+
+
+def board_glossary(
+    columns: tuple,  # the board's columns shown
+) -> str:
+    "The glossary of these columns in a disclosure (`<details>`): the browser opens it, no round trip to the server."
+    if columns not in _GLOSSARIES:
+        body = glossary_html({GLOSSARY_OF.get(c, c): t for c, t in BOARD_TITLES.items() if c in columns})
+        _GLOSSARIES[columns] = (
+            "<details class='pitchlab-glossary-card'><summary style='cursor:pointer;font-weight:600;font-size:1.1em;padding:6px 0'>"
+            f"Glossary: what each column means</summary>{body}</details>"
+        )
+    return _GLOSSARIES[columns]
+
+
 @patch
 def _clicked(self: TeamRiskBoard, event):
-    aid = self.table.value["athlete_id"].iloc[event.row]
+    aid = self.table.value.index[event.row]
     self.selected = aid
     if aid in self.data.param.athlete.objects.values():
         self.data.athlete = aid
@@ -391,38 +436,26 @@ def __panel__(self: TeamRiskBoard):
     notes = [prov.label, f"ACWR: {VARIANTS[d.variant]}"]
     if d.rules.note:
         notes.append(d.rules.note)
+    select = lambda p, w: pn.widgets.Select.from_param(p, width=w, description=None)  # the labels say it
     filters = wrap_row(
-        pn.widgets.Select.from_param(d.param.team, width=180),
-        pn.widgets.Select.from_param(d.param.position, width=150),
-        pn.widgets.Select.from_param(d.param.level, width=120),
-        pn.widgets.Select.from_param(d.param.variant, width=210),
-        pn.Column(pn.Spacer(height=18), self.download, width=150),
+        select(d.param.team, 180),
+        select(d.param.position, 150),
+        select(d.param.level, 120),
+        select(d.param.variant, 210),
+        self.download,
+        pn.widgets.Toggle.from_param(
+            self.param.more, width=130, margin=(23, 10, 5, 10), stylesheets=[_HIDE_NARROW]
+        ),  # the cards on a phone have no columns
     )
-    shown = set(self._shown(self.table.value))
-    titles = {c: t for c, t in BOARD_TITLES.items() if c in shown}
-    glossary = pn.pane.HTML("", sizing_mode="stretch_width")  # written when the card is first opened
-
-    def write_glossary(event):
-        if not event.new and not glossary.object:
-            glossary.object = glossary_html({GLOSSARY_OF.get(c, c): t for c, t in titles.items()})
-
-    card = pn.Card(
-        glossary,
-        title="Glossary: what each column means",
-        collapsed=True,
-        sizing_mode="stretch_width",
-        css_classes=["pitchlab-glossary-card"],
-    )
-    card.param.watch(write_glossary, "collapsed")
     return pn.Column(
         filters,
-        pn.pane.Markdown(
-            " | ".join(notes), styles={"color": "#555", "font-size": "0.9em"}, sizing_mode="stretch_width"
+        pn.pane.HTML(
+            esc(" | ".join(notes)), styles={"color": "#555", "font-size": "0.9em"}, sizing_mode="stretch_width"
         ),
         self.empty,
         self.table,
         self.cards,
-        card,
+        self.glossary,
         sizing_mode="stretch_width",
         stylesheets=[SHRINK_CSS],
     )
