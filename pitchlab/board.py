@@ -140,8 +140,7 @@ def _rule_from_store(
     purpose: str = "ACWR rule's band rates for the team board",
 ) -> RuleRisk:
     "The rule fitted on the store's injuries and exposures (cached per data version); bare bands, logged, when the store has no injury to fit."
-    counts = store.counts(_RULE_TABLES)  # these tables only: every page load asks (not the ever-growing audit log)
-    key = (str(store.url), tuple(int(counts.get(t, 0)) for t in _RULE_TABLES))
+    key = (str(store.url), store.version(_RULE_TABLES))  # a corrected injury or session refits it
     if _FITTED.get("key") != key:
         tables = {t: store.read(t, actor=actor, purpose=purpose) for t in _RULE_TABLES}
         _FITTED.clear()

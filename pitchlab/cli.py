@@ -172,10 +172,18 @@ def demo(
         )
     metrics_path = _demo_metrics(st, s, quiet)
     trained = _demo_train(quiet) if train else None
+    scored = _demo_score(quiet) if train else None
     accounts = _demo_accounts(st, s)
     if not quiet:
         print(
-            summary(st, reports=reports, metrics_path=metrics_path, seconds=time.perf_counter() - t0, trained=trained)
+            summary(
+                st,
+                reports=reports,
+                metrics_path=metrics_path,
+                seconds=time.perf_counter() - t0,
+                trained=trained,
+                scored=scored,
+            )
         )
         if accounts:
             print(
@@ -260,7 +268,19 @@ def _demo_train(quiet: bool) -> dict | None:
     }
 
 
-def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None) -> str:
+def _demo_score(quiet: bool) -> dict | None:
+    "Store the champion's risk for the demo's last day, as the daily `pitchlab score` job would (None without a champion)."
+    from pitchlab.registry import Registry
+    from pitchlab.score import score_day
+
+    if Registry().champion("injury_risk") is None:
+        return None
+    if not quiet:
+        print("scoring the last day with the champion (as `pitchlab score` does each morning) ...", flush=True)
+    return score_day()
+
+
+def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None, scored=None) -> str:
     "A plain-text summary of where everything lives and what the store holds."
     import pandas as pd
     from pitchlab.store import Store, LoadReport
@@ -321,6 +341,11 @@ def summary(st=None, reports=None, metrics_path=None, seconds=None, trained=None
             lines.append("  gate: " + "; ".join(trained["gate_reasons"]))
         if trained.get("error"):
             lines.append("  error: " + trained["error"].splitlines()[0][:300])
+    if scored:
+        lines.append(
+            f"  risk of {scored['athletes']} athletes at risk on {scored['day']} stored with {scored['model']} v{scored['version']} "
+            f"({scored['inserted']} new, {scored['updated']} updated): the board and the API read these rows"
+        )
     if seconds is not None:
         lines += ["", f"done in {seconds:.1f} s"]
     return "\n".join(lines)

@@ -413,8 +413,12 @@ def for_variant(self: ChampionRisk, variant: str):
 def _rows(self: ChampionRisk, athlete_ids, day=None) -> tuple:
     "(feature rows of `day` (default: the latest), the 56 days before them) of these athletes, cached per champion version and store contents."
     ids = tuple(sorted(map(str, athlete_ids)))
-    counts = self.store.counts()  # of the tables read (not the audit log, which every read extends)
-    k = (ids, self.version, tuple(counts.get(t) for t in _TABLES), day)
+    k = (
+        ids,
+        self.version,
+        self.store.version(_TABLES),
+        day,
+    )  # the tables read (not the audit log, which every read extends)
     if k not in self._cache:
         tables = {t: self.store.read(t, list(ids), actor=self.actor, purpose=self.purpose) for t in _TABLES}
         h = int(getattr(self.model, "model_config", {}).get("horizon") or 7)

@@ -637,6 +637,23 @@ def counts(
 Store.log, Store.read, Store.quarantine, Store.counts = log, read, quarantine, counts
 
 # %% ../nbs/02_store.ipynb
+@patch
+def version(
+    self: Store,
+    tables=None,  # table names (default: every data table)
+) -> str:
+    "A version of the data in `tables`: each table's row count and latest load time; it changes with every insert, update and erasure."
+    self._need_tables()
+    names = [t for t in (tables or ENTITIES) if t in self.tables]
+    with self.engine.connect() as conn:
+        parts = []
+        for n in names:
+            t = self.tables[n]
+            stamp = [sa.func.max(t.c.loaded_at)] if "loaded_at" in t.c else []
+            parts.append(conn.execute(sa.select(sa.func.count(), *stamp).select_from(t)).one())
+    return "|".join(f"{n}:" + ":".join(map(str, p)) for n, p in zip(names, parts))
+
+# %% ../nbs/02_store.ipynb
 _PERSONAL = [
     n for n, e in ENTITIES.items() if "athlete_id" in e.columns and n not in ("audit", "users", "athletes")
 ] + ["users", "athletes"]

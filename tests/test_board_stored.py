@@ -140,3 +140,21 @@ def test_a_squad_without_injuries_gets_rule_bands_and_no_probability(db_url, hom
     assert not prov.live.fitted and b.risk.isna().all()
     assert set(b.level) <= {"low", "elevated", "high", ""} and (b.level[b.acwr.notna()] != "").all()
     assert "no injuries recorded, so no probability" in prov.label
+
+
+def test_a_corrected_injury_refits_the_rule_though_no_row_was_added(squad1):
+    "An upsert keeps the row count: the rule's cache is keyed on Store.version, so the board refits on the corrected data."
+    from pitchlab.board import RULE_EDGES
+    from pitchlab.models.baselines import ACWRRule
+
+    st, _, _ = squad1
+    before = default_risk_provider(st).live.rule
+    n, v0 = len(st.read("injuries")), st.version(["injuries"])
+    inj = st.read("injuries")
+    st.write("injuries", inj.assign(onset_date=inj.onset_date + pd.Timedelta(days=10)), source="correction")
+    assert len(st.read("injuries")) == n and st.version(["injuries"]) != v0
+    after = default_risk_provider(st).live.rule
+    assert after is not before
+    fresh = ACWRRule.from_tables({t: st.read(t) for t in ("athletes", "sessions", "injuries")}, edges=RULE_EDGES)
+    pd.testing.assert_frame_equal(after.bands(), fresh.bands())
+    assert not after.bands().equals(before.bands())

@@ -160,3 +160,22 @@ def test_session_quality_retrain_and_weekly_report(cohort_home):
     assert [n for n in set(athletes.name) if n in html], "the weekly report names the athletes"
     births = {d.strftime("%Y-%m-%d") for d in athletes.birth_date.dropna()}
     assert not [b for b in births if b in html], "a birth date reached the weekly report"
+
+
+def test_the_demo_stores_the_champions_risk_for_its_last_day(cohort_home):
+    "As `make demo` does after its first training: the champion scores the last session day and the rows are stored."
+    from pitchlab.store import Store
+
+    champ = Registry().champion("injury_risk")
+    assert champ is not None  # promoted by the tests above
+    out = cli._demo_score(quiet=True)
+    st = Store()
+    day = st.read("sessions").date.max()
+    p = st.read("predictions", start=day, end=day)
+    assert out["day"] == f"{day:%Y-%m-%d}" and out["version"] == champ
+    assert len(p) == out["athletes"] > 0 and set(p.model_version) == {str(champ)}
+    assert p.risk.between(0, 1).all()
+    again = cli._demo_score(quiet=True)  # a second demo run stores nothing twice
+    assert again["inserted"] == 0 and len(st.read("predictions", start=day, end=day)) == len(p)
+    line = cli.summary(st, scored=out)
+    assert f"risk of {out['athletes']} athletes at risk on {out['day']} stored with injury_risk v{champ}" in line

@@ -308,24 +308,7 @@ def test_wellness(demo):
 def test_truth_eta_and_hazard_reconstruct(demo):
     t, hp = demo.truth, demo.truth.params
     d = t.daily
-    u = d.team_id.map(t.teams.set_index("team_id").u_team)
-    v = d.athlete_id.map(t.athletes.set_index("athlete_id").v_athlete)
-    phase = d.phase.map({p: dict(hp.beta_phase)[p] for p in PHASES}).fillna(0.0)
-    day = d.day_type.map({"rest": hp.beta_rest, "training": 0.0, "match": hp.beta_match})
-    eta = (
-        hp.alpha
-        + u
-        + v
-        + hp.beta_acwr * (d.acwr_ewma - 1)
-        + hp.beta_chronic * d.chronic_z
-        + hp.beta_prev * d.prev_injury
-        + phase
-        + day
-        + hp.beta_pitches_7d * d.pitches_7d / 100
-        + hp.beta_short_rest * d.short_rest
-        + hp.beta_balls_7d * d.balls_7d / 100
-        + hp.beta_batting_7d * d.balls_faced_7d / 300
-    )
+    eta = _eta_without_acwr_and_return(t) + hp.beta_acwr * (d.acwr_ewma - 1)  # the linear truth has no return term
     assert np.allclose(eta, d.eta)
     assert np.allclose(d.chronic_z, (d.chronic_ewma - hp.chronic_center) / hp.chronic_scale)
     r = d[d.at_risk]

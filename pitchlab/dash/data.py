@@ -73,18 +73,11 @@ def data_token(
     url: str,  # the store's URL
     max_age: float = 0.0,  # reuse a token computed less than this many seconds ago (page loads pass 2 s)
 ) -> str:
-    "A version of the data the dashboards compute from: row count and latest load time of each table."
-    import sqlalchemy as sa
-
+    "A version of the data the dashboards compute from (`Store.version` of the tables the frames read)."
     now = time.monotonic()
     if max_age and url in _TOKENS and now - _TOKENS[url][1] < max_age:
         return _TOKENS[url][0]
-    st = _store(url)
-    with st.engine.connect() as c:
-        parts = [
-            c.execute(sa.select(sa.func.count(), sa.func.max(st.tables[t].c.loaded_at))).one() for t in _TOKEN_TABLES
-        ]
-    tok = "|".join(f"{t}:{n}:{m}" for t, (n, m) in zip(_TOKEN_TABLES, parts))
+    tok = _store(url).version(_TOKEN_TABLES)
     _TOKENS[url] = (tok, now)
     return tok
 
@@ -414,7 +407,7 @@ def session_quality(
     model = champ.get() if champ is not None else None
     if model is None:
         return None, NO_QUALITY_MODEL
-    key = (aid, champ.version, self.access.store.counts().get("sessions"), self.version)
+    key = (aid, champ.version, self.access.store.version(["sessions"]), self.version)
     cache = self.__dict__.setdefault("_quality_cache", {})
     if key not in cache:
         try:

@@ -58,20 +58,23 @@ class InjuryLogPage(Page):
         self._list = pn.pane.HTML("", **w, css_classes=["pitchlab-injury-list"])
         self._save = pn.widgets.Button(name="Log entry", button_type="primary", height=44, **w)
         self._save.on_click(lambda e: self.save())
+        self.inactive = pn.widgets.Checkbox(name="Show inactive athletes", value=False, width=220)
+        self.inactive.param.watch(lambda e: self._refresh(), "value")  # a returning player's history
         self._refresh()
 
 # %% ../../../nbs/78_dash_injuries.ipynb
 @patch
 def _refresh(self: InjuryLogPage):
-    "Redraw the log of the athletes in view (audited read)."
-    ids = list(self.data.roster["athlete_id"])
+    "Redraw the log of the athletes in view, deactivated ones too when asked (audited read)."
+    active = set(self.data.roster["athlete_id"])
+    ids = list(self.data.access.roster(inactive=True)["athlete_id"]) if self.inactive.value else sorted(active)
     log = list_injuries(self.data.access.store, ids, actor=self.data.access.user.username, purpose="injury log page")
     rows = "".join(
         "<tr>"
         + "".join(
             f"<td>{esc(str(v))}</td>"
             for v in (
-                r.athlete,
+                r.athlete if r.athlete_id in active else f"{r.athlete} (inactive)",
                 r.kind,
                 f"{r.body_region}, {r.injury_type}",
                 f"{r.onset_date:%d %b %Y}",
@@ -141,6 +144,7 @@ def __panel__(self: InjuryLogPage):
         form += [self._fields[f], self._notes[f]]
     return pn.Column(
         pn.Column(*form, self._save, self._alert, max_width=520, **w),
+        self.inactive,
         self._list,
         css_classes=["pitchlab-injuries"],
         **w,
