@@ -16,3 +16,7 @@ if not pn.state.served:
     # session's CPU in an in-process measurement; Python docs, gc.freeze).
     gc.collect()
     gc.freeze()
+    # A page's Bokeh models live as long as its session, so most young objects survive a collection: collecting
+    # the youngest generation every 10,000 allocations instead of 700 cut the collector from 3% to 1% of a board
+    # session's CPU (30 sessions in one process, kept open, measured with gc.callbacks).
+    gc.set_threshold(10_000, 20, 20)

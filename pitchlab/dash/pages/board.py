@@ -294,7 +294,9 @@ class TeamRiskBoard(Page):
         self.cards = pn.pane.HTML(
             "", sizing_mode="stretch_width", stylesheets=[_SHOW_NARROW]
         )  # written by _refresh below
-        self.empty = pn.pane.HTML("", visible=False, css_classes=["pitchlab-empty"])
+        self.notes = pn.pane.HTML(
+            "", styles={"color": "#555", "font-size": "0.9em"}, sizing_mode="stretch_width"
+        )  # the model, the ACWR and the rules; and the words when the filters leave nobody
         self.download = pn.widgets.FileDownload(
             callback=self.csv,
             filename="team-risk-board.csv",
@@ -398,12 +400,21 @@ def _show(self: TeamRiskBoard, v: pd.DataFrame):
     self.cards.object = SHARED.get("board_cards", (self._view_key, tuple(v["athlete_id"])), cards)[0]
     self.glossary.object = board_glossary(tuple(self.table.value.columns))
     none = not len(v)
-    self.empty.object = (
-        "<p><b>No athlete matches these filters.</b> Set Team, Position and Risk back to <i>all</i> to see everyone.</p>"
+    self.notes.object = self._notes() + (
+        "<p class='pitchlab-empty' style='color:#222;font-size:1.15em'><b>No athlete matches these filters.</b> "
+        "Set Team, Position and Risk back to <i>all</i> to see everyone.</p>"
         if none
         else ""
     )
-    self.empty.visible, self.table.visible, self.cards.visible = none, not none, not none
+    self.table.visible, self.cards.visible = not none, not none
+
+
+@patch
+def _notes(self: TeamRiskBoard) -> str:
+    "Where the risks come from, the ACWR shown and the rules checked (escaped)."
+    d = self.data
+    notes = [d.risk_provider.label, f"ACWR: {VARIANTS[d.variant]}", *([d.rules.note] if d.rules.note else [])]
+    return esc(" | ".join(notes))
 
 
 _GLOSSARIES = {}  # columns shown -> their glossary (a handful of column sets: every session shares them)
@@ -432,10 +443,7 @@ def _clicked(self: TeamRiskBoard, event):
 # %% ../../../nbs/66_dash_board.ipynb
 @patch
 def __panel__(self: TeamRiskBoard):
-    prov, d = self.data.risk_provider, self.data
-    notes = [prov.label, f"ACWR: {VARIANTS[d.variant]}"]
-    if d.rules.note:
-        notes.append(d.rules.note)
+    d = self.data
     select = lambda p, w: pn.widgets.Select.from_param(p, width=w, description=None)  # the labels say it
     filters = wrap_row(
         select(d.param.team, 180),
@@ -449,10 +457,7 @@ def __panel__(self: TeamRiskBoard):
     )
     return pn.Column(
         filters,
-        pn.pane.HTML(
-            esc(" | ".join(notes)), styles={"color": "#555", "font-size": "0.9em"}, sizing_mode="stretch_width"
-        ),
-        self.empty,
+        self.notes,
         self.table,
         self.cards,
         self.glossary,
