@@ -176,9 +176,9 @@ def test_diagnostics_are_the_five_gate_numbers(quick):
 
 
 def test_sampling_lengthens_chains_until_the_targets_hold(feats):
-    """Targets no quick fit can meet in one round: the fit samples afresh with longer chains (or, after a divergence,
-    smaller steps), then stops at max_rounds with a notice."""
-    m = HazardModel(sampler_config=dict(draws=100, tune=150, chains=2, random_seed=4, max_rounds=2))
+    """Targets no quick fit can meet: with `extend=1` (fixed-length chains) the fit samples afresh with longer chains
+    (or, after a divergence, smaller steps), then stops at max_rounds with a notice."""
+    m = HazardModel(sampler_config=dict(draws=100, tune=150, chains=2, random_seed=4, max_rounds=2, extend=1))
     m.fit(feats)
     s = m.fit_summary()
     r0, r1 = s["rounds"]
@@ -186,6 +186,40 @@ def test_sampling_lengthens_chains_until_the_targets_hold(feats):
     assert 150 <= r1["draws"] <= 400 or r1["target_accept"] > r0["target_accept"], s["rounds"]
     assert m.idata.posterior.sizes["draw"] == r1["draws"]
     assert any("short of its targets" in n for n in s["notices"])
+
+
+def test_chains_go_on_until_the_targets_hold(feats):
+    """With `extend` (the default) the chains of a round go on while the targets fail: targets no run can meet take it
+    to draws x extend; targets the first draws already meet stop it at the first check; in between, it stops at the
+    first check (every `check_every` draws) whose first k draws of every chain meet the targets."""
+    base = dict(draws=100, tune=150, chains=2, random_seed=4, max_rounds=1, extend=3, check_every=100)
+    never = dict(max_rhat=1.0, min_ess_bulk=10**6, min_ess_tail=10**6, divergences=10**6, min_bfmi=0.0)
+    m = HazardModel(sampler_config={**base, "targets": never})
+    m.fit(feats)
+    assert m.idata.posterior.sizes["draw"] == 300 and m.fit_summary()["rounds"][0]["draws"] == 300
+    easy = dict(max_rhat=2.0, min_ess_bulk=1, min_ess_tail=1, divergences=10**6, min_bfmi=0.0)
+    m = HazardModel(sampler_config={**base, "targets": easy})
+    m.fit(feats)
+    assert m.idata.posterior.sizes["draw"] == 100 and not np.isnan(m.idata.posterior["beta"].values).any()
+    some = dict(max_rhat=1.01, min_ess_bulk=150, min_ess_tail=150, divergences=10**6, min_bfmi=0.0)
+    m = HazardModel(sampler_config={**base, "targets": some})
+    m.fit(feats)
+    n = m.idata.posterior.sizes["draw"]
+    assert n in (100, 200, 300) and not np.isnan(m.idata.posterior["beta"].values).any()
+    if n < 300:  # it stopped early: the draws it kept meet the targets, and the check before did not
+        assert B._shortfalls(m.diagnostics(), {**DIAGNOSTIC_TARGETS, **some}) == []
+    if n > 100:
+        assert B._shortfalls(B._diagnose(m.idata.isel(draw=slice(0, n - 100))), {**DIAGNOSTIC_TARGETS, **some})
+
+
+def test_drawn_counts_the_draws_every_chain_has():
+    import arviz as az
+
+    b = np.arange(2 * 5 * 3, dtype=float).reshape(2, 5, 3)
+    b[0, 4:] = np.nan  # chain 0 has 4 draws so far, chain 1 has 5
+    part = az.from_dict(posterior={"beta": b})
+    assert B._drawn(part) == 4 and B._drawn(None) == 0
+    assert B._drawn(az.from_dict(posterior={"beta": np.zeros((2, 0, 3))})) == 0
 
 
 def test_longer_chains_follow_the_shortfall():

@@ -19,9 +19,9 @@ from ..core import ConfigError, ValidationError, NotFoundError
 from ..features import FEATURE_VERSION
 
 # %% auto 0
-__all__ = ['logger', 'PHASE_LEVELS', 'DEFAULT_TERMS', 'SPORT_TERMS', 'DIAGNOSTIC_TARGETS', 'QUICK_SAMPLER', 'RECOVERY_CONFIG',
-           'default_model_config', 'default_sampler_config', 'collapse', 'history_from_truth', 'HazardModel',
-           'compare_fits', 'truth_table']
+__all__ = ['logger', 'PHASE_LEVELS', 'DEFAULT_TERMS', 'SPORT_TERMS', 'DIAGNOSTIC_TARGETS', 'QUICK_SAMPLER', 'DIVERGENCE_CHECK',
+           'RECOVERY_CONFIG', 'default_model_config', 'default_sampler_config', 'collapse', 'history_from_truth',
+           'HazardModel', 'compare_fits', 'truth_table']
 
 # %% ../../nbs/31_bayes.ipynb
 logger = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def default_sampler_config() -> dict:
         draws=1000,
         tune=300,  # nutpie's default; the low-rank mass matrix adapts within it on the 300-athlete cohort
         chains=4,
-        cores=2,
+        cores=2,  # threads; while chains go on (`extend`), every chain runs at once: max(cores, chains) threads
         target_accept=0.8,  # a divergence makes `fit` start afresh with 0.9 (halfway to 1)
         low_rank_mass_matrix=True,  # nutpie's low-rank modified mass matrix (nutpie docs, 'low_rank_modified_mass_matrix'): the athletes' spread mixes faster
         random_seed=None,
@@ -238,7 +238,9 @@ def default_sampler_config() -> dict:
         collapse=True,  # collapse identical (athlete, covariate cell) rows to Binomial counts before sampling
         c_kernel=True,  # backend 'numba': nutpie's threads call the kernel from C (False: through Python, slower)
         targets=dict(DIAGNOSTIC_TARGETS),  # sample until these hold (None: one round, whatever it gives)
-        max_rounds=4,  # rounds of sampling at most: longer chains when ESS or R-hat fall short, a higher target_accept after a divergence
+        extend=4.0,  # chains go on to draws x extend while the targets fail (checked every `check_every` draws); 1: fixed length
+        check_every=250,  # draws a chain between two checks of the targets while the chains go on
+        max_rounds=4,  # rounds of sampling at most: afresh with a higher target_accept after a divergence, longer chains if still short
         budget_seconds=900.0,  # no new round starts after this many seconds
         advi_iterations=20_000,  # steps of the ADVI optimiser (backend 'advi')
         max_predict_draws=500,  # posterior draws used by `predict` (thinned evenly)
@@ -1124,7 +1126,6 @@ def _c_model(flat: dict, names: dict, coords: dict, dims: dict, init):
 @patch_method
 def _sample_numba(self: HazardModel, flat: dict, cfg: dict, seed: int):
     "NUTS (nutpie) on the compiled hazard kernel: called from C by the sampler threads, or through Python if that fails."
-    import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
     args = tuple(flat[k] for k in _KARGS)
@@ -1175,18 +1176,87 @@ def _sample_numba(self: HazardModel, flat: dict, cfg: dict, seed: int):
             make_initial_point_fn=init,
         )
     self._kernel_route = "C" if cm.__class__.__name__ == "CompiledPyMCModel" else "python"
-    return nutpie.sample(
-        cm,
-        draws=cfg["draws"],
+    return _run_nutpie(cm, cfg, seed)
+
+
+def _drawn(part) -> int:
+    "Draws every chain of a running sampler's trace has (each chain's trace is NaN past its own end)."
+    post = part.get("posterior") if part is not None else None
+    if post is None or not post.sizes.get("draw", 0):
+        return 0
+    v = next(iter(post.data_vars.values())).values
+    done = ~np.isnan(v.reshape(v.shape[0], v.shape[1], -1)).any(axis=2)
+    return int(done.sum(axis=1).min())
+
+
+def _run_nutpie(cm, cfg: dict, seed: int):
+    """nutpie's NUTS on a compiled model. With targets and `extend` > 1, one run whose chains go on while the targets
+    fail, stopped at the first checkpoint whose first m draws of every chain settle it (`_settled`): the result depends
+    only on the seed and the settings, never on how fast the machine is."""
+    import nutpie
+
+    kw = dict(
         tune=cfg["tune"],
         chains=cfg["chains"],
-        cores=cfg["cores"],
         seed=seed,
         progress_bar=cfg["progressbar"],
         target_accept=cfg["target_accept"],
         low_rank_modified_mass_matrix=bool(cfg.get("low_rank_mass_matrix", False)),
         save_warmup=False,
     )
+    targets, draws = cfg.get("targets"), int(cfg["draws"])
+    most = int(draws * float(cfg.get("extend", 1.0) or 1.0))
+    if not targets or most <= draws or cfg["chains"] < 2:
+        return nutpie.sample(cm, draws=draws, cores=cfg["cores"], **kw)
+    t = {**DIAGNOSTIC_TARGETS, **targets}
+    # every chain runs at once (threads >= chains), so each check sees all of them equally far along
+    run = nutpie.sample(cm, draws=most, cores=max(int(cfg["cores"]), int(cfg["chains"])), blocking=False, **kw)
+    state = dict(div=0, ess=draws, step=max(int(cfg.get("check_every", 250)), 50), most=most)
+    wait, first = 1.0, None  # a look at the trace costs a copy of it: wait about until the next checkpoint
+    while True:
+        try:
+            part, finished = run.wait(timeout=wait), True  # every chain reached `most` draws
+        except TimeoutError:
+            part, finished = run.inspect(), False
+        n = most if finished else _drawn(part)
+        out = _settled(part, n, state, t)
+        if out is not None or finished:
+            if not finished:
+                run.cancel()
+            return part if out is None else out
+        if n and first is None:
+            first = (time.perf_counter(), n)
+        elif first is not None and n > first[1]:
+            rate = (n - first[1]) / (time.perf_counter() - first[0])  # draws a second, every chain
+            wait = min(max((min(state["div"] + DIVERGENCE_CHECK, state["ess"]) - n) / rate, 0.5), 30.0)
+
+
+DIVERGENCE_CHECK = 100  # draws a chain between two looks for divergences while the chains go on
+
+
+def _settled(part, n: int, state: dict, t: dict):
+    """The first m draws of every chain, at the first checkpoint m <= n that settles the run, else None. Checkpoints:
+    every DIVERGENCE_CHECK draws, stop if the divergences so far exceed the target (`fit` then starts afresh with
+    smaller steps); at `draws` and every `check_every` draws after, up to draws x extend, stop if the targets hold.
+    `state` remembers the checkpoints already passed."""
+    if n <= 0:
+        return None
+    dv = part.sample_stats["diverging"].values[:, :n].astype(float)
+    per_draw = np.cumsum(np.nan_to_num(dv).sum(axis=0))
+    while True:
+        m_div, m_ess = state["div"] + DIVERGENCE_CHECK, state["ess"]
+        m = min(m_div, m_ess)
+        if m > n:
+            return None
+        if m == m_div:
+            state["div"] = m
+            if per_draw[m - 1] > t["divergences"]:
+                return part.isel(draw=slice(0, m))
+        if m == m_ess:
+            state["ess"] = m + state["step"] if m < state["most"] else math.inf
+            head = part.isel(draw=slice(0, m))
+            if not _shortfalls(_diagnose(head), t):
+                return head
 
 
 @patch_method
@@ -1235,19 +1305,7 @@ def _sample_round(self: HazardModel, cells: tuple, cfg: dict, seed: int, backend
         import nutpie
 
         keep = [v.name for v in self.model.free_RVs] + [f"u_{l}" for l in info["levels"]]
-        cm = nutpie.compile_pymc_model(self.model, var_names=keep)
-        idata = nutpie.sample(
-            cm,
-            draws=cfg["draws"],
-            tune=cfg["tune"],
-            chains=cfg["chains"],
-            cores=cfg["cores"],
-            seed=seed,
-            progress_bar=cfg["progressbar"],
-            target_accept=cfg["target_accept"],
-            low_rank_modified_mass_matrix=bool(cfg.get("low_rank_mass_matrix", False)),
-            save_warmup=False,
-        )
+        idata = _run_nutpie(nutpie.compile_pymc_model(self.model, var_names=keep), cfg, seed)
     elif backend == "pymc":
         import pymc as pm
 
@@ -1384,7 +1442,7 @@ def fit(
             idata = None
             logger.info("round %d: %s; sampling again with target_accept %s", r, "; ".join(miss), cfg["target_accept"])
         else:  # R-hat or ESS short: afresh with chains longer by the shortfall (more short chains keep R-hat high)
-            cfg = {**cfg, "draws": _longer(cfg["draws"], d, {**DIAGNOSTIC_TARGETS, **targets})}
+            cfg = {**cfg, "draws": _longer(int(idata.posterior.sizes["draw"]), d, {**DIAGNOSTIC_TARGETS, **targets})}
             idata = None
             logger.info("round %d: %s; sampling again with %d draws a chain", r, "; ".join(miss), cfg["draws"])
     t2 = time.perf_counter()
@@ -1419,11 +1477,16 @@ def _params(self: HazardModel) -> list:
 @patch_method
 def diagnostics(self: HazardModel) -> dict:
     "Convergence diagnostics the promotion gate checks: max R-hat, min bulk and tail ESS, divergences, min E-BFMI (NaN or -1 when not measurable)."
-    import arviz as az
-
     if self.idata is None:
         raise NotFoundError("the model is not fitted: call fit() or load() first")
-    post = self.idata.posterior[self._params()]
+    return _diagnose(self.idata)
+
+
+def _diagnose(idata) -> dict:
+    "The five diagnostics of `HazardModel.diagnostics` for any InferenceData of the hazard model (a running fit's too)."
+    import arviz as az
+
+    post = idata.posterior[[v for v in idata.posterior.data_vars if not v.startswith("u_")]]
     out = dict(max_rhat=float("nan"), min_ess_bulk=float("nan"), min_ess_tail=float("nan"))
     if post.sizes["chain"] > 1:
         mx = lambda ds: float(max(float(ds[v].max()) for v in ds.data_vars))
@@ -1433,10 +1496,10 @@ def diagnostics(self: HazardModel) -> dict:
             min_ess_bulk=mn(az.ess(post, method="bulk")),
             min_ess_tail=mn(az.ess(post, method="tail")),
         )
-    ss = self.idata.get("sample_stats")
+    ss = idata.get("sample_stats")
     if ss is not None and "diverging" in ss:
         out["divergences"] = int(ss["diverging"].sum())
-        out["min_bfmi"] = float(np.min(az.bfmi(self.idata))) if "energy" in ss else float("nan")
+        out["min_bfmi"] = float(np.min(az.bfmi(idata))) if "energy" in ss else float("nan")
     else:  # ADVI: no chains, nothing to check, never passes a gate
         out.update(divergences=-1, min_bfmi=float("nan"))
     return out
