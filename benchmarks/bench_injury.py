@@ -40,7 +40,10 @@ The BENCH coverage pools the fits on linear truths and is printed with its Clopp
 one fit are not independent, so that interval is optimistic).
 
 Run: `.venv/bin/python benchmarks/bench_injury.py --quick` (CI: 3 cells x 2 seeds and the hamstring row, under 10
-minutes on 2 cores) or without `--quick` for the full grid (hours on 2 cores; `--cells` selects a subset). The table is written as CSV with `--out`.
+minutes on 2 cores) or without `--quick` for the full grid (many hours on 2 cores; `--cells` selects a subset). The table is written as CSV with `--out`.
+With `--cell-dir DIR` every finished seed of every cell is kept in DIR at once (and the null cohorts too) and a
+later run with the same DIR reuses them, so the full grid can run over several sittings:
+`.venv/bin/python benchmarks/bench_injury.py --cell-dir benchmarks/results/grid --no-hamstring --out benchmarks/results/injury_full.csv`.
 The last line is `BENCH injury bayes_gap_300=<gap> oe_300=<O/E> coverage=<share>` (medians over seeds of the default
 hierarchical Bayes at 300 athletes, ACWR effect 1.0, linear truth; the bar: gap <= 0.02, O/E in [0.8, 1.25],
 coverage in [0.90, 0.98]); a line before it says whether the ACWR rule stays inside the random-denominator
@@ -421,6 +424,34 @@ def summarise(t: pd.DataFrame) -> pd.DataFrame:
     return s.reset_index()
 
 
+def cell_files(folder, cell):
+    "Where `--cell-dir` keeps a cell's per-seed table and its coverage rows: <folder>/<athletes>_<effect>_<frailty>_<truth>.csv."
+    n, eff, fr, sc = cell
+    t = os.path.join(folder, f"{n}_{float(eff)}_{float(fr)}_{sc}.csv")
+    return t, t.replace(".csv", "_coverage.csv")
+
+
+def cached_seeds(folder, cell, seeds):
+    "The rows of the wanted seeds an earlier run left in `folder` (table, coverage) and the seeds still to run."
+    if not folder:
+        return pd.DataFrame(), pd.DataFrame(), list(seeds)
+    tp, cp = cell_files(folder, cell)
+    t = pd.read_csv(tp) if os.path.exists(tp) else pd.DataFrame(columns=["seed"])
+    c = pd.read_csv(cp) if os.path.exists(cp) else pd.DataFrame(columns=["seed"])
+    done = set(t["seed"].astype(int)) & set(c["seed"].astype(int)) if len(t) else set()
+    keep = sorted(done & set(seeds))
+    return t[t["seed"].isin(keep)], c[c["seed"].isin(keep)], [s for s in seeds if s not in done]
+
+
+def keep_seed(folder, cell, out, cov):
+    "Add one finished seed to the cell's files in `folder` (written whole each time, so a stop loses one seed at most)."
+    tp, cp = cell_files(folder, cell)
+    for path, new in ((tp, out), (cp, cov)):
+        old = pd.read_csv(path) if os.path.exists(path) else pd.DataFrame()
+        pd.concat([old, new], ignore_index=True).to_csv(path + ".part", index=False)
+        os.replace(path + ".part", path)
+
+
 def _parse_cells(text):
     "'300:1.0:0.5,75:0:0:u_acwr' -> cells (athletes:effect:frailty[:truth])."
     out = []
@@ -458,19 +489,35 @@ def main(argv=None):
     ap.add_argument("--no-keras", action="store_true", help="leave the Keras sequence model out")
     ap.add_argument("--no-hamstring", action="store_true", help="leave the real hamstring row out")
     ap.add_argument("--out", default=None, help="write the per-seed table (CSV) here; summary and coverage beside it")
+    ap.add_argument(
+        "--cell-dir",
+        default=None,
+        help="keep each finished seed of each cell in this folder and reuse the seeds found there (a long grid resumes)",
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cells = _parse_cells(a.cells) if a.cells else (QUICK_CELLS if a.quick else FULL_CELLS)
     draws = a.draws
     t0, c0 = time.perf_counter(), time.process_time()
     parts, covers = [], []
+    if a.cell_dir:
+        os.makedirs(a.cell_dir, exist_ok=True)
     for n, eff, fr, sc in cells:
         seeds = a.seeds or (QUICK_SEEDS.get((n, eff, fr, sc), 2) if a.quick else 3)
-        for s in range(a.first_seed, a.first_seed + seeds):
+        old, old_cov, todo = cached_seeds(a.cell_dir, (n, eff, fr, sc), range(a.first_seed, a.first_seed + seeds))
+        if len(old):
+            parts.append(old)
+            covers.append(old_cov)
+            print(
+                f"cell athletes={n} acwr_effect={eff} frailty={fr} truth={sc}: seeds {sorted(set(old['seed']))} from {a.cell_dir}"
+            )
+        for s in todo:
             t1, c1 = time.perf_counter(), time.process_time()
             out, cov = run_cell(n, eff, fr, s, a.quick, draws, sc, keras=not a.no_keras)
             parts.append(out)
             covers.append(cov)
+            if a.cell_dir:
+                keep_seed(a.cell_dir, (n, eff, fr, sc), out, cov)
             print(
                 f"cell athletes={n} acwr_effect={eff} frailty={fr} truth={sc} seed={s}: "
                 f"{time.perf_counter() - t1:.0f} s, {time.process_time() - c1:.0f} CPU s",
@@ -508,7 +555,14 @@ def main(argv=None):
     grid0 = syn[(syn["acwr_effect"] == 0) & (syn["method"] == "ACWR rule 1.5")].drop_duplicates(
         ["athletes", "frailty", "scenario", "seed"]
     )
-    nulls = null_cohorts(a.null_cohorts if a.null_cohorts is not None else (20 if a.quick else 100))
+    n_null = a.null_cohorts if a.null_cohorts is not None else (20 if a.quick else 100)
+    null_path = os.path.join(a.cell_dir, f"null_{n_null}.csv") if a.cell_dir else None
+    if null_path and os.path.exists(null_path):
+        nulls = pd.read_csv(null_path)
+    else:
+        nulls = null_cohorts(n_null)
+        if null_path:
+            nulls.to_csv(null_path, index=False)
     if a.out:
         nulls.to_csv(a.out.replace(".csv", "_null.csv"), index=False)
     k0, kn = inside(grid0), inside(nulls)

@@ -123,3 +123,31 @@ def test_quick_benchmark_runs_and_reports(tmp_path):
     assert need | {"fe_coverage"} <= set(summary)
     assert (syn.loc[syn["method"] == "learnable oracle", "gap_oracle"] == 0).all()
     assert (syn.loc[syn["method"] == "oracle (frailty)", "oe_vs_oracle"] == 1).all()
+
+
+def test_a_grid_resumes_from_its_cell_folder(bench, tmp_path, capsys):
+    """`--cell-dir`: seeds found in the folder are reused, not fitted again, and the combined table is the one a run in
+    one sitting gives. The folder is filled from the committed 75-athlete row of the full grid."""
+    full = pd.read_csv(ROOT / "benchmarks/results/injury_full75.csv")
+    cov = pd.read_csv(ROOT / "benchmarks/results/injury_full75_coverage.csv")
+    cells = [(75, 0.0, 0.0, "linear"), (75, 1.0, 1.0, "linear")]
+    keys = ["athletes", "acwr_effect", "frailty", "scenario"]
+    for cell in cells:
+        pick = lambda d: d[(d[keys] == pd.Series(dict(zip(keys, cell)))).all(axis=1)]
+        for seed in range(3):
+            t, c = pick(full), pick(cov)
+            bench.keep_seed(tmp_path, cell, t[t["seed"] == seed], c[c["seed"] == seed])
+    old, old_cov, todo = bench.cached_seeds(tmp_path, cells[0], range(4))
+    assert todo == [3] and sorted(set(old["seed"])) == [0, 1, 2] and set(old_cov["seed"]) == {0, 1, 2}
+    out = tmp_path / "combined.csv"
+    argv = ["--cells", "75:0:0,75:1:1", "--seeds", "3", "--cell-dir", str(tmp_path), "--no-hamstring"]
+    assert bench.main(argv + ["--null-cohorts", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(f"seeds [0, 1, 2] from {tmp_path}") == 2 and " CPU s\n" not in printed.split("coverage:")[0]
+    got = pd.read_csv(str(out).replace(".csv", "_summary.csv")).set_index(keys[::-1] + ["method"]).sort_index()
+    want = pd.read_csv(ROOT / "benchmarks/results/injury_full75_summary.csv").set_index(keys[::-1] + ["method"])
+    want = want.loc[got.index]
+    assert len(got) == 2 * 13
+    pd.testing.assert_frame_equal(got, want[got.columns], check_exact=False, rtol=1e-9)
+    k = int(pd.concat([old_cov, bench.cached_seeds(tmp_path, cells[1], range(3))[1]])["inside"].sum())
+    assert f"coverage: {k} of " in printed
