@@ -127,15 +127,13 @@ def test_quick_benchmark_runs_and_reports(tmp_path):
 
 def test_a_grid_resumes_from_its_cell_folder(bench, tmp_path, capsys):
     """`--cell-dir`: seeds found in the folder are reused, not fitted again, and the combined table is the one a run in
-    one sitting gives. The folder is filled from the committed 75-athlete row of the full grid."""
-    full = pd.read_csv(ROOT / "benchmarks/results/injury_full75.csv")
-    cov = pd.read_csv(ROOT / "benchmarks/results/injury_full75_coverage.csv")
+    one sitting gives. The folder is filled from the committed 75-athlete row of the full grid (results/grid)."""
+    grid = ROOT / "benchmarks" / "results" / "grid"
     cells = [(75, 0.0, 0.0, "linear"), (75, 1.0, 1.0, "linear")]
-    keys = ["athletes", "acwr_effect", "frailty", "scenario"]
-    for cell in cells:
-        pick = lambda d: d[(d[keys] == pd.Series(dict(zip(keys, cell)))).all(axis=1)]
+    kept = [bench.cached_seeds(grid, cell, range(3)) for cell in cells]
+    assert all(todo == [] and sorted(set(t["seed"])) == [0, 1, 2] for t, _, todo in kept)
+    for cell, (t, c, _) in zip(cells, kept):
         for seed in range(3):
-            t, c = pick(full), pick(cov)
             bench.keep_seed(tmp_path, cell, t[t["seed"] == seed], c[c["seed"] == seed])
     old, old_cov, todo = bench.cached_seeds(tmp_path, cells[0], range(4))
     assert todo == [3] and sorted(set(old["seed"])) == [0, 1, 2] and set(old_cov["seed"]) == {0, 1, 2}
@@ -144,10 +142,10 @@ def test_a_grid_resumes_from_its_cell_folder(bench, tmp_path, capsys):
     assert bench.main(argv + ["--null-cohorts", "0", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.count(f"seeds [0, 1, 2] from {tmp_path}") == 2 and " CPU s\n" not in printed.split("coverage:")[0]
-    got = pd.read_csv(str(out).replace(".csv", "_summary.csv")).set_index(keys[::-1] + ["method"]).sort_index()
-    want = pd.read_csv(ROOT / "benchmarks/results/injury_full75_summary.csv").set_index(keys[::-1] + ["method"])
-    want = want.loc[got.index]
-    assert len(got) == 2 * 13
+    keys = ["scenario", "frailty", "acwr_effect", "athletes", "method"]
+    got = pd.read_csv(str(out).replace(".csv", "_summary.csv")).set_index(keys).sort_index()
+    want = bench.summarise(pd.concat([t for t, _, _ in kept], ignore_index=True)).set_index(keys).sort_index()
+    assert len(got) == 2 * 13 and got.loc[("linear", 1.0, 1.0, 75, "oracle (frailty)"), "seeds"] == 3
     pd.testing.assert_frame_equal(got, want[got.columns], check_exact=False, rtol=1e-9)
-    k = int(pd.concat([old_cov, bench.cached_seeds(tmp_path, cells[1], range(3))[1]])["inside"].sum())
-    assert f"coverage: {k} of " in printed
+    k, n = sum(int(c["inside"].sum()) for _, c, _ in kept), sum(len(c) for _, c, _ in kept)
+    assert f"coverage: {k} of {n} 94% intervals" in printed
