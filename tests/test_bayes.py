@@ -189,14 +189,15 @@ def test_sampling_lengthens_chains_until_the_targets_hold(feats):
 
 
 def test_chains_go_on_until_the_targets_hold(feats):
-    """With `extend` (the default) the chains of a round go on while the targets fail: targets no run can meet take it
-    to draws x extend; targets the first draws already meet stop it at the first check; in between, it stops at the
+    """With `extend` (the default) the chains of a round go on while the targets fail: targets no run can meet take
+    every round to draws x extend (new chains each round, not longer ones); targets the first draws already meet stop it at the first check; in between, it stops at the
     first check (every `check_every` draws) whose first k draws of every chain meet the targets."""
     base = dict(draws=100, tune=150, chains=2, random_seed=4, max_rounds=1, extend=3, check_every=100)
     never = dict(max_rhat=1.0, min_ess_bulk=10**6, min_ess_tail=10**6, divergences=10**6, min_bfmi=0.0)
-    m = HazardModel(sampler_config={**base, "targets": never})
+    m = HazardModel(sampler_config={**base, "targets": never, "max_rounds": 2})
     m.fit(feats)
-    assert m.idata.posterior.sizes["draw"] == 300 and m.fit_summary()["rounds"][0]["draws"] == 300
+    # short after going on to 300 draws: the second round starts new chains of the same settings, not longer ones
+    assert m.idata.posterior.sizes["draw"] == 300 and [r["draws"] for r in m.fit_summary()["rounds"]] == [300, 300]
     easy = dict(max_rhat=2.0, min_ess_bulk=1, min_ess_tail=1, divergences=10**6, min_bfmi=0.0)
     m = HazardModel(sampler_config={**base, "targets": easy})
     m.fit(feats)

@@ -1441,6 +1441,9 @@ def fit(
             cfg = {**cfg, "target_accept": round(min(0.995, 1 - (1 - cfg["target_accept"]) / 2), 4)}
             idata = None
             logger.info("round %d: %s; sampling again with target_accept %s", r, "; ".join(miss), cfg["target_accept"])
+        elif float(cfg.get("extend", 1.0) or 1.0) > 1:  # short although the chains went on: likely stuck, not short
+            idata = None
+            logger.info("round %d: %s; sampling again with new chains", r, "; ".join(miss))
         else:  # R-hat or ESS short: afresh with chains longer by the shortfall (more short chains keep R-hat high)
             cfg = {**cfg, "draws": _longer(int(idata.posterior.sizes["draw"]), d, {**DIAGNOSTIC_TARGETS, **targets})}
             idata = None
