@@ -43,7 +43,8 @@ Run: `.venv/bin/python benchmarks/bench_injury.py --quick` (CI: 3 cells x 2 seed
 minutes on 2 cores) or without `--quick` for the full grid (many hours on 2 cores; `--cells` selects a subset). The table is written as CSV with `--out`.
 With `--cell-dir DIR` every finished seed of every cell is kept in DIR at once (and the null cohorts too) and a
 later run with the same DIR reuses them, so the full grid can run over several sittings:
-`.venv/bin/python benchmarks/bench_injury.py --cell-dir benchmarks/results/grid --no-hamstring --out benchmarks/results/injury_full.csv`.
+`.venv/bin/python benchmarks/bench_injury.py --cell-dir benchmarks/results/grid --no-hamstring` (nbs/36 reads the
+folder itself; an `--out` inside benchmarks/results would be read a second time).
 The last line is `BENCH injury bayes_gap_300=<gap> oe_300=<O/E> coverage=<share>` (medians over seeds of the default
 hierarchical Bayes at 300 athletes, ACWR effect 1.0, linear truth; the bar: gap <= 0.02, O/E in [0.8, 1.25],
 coverage in [0.90, 0.98]); a line before it says whether the ACWR rule stays inside the random-denominator

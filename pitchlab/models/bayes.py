@@ -240,7 +240,7 @@ def default_sampler_config() -> dict:
         targets=dict(DIAGNOSTIC_TARGETS),  # sample until these hold (None: one round, whatever it gives)
         extend=4.0,  # chains go on to draws x extend while the targets fail (checked every `check_every` draws); 1: fixed length
         check_every=250,  # draws a chain between two checks of the targets while the chains go on
-        max_rounds=4,  # rounds of sampling at most: afresh with a higher target_accept after a divergence, longer chains if still short
+        max_rounds=4,  # rounds of sampling at most: afresh with a higher target_accept after a divergence, new chains if still short (longer ones with extend=1)
         budget_seconds=900.0,  # no new round starts after this many seconds
         advi_iterations=20_000,  # steps of the ADVI optimiser (backend 'advi')
         max_predict_draws=500,  # posterior draws used by `predict` (thinned evenly)
@@ -1474,7 +1474,12 @@ def fit(
 @patch_method
 def _params(self: HazardModel) -> list:
     "Names of the sampled parameters (the group effects u are deterministic and left out)."
-    return [v for v in self.idata.posterior.data_vars if not v.startswith("u_")]
+    return _sampled(self.idata.posterior)
+
+
+def _sampled(posterior) -> list:
+    "The sampled variables of a posterior: the group effects u are deterministic and left out."
+    return [v for v in posterior.data_vars if not v.startswith("u_")]
 
 
 @patch_method
@@ -1489,7 +1494,7 @@ def _diagnose(idata) -> dict:
     "The five diagnostics of `HazardModel.diagnostics` for any InferenceData of the hazard model (a running fit's too)."
     import arviz as az
 
-    post = idata.posterior[[v for v in idata.posterior.data_vars if not v.startswith("u_")]]
+    post = idata.posterior[_sampled(idata.posterior)]
     out = dict(max_rhat=float("nan"), min_ess_bulk=float("nan"), min_ess_tail=float("nan"))
     if post.sizes["chain"] > 1:
         mx = lambda ds: float(max(float(ds[v].max()) for v in ds.data_vars))
