@@ -26,7 +26,10 @@ Columns: AUC of the 7-day label and of the day's event, the gap to the learnable
 gap to the ACWR rule (method minus rule, with the share of seeds whose athlete-bootstrap 95% interval excludes 0),
 O/E (observed 7-day labels / sum of predicted risks) and O/E against the frailty oracle (the oracle's summed risk over
 the method's: the O/E the method would show if the test season's events were exactly what the truth expects, free of
-the season's Poisson noise), the calibration slope (logistic recalibration of the label on the logit of the predicted
+the test season's Poisson noise; it still carries the training season's, since every model learns its base rate from
+the injuries that season happened to draw: `season_oe`), the same as if the training season had drawn exactly the
+injuries its truth expects (`oe_vs_oracle_luck_free` = O/E vs oracle x the training season's O/E of the truth), the
+calibration slope (logistic recalibration of the label on the logit of the predicted
 risk), the bias of the ACWR effect, and coverage (Bayesian models).
 
 Coverage is the share of 94% HDIs covering the truth over EVERY fixed effect with a known truth in EVERY Bayesian fit
@@ -58,6 +61,7 @@ import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -70,6 +74,8 @@ QUICK_CELLS = [(300, 1.0, 0.5, "linear"), (75, 0.0, 0.5, "linear"), (75, 1.0, 0.
 QUICK_SEEDS = {QUICK_CELLS[0]: 4}  # seeds per quick cell (default 2): the BENCH cell gets 4, as one season's
 # O/E has a seed-to-seed SD near 0.1 (the frailty oracle's own O/E ran 0.87-1.16 over six seeds)
 NULL_ATHLETES = 75  # the cohorts of the random-denominator check (no ACWR effect, no chronic-load effect)
+# `pitchlab.synth.make_cohort` draws 364-day seasons: the first trains every method, the second tests it
+SEASON = pd.Timedelta(days=364)
 NULL_PERMUTATIONS = {"quick": 50, "full": 200}  # random denominators per null cohort (the null range's resolution)
 SCENARIO_CELLS = [(300, 1.0, 0.5, s) for s in ("u_acwr", "lagged_acwr", "return")]
 FULL_CELLS = [
@@ -120,21 +126,39 @@ def boot_diff(y, a, b, groups, n_boot=200, seed=0):
     return np.quantile(out, [0.025, 0.975]) if out else np.array([np.nan, np.nan])
 
 
+def cohort_of(n_athletes, effect, frailty, seed, scenario="linear", chronic=None):
+    "The grid cell's two-season synthetic cohort (teams of 25), the same for every method and every run of a seed."
+    from pitchlab.synth import HazardParams, make_cohort
+
+    hp = HazardParams(beta_acwr=effect, sigma_athlete=frailty, **({} if chronic is None else {"beta_chronic": chronic}))
+    return make_cohort(
+        n_teams=max(n_athletes // 25, 1), athletes_per_team=25, seasons=2, seed=seed, hazard=hp, scenario=scenario
+    )
+
+
 def make_data(n_athletes, effect, frailty, seed, scenario="linear", chronic=None):
     "A two-season cohort with its features, split into the training season and the test season (`chronic`: the true chronic-load effect, default the generator's)."
     from pitchlab.features import build_features, time_split
     from pitchlab.models.bayes import history_from_truth
-    from pitchlab.synth import HazardParams, make_cohort
 
-    hp = HazardParams(beta_acwr=effect, sigma_athlete=frailty, **({} if chronic is None else {"beta_chronic": chronic}))
-    c = make_cohort(
-        n_teams=max(n_athletes // 25, 1), athletes_per_team=25, seasons=2, seed=seed, hazard=hp, scenario=scenario
-    )
+    c = cohort_of(n_athletes, effect, frailty, seed, scenario, chronic)
     tables = {**c.tables(), "injuries": history_from_truth(c)}
     f = build_features(tables, horizon=7)
-    start = pd.Timestamp(c.truth.daily["date"].min()) + pd.Timedelta(days=364)
+    start = pd.Timestamp(c.truth.daily["date"].min()) + SEASON
     sp = time_split(f, test_start=start)
     return c, tables, sp
+
+
+def season_oe(cohort):
+    """Observed over expected injuries of the true hazard in the training and in the test season. Each season's Poisson
+    luck: every model learns its base rate from the training season's realised injuries, so a training season with
+    fewer injuries than its truth expects (O/E below 1) leaves every method under-predicting the test season against
+    the oracle (O/E vs oracle near the inverse)."""
+    d = cohort.truth.daily
+    test_start = d["date"].min() + SEASON  # as make_data splits
+    d = d[d["at_risk"]]
+    test = d["date"] >= test_start
+    return tuple(float(d.loc[m, "injury"].sum() / d.loc[m, "hazard"].sum()) for m in (~test, test))
 
 
 def fixed_effect_coverage(cohort, model, prob=0.94) -> pd.DataFrame:
@@ -291,6 +315,7 @@ def run_cell(n_athletes, effect, frailty, seed, quick, draws, scenario="linear",
         )
         rows[-1].update(m.diagnostics())
     out = pd.DataFrame(rows)
+    out["truth_oe_train"], out["truth_oe_test"] = season_oe(c)
     ok = out["auc_label"].notna() if "auc_label" in out else pd.Series(False, index=out.index)
     rule = scores["ACWR rule 1.5"]
     lo_hi = {k: boot_diff(y, v, rule, groups, n_boot=100 if quick else 200, seed=seed) for k, v in scores.items()}
@@ -435,9 +460,12 @@ def summarise(t: pd.DataFrame) -> pd.DataFrame:
     keys = ["scenario", "athletes", "acwr_effect", "frailty", "method"]
     num = ["auc_label", "auc_daily", "gap_oracle", "gap_rule", "oe", "oe_vs_oracle", "slope", "acwr_bias", "cpu_s"]
     t = t.copy()
-    for c in num + ["gap_rule_excl0", "acwr_covered", "fe_covered", "fe_total", "events_test"]:
+    for c in num + ["gap_rule_excl0", "acwr_covered", "fe_covered", "fe_total", "events_test", "truth_oe_train"]:
         if c not in t:
             t[c] = np.nan
+    # O/E vs oracle as if the training season had drawn exactly the injuries its truth expects (see `season_oe`)
+    t["oe_vs_oracle_luck_free"] = t["oe_vs_oracle"] * t["truth_oe_train"]
+    num = num + ["oe_vs_oracle_luck_free"]
     g = t.groupby(keys, sort=False, dropna=False)
     s = g[num].median()
     s["events_test"] = g["events_test"].median()
@@ -465,6 +493,25 @@ def cached_seeds(folder, cell, seeds):
     done = set(t["seed"].astype(int)) & set(c["seed"].astype(int)) if len(t) else set()
     keep = sorted(done & set(seeds))
     return t[t["seed"].isin(keep)], c[c["seed"].isin(keep)], [s for s in seeds if s not in done]
+
+
+def add_season_oe(folder):
+    """Give the per-seed tables in `folder` that predate them the columns truth_oe_train and truth_oe_test (`season_oe`
+    of each seed's cohort, drawn again: deterministic). Returns the files it changed."""
+    changed = []
+    for path in sorted(Path(folder).glob("*.csv")):
+        if path.stem.endswith("_coverage") or path.stem.startswith("null"):
+            continue
+        t = pd.read_csv(path)
+        need = t.get("truth_oe_train", pd.Series(np.nan, index=t.index)).isna()
+        if not need.any():
+            continue
+        for c, g in t[need].groupby(["athletes", "acwr_effect", "frailty", "scenario", "seed"]):
+            t.loc[g.index, ["truth_oe_train", "truth_oe_test"]] = season_oe(cohort_of(*c[:3], c[4], c[3]))
+        t.to_csv(str(path) + ".part", index=False)
+        os.replace(str(path) + ".part", path)
+        changed.append(path.name)
+    return changed
 
 
 def keep_seed(folder, cell, out, cov):
@@ -518,7 +565,15 @@ def main(argv=None):
         default=None,
         help="keep each finished seed of each cell in this folder and reuse the seeds found there (a long grid resumes)",
     )
+    ap.add_argument(
+        "--add-season-oe",
+        action="store_true",
+        help="only add each seed's season O/E of the truth to the tables in --cell-dir that lack it, then stop",
+    )
     a = ap.parse_args(argv)
+    if a.add_season_oe:
+        print("added the season O/E of the truth to:", ", ".join(add_season_oe(a.cell_dir)) or "nothing")
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cells = _parse_cells(a.cells) if a.cells else (QUICK_CELLS if a.quick else FULL_CELLS)
     draws = a.draws
@@ -555,7 +610,16 @@ def main(argv=None):
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 30)
     show = ["scenario", "athletes", "acwr_effect", "frailty", "method", "seeds", "auc_label", "gap_oracle", "gap_rule"]
-    show += ["gap_rule_excl0_share", "oe", "oe_vs_oracle", "slope", "acwr_bias", "fe_coverage", "cpu_s"]
+    show += [
+        "gap_rule_excl0_share",
+        "oe",
+        "oe_vs_oracle",
+        "oe_vs_oracle_luck_free",
+        "slope",
+        "acwr_bias",
+        "fe_coverage",
+        "cpu_s",
+    ]
     print(summ[show].round(3).to_string(index=False))
     if a.out:
         t.to_csv(a.out, index=False)

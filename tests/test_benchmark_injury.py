@@ -43,6 +43,36 @@ def test_the_null_range_is_narrower_than_its_level_with_few_permutations(bench):
     assert bench.NULL_PERMUTATIONS["full"] >= 200
 
 
+def test_season_oe_is_each_seasons_luck_of_the_true_hazard(bench):
+    "season_oe: realised over expected injuries of the truth in the first and second 364 days of at-risk days."
+    from pitchlab.synth import make_cohort
+
+    c = make_cohort(n_teams=2, athletes_per_team=12, seasons=2, seed=3)
+    d = c.truth.daily[c.truth.daily["at_risk"]]
+    second = (d["date"] - c.truth.daily["date"].min()).dt.days >= 364
+    want = [d.loc[m, "injury"].sum() / d.loc[m, "hazard"].sum() for m in (~second, second)]
+    got = bench.season_oe(c)
+    assert got == pytest.approx(want) and got[0] != got[1]
+    n_train, e_train = d.loc[~second, "injury"].sum(), d.loc[~second, "hazard"].sum()
+    assert n_train > 5 and abs(n_train - e_train) < 4 * np.sqrt(e_train)
+
+
+def test_older_grid_tables_gain_the_season_oe(bench, tmp_path):
+    "add_season_oe fills truth_oe_train/test seed by seed from the cohort drawn again, leaves the rest, and runs once."
+    src = ROOT / "benchmarks" / "results" / "grid" / "75_1.0_0.5_linear.csv"
+    old = pd.read_csv(src).drop(columns=["truth_oe_train", "truth_oe_test"], errors="ignore")
+    old.to_csv(tmp_path / src.name, index=False)
+    pd.DataFrame({"seed": [0]}).to_csv(tmp_path / "75_1.0_0.5_linear_coverage.csv", index=False)
+    assert bench.add_season_oe(tmp_path) == [src.name]
+    new = pd.read_csv(tmp_path / src.name)
+    pd.testing.assert_frame_equal(new[old.columns], old)
+    for seed in (0, 2):
+        want = bench.season_oe(bench.cohort_of(75, 1.0, 0.5, seed))
+        got = new.loc[new["seed"] == seed, ["truth_oe_train", "truth_oe_test"]].drop_duplicates()
+        assert len(got) == 1 and tuple(got.iloc[0]) == pytest.approx(want)
+    assert bench.add_season_oe(tmp_path) == []
+
+
 def test_clopper_pearson_matches_scipy(bench):
     for k, n in [(0, 10), (9, 10), (85, 96), (96, 96)]:
         ci = binomtest(k, n).proportion_ci(0.95, method="exact")
@@ -135,6 +165,8 @@ def test_quick_benchmark_runs_and_reports(tmp_path):
     assert need | {"fe_coverage"} <= set(summary)
     assert (syn.loc[syn["method"] == "learnable oracle", "gap_oracle"] == 0).all()
     assert (syn.loc[syn["method"] == "oracle (frailty)", "oe_vs_oracle"] == 1).all()
+    luck = syn.groupby(["athletes", "acwr_effect", "seed"])[["truth_oe_train", "truth_oe_test"]].nunique()
+    assert (luck == 1).all().all() and syn["truth_oe_train"].between(0.3, 3).all()
 
 
 def test_a_grid_resumes_from_its_cell_folder(bench, tmp_path, capsys):
