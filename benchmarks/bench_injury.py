@@ -48,6 +48,9 @@ With `--cell-dir DIR` every finished seed of every cell is kept in DIR at once (
 later run with the same DIR reuses them, so the full grid can run over several sittings:
 `.venv/bin/python benchmarks/bench_injury.py --cell-dir benchmarks/results/grid --no-hamstring` (nbs/36 reads the
 folder itself; an `--out` inside benchmarks/results would be read a second time).
+`--day-mix` reads the oracles and the hierarchical Bayes model's 7-day risk two ways on a few cohorts, with today's day
+type held for the week (the models' own reading) and with the athlete's 28-day mix of match, training and rest days
+(nbs/36, *Today's day type, held for a week*).
 The last line is `BENCH injury bayes_gap_300=<gap> oe_300=<O/E> coverage=<share>` (medians over seeds of the default
 hierarchical Bayes at 300 athletes, ACWR effect 1.0, linear truth; the bar: gap <= 0.02, O/E in [0.8, 1.25],
 coverage in [0.90, 0.98]); a line before it says whether the ACWR rule stays inside the random-denominator
@@ -188,10 +191,10 @@ def clopper_pearson(k, n, level=0.95):
     return float(lo), float(hi)
 
 
-def oracle_scores(c, test, frailty_known, horizon=7):
-    "7-day risk with today's true hazard held (the models' own definition), with or without the athlete and team effects."
+def _oracle_eta(c, test, frailty_known):
+    "The true linear predictor of each test row (with or without the athlete and team effects) and its day type."
     t = c.truth
-    d = t.daily[["athlete_id", "date", "eta"]]
+    d = t.daily[["athlete_id", "date", "eta", "day_type"]]
     j = test[["athlete_id", "date"]].merge(d, on=["athlete_id", "date"], how="left")
     eta = j["eta"].to_numpy()
     if not frailty_known:
@@ -199,8 +202,89 @@ def oracle_scores(c, test, frailty_known, horizon=7):
         team = t.athletes.set_index("athlete_id")["team_id"]
         u = u + j["athlete_id"].map(team).map(t.teams.set_index("team_id")["u_team"]).to_numpy()
         eta = eta - u
-    h = 1 / (1 + np.exp(-eta))
+    return eta, j["day_type"].to_numpy()
+
+
+def oracle_scores(c, test, frailty_known, horizon=7):
+    "7-day risk with today's true hazard held (the models' own definition), with or without the athlete and team effects."
+    h = 1 / (1 + np.exp(-_oracle_eta(c, test, frailty_known)[0]))
     return h, -np.expm1(horizon * np.log1p(-h))
+
+
+# the day types of the features (match_day, rest_day) and the generator's names for them (`pitchlab.synth`)
+DAY_TYPES = {"match": (1.0, 0.0), "training": (0.0, 0.0), "rest": (0.0, 1.0)}
+DAY_MIX_WINDOW = 28  # days of an athlete's own calendar that give its expected mix of day types
+
+
+def day_type_shares(context, rows, window=DAY_MIX_WINDOW):
+    """Each row's share of match, training and rest days among the athlete's days at risk in the `window` days up to
+    and including it, from the features (`context`: every feature row known, so a test season's first weeks see the
+    end of the training season). Columns share_match, share_training, share_rest, in the order of `rows`."""
+    f = context[["athlete_id", "date", "match_day", "rest_day"]].drop_duplicates(["athlete_id", "date"])
+    for k, (md, rd) in DAY_TYPES.items():
+        f[f"share_{k}"] = ((f["match_day"] == md) & (f["rest_day"] == rd)).astype(float)
+    cols = [f"share_{k}" for k in DAY_TYPES]
+    f = f.sort_values(["athlete_id", "date"]).set_index("date")
+    roll = f.groupby("athlete_id")[cols].rolling(f"{window}D").mean().reset_index()  # keyed by athlete and date
+    out = rows[["athlete_id", "date"]].merge(roll, on=["athlete_id", "date"], how="left")
+    return out[cols].reset_index(drop=True)
+
+
+def mix_risk(hazards, shares, horizon=7):
+    """Risk within `horizon` days when each day's type is drawn from the athlete's own mix: 1 - prod over day types k of
+    (1 - h_k)^(horizon x share_k), `hazards` holding each row's daily hazard under each day type (other covariates held)."""
+    return -np.expm1(
+        horizon * sum(shares[f"share_{k}"].to_numpy() * np.log1p(-np.asarray(h)) for k, h in hazards.items())
+    )
+
+
+def oracle_day_mix(c, context, test, frailty_known, horizon=7):
+    "The oracle's risk within `horizon` days with today's day type replaced by the athlete's mix (`mix_risk`)."
+    hp = c.truth.params
+    effect = {"match": hp.beta_match, "training": 0.0, "rest": hp.beta_rest}
+    eta, today = _oracle_eta(c, test, frailty_known)
+    base = eta - pd.Series(today).map(effect).to_numpy()
+    hz = {k: 1 / (1 + np.exp(-(base + e))) for k, e in effect.items()}
+    return mix_risk(hz, day_type_shares(context, test), horizon)
+
+
+def day_mix_cell(n_athletes, effect, frailty, seed, bayes=True, horizon=7):
+    """Held day type against the athlete's mix, on one cohort's test season: AUC, O/E and calibration slope of the
+    frailty oracle, the learnable oracle (AUC only) and, with `bayes`, the default hierarchical model (one fit, both
+    ways of reading it: `predict` holds today's day type; the mix reads its daily hazard under each day type)."""
+    from pitchlab.evaluate import roc_auc
+    from pitchlab.models.bayes import HazardModel
+
+    c, tables, sp = make_data(n_athletes, effect, frailty, seed)
+    context = pd.concat([sp.train, sp.test], ignore_index=True)
+    test = sp.test[sp.test["label"].notna()].reset_index(drop=True)
+    y = test["label"].to_numpy(float)
+    scores = {}
+    for name, known in (("oracle (frailty)", True), ("learnable oracle", False)):
+        scores[(name, "held")] = oracle_scores(c, test, known, horizon)[1]
+        scores[(name, "mix")] = oracle_day_mix(c, context, test, known, horizon)
+    cpu = 0.0
+    if bayes:
+        t0 = time.process_time()
+        m = HazardModel({}, dict(random_seed=seed))
+        m.fit(sp.train)
+        name = "Bayes hierarchical logit"
+        scores[(name, "held")] = m.predict(test, horizon=horizon)["risk"].to_numpy()
+        hz = {
+            k: m.predict(test.assign(match_day=md, rest_day=rd), horizon=1)["hazard"].to_numpy()
+            for k, (md, rd) in DAY_TYPES.items()
+        }
+        scores[(name, "mix")] = mix_risk(hz, day_type_shares(context, test), horizon)
+        cpu = time.process_time() - t0
+    rows = []
+    for (name, how), p in scores.items():
+        oe, slope = calibration(y, p) if name != "learnable oracle" else (np.nan, np.nan)
+        rows.append(
+            dict(athletes=n_athletes, acwr_effect=effect, frailty=frailty, seed=seed, method=name, day_type=how)
+            | dict(auc_label=roc_auc(y, p), oe=oe, slope=slope, events_test=int(test["event"].sum()))
+            | dict(cpu_s=cpu if name.startswith("Bayes") else 0.0)
+        )
+    return pd.DataFrame(rows)
 
 
 def _scores(y, ev, risk, daily, prob):
@@ -532,6 +616,32 @@ def _parse_cells(text):
     return out
 
 
+DAY_MIX_CELLS = [(300, 1.0, 0.5, "linear"), (300, 0.0, 0.0, "linear")]  # the BENCH cell, and no effect or frailty
+
+
+def run_day_mix(cells, first_seed, seeds, out=None):
+    "`--day-mix`: `day_mix_cell` over cells and seeds; prints the medians and writes the per-seed rows to `out`."
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    parts = [day_mix_cell(n, e, f, s) for n, e, f, _ in cells for s in range(first_seed, first_seed + seeds)]
+    t = pd.concat(parts, ignore_index=True)
+    if out:
+        t.to_csv(out, index=False)
+    keys = ["athletes", "acwr_effect", "frailty", "method", "day_type"]
+    med = t.groupby(keys, sort=False)[["auc_label", "oe", "slope"]].median().unstack("day_type")
+    with pd.option_context("display.width", 200):
+        print(med.round(3).to_string())
+    b = t[t["method"] == "Bayes hierarchical logit"].pivot_table(
+        index=["athletes", "acwr_effect", "frailty", "seed"], columns="day_type", values=["auc_label", "slope"]
+    )
+    print(
+        f"day-type mix against held, hierarchical Bayes over {len(b)} cohorts: slope {b['slope', 'held'].median():.3f} "
+        f"-> {b['slope', 'mix'].median():.3f}, AUC {b['auc_label', 'held'].median():.3f} -> "
+        f"{b['auc_label', 'mix'].median():.3f} (medians; {time.perf_counter() - t0:.0f} s)"
+    )
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 cells x 2 seeds and the hamstring row (CI)")
@@ -570,10 +680,18 @@ def main(argv=None):
         action="store_true",
         help="only add each seed's season O/E of the truth to the tables in --cell-dir that lack it, then stop",
     )
+    ap.add_argument(
+        "--day-mix",
+        action="store_true",
+        help="only compare today's day type held for the horizon with the athlete's mix (`day_mix_cell`) on --cells "
+        f"(default {DAY_MIX_CELLS}) over --seeds (default 2), written to --out, then stop",
+    )
     a = ap.parse_args(argv)
     if a.add_season_oe:
         print("added the season O/E of the truth to:", ", ".join(add_season_oe(a.cell_dir)) or "nothing")
         return 0
+    if a.day_mix:
+        return run_day_mix(_parse_cells(a.cells) if a.cells else DAY_MIX_CELLS, a.first_seed, a.seeds or 2, a.out)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cells = _parse_cells(a.cells) if a.cells else (QUICK_CELLS if a.quick else FULL_CELLS)
     draws = a.draws

@@ -73,6 +73,66 @@ def test_older_grid_tables_gain_the_season_oe(bench, tmp_path):
     assert bench.add_season_oe(tmp_path) == []
 
 
+def test_day_type_shares_count_the_athletes_own_last_28_days(bench):
+    """Shares of match, training and rest days among an athlete's days at risk in the 28 days up to each row, by hand:
+    days outside the window, other athletes and days not at risk (no row) do not count."""
+    d = pd.Timestamp("2026-01-01")
+    ctx = pd.DataFrame(
+        {
+            "athlete_id": ["a"] * 5 + ["b"] * 2,
+            "date": [
+                d,
+                d + pd.Timedelta(days=1),
+                d + pd.Timedelta(days=2),
+                d + pd.Timedelta(days=20),
+                d + pd.Timedelta(days=30),
+            ]
+            + [d, d + pd.Timedelta(days=1)],
+            "match_day": [1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0],
+            "rest_day": [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        }
+    )
+    rows = ctx.iloc[[4, 3, 6]]  # a on day 30 (window days 3..30: days 20 and 30), a on day 20 (all four), b on day 1
+    got = bench.day_type_shares(ctx, rows)
+    want = [[0.5, 0.5, 0.0], [0.5, 0.25, 0.25], [1.0, 0.0, 0.0]]  # match, training, rest
+    np.testing.assert_allclose(got[["share_match", "share_training", "share_rest"]].to_numpy(), want)
+
+
+def test_mix_risk_is_the_held_risk_when_every_day_is_alike(bench):
+    "All days of one type give the held 7-day risk 1-(1-h)^7; an even mix gives 1-(1-h_a)^3.5(1-h_b)^3.5."
+    h = {"match": np.array([0.02, 0.001]), "training": np.array([0.01, 0.0005]), "rest": np.array([0.004, 0.0002])}
+    only_training = pd.DataFrame({"share_match": [0.0, 0.0], "share_training": [1.0, 1.0], "share_rest": [0.0, 0.0]})
+    np.testing.assert_allclose(bench.mix_risk(h, only_training), 1 - (1 - h["training"]) ** 7)
+    half = pd.DataFrame({"share_match": [0.5, 0.5], "share_training": [0.0, 0.0], "share_rest": [0.5, 0.5]})
+    want = 1 - (1 - h["match"]) ** 3.5 * (1 - h["rest"]) ** 3.5
+    np.testing.assert_allclose(bench.mix_risk(h, half), want)
+
+
+def test_the_oracles_day_mix_differs_from_held_only_in_the_day_type(bench):
+    """On a cohort whose days are scored by the truth: a row whose athlete had only its own day type in the last 28
+    days keeps the held risk; the mix moves risks towards the athlete's usual week."""
+    c, tables, sp = bench.make_data(50, 1.0, 0.5, 0)
+    ctx = pd.concat([sp.train, sp.test], ignore_index=True)
+    test = sp.test[sp.test["label"].notna()].reset_index(drop=True)
+    held = bench.oracle_scores(c, test, True)[1]
+    mix = bench.oracle_day_mix(c, ctx, test, True)
+    sh = bench.day_type_shares(ctx, test)
+    assert len(mix) == len(test) and np.isfinite(mix).all() and not np.allclose(mix, held)
+    today = np.select([test["match_day"] == 1, test["rest_day"] == 1], ["match", "rest"], "training")
+    pure = sh.to_numpy().max(axis=1) == 1.0
+    same = pure & (
+        sh.to_numpy().argmax(axis=1) == pd.Series(today).map({"match": 0, "training": 1, "rest": 2}).to_numpy()
+    )
+    if same.any():
+        np.testing.assert_allclose(mix[same], held[same])
+    rest = test["rest_day"].to_numpy() == 1
+    assert (
+        np.median(mix[rest] / held[rest])
+        > 1
+        > np.median(mix[test["match_day"].to_numpy() == 1] / held[test["match_day"].to_numpy() == 1])
+    )
+
+
 def test_clopper_pearson_matches_scipy(bench):
     for k, n in [(0, 10), (9, 10), (85, 96), (96, 96)]:
         ci = binomtest(k, n).proportion_ci(0.95, method="exact")
