@@ -238,14 +238,14 @@ def mix_risk(hazards, shares, horizon=7):
     )
 
 
-def oracle_day_mix(c, context, test, frailty_known, horizon=7):
-    "The oracle's risk within `horizon` days with today's day type replaced by the athlete's mix (`mix_risk`)."
+def oracle_day_mix(c, shares, test, frailty_known, horizon=7):
+    "The oracle's risk within `horizon` days with today's day type replaced by the athlete's mix (`shares` from `day_type_shares`)."
     hp = c.truth.params
     effect = {"match": hp.beta_match, "training": 0.0, "rest": hp.beta_rest}
     eta, today = _oracle_eta(c, test, frailty_known)
     base = eta - pd.Series(today).map(effect).to_numpy()
     hz = {k: 1 / (1 + np.exp(-(base + e))) for k, e in effect.items()}
-    return mix_risk(hz, day_type_shares(context, test), horizon)
+    return mix_risk(hz, shares, horizon)
 
 
 def day_mix_cell(n_athletes, effect, frailty, seed, bayes=True, horizon=7):
@@ -259,10 +259,11 @@ def day_mix_cell(n_athletes, effect, frailty, seed, bayes=True, horizon=7):
     context = pd.concat([sp.train, sp.test], ignore_index=True)
     test = sp.test[sp.test["label"].notna()].reset_index(drop=True)
     y = test["label"].to_numpy(float)
+    shares = day_type_shares(context, test)
     scores = {}
     for name, known in (("oracle (frailty)", True), ("learnable oracle", False)):
         scores[(name, "held")] = oracle_scores(c, test, known, horizon)[1]
-        scores[(name, "mix")] = oracle_day_mix(c, context, test, known, horizon)
+        scores[(name, "mix")] = oracle_day_mix(c, shares, test, known, horizon)
     cpu = 0.0
     if bayes:
         t0 = time.process_time()
@@ -274,7 +275,7 @@ def day_mix_cell(n_athletes, effect, frailty, seed, bayes=True, horizon=7):
             k: m.predict(test.assign(match_day=md, rest_day=rd), horizon=1)["hazard"].to_numpy()
             for k, (md, rd) in DAY_TYPES.items()
         }
-        scores[(name, "mix")] = mix_risk(hz, day_type_shares(context, test), horizon)
+        scores[(name, "mix")] = mix_risk(hz, shares, horizon)
         cpu = time.process_time() - t0
     rows = []
     for (name, how), p in scores.items():
