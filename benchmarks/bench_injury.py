@@ -561,6 +561,53 @@ def summarise(t: pd.DataFrame) -> pd.DataFrame:
     return s.reset_index()
 
 
+GRID_DIR = Path(__file__).resolve().parent / "results" / "grid"  # where the committed full grid is kept
+GRID_FIGURE_METHODS = (
+    "oracle (frailty)",
+    "learnable oracle",
+    "Bayes hierarchical logit",
+    "GLM logistic",
+    "Keras sequence (LSTM)",
+    "ACWR rule 1.5",
+)
+
+
+def read_grid(folder=GRID_DIR) -> pd.DataFrame:
+    "Every seed of every cell kept in `folder` by `--cell-dir` (the per-seed tables, not their coverage rows)."
+    paths = sorted(
+        p for p in Path(folder).glob("*.csv") if not p.stem.endswith("_coverage") and not p.stem.startswith("null")
+    )
+    if not paths:
+        raise FileNotFoundError(f"no grid tables in {folder}: run with --cell-dir {folder} first")
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+
+
+def grid_figure(summary: pd.DataFrame, methods=GRID_FIGURE_METHODS):
+    "The linear cells of the grid at a glance: the 7-day label's AUC (median over seeds) of `methods`, a panel per squad size."
+    import matplotlib.pyplot as plt
+
+    s = summary[summary["scenario"] == "linear"]
+    sizes = sorted(s["athletes"].unique())
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.4 * len(sizes), 4.2), sharey=True, squeeze=False)
+    for ax, n in zip(axes[0], sizes):
+        d = s[s["athletes"] == n]
+        cells = d[["acwr_effect", "frailty"]].drop_duplicates().sort_values(["acwr_effect", "frailty"])
+        x = np.arange(len(cells))
+        for m in methods:
+            auc = cells.merge(d[d["method"] == m], on=["acwr_effect", "frailty"], how="left")["auc_label"]
+            ax.plot(x, auc, marker="o", ms=4, label=m, ls="--" if "oracle" in m else "-")
+        ax.set_xticks(x, [f"{e:g} / {f:g}" for e, f in cells.itertuples(index=False)], rotation=60, fontsize=8)
+        ax.axhline(0.5, color="grey", lw=0.8)
+        ax.set_title(f"{n:g} athletes", fontsize=10)
+        ax.set_xlabel("ACWR effect / frailty SD", fontsize=9)
+    axes[0, 0].set_ylabel("AUC of the 7-day label (test season)", fontsize=9)
+    fig.legend(
+        *axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(methods), fontsize=8, frameon=False
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
 def cell_files(folder, cell):
     "Where `--cell-dir` keeps a cell's per-seed table and its coverage rows: <folder>/<athletes>_<effect>_<frailty>_<truth>.csv."
     n, eff, fr, sc = cell
@@ -687,7 +734,18 @@ def main(argv=None):
         help="only compare today's day type held for the horizon with the athlete's mix (`day_mix_cell`) on --cells "
         f"(default {DAY_MIX_CELLS}) over --seeds (default 2), written to --out, then stop",
     )
+    ap.add_argument(
+        "--grid-figure",
+        default=None,
+        metavar="PNG",
+        help="only draw the grid kept in --cell-dir (default benchmarks/results/grid) as `grid_figure` to PNG, then stop",
+    )
     a = ap.parse_args(argv)
+    if a.grid_figure:
+        grid = read_grid(a.cell_dir or GRID_DIR)
+        grid_figure(summarise(grid)).savefig(a.grid_figure, dpi=100)
+        print(f"wrote {a.grid_figure}: {len(grid)} rows of {grid['athletes'].nunique()} squad sizes")
+        return 0
     if a.add_season_oe:
         print("added the season O/E of the truth to:", ", ".join(add_season_oe(a.cell_dir)) or "nothing")
         return 0

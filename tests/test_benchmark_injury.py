@@ -253,3 +253,28 @@ def test_a_grid_resumes_from_its_cell_folder(bench, tmp_path, capsys):
     pd.testing.assert_frame_equal(got, want[got.columns], check_exact=False, rtol=1e-9)
     k, n = sum(int(c["inside"].sum()) for _, c, _ in kept), sum(len(c) for _, c, _ in kept)
     assert f"coverage: {k} of {n} 94% intervals" in printed
+
+
+def test_the_grid_figure_draws_the_committed_grid_medians(bench, tmp_path, capsys):
+    grid = bench.read_grid()
+    assert sorted(grid["athletes"].unique()) == [75, 300, 1200]
+    summary = bench.summarise(grid)
+    fig = bench.grid_figure(summary)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["75 athletes", "300 athletes", "1200 athletes"]
+    big = panels[2]
+    hier = [ln for ln in big.get_lines() if ln.get_label() == "Bayes hierarchical logit"][0]
+    want = summary[
+        (summary["athletes"] == 1200)
+        & (summary["scenario"] == "linear")
+        & (summary["method"] == "Bayes hierarchical logit")
+    ].sort_values(["acwr_effect", "frailty"])["auc_label"]
+    assert len(want) == 9
+    np.testing.assert_allclose(hier.get_ydata(), want.to_numpy())
+    # the command line writes the same figure as a PNG
+    out = tmp_path / "grid.png"
+    assert bench.main(["--grid-figure", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"{len(grid)} rows of 3 squad sizes" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no grid tables in"):
+        bench.read_grid(tmp_path)
