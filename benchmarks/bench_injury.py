@@ -572,13 +572,15 @@ GRID_FIGURE_METHODS = (
 )
 
 
-def read_grid(folder=GRID_DIR) -> pd.DataFrame:
-    "Every seed of every cell kept in `folder` by `--cell-dir` (the per-seed tables, not their coverage rows)."
+def read_grid(folder=GRID_DIR, coverage=False) -> pd.DataFrame:
+    "Every seed of every cell kept in `folder` by `--cell-dir`: the per-seed tables, or with `coverage` their coverage rows."
     paths = sorted(
         p for p in Path(folder).glob("*.csv") if not p.stem.endswith("_coverage") and not p.stem.startswith("null")
     )
     if not paths:
         raise FileNotFoundError(f"no grid tables in {folder}: run with --cell-dir {folder} first")
+    if coverage:
+        paths = [p.with_name(p.stem + "_coverage.csv") for p in paths]
     return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
 
 

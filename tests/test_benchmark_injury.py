@@ -276,5 +276,7 @@ def test_the_grid_figure_draws_the_committed_grid_medians(bench, tmp_path, capsy
     assert bench.main(["--grid-figure", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"{len(grid)} rows of 3 squad sizes" in capsys.readouterr().out
+    cov = bench.read_grid(coverage=True)
+    assert set(cov.columns) >= {"parameter", "truth", "inside"} and len(cov) == 5442
     with pytest.raises(FileNotFoundError, match="no grid tables in"):
         bench.read_grid(tmp_path)
